@@ -1,0 +1,81 @@
+"""The real evaluation set: Yeh et al. 2020 LSMS clusters with Landsat histograms.
+
+Band order, scaling and bin edges follow the data release (../shared/data/README.md).
+"""
+from __future__ import annotations
+
+import pickle
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+BANDS = ("BLUE", "GREEN", "RED", "SWIR1", "SWIR2", "TEMP1", "NIR", "NIGHTLIGHTS")
+# Per-band standardization of the release (reflectance 0..1, TEMP1 in kelvin).
+BAND_MEANS = {
+    "BLUE": 0.062551, "GREEN": 0.090696, "RED": 0.105640, "SWIR1": 0.242577,
+    "SWIR2": 0.165792, "TEMP1": 299.495280, "NIR": 0.256701,
+    "DMSP": 5.105815, "VIIRS": 0.557793,
+}
+BAND_STDS = {
+    "BLUE": 0.023979, "GREEN": 0.032121, "RED": 0.051943, "SWIR1": 0.088163,
+    "SWIR2": 0.083826, "TEMP1": 4.678959, "NIR": 0.059025,
+    "DMSP": 31.688320, "VIIRS": 6.421816,
+}
+TILE_SIZE_PX = 224
+PIXEL_SIZE_M = 30.0
+FOLD_NAMES = ("A", "B", "C", "D", "E")
+
+
+@dataclass(frozen=True)
+class LsmsSet:
+    hists: np.ndarray  # [n, 8, 102] pixel counts
+    labels: np.ndarray  # [n] asset wealth index
+    locs: np.ndarray  # [n, 2] lat, lon
+    years: np.ndarray  # [n]
+    folds: dict  # fold -> {'train','val','test'} -> index array
+
+    def __len__(self) -> int:
+        return self.labels.size
+
+    def frequencies(self, bands: tuple[str, ...]) -> np.ndarray:
+        """Per-band histograms as frequencies, concatenated in ``bands`` order: [n, len(bands) * 102]."""
+        idx = [BANDS.index(b) for b in bands]
+        h = self.hists[:, idx, :].astype(np.float64)
+        return (h / h.sum(axis=2, keepdims=True)).reshape(len(self), -1)
+
+    def test_fold_of_each(self) -> np.ndarray:
+        """For every cluster, the number of the fold whose test split holds it."""
+        fold = np.full(len(self), -1, np.int64)
+        for i, name in enumerate(FOLD_NAMES):
+            fold[self.folds[name]["test"]] = i
+        if np.any(fold < 0):
+            raise ValueError("the test splits do not cover every cluster")
+        return fold
+
+
+class _ArrayOnlyUnpickler(pickle.Unpickler):
+    """Reads the folds file, which holds only dicts of numpy arrays; refuses anything else."""
+
+    _ALLOWED = {
+        ("numpy.core.multiarray", "_reconstruct"),
+        ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy", "ndarray"),
+        ("numpy", "dtype"),
+    }
+
+    def find_class(self, module: str, name: str):
+        if (module, name) not in self._ALLOWED:
+            raise pickle.UnpicklingError(f"refused to load {module}.{name} from the folds file")
+        return super().find_class(module, name)
+
+
+def load_lsms(directory: str | Path) -> LsmsSet:
+    directory = Path(directory)
+    with np.load(directory / "lsms_image_hists.npz", allow_pickle=False) as data:
+        hists, labels = data["image_hists"], data["labels"]
+        locs, years = data["locs"], data["years"]
+    with open(directory / "lsms_incountry_folds.pkl", "rb") as fh:
+        raw = _ArrayOnlyUnpickler(fh).load()
+    folds = {f: {s: np.asarray(ix, dtype=np.int64) for s, ix in raw[f].items()} for f in FOLD_NAMES}
+    return LsmsSet(hists=hists, labels=labels.astype(np.float64), locs=locs, years=years, folds=folds)

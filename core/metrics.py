@@ -1,0 +1,24 @@
+"""Scores, named as in the literature: r² is the squared Pearson correlation (Jean et
+al. 2016, Yeh et al. 2020), R² the coefficient of determination."""
+from __future__ import annotations
+
+import numpy as np
+
+
+def squared_pearson(y_true: np.ndarray, y_pred: np.ndarray) -> float:
+    """r²: squared Pearson correlation between observations and predictions."""
+    y_true = np.asarray(y_true, np.float64)
+    y_pred = np.asarray(y_pred, np.float64)
+    if y_true.std() == 0 or y_pred.std() == 0:
+        return 0.0
+    return float(np.corrcoef(y_true, y_pred)[0, 1] ** 2)
+
+
+def coefficient_of_determination(y_true: np.ndarray, y_pred: np.ndarray) -> float:
+    """R²: 1 - residual sum of squares / total sum of squares (can be negative)."""
+    y_true = np.asarray(y_true, np.float64)
+    y_pred = np.asarray(y_pred, np.float64)
+    total = np.sum((y_true - y_true.mean()) ** 2)
+    if total == 0:
+        return 0.0
+    return float(1.0 - np.sum((y_true - y_pred) ** 2) / total)

@@ -1,0 +1,205 @@
+"""The model file: one self-describing, versioned ``.povmodel`` file.
+
+A model file is a zip archive holding ``model.json`` (everything a person or a
+program needs to know: what it predicts, the bands and scaling it expects, pixel and
+tile size, the extractor, the regressor, training data and scores) and one ``.npy``
+array per tensor. Arrays are read with ``allow_pickle=False`` and JSON is plain data,
+so loading a model file never executes code from it. Entries carry a fixed timestamp,
+so the same model always gives the same bytes.
+"""
+from __future__ import annotations
+
+import io
+import json
+import os
+import tempfile
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .errors import ModelFileError
+from .features import FeatureExtractor, extractor_from_spec
+from .ridge import RidgeRegressor
+
+FORMAT_NAME = "poverty_mapper.model"
+FORMAT_VERSION = 1
+MODEL_SUFFIX = ".povmodel"
+_META_ENTRY = "model.json"
+_ZIP_TIME = (1980, 1, 1, 0, 0, 0)
+
+
+@dataclass(frozen=True)
+class Target:
+    """What a model predicts."""
+
+    name: str  # e.g. "asset wealth index"
+    unit: str  # e.g. "index (survey standard deviations)"
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class PovertyModel:
+    """Feature extractor + regressor + everything needed to apply them correctly."""
+
+    name: str
+    target: Target
+    bands: tuple[str, ...]  # band names, in the order the extractor expects them
+    input_scaling: str  # what pixel values the extractor expects, in words
+    pixel_size_m: float
+    tile_size_px: int
+    extractor: FeatureExtractor
+    regressor: RidgeRegressor
+    training: dict = field(default_factory=dict)
+    scores: dict = field(default_factory=dict)
+
+    @property
+    def tile_size_m(self) -> float:
+        return self.pixel_size_m * self.tile_size_px
+
+    def card(self) -> str:
+        """A short human-readable summary (what, from what, how good)."""
+        lines = [
+            f"{self.name}: predicts {self.target.name} ({self.target.unit}).",
+            f"Expects bands {', '.join(self.bands)} as {self.input_scaling}, "
+            f"tiles of {self.tile_size_px} px at {self.pixel_size_m:g} m ({self.tile_size_m / 1000:g} km).",
+            f"Features: {self.extractor.kind}; regressor: ridge (alpha {self.regressor.alpha:.4g}).",
+        ]
+        if self.training.get("data"):
+            lines.append(f"Trained on: {self.training['data']}.")
+        pooled = self.scores.get("pooled")
+        if pooled:
+            lines.append(
+                f"Cross-validated on {pooled.get('n', '?')} clusters: r² {pooled['r2']:.2f} "
+                f"(squared Pearson), R² {pooled['R2']:.2f} (coefficient of determination)."
+            )
+        return "\n".join(lines)
+
+
+def _jsonable(value):
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def save_model(model: PovertyModel, path: str | os.PathLike) -> Path:
+    """Write ``model`` to ``path`` atomically (temporary file, then rename)."""
+    path = Path(path)
+    ext_spec, ext_arrays = model.extractor.to_spec()
+    reg_spec, reg_arrays = model.regressor.to_spec()
+    meta = {
+        "format": FORMAT_NAME,
+        "format_version": FORMAT_VERSION,
+        "name": model.name,
+        "target": {"name": model.target.name, "unit": model.target.unit, "description": model.target.description},
+        "bands": list(model.bands),
+        "input_scaling": model.input_scaling,
+        "pixel_size_m": model.pixel_size_m,
+        "tile_size_px": model.tile_size_px,
+        "extractor": ext_spec,
+        "regressor": reg_spec,
+        "training": model.training,
+        "scores": model.scores,
+    }
+    arrays = {f"extractor/{k}": v for k, v in ext_arrays.items()}
+    arrays.update({f"regressor/{k}": v for k, v in reg_arrays.items()})
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as raw, zipfile.ZipFile(raw, "w", zipfile.ZIP_DEFLATED) as zf:
+            text = json.dumps(_jsonable(meta), indent=2, sort_keys=True, allow_nan=False)
+            zf.writestr(zipfile.ZipInfo(_META_ENTRY, _ZIP_TIME), text.encode("utf-8"), zipfile.ZIP_DEFLATED)
+            for name in sorted(arrays):
+                buf = io.BytesIO()
+                np.lib.format.write_array(buf, np.ascontiguousarray(arrays[name]), allow_pickle=False)
+                zf.writestr(zipfile.ZipInfo(f"{name}.npy", _ZIP_TIME), buf.getvalue(), zipfile.ZIP_DEFLATED)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def read_model_metadata(path: str | os.PathLike) -> dict:
+    """The JSON part of a model file, checked for format and version."""
+    meta, _ = _read(path, with_arrays=False)
+    return meta
+
+
+def load_model(path: str | os.PathLike) -> PovertyModel:
+    """Read a model file; raises :class:`ModelFileError` with a fix for any problem."""
+    meta, arrays = _read(path, with_arrays=True)
+    try:
+        ext_arrays = {k.split("/", 1)[1]: v for k, v in arrays.items() if k.startswith("extractor/")}
+        reg_arrays = {k.split("/", 1)[1]: v for k, v in arrays.items() if k.startswith("regressor/")}
+        extractor = extractor_from_spec(meta["extractor"], ext_arrays)
+        regressor = RidgeRegressor.from_spec(meta["regressor"], reg_arrays)
+        target = meta["target"]
+        model = PovertyModel(
+            name=str(meta["name"]),
+            target=Target(str(target["name"]), str(target["unit"]), str(target.get("description", ""))),
+            bands=tuple(str(b) for b in meta["bands"]),
+            input_scaling=str(meta["input_scaling"]),
+            pixel_size_m=float(meta["pixel_size_m"]),
+            tile_size_px=int(meta["tile_size_px"]),
+            extractor=extractor,
+            regressor=regressor,
+            training=dict(meta.get("training", {})),
+            scores=dict(meta.get("scores", {})),
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ModelFileError(f"{path}: the model file is incomplete or inconsistent ({exc}).") from exc
+    if model.extractor.n_features != model.regressor.n_features:
+        raise ModelFileError(
+            f"{path}: the extractor gives {model.extractor.n_features} features but the regressor "
+            f"expects {model.regressor.n_features}; the file is inconsistent."
+        )
+    return model
+
+
+def _read(path: str | os.PathLike, with_arrays: bool) -> tuple[dict, dict[str, np.ndarray]]:
+    path = Path(path)
+    if not path.is_file():
+        raise ModelFileError(f"Model file not found: {path}")
+    try:
+        with zipfile.ZipFile(path) as zf:
+            meta = json.loads(zf.read(_META_ENTRY).decode("utf-8"))
+            _check_format(path, meta)
+            arrays: dict[str, np.ndarray] = {}
+            if with_arrays:
+                for info in zf.infolist():
+                    if info.filename.endswith(".npy"):
+                        with zf.open(info) as fh:
+                            arrays[info.filename[:-4]] = np.lib.format.read_array(
+                                io.BytesIO(fh.read()), allow_pickle=False
+                            )
+    except ModelFileError:
+        raise
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, KeyError, EOFError, OSError) as exc:
+        raise ModelFileError(
+            f"{path} is not a readable poverty model file (damaged or not a .povmodel file: {exc})."
+        ) from exc
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ModelFileError(f"{path}: the model description is not valid JSON ({exc}).") from exc
+    except ValueError as exc:  # e.g. an array stored with pickled objects
+        raise ModelFileError(f"{path}: refused an array that is not plain numeric data ({exc}).") from exc
+    return meta, arrays
+
+
+def _check_format(path: Path, meta: object) -> None:
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT_NAME:
+        raise ModelFileError(f"{path} is not a poverty model file (no '{FORMAT_NAME}' header).")
+    version = meta.get("format_version")
+    if not isinstance(version, int):
+        raise ModelFileError(f"{path}: the model file has no valid format version.")
+    if version > FORMAT_VERSION:
+        raise ModelFileError(
+            f"{path} was written in model format {version}, newer than this plugin reads "
+            f"({FORMAT_VERSION}); update the Poverty Mapper plugin."
+        )

@@ -1,0 +1,174 @@
+"""The grid of tiles over a region of a raster.
+
+Each output cell holds the estimate for the tile centred on it. With the stride equal
+to the tile size the tiles are a plain non-overlapping grid; a smaller stride gives a
+finer output from overlapping tiles. All sizes here are in the raster's own pixels,
+which need not be square in metres (a geographic CRS): x and y are kept apart.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Iterator
+
+from affine import Affine
+from rasterio.crs import CRS
+from rasterio.windows import Window
+
+from .errors import PovertyMapperError
+
+# Metres per degree of latitude, and of longitude at the equator (WGS 84 mean values).
+_M_PER_DEG_LAT = 110_574.0
+_M_PER_DEG_LON_EQUATOR = 111_320.0
+
+
+@dataclass(frozen=True)
+class PixelWindow:
+    """A rectangle of whole raster pixels (may reach outside the raster)."""
+
+    col_off: int
+    row_off: int
+    width: int
+    height: int
+
+    def intersection(self, width: int, height: int) -> "PixelWindow | None":
+        """The part inside a raster of ``width`` x ``height`` pixels, or None."""
+        c0, r0 = max(self.col_off, 0), max(self.row_off, 0)
+        c1 = min(self.col_off + self.width, width)
+        r1 = min(self.row_off + self.height, height)
+        if c1 <= c0 or r1 <= r0:
+            return None
+        return PixelWindow(c0, r0, c1 - c0, r1 - r0)
+
+    def to_rasterio(self) -> Window:
+        return Window(self.col_off, self.row_off, self.width, self.height)
+
+
+def pixel_size_m(transform: Affine, crs: CRS | None, centre_y: float) -> tuple[float, float]:
+    """Size of one raster pixel in metres (x, y); ``centre_y`` is used for degrees."""
+    px, py = abs(transform.a), abs(transform.e)
+    if transform.b or transform.d:
+        raise PovertyMapperError(
+            "The raster is rotated; warp it to a north-up grid (Raster > Projections > Warp) first."
+        )
+    if crs is None:
+        raise PovertyMapperError(
+            "The raster has no coordinate reference system; assign one "
+            "(Layer Properties > Source) so tile sizes in metres can be computed."
+        )
+    if crs.is_geographic:
+        lat = max(min(centre_y, 89.0), -89.0)
+        return (
+            px * _M_PER_DEG_LON_EQUATOR * math.cos(math.radians(lat)),
+            py * _M_PER_DEG_LAT,
+        )
+    factor = crs.linear_units_factor[1] if crs.linear_units_factor else 1.0
+    return px * factor, py * factor
+
+
+def region_window(
+    transform: Affine,
+    width: int,
+    height: int,
+    bounds: tuple[float, float, float, float] | None = None,
+) -> PixelWindow:
+    """Whole raster pixels covering ``bounds`` (minx, miny, maxx, maxy), clipped to the raster."""
+    full = PixelWindow(0, 0, width, height)
+    if bounds is None:
+        return full
+    minx, miny, maxx, maxy = bounds
+    if not (maxx > minx and maxy > miny):
+        raise PovertyMapperError("The requested extent is empty; draw or enter a larger one.")
+    inv = ~transform
+    cols, rows = zip(*(inv * (x, y) for x in (minx, maxx) for y in (miny, maxy)))
+    c0, c1 = math.floor(min(cols) + 1e-9), math.ceil(max(cols) - 1e-9)
+    r0, r1 = math.floor(min(rows) + 1e-9), math.ceil(max(rows) - 1e-9)
+    clipped = PixelWindow(c0, r0, c1 - c0, r1 - r0).intersection(width, height)
+    if clipped is None:
+        raise PovertyMapperError(
+            "The requested extent does not overlap the raster; choose an extent inside the layer."
+        )
+    return clipped
+
+
+@dataclass(frozen=True)
+class TileGrid:
+    """Output cells over ``region`` with the tile of each cell centred on it.
+
+    ``tile_*`` and ``step_*`` are in raster pixels (floats: a tile of 6720 m is
+    1344 pixels of 5 m or 224 of 30 m). One output cell is ``step`` pixels wide.
+    """
+
+    raster_transform: Affine
+    region: PixelWindow
+    tile_x: float
+    tile_y: float
+    step_x: float
+    step_y: float
+
+    def __post_init__(self) -> None:
+        if min(self.tile_x, self.tile_y, self.step_x, self.step_y) <= 0:
+            raise ValueError("tile and step sizes must be positive")
+
+    @property
+    def width(self) -> int:
+        return max(1, math.ceil(self.region.width / self.step_x - 1e-9))
+
+    @property
+    def height(self) -> int:
+        return max(1, math.ceil(self.region.height / self.step_y - 1e-9))
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.height, self.width
+
+    def __len__(self) -> int:
+        return self.width * self.height
+
+    @property
+    def transform(self) -> Affine:
+        """Georeferencing of the output raster (one pixel per cell)."""
+        return (
+            self.raster_transform
+            * Affine.translation(self.region.col_off, self.region.row_off)
+            * Affine.scale(self.step_x, self.step_y)
+        )
+
+    def tile_window(self, row: int, col: int) -> PixelWindow:
+        """Raster pixels of the tile centred on output cell (row, col)."""
+        cx = self.region.col_off + (col + 0.5) * self.step_x
+        cy = self.region.row_off + (row + 0.5) * self.step_y
+        w, h = max(1, round(self.tile_x)), max(1, round(self.tile_y))
+        return PixelWindow(round(cx - self.tile_x / 2), round(cy - self.tile_y / 2), w, h)
+
+    def cells(self) -> Iterator[tuple[int, int]]:
+        """Output cells in row-major order."""
+        for row in range(self.height):
+            for col in range(self.width):
+                yield row, col
+
+
+def tile_grid_for(
+    transform: Affine,
+    crs: CRS | None,
+    region: PixelWindow,
+    tile_size_m: float,
+    stride_m: float | None = None,
+) -> TileGrid:
+    """The grid for a model's tile size (and an optional finer stride) in metres."""
+    centre_y = (transform * (region.col_off + region.width / 2, region.row_off + region.height / 2))[1]
+    mx, my = pixel_size_m(transform, crs, centre_y)
+    stride_m = tile_size_m if not stride_m else stride_m
+    if stride_m > tile_size_m:
+        raise PovertyMapperError(
+            f"The stride ({stride_m:g} m) is larger than the tile ({tile_size_m:g} m); "
+            "use a stride no larger than the tile so every place is covered."
+        )
+    return TileGrid(
+        raster_transform=transform,
+        region=region,
+        tile_x=tile_size_m / mx,
+        tile_y=tile_size_m / my,
+        step_x=stride_m / mx,
+        step_y=stride_m / my,
+    )

@@ -1,0 +1,83 @@
+"""Train the bundled default model on the real LSMS set (deterministic).
+
+    python scripts/train_default_model.py [--data ../shared/data/real/yeh2020_lsms]
+                                          [--out resources/models/default.povmodel]
+
+Per-band histograms of Landsat BLUE, GREEN, RED (as in the Yeh et al. 2020 release)
+-> ridge regression to the cluster asset-wealth index. Scores come from the
+release's fixed folds (alpha chosen on each fold's val split, refit on train+val,
+scored on test, pooled); the shipped model is then fit on all clusters with the alpha
+that cross-validates best over the five test splits.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from _bootstrap import ROOT, import_plugin_package
+
+import_plugin_package()
+from poverty_mapper.core import lsms  # noqa: E402
+from poverty_mapper.core.evaluation import evaluate_on_folds  # noqa: E402
+from poverty_mapper.core.features import YEH_BIN_EDGES, HistogramExtractor  # noqa: E402
+from poverty_mapper.core.model_file import PovertyModel, Target, save_model  # noqa: E402
+from poverty_mapper.core.ridge import fit_ridge_cv  # noqa: E402
+
+DEFAULT_DATA = ROOT.parent / "shared" / "data" / "real" / "yeh2020_lsms"
+DEFAULT_OUT = ROOT / "resources" / "models" / "default.povmodel"
+BANDS = ("BLUE", "GREEN", "RED")
+
+
+def build_default_model(data_dir: Path) -> PovertyModel:
+    data = lsms.load_lsms(data_dir)
+    x = data.frequencies(BANDS)
+    scores = evaluate_on_folds(x, data.labels, data.folds)
+    regressor = fit_ridge_cv(x, data.labels, data.test_fold_of_each())
+    extractor = HistogramExtractor(
+        [lsms.BAND_MEANS[b] for b in BANDS], [lsms.BAND_STDS[b] for b in BANDS], YEH_BIN_EDGES
+    )
+    return PovertyModel(
+        name="LSMS Africa RGB histogram ridge v1",
+        target=Target(
+            name="asset wealth index",
+            unit="LSMS asset index",
+            description=(
+                "Cluster-level asset wealth index of the LSMS surveys (Ethiopia, Malawi, "
+                "Nigeria, Tanzania, Uganda, 2005-2016); 0 is about the survey mean, higher is wealthier."
+            ),
+        ),
+        bands=BANDS,
+        input_scaling="Landsat surface reflectance 0-1",
+        pixel_size_m=lsms.PIXEL_SIZE_M,
+        tile_size_px=lsms.TILE_SIZE_PX,
+        extractor=extractor,
+        regressor=regressor,
+        training={
+            "data": (
+                f"{len(data)} LSMS cluster-years (Yeh et al. 2020 release), Landsat 224x224 px "
+                "tiles at 30 m centred on each cluster"
+            ),
+            "script": "scripts/train_default_model.py",
+            "features": "per-band histograms (102 bins on standardized reflectance) of BLUE, GREEN, RED, as frequencies",
+            "license": "data MIT (Yeh et al. 2020 release)",
+        },
+        scores=scores,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    args = parser.parse_args(argv)
+    model = build_default_model(args.data)
+    save_model(model, args.out)
+    sys.stdout.write(model.card() + "\n")
+    sys.stdout.write(json.dumps(model.scores["pooled"]) + f"\nwritten: {args.out}\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
