@@ -1,0 +1,36 @@
+# Poverty Mapper: the two commands a fresh Debian 12 machine needs are `make demo`
+# and `make test`; both install what they need first.
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+SITE := $(VENV)/lib/python3.11/site-packages
+PLUGIN_DIR := build/plugins
+QGIS_PROCESS := /usr/bin/qgis_process.bin
+export QT_QPA_PLATFORM := offscreen
+
+.PHONY: setup demo test model clean
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt scripts/install_system.sh
+	scripts/install_system.sh
+	[ -x $(PY) ] || /usr/bin/python3.11 -m venv --system-site-packages $(VENV)
+	$(PY) -m pip install -q -r requirements-dev.txt
+	touch $@
+
+# Registers this checkout as the plugin `poverty_mapper` for qgis_process.
+$(PLUGIN_DIR)/poverty_mapper:
+	mkdir -p $(PLUGIN_DIR)
+	ln -sfn "$(CURDIR)" $@
+
+demo: setup $(PLUGIN_DIR)/poverty_mapper
+	QGIS_PROCESS=$(QGIS_PROCESS) PLUGIN_DIR=$(PLUGIN_DIR) SITE=$(SITE) PY=$(PY) scripts/demo.sh
+
+test: setup
+	$(PY) -m pytest
+
+model: setup
+	$(PY) scripts/train_default_model.py
+
+clean:
+	rm -rf build out .pytest_cache .hypothesis

@@ -1,0 +1,83 @@
+"""A PNG quicklook of an estimate raster: the map in colour with a titled legend,
+optionally beside the true-colour image it was made from."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import rasterio
+from rasterio.enums import Resampling
+
+MAX_SIDE = 1200  # pixels of the image panel; larger scenes are read decimated
+
+
+def _true_colour(path: str | Path, band_indexes: tuple[int, int, int]) -> tuple[np.ndarray, tuple]:
+    with rasterio.open(path) as ds:
+        factor = max(1, int(np.ceil(max(ds.width, ds.height) / MAX_SIDE)))
+        shape = (3, ds.height // factor, ds.width // factor)
+        rgb = ds.read(list(band_indexes), out_shape=shape, resampling=Resampling.average).astype(np.float64)
+        bounds = ds.bounds
+    valid = np.all(rgb > 0, axis=0)
+    out = np.zeros(rgb.shape[1:] + (3,))
+    for i in range(3):
+        values = rgb[i][valid]
+        if values.size:
+            lo, hi = np.percentile(values, (2, 98))
+            out[..., i] = np.clip((rgb[i] - lo) / max(hi - lo, 1e-9), 0, 1)
+    return out, (bounds.left, bounds.right, bounds.bottom, bounds.top)
+
+
+def write_quicklook(
+    estimate_path: str | Path,
+    png_path: str | Path,
+    image_path: str | Path | None = None,
+    image_bands: tuple[int, int, int] | None = None,
+) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    with rasterio.open(estimate_path) as ds:
+        values = ds.read(1, masked=True)
+        b = ds.bounds
+        tags = ds.tags()
+        title = ds.descriptions[0] or "estimate"
+    extent = (b.left, b.right, b.bottom, b.top)
+    panels = 2 if image_path else 1
+    fig, axes = plt.subplots(1, panels, figsize=(6.5 * panels, 6.2), squeeze=False, constrained_layout=True)
+    if image_path:
+        bands = image_bands or _guess_rgb_bands(image_path, tags)
+        rgb, img_extent = _true_colour(image_path, bands)
+        ax = axes[0, 0]
+        ax.imshow(rgb, extent=img_extent)
+        ax.set_title(f"Image: {Path(image_path).name}", fontsize=9)
+        ax.set_xlim(extent[0], extent[1])
+        ax.set_ylim(extent[2], extent[3])
+    ax = axes[0, -1]
+    im = ax.imshow(values, extent=extent, cmap="RdYlBu", interpolation="nearest")
+    cbar = fig.colorbar(im, ax=ax, shrink=0.8)
+    cbar.set_label(title)
+    ax.set_title(
+        f"Poverty map: {tags.get('QUANTITY', 'estimate')}\nmodel: {tags.get('MODEL', '?')}, "
+        f"cell {tags.get('CELL_SIZE_M', '?')} m (grey = no data)",
+        fontsize=9,
+    )
+    ax.set_facecolor("#bbbbbb")
+    for a in axes[0]:
+        a.tick_params(labelsize=7)
+    fig.text(0.01, 0.005, "Model estimates, not survey measurements: compare places, not absolute values.", fontsize=7)
+    png_path = Path(png_path)
+    png_path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(png_path, dpi=110)
+    plt.close(fig)
+    return png_path
+
+
+def _guess_rgb_bands(image_path: str | Path, tags: dict) -> tuple[int, int, int]:
+    """Red, green, blue band numbers: from the estimate's SOURCE_BANDS (model order
+    blue, green, red) when present, else the first three bands reversed."""
+    source = [int(b) for b in tags.get("SOURCE_BANDS", "").split(",") if b.strip()]
+    if len(source) == 3:
+        return source[2], source[1], source[0]
+    return 3, 2, 1

@@ -1,0 +1,59 @@
+"""Wires the plugin into QGIS: the Processing provider, the dock and its action."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from qgis.core import QgsApplication
+from qgis.PyQt.QtCore import QCoreApplication, Qt
+from qgis.PyQt.QtGui import QIcon
+from qgis.PyQt.QtWidgets import QAction
+
+from .provider.provider import PovertyMapperProvider
+
+ICON = str(Path(__file__).resolve().parent / "resources" / "icon.svg")
+
+
+class PovertyMapperPlugin:
+    def __init__(self, iface):
+        self.iface = iface
+        self.provider: PovertyMapperProvider | None = None
+        self.dock = None
+        self.action: QAction | None = None
+
+    @staticmethod
+    def tr(text: str) -> str:
+        return QCoreApplication.translate("PovertyMapper", text)
+
+    def initProcessing(self) -> None:  # noqa: N802 (QGIS API; also called headless by qgis_process)
+        if self.provider is None:
+            self.provider = PovertyMapperProvider()
+            QgsApplication.processingRegistry().addProvider(self.provider)
+
+    def initGui(self) -> None:  # noqa: N802 (QGIS API)
+        self.initProcessing()
+        from .ui.dock import PovertyDock
+
+        self.dock = PovertyDock(self.iface)
+        self.iface.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.dock)
+        self.action = QAction(QIcon(ICON), self.tr("Poverty Mapper"), self.iface.mainWindow())
+        self.action.setCheckable(True)
+        self.action.setChecked(self.dock.isVisible())
+        self.action.toggled.connect(self.dock.setVisible)
+        self.dock.visibilityChanged.connect(self.action.setChecked)
+        self.iface.addRasterToolBarIcon(self.action)
+        self.iface.addPluginToRasterMenu(self.tr("Poverty Mapper"), self.action)
+
+    def unload(self) -> None:
+        if self.action is not None:
+            self.iface.removePluginRasterMenu(self.tr("Poverty Mapper"), self.action)
+            self.iface.removeRasterToolBarIcon(self.action)
+            self.action.deleteLater()
+            self.action = None
+        if self.dock is not None:
+            self.dock.cancel()
+            self.iface.removeDockWidget(self.dock)
+            self.dock.deleteLater()
+            self.dock = None
+        if self.provider is not None:
+            QgsApplication.processingRegistry().removeProvider(self.provider)
+            self.provider = None

@@ -1,0 +1,1 @@
+"""QGIS Processing front end over the engine."""

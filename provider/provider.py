@@ -1,0 +1,34 @@
+"""The Processing provider ``povertymapper``."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from qgis.core import QgsProcessingProvider
+from qgis.PyQt.QtGui import QIcon
+
+from . import message_log
+from .predict_algorithm import PredictAlgorithm
+
+ICON = Path(__file__).resolve().parents[1] / "resources" / "icon.svg"
+
+
+class PovertyMapperProvider(QgsProcessingProvider):
+    def __init__(self) -> None:
+        super().__init__()
+        message_log.install()
+
+    def id(self) -> str:
+        return "povertymapper"
+
+    def name(self) -> str:
+        return self.tr("Poverty Mapper")
+
+    def longName(self) -> str:  # noqa: N802 (QGIS API)
+        return self.tr("Poverty Mapper: poverty estimates from satellite imagery")
+
+    def icon(self) -> QIcon:
+        return QIcon(str(ICON))
+
+    def loadAlgorithms(self) -> None:  # noqa: N802 (QGIS API)
+        for algorithm in (PredictAlgorithm(),):
+            self.addAlgorithm(algorithm)
