@@ -33,3 +33,18 @@ def default_model():
     from poverty_mapper.core.model_file import load_model
 
     return load_model(DEFAULT_MODEL_PATH)
+
+
+@pytest.fixture(scope="session")
+def poverty_provider(qgis_processing):
+    """The plugin's Processing provider, registered once; the registry does not own
+    it, so this fixture keeps the Python object alive for the whole session."""
+    from qgis.core import QgsApplication
+
+    from poverty_mapper.provider.provider import PovertyMapperProvider
+
+    provider = PovertyMapperProvider()
+    registry = QgsApplication.processingRegistry()
+    assert registry.addProvider(provider)
+    yield provider
+    registry.removeProvider(provider)

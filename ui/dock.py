@@ -25,7 +25,7 @@ from qgis.core import (
 )
 from qgis.gui import QgsFileWidget
 from qgis.PyQt import uic
-from qgis.PyQt.QtCore import QCoreApplication
+from qgis.PyQt.QtCore import QCoreApplication, pyqtSignal
 from qgis.PyQt.QtWidgets import QDockWidget
 
 from ..core.defaults import DEFAULT_MODEL_PATH
@@ -69,6 +69,8 @@ class _CollectingFeedback(QgsProcessingFeedback):
 
 
 class PovertyDock(QDockWidget, FORM_CLASS):
+    finished = pyqtSignal(bool)  # a run ended: True when its layer was added
+
     def __init__(self, iface, parent=None):
         super().__init__(parent)
         self.setupUi(self)
@@ -163,16 +165,19 @@ class PovertyDock(QDockWidget, FORM_CLASS):
             )
             self.statusLabel.setText(message)
             self._show_error(message)
+            self.finished.emit(False)
             return
         quantity, unit = self._model_meta or ("estimate", "")
         layer = QgsRasterLayer(results["OUTPUT"], layer_name(quantity, unit))
         if not layer.isValid():
             self._show_error(tr("The prediction ran but its output cannot be opened: {}").format(results["OUTPUT"]))
+            self.finished.emit(False)
             return
         apply_poverty_style(layer, quantity, unit)
         QgsProject.instance().addMapLayer(layer)
         self.progressBar.setValue(100)
         self.statusLabel.setText(tr("Done: {}").format(results["OUTPUT"]))
+        self.finished.emit(True)
 
     def _show_error(self, message: str) -> None:
         QgsMessageLog.logMessage(message, LOG_TAG, Qgis.Critical)

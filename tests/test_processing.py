@@ -1,0 +1,96 @@
+"""The Processing algorithm, run through QGIS's Processing framework on real scenes."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import rasterio
+from qgis.core import QgsApplication, QgsProcessingException, QgsRasterLayer, QgsReferencedRectangle, QgsRectangle, QgsCoordinateReferenceSystem, QgsVectorLayer, QgsFeature, QgsGeometry, QgsProject
+
+from conftest import PARANA_SCENE, ROOT
+
+SAMPLE = ROOT / "resources" / "sample" / "parana_landsat8_l1_rgb_30m.tif"
+
+
+@pytest.fixture()
+def provider(poverty_provider):
+    return poverty_provider
+
+
+def test_provider_lists_predict(provider):
+    algorithm = QgsApplication.processingRegistry().algorithmById("povertymapper:predict")
+    assert algorithm is not None
+    names = [p.name() for p in algorithm.parameterDefinitions()]
+    for key in ("INPUT", "MODEL", "EXTENT", "MASK", "DEVICE", "STRIDE", "OUTPUT"):
+        assert key in names
+    assert algorithm.shortHelpString()
+
+
+def test_predict_on_real_scene(provider, real_data, tmp_path):
+    import processing
+
+    out = tmp_path / "poverty.tif"
+    result = processing.run(
+        "povertymapper:predict",
+        {"INPUT": str(PARANA_SCENE), "MODEL": "", "OUTPUT": str(out)},
+    )
+    assert result["OUTPUT"] == str(out)
+    with rasterio.open(PARANA_SCENE) as src, rasterio.open(out) as dst:
+        assert dst.crs == src.crs
+        assert dst.transform.c == pytest.approx(src.transform.c)
+        assert dst.transform.f == pytest.approx(src.transform.f)
+        assert dst.transform.a == pytest.approx(224 * 30.0)
+        assert (dst.width, dst.height) == (int(np.ceil(src.width / 224)), int(np.ceil(src.height / 224)))
+        values = dst.read(1, masked=True)
+        assert dst.tags()["QUANTITY"] == "asset wealth index"
+    # The scene's fill corner (about 16% of pixels) gives nodata cells; the rest is estimated.
+    assert 0 < values.mask.sum() < values.size
+    assert np.all(np.isfinite(values.compressed()))
+    # Estimates of an asset index: a spread, within the range seen in the survey labels.
+    assert values.std() > 0.01
+    assert -3 < values.min() and values.max() < 3
+
+
+def test_predict_with_extent_in_another_crs_and_mask(provider, real_data, tmp_path):
+    import processing
+
+    layer = QgsRasterLayer(str(SAMPLE), "sample")
+    e = layer.extent()
+    # The western half of the sample, given in WGS 84.
+    half = QgsRectangle(e.xMinimum(), e.yMinimum(), e.center().x(), e.yMaximum())
+    wgs84 = QgsCoordinateReferenceSystem("EPSG:4326")
+    from qgis.core import QgsCoordinateTransform
+
+    to_wgs = QgsCoordinateTransform(layer.crs(), wgs84, QgsProject.instance())
+    extent = QgsReferencedRectangle(to_wgs.transformBoundingBox(half), wgs84)
+    mask = QgsVectorLayer(f"Polygon?crs={layer.crs().authid()}", "mask", "memory")
+    feature = QgsFeature()
+    quarter = QgsRectangle(e.xMinimum(), e.center().y(), e.center().x(), e.yMaximum())
+    feature.setGeometry(QgsGeometry.fromRect(quarter))
+    mask.dataProvider().addFeatures([feature])
+
+    out = tmp_path / "masked.tif"
+    processing.run(
+        "povertymapper:predict",
+        {"INPUT": str(SAMPLE), "EXTENT": extent, "MASK": mask, "STRIDE": 1920, "OUTPUT": str(out)},
+    )
+    with rasterio.open(out) as dst:
+        values = dst.read(1, masked=True)
+        b = dst.bounds
+    # The extent covers (a little more than, after reprojection) the western half.
+    assert b.left <= e.xMinimum() + 30
+    assert b.right < e.xMaximum() - 0.3 * e.width()
+    # Only the north-west quarter (the mask) is estimated.
+    north, south = values[: values.shape[0] // 2 - 1], values[values.shape[0] // 2 + 1 :]
+    assert north.count() > 0
+    assert south.count() == 0
+
+
+def test_wrong_band_list_is_a_clear_error(provider, real_data, tmp_path):
+    import processing
+
+    with pytest.raises(QgsProcessingException, match="band"):
+        processing.run(
+            "povertymapper:predict",
+            {"INPUT": str(SAMPLE), "BANDS": "1,2", "OUTPUT": str(tmp_path / "x.tif")},
+        )
+    assert not (tmp_path / "x.tif").exists()
