@@ -12,13 +12,13 @@ from __future__ import annotations
 import io
 import json
 import os
-import tempfile
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from .atomic import atomic_output
 from .errors import ModelFileError
 from .features import FeatureExtractor, extractor_from_spec
 from .ridge import RidgeRegressor
@@ -44,13 +44,13 @@ class PovertyModel:
     """Feature extractor + regressor + everything needed to apply them correctly."""
 
     name: str
-    target: Target
+    target: Target | None  # None for a feature extractor alone (a trained proxy CNN)
     bands: tuple[str, ...]  # band names, in the order the extractor expects them
     input_scaling: str  # what pixel values the extractor expects, in words
     pixel_size_m: float
     tile_size_px: int
     extractor: FeatureExtractor
-    regressor: RidgeRegressor
+    regressor: RidgeRegressor | None  # None until fitted on survey clusters
     training: dict = field(default_factory=dict)
     scores: dict = field(default_factory=dict)
 
@@ -58,13 +58,23 @@ class PovertyModel:
     def tile_size_m(self) -> float:
         return self.pixel_size_m * self.tile_size_px
 
+    @property
+    def can_predict(self) -> bool:
+        return self.regressor is not None and self.target is not None
+
     def card(self) -> str:
         """A short human-readable summary (what, from what, how good)."""
+        if self.can_predict:
+            what = f"predicts {self.target.name} ({self.target.unit})"
+            how = f"Features: {self.extractor.kind}; regressor: ridge (alpha {self.regressor.alpha:.4g})."
+        else:
+            what = "a feature extractor only (fit it on survey clusters before mapping)"
+            how = f"Features: {self.extractor.kind} ({self.extractor.n_features} per tile)."
         lines = [
-            f"{self.name}: predicts {self.target.name} ({self.target.unit}).",
+            f"{self.name}: {what}.",
             f"Expects bands {', '.join(self.bands)} as {self.input_scaling}, "
             f"tiles of {self.tile_size_px} px at {self.pixel_size_m:g} m ({self.tile_size_m / 1000:g} km).",
-            f"Features: {self.extractor.kind}; regressor: ridge (alpha {self.regressor.alpha:.4g}).",
+            how,
         ]
         if self.training.get("data"):
             lines.append(f"Trained on: {self.training['data']}.")
@@ -91,12 +101,13 @@ def save_model(model: PovertyModel, path: str | os.PathLike) -> Path:
     """Write ``model`` to ``path`` atomically (temporary file, then rename)."""
     path = Path(path)
     ext_spec, ext_arrays = model.extractor.to_spec()
-    reg_spec, reg_arrays = model.regressor.to_spec()
+    reg_spec, reg_arrays = model.regressor.to_spec() if model.regressor is not None else (None, {})
+    target = model.target
     meta = {
         "format": FORMAT_NAME,
         "format_version": FORMAT_VERSION,
         "name": model.name,
-        "target": {"name": model.target.name, "unit": model.target.unit, "description": model.target.description},
+        "target": None if target is None else {"name": target.name, "unit": target.unit, "description": target.description},
         "bands": list(model.bands),
         "input_scaling": model.input_scaling,
         "pixel_size_m": model.pixel_size_m,
@@ -110,19 +121,13 @@ def save_model(model: PovertyModel, path: str | os.PathLike) -> Path:
     arrays.update({f"regressor/{k}": v for k, v in reg_arrays.items()})
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as raw, zipfile.ZipFile(raw, "w", zipfile.ZIP_DEFLATED) as zf:
-            text = json.dumps(_jsonable(meta), indent=2, sort_keys=True, allow_nan=False)
-            zf.writestr(zipfile.ZipInfo(_META_ENTRY, _ZIP_TIME), text.encode("utf-8"), zipfile.ZIP_DEFLATED)
-            for name in sorted(arrays):
-                buf = io.BytesIO()
-                np.lib.format.write_array(buf, np.ascontiguousarray(arrays[name]), allow_pickle=False)
-                zf.writestr(zipfile.ZipInfo(f"{name}.npy", _ZIP_TIME), buf.getvalue(), zipfile.ZIP_DEFLATED)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_output(path) as tmp, zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as zf:
+        text = json.dumps(_jsonable(meta), indent=2, sort_keys=True, allow_nan=False)
+        zf.writestr(zipfile.ZipInfo(_META_ENTRY, _ZIP_TIME), text.encode("utf-8"), zipfile.ZIP_DEFLATED)
+        for name in sorted(arrays):
+            buf = io.BytesIO()
+            np.lib.format.write_array(buf, np.ascontiguousarray(arrays[name]), allow_pickle=False)
+            zf.writestr(zipfile.ZipInfo(f"{name}.npy", _ZIP_TIME), buf.getvalue(), zipfile.ZIP_DEFLATED)
     return path
 
 
@@ -139,11 +144,11 @@ def load_model(path: str | os.PathLike) -> PovertyModel:
         ext_arrays = {k.split("/", 1)[1]: v for k, v in arrays.items() if k.startswith("extractor/")}
         reg_arrays = {k.split("/", 1)[1]: v for k, v in arrays.items() if k.startswith("regressor/")}
         extractor = extractor_from_spec(meta["extractor"], ext_arrays)
-        regressor = RidgeRegressor.from_spec(meta["regressor"], reg_arrays)
-        target = meta["target"]
+        regressor = None if meta.get("regressor") is None else RidgeRegressor.from_spec(meta["regressor"], reg_arrays)
+        target = meta.get("target")
         model = PovertyModel(
             name=str(meta["name"]),
-            target=Target(str(target["name"]), str(target["unit"]), str(target.get("description", ""))),
+            target=None if target is None else Target(str(target["name"]), str(target["unit"]), str(target.get("description", ""))),
             bands=tuple(str(b) for b in meta["bands"]),
             input_scaling=str(meta["input_scaling"]),
             pixel_size_m=float(meta["pixel_size_m"]),
@@ -155,7 +160,7 @@ def load_model(path: str | os.PathLike) -> PovertyModel:
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise ModelFileError(f"{path}: the model file is incomplete or inconsistent ({exc}).") from exc
-    if model.extractor.n_features != model.regressor.n_features:
+    if model.regressor is not None and model.extractor.n_features != model.regressor.n_features:
         raise ModelFileError(
             f"{path}: the extractor gives {model.extractor.n_features} features but the regressor "
             f"expects {model.regressor.n_features}; the file is inconsistent."

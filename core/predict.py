@@ -4,7 +4,6 @@ from __future__ import annotations
 import logging
 import math
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
@@ -12,15 +11,16 @@ from typing import Callable, Iterable, Sequence
 import numpy as np
 import rasterio
 import torch
-from rasterio.enums import Resampling
 from rasterio.features import rasterize
 
+from .atomic import atomic_output
 from .bands import check_band_indexes, guess_band_indexes
 from .device import device_name, resolve_device
 from .errors import Canceled, PovertyMapperError
 from .model_file import PovertyModel
 from .radiometry import Radiometry, resolve_radiometry
-from .tiling import PixelWindow, TileGrid, region_window, tile_grid_for
+from .tile_reader import TileReader, read_batch
+from .tiling import TileGrid, region_window, tile_grid_for
 
 log = logging.getLogger("poverty_mapper")
 
@@ -58,52 +58,6 @@ class PredictResult:
     value_max: float | None
     value_mean: float | None
     notes: tuple[str, ...] = field(default_factory=tuple)
-
-
-class TileReader:
-    """Reads tiles of a raster, resampled to the model's tile size in pixels."""
-
-    def __init__(self, dataset: rasterio.io.DatasetReader, band_indexes: Sequence[int], size: int, radiometry: Radiometry):
-        self.ds = dataset
-        self.bands = list(band_indexes)
-        self.size = size
-        self.radiometry = radiometry
-        declared = dataset.nodata is not None or any(
-            flag & (rasterio.enums.MaskFlags.per_dataset | rasterio.enums.MaskFlags.alpha | rasterio.enums.MaskFlags.nodata)
-            for flags in (dataset.mask_flag_enums[b - 1] for b in self.bands)
-            for flag in flags
-        )
-        # A fill value of the imagery product counts only when the file declares none.
-        self.fill_value = None if declared else radiometry.fill_value
-
-    def read(self, window: PixelWindow) -> tuple[np.ndarray, np.ndarray]:
-        """(reflectance [bands, size, size] float32, valid [size, size] bool)."""
-        pixels = np.zeros((len(self.bands), self.size, self.size), np.float32)
-        valid = np.zeros((self.size, self.size), bool)
-        inside = window.intersection(self.ds.width, self.ds.height)
-        if inside is None:
-            return pixels, valid
-        sx, sy = self.size / window.width, self.size / window.height
-        c0 = round((inside.col_off - window.col_off) * sx)
-        r0 = round((inside.row_off - window.row_off) * sy)
-        c1 = round((inside.col_off + inside.width - window.col_off) * sx)
-        r1 = round((inside.row_off + inside.height - window.row_off) * sy)
-        if c1 <= c0 or r1 <= r0:
-            return pixels, valid
-        shape = (len(self.bands), r1 - r0, c1 - c0)
-        win = inside.to_rasterio()
-        same_size = shape[1:] == (inside.height, inside.width)
-        dn = self.ds.read(self.bands, window=win, out_shape=shape,
-                          resampling=Resampling.nearest if same_size else Resampling.average)
-        masks = self.ds.read_masks(self.bands, window=win, out_shape=shape, resampling=Resampling.nearest)
-        ok = np.all(masks > 0, axis=0)
-        if self.fill_value is not None:
-            ok &= ~np.all(dn == self.fill_value, axis=0)
-        refl = self.radiometry.apply(dn)
-        ok &= np.all(np.isfinite(refl), axis=0)
-        pixels[:, r0:r1, c0:c1] = np.where(ok, refl, 0.0)
-        valid[r0:r1, c0:c1] = ok
-        return pixels, valid
 
 
 def _mask_cells(grid: TileGrid, geometries: Iterable[dict] | None) -> np.ndarray:
@@ -152,6 +106,11 @@ def predict_poverty_map(
     progress = progress or (lambda _f: None)
     is_canceled = is_canceled or (lambda: False)
     model = request.model
+    if not model.can_predict:
+        raise PovertyMapperError(
+            f"The model '{model.name}' holds only a feature extractor; fit it on survey clusters "
+            "('Fit poverty model on survey clusters') and map with the model file that writes."
+        )
     device = resolve_device(request.device)
     if request.batch_size < 1:
         raise PovertyMapperError("The batch size must be at least 1.")
@@ -184,28 +143,21 @@ def predict_poverty_map(
             bands, radiometry.key, device_name(device),
         )
 
-        fd, tmp = tempfile.mkstemp(prefix=f".{out_path.name}.", suffix=".partial.tif", dir=out_path.parent)
-        os.close(fd)
-        try:
-            with rasterio.open(tmp, "w", **_output_profile(ds, grid)) as dst:
-                stats = _run_tiles(grid, cell_mask, reader, model, w, bias, device, request, dst, progress, is_canceled)
-                dst.set_band_description(1, f"{model.target.name} ({model.target.unit})")
-                dst.update_tags(
-                    QUANTITY=model.target.name,
-                    UNIT=model.target.unit,
-                    MODEL=model.name,
-                    MODEL_EXTRACTOR=model.extractor.kind,
-                    SOURCE_RASTER=os.path.basename(request.raster_path),
-                    SOURCE_BANDS=",".join(map(str, bands)),
-                    RADIOMETRY=radiometry.key,
-                    TILE_SIZE_M=f"{model.tile_size_m:g}",
-                    CELL_SIZE_M=f"{(request.stride_m or model.tile_size_m):g}",
-                    SOFTWARE="QGIS plugin Poverty Mapper",
-                )
-            os.replace(tmp, out_path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with atomic_output(out_path, ".tif") as tmp, rasterio.open(tmp, "w", **_output_profile(ds, grid)) as dst:
+            stats = _run_tiles(grid, cell_mask, reader, model, w, bias, device, request, dst, progress, is_canceled)
+            dst.set_band_description(1, f"{model.target.name} ({model.target.unit})")
+            dst.update_tags(
+                QUANTITY=model.target.name,
+                UNIT=model.target.unit,
+                MODEL=model.name,
+                MODEL_EXTRACTOR=model.extractor.kind,
+                SOURCE_RASTER=os.path.basename(request.raster_path),
+                SOURCE_BANDS=",".join(map(str, bands)),
+                RADIOMETRY=radiometry.key,
+                TILE_SIZE_M=f"{model.tile_size_m:g}",
+                CELL_SIZE_M=f"{(request.stride_m or model.tile_size_m):g}",
+                SOFTWARE="QGIS plugin Poverty Mapper",
+            )
 
     n_estimated, vmin, vmax, vmean = stats
     if n_estimated == 0:
@@ -256,9 +208,7 @@ def _run_tiles(grid, cell_mask, reader, model, w, bias, device, request, dst, pr
         if batch and (len(batch) >= request.batch_size or cell is None):
             if is_canceled():
                 raise Canceled()
-            tiles = [reader.read(grid.tile_window(r, c)) for r, c in batch]
-            pixels = torch.from_numpy(np.stack([t[0] for t in tiles])).to(device)
-            valid = torch.from_numpy(np.stack([t[1] for t in tiles])).to(device)
+            pixels, valid = read_batch(reader, [grid.tile_window(r, c) for r, c in batch], device)
             with torch.inference_mode():
                 feats = model.extractor.extract(pixels, valid)
                 values = (feats.float() @ w + bias).cpu().numpy()

@@ -1,0 +1,108 @@
+"""The nightlight-proxy CNN of Jean et al. 2016, in plain ``torch.nn``.
+
+A small convolutional classifier learns nighttime-light classes from daytime tiles;
+its penultimate layer is then the feature vector of a tile. The network is sized
+for CPUs (about 0.3 M weights); it runs on CUDA when there is one.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+
+def _block(c_in: int, c_out: int, kernel: int) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(c_in, c_out, kernel, stride=2, padding=kernel // 2, bias=False),
+        nn.BatchNorm2d(c_out),
+        nn.ReLU(inplace=True),
+    )
+
+
+class ProxyCNN(nn.Module):
+    """Conv body (4 stride-2 blocks, global average pool) -> feature layer -> class head."""
+
+    def __init__(self, in_bands: int, n_classes: int, width: int = 32, feature_dim: int = 128):
+        super().__init__()
+        self.config = {"in_bands": in_bands, "n_classes": n_classes, "width": width, "feature_dim": feature_dim}
+        w = width
+        self.body = nn.Sequential(
+            _block(in_bands, w, 5),
+            _block(w, 2 * w, 3),
+            _block(2 * w, 4 * w, 3),
+            _block(4 * w, 4 * w, 3),
+            nn.AdaptiveAvgPool2d(1),
+            nn.Flatten(),
+        )
+        self.feature = nn.Sequential(nn.Linear(4 * w, feature_dim), nn.ReLU(inplace=True))
+        self.head = nn.Sequential(nn.Dropout(0.2), nn.Linear(feature_dim, n_classes))
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """The penultimate layer: one ``feature_dim`` vector per tile."""
+        return self.feature(self.body(x))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x))
+
+    def reuse_lower_layers(self, other: "ProxyCNN") -> list[str]:
+        """Initialise from ``other`` wherever a weight has the same name and shape
+        (transfer: "NN_B with the same lower layers, initialised from NN_A").
+        Returns the names of the copied tensors."""
+        own = self.state_dict()
+        copied = [k for k, v in other.state_dict().items() if k in own and own[k].shape == v.shape and not k.startswith("head.")]
+        own.update({k: other.state_dict()[k] for k in copied})
+        self.load_state_dict(own)
+        return copied
+
+
+class CnnExtractor:
+    """Features from a trained :class:`ProxyCNN`.
+
+    Pixels are standardized per band with the statistics of the training tiles;
+    invalid pixels are set to 0 (the band mean) before the network sees them.
+    """
+
+    kind = "cnn"
+
+    def __init__(self, network: ProxyCNN, band_means: np.ndarray, band_stds: np.ndarray):
+        self.network = network.eval()
+        self.band_means = np.asarray(band_means, np.float64)
+        self.band_stds = np.asarray(band_stds, np.float64)
+        self._device: torch.device | None = None
+        self._constants: tuple[torch.Tensor, torch.Tensor] | None = None
+
+    @property
+    def n_features(self) -> int:
+        return int(self.network.config["feature_dim"])
+
+    def standardize(self, pixels: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+        mean, std = self._on(pixels.device)
+        z = (pixels.float() - mean) / std
+        return torch.where(valid.unsqueeze(1), z, torch.zeros_like(z))
+
+    def _on(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        if self._device != device:
+            self.network.to(device)
+            self._constants = (
+                torch.as_tensor(self.band_means, dtype=torch.float32, device=device).view(1, -1, 1, 1),
+                torch.as_tensor(self.band_stds, dtype=torch.float32, device=device).view(1, -1, 1, 1),
+            )
+            self._device = device
+        return self._constants
+
+    def extract(self, pixels: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+        self.network.eval()
+        return self.network.features(self.standardize(pixels, valid))
+
+    def to_spec(self) -> tuple[dict, dict[str, np.ndarray]]:
+        arrays = {f"weights/{k}": v.detach().cpu().numpy() for k, v in self.network.state_dict().items()}
+        arrays.update(band_means=self.band_means, band_stds=self.band_stds)
+        return {"kind": self.kind, "n_features": self.n_features, "network": dict(self.network.config)}, arrays
+
+    @classmethod
+    def from_spec(cls, spec: dict, arrays: dict[str, np.ndarray]) -> "CnnExtractor":
+        config = {k: int(v) for k, v in spec["network"].items()}
+        network = ProxyCNN(**config)
+        state = {k.split("/", 1)[1]: torch.from_numpy(np.array(v)) for k, v in arrays.items() if k.startswith("weights/")}
+        network.load_state_dict(state)
+        return cls(network, arrays["band_means"], arrays["band_stds"])
