@@ -1,0 +1,264 @@
+"""Mapping a raster: georeferencing, nodata, tags, stride, extent, mask, and what a
+failed run leaves behind. The rasters are generated GeoTIFFs written into tmp_path,
+except for one test on the real Landsat 8 scene."""
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+import rasterio
+import torch
+from rasterio.transform import from_origin
+
+from conftest import PARANA_SCENE
+from poverty_mapper.core.errors import Canceled, PovertyMapperError
+from poverty_mapper.core.features import HistogramExtractor
+from poverty_mapper.core.model_file import PovertyModel, Target
+from poverty_mapper.core.predict import NODATA, PredictRequest, predict_poverty_map
+from poverty_mapper.core.ridge import fit_ridge
+from poverty_mapper.core.tiling import region_window, tile_grid_for
+
+X0, Y0 = 500_000.0, 7_200_000.0
+PIXEL = 30.0
+WIDTH, HEIGHT = 40, 32  # generated raster size: 5 x 4 tiles of 8 px
+FILL = -1.0  # declared nodata of the generated raster
+
+
+@pytest.fixture(scope="module")
+def small_model():
+    """Histogram features of generated 8 x 8 px tiles (30 m) + ridge to a generated target."""
+    rng = np.random.default_rng(0)
+    means, stds = np.array([0.062551, 0.090696, 0.105640]), np.array([0.023979, 0.032121, 0.051943])
+    extractor = HistogramExtractor(means, stds)
+    brightness = rng.uniform(0.3, 1.2, size=(80, 1, 1, 1))
+    pixels = (rng.uniform(0.02, 0.2, size=(80, 3, 8, 8)) * brightness).astype(np.float32)
+    x = extractor.extract(torch.from_numpy(pixels), torch.ones(80, 8, 8, dtype=torch.bool)).numpy()
+    y = brightness.ravel() * 2 - 1.0
+    return PovertyModel(
+        name="generated small model",
+        target=Target("generated index", "generated units"),
+        bands=("BLUE", "GREEN", "RED"),
+        input_scaling="reflectance 0-1",
+        pixel_size_m=PIXEL,
+        tile_size_px=8,
+        extractor=extractor,
+        regressor=fit_ridge(x, y, alpha=1.0),
+    )
+
+
+def _write_generated_raster(path, fill_block=None, seed=1):
+    """Generated 3-band float32 reflectance GeoTIFF (EPSG:32621, 30 m) with nodata -1;
+    ``fill_block`` (rows, cols slices) is set to nodata."""
+    rng = np.random.default_rng(seed)
+    data = rng.uniform(0.02, 0.2, size=(3, HEIGHT, WIDTH)).astype(np.float32)
+    if fill_block is not None:
+        data[(slice(None), *fill_block)] = FILL
+    profile = dict(
+        driver="GTiff", width=WIDTH, height=HEIGHT, count=3, dtype="float32",
+        crs="EPSG:32621", transform=from_origin(X0, Y0, PIXEL, PIXEL), nodata=FILL,
+    )
+    with rasterio.open(path, "w", **profile) as dst:
+        dst.write(data)
+        for i, name in enumerate(("blue", "green", "red"), start=1):
+            dst.set_band_description(i, name)
+    return path
+
+
+@pytest.fixture
+def generated_raster(tmp_path):
+    return _write_generated_raster(tmp_path / "generated_scene.tif")
+
+
+def _run(raster, out, model, **kw):
+    return predict_poverty_map(PredictRequest(str(raster), str(out), model, device="cpu", **kw))
+
+
+def _read(path):
+    with rasterio.open(path) as ds:
+        return ds.read(1), ds.profile, ds.tags(), ds.descriptions
+
+
+def test_output_georeferencing_type_nodata_and_tags(generated_raster, tmp_path, small_model):
+    out = tmp_path / "map.tif"
+    result = _run(generated_raster, out, small_model)
+    values, profile, tags, descriptions = _read(out)
+    assert profile["crs"].to_epsg() == 32621
+    t = profile["transform"]
+    assert (t.c, t.f) == (X0, Y0)  # origin of the region (the whole raster)
+    assert (t.a, t.e) == pytest.approx((240.0, -240.0))  # pixel size == stride == tile
+    assert (t.b, t.d) == (0.0, 0.0)
+    assert profile["dtype"] == "float32" and values.dtype == np.float32
+    assert profile["nodata"] == NODATA == -9999.0
+    assert values.shape == (HEIGHT // 8, WIDTH // 8) == (4, 5)
+    assert np.all(np.isfinite(values)) and np.all(values != NODATA)
+    assert tags["QUANTITY"] == "generated index" and tags["MODEL"] == "generated small model"
+    assert tags["UNIT"] == "generated units" and tags["CELL_SIZE_M"] == "240"
+    assert descriptions[0] == "generated index (generated units)"
+    assert result.n_cells == 20 and result.n_estimated == 20
+    assert result.band_indexes == (1, 2, 3)  # found by band description
+    assert result.radiometry.key == "reflectance"
+    assert result.value_min == pytest.approx(float(values.min()))
+    assert result.value_max == pytest.approx(float(values.max()))
+
+
+def test_values_equal_the_model_applied_to_each_tile(generated_raster, tmp_path, small_model):
+    out = tmp_path / "map.tif"
+    _run(generated_raster, out, small_model)
+    values = _read(out)[0]
+    with rasterio.open(generated_raster) as ds:
+        tile = ds.read(window=rasterio.windows.Window(8 * 2, 8 * 1, 8, 8))  # cell (row 1, col 2)
+    feats = small_model.extractor.extract(torch.from_numpy(tile[None]), torch.ones(1, 8, 8, dtype=torch.bool))
+    expected = small_model.regressor.predict(feats.numpy())[0]
+    assert values[1, 2] == pytest.approx(expected, rel=1e-5, abs=1e-5)
+
+
+def test_fill_pixels_give_nodata(tmp_path, small_model):
+    raster = _write_generated_raster(
+        tmp_path / "generated_with_fill.tif", fill_block=(slice(0, 16), slice(0, 16))
+    )
+    out = tmp_path / "map.tif"
+    result = _run(raster, out, small_model)
+    values = _read(out)[0]
+    assert np.all(values[:2, :2] == NODATA)  # tiles made only of fill
+    rest = values.copy()
+    rest[:2, :2] = 0
+    assert np.all(np.isfinite(rest)) and np.all(rest != NODATA)
+    assert result.n_estimated == 20 - 4
+
+
+def test_a_smaller_stride_gives_a_finer_output(generated_raster, tmp_path, small_model):
+    out = tmp_path / "fine.tif"
+    _run(generated_raster, out, small_model, stride_m=120.0)
+    values, profile, tags, _ = _read(out)
+    assert values.shape == (8, 10)
+    t = profile["transform"]
+    assert (t.c, t.f) == (X0, Y0) and (t.a, t.e) == pytest.approx((120.0, -120.0))
+    assert tags["CELL_SIZE_M"] == "120"
+    # Inner cells have tiles fully inside the raster and get estimates.
+    assert np.all(values[1:-1, 1:-1] != NODATA)
+
+
+def test_an_extent_gives_the_expected_output_size(generated_raster, tmp_path, small_model):
+    bounds = (X0 + 4 * PIXEL, Y0 - 20 * PIXEL, X0 + 25 * PIXEL, Y0 - 4 * PIXEL)  # 21 x 16 px
+    out = tmp_path / "extent.tif"
+    result = _run(generated_raster, out, small_model, bounds=bounds)
+    values, profile, _, _ = _read(out)
+    assert values.shape == (2, 3)  # ceil(16 / 8), ceil(21 / 8)
+    t = profile["transform"]
+    assert (t.c, t.f) == (X0 + 4 * PIXEL, Y0 - 4 * PIXEL)
+    assert result.n_cells == 6
+
+
+def test_cells_outside_the_mask_are_nodata(generated_raster, tmp_path, small_model):
+    # Generated polygon in the raster's CRS over the western 2 of 5 columns of cells,
+    # and only the top 3 of 4 rows.
+    x1, y1 = X0 + 2 * 240.0 - 10, Y0 - 3 * 240.0 + 10
+    mask = {"type": "Polygon", "coordinates": [[(X0, Y0), (x1, Y0), (x1, y1), (X0, y1), (X0, Y0)]]}
+    out = tmp_path / "masked.tif"
+    result = _run(generated_raster, out, small_model, mask_geometries=(mask,))
+    values = _read(out)[0]
+    inside = np.zeros(values.shape, bool)
+    inside[:3, :2] = True
+    assert np.all(values[inside] != NODATA)
+    assert np.all(values[~inside] == NODATA)
+    assert result.n_estimated == 6
+
+
+def test_an_empty_mask_is_refused(generated_raster, tmp_path, small_model):
+    with pytest.raises(PovertyMapperError, match="no polygons"):
+        _run(generated_raster, tmp_path / "m.tif", small_model, mask_geometries=())
+    assert list(tmp_path.glob("*.partial*")) == [] and not (tmp_path / "m.tif").exists()
+
+
+def test_a_canceled_run_leaves_no_output(generated_raster, tmp_path, small_model):
+    out = tmp_path / "map.tif"
+    with pytest.raises(Canceled):
+        predict_poverty_map(
+            PredictRequest(str(generated_raster), str(out), small_model, device="cpu"),
+            is_canceled=lambda: True,
+        )
+    assert not out.exists()
+    assert list(tmp_path.glob("*.partial*")) == []
+
+
+def test_a_failed_run_keeps_an_earlier_file_of_that_name(generated_raster, tmp_path, small_model):
+    out = tmp_path / "map.tif"
+    out.write_bytes(b"an earlier result")
+    with pytest.raises(Canceled):
+        predict_poverty_map(
+            PredictRequest(str(generated_raster), str(out), small_model, device="cpu", batch_size=4),
+            is_canceled=iter([False, False, True]).__next__,  # canceled after two batches
+        )
+    assert out.read_bytes() == b"an earlier result"
+    assert list(tmp_path.glob("*.partial*")) == []
+
+    seen_partial = []
+
+    def broken_progress(fraction):
+        if fraction > 0:
+            # Mid-run a temporary file is being written beside the output...
+            seen_partial.extend(tmp_path.glob("*.partial*"))
+            raise RuntimeError("generated failure in the middle of the run")
+
+    with pytest.raises(RuntimeError, match="generated failure"):
+        predict_poverty_map(
+            PredictRequest(str(generated_raster), str(out), small_model, device="cpu", batch_size=4),
+            progress=broken_progress,
+        )
+    assert len(seen_partial) == 1
+    # ...and after the failure it is gone and the earlier file is intact.
+    assert out.read_bytes() == b"an earlier result"
+    assert list(tmp_path.glob("*.partial*")) == []
+
+
+def test_a_model_without_regressor_is_refused(generated_raster, tmp_path, small_model):
+    features_only = dataclasses.replace(small_model, regressor=None, target=None)
+    with pytest.raises(PovertyMapperError, match="feature extractor"):
+        _run(generated_raster, tmp_path / "map.tif", features_only)
+    assert list(tmp_path.iterdir()) == [generated_raster]
+
+
+def test_bad_requests_are_refused_with_a_message(generated_raster, tmp_path, small_model):
+    with pytest.raises(PovertyMapperError, match="does not exist"):
+        _run(generated_raster, tmp_path / "no" / "map.tif", small_model)
+    with pytest.raises(PovertyMapperError, match="Cannot open"):
+        _run(tmp_path / "missing.tif", tmp_path / "map.tif", small_model)
+    with pytest.raises(PovertyMapperError, match="do not exist"):
+        _run(generated_raster, tmp_path / "map.tif", small_model, band_indexes=(1, 2, 4))
+    with pytest.raises(PovertyMapperError, match="does not overlap"):
+        _run(generated_raster, tmp_path / "map.tif", small_model, bounds=(0.0, 0.0, 10.0, 10.0))
+    assert list(tmp_path.iterdir()) == [generated_raster]
+
+
+def test_real_parana_scene_with_the_default_model(real_data, default_model, tmp_path):
+    """The real Landsat 8 L1 scene, a 13.4 km square across the edge of its fill corner
+    (0 DN, top right), default model, cells of half a tile."""
+    with rasterio.open(PARANA_SCENE) as ds:
+        transform, width, height, crs = ds.transform, ds.width, ds.height, ds.crs
+        x0, y0 = transform * (1100, 150)
+        bounds = (x0, y0 - 448 * 30, x0 + 448 * 30, y0)
+        region = region_window(transform, width, height, bounds)
+        grid = tile_grid_for(transform, crs, region, default_model.tile_size_m, 3360.0)
+        # What each cell's tile holds, read straight from the scene.
+        valid_fraction = np.zeros(grid.shape)
+        for row, col in grid.cells():
+            win = grid.tile_window(row, col)
+            dn = ds.read(window=win.to_rasterio(), boundless=True, fill_value=0)
+            valid_fraction[row, col] = np.mean(~np.all(dn == 0, axis=0))
+    out = tmp_path / "parana_map.tif"
+    result = _run(PARANA_SCENE, out, default_model, bounds=bounds, stride_m=3360.0)
+    values, profile, tags, _ = _read(out)
+    assert values.shape == grid.shape == (4, 4)
+    assert profile["transform"].c == pytest.approx(x0) and profile["transform"].f == pytest.approx(y0)
+    assert result.radiometry.key == "landsat_c1_l1"
+    assert tags["RADIOMETRY"] == "landsat_c1_l1"
+    # The extent crosses the fill edge: some tiles are all fill, some all imagery.
+    all_fill, all_image = valid_fraction == 0, valid_fraction == 1
+    assert all_fill.any() and all_image.any()
+    assert np.all(values[all_fill] == NODATA)
+    estimates = values[all_image]
+    assert np.all(estimates != NODATA) and np.all(np.isfinite(estimates))
+    assert np.all(np.abs(estimates) < 10)  # on the scale of the asset index
+    # Cells are estimated exactly where at least half the tile is imagery.
+    np.testing.assert_array_equal(values != NODATA, valid_fraction >= 0.5)

@@ -1,0 +1,166 @@
+"""Ridge regression, penalty choice by cross-validation, grouped folds and the two
+scores (r² and R²), on generated data with known answers."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from poverty_mapper.core.metrics import coefficient_of_determination, squared_pearson
+from poverty_mapper.core.ridge import (
+    DEFAULT_ALPHAS,
+    RidgeRegressor,
+    cv_alpha_scores,
+    fit_ridge,
+    fit_ridge_cv,
+    group_folds,
+)
+
+TRUE_COEF = np.array([1.5, -2.0, 0.0, 0.7, 3.0])
+TRUE_BIAS = 4.0
+
+
+def _generated_linear(n=300, noise=0.01, seed=0):
+    """Generated data: features on different scales and offsets, y linear in them."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, TRUE_COEF.size)) * [1.0, 10.0, 0.1, 3.0, 0.5] + [0.0, 5.0, -2.0, 1.0, 0.3]
+    y = x @ TRUE_COEF + TRUE_BIAS + noise * rng.normal(size=n)
+    return x, y
+
+
+def test_fit_ridge_recovers_a_known_linear_relation():
+    x, y = _generated_linear()
+    model = fit_ridge(x, y, alpha=1e-6)
+    w, b = model.folded()
+    np.testing.assert_allclose(w, TRUE_COEF, atol=0.01)
+    assert b == pytest.approx(TRUE_BIAS, abs=0.05)
+    assert coefficient_of_determination(y, model.predict(x)) > 0.9999
+
+
+def test_a_large_penalty_shrinks_towards_the_mean():
+    x, y = _generated_linear()
+    model = fit_ridge(x, y, alpha=1e9)
+    assert np.all(np.abs(model.coef) < 1e-3)
+    np.testing.assert_allclose(model.predict(x), y.mean(), atol=1e-2)
+
+
+def test_constant_features_are_left_alone():
+    x, y = _generated_linear()
+    x = np.column_stack([x, np.full(len(y), 7.0)])  # carries no information
+    model = fit_ridge(x, y, alpha=1e-6)
+    assert model.x_scale[-1] == 1.0 and model.coef[-1] == pytest.approx(0.0, abs=1e-9)
+    assert np.all(np.isfinite(model.predict(x)))
+
+
+def test_folded_weights_give_identical_predictions():
+    x, y = _generated_linear(noise=1.0)
+    model = fit_ridge(x, y, alpha=3.0)
+    w, b = model.folded()
+    x_new = np.random.default_rng(9).normal(size=(50, x.shape[1])) * 4
+    np.testing.assert_allclose(x_new @ w + b, model.predict(x_new), rtol=1e-12, atol=1e-10)
+
+
+def test_cv_picks_a_large_alpha_for_pure_noise():
+    """Generated targets independent of the features: the best out-of-fold model is the
+    mean, i.e. the largest penalty."""
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(200, 30))
+    y = rng.normal(size=200)
+    folds = np.arange(200) % 5
+    model = fit_ridge_cv(x, y, folds)
+    assert model.alpha >= 1e3
+    assert max(model.cv_scores["R2_by_alpha"].values()) < 0.05
+
+
+def test_cv_picks_a_small_alpha_for_a_clean_linear_target():
+    x, y = _generated_linear(noise=0.01)
+    folds = np.arange(len(y)) % 5
+    model = fit_ridge_cv(x, y, folds)
+    assert model.alpha <= 0.1
+    scores = model.cv_scores["R2_by_alpha"]
+    assert len(scores) == len(DEFAULT_ALPHAS)
+    assert scores[f"{model.alpha:.6g}"] == pytest.approx(max(scores.values()))
+    assert max(scores.values()) > 0.999
+
+
+def test_cv_scores_are_out_of_fold():
+    """Pure-noise generated data with more features than samples per fold: in-sample
+    fits are perfect, out-of-fold scores with a tiny penalty are poor."""
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(60, 100))
+    y = rng.normal(size=60)
+    folds = np.arange(60) % 3
+    assert coefficient_of_determination(y, fit_ridge(x, y, 1e-3).predict(x)) > 0.99
+    assert cv_alpha_scores(x, y, folds, [1e-3])[0] < 0.1
+
+
+def test_cv_needs_two_folds():
+    x, y = _generated_linear(n=20)
+    with pytest.raises(ValueError, match="two folds"):
+        fit_ridge_cv(x, y, np.zeros(20, dtype=int))
+
+
+def test_spec_round_trip():
+    x, y = _generated_linear(noise=0.5)
+    model = fit_ridge_cv(x, y, np.arange(len(y)) % 4)
+    spec, arrays = model.to_spec()
+    again = RidgeRegressor.from_spec(spec, arrays)
+    assert again.alpha == model.alpha and again.intercept == model.intercept
+    assert again.cv_scores == model.cv_scores
+    np.testing.assert_array_equal(again.predict(x), model.predict(x))
+    with pytest.raises(ValueError, match="unknown regressor"):
+        RidgeRegressor.from_spec({**spec, "kind": "lasso"}, arrays)
+
+
+# --- group_folds ---------------------------------------------------------------------
+
+
+def test_group_folds_keep_equal_groups_together():
+    rng = np.random.default_rng(3)
+    groups = rng.integers(0, 40, size=500)
+    folds = group_folds(groups, 5)
+    assert folds.shape == (500,)
+    assert set(np.unique(folds)) == {0, 1, 2, 3, 4}
+    for g in np.unique(groups):
+        assert len(np.unique(folds[groups == g])) == 1
+    # Groups are spread evenly over the folds (40 groups -> 8 per fold).
+    groups_per_fold = [len(np.unique(groups[folds == f])) for f in range(5)]
+    assert groups_per_fold == [8] * 5
+
+
+def test_group_folds_with_locations_as_rows():
+    """Generated (lat, lon) pairs: samples at the same location share a fold."""
+    rng = np.random.default_rng(4)
+    places = rng.uniform(-10, 10, size=(12, 2))
+    idx = rng.integers(0, 12, size=100)
+    locs = places[idx]
+    folds = group_folds(locs, 3, seed=7)
+    for p in range(12):
+        if np.any(idx == p):
+            assert len(np.unique(folds[idx == p])) == 1
+    np.testing.assert_array_equal(folds, group_folds(locs, 3, seed=7))  # deterministic
+
+
+def test_group_folds_refuse_too_few_groups():
+    with pytest.raises(ValueError, match="too few"):
+        group_folds([1, 1, 2, 2, 3], 5)
+
+
+# --- metrics ---------------------------------------------------------------------------
+
+
+def test_r2_and_coefficient_of_determination_differ_on_a_known_case():
+    y = np.array([1.0, 2.0, 3.0, 4.0])
+    # Perfectly correlated but twice too large: r² = 1, R² = 1 - 30 / 5 = -5.
+    assert squared_pearson(y, 2 * y) == pytest.approx(1.0)
+    assert coefficient_of_determination(y, 2 * y) == pytest.approx(-5.0)
+    # Off by a constant: r² = 1, R² = 1 - 4 * 0.25 / 5 = 0.8.
+    assert squared_pearson(y, y + 0.5) == pytest.approx(1.0)
+    assert coefficient_of_determination(y, y + 0.5) == pytest.approx(0.8)
+    assert coefficient_of_determination(y, y) == 1.0
+
+
+def test_metrics_of_constant_inputs():
+    y = np.array([1.0, 2.0, 3.0])
+    assert squared_pearson(y, np.full(3, 2.0)) == 0.0
+    assert coefficient_of_determination(y, np.full(3, 2.0)) == pytest.approx(0.0)
+    assert coefficient_of_determination(np.full(3, 5.0), y) == 0.0
