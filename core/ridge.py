@@ -59,27 +59,37 @@ class RidgeRegressor:
         )
 
 
-def _standardize(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    mean = x.mean(axis=0)
-    scale = x.std(axis=0)
+def _standardize(x: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    mean = np.average(x, axis=0, weights=w)
+    scale = np.sqrt(np.average((x - mean) ** 2, axis=0, weights=w))
     scale[scale < 1e-12] = 1.0  # constant features carry no information; leave them at 0
     return mean, scale
 
 
-def ridge_path(x: np.ndarray, y: np.ndarray, alphas: Sequence[float]) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
-    """Coefficients for every alpha: [n_alphas, n_features], with the standardization."""
-    mean, scale = _standardize(x)
-    xs = (x - mean) / scale
-    y_mean = float(y.mean())
+def ridge_path(
+    x: np.ndarray, y: np.ndarray, alphas: Sequence[float], sample_weight: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+    """Coefficients for every alpha: [n_alphas, n_features], with the standardization.
+
+    ``sample_weight`` (e.g. households per cluster) weights each sample's squared error.
+    """
+    w = np.ones(y.size) if sample_weight is None else np.asarray(sample_weight, np.float64)
+    if np.any(w < 0) or not np.any(w > 0):
+        raise ValueError("sample weights must be non-negative and not all zero")
+    w = w / w.mean()
+    mean, scale = _standardize(x, w)
+    root_w = np.sqrt(w)[:, None]
+    xs = (x - mean) / scale * root_w
+    y_mean = float(np.average(y, weights=w))
     u, s, vt = np.linalg.svd(xs, full_matrices=False)
-    uty = u.T @ (y - y_mean)
+    uty = u.T @ ((y - y_mean) * root_w[:, 0])
     alphas_arr = np.asarray(alphas, dtype=np.float64)[:, None]
     d = s[None, :] / (s[None, :] ** 2 + alphas_arr)
     return (d * uty[None, :]) @ vt, mean, scale, y_mean
 
 
-def fit_ridge(x: np.ndarray, y: np.ndarray, alpha: float) -> RidgeRegressor:
-    coefs, mean, scale, y_mean = ridge_path(np.asarray(x, np.float64), np.asarray(y, np.float64), [alpha])
+def fit_ridge(x: np.ndarray, y: np.ndarray, alpha: float, sample_weight: np.ndarray | None = None) -> RidgeRegressor:
+    coefs, mean, scale, y_mean = ridge_path(np.asarray(x, np.float64), np.asarray(y, np.float64), [alpha], sample_weight)
     return RidgeRegressor(coef=coefs[0], intercept=y_mean, x_mean=mean, x_scale=scale, alpha=float(alpha))
 
 
@@ -88,14 +98,16 @@ def cv_alpha_scores(
     y: np.ndarray,
     folds: np.ndarray,
     alphas: Sequence[float] = DEFAULT_ALPHAS,
+    sample_weight: np.ndarray | None = None,
 ) -> np.ndarray:
     """Pooled out-of-fold R² for each alpha; ``folds[i]`` is the fold of sample i."""
     x = np.asarray(x, np.float64)
     y = np.asarray(y, np.float64)
+    w = None if sample_weight is None else np.asarray(sample_weight, np.float64)
     pred = np.empty((len(alphas), y.size))
     for fold in np.unique(folds):
         test = folds == fold
-        coefs, mean, scale, y_mean = ridge_path(x[~test], y[~test], alphas)
+        coefs, mean, scale, y_mean = ridge_path(x[~test], y[~test], alphas, None if w is None else w[~test])
         pred[:, test] = (((x[test] - mean) / scale) @ coefs.T).T + y_mean
     return np.array([coefficient_of_determination(y, p) for p in pred])
 
@@ -105,13 +117,14 @@ def fit_ridge_cv(
     y: np.ndarray,
     folds: np.ndarray,
     alphas: Sequence[float] = DEFAULT_ALPHAS,
+    sample_weight: np.ndarray | None = None,
 ) -> RidgeRegressor:
     """Fit on all samples with the alpha whose pooled out-of-fold R² is best."""
     if len(np.unique(folds)) < 2:
         raise ValueError("cross-validation needs at least two folds")
-    scores = cv_alpha_scores(x, y, folds, alphas)
+    scores = cv_alpha_scores(x, y, folds, alphas, sample_weight)
     best = int(np.argmax(scores))
-    model = fit_ridge(x, y, alphas[best])
+    model = fit_ridge(x, y, alphas[best], sample_weight)
     return RidgeRegressor(
         coef=model.coef,
         intercept=model.intercept,

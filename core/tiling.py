@@ -139,7 +139,8 @@ class TileGrid:
         cx = self.region.col_off + (col + 0.5) * self.step_x
         cy = self.region.row_off + (row + 0.5) * self.step_y
         w, h = max(1, round(self.tile_x)), max(1, round(self.tile_y))
-        return PixelWindow(round(cx - self.tile_x / 2), round(cy - self.tile_y / 2), w, h)
+        # Centre the whole-pixel window (not the fractional tile) on the cell centre.
+        return PixelWindow(round(cx - w / 2), round(cy - h / 2), w, h)
 
     def cells(self) -> Iterator[tuple[int, int]]:
         """Output cells in row-major order."""

@@ -1,0 +1,371 @@
+"""Task B of Jean et al. 2016: image features averaged around surveyed clusters,
+ridge regression to the cluster outcome, honest nested cross-validation."""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+import rasterio
+import torch
+from affine import Affine
+
+from .atomic import atomic_output, write_json
+from .device import device_name, resolve_device
+from .errors import Canceled, PovertyMapperError
+from .features import FeatureExtractor, HistogramExtractor
+from .metrics import coefficient_of_determination, squared_pearson
+from .model_file import PovertyModel, Target, load_model, save_model
+from .nightlights import mean_lights_on_grid
+from .radiometry import resolve_radiometry
+from .ridge import DEFAULT_ALPHAS, cv_alpha_scores, fit_ridge, fit_ridge_cv, group_folds
+from .tile_reader import TileReader, read_batch
+from .tiling import PixelWindow, pixel_size_m, region_window, tile_grid_for
+
+log = logging.getLogger("poverty_mapper")
+
+MAX_TILE_PX = 256
+EXTRACTOR_CHOICES = ("histogram", "random")  # or the path of a model file
+
+
+@dataclass(frozen=True)
+class Cluster:
+    """A surveyed cluster: location in the image's CRS, outcome, optional weight."""
+
+    x: float
+    y: float
+    outcome: float
+    weight: float = 1.0
+    id: str = ""
+
+
+@dataclass(frozen=True)
+class ClusterFitConfig:
+    image_path: str
+    clusters: tuple[Cluster, ...]
+    model_path: str  # output .povmodel (extractor + regressor)
+    outcome_name: str = "outcome"
+    outcome_unit: str = "survey units"
+    extractor: str = "histogram"  # 'histogram', 'random' or a .povmodel path (e.g. a proxy CNN)
+    band_indexes: tuple[int, ...] | None = None
+    radiometry: str = "auto"
+    box_size_m: float = 10_000.0
+    tile_size_m: float = 1_920.0  # for 'histogram' and 'random'; a model file brings its own
+    log_outcome: bool = False
+    use_weights: bool = False
+    n_folds: int = 5
+    nightlights_path: str | None = None
+    report_path: str | None = None
+    scatter_path: str | None = None
+    device: str = "auto"
+    batch_size: int = 64
+    min_valid_fraction: float = 0.5
+    n_random_filters: int = 256
+    seed: int = 0
+
+
+@dataclass
+class ClusterFitResult:
+    model_path: str
+    report: dict
+    used: np.ndarray  # bool per input cluster: had imagery and a valid outcome
+    observed: np.ndarray  # per used cluster (after the log transform, if any)
+    predicted: np.ndarray  # out-of-fold prediction per used cluster
+    fold: np.ndarray  # outer fold per used cluster
+    notes: list[str] = field(default_factory=list)
+
+
+def nested_cv(
+    x: np.ndarray,
+    y: np.ndarray,
+    groups: np.ndarray,
+    n_folds: int,
+    seed: int = 0,
+    sample_weight: np.ndarray | None = None,
+    alphas: Sequence[float] = DEFAULT_ALPHAS,
+) -> tuple[np.ndarray, np.ndarray, list[dict]]:
+    """Out-of-fold predictions with the penalty chosen inside each outer fold.
+
+    Clusters at the same location (``groups``) never straddle a split, outer or inner.
+    """
+    folds = group_folds(groups, n_folds, seed)
+    pred = np.full(y.size, np.nan)
+    per_fold = []
+    for f in range(n_folds):
+        test = folds == f
+        train = ~test
+        w_train = None if sample_weight is None else sample_weight[train]
+        n_inner = min(n_folds, len(np.unique(groups[train], axis=0)))
+        inner = group_folds(groups[train], n_inner, seed + 1)
+        scores = cv_alpha_scores(x[train], y[train], inner, alphas, w_train)
+        alpha = alphas[int(np.argmax(scores))]
+        model = fit_ridge(x[train], y[train], alpha, w_train)
+        pred[test] = model.predict(x[test])
+        per_fold.append({
+            "fold": f,
+            "n": int(test.sum()),
+            "alpha": float(alpha),
+            "r2": round(squared_pearson(y[test], pred[test]), 4),
+            "R2": round(coefficient_of_determination(y[test], pred[test]), 4),
+        })
+    return pred, folds, per_fold
+
+
+def _box_window(ds, x: float, y: float, box_size_m: float) -> PixelWindow | None:
+    """Raster pixels of the ``box_size_m`` square centred on (x, y), or None if outside."""
+    try:
+        return region_window(ds.transform, ds.width, ds.height, _box_bounds(ds, x, y, box_size_m))
+    except PovertyMapperError:
+        return None
+
+
+def _box_bounds(ds, x: float, y: float, box_size_m: float) -> tuple[float, float, float, float]:
+    """The ``box_size_m`` square centred on (x, y), in the raster's CRS units."""
+    mx, my = pixel_size_m(ds.transform, ds.crs, y)
+    half_x = box_size_m / 2 * abs(ds.transform.a) / mx
+    half_y = box_size_m / 2 * abs(ds.transform.e) / my
+    return x - half_x, y - half_y, x + half_x, y + half_y
+
+
+def fit_clusters(
+    config: ClusterFitConfig,
+    progress: Callable[[float], None] | None = None,
+    is_canceled: Callable[[], bool] | None = None,
+) -> ClusterFitResult:
+    progress = progress or (lambda _f: None)
+    is_canceled = is_canceled or (lambda: False)
+    device = resolve_device(config.device)
+    notes: list[str] = []
+
+    outcomes = np.array([c.outcome for c in config.clusters], np.float64)
+    ok_outcome = np.isfinite(outcomes)
+    if config.log_outcome:
+        ok_outcome &= outcomes > 0
+        if np.any(np.isfinite(outcomes) & (outcomes <= 0)):
+            notes.append(f"{int(np.sum(np.isfinite(outcomes) & (outcomes <= 0)))} clusters with outcome <= 0 left out (log transform).")
+
+    try:
+        ds = rasterio.open(config.image_path)
+    except rasterio.errors.RasterioIOError as exc:
+        raise PovertyMapperError(f"Cannot open the image {config.image_path}: {exc}") from exc
+    with ds:
+        base_model = None
+        if config.extractor not in EXTRACTOR_CHOICES:
+            base_model = load_model(config.extractor)
+            tile_px, tile_m = base_model.tile_size_px, base_model.tile_size_m
+            n_bands = len(base_model.bands)
+        else:
+            tile_m = config.tile_size_m
+            px_m = float(np.mean(pixel_size_m(ds.transform, ds.crs, ds.xy(ds.height // 2, ds.width // 2)[1])))
+            tile_px = int(min(MAX_TILE_PX, max(8, round(tile_m / px_m))))
+            n_bands = len(config.band_indexes) if config.band_indexes else ds.count
+        bands = config.band_indexes or (
+            tuple(base_model.training.get("band_indexes", ())) if base_model else ()
+        ) or tuple(range(1, n_bands + 1))
+        if len(bands) != n_bands or any(not 1 <= b <= ds.count for b in bands):
+            raise PovertyMapperError(
+                f"The extractor needs {n_bands} bands but the band numbers are {list(bands)} "
+                f"for an image of {ds.count} bands; give the band numbers explicitly."
+            )
+        radiometry = resolve_radiometry(
+            config.radiometry if config.radiometry != "auto" or base_model is None
+            else base_model.training.get("radiometry", "auto"),
+            ds.dtypes[bands[0] - 1],
+        )
+        reader = TileReader(ds, bands, tile_px, radiometry)
+
+        # Tiles of each cluster's box.
+        windows: list[tuple[int, PixelWindow]] = []
+        for i, c in enumerate(config.clusters):
+            if not ok_outcome[i]:
+                continue
+            region = _box_window(ds, c.x, c.y, config.box_size_m)
+            if region is None:
+                continue
+            grid = tile_grid_for(ds.transform, ds.crs, region, tile_m)
+            windows.extend((i, grid.tile_window(r, col)) for r, col in grid.cells())
+        inside = {i for i, _ in windows}
+        n_outside = int(ok_outcome.sum()) - len(inside)
+        if n_outside:
+            notes.append(f"{n_outside} clusters outside the image left out.")
+
+        extractor = base_model.extractor if base_model else _fresh_extractor(config, reader, windows, len(bands))
+        features, n_tiles = _cluster_features(extractor, reader, windows, len(config.clusters), device, config, progress, is_canceled)
+        band_names = tuple(ds.descriptions[b - 1] or f"band {b}" for b in bands)
+
+        used = ok_outcome & (n_tiles > 0)
+        n_no_imagery = int(len(inside) - np.sum(used))
+        if n_no_imagery > 0:
+            notes.append(f"{n_no_imagery} clusters whose box has no tile with enough valid pixels left out.")
+        if used.sum() < max(config.n_folds * 2, 10):
+            raise PovertyMapperError(
+                f"Only {int(used.sum())} clusters have imagery and a valid outcome; at least "
+                f"{max(config.n_folds * 2, 10)} are needed for {config.n_folds}-fold cross-validation."
+            )
+        x = features[used]
+        y = outcomes[used]
+        if config.log_outcome:
+            y = np.log(y)
+        weights = np.array([c.weight for c in config.clusters], np.float64)[used] if config.use_weights else None
+        if weights is not None and (not np.all(np.isfinite(weights)) or np.any(weights < 0)):
+            raise PovertyMapperError("Cluster weights must be numbers of zero or more; check the weight field.")
+        groups = np.round(np.array([[c.x, c.y] for c in config.clusters])[used], 3)
+        n_locations = len(np.unique(groups, axis=0))
+        if n_locations < config.n_folds:
+            raise PovertyMapperError(
+                f"{n_locations} distinct cluster locations are too few for {config.n_folds} folds; lower the number of folds."
+            )
+
+        pred, folds, per_fold = nested_cv(x, y, groups, config.n_folds, config.seed, weights)
+        regressor = fit_ridge_cv(x, y, group_folds(groups, config.n_folds, config.seed), sample_weight=weights)
+
+        baseline = None
+        if config.nightlights_path:
+            lights = np.array([
+                _box_lights(config.nightlights_path, ds, c.x, c.y, config.box_size_m)
+                for c, u in zip(config.clusters, used) if u
+            ])
+            has = np.isfinite(lights)
+            if has.sum() >= max(config.n_folds * 2, 10):
+                xl = np.column_stack([lights[has], np.log1p(np.clip(lights[has], 0, None))])
+                bpred, _, bfolds = nested_cv(xl, y[has], groups[has], config.n_folds, config.seed)
+                baseline = {
+                    "features": "mean nightlights over each cluster's box, and its log1p",
+                    "pooled": _scores(y[has], bpred),
+                    "folds": bfolds,
+                }
+            else:
+                notes.append("Too few clusters are covered by the nightlights raster for a baseline.")
+
+    unit = f"log of {config.outcome_unit}" if config.log_outcome else config.outcome_unit
+    report = {
+        "outcome": config.outcome_name,
+        "unit": unit,
+        "extractor": extractor.kind if base_model is None else f"{extractor.kind} from {Path(config.extractor).name}",
+        "box_size_m": config.box_size_m,
+        "tile_size_m": tile_m,
+        "clusters": {"given": len(config.clusters), "used": int(used.sum()), "locations": int(n_locations)},
+        "cv": {
+            "protocol": f"{config.n_folds}-fold nested cross-validation; folds by location; "
+                        "ridge penalty chosen by inner cross-validation inside each outer training set",
+            "pooled": _scores(y, pred),
+            "folds": per_fold,
+        },
+        "scores_named": "r2 = squared Pearson correlation; R2 = coefficient of determination",
+        "nightlights_baseline": baseline,
+        "device": device_name(device),
+        "notes": notes,
+    }
+    model = PovertyModel(
+        name=f"{config.outcome_name} from {report['extractor']} features ({Path(config.image_path).stem})",
+        target=Target(config.outcome_name, unit, f"fitted on {int(used.sum())} survey clusters"),
+        bands=band_names if base_model is None else base_model.bands,
+        input_scaling=f"reflectance 0-1 ({radiometry.label})",
+        pixel_size_m=tile_m / tile_px,
+        tile_size_px=tile_px,
+        extractor=extractor,
+        regressor=regressor,
+        training={
+            "data": f"{int(used.sum())} clusters on {Path(config.image_path).name}",
+            "box_size_m": config.box_size_m,
+            "radiometry": radiometry.key,
+            "band_indexes": list(bands),
+            "log_outcome": config.log_outcome,
+            "weighted": config.use_weights,
+        },
+        scores={"pooled": report["cv"]["pooled"], "folds": per_fold, "nightlights_baseline": baseline},
+    )
+    save_model(model, config.model_path)
+    if config.report_path:
+        write_json(config.report_path, report)
+    if config.scatter_path:
+        plot_scatter(y, pred, report, config.scatter_path)
+    progress(1.0)
+    return ClusterFitResult(config.model_path, report, used, y, pred, folds, notes)
+
+
+def _scores(y: np.ndarray, pred: np.ndarray) -> dict:
+    return {
+        "r2": round(squared_pearson(y, pred), 4),
+        "R2": round(coefficient_of_determination(y, pred), 4),
+        "n": int(y.size),
+    }
+
+
+def _fresh_extractor(config: ClusterFitConfig, reader: TileReader, windows, n_bands: int) -> FeatureExtractor:
+    """A histogram or random-convolution extractor fitted to this imagery: band
+    statistics (and random patches) from a seeded sample of the clusters' tiles."""
+    rng = np.random.default_rng(config.seed)
+    pick = rng.choice(len(windows), size=min(len(windows), 256), replace=False) if windows else []
+    if len(pick) == 0:
+        raise PovertyMapperError("No cluster lies on the image; check that the clusters and the image overlap.")
+    pixels, valid = read_batch(reader, [windows[i][1] for i in sorted(pick)], torch.device("cpu"))
+    values = pixels.transpose(0, 1)[:, valid].double()
+    if values.shape[1] == 0:
+        raise PovertyMapperError("The tiles around the clusters hold no valid pixels; check the image's nodata.")
+    means = values.mean(1).numpy()
+    stds = values.std(1).clamp(min=1e-6).numpy()
+    if config.extractor == "histogram":
+        return HistogramExtractor(means, stds)
+    from .random_features import RandomConvExtractor
+
+    return RandomConvExtractor.sample(
+        pixels.numpy(), valid.numpy(), n_filters=config.n_random_filters, seed=config.seed,
+        band_means=means, band_stds=stds,
+    )
+
+
+def _cluster_features(extractor, reader, windows, n_clusters, device, config, progress, is_canceled):
+    """Mean feature vector of each cluster's valid tiles, and the number of such tiles."""
+    sums = np.zeros((n_clusters, extractor.n_features))
+    counts = np.zeros(n_clusters, np.int64)
+    min_valid = config.min_valid_fraction * reader.size**2
+    for start in range(0, len(windows), config.batch_size):
+        if is_canceled():
+            raise Canceled()
+        chunk = windows[start : start + config.batch_size]
+        pixels, valid = read_batch(reader, [w for _, w in chunk], device)
+        with torch.inference_mode():
+            feats = extractor.extract(pixels, valid).double().cpu().numpy()
+        enough = (valid.flatten(1).sum(1) >= min_valid).cpu().numpy()
+        for (i, _), f, ok in zip(chunk, feats, enough):
+            if ok:
+                sums[i] += f
+                counts[i] += 1
+        progress(0.9 * min(1.0, (start + len(chunk)) / max(1, len(windows))))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return sums / counts[:, None], counts
+
+
+def _box_lights(path: str, ds, x: float, y: float, box_size_m: float) -> float:
+    minx, miny, maxx, maxy = _box_bounds(ds, x, y, box_size_m)
+    transform = Affine(maxx - minx, 0, minx, 0, -(maxy - miny), maxy)
+    return float(mean_lights_on_grid(path, transform, (1, 1), ds.crs)[0, 0])
+
+
+def plot_scatter(observed: np.ndarray, predicted: np.ndarray, report: dict, path: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5.5, 5.2), constrained_layout=True)
+    ax.scatter(observed, predicted, s=12, alpha=0.6)
+    lo = float(min(observed.min(), predicted.min()))
+    hi = float(max(observed.max(), predicted.max()))
+    ax.plot([lo, hi], [lo, hi], color="grey", lw=1, label="predicted = observed")
+    pooled = report["cv"]["pooled"]
+    ax.set(
+        xlabel=f"observed {report['outcome']} ({report['unit']})",
+        ylabel="out-of-fold prediction",
+        title=f"{report['extractor']} features: r² {pooled['r2']:.2f}, R² {pooled['R2']:.2f} (n={pooled['n']})",
+    )
+    if report.get("nightlights_baseline"):
+        b = report["nightlights_baseline"]["pooled"]
+        ax.text(0.02, 0.97, f"nightlights only: r² {b['r2']:.2f}, R² {b['R2']:.2f}", transform=ax.transAxes, va="top")
+    ax.legend(loc="lower right")
+    with atomic_output(path, ".png") as tmp:
+        fig.savefig(tmp, dpi=100, format="png")
+    plt.close(fig)
