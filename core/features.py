@@ -106,6 +106,15 @@ class HistogramExtractor:
 EXTRACTOR_KINDS = {HistogramExtractor.kind: HistogramExtractor}
 
 
+def _register_random_extractor() -> None:
+    from .random_features import RandomConvExtractor  # imports nothing from this module
+
+    EXTRACTOR_KINDS[RandomConvExtractor.kind] = RandomConvExtractor
+
+
+_register_random_extractor()
+
+
 def extractor_from_spec(spec: dict, arrays: dict[str, np.ndarray]) -> FeatureExtractor:
     kind = spec.get("kind")
     try:
@@ -113,3 +122,12 @@ def extractor_from_spec(spec: dict, arrays: dict[str, np.ndarray]) -> FeatureExt
     except KeyError:
         raise ValueError(f"unknown feature extractor {kind!r}") from None
     return factory.from_spec(spec, arrays)
+
+
+def _register_network_extractors() -> None:
+    from .cnn import CnnExtractor  # imports nothing from this module
+
+    EXTRACTOR_KINDS[CnnExtractor.kind] = CnnExtractor
+
+
+_register_network_extractors()

@@ -42,3 +42,44 @@ def mask_geometries(
         geometry.transform(transform)
         shapes.append(json.loads(geometry.asJson()))
     return tuple(shapes)
+
+
+def extent_in_crs(algorithm, parameters, name: str, context: QgsProcessingContext, crs) -> tuple[float, float, float, float] | None:
+    """An optional extent parameter as (minx, miny, maxx, maxy) in ``crs``, or None."""
+    if parameters.get(name) in (None, ""):
+        return None
+    extent = algorithm.parameterAsExtent(parameters, name, context, crs)
+    if extent.isNull() or extent.isEmpty():
+        return None
+    return extent.xMinimum(), extent.yMinimum(), extent.xMaximum(), extent.yMaximum()
+
+
+def cluster_points(source, outcome_field: str, weight_field: str | None, target_crs, context: QgsProcessingContext):
+    """Survey clusters as (x, y in ``target_crs``, outcome, weight, feature id).
+
+    Missing or non-numeric outcomes become NaN (left out, and counted, by the engine).
+    """
+    fields = source.fields()
+    if fields.lookupField(outcome_field) < 0:
+        raise QgsProcessingException(
+            f"The cluster layer has no field '{outcome_field}'; choose one of: {', '.join(fields.names())}."
+        )
+    transform = QgsCoordinateTransform(source.sourceCrs(), target_crs, context.transformContext())
+    rows = []
+    for feature in source.getFeatures():
+        geometry = feature.geometry()
+        if geometry.isNull() or geometry.isEmpty():
+            continue
+        point = geometry.centroid().asPoint()
+        point = transform.transform(point)
+        rows.append((point.x(), point.y(), _number(feature[outcome_field]),
+                     _number(feature[weight_field]) if weight_field else 1.0, feature.id()))
+    return rows
+
+
+def _number(value) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return float("nan")
+    return number

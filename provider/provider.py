@@ -7,7 +7,9 @@ from qgis.core import QgsProcessingProvider
 from qgis.PyQt.QtGui import QIcon
 
 from . import message_log
+from .fit_clusters_algorithm import FitClustersAlgorithm
 from .predict_algorithm import PredictAlgorithm
+from .train_proxy_algorithm import TrainProxyAlgorithm
 
 ICON = Path(__file__).resolve().parents[1] / "resources" / "icon.svg"
 
@@ -30,5 +32,5 @@ class PovertyMapperProvider(QgsProcessingProvider):
         return QIcon(str(ICON))
 
     def loadAlgorithms(self) -> None:  # noqa: N802 (QGIS API)
-        for algorithm in (PredictAlgorithm(),):
+        for algorithm in (TrainProxyAlgorithm(), FitClustersAlgorithm(), PredictAlgorithm()):
             self.addAlgorithm(algorithm)

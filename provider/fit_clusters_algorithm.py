@@ -1,0 +1,222 @@
+"""``povertymapper:fitclusters``: fit the poverty model on surveyed clusters."""
+from __future__ import annotations
+
+from qgis.core import (
+    QgsFeature,
+    QgsFeatureSink,
+    QgsField,
+    QgsFields,
+    QgsGeometry,
+    QgsPointXY,
+    QgsProcessing,
+    QgsProcessingContext,
+    QgsProcessingException,
+    QgsProcessingFeedback,
+    QgsProcessingParameterBoolean,
+    QgsProcessingParameterEnum,
+    QgsProcessingParameterFeatureSink,
+    QgsProcessingParameterFeatureSource,
+    QgsProcessingParameterField,
+    QgsProcessingParameterFile,
+    QgsProcessingParameterFileDestination,
+    QgsProcessingParameterRasterLayer,
+    QgsWkbTypes,
+)
+from qgis.PyQt.QtCore import QVariant
+
+from ..core.clusters import EXTRACTOR_CHOICES, Cluster, ClusterFitConfig, fit_clusters
+from ..core.model_file import MODEL_SUFFIX
+from .base import PovertyAlgorithm
+from .layer_inputs import cluster_points, raster_file_path
+
+EXTRACTOR_OPTIONS = (*EXTRACTOR_CHOICES, "model file")
+
+
+class FitClustersAlgorithm(PovertyAlgorithm):
+    INPUT = "INPUT"
+    CLUSTERS = "CLUSTERS"
+    OUTCOME = "OUTCOME"
+    WEIGHT = "WEIGHT"
+    LOG_OUTCOME = "LOG_OUTCOME"
+    BOX_SIZE = "BOX_SIZE"
+    EXTRACTOR = "EXTRACTOR"
+    EXTRACTOR_MODEL = "EXTRACTOR_MODEL"
+    NIGHTLIGHTS = "NIGHTLIGHTS"
+    TILE_SIZE = "TILE_SIZE"
+    FOLDS = "FOLDS"
+    SEED = "SEED"
+    OUTPUT_MODEL = "OUTPUT_MODEL"
+    OUTPUT_REPORT = "OUTPUT_REPORT"
+    OUTPUT_PREDICTIONS = "OUTPUT_PREDICTIONS"
+    OUTPUT_SCATTER = "OUTPUT_SCATTER"
+
+    def name(self) -> str:
+        return "fitclusters"
+
+    def displayName(self) -> str:  # noqa: N802 (QGIS API)
+        return self.tr("Fit poverty model on survey clusters")
+
+    def shortHelpString(self) -> str:  # noqa: N802 (QGIS API)
+        return self.tr(
+            "Step 2 of the transfer-learning method (Jean et al. 2016). For each surveyed cluster, "
+            "image features of the tiles in a box around it are averaged, and a ridge regression "
+            "learns the cluster outcome (consumption, or an asset wealth index) from them.\n\n"
+            "Clusters: a point layer in any CRS. Outcome field: the numeric survey value; missing "
+            "or non-numeric values are left out and counted. Weight field (optional): e.g. the "
+            "number of households. Log transform: fit log(outcome), common for consumption.\n"
+            "Box size: survey coordinates are displaced by up to 2 km (urban) and 5-10 km (rural) "
+            "for privacy; the default 10 km box covers that.\n"
+            "Feature extractor: 'histogram' (per-band histograms, transparent), 'random' "
+            "(random convolutional features after MOSAIKS, no training), or 'model file' (the "
+            "proxy CNN from 'Train nightlight proxy CNN', the method of the paper).\n"
+            "Nightlights (optional): scores a nightlights-only model beside it, the baseline the "
+            "method should beat.\n\n"
+            "The reported r² (squared Pearson correlation) and R² (coefficient of determination) "
+            "are out-of-fold: nested cross-validation, folds by location (clusters at the same "
+            "place never split), ridge penalty chosen inside each training fold.\n"
+            "Outputs: the model file for 'Predict poverty map', a JSON report, a point layer of "
+            "out-of-fold predictions and a predicted-vs-observed scatter plot."
+        )
+
+    def initAlgorithm(self, config=None) -> None:  # noqa: N802 (QGIS API)
+        self.addParameter(QgsProcessingParameterRasterLayer(self.INPUT, self.tr("Satellite image")))
+        self.addParameter(
+            QgsProcessingParameterFeatureSource(
+                self.CLUSTERS, self.tr("Survey clusters (points)"), [QgsProcessing.TypeVectorPoint]
+            )
+        )
+        self.addParameter(
+            QgsProcessingParameterField(
+                self.OUTCOME, self.tr("Outcome field"), parentLayerParameterName=self.CLUSTERS,
+                type=QgsProcessingParameterField.Numeric,
+            )
+        )
+        self.addParameter(
+            QgsProcessingParameterField(
+                self.WEIGHT, self.tr("Weight field (e.g. households)"), parentLayerParameterName=self.CLUSTERS,
+                type=QgsProcessingParameterField.Numeric, optional=True,
+            )
+        )
+        self.addParameter(QgsProcessingParameterBoolean(self.LOG_OUTCOME, self.tr("Log-transform the outcome"), False))
+        self.add_double(self.BOX_SIZE, self.tr("Neighbourhood box size (m)"), 10_000.0, 100.0, 100_000.0)
+        self.addParameter(
+            QgsProcessingParameterEnum(
+                self.EXTRACTOR, self.tr("Feature extractor"), options=list(EXTRACTOR_OPTIONS), defaultValue=0
+            )
+        )
+        self.addParameter(
+            QgsProcessingParameterFile(
+                self.EXTRACTOR_MODEL, self.tr("Extractor model file (with 'model file')"),
+                extension=MODEL_SUFFIX.lstrip("."), optional=True,
+            )
+        )
+        self.addParameter(
+            QgsProcessingParameterRasterLayer(self.NIGHTLIGHTS, self.tr("Nightlights raster for the baseline"), optional=True)
+        )
+        self.add_double(self.TILE_SIZE, self.tr("Tile size (m; histogram and random)"), 1920.0, 60.0, 50_000.0, advanced=True)
+        self.add_int(self.FOLDS, self.tr("Cross-validation folds"), 5, 2, 20, advanced=True)
+        self.add_imagery_parameters()
+        self.add_int(self.SEED, self.tr("Random seed"), 0, 0, 2**31 - 1, advanced=True)
+        self.addParameter(
+            QgsProcessingParameterFileDestination(
+                self.OUTPUT_MODEL, self.tr("Poverty model file"), self.tr("Poverty models (*{})").format(MODEL_SUFFIX)
+            )
+        )
+        self.addParameter(
+            QgsProcessingParameterFileDestination(
+                self.OUTPUT_REPORT, self.tr("Cross-validation report (JSON)"), self.tr("JSON files (*.json)"), optional=True
+            )
+        )
+        self.addParameter(
+            QgsProcessingParameterFeatureSink(
+                self.OUTPUT_PREDICTIONS, self.tr("Out-of-fold predictions"), QgsProcessing.TypeVectorPoint, optional=True
+            )
+        )
+        self.addParameter(
+            QgsProcessingParameterFileDestination(
+                self.OUTPUT_SCATTER, self.tr("Predicted vs observed (PNG)"), self.tr("PNG images (*.png)"), optional=True
+            )
+        )
+
+    def prepareAlgorithm(self, parameters, context: QgsProcessingContext, feedback: QgsProcessingFeedback) -> bool:  # noqa: N802
+        layer = self.parameterAsRasterLayer(parameters, self.INPUT, context)
+        self._image = raster_file_path(layer)
+        source = self.parameterAsSource(parameters, self.CLUSTERS, context)
+        if source is None:
+            raise QgsProcessingException(self.tr("Choose a point layer of survey clusters."))
+        self._source_crs = source.sourceCrs()
+        outcome = self.parameterAsString(parameters, self.OUTCOME, context)
+        weight = self.parameterAsString(parameters, self.WEIGHT, context) or None
+        self._clusters = cluster_points(source, outcome, weight, layer.crs(), context)
+        self._lights = None
+        lights = self.parameterAsRasterLayer(parameters, self.NIGHTLIGHTS, context)
+        if lights is not None:
+            self._lights = raster_file_path(lights)
+        # Original coordinates, for the prediction layer in the clusters' own CRS.
+        self._points = {f.id(): f.geometry().centroid().asPoint() for f in source.getFeatures()}
+        return True
+
+    def processAlgorithm(self, parameters, context: QgsProcessingContext, feedback: QgsProcessingFeedback) -> dict:  # noqa: N802
+        choice = EXTRACTOR_OPTIONS[self.parameterAsEnum(parameters, self.EXTRACTOR, context)]
+        extractor = choice
+        if choice == "model file":
+            extractor = self.parameterAsFile(parameters, self.EXTRACTOR_MODEL, context)
+            if not extractor:
+                raise QgsProcessingException(self.tr("Choose the extractor model file (e.g. a trained proxy CNN)."))
+        outcome = self.parameterAsString(parameters, self.OUTCOME, context)
+        model_out = self.parameterAsFileOutput(parameters, self.OUTPUT_MODEL, context)
+        report_out = self.parameterAsFileOutput(parameters, self.OUTPUT_REPORT, context) or None
+        scatter_out = self.parameterAsFileOutput(parameters, self.OUTPUT_SCATTER, context) or None
+        config = ClusterFitConfig(
+            image_path=self._image,
+            clusters=tuple(Cluster(x, y, o, w, str(fid)) for x, y, o, w, fid in self._clusters),
+            model_path=model_out,
+            outcome_name=outcome,
+            extractor=extractor,
+            band_indexes=self.band_indexes(parameters, context),
+            radiometry=self.radiometry(parameters, context),
+            box_size_m=self.parameterAsDouble(parameters, self.BOX_SIZE, context),
+            tile_size_m=self.parameterAsDouble(parameters, self.TILE_SIZE, context),
+            log_outcome=self.parameterAsBool(parameters, self.LOG_OUTCOME, context),
+            use_weights=bool(self.parameterAsString(parameters, self.WEIGHT, context)),
+            n_folds=self.parameterAsInt(parameters, self.FOLDS, context),
+            nightlights_path=self._lights,
+            report_path=report_out,
+            scatter_path=scatter_out,
+            device=self.device(parameters, context),
+            seed=self.parameterAsInt(parameters, self.SEED, context),
+        )
+        with self.user_errors():
+            result = fit_clusters(config, lambda f: feedback.setProgress(100.0 * f), feedback.isCanceled)
+        pooled = result.report["cv"]["pooled"]
+        feedback.pushInfo(self.tr("Out-of-fold scores on {} clusters: r² {:.3f} (squared Pearson), R² {:.3f}.").format(
+            pooled["n"], pooled["r2"], pooled["R2"]))
+        baseline = result.report.get("nightlights_baseline")
+        if baseline:
+            feedback.pushInfo(self.tr("Nightlights alone: r² {:.3f}, R² {:.3f}.").format(
+                baseline["pooled"]["r2"], baseline["pooled"]["R2"]))
+        for note in result.notes:
+            feedback.pushWarning(note)
+
+        outputs = {self.OUTPUT_MODEL: model_out, self.OUTPUT_REPORT: report_out, self.OUTPUT_SCATTER: scatter_out}
+        if parameters.get(self.OUTPUT_PREDICTIONS) is not None:
+            outputs[self.OUTPUT_PREDICTIONS] = self._write_predictions(parameters, context, config, result)
+        return outputs
+
+    def _write_predictions(self, parameters, context, config, result) -> str:
+        fields = QgsFields()
+        for name, kind in (("cluster", QVariant.String), ("observed", QVariant.Double),
+                           ("predicted", QVariant.Double), ("residual", QVariant.Double), ("fold", QVariant.Int)):
+            fields.append(QgsField(name, kind))
+        sink, dest = self.parameterAsSink(
+            parameters, self.OUTPUT_PREDICTIONS, context, fields, QgsWkbTypes.Point, self._source_crs
+        )
+        if sink is None:
+            raise QgsProcessingException(self.tr("Cannot write the predictions layer; choose another destination."))
+        used = [c for c, u in zip(config.clusters, result.used) if u]
+        for cluster, obs, pred, fold in zip(used, result.observed, result.predicted, result.fold):
+            feature = QgsFeature(fields)
+            feature.setGeometry(QgsGeometry.fromPointXY(QgsPointXY(self._points[int(cluster.id)])))
+            feature.setAttributes([cluster.id, float(obs), float(pred), float(obs - pred), int(fold)])
+            sink.addFeature(feature, QgsFeatureSink.FastInsert)
+        return dest

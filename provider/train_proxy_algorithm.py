@@ -1,0 +1,164 @@
+"""``povertymapper:trainproxy``: train the nightlight proxy CNN (Jean et al. task A)."""
+from __future__ import annotations
+
+import re
+
+from qgis.core import (
+    QgsProcessingContext,
+    QgsProcessingException,
+    QgsProcessingFeedback,
+    QgsProcessingParameterExtent,
+    QgsProcessingParameterFile,
+    QgsProcessingParameterFileDestination,
+    QgsProcessingParameterRasterLayer,
+    QgsProcessingParameterString,
+    QgsProcessingParameterEnum,
+)
+
+from ..core.model_file import MODEL_SUFFIX
+from ..core.proxy import ProxyTrainingConfig, train_proxy
+from .base import PovertyAlgorithm
+from .layer_inputs import extent_in_crs, raster_file_path
+
+
+class TrainProxyAlgorithm(PovertyAlgorithm):
+    INPUT = "INPUT"
+    NIGHTLIGHTS = "NIGHTLIGHTS"
+    EXTENT = "EXTENT"
+    TILE_SIZE = "TILE_SIZE"
+    N_CLASSES = "N_CLASSES"
+    BINNING = "BINNING"
+    THRESHOLDS = "THRESHOLDS"
+    EPOCHS = "EPOCHS"
+    BATCH_SIZE = "BATCH_SIZE"
+    LEARNING_RATE = "LEARNING_RATE"
+    VAL_SHARE = "VAL_SHARE"
+    START_MODEL = "START_MODEL"
+    SEED = "SEED"
+    OUTPUT_MODEL = "OUTPUT_MODEL"
+    OUTPUT_REPORT = "OUTPUT_REPORT"
+    OUTPUT_PLOT = "OUTPUT_PLOT"
+
+    def name(self) -> str:
+        return "trainproxy"
+
+    def displayName(self) -> str:  # noqa: N802 (QGIS API)
+        return self.tr("Train nightlight proxy CNN")
+
+    def shortHelpString(self) -> str:  # noqa: N802 (QGIS API)
+        return self.tr(
+            "Step 1 of the transfer-learning method (Jean et al. 2016). Nighttime lights are "
+            "plentiful where surveys are not: a convolutional network learns to tell dark, dim "
+            "and bright places from daytime imagery alone. What it learns (roads, roofs, field "
+            "patterns) becomes the image features for the poverty model in 'Fit poverty model on "
+            "survey clusters'.\n\n"
+            "Satellite image: the daytime imagery. Nightlights: a VIIRS or DMSP raster in any CRS "
+            "and resolution; it is averaged over each tile's footprint. Tile size in metres "
+            "(about 2 km suits 30 m Landsat). Classes: the number of light-intensity classes, "
+            "binned by quantiles of the training tiles, or by fixed thresholds (e.g. 0.5,5).\n"
+            "Validation share: this share of tiles, in whole spatial blocks, is held out to "
+            "report honest accuracy; training tiles touching it are left out.\n"
+            "Starting model: a proxy model whose lower layers are reused (transfer learning).\n\n"
+            "Outputs: the model file (a feature extractor), a JSON training report (loss and "
+            "accuracy per epoch, validation confusion matrix) and a PNG plot of it."
+        )
+
+    def initAlgorithm(self, config=None) -> None:  # noqa: N802 (QGIS API)
+        self.addParameter(QgsProcessingParameterRasterLayer(self.INPUT, self.tr("Satellite image (daytime)")))
+        self.addParameter(QgsProcessingParameterRasterLayer(self.NIGHTLIGHTS, self.tr("Nighttime lights raster")))
+        self.addParameter(QgsProcessingParameterExtent(self.EXTENT, self.tr("Training extent"), optional=True))
+        self.add_double(self.TILE_SIZE, self.tr("Tile size (m)"), 1920.0, 60.0, 50_000.0)
+        self.add_int(self.N_CLASSES, self.tr("Number of light classes"), 3, 2, 10)
+        self.addParameter(
+            QgsProcessingParameterEnum(
+                self.BINNING, self.tr("Class binning"),
+                options=[self.tr("Quantiles of the training tiles"), self.tr("Fixed thresholds")], defaultValue=0,
+            )
+        )
+        self.addParameter(
+            QgsProcessingParameterString(
+                self.THRESHOLDS, self.tr("Fixed thresholds (e.g. 0.5,5; with fixed binning)"), optional=True
+            )
+        )
+        self.add_int(self.EPOCHS, self.tr("Epochs"), 10, 1, 500)
+        self.add_int(self.BATCH_SIZE, self.tr("Batch size"), 32, 2, 2048, advanced=True)
+        self.add_double(self.LEARNING_RATE, self.tr("Learning rate (Adam)"), 1e-3, 1e-6, 1.0, advanced=True)
+        self.add_double(self.VAL_SHARE, self.tr("Validation share (spatial blocks)"), 0.2, 0.05, 0.5, advanced=True)
+        self.addParameter(
+            QgsProcessingParameterFile(
+                self.START_MODEL, self.tr("Starting model (reuse its lower layers)"),
+                extension=MODEL_SUFFIX.lstrip("."), optional=True,
+            )
+        )
+        self.add_imagery_parameters()
+        self.add_int(self.SEED, self.tr("Random seed"), 0, 0, 2**31 - 1, advanced=True)
+        self.addParameter(
+            QgsProcessingParameterFileDestination(
+                self.OUTPUT_MODEL, self.tr("Proxy model file"), self.tr("Poverty models (*{})").format(MODEL_SUFFIX)
+            )
+        )
+        self.addParameter(
+            QgsProcessingParameterFileDestination(
+                self.OUTPUT_REPORT, self.tr("Training report (JSON)"), self.tr("JSON files (*.json)"), optional=True
+            )
+        )
+        self.addParameter(
+            QgsProcessingParameterFileDestination(
+                self.OUTPUT_PLOT, self.tr("Training plot (PNG)"), self.tr("PNG images (*.png)"), optional=True
+            )
+        )
+
+    def prepareAlgorithm(self, parameters, context: QgsProcessingContext, feedback: QgsProcessingFeedback) -> bool:  # noqa: N802
+        layer = self.parameterAsRasterLayer(parameters, self.INPUT, context)
+        self._image = raster_file_path(layer)
+        self._lights = raster_file_path(self.parameterAsRasterLayer(parameters, self.NIGHTLIGHTS, context))
+        self._bounds = extent_in_crs(self, parameters, self.EXTENT, context, layer.crs())
+        return True
+
+    def _thresholds(self, parameters, context) -> tuple[float, ...] | None:
+        if self.parameterAsEnum(parameters, self.BINNING, context) == 0:
+            return None
+        text = self.parameterAsString(parameters, self.THRESHOLDS, context)
+        try:
+            values = tuple(float(v) for v in re.split(r"[,;\s]+", text.strip()) if v)
+        except ValueError:
+            values = ()
+        if not values:
+            raise QgsProcessingException(self.tr("Fixed binning needs thresholds, e.g. 0.5,5 (light values)."))
+        return values
+
+    def processAlgorithm(self, parameters, context: QgsProcessingContext, feedback: QgsProcessingFeedback) -> dict:  # noqa: N802
+        model_out = self.parameterAsFileOutput(parameters, self.OUTPUT_MODEL, context)
+        report_out = self.parameterAsFileOutput(parameters, self.OUTPUT_REPORT, context) or None
+        plot_out = self.parameterAsFileOutput(parameters, self.OUTPUT_PLOT, context) or None
+        config = ProxyTrainingConfig(
+            image_path=self._image,
+            nightlights_path=self._lights,
+            model_path=model_out,
+            report_path=report_out,
+            plot_path=plot_out,
+            bounds=self._bounds,
+            band_indexes=self.band_indexes(parameters, context),
+            radiometry=self.radiometry(parameters, context),
+            tile_size_m=self.parameterAsDouble(parameters, self.TILE_SIZE, context),
+            n_classes=self.parameterAsInt(parameters, self.N_CLASSES, context),
+            thresholds=self._thresholds(parameters, context),
+            epochs=self.parameterAsInt(parameters, self.EPOCHS, context),
+            batch_size=self.parameterAsInt(parameters, self.BATCH_SIZE, context),
+            learning_rate=self.parameterAsDouble(parameters, self.LEARNING_RATE, context),
+            device=self.device(parameters, context),
+            start_model_path=self.parameterAsFile(parameters, self.START_MODEL, context) or None,
+            val_fraction=self.parameterAsDouble(parameters, self.VAL_SHARE, context),
+            seed=self.parameterAsInt(parameters, self.SEED, context),
+        )
+        with self.user_errors():
+            result = train_proxy(config, lambda f: feedback.setProgress(100.0 * f), feedback.isCanceled)
+        report = result.report
+        for epoch in report["epochs"]:
+            feedback.pushInfo(
+                self.tr("Epoch {epoch}: loss {train_loss:.3f} (validation {val_loss:.3f}), "
+                        "accuracy {train_accuracy:.2f} (validation {val_accuracy:.2f})").format(**epoch)
+            )
+        feedback.pushInfo(self.tr("Trained on {} with {} tiles ({} for validation).").format(
+            report["device"], report["tiles"]["train"], report["tiles"]["val"]))
+        return {self.OUTPUT_MODEL: model_out, self.OUTPUT_REPORT: report_out, self.OUTPUT_PLOT: plot_out}

@@ -1,0 +1,128 @@
+"""The whole transfer-learning chain on a GENERATED world (tests/generated_world.py):
+train the nightlight proxy -> fit clusters -> predict recovers the planted relation,
+and fails to find one when the outcomes are shuffled. Not an accuracy figure."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import rasterio
+
+from generated_world import make_world
+from poverty_mapper.core.clusters import Cluster, ClusterFitConfig, fit_clusters
+from poverty_mapper.core.model_file import load_model
+from poverty_mapper.core.predict import PredictRequest, predict_poverty_map
+from poverty_mapper.core.proxy import ProxyTrainingConfig, train_proxy
+
+TILE_M = 480.0  # 16 px of 30 m
+BOX_M = 1500.0
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    return make_world(tmp_path_factory.mktemp("generated_world"))
+
+
+@pytest.fixture(scope="module")
+def proxy(world, tmp_path_factory):
+    out = tmp_path_factory.mktemp("proxy")
+    result = train_proxy(
+        ProxyTrainingConfig(
+            image_path=str(world.image_path),
+            nightlights_path=str(world.lights_path),
+            model_path=str(out / "proxy.povmodel"),
+            report_path=str(out / "proxy.json"),
+            plot_path=str(out / "proxy.png"),
+            tile_size_m=TILE_M,
+            epochs=6,
+            batch_size=64,
+        )
+    )
+    return result, out
+
+
+def _clusters(world, outcomes=None):
+    outcomes = [c[2] for c in world.clusters] if outcomes is None else outcomes
+    return tuple(Cluster(x, y, o, w, str(i)) for i, ((x, y, _, w), o) in enumerate(zip(world.clusters, outcomes)))
+
+
+def test_proxy_training_learns_light_classes(proxy):
+    result, out = proxy
+    report = result.report
+    assert len(report["epochs"]) == 6
+    assert report["epochs"][-1]["train_loss"] < report["epochs"][0]["train_loss"]
+    # Three balanced classes: chance is 1/3 on the held-out spatial blocks.
+    assert report["epochs"][-1]["val_accuracy"] > 0.7
+    matrix = np.array(report["confusion_matrix_val"]["matrix"])
+    assert matrix.shape == (3, 3) and matrix.sum() == report["tiles"]["val"]
+    assert json.loads((out / "proxy.json").read_text())["tiles"] == report["tiles"]
+    assert (out / "proxy.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    model = load_model(out / "proxy.povmodel")
+    assert model.extractor.kind == "cnn" and not model.can_predict
+
+
+def test_cnn_features_recover_the_planted_relation(world, proxy, tmp_path):
+    _, out = proxy
+    result = fit_clusters(
+        ClusterFitConfig(
+            image_path=str(world.image_path),
+            clusters=_clusters(world),
+            model_path=str(tmp_path / "fit.povmodel"),
+            outcome_name="generated wealth",
+            extractor=str(out / "proxy.povmodel"),
+            box_size_m=BOX_M,
+            nightlights_path=str(world.lights_path),
+            report_path=str(tmp_path / "cv.json"),
+            scatter_path=str(tmp_path / "scatter.png"),
+        )
+    )
+    pooled = result.report["cv"]["pooled"]
+    assert pooled["n"] == len(world.clusters)
+    assert pooled["r2"] >= 0.8 and pooled["R2"] >= 0.75
+    assert result.report["nightlights_baseline"]["pooled"]["n"] == len(world.clusters)
+    assert (tmp_path / "scatter.png").is_file()
+
+    # The fitted model maps the world: estimates follow the planted density.
+    predict_poverty_map(PredictRequest(str(world.image_path), str(tmp_path / "map.tif"), load_model(tmp_path / "fit.povmodel")))
+    with rasterio.open(tmp_path / "map.tif") as ds:
+        estimate = ds.read(1, masked=True)
+    f = 16
+    size = estimate.shape[0] * f
+    density = world.density[:size, :size].reshape(estimate.shape[0], f, estimate.shape[1], f).mean((1, 3))
+    ok = ~estimate.mask
+    assert np.corrcoef(estimate[ok], density[ok])[0, 1] ** 2 > 0.7
+
+
+def test_shuffled_outcomes_score_near_zero(world, proxy, tmp_path):
+    _, out = proxy
+    shuffled = np.random.default_rng(1).permutation([c[2] for c in world.clusters])
+    result = fit_clusters(
+        ClusterFitConfig(
+            image_path=str(world.image_path),
+            clusters=_clusters(world, shuffled),
+            model_path=str(tmp_path / "shuffled.povmodel"),
+            extractor=str(out / "proxy.povmodel"),
+            box_size_m=BOX_M,
+        )
+    )
+    pooled = result.report["cv"]["pooled"]
+    assert pooled["r2"] < 0.15
+    assert pooled["R2"] < 0.1
+
+
+@pytest.mark.parametrize("extractor", ["histogram", "random"])
+def test_untrained_extractors_recover_the_planted_relation(world, tmp_path, extractor):
+    result = fit_clusters(
+        ClusterFitConfig(
+            image_path=str(world.image_path),
+            clusters=_clusters(world),
+            model_path=str(tmp_path / f"{extractor}.povmodel"),
+            extractor=extractor,
+            tile_size_m=TILE_M,
+            box_size_m=BOX_M,
+            n_random_filters=64,
+        )
+    )
+    assert result.report["cv"]["pooled"]["r2"] >= 0.8
+    assert load_model(tmp_path / f"{extractor}.povmodel").extractor.kind == extractor

@@ -1,0 +1,143 @@
+"""trainproxy -> fitclusters -> predict through QGIS Processing, on a GENERATED world
+(tests/generated_world.py), with the clusters in another CRS than the image."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import rasterio
+from qgis.core import (
+    QgsApplication,
+    QgsCoordinateReferenceSystem,
+    QgsCoordinateTransform,
+    QgsFeature,
+    QgsField,
+    QgsGeometry,
+    QgsPointXY,
+    QgsProcessingException,
+    QgsProject,
+    QgsVectorLayer,
+)
+from qgis.PyQt.QtCore import QVariant
+
+from generated_world import IMAGE_CRS, make_world
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    return make_world(tmp_path_factory.mktemp("generated_world_processing"), size=512, n_clusters=80)
+
+
+def _cluster_layer(world, bad_rows: int = 0) -> QgsVectorLayer:
+    """Clusters as a WGS 84 point layer; ``bad_rows`` extra clusters get a text outcome."""
+    layer = QgsVectorLayer("Point?crs=EPSG:4326", "clusters", "memory")
+    provider = layer.dataProvider()
+    provider.addAttributes([QgsField("wealth", QVariant.Double), QgsField("hh", QVariant.Int), QgsField("note", QVariant.String)])
+    layer.updateFields()
+    to_wgs = QgsCoordinateTransform(
+        QgsCoordinateReferenceSystem(IMAGE_CRS.to_wkt()), QgsCoordinateReferenceSystem("EPSG:4326"), QgsProject.instance()
+    )
+    features = []
+    for i, (x, y, outcome, weight) in enumerate(world.clusters):
+        f = QgsFeature(layer.fields())
+        f.setGeometry(QgsGeometry.fromPointXY(to_wgs.transform(QgsPointXY(x, y))))
+        f.setAttributes([outcome if i >= bad_rows else None, int(weight), ""])
+        features.append(f)
+    provider.addFeatures(features)
+    return layer
+
+
+def test_algorithms_are_registered_with_help(poverty_provider):
+    for name in ("trainproxy", "fitclusters", "predict"):
+        algorithm = QgsApplication.processingRegistry().algorithmById(f"povertymapper:{name}")
+        assert algorithm is not None, name
+        assert len(algorithm.shortHelpString()) > 200
+
+
+def test_chain_through_processing(poverty_provider, world, tmp_path):
+    import processing
+
+    proxy = processing.run(
+        "povertymapper:trainproxy",
+        {
+            "INPUT": str(world.image_path),
+            "NIGHTLIGHTS": str(world.lights_path),
+            "TILE_SIZE": 480,
+            "EPOCHS": 4,
+            "BATCH_SIZE": 64,
+            "OUTPUT_MODEL": str(tmp_path / "proxy.povmodel"),
+            "OUTPUT_REPORT": str(tmp_path / "proxy.json"),
+            "OUTPUT_PLOT": str(tmp_path / "proxy.png"),
+        },
+    )
+    report = json.loads((tmp_path / "proxy.json").read_text())
+    assert len(report["epochs"]) == 4
+    assert (tmp_path / "proxy.png").is_file()
+
+    clusters = _cluster_layer(world, bad_rows=3)
+    fit = processing.run(
+        "povertymapper:fitclusters",
+        {
+            "INPUT": str(world.image_path),
+            "CLUSTERS": clusters,
+            "OUTCOME": "wealth",
+            "WEIGHT": "hh",
+            "BOX_SIZE": 1500,
+            "EXTRACTOR": 2,  # model file
+            "EXTRACTOR_MODEL": proxy["OUTPUT_MODEL"],
+            "NIGHTLIGHTS": str(world.lights_path),
+            "OUTPUT_MODEL": str(tmp_path / "fit.povmodel"),
+            "OUTPUT_REPORT": str(tmp_path / "cv.json"),
+            "OUTPUT_PREDICTIONS": str(tmp_path / "oof.gpkg"),
+            "OUTPUT_SCATTER": str(tmp_path / "scatter.png"),
+        },
+    )
+    cv = json.loads((tmp_path / "cv.json").read_text())
+    assert cv["clusters"]["given"] == len(world.clusters)
+    assert cv["clusters"]["used"] == len(world.clusters) - 3  # the three without an outcome
+    assert cv["cv"]["pooled"]["r2"] > 0.7
+    assert "r2" in cv["nightlights_baseline"]["pooled"]
+    predictions = QgsVectorLayer(fit["OUTPUT_PREDICTIONS"], "oof", "ogr")
+    assert predictions.isValid()
+    assert predictions.featureCount() == len(world.clusters) - 3
+    assert predictions.crs().authid() == "EPSG:4326"
+    assert {"observed", "predicted", "residual", "fold"} <= set(predictions.fields().names())
+
+    out = processing.run(
+        "povertymapper:predict",
+        {"INPUT": str(world.image_path), "MODEL": fit["OUTPUT_MODEL"], "OUTPUT": str(tmp_path / "map.tif")},
+    )
+    with rasterio.open(out["OUTPUT"]) as ds:
+        assert ds.tags()["QUANTITY"] == "wealth"
+        assert ds.read(1, masked=True).count() > 0.9 * ds.width * ds.height
+
+
+def test_missing_outcome_field_is_a_clear_error(poverty_provider, world, tmp_path):
+    import processing
+
+    with pytest.raises(QgsProcessingException):
+        processing.run(
+            "povertymapper:fitclusters",
+            {
+                "INPUT": str(world.image_path),
+                "CLUSTERS": _cluster_layer(world),
+                "OUTCOME": "income",
+                "OUTPUT_MODEL": str(tmp_path / "x.povmodel"),
+            },
+        )
+    assert not (tmp_path / "x.povmodel").exists()
+
+
+def test_predict_refuses_a_proxy_model_alone(poverty_provider, world, tmp_path):
+    import processing
+
+    processing.run(
+        "povertymapper:trainproxy",
+        {"INPUT": str(world.image_path), "NIGHTLIGHTS": str(world.lights_path), "TILE_SIZE": 480,
+         "EPOCHS": 1, "OUTPUT_MODEL": str(tmp_path / "proxy.povmodel")},
+    )
+    with pytest.raises(QgsProcessingException, match="survey clusters"):
+        processing.run(
+            "povertymapper:predict",
+            {"INPUT": str(world.image_path), "MODEL": str(tmp_path / "proxy.povmodel"), "OUTPUT": str(tmp_path / "m.tif")},
+        )
