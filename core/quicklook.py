@@ -45,7 +45,7 @@ def write_quicklook(
         title = ds.descriptions[0] or "estimate"
     extent = (b.left, b.right, b.bottom, b.top)
     panels = 2 if image_path else 1
-    fig, axes = plt.subplots(1, panels, figsize=(6.5 * panels, 6.2), squeeze=False, constrained_layout=True)
+    fig, axes = plt.subplots(1, panels, figsize=(6.5 * panels, 6.8), squeeze=False, constrained_layout=True)
     if image_path:
         bands = image_bands or _guess_rgb_bands(image_path, tags)
         rgb, img_extent = _true_colour(image_path, bands)
@@ -66,6 +66,7 @@ def write_quicklook(
     ax.set_facecolor("#bbbbbb")
     for a in axes[0]:
         a.tick_params(labelsize=7)
+        a.ticklabel_format(style="plain", useOffset=False)
     fig.text(0.01, 0.005, "Model estimates, not survey measurements: compare places, not absolute values.", fontsize=7)
     png_path = Path(png_path)
     png_path.parent.mkdir(parents=True, exist_ok=True)

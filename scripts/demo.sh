@@ -9,7 +9,9 @@ export QGIS_PLUGINPATH="$PWD/$PLUGIN_DIR"
 # qgis_process runs the system Python: let it see torch and rasterio from the venv.
 export PYTHONPATH="$PWD/$SITE${PYTHONPATH:+:$PYTHONPATH}"
 export QGIS_CUSTOM_CONFIG_PATH="$PWD/build/qgis-profile"
-"$QGIS_PROCESS" plugins enable poverty_mapper >/dev/null
+if ! "$QGIS_PROCESS" plugins 2>/dev/null | grep -q '^\* poverty_mapper$'; then
+  "$QGIS_PROCESS" plugins enable poverty_mapper >/dev/null
+fi
 "$QGIS_PROCESS" run povertymapper:predict \
   --INPUT="$scene" \
   --STRIDE=960 \
