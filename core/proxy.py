@@ -183,7 +183,13 @@ def train_proxy(
     labels = light_classes(y_light, edges)
     n_classes = edges.size + 1
     counts = np.bincount(labels[train_idx], minlength=n_classes)
-    weights = np.where(counts > 0, counts.sum() / np.maximum(counts, 1) / n_classes, 0.0)
+    if np.any(counts == 0):
+        empty = ", ".join(str(k) for k in np.flatnonzero(counts == 0))
+        raise PovertyMapperError(
+            f"Light class(es) {empty} get no training tile with thresholds {list(edges)}; "
+            "choose thresholds inside the range of the nightlights, or quantile binning."
+        )
+    weights = counts.sum() / counts / n_classes
 
     # 3. Standardization from the training tiles (or the start model's, to keep its filters meaningful).
     start_model = load_model(config.start_model_path) if config.start_model_path else None
