@@ -6,7 +6,7 @@ import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
+from typing import Callable, Iterable, Iterator
 
 import numpy as np
 import rasterio
@@ -19,12 +19,13 @@ from .device import device_name, resolve_device
 from .errors import Canceled, PovertyMapperError
 from .model_file import PovertyModel
 from .radiometry import Radiometry, resolve_radiometry
-from .tile_reader import TileReader, read_batch
+from .prefetch import PrefetchingReader
 from .tiling import TileGrid, region_window, tile_grid_for
 
 log = logging.getLogger("poverty_mapper")
 
 NODATA = -9999.0
+MIXED_PRECISION_KINDS = ("cnn", "random")  # bf16 on CUDA; histograms count exactly in float32
 ProgressCallback = Callable[[float], None]
 CancelCheck = Callable[[], bool]
 
@@ -44,6 +45,8 @@ class PredictRequest:
     device: str = "auto"
     batch_size: int = 64
     min_valid_fraction: float = 0.5
+    read_workers: int = 2  # reader threads (0 = read in the calling thread)
+    prefetch_batches: int = 4  # batches read ahead of the model
 
 
 @dataclass(frozen=True)
@@ -133,7 +136,6 @@ def predict_poverty_map(
         region = region_window(ds.transform, ds.width, ds.height, request.bounds)
         grid = tile_grid_for(ds.transform, ds.crs, region, model.tile_size_m, request.stride_m)
         cell_mask = _mask_cells(grid, request.mask_geometries)
-        reader = TileReader(ds, bands, model.tile_size_px, radiometry)
         weights, bias = model.regressor.folded()
         w = torch.as_tensor(weights, dtype=torch.float32, device=device)
         notes = [radiometry.note] if radiometry.note else []
@@ -143,8 +145,11 @@ def predict_poverty_map(
             bands, radiometry.key, device_name(device),
         )
 
-        with atomic_output(out_path, ".tif") as tmp, rasterio.open(tmp, "w", **_output_profile(ds, grid)) as dst:
-            stats = _run_tiles(grid, cell_mask, reader, model, w, bias, device, request, dst, progress, is_canceled)
+        prefetch = PrefetchingReader(
+            request.raster_path, bands, model.tile_size_px, radiometry, request.read_workers, request.prefetch_batches
+        )
+        with prefetch, atomic_output(out_path, ".tif") as tmp, rasterio.open(tmp, "w", **_output_profile(ds, grid)) as dst:
+            stats = _run_tiles(grid, cell_mask, prefetch, model, w, bias, device, request, dst, progress, is_canceled)
             dst.set_band_description(1, f"{model.target.name} ({model.target.unit})")
             dst.update_tags(
                 QUANTITY=model.target.name,
@@ -179,55 +184,95 @@ def predict_poverty_map(
     )
 
 
-def _run_tiles(grid, cell_mask, reader, model, w, bias, device, request, dst, progress, is_canceled):
-    """Estimate every cell in batches, writing each output row once it is complete."""
-    height, width = grid.shape
-    pending_rows: dict[int, np.ndarray] = {}
-    next_row = 0
-    total = len(grid)
+class _RowWriter:
+    """Buffers output rows and writes each once all cells before it are known, so the
+    output is written incrementally and never held whole in memory."""
+
+    def __init__(self, dst, width: int):
+        self.dst, self.width = dst, width
+        self.rows: dict[int, np.ndarray] = {}
+        self.next_row = 0
+
+    def set(self, row: int, col: int, value: float) -> None:
+        if row not in self.rows:
+            self.rows[row] = np.full(self.width, NODATA, np.float32)
+        self.rows[row][col] = value
+
+    def flush_before(self, row: int) -> None:
+        while self.next_row < row:
+            values = self.rows.pop(self.next_row, None)
+            if values is None:
+                values = np.full(self.width, NODATA, np.float32)
+            self.dst.write(values[None, :], 1, window=rasterio.windows.Window(0, self.next_row, self.width, 1))
+            self.next_row += 1
+
+
+def _cell_batches(cell_mask: np.ndarray, batch_size: int) -> Iterator[list[tuple[int, int]]]:
+    """Cells inside the mask, row-major, in batches."""
+    rows, cols = np.nonzero(cell_mask)
+    for start in range(0, rows.size, batch_size):
+        yield list(zip(rows[start : start + batch_size].tolist(), cols[start : start + batch_size].tolist()))
+
+
+def to_device(array: np.ndarray, device: torch.device) -> torch.Tensor:
+    """Host to device; on CUDA through pinned memory with a non-blocking copy."""
+    tensor = torch.from_numpy(array)
+    if device.type == "cuda":
+        return tensor.pin_memory().to(device, non_blocking=True)
+    return tensor
+
+
+def estimate_batch(model: PovertyModel, w: torch.Tensor, bias: float, pixels: np.ndarray, valid: np.ndarray, device: torch.device) -> np.ndarray:
+    """Estimates for one batch of tiles; on CUDA out-of-memory the batch is halved."""
+    try:
+        p, v = to_device(pixels, device), to_device(valid, device)
+        if device.type == "cuda" and model.extractor.kind in MIXED_PRECISION_KINDS:
+            p = p.contiguous(memory_format=torch.channels_last)
+            with torch.inference_mode(), torch.autocast("cuda", dtype=torch.bfloat16):
+                feats = model.extractor.extract(p, v)
+        else:
+            with torch.inference_mode():
+                feats = model.extractor.extract(p, v)
+        with torch.inference_mode():
+            return (feats.float() @ w + bias).cpu().numpy()
+    except torch.cuda.OutOfMemoryError:
+        if len(pixels) == 1:
+            raise PovertyMapperError(
+                "The GPU ran out of memory on a single tile; run on the CPU (Device: cpu)."
+            ) from None
+        torch.cuda.empty_cache()
+        half = len(pixels) // 2
+        log.warning("CUDA out of memory with %d tiles per batch; retrying with %d.", len(pixels), half)
+        return np.concatenate([
+            estimate_batch(model, w, bias, pixels[:half], valid[:half], device),
+            estimate_batch(model, w, bias, pixels[half:], valid[half:], device),
+        ])
+
+
+def _run_tiles(grid, cell_mask, prefetch, model, w, bias, device, request, dst, progress, is_canceled):
+    """Estimate every cell in batches, read ahead in threads, written row by row."""
+    writer = _RowWriter(dst, grid.width)
+    total = max(1, int(cell_mask.sum()))
     done = 0
     count, vsum, vmin, vmax = 0, 0.0, math.inf, -math.inf
     min_valid = request.min_valid_fraction * model.tile_size_px**2
-
-    def flush(upto_row: int) -> None:
-        nonlocal next_row
-        while next_row < upto_row:
-            values = pending_rows.pop(next_row)
-            dst.write(values[None, :], 1, window=rasterio.windows.Window(0, next_row, width, 1))
-            next_row += 1
-
-    batch: list[tuple[int, int]] = []
-    cells = iter(grid.cells())
-    while True:
-        cell = next(cells, None)
-        if cell is not None:
-            row, col = cell
-            pending_rows.setdefault(row, np.full(width, NODATA, np.float32))
-            if cell_mask[row, col]:
-                batch.append(cell)
-        if batch and (len(batch) >= request.batch_size or cell is None):
-            if is_canceled():
-                raise Canceled()
-            pixels, valid = read_batch(reader, [grid.tile_window(r, c) for r, c in batch], device)
-            with torch.inference_mode():
-                feats = model.extractor.extract(pixels, valid)
-                values = (feats.float() @ w + bias).cpu().numpy()
-            enough = valid.flatten(1).sum(1).cpu().numpy() >= min_valid
-            for (r, c), v, ok in zip(batch, values, enough):
-                if ok and np.isfinite(v):
-                    pending_rows[r][c] = v
-                    count += 1
-                    vsum += float(v)
-                    vmin, vmax = min(vmin, float(v)), max(vmax, float(v))
-            batch = []
-        if cell is None:
-            flush(height)
-            break
-        done += 1
-        if done % width == 0:
-            progress(done / total)
-        # Rows before the first cell still waiting in the batch are complete.
-        flush(batch[0][0] if batch else cell[0])
+    batches = _cell_batches(cell_mask, request.batch_size)
+    for batch, pixels, valid in prefetch.map(batches, lambda b: [grid.tile_window(r, c) for r, c in b]):
+        if is_canceled():
+            raise Canceled()
+        values = estimate_batch(model, w, bias, pixels, valid, device)
+        enough = valid.reshape(len(batch), -1).sum(1) >= min_valid
+        for (r, c), v, ok in zip(batch, values, enough):
+            if ok and np.isfinite(v):
+                writer.set(r, c, v)
+                count += 1
+                vsum += float(v)
+                vmin, vmax = min(vmin, float(v)), max(vmax, float(v))
+        # Cells come in row-major order: rows before this batch's last are complete.
+        writer.flush_before(batch[-1][0])
+        done += len(batch)
+        progress(done / total)
+    writer.flush_before(grid.height)
     progress(1.0)
     if count == 0:
         return 0, None, None, None

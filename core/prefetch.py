@@ -1,0 +1,99 @@
+"""Reading ahead: a small pool of reader threads fills a bounded queue of tile batches
+while the model works on the current one.
+
+Each thread opens its own rasterio dataset (GDAL handles are not shared between
+threads). At most ``depth`` batches are read ahead, so memory is bounded by
+``depth x batch size x tile size`` whatever the raster's size.
+"""
+from __future__ import annotations
+
+import threading
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Callable, Iterable, Iterator, Sequence, TypeVar
+
+import numpy as np
+import rasterio
+
+from .radiometry import Radiometry
+from .tile_reader import TileReader
+from .tiling import PixelWindow
+
+T = TypeVar("T")
+
+
+class PrefetchingReader:
+    def __init__(
+        self,
+        path: str,
+        band_indexes: Sequence[int],
+        size: int,
+        radiometry: Radiometry,
+        workers: int = 2,
+        depth: int = 4,
+    ):
+        self.path = path
+        self.bands = tuple(band_indexes)
+        self.size = size
+        self.radiometry = radiometry
+        self.workers = max(0, workers)
+        self.depth = max(1, depth)
+        self._local = threading.local()
+        self._datasets: list[rasterio.io.DatasetReader] = []
+        self._lock = threading.Lock()
+        self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="poverty-read") if self.workers else None
+
+    def _reader(self) -> TileReader:
+        reader = getattr(self._local, "reader", None)
+        if reader is None:
+            ds = rasterio.open(self.path)
+            with self._lock:
+                self._datasets.append(ds)
+            reader = self._local.reader = TileReader(ds, self.bands, self.size, self.radiometry)
+        return reader
+
+    def read(self, windows: Sequence[PixelWindow]) -> tuple[np.ndarray, np.ndarray]:
+        """One batch: (pixels [N, bands, size, size] float32, valid [N, size, size] bool)."""
+        reader = self._reader()
+        pixels = np.empty((len(windows), len(self.bands), self.size, self.size), np.float32)
+        valid = np.empty((len(windows), self.size, self.size), bool)
+        for i, window in enumerate(windows):
+            pixels[i], valid[i] = reader.read(window)
+        return pixels, valid
+
+    def map(
+        self, batches: Iterable[T], windows_of: Callable[[T], Sequence[PixelWindow]]
+    ) -> Iterator[tuple[T, np.ndarray, np.ndarray]]:
+        """Yields (batch, pixels, valid) in order, reading up to ``depth`` batches ahead."""
+        if self._pool is None:
+            for batch in batches:
+                yield (batch, *self.read(windows_of(batch)))
+            return
+        in_flight: deque[tuple[T, Future]] = deque()
+        it = iter(batches)
+        try:
+            for batch in it:
+                in_flight.append((batch, self._pool.submit(self.read, windows_of(batch))))
+                if len(in_flight) >= self.depth:
+                    done_batch, future = in_flight.popleft()
+                    yield (done_batch, *future.result())
+            while in_flight:
+                done_batch, future = in_flight.popleft()
+                yield (done_batch, *future.result())
+        finally:
+            for _, future in in_flight:
+                future.cancel()
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+        with self._lock:
+            for ds in self._datasets:
+                ds.close()
+            self._datasets.clear()
+
+    def __enter__(self) -> "PrefetchingReader":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
