@@ -8,7 +8,7 @@ PLUGIN_DIR := build/plugins
 QGIS_PROCESS := /usr/bin/qgis_process.bin
 export QT_QPA_PLATFORM := offscreen
 
-.PHONY: setup demo test model clean
+.PHONY: setup demo test model eval clean
 
 setup: $(VENV)/.installed
 
@@ -31,6 +31,9 @@ test: setup
 
 model: setup
 	$(PY) scripts/train_default_model.py
+
+eval: setup
+	$(PY) scripts/evaluate.py
 
 clean:
 	rm -rf build out .pytest_cache .hypothesis

@@ -34,6 +34,10 @@ class LsmsSet:
     locs: np.ndarray  # [n, 2] lat, lon
     years: np.ndarray  # [n]
     folds: dict  # fold -> {'train','val','test'} -> index array
+    # Nightlight value at the tile centre / averaged over the tile, standardized like the
+    # NIGHTLIGHTS band (DMSP constants before 2012, VIIRS from 2012 on). None if not loaded.
+    nls_center: np.ndarray | None = None  # [n]
+    nls_mean: np.ndarray | None = None  # [n]
 
     def __len__(self) -> int:
         return self.labels.size
@@ -75,7 +79,11 @@ def load_lsms(directory: str | Path) -> LsmsSet:
     with np.load(directory / "lsms_image_hists.npz", allow_pickle=False) as data:
         hists, labels = data["image_hists"], data["labels"]
         locs, years = data["locs"], data["years"]
+        nls_center, nls_mean = data["nls_center"], data["nls_mean"]
     with open(directory / "lsms_incountry_folds.pkl", "rb") as fh:
         raw = _ArrayOnlyUnpickler(fh).load()
     folds = {f: {s: np.asarray(ix, dtype=np.int64) for s, ix in raw[f].items()} for f in FOLD_NAMES}
-    return LsmsSet(hists=hists, labels=labels.astype(np.float64), locs=locs, years=years, folds=folds)
+    return LsmsSet(
+        hists=hists, labels=labels.astype(np.float64), locs=locs, years=years, folds=folds,
+        nls_center=nls_center.astype(np.float64), nls_mean=nls_mean.astype(np.float64),
+    )
