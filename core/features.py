@@ -30,6 +30,10 @@ class FeatureExtractor(Protocol):
     def to_spec(self) -> tuple[dict, dict[str, np.ndarray]]: ...
 
 
+# Integer pixel types whose every value can be tabulated: (lowest value, number of values).
+_DN_LEVELS = {torch.uint8: (0, 256), torch.int16: (-32768, 65536), torch.uint16: (0, 65536)}
+
+
 class HistogramExtractor:
     """Per-band histograms of standardized reflectance, as frequencies.
 
@@ -51,6 +55,7 @@ class HistogramExtractor:
         if self.edges.ndim != 1 or self.edges.size < 2 or np.any(np.diff(self.edges) <= 0):
             raise ValueError("bin edges must be increasing")
         self._cache: dict[torch.device, tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = {}
+        self._tables: dict[tuple, torch.Tensor] = {}
 
     @property
     def n_bands(self) -> int:
@@ -73,24 +78,63 @@ class HistogramExtractor:
             )
         return self._cache[device]
 
-    def extract(self, pixels: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
-        n, bands, _, _ = pixels.shape
-        if bands != self.n_bands:
-            raise ValueError(f"expected {self.n_bands} bands, got {bands}")
+    def _bins(self, pixels: torch.Tensor) -> torch.Tensor:
+        """Bin of every value: bin i holds edges[i] <= z < edges[i+1], as numpy.histogram."""
         mean, std, inner_edges = self._constants(pixels.device)
-        z = (pixels.float() - mean) / std
-        valid_b = valid.unsqueeze(1).expand_as(z)
-        z = torch.where(valid_b, z, torch.zeros_like(z))
-        # Bin i holds edges[i] <= z < edges[i+1], as numpy.histogram does.
-        bins = torch.bucketize(z, inner_edges, right=True)
-        offsets = (torch.arange(n * bands, device=z.device) * self.n_bins).view(n, bands, 1, 1)
-        counts = torch.bincount(
-            (bins + offsets).flatten(),
-            weights=valid_b.flatten().to(torch.float32),
-            minlength=n * bands * self.n_bins,
-        ).view(n, bands * self.n_bins)
+        return torch.bucketize((pixels.float() - mean) / std, inner_edges, right=True)
+
+    def _frequencies(self, bins: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+        """Counts per tile and band of ``bins`` [N, B, H, W] over valid pixels, as frequencies."""
+        n, bands = bins.shape[:2]
+        slots = n * bands * self.n_bins
+        offsets = (torch.arange(n * bands, device=bins.device) * self.n_bins).view(n, bands, 1, 1)
+        # Invalid pixels go to one extra slot that is dropped, rather than weighting every pixel.
+        index = torch.where(valid.unsqueeze(1), bins + offsets, torch.full((), slots, device=bins.device))
+        counts = torch.bincount(index.flatten(), minlength=slots + 1)[:slots].view(n, bands * self.n_bins)
         n_valid = valid.flatten(1).sum(1).clamp(min=1).to(torch.float32)
-        return counts / n_valid.unsqueeze(1)
+        return counts.to(torch.float32) / n_valid.unsqueeze(1)
+
+    def extract(self, pixels: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+        if pixels.shape[1] != self.n_bands:
+            raise ValueError(f"expected {self.n_bands} bands, got {pixels.shape[1]}")
+        return self._frequencies(self._bins(pixels), valid)
+
+    def extract_dn(self, dn: torch.Tensor, valid: torch.Tensor, radiometry) -> torch.Tensor:
+        """The same features from digital numbers: for 8- and 16-bit imagery the bin of
+        every possible DN is looked up in a table built with the exact float path, so
+        the result is identical and much cheaper. Invalid pixels must hold DN 0."""
+        if dn.shape[1] != self.n_bands:
+            raise ValueError(f"expected {self.n_bands} bands, got {dn.shape[1]}")
+        if dn.dtype not in _DN_LEVELS:
+            return self.extract(radiometry.apply_torch(dn), valid)
+        table = self._dn_table(radiometry, dn.dtype, dn.device)  # [bands, levels] bin of each DN
+        n, bands = dn.shape[:2]
+        low, levels = _DN_LEVELS[dn.dtype]
+        if dn.dtype == torch.uint8:
+            # Count DN values first (256 per band), then map counts to bins with the table.
+            # Invalid pixels hold DN 0 (TileReader.read_dn guarantees it): they are counted
+            # in DN 0 of every band and taken out again, which saves a masking pass.
+            offsets = (torch.arange(n * bands, device=dn.device, dtype=torch.int32) * levels).view(n, bands, 1, 1)
+            dn_counts = torch.bincount((dn + offsets).flatten(), minlength=n * bands * levels)
+            dn_counts = dn_counts.view(n, bands, levels).to(torch.float32)
+            n_valid = torch.count_nonzero(valid.flatten(1), dim=1).to(torch.float32)
+            dn_counts[:, :, 0] -= (valid[0].numel() - n_valid).unsqueeze(1)
+            onehot = torch.nn.functional.one_hot(table, self.n_bins).to(torch.float32)  # [bands, levels, bins]
+            counts = torch.einsum("nbl,blk->nbk", dn_counts, onehot).reshape(n, bands * self.n_bins)
+            return counts / n_valid.clamp(min=1).unsqueeze(1)
+        flat = table.flatten()
+        band_base = (torch.arange(bands, device=dn.device, dtype=torch.int64) * levels).view(1, bands, 1, 1)
+        bins = flat[dn.to(torch.int64) - low + band_base]
+        return self._frequencies(bins, valid)
+
+    def _dn_table(self, radiometry, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+        key = (radiometry, dtype, device)
+        if key not in self._tables:
+            low, levels = _DN_LEVELS[dtype]
+            values = torch.arange(low, low + levels, dtype=torch.float32).view(1, 1, 1, -1).expand(1, self.n_bands, 1, levels)
+            reflectance = radiometry.apply_torch(values)
+            self._tables[key] = self._bins(reflectance).view(self.n_bands, levels).to(device)
+        return self._tables[key]
 
     def to_spec(self) -> tuple[dict, dict[str, np.ndarray]]:
         return (

@@ -222,30 +222,48 @@ def to_device(array: np.ndarray, device: torch.device) -> torch.Tensor:
     return tensor
 
 
-def estimate_batch(model: PovertyModel, w: torch.Tensor, bias: float, pixels: np.ndarray, valid: np.ndarray, device: torch.device) -> np.ndarray:
+def tile_features(
+    extractor, dn: torch.Tensor, valid: torch.Tensor, radiometry: Radiometry
+) -> torch.Tensor:
+    """Features of a batch of tiles given as digital numbers on the device.
+
+    An extractor with ``extract_dn`` works on the digital numbers directly (the
+    histogram's fast path for 8-bit imagery); the others get reflectance, 0 where invalid.
+    """
+    if hasattr(extractor, "extract_dn"):
+        return extractor.extract_dn(dn, valid, radiometry)
+    pixels = radiometry.apply_torch(dn)
+    pixels = torch.where(valid.unsqueeze(1), pixels, torch.zeros((), device=pixels.device))
+    return extractor.extract(pixels, valid)
+
+
+def estimate_batch(
+    model: PovertyModel, w: torch.Tensor, bias: float, dn: np.ndarray, valid: np.ndarray,
+    radiometry: Radiometry, device: torch.device,
+) -> np.ndarray:
     """Estimates for one batch of tiles; on CUDA out-of-memory the batch is halved."""
     try:
-        p, v = to_device(pixels, device), to_device(valid, device)
+        d, v = to_device(dn, device), to_device(valid, device)
         if device.type == "cuda" and model.extractor.kind in MIXED_PRECISION_KINDS:
-            p = p.contiguous(memory_format=torch.channels_last)
+            d = d.contiguous(memory_format=torch.channels_last)
             with torch.inference_mode(), torch.autocast("cuda", dtype=torch.bfloat16):
-                feats = model.extractor.extract(p, v)
+                feats = tile_features(model.extractor, d, v, radiometry)
         else:
             with torch.inference_mode():
-                feats = model.extractor.extract(p, v)
+                feats = tile_features(model.extractor, d, v, radiometry)
         with torch.inference_mode():
             return (feats.float() @ w + bias).cpu().numpy()
     except torch.cuda.OutOfMemoryError:
-        if len(pixels) == 1:
+        if len(dn) == 1:
             raise PovertyMapperError(
                 "The GPU ran out of memory on a single tile; run on the CPU (Device: cpu)."
             ) from None
         torch.cuda.empty_cache()
-        half = len(pixels) // 2
-        log.warning("CUDA out of memory with %d tiles per batch; retrying with %d.", len(pixels), half)
+        half = len(dn) // 2
+        log.warning("CUDA out of memory with %d tiles per batch; retrying with %d.", len(dn), half)
         return np.concatenate([
-            estimate_batch(model, w, bias, pixels[:half], valid[:half], device),
-            estimate_batch(model, w, bias, pixels[half:], valid[half:], device),
+            estimate_batch(model, w, bias, dn[:half], valid[:half], radiometry, device),
+            estimate_batch(model, w, bias, dn[half:], valid[half:], radiometry, device),
         ])
 
 
@@ -257,10 +275,10 @@ def _run_tiles(grid, cell_mask, prefetch, model, w, bias, device, request, dst, 
     count, vsum, vmin, vmax = 0, 0.0, math.inf, -math.inf
     min_valid = request.min_valid_fraction * model.tile_size_px**2
     batches = _cell_batches(cell_mask, request.batch_size)
-    for batch, pixels, valid in prefetch.map(batches, lambda b: [grid.tile_window(r, c) for r, c in b]):
+    for batch, dn, valid in prefetch.map(batches, lambda b: [grid.tile_window(r, c) for r, c in b]):
         if is_canceled():
             raise Canceled()
-        values = estimate_batch(model, w, bias, pixels, valid, device)
+        values = estimate_batch(model, w, bias, dn, valid, prefetch.radiometry, device)
         enough = valid.reshape(len(batch), -1).sum(1) >= min_valid
         for (r, c), v, ok in zip(batch, values, enough):
             if ok and np.isfinite(v):

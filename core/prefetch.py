@@ -53,18 +53,18 @@ class PrefetchingReader:
         return reader
 
     def read(self, windows: Sequence[PixelWindow]) -> tuple[np.ndarray, np.ndarray]:
-        """One batch: (pixels [N, bands, size, size] float32, valid [N, size, size] bool)."""
+        """One batch: (digital numbers [N, bands, size, size] in the raster's type, valid [N, size, size])."""
         reader = self._reader()
-        pixels = np.empty((len(windows), len(self.bands), self.size, self.size), np.float32)
+        dn = np.empty((len(windows), len(self.bands), self.size, self.size), reader.dtype)
         valid = np.empty((len(windows), self.size, self.size), bool)
         for i, window in enumerate(windows):
-            pixels[i], valid[i] = reader.read(window)
-        return pixels, valid
+            reader.read_dn_into(window, dn[i], valid[i])
+        return dn, valid
 
     def map(
         self, batches: Iterable[T], windows_of: Callable[[T], Sequence[PixelWindow]]
     ) -> Iterator[tuple[T, np.ndarray, np.ndarray]]:
-        """Yields (batch, pixels, valid) in order, reading up to ``depth`` batches ahead."""
+        """Yields (batch, dn, valid) in order, reading up to ``depth`` batches ahead."""
         if self._pool is None:
             for batch in batches:
                 yield (batch, *self.read(windows_of(batch)))

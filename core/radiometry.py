@@ -8,8 +8,12 @@ when the raster declares no nodata of its own.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    import torch
 
 
 @dataclass(frozen=True)
@@ -23,10 +27,15 @@ class Radiometry:
 
     def apply(self, dn: np.ndarray) -> np.ndarray:
         """Convert digital numbers to reflectance (float32)."""
-        out = dn.astype(np.float32, copy=False) * np.float32(self.scale)
+        out = dn.astype(np.float32) * np.float32(self.scale)
         if self.offset:
             out += np.float32(self.offset)
         return out
+
+    def apply_torch(self, dn: "torch.Tensor") -> "torch.Tensor":
+        """The same on a tensor, on whatever device it lives."""
+        out = dn.float() * self.scale
+        return out + self.offset if self.offset else out
 
 
 REFLECTANCE = Radiometry(

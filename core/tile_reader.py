@@ -27,39 +27,80 @@ class TileReader:
         )
         # A fill value of the imagery product counts only when the file declares none.
         self.fill_value = None if declared else radiometry.fill_value
+        self._all_valid = all(
+            flags == [MaskFlags.all_valid] for flags in (dataset.mask_flag_enums[b - 1] for b in self.bands)
+        )
 
-    def read(self, window: PixelWindow) -> tuple[np.ndarray, np.ndarray]:
-        """(reflectance [bands, size, size] float32, valid [size, size] bool)."""
-        pixels = np.zeros((len(self.bands), self.size, self.size), np.float32)
-        valid = np.zeros((self.size, self.size), bool)
+    @property
+    def dtype(self) -> np.dtype:
+        return np.dtype(self.ds.dtypes[self.bands[0] - 1])
+
+    def read_dn(self, window: PixelWindow) -> tuple[np.ndarray, np.ndarray]:
+        """(digital numbers [bands, size, size] in the raster's data type, valid [size, size]).
+
+        Pixels outside the raster, masked (nodata, alpha), equal to the product's fill
+        value in every band, or not finite are invalid; their DN are 0.
+        """
+        dn = np.empty((len(self.bands), self.size, self.size), self.dtype)
+        valid = np.empty((self.size, self.size), bool)
+        self.read_dn_into(window, dn, valid)
+        return dn, valid
+
+    def read_dn_into(self, window: PixelWindow, dn: np.ndarray, valid: np.ndarray) -> None:
+        """:meth:`read_dn` into given arrays (no copies for tiles inside the raster)."""
         inside = window.intersection(self.ds.width, self.ds.height)
+        if inside == window and window.width == window.height == self.size and self._all_valid and self.fill_value is None:
+            self.ds.read(self.bands, window=window.to_rasterio(), out=dn)
+            valid[...] = True
+            if dn.dtype.kind == "f":
+                self._clear_non_finite(dn, valid)
+            return
+        dn[...] = 0
+        valid[...] = False
         if inside is None:
-            return pixels, valid
+            return
         sx, sy = self.size / window.width, self.size / window.height
         c0 = round((inside.col_off - window.col_off) * sx)
         r0 = round((inside.row_off - window.row_off) * sy)
         c1 = round((inside.col_off + inside.width - window.col_off) * sx)
         r1 = round((inside.row_off + inside.height - window.row_off) * sy)
         if c1 <= c0 or r1 <= r0:
-            return pixels, valid
+            return
         shape = (len(self.bands), r1 - r0, c1 - c0)
         win = inside.to_rasterio()
         same_size = shape[1:] == (inside.height, inside.width)
-        dn = self.ds.read(self.bands, window=win, out_shape=shape,
-                          resampling=Resampling.nearest if same_size else Resampling.average)
-        masks = self.ds.read_masks(self.bands, window=win, out_shape=shape, resampling=Resampling.nearest)
-        ok = np.all(masks > 0, axis=0)
+        part = self.ds.read(self.bands, window=win, out_shape=shape,
+                            resampling=Resampling.nearest if same_size else Resampling.average)
+        if self._all_valid:
+            ok = np.ones(shape[1:], bool)
+        else:
+            masks = self.ds.read_masks(self.bands, window=win, out_shape=shape, resampling=Resampling.nearest)
+            ok = np.all(masks > 0, axis=0)
         if self.fill_value is not None:
-            ok &= ~np.all(dn == self.fill_value, axis=0)
-        refl = self.radiometry.apply(dn)
-        ok &= np.all(np.isfinite(refl), axis=0)
-        pixels[:, r0:r1, c0:c1] = np.where(ok, refl, 0.0)
+            ok &= ~np.all(part == self.fill_value, axis=0)
+        part[:, ~ok] = 0
+        dn[:, r0:r1, c0:c1] = part
         valid[r0:r1, c0:c1] = ok
-        return pixels, valid
+        if dn.dtype.kind == "f":
+            self._clear_non_finite(dn, valid)
+
+    @staticmethod
+    def _clear_non_finite(dn: np.ndarray, valid: np.ndarray) -> None:
+        finite = np.all(np.isfinite(dn), axis=0)
+        if not finite.all():
+            valid &= finite
+            dn[:, ~finite] = 0
+
+    def read(self, window: PixelWindow) -> tuple[np.ndarray, np.ndarray]:
+        """(reflectance [bands, size, size] float32, 0 where invalid; valid [size, size])."""
+        dn, valid = self.read_dn(window)
+        refl = self.radiometry.apply(dn)
+        refl[:, ~valid] = 0.0
+        return refl, valid
 
 
 def read_batch(reader: TileReader, windows: Sequence[PixelWindow], device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    """Tiles of ``windows`` as (pixels [N, bands, size, size], valid [N, size, size]) on ``device``."""
+    """Tiles of ``windows`` as (reflectance [N, bands, size, size], valid [N, size, size]) on ``device``."""
     tiles = [reader.read(w) for w in windows]
     pixels = torch.from_numpy(np.stack([t[0] for t in tiles])).to(device)
     valid = torch.from_numpy(np.stack([t[1] for t in tiles])).to(device)
