@@ -7,8 +7,10 @@ from qgis.core import QgsProcessingProvider
 from qgis.PyQt.QtGui import QIcon
 
 from . import message_log
+from .aggregate_algorithm import AggregateAlgorithm
 from .fit_clusters_algorithm import FitClustersAlgorithm
 from .predict_algorithm import PredictAlgorithm
+from .to_polygons_algorithm import ToPolygonsAlgorithm
 from .train_proxy_algorithm import TrainProxyAlgorithm
 
 ICON = Path(__file__).resolve().parents[1] / "resources" / "icon.svg"
@@ -32,5 +34,7 @@ class PovertyMapperProvider(QgsProcessingProvider):
         return QIcon(str(ICON))
 
     def loadAlgorithms(self) -> None:  # noqa: N802 (QGIS API)
-        for algorithm in (TrainProxyAlgorithm(), FitClustersAlgorithm(), PredictAlgorithm()):
+        for algorithm in (
+            TrainProxyAlgorithm(), FitClustersAlgorithm(), PredictAlgorithm(), ToPolygonsAlgorithm(), AggregateAlgorithm()
+        ):
             self.addAlgorithm(algorithm)

@@ -1,0 +1,138 @@
+"""``povertymapper:topolygons``: a poverty map as one polygon per estimated cell."""
+from __future__ import annotations
+
+import re
+
+from qgis.core import (
+    QgsFeature,
+    QgsFeatureSink,
+    QgsField,
+    QgsFields,
+    QgsProcessing,
+    QgsProcessingContext,
+    QgsProcessingException,
+    QgsProcessingFeedback,
+    QgsProcessingMultiStepFeedback,
+    QgsProcessingParameterFeatureSink,
+    QgsProcessingParameterRasterLayer,
+    QgsProcessingParameterString,
+    QgsProcessingUtils,
+    QgsWkbTypes,
+)
+from qgis.PyQt.QtCore import QVariant
+
+from ..core.zonal import estimate_quantity
+from .base import PovertyAlgorithm
+from .layer_inputs import raster_file_path
+
+MAX_FIELD_NAME = 10  # dBase, hence shapefiles
+MAX_TEXT = 254  # dBase text fields
+QUANTITY_FIELD = "quantity"
+UNIT_FIELD = "unit"
+FIELD_NAME_PATTERN = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
+
+
+class ToPolygonsAlgorithm(PovertyAlgorithm):
+    INPUT = "INPUT"
+    FIELD_NAME = "FIELD_NAME"
+    OUTPUT = "OUTPUT"
+
+    def name(self) -> str:
+        return "topolygons"
+
+    def displayName(self) -> str:  # noqa: N802 (QGIS API)
+        return self.tr("Poverty map to grid-cell polygons")
+
+    def shortHelpString(self) -> str:  # noqa: N802 (QGIS API)
+        return self.tr(
+            "Turns a poverty map (the raster from 'Predict poverty map') into a polygon layer: "
+            "one square per estimated cell, with the estimate as a number, ready for a "
+            "shapefile, a GeoPackage, a join or a table.\n\n"
+            "Poverty map: the estimate raster; band 1 is used. Cells without an estimate "
+            "(no data) get no polygon.\n"
+            "Estimate field name: the name of the number field (default 'estimate'); letters, "
+            "digits and underscores, starting with a letter. Names longer than 10 characters "
+            "are shortened to 10, the limit of shapefiles.\n"
+            "Two text fields say what the number is: 'quantity' (e.g. asset wealth index) and "
+            "'unit', taken from the poverty map; they stay empty for rasters that do not say.\n\n"
+            "The polygons are in the raster's CRS. Estimates are model predictions, not survey "
+            "measurements."
+        )
+
+    def initAlgorithm(self, config=None) -> None:  # noqa: N802 (QGIS API)
+        self.addParameter(QgsProcessingParameterRasterLayer(self.INPUT, self.tr("Poverty map")))
+        self.addParameter(
+            QgsProcessingParameterString(self.FIELD_NAME, self.tr("Estimate field name"), defaultValue="estimate")
+        )
+        self.addParameter(
+            QgsProcessingParameterFeatureSink(
+                self.OUTPUT, self.tr("Poverty grid cells"), QgsProcessing.TypeVectorPolygon
+            )
+        )
+
+    def field_name(self, parameters, context, feedback) -> str:
+        """The estimate field's name, shortened to 10 characters with a warning."""
+        name = self.parameterAsString(parameters, self.FIELD_NAME, context).strip()
+        if not FIELD_NAME_PATTERN.match(name):
+            raise QgsProcessingException(
+                self.tr("The field name '{}' is not usable: use letters, digits and underscores, "
+                        "starting with a letter (e.g. estimate).").format(name)
+            )
+        if len(name) > MAX_FIELD_NAME:
+            short = name[:MAX_FIELD_NAME]
+            feedback.pushWarning(
+                self.tr("The field name '{}' is longer than {} characters, the limit of shapefiles; "
+                        "using '{}'.").format(name, MAX_FIELD_NAME, short)
+            )
+            name = short
+        if name.lower() in (QUANTITY_FIELD, UNIT_FIELD):
+            raise QgsProcessingException(
+                self.tr("The field name '{}' is taken by the description fields; choose another "
+                        "(e.g. estimate).").format(name)
+            )
+        return name
+
+    def processAlgorithm(self, parameters, context: QgsProcessingContext, feedback: QgsProcessingFeedback) -> dict:  # noqa: N802
+        layer = self.parameterAsRasterLayer(parameters, self.INPUT, context)
+        raster_path = raster_file_path(layer)
+        name = self.field_name(parameters, context, feedback)
+        with self.user_errors():
+            quantity, unit = estimate_quantity(raster_path)
+
+        fields = QgsFields()
+        fields.append(QgsField(name, QVariant.Double, "double", 24, 15))  # all a float32 holds, in a shapefile too
+        fields.append(QgsField(QUANTITY_FIELD, QVariant.String, "string", MAX_TEXT))
+        fields.append(QgsField(UNIT_FIELD, QVariant.String, "string", MAX_TEXT))
+        sink, dest = self.parameterAsSink(parameters, self.OUTPUT, context, fields, QgsWkbTypes.Polygon, layer.crs())
+        if sink is None:
+            raise QgsProcessingException(self.tr("Cannot write the polygon layer; choose another destination."))
+
+        steps = QgsProcessingMultiStepFeedback(2, feedback)
+        import processing  # QGIS's Processing plugin; loaded by the time algorithms run
+
+        cells = processing.run(
+            "native:pixelstopolygons",
+            {"INPUT_RASTER": layer, "RASTER_BAND": 1, "FIELD_NAME": name, "OUTPUT": "TEMPORARY_OUTPUT"},
+            context=context, feedback=steps, is_child_algorithm=True,
+        )["OUTPUT"]
+        if feedback.isCanceled():
+            raise QgsProcessingException(self.tr("Canceled: no output was written."))
+        steps.setCurrentStep(1)
+        polygons = QgsProcessingUtils.mapLayerFromString(cells, context)
+        total = max(1, polygons.featureCount())
+        description = [text[:MAX_TEXT] if text else None for text in (quantity, unit)]
+        for i, cell in enumerate(polygons.getFeatures()):
+            if i % 1000 == 0:
+                if feedback.isCanceled():
+                    raise QgsProcessingException(self.tr("Canceled: the output is incomplete."))
+                steps.setProgress(100.0 * i / total)
+            feature = QgsFeature(fields)
+            feature.setGeometry(cell.geometry())
+            feature.setAttributes([float(cell[0]), *description])
+            sink.addFeature(feature, QgsFeatureSink.FastInsert)
+        feedback.pushInfo(
+            self.tr("{} cells with an estimate became polygons (field '{}'{}).").format(
+                polygons.featureCount(), name, self.tr(", {}").format(quantity) if quantity else ""
+            )
+        )
+        return {self.OUTPUT: dest}

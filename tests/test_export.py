@@ -1,0 +1,389 @@
+"""Getting estimates out for analysts, through QGIS Processing: ``povertymapper:topolygons``
+(a poverty map as grid-cell polygons), ``povertymapper:aggregate`` (per-district means,
+plain and population-weighted) and the example model fit -> predict -> aggregate.
+
+The rasters are GENERATED GeoTIFFs written into tmp_path; the model runs on the
+GENERATED world of tests/generated_world.py. None of the numbers is an accuracy."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from xml.etree.ElementTree import canonicalize
+
+import numpy as np
+import pytest
+import rasterio
+from affine import Affine
+from qgis.core import (
+    QgsApplication,
+    QgsCoordinateReferenceSystem,
+    QgsCoordinateTransform,
+    QgsFeature,
+    QgsField,
+    QgsGeometry,
+    QgsPointXY,
+    QgsProcessingException,
+    QgsProcessingFeedback,
+    QgsProcessingModelAlgorithm,
+    QgsProject,
+    QgsRectangle,
+    QgsVectorLayer,
+)
+from qgis.PyQt.QtCore import QVariant
+
+from conftest import ROOT
+from generated_world import IMAGE_CRS, PIXEL_M, make_world
+
+EXAMPLE_MODEL = ROOT / "resources" / "models" / "fit_predict_aggregate.model3"
+UTM = "EPSG:32636"
+X0, Y0, CELL = 500_000.0, 1_000_000.0, 1000.0
+NODATA = -9999.0
+
+# The generated poverty map: 4 x 4 cells of 1 km, one without an estimate.
+ESTIMATES = np.array(
+    [[1, 2, 3, 4],
+     [5, 6, 7, 8],
+     [9, 10, 11, 12],
+     [13, 14, 15, NODATA]], dtype=np.float32,
+)
+# People per poverty cell (the generated population raster has 2 x 2 pixels per cell).
+PEOPLE = np.array(
+    [[10, 30, 1, 1],
+     [0, 60, 1, 1],
+     [1, 1, 5, 5],
+     [3, 1, 10, 100]], dtype=np.float64,
+)
+# Districts as (name, code, west, north, east, south) in cells from the map's top-left
+# corner, with their hand-computed numbers: cells, mean, population-weighted mean.
+DISTRICTS = (
+    ("north-west", 1, 0, 0, 2, 2),  # estimates 1 2 5 6, people 10 30 0 60
+    ("south-east", 2, 2, 2, 4, 4),  # estimates 11 12 15 (and nodata), people 5 5 10 (100 on nodata)
+    ("south-west", 3, 0, 2, 1.4, 3.6),  # touches 9 10 13 14; holds the centres of 9 and 13 (people 1, 3)
+    ("outside", 4, 6, 0, 8, 2),  # east of the map
+)
+EXPECTED = {
+    "north-west": (4, 3.5, (1 * 10 + 2 * 30 + 5 * 0 + 6 * 60) / 100),
+    "south-east": (3, 38 / 3, (11 * 5 + 12 * 5 + 15 * 10) / 20),
+    "south-west": (2, 11.0, (9 * 1 + 13 * 3) / 4),
+    "outside": (0, None, None),
+}
+
+
+def _write_poverty_map(path, values: np.ndarray, cell: float = CELL) -> str:
+    with rasterio.open(
+        path, "w", driver="GTiff", width=values.shape[1], height=values.shape[0], count=1, dtype="float32",
+        crs=UTM, transform=Affine(cell, 0, X0, 0, -cell, Y0), nodata=NODATA,
+    ) as dst:
+        dst.write(values.astype(np.float32), 1)
+        dst.set_band_description(1, "generated index (generated units)")
+        dst.update_tags(QUANTITY="generated index", UNIT="generated units", MODEL="generated")
+    return str(path)
+
+
+@pytest.fixture()
+def poverty_map(tmp_path) -> str:
+    """The generated 4 x 4 poverty map of ESTIMATES."""
+    return _write_poverty_map(tmp_path / "generated_poverty.tif", ESTIMATES)
+
+
+@pytest.fixture()
+def population(tmp_path) -> str:
+    """A generated population raster at 500 m (2 x 2 pixels per poverty cell) summing to
+    PEOPLE per cell. In the cell of estimate 2 the 30 people sit on two pixels and the
+    other two are nodata, so only a sum (not a mean) of the pixels gives 30."""
+    pixels = np.repeat(np.repeat(PEOPLE / 4, 2, 0), 2, 1).astype(np.float32)
+    pixels[0:2, 2:4] = [[15, 15], [-1, -1]]
+    with rasterio.open(
+        tmp_path / "generated_population.tif", "w", driver="GTiff", width=8, height=8, count=1, dtype="float32",
+        crs=UTM, transform=Affine(CELL / 2, 0, X0, 0, -CELL / 2, Y0), nodata=-1,
+    ) as dst:
+        dst.write(pixels, 1)
+    return str(tmp_path / "generated_population.tif")
+
+
+def _districts(crs: str) -> QgsVectorLayer:
+    """DISTRICTS as a memory polygon layer in ``crs`` (built in UTM, then transformed)."""
+    layer = QgsVectorLayer(f"Polygon?crs={crs}", "districts", "memory")
+    layer.dataProvider().addAttributes([QgsField("name", QVariant.String), QgsField("code", QVariant.Int)])
+    layer.updateFields()
+    transform = QgsCoordinateTransform(
+        QgsCoordinateReferenceSystem(UTM), QgsCoordinateReferenceSystem(crs), QgsProject.instance()
+    )
+    features = []
+    for name, code, west, north, east, south in DISTRICTS:
+        geometry = QgsGeometry.fromRect(
+            QgsRectangle(X0 + west * CELL, Y0 - south * CELL, X0 + east * CELL, Y0 - north * CELL)
+        )
+        geometry.transform(transform)
+        feature = QgsFeature(layer.fields())
+        feature.setGeometry(geometry)
+        feature.setAttributes([name, code])
+        features.append(feature)
+    layer.dataProvider().addFeatures(features)
+    return layer
+
+
+def _value(feature, name):
+    value = feature[name]
+    return None if value is None or (hasattr(value, "isNull") and value.isNull()) else value
+
+
+def test_algorithms_are_registered_with_help(poverty_provider):
+    registry = QgsApplication.processingRegistry()
+    for name, keys in (("topolygons", {"INPUT", "FIELD_NAME", "OUTPUT"}),
+                       ("aggregate", {"INPUT", "POLYGONS", "POPULATION", "OUTPUT"})):
+        algorithm = registry.algorithmById(f"povertymapper:{name}")
+        assert algorithm is not None, name
+        assert {p.name() for p in algorithm.parameterDefinitions()} == keys
+        assert len(algorithm.shortHelpString()) > 300
+    field_name = registry.algorithmById("povertymapper:topolygons").parameterDefinition("FIELD_NAME")
+    assert field_name.defaultValue() == "estimate"
+
+
+# --- topolygons -------------------------------------------------------------------------
+
+
+def _check_cells(path: str, raster: str, field: str) -> QgsVectorLayer:
+    """The polygon layer at ``path`` holds one square per estimated cell of ``raster``,
+    with that cell's value (as rasterio reads it), in the raster's CRS."""
+    layer = QgsVectorLayer(path, "cells", "ogr")
+    assert layer.isValid()
+    assert [n for n in layer.fields().names() if n != "fid"] == [field, "quantity", "unit"]  # fid: GeoPackage's key
+    assert layer.fields().field(field).type() == QVariant.Double
+    assert layer.fields().field("quantity").type() == QVariant.String
+    assert layer.crs().authid() == UTM
+    with rasterio.open(raster) as ds:
+        values = ds.read(1, masked=True)
+        cell_area = abs(ds.transform.a * ds.transform.e)
+        seen = {}
+        for feature in layer.getFeatures():
+            centre = feature.geometry().centroid().asPoint()
+            row, col = ds.index(centre.x(), centre.y())
+            assert feature.geometry().area() == pytest.approx(cell_area)
+            seen[(row, col)] = (feature[field], feature["quantity"], feature["unit"])
+    assert layer.featureCount() == values.count() == len(seen)
+    for (row, col), (value, quantity, unit) in seen.items():
+        assert not values.mask[row, col]
+        assert value == pytest.approx(float(values[row, col]), abs=1e-9)
+        assert (quantity, unit) == ("generated index", "generated units")
+    return layer
+
+
+@pytest.fixture()
+def random_map(tmp_path) -> str:
+    """A generated 9 x 7 poverty map of random values with float32 precision, 10 nodata cells."""
+    rng = np.random.default_rng(3)
+    values = rng.normal(0, 1.5, (7, 9)).astype(np.float32) / 7
+    values.ravel()[rng.choice(values.size, 10, replace=False)] = NODATA
+    return _write_poverty_map(tmp_path / "generated_random_poverty.tif", values, cell=240.0)
+
+
+def test_topolygons_to_shapefile(poverty_provider, random_map, tmp_path):
+    import processing
+
+    result = processing.run(
+        "povertymapper:topolygons", {"INPUT": random_map, "OUTPUT": str(tmp_path / "cells.shp")}
+    )
+    layer = _check_cells(result["OUTPUT"], random_map, "estimate")
+    assert layer.featureCount() == 9 * 7 - 10
+
+
+class _Warnings(QgsProcessingFeedback):
+    def __init__(self):
+        super().__init__()
+        self.warnings: list[str] = []
+
+    def pushWarning(self, warning):  # noqa: N802 (QGIS API)
+        self.warnings.append(warning)
+        super().pushWarning(warning)
+
+
+def test_topolygons_to_geopackage_with_a_long_field_name(poverty_provider, poverty_map, tmp_path):
+    import processing
+
+    feedback = _Warnings()
+    result = processing.run(
+        "povertymapper:topolygons",
+        {"INPUT": poverty_map, "FIELD_NAME": "estimate_of_wealth", "OUTPUT": str(tmp_path / "cells.gpkg")},
+        feedback=feedback,
+    )
+    layer = _check_cells(result["OUTPUT"], poverty_map, "estimate_o")  # shortened to 10 characters
+    assert any("'estimate_o'" in w and "10 characters" in w for w in feedback.warnings), feedback.warnings
+    assert sorted(f["estimate_o"] for f in layer.getFeatures()) == list(range(1, 16))
+
+
+def test_topolygons_refuses_an_unusable_field_name(poverty_provider, poverty_map, tmp_path):
+    import processing
+
+    with pytest.raises(QgsProcessingException, match="letters, digits and underscores"):
+        processing.run(
+            "povertymapper:topolygons",
+            {"INPUT": poverty_map, "FIELD_NAME": "1 wealth", "OUTPUT": str(tmp_path / "bad.gpkg")},
+        )
+    with pytest.raises(QgsProcessingException, match="taken"):
+        processing.run(
+            "povertymapper:topolygons",
+            {"INPUT": poverty_map, "FIELD_NAME": "unit", "OUTPUT": str(tmp_path / "bad2.gpkg")},
+        )
+
+
+# --- aggregate --------------------------------------------------------------------------
+
+
+def _aggregated(path: str) -> dict[str, QgsFeature]:
+    layer = QgsVectorLayer(path, "aggregated", "ogr")
+    assert layer.isValid()
+    return layer, {f["name"]: f for f in layer.getFeatures()}
+
+
+def test_aggregate_with_population_over_wgs84_polygons_to_shapefile(poverty_provider, poverty_map, population, tmp_path):
+    import processing
+
+    result = processing.run(
+        "povertymapper:aggregate",
+        {"INPUT": poverty_map, "POLYGONS": _districts("EPSG:4326"), "POPULATION": population,
+         "OUTPUT": str(tmp_path / "districts.shp")},
+    )
+    layer, features = _aggregated(result["OUTPUT"])
+    assert layer.fields().names() == ["name", "code", "pov_mean", "pov_wmean", "pov_cells"]
+    assert all(len(name) <= 10 for name in layer.fields().names())
+    assert layer.fields().field("pov_mean").type() == QVariant.Double
+    assert layer.fields().field("pov_wmean").type() == QVariant.Double
+    assert layer.fields().field("pov_cells").type() in (QVariant.Int, QVariant.LongLong)
+    assert layer.crs().authid() == "EPSG:4326"
+    assert set(features) == {name for name, *_ in DISTRICTS}
+    for name, (cells, mean, weighted) in EXPECTED.items():
+        feature = features[name]
+        assert feature["code"] == dict((d[0], d[1]) for d in DISTRICTS)[name]
+        assert feature["pov_cells"] == cells, name
+        if mean is None:
+            assert _value(feature, "pov_mean") is None and _value(feature, "pov_wmean") is None
+        else:
+            assert feature["pov_mean"] == pytest.approx(mean, abs=1e-6), name
+            assert feature["pov_wmean"] == pytest.approx(weighted, abs=1e-6), name
+    # The geometry is the input's, in its CRS.
+    inputs = {f["name"]: f for f in _districts("EPSG:4326").getFeatures()}
+    for name, feature in features.items():
+        assert feature.geometry().boundingBox().toString(6) == inputs[name].geometry().boundingBox().toString(6)
+
+
+def test_aggregate_without_population(poverty_provider, poverty_map, tmp_path):
+    import processing
+
+    result = processing.run(
+        "povertymapper:aggregate",
+        {"INPUT": poverty_map, "POLYGONS": _districts(UTM), "OUTPUT": str(tmp_path / "districts.gpkg")},
+    )
+    layer, features = _aggregated(result["OUTPUT"])
+    names = layer.fields().names()
+    assert "pov_wmean" not in names
+    assert {"name", "code", "pov_mean", "pov_cells"} <= set(names)
+    assert layer.crs().authid() == UTM
+    for name, (cells, mean, _weighted) in EXPECTED.items():
+        assert features[name]["pov_cells"] == cells, name
+        if mean is None:
+            assert _value(features[name], "pov_mean") is None
+        else:
+            assert features[name]["pov_mean"] == pytest.approx(mean, abs=1e-6), name
+
+
+def test_aggregate_replaces_result_fields_of_an_earlier_run(poverty_provider, poverty_map, tmp_path):
+    import processing
+
+    first = processing.run(
+        "povertymapper:aggregate",
+        {"INPUT": poverty_map, "POLYGONS": _districts(UTM), "OUTPUT": str(tmp_path / "first.gpkg")},
+    )
+    doubled = _write_poverty_map(tmp_path / "generated_doubled.tif", np.where(ESTIMATES == NODATA, NODATA, 2 * ESTIMATES))
+    second = processing.run(
+        "povertymapper:aggregate",
+        {"INPUT": doubled, "POLYGONS": first["OUTPUT"], "OUTPUT": str(tmp_path / "second.gpkg")},
+    )
+    layer, features = _aggregated(second["OUTPUT"])
+    assert layer.fields().names().count("pov_mean") == 1
+    assert features["north-west"]["pov_mean"] == pytest.approx(7.0, abs=1e-6)
+
+
+# --- the example model ------------------------------------------------------------------
+
+
+def test_example_model_file_is_what_the_script_writes(tmp_path):
+    out = tmp_path / "regenerated.model3"
+    subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "make_example_model.py"), "--out", str(out)],
+        check=True, capture_output=True, env={**os.environ, "QT_QPA_PLATFORM": "offscreen"},
+    )
+    # Compared as canonical XML: Qt may write attributes in another order.
+    assert canonicalize(from_file=str(out)) == canonicalize(from_file=str(EXAMPLE_MODEL))
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    return make_world(tmp_path_factory.mktemp("generated_world_model"), size=384, n_clusters=60)
+
+
+def test_example_model_runs_fit_predict_aggregate(poverty_provider, world, tmp_path):
+    """The .model3 chains fitclusters -> predict -> aggregate on the GENERATED world."""
+    import processing
+
+    from poverty_mapper.core.model_file import load_model
+
+    model = QgsProcessingModelAlgorithm()
+    assert model.fromFile(str(EXAMPLE_MODEL))
+    steps = {model.childAlgorithm(c).algorithmId() for c in model.childAlgorithms()}
+    assert steps == {"povertymapper:fitclusters", "povertymapper:predict", "povertymapper:aggregate"}
+
+    clusters = QgsVectorLayer(f"Point?crs={IMAGE_CRS.to_string()}", "clusters", "memory")
+    clusters.dataProvider().addAttributes([QgsField("wealth", QVariant.Double)])
+    clusters.updateFields()
+    points = []
+    for x, y, outcome, _weight in world.clusters:
+        feature = QgsFeature(clusters.fields())
+        feature.setGeometry(QgsGeometry.fromPointXY(QgsPointXY(x, y)))
+        feature.setAttributes([outcome])
+        points.append(feature)
+    clusters.dataProvider().addFeatures(points)
+
+    # Three districts: vertical strips covering the generated world.
+    side = world.density.shape[0] * PIXEL_M
+    x0, y_top = world.transform.c, world.transform.f
+    districts = QgsVectorLayer(f"Polygon?crs={IMAGE_CRS.to_string()}", "districts", "memory")
+    districts.dataProvider().addAttributes([QgsField("name", QVariant.String)])
+    districts.updateFields()
+    strips = []
+    for i in range(3):
+        feature = QgsFeature(districts.fields())
+        feature.setGeometry(QgsGeometry.fromRect(
+            QgsRectangle(x0 + i * side / 3, y_top - side, x0 + (i + 1) * side / 3, y_top)))
+        feature.setAttributes([f"strip {i}"])
+        strips.append(feature)
+    districts.dataProvider().addFeatures(strips)
+
+    result = processing.run(
+        model,
+        {
+            "image": str(world.image_path),
+            "clusters": clusters,
+            "outcome": "wealth",
+            "box_size": 1500,
+            "districts": districts,
+            "population": str(world.lights_path),  # any raster of counts will do; this one is in WGS 84
+            "aggregate:districts": str(tmp_path / "districts.gpkg"),
+            "fitclusters:model_file": str(tmp_path / "fitted.povmodel"),
+        },
+    )
+    fitted = load_model(result["fitclusters:model_file"])
+    assert fitted.can_predict
+    assert fitted.target.name == "wealth"
+    layer = QgsVectorLayer(result["aggregate:districts"], "out", "ogr")
+    assert layer.isValid()
+    assert layer.featureCount() == 3
+    assert {"name", "pov_mean", "pov_wmean", "pov_cells"} <= set(layer.fields().names())
+    # The fitted model's tiles are 1920 m: the generated world (11.52 km) maps to 6 x 6
+    # cells, two columns of them in each strip.
+    assert [f["pov_cells"] for f in layer.getFeatures()] == [12, 12, 12]
+    for feature in layer.getFeatures():
+        # Outcomes of the generated clusters lie in about 0..2: so must district means.
+        assert -0.5 < feature["pov_mean"] < 2.5
+        assert -0.5 < feature["pov_wmean"] < 2.5
