@@ -6,6 +6,8 @@ for CPUs (about 0.3 M weights); it runs on CUDA when there is one.
 """
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import torch
 from torch import nn
@@ -44,6 +46,24 @@ class ProxyCNN(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.features(x))
 
+    def fused_features(self) -> nn.Sequential:
+        """The feature path for inference, batch norm folded into the convolutions
+        (same outputs, fewer passes over memory). A copy: training ``self`` does not
+        change it."""
+        layers: list[nn.Module] = []
+        for block in self.body:
+            if isinstance(block, nn.Sequential) and isinstance(block[0], nn.Conv2d):
+                conv, bn = block[0], block[1]
+                scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
+                fused = nn.Conv2d(conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding)
+                fused.weight.data = (conv.weight * scale.view(-1, 1, 1, 1)).detach().clone()
+                fused.bias.data = (bn.bias - bn.running_mean * scale).detach().clone()
+                layers += [fused, nn.ReLU(inplace=True)]
+            else:
+                layers.append(copy.deepcopy(block))
+        layers.append(copy.deepcopy(self.feature))
+        return nn.Sequential(*layers).eval()
+
     def reuse_lower_layers(self, other: "ProxyCNN") -> list[str]:
         """Initialise from ``other`` wherever a weight has the same name and shape
         (transfer: "NN_B with the same lower layers, initialised from NN_A").
@@ -64,12 +84,15 @@ class CnnExtractor:
 
     kind = "cnn"
 
-    def __init__(self, network: ProxyCNN, band_means: np.ndarray, band_stds: np.ndarray):
+    def __init__(self, network: ProxyCNN, band_means: np.ndarray, band_stds: np.ndarray, fused: bool = True):
         self.network = network.eval()
         self.band_means = np.asarray(band_means, np.float64)
         self.band_stds = np.asarray(band_stds, np.float64)
+        self.fused = fused  # batch norm folded and channels-last for inference (False: plain eager network)
         self._device: torch.device | None = None
         self._constants: tuple[torch.Tensor, torch.Tensor] | None = None
+        self._inference: nn.Module | None = None
+        self._affine: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}
 
     @property
     def n_features(self) -> int:
@@ -83,6 +106,7 @@ class CnnExtractor:
     def _on(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
         if self._device != device:
             self.network.to(device)
+            self._inference = None
             self._constants = (
                 torch.as_tensor(self.band_means, dtype=torch.float32, device=device).view(1, -1, 1, 1),
                 torch.as_tensor(self.band_stds, dtype=torch.float32, device=device).view(1, -1, 1, 1),
@@ -91,8 +115,34 @@ class CnnExtractor:
         return self._constants
 
     def extract(self, pixels: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
-        self.network.eval()
-        return self.network.features(self.standardize(pixels, valid))
+        return self._run(self.standardize(pixels, valid))
+
+    def extract_dn(self, dn: torch.Tensor, valid: torch.Tensor, radiometry) -> torch.Tensor:
+        """Features straight from digital numbers: radiometry and standardization are one
+        multiply-add per pixel (``z = dn * a + b``), then invalid pixels are zeroed."""
+        self._on(dn.device)
+        a, b = self._dn_affine(radiometry, dn.device)
+        layout = torch.channels_last if self.fused else torch.contiguous_format
+        x = torch.addcmul(b, dn.to(torch.float32, memory_format=layout), a)
+        return self._run(x.mul_(valid.unsqueeze(1)))
+
+    def _dn_affine(self, radiometry, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        key = (radiometry, device)
+        if key not in self._affine:
+            a = radiometry.scale / self.band_stds
+            b = (radiometry.offset - self.band_means) / self.band_stds
+            self._affine[key] = tuple(
+                torch.as_tensor(v, dtype=torch.float32, device=device).view(1, -1, 1, 1) for v in (a, b)
+            )
+        return self._affine[key]
+
+    def _run(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.fused:
+            self.network.eval()
+            return self.network.features(x)
+        if self._inference is None:
+            self._inference = self.network.fused_features().to(x.device, memory_format=torch.channels_last)
+        return self._inference(x.contiguous(memory_format=torch.channels_last))
 
     def to_spec(self) -> tuple[dict, dict[str, np.ndarray]]:
         arrays = {f"weights/{k}": v.detach().cpu().numpy() for k, v in self.network.state_dict().items()}

@@ -110,6 +110,8 @@ class HistogramExtractor:
         table = self._dn_table(radiometry, dn.dtype, dn.device)  # [bands, levels] bin of each DN
         n, bands = dn.shape[:2]
         low, levels = _DN_LEVELS[dn.dtype]
+        if dn.device.type == "cpu":
+            return torch.from_numpy(self._dn_frequencies_numpy(dn.numpy(), valid.numpy(), table.numpy(), low))
         if dn.dtype == torch.uint8:
             # Count DN values first (256 per band), then map counts to bins with the table.
             # Invalid pixels hold DN 0 (TileReader.read_dn guarantees it): they are counted
@@ -126,6 +128,27 @@ class HistogramExtractor:
         band_base = (torch.arange(bands, device=dn.device, dtype=torch.int64) * levels).view(1, bands, 1, 1)
         bins = flat[dn.to(torch.int64) - low + band_base]
         return self._frequencies(bins, valid)
+
+    def _dn_frequencies_numpy(self, dn: np.ndarray, valid: np.ndarray, table: np.ndarray, low: int) -> np.ndarray:
+        """CPU path: numpy's bincount per tile and band is several times faster here
+        than one large torch bincount. Invalid pixels hold DN 0 and are taken out of
+        the bin of DN 0 again."""
+        n, bands = dn.shape[:2]
+        n_valid = np.count_nonzero(valid.reshape(n, -1), axis=1)
+        n_invalid = valid[0].size - n_valid
+        counts = np.empty((n, bands, self.n_bins), np.float32)
+        for k in range(bands):
+            bins_of_dn = table[k]
+            zero_bin = bins_of_dn[0 - low]
+            for i in range(n):
+                row = dn[i, k].ravel()
+                if dn.dtype == np.uint8:
+                    counts[i, k] = np.bincount(bins_of_dn, weights=np.bincount(row, minlength=256), minlength=self.n_bins)
+                else:
+                    counts[i, k] = np.bincount(bins_of_dn.take(row.astype(np.int64) - low if low else row), minlength=self.n_bins)
+                counts[i, k, zero_bin] -= n_invalid[i]
+        frequencies = counts / np.maximum(n_valid, 1).astype(np.float32)[:, None, None]
+        return frequencies.reshape(n, bands * self.n_bins)
 
     def _dn_table(self, radiometry, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
         key = (radiometry, dtype, device)

@@ -73,7 +73,7 @@ class PredictAlgorithm(PovertyAlgorithm):
         )
         self.add_imagery_parameters()
         self.add_double(self.STRIDE, self.tr("Stride in metres (0 = tile size)"), 0.0, 0.0, 1e6, advanced=True)
-        self.add_int(self.BATCH_SIZE, self.tr("Batch size (tiles)"), 64, 1, 4096, advanced=True)
+        self.add_int(self.BATCH_SIZE, self.tr("Batch size (tiles; 0 = automatic)"), 0, 0, 4096, advanced=True)
         self.addParameter(QgsProcessingParameterRasterDestination(self.OUTPUT, self.tr("Poverty map")))
 
     def prepareAlgorithm(self, parameters, context: QgsProcessingContext, feedback: QgsProcessingFeedback) -> bool:  # noqa: N802

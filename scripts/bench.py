@@ -1,0 +1,223 @@
+"""Throughput and memory benchmark on GENERATED rasters (cached under out/bench/data).
+
+    python scripts/bench.py [--device cpu|cuda] [--size 16384]
+
+Generates a tiled 3-band uint8 GeoTIFF of size x size pixels and one 4x smaller (in
+pixels), then measures in one run:
+- raw read: the pipeline's own tile windows read with rasterio alone, one thread;
+- pipeline throughput per extractor (histogram, random, cnn) and its ratio to raw read;
+- a naive baseline for cnn (one tile at a time, synchronous, batch 1) and the ratio;
+- peak resident memory of a histogram run on the large and on the small raster
+  (each in its own process).
+Writes out/bench/<device>.json and prints a table. The models are throughput models
+(untrained CNN, random filters, zero regressor for cnn/random): no estimate here is
+meaningful, only the speed.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from _bootstrap import ROOT, import_plugin_package
+
+import_plugin_package()
+import numpy as np  # noqa: E402
+import rasterio  # noqa: E402
+import torch  # noqa: E402
+from rasterio.windows import Window  # noqa: E402
+
+from poverty_mapper.core.cnn import CnnExtractor, ProxyCNN  # noqa: E402
+from poverty_mapper.core.defaults import DEFAULT_MODEL_PATH  # noqa: E402
+from poverty_mapper.core.model_file import PovertyModel, Target, load_model  # noqa: E402
+from poverty_mapper.core.predict import PredictRequest, predict_poverty_map  # noqa: E402
+from poverty_mapper.core.radiometry import EIGHT_BIT  # noqa: E402
+from poverty_mapper.core.random_features import RandomConvExtractor  # noqa: E402
+from poverty_mapper.core.ridge import RidgeRegressor  # noqa: E402
+from poverty_mapper.core.tile_reader import TileReader  # noqa: E402
+from poverty_mapper.core.tiling import region_window, tile_grid_for  # noqa: E402
+
+OUT = ROOT / "out" / "bench"
+DATA = OUT / "data"
+PIXEL_M = 30.0
+TILE_PX = 224
+
+
+def generated_raster(size: int) -> Path:
+    """A tiled, deflate-compressed 3-band uint8 GeoTIFF with a generated texture."""
+    path = DATA / f"generated_bench_{size}.tif"
+    if path.exists():
+        return path
+    DATA.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(size)
+    tmp = path.with_suffix(".partial.tif")
+    profile = dict(driver="GTiff", width=size, height=size, count=3, dtype="uint8", crs="EPSG:32636",
+                   transform=rasterio.transform.from_origin(500_000, 1_000_000, PIXEL_M, PIXEL_M),
+                   tiled=True, blockxsize=256, blockysize=256, compress="deflate")
+    strip = 512
+    base = np.array([60, 90, 70], np.uint8)[:, None, None]
+    with rasterio.open(tmp, "w", **profile) as dst:
+        for row in range(0, size, strip):
+            h = min(strip, size - row)
+            coarse = rng.integers(0, 80, (3, h // 16 + 1, size // 16 + 1), dtype=np.uint8)
+            texture = coarse.repeat(16, 1).repeat(16, 2)[:, :h, :size]
+            noise = rng.integers(0, 24, (3, h, size), dtype=np.uint8)
+            dst.write(base + texture + noise, window=Window(0, row, size, h))
+    os.replace(tmp, path)
+    return path
+
+
+def throughput_models(path: Path) -> dict[str, PovertyModel]:
+    default = load_model(DEFAULT_MODEL_PATH)
+    with rasterio.open(path) as ds:
+        reader = TileReader(ds, (1, 2, 3), TILE_PX, EIGHT_BIT)
+        sample = [reader.read(w) for w in [PixelWindowAt(i * TILE_PX) for i in range(8)]]
+    tiles = np.stack([s[0] for s in sample])
+    valid = np.stack([s[1] for s in sample])
+    random = RandomConvExtractor.sample(tiles, valid, n_filters=256, seed=0)
+    torch.manual_seed(0)
+    network = ProxyCNN(3, 3)
+    means, stds = np.array([0.3, 0.4, 0.35]), np.array([0.1, 0.1, 0.1])
+    cnn = CnnExtractor(network, means, stds)
+    # The naive baseline runs the plain eager network (no batch-norm folding, no channels-last).
+    plain_cnn = CnnExtractor(network, means, stds, fused=False)
+
+    def with_extractor(extractor, name):
+        n = extractor.n_features
+        zero = RidgeRegressor(np.zeros(n), 0.0, np.zeros(n), np.ones(n), 1.0)
+        return PovertyModel(name, Target("throughput only", "none"), ("BLUE", "GREEN", "RED"), "reflectance",
+                            PIXEL_M, TILE_PX, extractor, zero)
+
+    return {"histogram": default, "random": with_extractor(random, "bench random"), "cnn": with_extractor(cnn, "bench cnn"),
+            "naive_cnn": with_extractor(plain_cnn, "bench cnn, plain")}
+
+
+def PixelWindowAt(offset: int):  # noqa: N802 (a tiny factory)
+    from poverty_mapper.core.tiling import PixelWindow
+
+    return PixelWindow(offset, offset, TILE_PX, TILE_PX)
+
+
+def grid_for(path: Path, rows: int | None = None):
+    with rasterio.open(path) as ds:
+        bounds = None
+        if rows is not None:
+            b = ds.bounds
+            bounds = (b.left, b.top - rows * PIXEL_M, b.right, b.top)
+        region = region_window(ds.transform, ds.width, ds.height, bounds)
+        return tile_grid_for(ds.transform, ds.crs, region, TILE_PX * PIXEL_M), bounds
+
+
+def raw_read(path: Path, rows: int | None) -> dict:
+    grid, _ = grid_for(path, rows)
+    with rasterio.open(path) as ds:
+        t0 = time.perf_counter()
+        for r, c in grid.cells():
+            inside = grid.tile_window(r, c).intersection(ds.width, ds.height)
+            if inside is not None:
+                ds.read(window=inside.to_rasterio())
+        seconds = time.perf_counter() - t0
+    return _rates(len(grid), seconds)
+
+
+def _rates(tiles: int, seconds: float) -> dict:
+    return {"tiles": tiles, "seconds": round(seconds, 3), "tiles_per_s": round(tiles / seconds, 2),
+            "megapixels_per_s": round(tiles * TILE_PX**2 / seconds / 1e6, 2)}
+
+
+def pipeline(path: Path, model: PovertyModel, device: str, rows: int | None, **options) -> dict:
+    grid, bounds = grid_for(path, rows)
+    out = OUT / "bench_output.tif"
+    request = PredictRequest(str(path), str(out), model, bounds=bounds, radiometry="eight_bit", device=device, **options)
+    if device == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    t0 = time.perf_counter()
+    result = predict_poverty_map(request)
+    if device == "cuda":
+        torch.cuda.synchronize()
+    seconds = time.perf_counter() - t0
+    stats = _rates(result.n_cells, seconds)
+    if device == "cuda":
+        stats["gpu_memory_peak_mb"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
+    return stats
+
+
+def peak_memory(path: Path, device: str) -> float:
+    """Peak resident memory (MB) of a histogram run on ``path``, in a fresh process."""
+    code = (
+        "import resource, sys; sys.path.insert(0, 'scripts');"
+        "from _bootstrap import import_plugin_package; import_plugin_package();"
+        "from poverty_mapper.core.model_file import load_model;"
+        "from poverty_mapper.core.defaults import DEFAULT_MODEL_PATH;"
+        "from poverty_mapper.core.predict import PredictRequest, predict_poverty_map;"
+        f"predict_poverty_map(PredictRequest({str(path)!r}, {str(OUT / 'mem_output.tif')!r}, "
+        f"load_model(DEFAULT_MODEL_PATH), radiometry='eight_bit', device={device!r}));"
+        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    return round(int(done.stdout.split()[-1]) / 1024, 1)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    parser.add_argument("--size", type=int, default=16384)
+    parser.add_argument("--strip-rows", type=int, default=2048,
+                        help="rows of the large raster used for the slow extractors (random, cnn)")
+    parser.add_argument("--naive-rows", type=int, default=448, help="rows used for the naive cnn baseline")
+    args = parser.parse_args()
+    large, small = generated_raster(args.size), generated_raster(args.size // 2)
+    models = throughput_models(large)
+    fast_rows = None if args.device == "cuda" else args.strip_rows
+
+    results: dict = {
+        "device": args.device if args.device == "cpu" else f"cuda ({torch.cuda.get_device_name()})",
+        "cpu_threads": torch.get_num_threads(),
+        "machine": platform.platform(),
+        "rasters": {"large": f"{args.size}x{args.size} uint8 x3 (generated)", "small": f"{args.size // 2}x{args.size // 2} uint8 x3 (generated)"},
+        "tile": f"{TILE_PX} px at {PIXEL_M:g} m",
+    }
+    # Warm up one-time set-up (DN tables, fused CNN, thread pools, file cache) on a strip.
+    for model in models.values():
+        pipeline(large, model, args.device, 448)
+    results["raw_read"] = {"full": raw_read(large, None), "strip": raw_read(large, args.strip_rows)}
+    results["pipeline"] = {
+        "histogram": pipeline(large, models["histogram"], args.device, None),
+        "random": pipeline(large, models["random"], args.device, fast_rows),
+        "cnn": pipeline(large, models["cnn"], args.device, fast_rows),
+    }
+    results["naive_cnn"] = pipeline(large, models["naive_cnn"], args.device, args.naive_rows, batch_size=1, read_workers=0)
+    ratios = {}
+    for name, stats in results["pipeline"].items():
+        raw = results["raw_read"]["full" if name == "histogram" or fast_rows is None else "strip"]
+        ratios[f"{name}_vs_raw_read"] = round(stats["megapixels_per_s"] / raw["megapixels_per_s"], 3)
+    ratios["cnn_vs_naive"] = round(results["pipeline"]["cnn"]["megapixels_per_s"] / results["naive_cnn"]["megapixels_per_s"], 2)
+    results["ratios"] = ratios
+    mem_large, mem_small = peak_memory(large, args.device), peak_memory(small, args.device)
+    results["peak_memory_mb"] = {"large": mem_large, "small": mem_small,
+                                 "large_vs_small": round(mem_large / mem_small, 3)}
+
+    OUT.mkdir(parents=True, exist_ok=True)
+    (OUT / f"{args.device}.json").write_text(json.dumps(results, indent=2))
+    rows = [("raw read (rasterio alone)", results["raw_read"]["full"], "")]
+    for name, stats in results["pipeline"].items():
+        rows.append((f"pipeline {name}", stats, f"{ratios[f'{name}_vs_raw_read']:.2f} x raw read"))
+    rows.append(("naive cnn (batch 1, synchronous)", results["naive_cnn"], f"cnn {ratios['cnn_vs_naive']:.2f} x naive"))
+    sys.stdout.write(f"device: {results['device']}, torch threads: {results['cpu_threads']}\n")
+    sys.stdout.write(f"{'what':36} {'tiles':>6} {'tiles/s':>9} {'MP/s':>8}  ratio\n")
+    for what, stats, ratio in rows:
+        sys.stdout.write(f"{what:36} {stats['tiles']:>6} {stats['tiles_per_s']:>9.1f} {stats['megapixels_per_s']:>8.1f}  {ratio}\n")
+    m = results["peak_memory_mb"]
+    sys.stdout.write(f"peak memory (histogram run): large {m['large']} MB, small {m['small']} MB, ratio {m['large_vs_small']}\n")
+    sys.stdout.write(f"written: {OUT / (args.device + '.json')}\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
