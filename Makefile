@@ -8,7 +8,7 @@ PLUGIN_DIR := build/plugins
 QGIS_PROCESS := /usr/bin/qgis_process.bin
 export QT_QPA_PLATFORM := offscreen
 
-.PHONY: setup demo test model eval clean
+.PHONY: setup demo test model eval bench clean
 
 setup: $(VENV)/.installed
 
@@ -34,6 +34,11 @@ model: setup
 
 eval: setup
 	$(PY) scripts/evaluate.py
+
+# Throughput and memory on generated rasters; `make bench DEVICE=cuda` on a GPU machine.
+DEVICE ?= cpu
+bench: setup
+	$(PY) scripts/bench.py --device $(DEVICE)
 
 clean:
 	rm -rf build out .pytest_cache .hypothesis
