@@ -50,7 +50,7 @@ class PovertyMapperPlugin:
             self.action.deleteLater()
             self.action = None
         if self.dock is not None:
-            self.dock.cancel()
+            self.dock.unload()
             self.iface.removeDockWidget(self.dock)
             self.dock.deleteLater()
             self.dock = None

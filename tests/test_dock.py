@@ -1,22 +1,80 @@
 """The dock widget in a new project, driven as a user would (qgis_iface stub)."""
 from __future__ import annotations
 
+import dataclasses
+import os
+import shutil
+import time
+from datetime import date
+
+import numpy as np
 import pytest
-from qgis.core import Qgis, QgsProject, QgsRasterLayer, QgsSingleBandPseudoColorRenderer
+import rasterio
+from qgis.core import (
+    Qgis,
+    QgsApplication,
+    QgsFeature,
+    QgsGeometry,
+    QgsProcessingFeatureSourceDefinition,
+    QgsProject,
+    QgsRasterLayer,
+    QgsRectangle,
+    QgsReferencedRectangle,
+    QgsSettings,
+    QgsSingleBandPseudoColorRenderer,
+    QgsTask,
+    QgsVectorLayer,
+)
+from qgis.gui import QgsMapToolExtent, QgsMapToolPan
+from qgis.PyQt.QtCore import Qt
+from rasterio.transform import from_origin
 
 from conftest import ROOT
 
 SAMPLE = ROOT / "resources" / "sample" / "parana_landsat8_l1_rgb_30m.tif"
+MODEL_NAME = "LSMS Africa RGB histogram ridge v1"
+
+
+def choose(combo, data) -> None:
+    combo.setCurrentIndex(combo.findData(data))
+    assert combo.currentData() == data
+
+
+def partial_files(folder) -> list[str]:
+    return [name for name in os.listdir(folder) if ".partial" in name]
+
+
+@pytest.fixture(autouse=True)
+def clean_settings():
+    """Each test starts from a dock with no remembered choices, and leaves none."""
+    QgsSettings().remove("poverty_mapper")
+    yield
+    QgsSettings().remove("poverty_mapper")
 
 
 @pytest.fixture()
-def dock(qgis_iface, qgis_new_project, poverty_provider):
+def make_dock(qgis_iface, qgis_new_project, poverty_provider, qtbot):
     from poverty_mapper.ui.dock import PovertyDock
 
-    widget = PovertyDock(qgis_iface)
-    yield widget
-    widget.cancel()
-    widget.deleteLater()
+    docks = []
+
+    def make():
+        widget = PovertyDock(qgis_iface)
+        docks.append(widget)
+        return widget
+
+    yield make
+    for widget in docks:
+        if widget.is_running():
+            with qtbot.waitSignal(widget.finished, timeout=60_000):
+                widget.cancel()
+        widget.unload()
+        widget.deleteLater()
+
+
+@pytest.fixture()
+def dock(make_dock):
+    return make_dock()
 
 
 @pytest.fixture()
@@ -27,48 +85,423 @@ def sample_layer(qgis_new_project):
     return layer
 
 
-def test_dock_preselects_default_model_and_shows_card(dock):
-    assert dock.modelWidget.filePath().endswith("default.povmodel")
-    assert "asset wealth index" in dock.modelCard.text()
-    assert "r² 0.27" in dock.modelCard.text()
+@pytest.fixture()
+def polygons(sample_layer):
+    """Two squares over the sample scene, in its CRS; neither selected."""
+    extent = sample_layer.extent()
+    layer = QgsVectorLayer(f"Polygon?crs={sample_layer.crs().authid()}", "districts", "memory")
+    features = []
+    for dx in (0.0, 0.5):
+        x0 = extent.xMinimum() + dx * extent.width()
+        y0 = extent.yMinimum()
+        feature = QgsFeature()
+        feature.setGeometry(QgsGeometry.fromRect(QgsRectangle(x0, y0, x0 + 0.4 * extent.width(), y0 + 0.4 * extent.height())))
+        features.append(feature)
+    layer.dataProvider().addFeatures(features)
+    QgsProject.instance().addMapLayer(layer)
+    return layer
 
 
-def test_dock_lists_only_raster_layers(dock, sample_layer):
-    from qgis.core import QgsVectorLayer
+@pytest.fixture()
+def four_band_layer(tmp_path, qgis_new_project):
+    """A 4-band image whose bands are described red, green, blue, nir (in that order)."""
+    path = tmp_path / "four_bands.tif"
+    profile = dict(driver="GTiff", width=64, height=64, count=4, dtype="uint16", crs="EPSG:32721",
+                   transform=from_origin(700_000, 7_200_000, 30, 30))
+    with rasterio.open(path, "w", **profile) as dst:
+        dst.write(np.full((4, 64, 64), 9000, np.uint16))
+        for band, name in enumerate(("red", "green", "blue", "nir"), start=1):
+            dst.set_band_description(band, name)
+    layer = QgsRasterLayer(str(path), "four bands")
+    assert layer.isValid()
+    QgsProject.instance().addMapLayer(layer)
+    return layer
 
-    points = QgsVectorLayer("Point?crs=EPSG:4326", "points", "memory")
-    QgsProject.instance().addMapLayer(points)
-    names = [dock.layerCombo.itemText(i) for i in range(dock.layerCombo.count())]
-    assert names == ["Parana Landsat 8"]
 
-
-def test_run_adds_a_styled_poverty_layer(dock, sample_layer, qtbot):
-    dock.layerCombo.setLayer(sample_layer)
+def run_and_wait(dock, qtbot, timeout=120_000) -> tuple[bool, list]:
+    """Clicks Run and waits for the run to end; returns its outcome and the layers it added."""
     before = set(QgsProject.instance().mapLayers())
-    with qtbot.waitSignal(dock.finished, timeout=120_000) as blocker:
+    with qtbot.waitSignal(dock.finished, timeout=timeout) as blocker:
         dock.runButton.click()
         assert dock.is_running()
-        assert not dock.runButton.isEnabled()
-    assert blocker.args[0] is True
+        assert not dock.runButton.isEnabled() and dock.cancelButton.isEnabled()
     added = [QgsProject.instance().mapLayer(i) for i in set(QgsProject.instance().mapLayers()) - before]
+    assert dock.runButton.isEnabled() and not dock.cancelButton.isEnabled()
+    return blocker.args[0], added
+
+
+# -- model, layers, device, advanced --------------------------------------------------
+def test_dock_preselects_default_model_and_shows_card(dock):
+    assert dock.modelWidget.filePath().endswith("default.povmodel")
+    card = dock.modelCard.text()
+    assert "asset wealth index" in card  # what it predicts
+    assert "3020 LSMS cluster-years" in card  # trained on what
+    assert "r² 0.27" in card and "R² 0.27" in card  # how good
+    assert "BLUE, GREEN, RED" in card and "30 m" in card  # the imagery it expects
+
+
+def test_dock_lists_only_raster_layers(dock, sample_layer, polygons):
+    names = [dock.layerCombo.itemText(i) for i in range(dock.layerCombo.count())]
+    assert names == ["Parana Landsat 8"]
+    mask_names = [dock.maskLayerCombo.itemText(i) for i in range(dock.maskLayerCombo.count())]
+    assert mask_names == ["districts"]
+
+
+def test_without_gpu_cuda_is_disabled_and_auto_says_cpu(dock):
+    from poverty_mapper.ui import dock as dock_module
+
+    assert dock_module.detected_gpu_name() is None  # this machine's PyTorch is a CPU build
+    index = dock.deviceCombo.findData("cuda")
+    assert not dock.deviceCombo.model().item(index).isEnabled()
+    assert "no CUDA GPU" in dock.deviceCombo.itemData(index, Qt.ItemDataRole.ToolTipRole)
+    assert dock.deviceCombo.currentData() == "auto"
+    assert not dock.deviceNote.isHidden()
+    assert "No GPU found: running on the CPU" in dock.deviceNote.text()
+    choose(dock.deviceCombo, "cpu")
+    assert dock.deviceNote.isHidden()
+    assert dock.parameters()["DEVICE"] == 1
+
+
+def test_with_a_gpu_cuda_is_offered_by_name(make_dock, monkeypatch):
+    from poverty_mapper.ui import dock as dock_module
+
+    monkeypatch.setattr(dock_module, "detected_gpu_name", lambda: "Test GPU 80GB")
+    dock = make_dock()
+    index = dock.deviceCombo.findData("cuda")
+    assert dock.deviceCombo.model().item(index).isEnabled()
+    assert "Test GPU 80GB" in dock.deviceCombo.itemText(index)
+    assert "No GPU found" not in dock.deviceNote.text()
+    choose(dock.deviceCombo, "cuda")
+    assert dock.parameters()["DEVICE"] == 2
+
+
+def test_advanced_section_is_collapsed_and_feeds_the_parameters(dock, sample_layer):
+    assert dock.advancedGroup.isCollapsed()
+    dock.layerCombo.setLayer(sample_layer)
+    dock.strideSpin.setValue(960)
+    dock.batchSpin.setValue(8)
+    choose(dock.radiometryCombo, "landsat_c2_l2")
+    params = dock.parameters()
+    assert params["STRIDE"] == 960 and params["BATCH_SIZE"] == 8
+    assert params["RADIOMETRY"] == 3  # the algorithm's enum: auto, reflectance, landsat_c1_l1, landsat_c2_l2, …
+    assert params["INPUT"] == sample_layer.id()
+    assert params["MODEL"].endswith("default.povmodel")
+    assert params["OUTPUT"] == "TEMPORARY_OUTPUT"
+
+
+def test_progress_text_estimates_time_left_from_elapsed_time():
+    from poverty_mapper.ui.dock import progress_text
+
+    assert progress_text(25, 60) == "Tiles: 25 % done, 1 min 0 s elapsed, about 3 min 0 s left"
+    assert progress_text(50, 10) == "Tiles: 50 % done, 10 s elapsed, about 10 s left"
+    assert "estimating" in progress_text(0, 3)
+
+
+# -- band mapping -----------------------------------------------------------------------
+def test_band_mapping_preselects_by_band_name_and_follows_the_combos(dock, four_band_layer):
+    dock.layerCombo.setLayer(four_band_layer)
+    labels = [dock.bandsLayout.itemAt(row, dock.bandsLayout.ItemRole.LabelRole).widget().text()
+              for row in range(dock.bandsLayout.rowCount())]
+    assert labels == ["BLUE", "GREEN", "RED"]
+    assert [combo.currentData() for combo in dock._band_combos] == [3, 2, 1]
+    assert [dock._band_combos[0].itemText(i) for i in range(4)] == [
+        "Band 1: red", "Band 2: green", "Band 3: blue", "Band 4: nir"]
+    assert dock.parameters()["BANDS"] == "3,2,1"
+    choose(dock._band_combos[0], 4)
+    assert dock.parameters()["BANDS"] == "4,2,1"
+
+
+def test_band_mapping_falls_back_to_band_order(dock, sample_layer):
+    dock.layerCombo.setLayer(sample_layer)  # three bands without names
+    assert dock.parameters()["BANDS"] == "1,2,3"
+    assert dock.bandsNote.text() == ""
+
+
+# -- regions ----------------------------------------------------------------------------
+def test_region_whole_layer_has_neither_extent_nor_mask(dock, sample_layer):
+    dock.layerCombo.setLayer(sample_layer)
+    choose(dock.regionCombo, "layer")
+    params = dock.parameters()
+    assert "EXTENT" not in params and "MASK" not in params
+
+
+def test_region_map_extent_is_the_canvas_extent_in_its_crs(dock, sample_layer, qgis_iface):
+    canvas = qgis_iface.mapCanvas()
+    canvas.setDestinationCrs(sample_layer.crs())
+    extent = sample_layer.extent()
+    canvas.setExtent(QgsRectangle(extent.xMinimum(), extent.yMinimum(), extent.center().x(), extent.center().y()))
+    dock.layerCombo.setLayer(sample_layer)
+    choose(dock.regionCombo, "canvas")
+    params = dock.parameters()
+    assert isinstance(params["EXTENT"], QgsReferencedRectangle)
+    assert params["EXTENT"] == QgsRectangle(canvas.extent())
+    assert params["EXTENT"].crs() == sample_layer.crs()
+    assert "MASK" not in params
+
+
+def test_region_selected_features_masks_with_the_selection(dock, sample_layer, polygons, qgis_iface):
+    dock.layerCombo.setLayer(sample_layer)
+    choose(dock.regionCombo, "selected")
+    assert not dock.maskRow.isHidden() and dock.drawRow.isHidden()
+    dock.maskLayerCombo.setLayer(polygons)
+
+    dock.run()  # nothing selected yet
+    assert not dock.is_running()
+    assert any("No features are selected in 'districts'" in m
+               for m in qgis_iface.messageBar().get_messages(Qgis.MessageLevel.Critical))
+
+    first = next(polygons.getFeatures())
+    polygons.selectByIds([first.id()])
+    params = dock.parameters()
+    mask = params["MASK"]
+    assert isinstance(mask, QgsProcessingFeatureSourceDefinition)
+    assert mask.source.staticValue() == polygons.id()
+    assert mask.selectedFeaturesOnly
+    assert params["EXTENT"] == first.geometry().boundingBox()
+    assert params["EXTENT"].crs() == polygons.crs()
+
+
+def test_region_drawn_rectangle_uses_a_map_tool_and_gives_the_previous_one_back(dock, sample_layer, qgis_iface):
+    canvas = qgis_iface.mapCanvas()
+    canvas.setDestinationCrs(sample_layer.crs())
+    pan = QgsMapToolPan(canvas)
+    canvas.setMapTool(pan)
+    dock.layerCombo.setLayer(sample_layer)
+    choose(dock.regionCombo, "drawn")
+    assert not dock.drawRow.isHidden() and dock.maskRow.isHidden()
+
+    dock.run()  # nothing drawn yet
+    assert not dock.is_running()
+    assert any("Draw the region on the map first" in m
+               for m in qgis_iface.messageBar().get_messages(Qgis.MessageLevel.Critical))
+
+    dock.drawButton.click()
+    tool = canvas.mapTool()
+    assert isinstance(tool, QgsMapToolExtent)
+    extent = sample_layer.extent()
+    drawn = QgsRectangle(extent.xMinimum() + 1000, extent.yMinimum() + 2000, extent.xMinimum() + 15000, extent.yMinimum() + 16000)
+    tool.extentChanged.emit(drawn)
+    assert canvas.mapTool() is pan
+    params = dock.parameters()
+    assert params["EXTENT"] == drawn
+    assert params["EXTENT"].crs() == sample_layer.crs()
+    assert "MASK" not in params
+    assert "EPSG:32621" in dock.drawnExtentLabel.text()
+
+
+# -- running ----------------------------------------------------------------------------
+def test_run_adds_a_styled_poverty_layer_with_metadata(dock, sample_layer, qtbot):
+    dock.layerCombo.setLayer(sample_layer)
+    dock.batchSpin.setValue(8)  # 42 tiles: several progress steps
+    progress: list[tuple[int, str]] = []
+    dock.progressBar.valueChanged.connect(lambda value: progress.append((value, dock.progressLabel.text())))
+    ok, added = run_and_wait(dock, qtbot)
+    assert ok is True
     assert len(added) == 1
     layer = added[0]
     assert isinstance(layer, QgsRasterLayer) and layer.isValid()
-    assert "asset wealth index" in layer.name()
+    assert layer.name() == "Poverty map: asset wealth index (LSMS asset index)"
     assert isinstance(layer.renderer(), QgsSingleBandPseudoColorRenderer)
+    metadata = layer.metadata()
+    assert metadata.title() == layer.name()
+    for part in (MODEL_NAME, "Parana Landsat 8", date.today().isoformat(), "not survey measurements"):
+        assert part in metadata.abstract()
+    assert "poverty" in metadata.keywords()["Poverty Mapper"]
+    assert MODEL_NAME in metadata.keywords()["Poverty Mapper"]
     assert dock.progressBar.value() == 100
+    assert any(0 < value < 100 and "% done" in text for value, text in progress), progress
+    assert dock.progressLabel.text().startswith("Done in")
+    assert "Estimated" in dock.statusLabel.text()  # the algorithm's own count of cells
+
+
+def test_run_writes_the_chosen_file(dock, sample_layer, qtbot, tmp_path):
+    target = tmp_path / "poverty.tif"
+    dock.layerCombo.setLayer(sample_layer)
+    dock.outputFileRadio.setChecked(True)
+    assert dock.outputFileWidget.isEnabled()
+    dock.outputFileWidget.setFilePath(str(target))
+    assert dock.parameters()["OUTPUT"] == str(target)
+    ok, added = run_and_wait(dock, qtbot)
+    assert ok is True
+    assert target.is_file()
+    assert len(added) == 1 and added[0].source() == str(target)
+    assert partial_files(tmp_path) == []
+
+
+def test_run_on_a_drawn_rectangle_maps_only_that_rectangle(dock, sample_layer, qtbot, qgis_iface, tmp_path):
+    canvas = qgis_iface.mapCanvas()
+    canvas.setDestinationCrs(sample_layer.crs())
+    dock.layerCombo.setLayer(sample_layer)
+    choose(dock.regionCombo, "drawn")
+    dock.drawButton.click()
+    extent = sample_layer.extent()
+    drawn = QgsRectangle(extent.xMinimum(), extent.yMinimum(), extent.xMinimum() + 14_000, extent.yMinimum() + 14_000)
+    canvas.mapTool().extentChanged.emit(drawn)
+    ok, added = run_and_wait(dock, qtbot)
+    assert ok is True and len(added) == 1
+    # 14 km square, tiles of 6.72 km: 3 x 3 cells, where the whole scene gives 6 x 7.
+    assert (added[0].width(), added[0].height()) == (3, 3)
+    assert added[0].extent().intersects(drawn)
+
+
+def test_run_on_selected_features_succeeds(dock, sample_layer, polygons, qtbot):
+    dock.layerCombo.setLayer(sample_layer)
+    choose(dock.regionCombo, "selected")
+    dock.maskLayerCombo.setLayer(polygons)
+    first = next(polygons.getFeatures())
+    polygons.selectByIds([first.id()])
+    ok, added = run_and_wait(dock, qtbot)
+    assert ok is True and len(added) == 1
+    assert added[0].width() < 6 and added[0].height() < 7  # the selection's bounds, not the scene's
+
+
+def test_cancel_stops_the_run_and_leaves_no_file(dock, sample_layer, qtbot, qgis_iface, tmp_path):
+    target = tmp_path / "canceled.tif"
+    dock.layerCombo.setLayer(sample_layer)
+    dock.strideSpin.setValue(120)  # about 110,000 overlapping tiles: minutes of work
+    dock.batchSpin.setValue(16)
+    dock.outputFileRadio.setChecked(True)
+    dock.outputFileWidget.setFilePath(str(target))
+    before = set(QgsProject.instance().mapLayers())
+    criticals = len(qgis_iface.messageBar().get_messages(Qgis.MessageLevel.Critical))
+    dock.runButton.click()
+    assert dock.is_running()
+    # Wait until the engine is writing its temporary file, then cancel.
+    qtbot.waitUntil(lambda: dock.task is not None and dock.task.status() == QgsTask.TaskStatus.Running, timeout=30_000)
+    qtbot.waitUntil(lambda: bool(partial_files(tmp_path)), timeout=60_000)
+    with qtbot.waitSignal(dock.finished, timeout=30_000) as blocker:
+        dock.cancelButton.click()
+        canceled_at = time.monotonic()
+    assert time.monotonic() - canceled_at < 20  # within a batch or so, not the whole map
+    assert blocker.args == [False]
+    assert set(QgsProject.instance().mapLayers()) == before
+    assert not target.exists()
+    assert partial_files(tmp_path) == []
+    assert "Canceled" in dock.statusLabel.text()
+    assert len(qgis_iface.messageBar().get_messages(Qgis.MessageLevel.Critical)) == criticals  # not an error
+    assert dock.progressBar.value() < 100
     assert dock.runButton.isEnabled() and not dock.cancelButton.isEnabled()
 
 
+def test_leaving_the_drawn_region_gives_the_map_tool_back(dock, qgis_iface):
+    canvas = qgis_iface.mapCanvas()
+    pan = QgsMapToolPan(canvas)
+    canvas.setMapTool(pan)
+    choose(dock.regionCombo, "drawn")
+    dock.drawButton.click()
+    assert isinstance(canvas.mapTool(), QgsMapToolExtent)
+    choose(dock.regionCombo, "layer")
+    assert canvas.mapTool() is pan
+
+
+def test_unload_stops_a_run_and_gives_the_map_tool_back(dock, sample_layer, qtbot, qgis_iface):
+    canvas = qgis_iface.mapCanvas()
+    canvas.setDestinationCrs(sample_layer.crs())
+    pan = QgsMapToolPan(canvas)
+    canvas.setMapTool(pan)
+    dock.layerCombo.setLayer(sample_layer)
+    dock.strideSpin.setValue(120)
+    choose(dock.regionCombo, "drawn")
+    dock.drawButton.click()
+    canvas.mapTool().extentChanged.emit(sample_layer.extent())
+    dock.drawButton.click()  # drawing again while the plugin is unloaded
+    assert isinstance(canvas.mapTool(), QgsMapToolExtent)
+    dock.runButton.click()
+    task = dock.task
+    qtbot.waitUntil(lambda: task.status() == QgsTask.TaskStatus.Running, timeout=30_000)
+    dock.unload()
+    assert task.status() == QgsTask.TaskStatus.Terminated
+    assert canvas.mapTool() is pan
+
+
+# -- errors -----------------------------------------------------------------------------
 def test_run_without_layer_says_what_to_do(dock, qgis_iface):
     dock.run()
     assert not dock.is_running()
-    messages = qgis_iface.messageBar().get_messages(Qgis.Critical)
+    messages = qgis_iface.messageBar().get_messages(Qgis.MessageLevel.Critical)
     assert any("raster layer" in m for m in messages)
 
 
-def test_unreadable_model_is_reported(dock, tmp_path):
+def test_unreadable_model_is_reported(dock, sample_layer, tmp_path, qgis_iface):
     bad = tmp_path / "broken.povmodel"
     bad.write_bytes(b"not a model")
+    dock.layerCombo.setLayer(sample_layer)
     dock.modelWidget.setFilePath(str(bad))
     assert "not a readable poverty model file" in dock.modelCard.text()
+    assert dock._band_combos == []
+    dock.run()
+    assert not dock.is_running()
+    messages = qgis_iface.messageBar().get_messages(Qgis.MessageLevel.Critical)
+    assert any("cannot be read" in m and "not a readable poverty model file" in m for m in messages)
+
+
+def test_algorithm_error_reaches_message_bar_and_log(dock, sample_layer, qtbot, qgis_iface, tmp_path, default_model):
+    from poverty_mapper.core.model_file import save_model
+
+    extractor_only = tmp_path / "extractor_only.povmodel"
+    save_model(dataclasses.replace(default_model, target=None, regressor=None), extractor_only)
+    logged = []
+
+    def collect(message, tag, level):
+        logged.append((tag, level, message))
+
+    QgsApplication.messageLog().messageReceived.connect(collect)
+    try:
+        dock.layerCombo.setLayer(sample_layer)
+        dock.modelWidget.setFilePath(str(extractor_only))
+        assert "feature extractor only" in dock.modelCard.text()
+        ok, added = run_and_wait(dock, qtbot)
+    finally:
+        QgsApplication.messageLog().messageReceived.disconnect(collect)
+    assert ok is False and added == []
+    messages = qgis_iface.messageBar().get_messages(Qgis.MessageLevel.Critical)
+    assert any("holds only a feature extractor" in m and "Fit poverty model on survey clusters" in m for m in messages)
+    assert any(tag == "Poverty Mapper" and level == Qgis.MessageLevel.Critical and "holds only a feature extractor" in message
+               for tag, level, message in logged)
+    assert "holds only a feature extractor" in dock.statusLabel.text()
+
+
+def test_file_output_without_a_path_is_refused(dock, sample_layer, qgis_iface):
+    dock.layerCombo.setLayer(sample_layer)
+    dock.outputFileRadio.setChecked(True)
+    dock.run()
+    assert not dock.is_running()
+    assert any("Choose the output file" in m for m in qgis_iface.messageBar().get_messages(Qgis.MessageLevel.Critical))
+
+
+# -- settings ---------------------------------------------------------------------------
+def test_settings_are_remembered_between_sessions(make_dock, tmp_path):
+    from poverty_mapper.core.defaults import DEFAULT_MODEL_PATH
+
+    model = tmp_path / "my.povmodel"
+    shutil.copy(DEFAULT_MODEL_PATH, model)
+    output = tmp_path / "map.tif"
+    first = make_dock()
+    first.modelWidget.setFilePath(str(model))
+    choose(first.deviceCombo, "cpu")
+    choose(first.radiometryCombo, "sentinel2_l2a")
+    first.strideSpin.setValue(960)
+    first.batchSpin.setValue(16)
+    choose(first.regionCombo, "canvas")
+    first.outputFileRadio.setChecked(True)
+    first.outputFileWidget.setFilePath(str(output))
+    assert QgsSettings().value("poverty_mapper/stride_m", type=float) == 960
+    assert QgsSettings().value("poverty_mapper/model_path", type=str) == str(model)
+
+    second = make_dock()
+    assert second.modelWidget.filePath() == str(model)
+    assert second.deviceCombo.currentData() == "cpu"
+    assert second.radiometryCombo.currentData() == "sentinel2_l2a"
+    assert second.strideSpin.value() == 960
+    assert second.batchSpin.value() == 16
+    assert second.regionCombo.currentData() == "canvas"
+    assert second.outputFileRadio.isChecked() and not second.outputTempRadio.isChecked()
+    assert second.outputFileWidget.filePath() == str(output)
+
+
+def test_defaults_without_remembered_settings(dock):
+    assert dock.deviceCombo.currentData() == "auto"
+    assert dock.strideSpin.value() == 0 and dock.strideSpin.text() == "tile size"
+    assert dock.batchSpin.value() == 0 and dock.batchSpin.text() == "automatic"
+    assert dock.regionCombo.currentData() == "layer"
+    assert dock.outputTempRadio.isChecked() and not dock.outputFileWidget.isEnabled()

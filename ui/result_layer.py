@@ -1,0 +1,52 @@
+"""The finished map as a project layer: styled, named and described."""
+from __future__ import annotations
+
+from datetime import date
+
+from qgis.core import QgsLayerMetadata, QgsRasterLayer
+from qgis.PyQt.QtCore import QCoreApplication
+
+from ..core.model_file import PovertyModel
+from ..provider.styling import apply_poverty_style, layer_name
+
+KEYWORD_VOCABULARY = "Poverty Mapper"
+
+
+def tr(text: str) -> str:
+    return QCoreApplication.translate("PovertyResultLayer", text)
+
+
+def poverty_layer_metadata(model: PovertyModel, input_name: str, made_on: date) -> QgsLayerMetadata:
+    """Title, abstract (the model, the input image, the date) and keywords of a map."""
+    quantity, unit = model.target.name, model.target.unit
+    metadata = QgsLayerMetadata()
+    metadata.setTitle(layer_name(quantity, unit))
+    metadata.setType("dataset")
+    metadata.setAbstract(
+        tr(
+            "Estimated {quantity} ({unit}) for each tile of the image '{image}', made on {day} "
+            "by the QGIS plugin Poverty Mapper with the model '{model}'. The values are model "
+            "predictions, not survey measurements: use them to compare places, and read the "
+            "model's scores before trusting differences.\n\nModel card:\n{card}"
+        ).format(quantity=quantity, unit=unit, image=input_name, day=made_on.isoformat(), model=model.name, card=model.card())
+    )
+    metadata.addKeywords(KEYWORD_VOCABULARY, [tr("poverty"), tr("wealth"), quantity, model.name])
+    metadata.addHistoryItem(
+        tr("{day}: estimated from '{image}' with the model '{model}'.").format(
+            day=made_on.isoformat(), image=input_name, model=model.name
+        )
+    )
+    return metadata
+
+
+def open_result_layer(path: str, model: PovertyModel, input_name: str, made_on: date) -> QgsRasterLayer | None:
+    """The map at ``path`` styled like every poverty map, with its metadata; None if unreadable."""
+    quantity, unit = model.target.name, model.target.unit
+    layer = QgsRasterLayer(path, layer_name(quantity, unit))
+    if not layer.isValid():
+        return None
+    apply_poverty_style(layer, quantity, unit)
+    metadata = poverty_layer_metadata(model, input_name, made_on)
+    metadata.setCrs(layer.crs())
+    layer.setMetadata(metadata)
+    return layer
