@@ -8,7 +8,7 @@ PLUGIN_DIR := build/plugins
 QGIS_PROCESS := /usr/bin/qgis_process.bin
 export QT_QPA_PLATFORM := offscreen
 
-.PHONY: setup demo test model eval bench clean
+.PHONY: setup demo test model eval bench package clean
 
 setup: $(VENV)/.installed
 
@@ -40,5 +40,9 @@ DEVICE ?= cpu
 bench: setup
 	$(PY) scripts/bench.py --device $(DEVICE)
 
+# The plugin zip for the QGIS plugin repository (tracked run-time files only).
+package:
+	python3 scripts/package.py
+
 clean:
-	rm -rf build out .pytest_cache .hypothesis
+	rm -rf build dist out .pytest_cache .hypothesis

@@ -26,8 +26,10 @@ class PovertyMapperPlugin:
 
     def initProcessing(self) -> None:  # noqa: N802 (QGIS API; also called headless by qgis_process)
         if self.provider is None:
-            self.provider = PovertyMapperProvider()
-            QgsApplication.processingRegistry().addProvider(self.provider)
+            provider = PovertyMapperProvider()
+            # Refused (and logged by QGIS) when another copy of the plugin registered it.
+            if QgsApplication.processingRegistry().addProvider(provider):
+                self.provider = provider
 
     def initGui(self) -> None:  # noqa: N802 (QGIS API)
         self.initProcessing()

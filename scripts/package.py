@@ -1,0 +1,70 @@
+"""Build the plugin zip for the QGIS plugin repository.
+
+    python scripts/package.py [--out dist]
+
+Takes the files git tracks (so no build leftovers, caches or local outputs), keeps
+only what the plugin needs at run time, and writes dist/poverty_mapper-<version>.zip
+with everything under a top folder ``poverty_mapper/``. Entries are sorted and carry a
+fixed timestamp, so the same sources give the same zip.
+"""
+from __future__ import annotations
+
+import argparse
+import configparser
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGE = "poverty_mapper"
+INCLUDE_DIRS = ("core", "provider", "ui", "resources")
+INCLUDE_FILES = ("metadata.txt", "__init__.py", "plugin.py", "dependencies.py", "README.md", "LICENSE")
+# Not needed to run the plugin: the demo scene is for `make demo` from a clone.
+EXCLUDE_PREFIXES = ("resources/sample/",)
+ZIP_TIME = (1980, 1, 1, 0, 0, 0)
+
+
+def plugin_files() -> list[str]:
+    tracked = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()
+    keep = [
+        f for f in tracked
+        if (f in INCLUDE_FILES or f.split("/", 1)[0] in INCLUDE_DIRS)
+        and not f.startswith(EXCLUDE_PREFIXES)
+        and "__pycache__" not in f and not f.endswith((".pyc", ".pyo"))
+    ]
+    missing = [f for f in INCLUDE_FILES if f not in keep]
+    if missing:
+        raise SystemExit(f"missing from git: {', '.join(missing)}")
+    return sorted(keep)
+
+
+def version() -> str:
+    parser = configparser.ConfigParser()
+    parser.read(ROOT / "metadata.txt", encoding="utf-8")
+    return parser["general"]["version"]
+
+
+def build(out_dir: Path) -> Path:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    target = out_dir / f"{PACKAGE}-{version()}.zip"
+    tmp = target.with_suffix(".partial")
+    with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as zf:
+        for name in plugin_files():
+            info = zipfile.ZipInfo(f"{PACKAGE}/{name}", ZIP_TIME)
+            info.external_attr = 0o644 << 16
+            zf.writestr(info, (ROOT / name).read_bytes(), zipfile.ZIP_DEFLATED)
+    tmp.replace(target)
+    return target
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=ROOT / "dist")
+    target = build(parser.parse_args().out)
+    sys.stdout.write(f"{target} ({target.stat().st_size / 1e6:.1f} MB)\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,70 @@
+"""The plugin zip, and the plugin's start when its dependencies are missing."""
+from __future__ import annotations
+
+import importlib.util
+import sys
+import zipfile
+
+from qgis.core import Qgis
+
+from conftest import ROOT
+
+sys.path.insert(0, str(ROOT / "scripts"))
+import package  # noqa: E402
+
+
+def test_zip_holds_the_plugin_and_nothing_else(tmp_path):
+    target = package.build(tmp_path)
+    names = zipfile.ZipFile(target).namelist()
+    assert all(n.startswith("poverty_mapper/") for n in names)
+    inside = {n.split("/", 1)[1] for n in names}
+    for required in ("metadata.txt", "__init__.py", "plugin.py", "LICENSE", "resources/icon.svg",
+                     "resources/models/default.povmodel", "provider/provider.py", "ui/dock.ui", "core/predict.py"):
+        assert required in inside, required
+    assert not any(n.startswith(("tests/", "scripts/", ".ci/", "resources/sample/")) for n in inside)
+    assert not any("__pycache__" in n or n.endswith(".pyc") for n in inside)
+    assert not {"Makefile", "pytest.ini", "requirements.txt"} & inside
+    assert package.build(tmp_path / "again").read_bytes() == target.read_bytes()  # reproducible
+
+
+def test_zip_installs_and_loads_in_qgis(tmp_path, qgis_iface, qgis_processing):
+    with zipfile.ZipFile(package.build(tmp_path)) as zf:
+        zf.extractall(tmp_path / "plugins")
+    folder = tmp_path / "plugins" / "poverty_mapper"
+    spec = importlib.util.spec_from_file_location(
+        "poverty_mapper_from_zip", folder / "__init__.py", submodule_search_locations=[str(folder)]
+    )
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    try:
+        spec.loader.exec_module(module)
+        plugin = module.classFactory(qgis_iface)
+        plugin.initGui()
+        from qgis.core import QgsApplication
+
+        assert QgsApplication.processingRegistry().algorithmById("povertymapper:predict") is not None
+        assert plugin.dock is not None
+        assert plugin.action is not None
+        plugin.unload()
+        assert plugin.dock is None and plugin.provider is None and plugin.action is None
+    finally:
+        for name in [n for n in sys.modules if n.startswith(spec.name)]:
+            del sys.modules[name]
+
+
+def test_missing_dependencies_give_a_message_not_a_crash(qgis_iface, monkeypatch):
+    import poverty_mapper
+    from poverty_mapper import dependencies
+
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        dependencies.importlib.util, "find_spec", lambda name, *a: None if name == "torch" else real_find_spec(name, *a)
+    )
+    qgis_iface.messageBar().clear_messages()
+    plugin = poverty_mapper.classFactory(qgis_iface)
+    assert isinstance(plugin, dependencies.MissingDependenciesPlugin)
+    plugin.initProcessing()
+    plugin.initGui()
+    warnings = qgis_iface.messageBar().get_messages(Qgis.Warning)
+    assert any("torch" in m and "pip install" in m for m in warnings)
+    plugin.unload()
