@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from qgis.core import QgsProcessingProvider
+from qgis.core import QgsMessageLog, QgsProcessingModelAlgorithm, QgsProcessingProvider, Qgis
 from qgis.PyQt.QtGui import QIcon
 
 from . import message_log
@@ -13,7 +13,10 @@ from .predict_algorithm import PredictAlgorithm
 from .to_polygons_algorithm import ToPolygonsAlgorithm
 from .train_proxy_algorithm import TrainProxyAlgorithm
 
-ICON = Path(__file__).resolve().parents[1] / "resources" / "icon.svg"
+RESOURCES = Path(__file__).resolve().parents[1] / "resources"
+ICON = RESOURCES / "icon.svg"
+# Example Processing models shipped with the plugin, offered in the toolbox too.
+EXAMPLE_MODELS = (RESOURCES / "models" / "fit_predict_aggregate.model3",)
 
 
 class PovertyMapperProvider(QgsProcessingProvider):
@@ -38,3 +41,9 @@ class PovertyMapperProvider(QgsProcessingProvider):
             TrainProxyAlgorithm(), FitClustersAlgorithm(), PredictAlgorithm(), ToPolygonsAlgorithm(), AggregateAlgorithm()
         ):
             self.addAlgorithm(algorithm)
+        for path in EXAMPLE_MODELS:
+            model = QgsProcessingModelAlgorithm()
+            if model.fromFile(str(path)):
+                self.addAlgorithm(model)
+            else:
+                QgsMessageLog.logMessage(f"Cannot read the example model {path}", message_log.TAG, Qgis.Warning)

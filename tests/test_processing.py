@@ -94,3 +94,12 @@ def test_wrong_band_list_is_a_clear_error(provider, real_data, tmp_path):
             {"INPUT": str(SAMPLE), "BANDS": "1,2", "OUTPUT": str(tmp_path / "x.tif")},
         )
     assert not (tmp_path / "x.tif").exists()
+
+
+def test_example_model_is_offered_in_the_toolbox(provider):
+    ids = [a.id() for a in provider.algorithms()]
+    assert "povertymapper:Poverty by district (fit, predict, aggregate)" in ids
+    model = QgsApplication.processingRegistry().algorithmById("povertymapper:Poverty by district (fit, predict, aggregate)")
+    assert {"povertymapper:fitclusters", "povertymapper:predict", "povertymapper:aggregate"} <= {
+        model.childAlgorithm(c).algorithmId() for c in model.childAlgorithms()
+    }
