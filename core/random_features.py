@@ -228,7 +228,8 @@ class RandomConvExtractor:
             acc = out[t0:t1].unsqueeze(1)  # [tiles, 1, 2K], a view of out
             for r0 in range(0, positions, rows):
                 act = torch.matmul(cols[:, r0 : r0 + rows], weights).add_(bias).relu_()
-                acc.baddbmm_(centres[t0:t1, :, r0 : r0 + rows], act)
+                # Under autocast the product is bfloat16; the pooled sums stay float32.
+                acc.baddbmm_(centres[t0:t1, :, r0 : r0 + rows], act.float())
         return out / centres.sum(dim=(1, 2)).clamp(min=1).unsqueeze(1)
 
     # -- model file ---------------------------------------------------------------

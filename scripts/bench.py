@@ -19,7 +19,6 @@ import argparse
 import json
 import os
 import platform
-import resource
 import subprocess
 import sys
 import time
@@ -151,14 +150,15 @@ def pipeline(path: Path, model: PovertyModel, device: str, rows: int | None, **o
 def peak_memory(path: Path, device: str) -> float:
     """Peak resident memory (MB) of a histogram run on ``path``, in a fresh process."""
     code = (
-        "import resource, sys; sys.path.insert(0, 'scripts');"
+        "import sys; sys.path.insert(0, 'scripts');"
         "from _bootstrap import import_plugin_package; import_plugin_package();"
         "from poverty_mapper.core.model_file import load_model;"
         "from poverty_mapper.core.defaults import DEFAULT_MODEL_PATH;"
         "from poverty_mapper.core.predict import PredictRequest, predict_poverty_map;"
         f"predict_poverty_map(PredictRequest({str(path)!r}, {str(OUT / 'mem_output.tif')!r}, "
         f"load_model(DEFAULT_MODEL_PATH), radiometry='eight_bit', device={device!r}));"
-        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
+        # VmHWM, not ru_maxrss: Linux carries ru_maxrss over from the forking parent.
+        "print([l.split()[1] for l in open('/proc/self/status') if l.startswith('VmHWM')][0])"
     )
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     return round(int(done.stdout.split()[-1]) / 1024, 1)
@@ -185,14 +185,15 @@ def main() -> int:
     }
     # Warm up one-time set-up (DN tables, fused CNN, thread pools, file cache) on a strip.
     for model in models.values():
-        pipeline(large, model, args.device, 448)
+        pipeline(large, model, args.device, 448, mixed_precision=model is not models["naive_cnn"])
     results["raw_read"] = {"full": raw_read(large, None), "strip": raw_read(large, args.strip_rows)}
     results["pipeline"] = {
         "histogram": pipeline(large, models["histogram"], args.device, None),
         "random": pipeline(large, models["random"], args.device, fast_rows),
         "cnn": pipeline(large, models["cnn"], args.device, fast_rows),
     }
-    results["naive_cnn"] = pipeline(large, models["naive_cnn"], args.device, args.naive_rows, batch_size=1, read_workers=0)
+    results["naive_cnn"] = pipeline(large, models["naive_cnn"], args.device, args.naive_rows,
+                                    batch_size=1, read_workers=0, mixed_precision=False)
     ratios = {}
     for name, stats in results["pipeline"].items():
         raw = results["raw_read"]["full" if name == "histogram" or fast_rows is None else "strip"]
