@@ -69,3 +69,17 @@ def test_fused_network_is_a_copy(trained_looking_cnn):
     with torch.inference_mode():
         torch.testing.assert_close(fused(x), trained_looking_cnn.features(x), rtol=1e-5, atol=1e-6)
     assert not any(p is q for p in fused.parameters() for q in trained_looking_cnn.parameters())
+
+
+def test_cnn_bf16_on_cpu_is_close_to_float32(trained_looking_cnn):
+    """Under bf16 autocast the CPU path runs a traced bf16 copy; any batch size works."""
+    extractor = CnnExtractor(trained_looking_cnn, np.array([0.3, 0.4, 0.35]), np.array([0.1, 0.12, 0.09]))
+    dn, valid = _generated_dn(np.uint8, 0, 256, seed=2, n=5)
+    with torch.inference_mode():
+        reference = extractor.extract_dn(dn, valid, EIGHT_BIT)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            five = extractor.extract_dn(dn, valid, EIGHT_BIT).float()
+            two = extractor.extract_dn(dn[:2], valid[:2], EIGHT_BIT).float()
+    scale = reference.abs().max()
+    assert float((five - reference).abs().max() / scale) < 0.02
+    assert float((two - reference[:2]).abs().max() / scale) < 0.02
