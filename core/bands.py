@@ -22,6 +22,18 @@ def _normal(text: str) -> str:
     return re.sub(r"[^a-z0-9_]", "", (text or "").lower())
 
 
+def _known_band(text: str | None) -> str | None:
+    """The kind of band (e.g. 'BLUE') a name stands for, or None when it is not one of
+    the known names. Plain 'band 2' is a band number, not Landsat band 2: unknown."""
+    normal = _normal(text or "")
+    if re.fullmatch(r"band\d+", normal):
+        return None
+    for kind, aliases in _ALIASES.items():
+        if normal == kind.lower() or normal in aliases:
+            return kind
+    return None
+
+
 def guess_band_indexes(
     model_bands: Sequence[str],
     descriptions: Sequence[str | None],
@@ -50,7 +62,20 @@ def guess_band_indexes(
     if all(f is not None for f in found) and len(set(found)) == len(found):
         return tuple(int(f) for f in found)
     if count == len(model_bands):
+        kinds = [(_known_band(name), _known_band(desc)) for name, desc in zip(model_bands, descriptions)]
+        if any(wanted and found and wanted != found for wanted, found in kinds):
+            raise PovertyMapperError(
+                f"The model expects the bands {', '.join(model_bands)}, but the raster's bands are "
+                f"{', '.join(desc or '(unnamed)' for desc in descriptions)}. Use imagery with the "
+                "model's bands (or a model fitted on this imagery); if the raster does hold them, "
+                "give the band numbers explicitly."
+            )
         return tuple(range(1, count + 1))
+    if count < len(model_bands):
+        raise PovertyMapperError(
+            f"The model needs {len(model_bands)} bands ({', '.join(model_bands)}) but the raster has "
+            f"only {count}; use imagery with those bands, or fit a model on this image's bands."
+        )
     raise PovertyMapperError(
         f"Cannot tell which of the raster's {count} bands are the model's "
         f"{', '.join(model_bands)}; give the band numbers explicitly (e.g. "

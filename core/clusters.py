@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
-import rasterio
 import torch
 from affine import Affine
 
@@ -21,7 +20,7 @@ from .model_file import PovertyModel, Target, load_model, save_model
 from .nightlights import mean_lights_on_grid
 from .radiometry import resolve_radiometry
 from .ridge import DEFAULT_ALPHAS, cv_alpha_scores, fit_ridge, fit_ridge_cv, group_folds
-from .tile_reader import TileReader, read_batch
+from .tile_reader import TileReader, open_raster, read_batch
 from .tiling import PixelWindow, pixel_size_m, region_window, tile_grid_for
 
 log = logging.getLogger("poverty_mapper")
@@ -113,6 +112,14 @@ def nested_cv(
     return pred, folds, per_fold
 
 
+def _number(value) -> float:
+    """A survey value as a float; missing or non-numeric values become NaN."""
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return float("nan")
+
+
 def _box_window(ds, x: float, y: float, box_size_m: float) -> PixelWindow | None:
     """Raster pixels of the ``box_size_m`` square centred on (x, y), or None if outside."""
     try:
@@ -139,18 +146,16 @@ def fit_clusters(
     device = resolve_device(config.device)
     notes: list[str] = []
 
-    outcomes = np.array([c.outcome for c in config.clusters], np.float64)
+    outcomes = np.array([_number(c.outcome) for c in config.clusters], np.float64)
     ok_outcome = np.isfinite(outcomes)
+    if not ok_outcome.all():
+        notes.append(f"{int(np.sum(~ok_outcome))} clusters without a numeric outcome (missing, NaN or text) left out.")
     if config.log_outcome:
         ok_outcome &= outcomes > 0
         if np.any(np.isfinite(outcomes) & (outcomes <= 0)):
             notes.append(f"{int(np.sum(np.isfinite(outcomes) & (outcomes <= 0)))} clusters with outcome <= 0 left out (log transform).")
 
-    try:
-        ds = rasterio.open(config.image_path)
-    except rasterio.errors.RasterioIOError as exc:
-        raise PovertyMapperError(f"Cannot open the image {config.image_path}: {exc}") from exc
-    with ds:
+    with open_raster(config.image_path, "image") as ds:
         base_model = None
         if config.extractor not in EXTRACTOR_CHOICES:
             base_model = load_model(config.extractor)
@@ -208,7 +213,7 @@ def fit_clusters(
         y = outcomes[used]
         if config.log_outcome:
             y = np.log(y)
-        weights = np.array([c.weight for c in config.clusters], np.float64)[used] if config.use_weights else None
+        weights = np.array([_number(c.weight) for c in config.clusters], np.float64)[used] if config.use_weights else None
         if weights is not None and (not np.all(np.isfinite(weights)) or np.any(weights < 0)):
             raise PovertyMapperError("Cluster weights must be numbers of zero or more; check the weight field.")
         groups = np.round(np.array([[c.x, c.y] for c in config.clusters])[used], 3)
@@ -311,10 +316,16 @@ def _fresh_extractor(config: ClusterFitConfig, reader: TileReader, windows, n_ba
         return HistogramExtractor(means, stds)
     from .random_features import RandomConvExtractor
 
-    return RandomConvExtractor.sample(
-        pixels.numpy(), valid.numpy(), n_filters=config.n_random_filters, seed=config.seed,
-        band_means=means, band_stds=stds,
-    )
+    try:
+        return RandomConvExtractor.sample(
+            pixels.numpy(), valid.numpy(), n_filters=config.n_random_filters, seed=config.seed,
+            band_means=means, band_stds=stds,
+        )
+    except ValueError as exc:  # fewer valid patch locations than filters
+        raise PovertyMapperError(
+            f"The tiles around the clusters hold too few valid pixels to draw {config.n_random_filters} "
+            f"random filters ({exc}); use the 'histogram' extractor or imagery with fewer gaps."
+        ) from exc
 
 
 def _cluster_features(extractor, reader, windows, n_clusters, device, config, progress, is_canceled):

@@ -11,15 +11,17 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import os
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from .atomic import atomic_output
-from .errors import ModelFileError
+from .errors import ModelFileError, PovertyMapperError
 from .features import FeatureExtractor, extractor_from_spec
 from .ridge import RidgeRegressor
 
@@ -28,6 +30,8 @@ FORMAT_VERSION = 1
 MODEL_SUFFIX = ".povmodel"
 _META_ENTRY = "model.json"
 _ZIP_TIME = (1980, 1, 1, 0, 0, 0)
+# A model file unpacks to a few megabytes (a CNN's weights); a zip bomb is refused unread.
+MAX_UNPACKED_BYTES = 1 << 30
 
 
 @dataclass(frozen=True)
@@ -120,7 +124,12 @@ def save_model(model: PovertyModel, path: str | os.PathLike) -> Path:
     arrays = {f"extractor/{k}": v for k, v in ext_arrays.items()}
     arrays.update({f"regressor/{k}": v for k, v in reg_arrays.items()})
 
-    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise PovertyMapperError(
+            f"Cannot create the folder {path.parent} for the model file ({exc.strerror}); choose another place."
+        ) from exc
     with atomic_output(path) as tmp, zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as zf:
         text = json.dumps(_jsonable(meta), indent=2, sort_keys=True, allow_nan=False)
         zf.writestr(zipfile.ZipInfo(_META_ENTRY, _ZIP_TIME), text.encode("utf-8"), zipfile.ZIP_DEFLATED)
@@ -158,8 +167,12 @@ def load_model(path: str | os.PathLike) -> PovertyModel:
             training=dict(meta.get("training", {})),
             scores=dict(meta.get("scores", {})),
         )
-    except (KeyError, TypeError, ValueError) as exc:
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
         raise ModelFileError(f"{path}: the model file is incomplete or inconsistent ({exc}).") from exc
+    if not (model.tile_size_px >= 1 and math.isfinite(model.pixel_size_m) and model.pixel_size_m > 0 and model.bands):
+        raise ModelFileError(
+            f"{path}: the model file gives no usable tile size, pixel size or bands; the file is damaged."
+        )
     if model.regressor is not None and model.extractor.n_features != model.regressor.n_features:
         raise ModelFileError(
             f"{path}: the extractor gives {model.extractor.n_features} features but the regressor "
@@ -174,6 +187,12 @@ def _read(path: str | os.PathLike, with_arrays: bool) -> tuple[dict, dict[str, n
         raise ModelFileError(f"Model file not found: {path}")
     try:
         with zipfile.ZipFile(path) as zf:
+            unpacked = sum(info.file_size for info in zf.infolist())
+            if unpacked > MAX_UNPACKED_BYTES:
+                raise ModelFileError(
+                    f"{path} would unpack to {unpacked / 2**20:.0f} MiB, far more than a model file "
+                    "holds; refused as damaged or hostile."
+                )
             meta = json.loads(zf.read(_META_ENTRY).decode("utf-8"))
             _check_format(path, meta)
             arrays: dict[str, np.ndarray] = {}
@@ -186,7 +205,8 @@ def _read(path: str | os.PathLike, with_arrays: bool) -> tuple[dict, dict[str, n
                             )
     except ModelFileError:
         raise
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, KeyError, EOFError, OSError) as exc:
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, NotImplementedError, RuntimeError,
+            KeyError, EOFError, OSError) as exc:  # RuntimeError: an encrypted entry
         raise ModelFileError(
             f"{path} is not a readable poverty model file (damaged or not a .povmodel file: {exc})."
         ) from exc

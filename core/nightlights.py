@@ -10,15 +10,12 @@ from rasterio.enums import Resampling
 from rasterio.warp import reproject
 
 from .errors import PovertyMapperError
+from .tile_reader import open_raster
 
 
 def mean_lights_on_grid(path: str, transform: Affine, shape: tuple[int, int], crs: CRS) -> np.ndarray:
     """Mean nightlight value over each cell of a grid (NaN where the raster has no data)."""
-    try:
-        src = rasterio.open(path)
-    except rasterio.errors.RasterioIOError as exc:
-        raise PovertyMapperError(f"Cannot open the nightlights raster {path}: {exc}") from exc
-    with src:
+    with open_raster(path, "nightlights raster") as src:
         if src.crs is None:
             raise PovertyMapperError(
                 f"The nightlights raster {path} has no coordinate reference system; assign one first."

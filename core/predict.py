@@ -20,6 +20,7 @@ from .errors import Canceled, PovertyMapperError
 from .model_file import PovertyModel
 from .radiometry import Radiometry, resolve_radiometry
 from .prefetch import PrefetchingReader
+from .tile_reader import open_raster
 from .tiling import TileGrid, region_window, tile_grid_for
 
 log = logging.getLogger("poverty_mapper")
@@ -94,6 +95,36 @@ def _mask_cells(grid: TileGrid, geometries: Iterable[dict] | None) -> np.ndarray
     return burned.astype(bool)
 
 
+def _create_output(tmp: Path, out_path: Path, profile: dict):
+    """The (temporary) output dataset, or a message saying why it cannot be created."""
+    try:
+        return rasterio.open(tmp, "w", **profile)
+    except rasterio.errors.RasterioIOError as exc:
+        raise PovertyMapperError(
+            f"Cannot create the output {out_path} ({exc}); choose a folder you can write to."
+        ) from exc
+
+
+def _check_image_holds_a_tile(
+    width: int, height: int, grid: TileGrid, tile_size_m: float, min_valid_fraction: float
+) -> None:
+    """Refuse an image so small that no tile can reach the valid fraction an estimate
+    needs: the largest share of a tile it can fill is min(1, width / tile) x min(1,
+    height / tile), in x and y apart."""
+    fill = min(1.0, width / grid.tile_x) * min(1.0, height / grid.tile_y)
+    if fill >= min_valid_fraction:
+        return
+    km_x = width / grid.tile_x * tile_size_m / 1000
+    km_y = height / grid.tile_y * tile_size_m / 1000
+    digits = 1 if min(km_x, km_y) >= 1 else 2
+    raise PovertyMapperError(
+        f"The image covers {km_x:.{digits}f} x {km_y:.{digits}f} km, smaller than one {tile_size_m / 1000:g} km "
+        f"tile of the model; no tile can have the {min_valid_fraction:.0%} of valid pixels an "
+        "estimate needs. Use a larger image, or fit a model with smaller tiles "
+        "('Fit poverty model on survey clusters', tile size)."
+    )
+
+
 def _output_profile(ds: rasterio.io.DatasetReader, grid: TileGrid) -> dict:
     height, width = grid.shape
     profile = {
@@ -141,12 +172,10 @@ def predict_poverty_map(
         raise PovertyMapperError(f"The output folder {out_path.parent} does not exist; choose an existing folder.")
     if not os.access(out_path.parent, os.W_OK):
         raise PovertyMapperError(f"The output folder {out_path.parent} is not writable; choose another output file.")
+    if out_path.is_dir():
+        raise PovertyMapperError(f"{out_path} is a folder; choose a file name for the output.")
 
-    try:
-        ds = rasterio.open(request.raster_path)
-    except rasterio.errors.RasterioIOError as exc:
-        raise PovertyMapperError(f"Cannot open the raster {request.raster_path}: {exc}") from exc
-    with ds:
+    with open_raster(request.raster_path) as ds:
         if request.band_indexes is None:
             bands = guess_band_indexes(model.bands, ds.descriptions, [ci.name for ci in ds.colorinterp])
         else:
@@ -154,6 +183,7 @@ def predict_poverty_map(
         radiometry = resolve_radiometry(request.radiometry, ds.dtypes[bands[0] - 1])
         region = region_window(ds.transform, ds.width, ds.height, request.bounds)
         grid = tile_grid_for(ds.transform, ds.crs, region, model.tile_size_m, request.stride_m)
+        _check_image_holds_a_tile(ds.width, ds.height, grid, model.tile_size_m, request.min_valid_fraction)
         cell_mask = _mask_cells(grid, request.mask_geometries)
         weights, bias = model.regressor.folded()
         w = torch.as_tensor(weights, dtype=torch.float32, device=device)
@@ -170,7 +200,7 @@ def predict_poverty_map(
         prefetch = PrefetchingReader(
             request.raster_path, bands, model.tile_size_px, radiometry, workers, request.prefetch_batches
         )
-        with prefetch, rasterio.Env(GDAL_CACHEMAX=READ_CACHE_BYTES), atomic_output(out_path, ".tif") as tmp, rasterio.open(tmp, "w", **_output_profile(ds, grid)) as dst:
+        with prefetch, rasterio.Env(GDAL_CACHEMAX=READ_CACHE_BYTES), atomic_output(out_path, ".tif") as tmp, _create_output(tmp, out_path, _output_profile(ds, grid)) as dst:
             stats = _run_tiles(grid, cell_mask, prefetch, model, w, bias, device, batch_size, request, dst, progress, is_canceled)
             dst.set_band_description(1, f"{model.target.name} ({model.target.unit})")
             dst.update_tags(

@@ -16,7 +16,7 @@ import numpy as np
 import rasterio
 
 from .radiometry import Radiometry
-from .tile_reader import TileReader
+from .tile_reader import TileReader, open_raster
 from .tiling import PixelWindow
 
 T = TypeVar("T")
@@ -46,7 +46,7 @@ class PrefetchingReader:
     def _reader(self) -> TileReader:
         reader = getattr(self._local, "reader", None)
         if reader is None:
-            ds = rasterio.open(self.path)
+            ds = open_raster(self.path)
             with self._lock:
                 self._datasets.append(ds)
             reader = self._local.reader = TileReader(ds, self.bands, self.size, self.radiometry)

@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
-import rasterio
 import torch
 from torch import nn
 
@@ -21,7 +20,7 @@ from .errors import Canceled, PovertyMapperError
 from .model_file import PovertyModel, load_model, save_model
 from .nightlights import mean_lights_on_grid
 from .radiometry import resolve_radiometry
-from .tile_reader import TileReader, read_batch
+from .tile_reader import TileReader, open_raster, read_batch
 from .tiling import pixel_size_m, region_window, tile_grid_for
 
 log = logging.getLogger("poverty_mapper")
@@ -131,11 +130,7 @@ def train_proxy(
     torch.manual_seed(config.seed)
 
     # 1. Tiles and their nightlight labels.
-    try:
-        ds = rasterio.open(config.image_path)
-    except rasterio.errors.RasterioIOError as exc:
-        raise PovertyMapperError(f"Cannot open the image {config.image_path}: {exc}") from exc
-    with ds:
+    with open_raster(config.image_path, "image") as ds:
         bands = config.band_indexes or tuple(range(1, ds.count + 1))
         if any(not 1 <= b <= ds.count for b in bands):
             raise PovertyMapperError(f"Band numbers {bands} do not fit the image's {ds.count} bands.")

@@ -7,9 +7,22 @@ import numpy as np
 import rasterio
 import torch
 from rasterio.enums import MaskFlags, Resampling
+from rasterio.errors import RasterioError
 
+from .errors import PovertyMapperError
 from .radiometry import Radiometry
 from .tiling import PixelWindow
+
+
+def open_raster(path: str, what: str = "raster") -> rasterio.io.DatasetReader:
+    """``rasterio.open`` with a message that names the file and says what to check."""
+    try:
+        return rasterio.open(path)
+    except RasterioError as exc:
+        raise PovertyMapperError(
+            f"Cannot open the {what} {path}: {exc}. Check that the file exists and is a complete "
+            "raster (copy or export it again if it may have been cut short)."
+        ) from exc
 
 
 class TileReader:
@@ -47,7 +60,21 @@ class TileReader:
         return dn, valid
 
     def read_dn_into(self, window: PixelWindow, dn: np.ndarray, valid: np.ndarray) -> None:
-        """:meth:`read_dn` into given arrays (no copies for tiles inside the raster)."""
+        """:meth:`read_dn` into given arrays (no copies for tiles inside the raster).
+
+        A read that fails (a damaged or truncated file) raises :class:`PovertyMapperError`
+        naming the file."""
+        try:
+            self._read_dn_into(window, dn, valid)
+        except RasterioError as exc:
+            detail = exc.__cause__ or exc
+            raise PovertyMapperError(
+                f"Cannot read the raster {self.ds.name} near pixel ({window.col_off}, {window.row_off}): "
+                f"{detail}. The file is damaged or incomplete (e.g. a copy or download cut short); "
+                "copy or export it again."
+            ) from exc
+
+    def _read_dn_into(self, window: PixelWindow, dn: np.ndarray, valid: np.ndarray) -> None:
         inside = window.intersection(self.ds.width, self.ds.height)
         if inside == window and window.width == window.height == self.size and self._all_valid and self.fill_value is None:
             self.ds.read(self.bands, window=window.to_rasterio(), out=dn)

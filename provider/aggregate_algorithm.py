@@ -23,6 +23,7 @@ from qgis.PyQt.QtCore import QVariant
 from ..core.zonal import ZoneStats, estimate_quantity, read_estimate_grid, zone_stats
 from .base import PovertyAlgorithm
 from .layer_inputs import raster_file_path
+from .sinks import atomic_sink
 
 MEAN_FIELD = "pov_mean"
 WEIGHTED_FIELD = "pov_wmean"
@@ -114,30 +115,25 @@ class AggregateAlgorithm(PovertyAlgorithm):
             fields.append(source.fields().at(i))
         for field in ours:
             fields.append(field)
-        sink, dest = self.parameterAsSink(
-            parameters, self.OUTPUT, context, fields, source.wkbType(), source.sourceCrs()
-        )
-        if sink is None:
-            raise QgsProcessingException(self.tr("Cannot write the polygon layer; choose another destination."))
-
         to_raster = QgsCoordinateTransform(source.sourceCrs(), self._raster_crs, context.transformContext())
         total = max(1, source.featureCount())
         n_empty = 0
-        for i, polygon in enumerate(source.getFeatures()):
-            if feedback.isCanceled():
-                raise QgsProcessingException(self.tr("Canceled: the output is incomplete."))
-            stats = self._zone_stats(grid, polygon, to_raster)
-            n_empty += stats.cells == 0
-            values = [stats.mean]
-            if self._population_path is not None:
-                values.append(stats.weighted_mean)
-            values.append(stats.cells)
-            attributes = polygon.attributes()
-            feature = QgsFeature(fields)
-            feature.setGeometry(polygon.geometry())
-            feature.setAttributes([attributes[k] for k in kept] + values)
-            sink.addFeature(feature, QgsFeatureSink.FastInsert)
-            feedback.setProgress(100.0 * (i + 1) / total)
+        with atomic_sink(self, parameters, self.OUTPUT, context, fields, source.wkbType(), source.sourceCrs()) as (sink, dest):
+            for i, polygon in enumerate(source.getFeatures()):
+                if feedback.isCanceled():
+                    raise QgsProcessingException(self.tr("Canceled: no output was written."))
+                stats = self._zone_stats(grid, polygon, to_raster)
+                n_empty += stats.cells == 0
+                values = [stats.mean]
+                if self._population_path is not None:
+                    values.append(stats.weighted_mean)
+                values.append(stats.cells)
+                attributes = polygon.attributes()
+                feature = QgsFeature(fields)
+                feature.setGeometry(polygon.geometry())
+                feature.setAttributes([attributes[k] for k in kept] + values)
+                sink.addFeature(feature, QgsFeatureSink.FastInsert)
+                feedback.setProgress(100.0 * (i + 1) / total)
 
         feedback.pushInfo(
             self.tr("Aggregated {} over {} polygons.").format(

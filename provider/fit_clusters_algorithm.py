@@ -28,6 +28,7 @@ from ..core.clusters import EXTRACTOR_CHOICES, Cluster, ClusterFitConfig, fit_cl
 from ..core.model_file import MODEL_SUFFIX
 from .base import PovertyAlgorithm
 from .layer_inputs import cluster_points, raster_file_path
+from .sinks import atomic_sink
 
 EXTRACTOR_OPTIONS = (*EXTRACTOR_CHOICES, "model file")
 
@@ -208,15 +209,13 @@ class FitClustersAlgorithm(PovertyAlgorithm):
         for name, kind in (("cluster", QVariant.String), ("observed", QVariant.Double),
                            ("predicted", QVariant.Double), ("residual", QVariant.Double), ("fold", QVariant.Int)):
             fields.append(QgsField(name, kind))
-        sink, dest = self.parameterAsSink(
-            parameters, self.OUTPUT_PREDICTIONS, context, fields, QgsWkbTypes.Point, self._source_crs
-        )
-        if sink is None:
-            raise QgsProcessingException(self.tr("Cannot write the predictions layer; choose another destination."))
         used = [c for c, u in zip(config.clusters, result.used) if u]
-        for cluster, obs, pred, fold in zip(used, result.observed, result.predicted, result.fold):
-            feature = QgsFeature(fields)
-            feature.setGeometry(QgsGeometry.fromPointXY(QgsPointXY(self._points[int(cluster.id)])))
-            feature.setAttributes([cluster.id, float(obs), float(pred), float(obs - pred), int(fold)])
-            sink.addFeature(feature, QgsFeatureSink.FastInsert)
+        with atomic_sink(
+            self, parameters, self.OUTPUT_PREDICTIONS, context, fields, QgsWkbTypes.Point, self._source_crs
+        ) as (sink, dest):
+            for cluster, obs, pred, fold in zip(used, result.observed, result.predicted, result.fold):
+                feature = QgsFeature(fields)
+                feature.setGeometry(QgsGeometry.fromPointXY(QgsPointXY(self._points[int(cluster.id)])))
+                feature.setAttributes([cluster.id, float(obs), float(pred), float(obs - pred), int(fold)])
+                sink.addFeature(feature, QgsFeatureSink.FastInsert)
         return dest

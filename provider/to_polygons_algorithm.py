@@ -24,6 +24,7 @@ from qgis.PyQt.QtCore import QVariant
 from ..core.zonal import estimate_quantity
 from .base import PovertyAlgorithm
 from .layer_inputs import raster_file_path
+from .sinks import atomic_sink
 
 MAX_FIELD_NAME = 10  # dBase, hence shapefiles
 MAX_TEXT = 254  # dBase text fields
@@ -103,10 +104,6 @@ class ToPolygonsAlgorithm(PovertyAlgorithm):
         fields.append(QgsField(name, QVariant.Double, "double", 24, 15))  # all a float32 holds, in a shapefile too
         fields.append(QgsField(QUANTITY_FIELD, QVariant.String, "string", MAX_TEXT))
         fields.append(QgsField(UNIT_FIELD, QVariant.String, "string", MAX_TEXT))
-        sink, dest = self.parameterAsSink(parameters, self.OUTPUT, context, fields, QgsWkbTypes.Polygon, layer.crs())
-        if sink is None:
-            raise QgsProcessingException(self.tr("Cannot write the polygon layer; choose another destination."))
-
         steps = QgsProcessingMultiStepFeedback(2, feedback)
         import processing  # QGIS's Processing plugin; loaded by the time algorithms run
 
@@ -121,15 +118,16 @@ class ToPolygonsAlgorithm(PovertyAlgorithm):
         polygons = QgsProcessingUtils.mapLayerFromString(cells, context)
         total = max(1, polygons.featureCount())
         description = [text[:MAX_TEXT] if text else None for text in (quantity, unit)]
-        for i, cell in enumerate(polygons.getFeatures()):
-            if i % 1000 == 0:
-                if feedback.isCanceled():
-                    raise QgsProcessingException(self.tr("Canceled: the output is incomplete."))
-                steps.setProgress(100.0 * i / total)
-            feature = QgsFeature(fields)
-            feature.setGeometry(cell.geometry())
-            feature.setAttributes([float(cell[0]), *description])
-            sink.addFeature(feature, QgsFeatureSink.FastInsert)
+        with atomic_sink(self, parameters, self.OUTPUT, context, fields, QgsWkbTypes.Polygon, layer.crs()) as (sink, dest):
+            for i, cell in enumerate(polygons.getFeatures()):
+                if i % 1000 == 0:
+                    if feedback.isCanceled():
+                        raise QgsProcessingException(self.tr("Canceled: no output was written."))
+                    steps.setProgress(100.0 * i / total)
+                feature = QgsFeature(fields)
+                feature.setGeometry(cell.geometry())
+                feature.setAttributes([float(cell[0]), *description])
+                sink.addFeature(feature, QgsFeatureSink.FastInsert)
         feedback.pushInfo(
             self.tr("{} cells with an estimate became polygons (field '{}'{}).").format(
                 polygons.featureCount(), name, self.tr(", {}").format(quantity) if quantity else ""
