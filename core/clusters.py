@@ -130,7 +130,7 @@ def _box_window(ds, x: float, y: float, box_size_m: float) -> PixelWindow | None
 
 def _box_bounds(ds, x: float, y: float, box_size_m: float) -> tuple[float, float, float, float]:
     """The ``box_size_m`` square centred on (x, y), in the raster's CRS units."""
-    mx, my = pixel_size_m(ds.transform, ds.crs, y)
+    mx, my = pixel_size_m(ds.transform, ds.crs, (x, y))
     half_x = box_size_m / 2 * abs(ds.transform.a) / mx
     half_y = box_size_m / 2 * abs(ds.transform.e) / my
     return x - half_x, y - half_y, x + half_x, y + half_y
@@ -163,7 +163,7 @@ def fit_clusters(
             n_bands = len(base_model.bands)
         else:
             tile_m = config.tile_size_m
-            px_m = float(np.mean(pixel_size_m(ds.transform, ds.crs, ds.xy(ds.height // 2, ds.width // 2)[1])))
+            px_m = float(np.mean(pixel_size_m(ds.transform, ds.crs, ds.xy(ds.height // 2, ds.width // 2))))
             tile_px = int(min(MAX_TILE_PX, max(8, round(tile_m / px_m))))
             n_bands = len(config.band_indexes) if config.band_indexes else ds.count
         bands = config.band_indexes or (

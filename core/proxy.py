@@ -136,8 +136,8 @@ def train_proxy(
             raise PovertyMapperError(f"Band numbers {bands} do not fit the image's {ds.count} bands.")
         radiometry = resolve_radiometry(config.radiometry, ds.dtypes[bands[0] - 1])
         region = region_window(ds.transform, ds.width, ds.height, config.bounds)
-        centre_y = (ds.transform * (region.col_off + region.width / 2, region.row_off + region.height / 2))[1]
-        px_m = float(np.mean(pixel_size_m(ds.transform, ds.crs, centre_y)))
+        centre = ds.transform * (region.col_off + region.width / 2, region.row_off + region.height / 2)
+        px_m = float(np.mean(pixel_size_m(ds.transform, ds.crs, centre)))
         tile_px = int(min(MAX_TILE_PX, max(8, round(config.tile_size_m / px_m))))
         grid = tile_grid_for(ds.transform, ds.crs, region, config.tile_size_m)
         lights = mean_lights_on_grid(config.nightlights_path, grid.transform, grid.shape, ds.crs)

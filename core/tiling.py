@@ -17,9 +17,9 @@ from rasterio.windows import Window
 
 from .errors import PovertyMapperError
 
-# Metres per degree of latitude, and of longitude at the equator (WGS 84 mean values).
-_M_PER_DEG_LAT = 110_574.0
-_M_PER_DEG_LON_EQUATOR = 111_320.0
+# WGS 84 ellipsoid: semi-major axis (m) and first eccentricity squared.
+_A = 6_378_137.0
+_E2 = 6.694_379_990_14e-3
 
 
 @dataclass(frozen=True)
@@ -44,8 +44,23 @@ class PixelWindow:
         return Window(self.col_off, self.row_off, self.width, self.height)
 
 
-def pixel_size_m(transform: Affine, crs: CRS | None, centre_y: float) -> tuple[float, float]:
-    """Size of one raster pixel in metres (x, y); ``centre_y`` is used for degrees."""
+def _metres_per_degree(lat: float) -> tuple[float, float]:
+    """(east-west, north-south) metres per degree at latitude ``lat`` on the WGS 84 ellipsoid."""
+    phi = math.radians(max(min(lat, 89.9), -89.9))
+    w = 1.0 - _E2 * math.sin(phi) ** 2
+    meridian = _A * (1.0 - _E2) / w**1.5  # radius of curvature north-south
+    normal = _A / math.sqrt(w)  # radius of curvature east-west
+    return math.radians(1.0) * normal * math.cos(phi), math.radians(1.0) * meridian
+
+
+def pixel_size_m(transform: Affine, crs: CRS | None, centre: tuple[float, float]) -> tuple[float, float]:
+    """Size of one raster pixel on the ground in metres (x, y), at ``centre`` (CRS units).
+
+    Geographic CRSs: degrees converted at the centre's latitude (WGS 84 ellipsoid).
+    Projected CRSs: the nominal size in the CRS's linear unit, unless the projection
+    stretches distances there by more than 2% (Web Mercator away from the equator):
+    then the ground size measured at the centre.
+    """
     px, py = abs(transform.a), abs(transform.e)
     if transform.b or transform.d:
         raise PovertyMapperError(
@@ -56,14 +71,35 @@ def pixel_size_m(transform: Affine, crs: CRS | None, centre_y: float) -> tuple[f
             "The raster has no coordinate reference system; assign one "
             "(Layer Properties > Source) so tile sizes in metres can be computed."
         )
+    x, y = centre
     if crs.is_geographic:
-        lat = max(min(centre_y, 89.0), -89.0)
-        return (
-            px * _M_PER_DEG_LON_EQUATOR * math.cos(math.radians(lat)),
-            py * _M_PER_DEG_LAT,
-        )
+        mx, my = _metres_per_degree(y)
+        return px * mx, py * my
     factor = crs.linear_units_factor[1] if crs.linear_units_factor else 1.0
-    return px * factor, py * factor
+    nominal = (px * factor, py * factor)
+    ground = _ground_size(crs, x, y, px, py)
+    if ground is None or all(abs(g / n - 1.0) <= 0.02 for g, n in zip(ground, nominal)):
+        return nominal
+    return ground
+
+
+def _ground_size(crs: CRS, x: float, y: float, px: float, py: float) -> tuple[float, float] | None:
+    """Ground lengths (m) of one pixel step east and north at (x, y), or None if the
+    point cannot be placed on the globe."""
+    from rasterio.warp import transform as warp_points
+
+    try:
+        lons, lats = warp_points(crs, "EPSG:4326", [x, x + px, x], [y, y, y + py])
+    except Exception:  # noqa: BLE001 (a CRS PROJ cannot invert: keep the nominal size)
+        return None
+    if not all(math.isfinite(v) for v in (*lons, *lats)):
+        return None
+    mx, my = _metres_per_degree(lats[0])
+
+    def length(i: int) -> float:
+        return math.hypot((lons[i] - lons[0]) * mx, (lats[i] - lats[0]) * my)
+
+    return length(1), length(2)
 
 
 def region_window(
@@ -157,8 +193,8 @@ def tile_grid_for(
     stride_m: float | None = None,
 ) -> TileGrid:
     """The grid for a model's tile size (and an optional finer stride) in metres."""
-    centre_y = (transform * (region.col_off + region.width / 2, region.row_off + region.height / 2))[1]
-    mx, my = pixel_size_m(transform, crs, centre_y)
+    centre = transform * (region.col_off + region.width / 2, region.row_off + region.height / 2)
+    mx, my = pixel_size_m(transform, crs, centre)
     stride_m = tile_size_m if not stride_m else stride_m
     if stride_m > tile_size_m:
         raise PovertyMapperError(

@@ -159,31 +159,42 @@ def test_output_transform_cell_centres_for_a_fractional_tile_size():
 
 
 def test_pixel_size_in_a_projected_crs():
-    assert pixel_size_m(TRANSFORM, UTM21, Y0) == pytest.approx((30.0, 30.0))
-    assert pixel_size_m(from_origin(X0, Y0, 5.0, 2.5), UTM21, Y0) == pytest.approx((5.0, 2.5))
+    assert pixel_size_m(TRANSFORM, UTM21, (X0, Y0)) == pytest.approx((30.0, 30.0))
+    assert pixel_size_m(from_origin(X0, Y0, 5.0, 2.5), UTM21, (X0, Y0)) == pytest.approx((5.0, 2.5))
 
 
 def test_pixel_size_in_a_projected_crs_in_feet():
     # EPSG:2263, NAD83 / New York Long Island (ftUS): one unit is about 0.3048 m.
-    mx, my = pixel_size_m(from_origin(1e6, 2e5, 100.0, 100.0), CRS.from_epsg(2263), 2e5)
+    mx, my = pixel_size_m(from_origin(1e6, 2e5, 100.0, 100.0), CRS.from_epsg(2263), (1e6, 2e5))
     assert mx == pytest.approx(30.48, rel=1e-4) and my == pytest.approx(30.48, rel=1e-4)
 
 
 def test_pixel_size_in_a_geographic_crs_at_latitude_60():
     deg = from_origin(10.0, 61.0, 0.001, 0.001)
-    mx, my = pixel_size_m(deg, WGS84, 60.0)
-    assert my == pytest.approx(110.574, rel=1e-3)  # 0.001 degree of latitude
-    assert mx / my == pytest.approx(0.5, rel=0.01)  # cos(60°), with the ellipsoid's ratio
-    mx0, my0 = pixel_size_m(deg, WGS84, 0.0)
-    assert mx0 == pytest.approx(111.32, rel=1e-3) and my0 == pytest.approx(my)
+    mx, my = pixel_size_m(deg, WGS84, (10.0, 60.0))
+    # WGS 84 ellipsoid: 0.001 degree is 111.412 m of latitude and 55.800 m of longitude at 60°.
+    assert my == pytest.approx(111.412, rel=1e-4)
+    assert mx == pytest.approx(55.800, rel=1e-4)
+    mx0, my0 = pixel_size_m(deg, WGS84, (10.0, 0.0))
+    assert mx0 == pytest.approx(111.319, rel=1e-4) and my0 == pytest.approx(110.574, rel=1e-4)
+
+
+def test_pixel_size_in_web_mercator_is_the_ground_size():
+    """Web Mercator metres are stretched by 1/cos(latitude): at 60° a 30 'm' pixel is
+    15 m on the ground. UTM's 0.04% scale error is ignored (nominal size kept)."""
+    from rasterio.warp import transform as warp
+
+    (x,), (y,) = warp("EPSG:4326", "EPSG:3857", [10.0], [60.0])
+    mx, my = pixel_size_m(from_origin(x, y, 30.0, 30.0), CRS.from_epsg(3857), (x, y))
+    assert mx == pytest.approx(15.0, rel=0.01) and my == pytest.approx(15.0, rel=0.01)
 
 
 def test_pixel_size_refuses_rotated_rasters_and_missing_crs():
     rotated = TRANSFORM * Affine.rotation(10)
     with pytest.raises(PovertyMapperError, match="rotated"):
-        pixel_size_m(rotated, UTM21, Y0)
+        pixel_size_m(rotated, UTM21, (X0, Y0))
     with pytest.raises(PovertyMapperError, match="coordinate reference system"):
-        pixel_size_m(TRANSFORM, None, Y0)
+        pixel_size_m(TRANSFORM, None, (X0, Y0))
 
 
 def test_tile_grid_for_a_projected_raster():
@@ -200,7 +211,7 @@ def test_tile_grid_for_a_geographic_raster_at_latitude_60():
     grid = tile_grid_for(deg, WGS84, PixelWindow(0, 0, 1000, 1000), 6720.0)
     # A degree of longitude is half as long there: twice as many pixels across a tile.
     assert grid.tile_x / grid.tile_y == pytest.approx(2.0, rel=0.01)
-    assert grid.tile_y == pytest.approx(6720.0 / 110.574, rel=1e-3)
+    assert grid.tile_y == pytest.approx(6720.0 / 111.412, rel=1e-3)
 
 
 def test_tile_grid_for_refuses_a_stride_larger_than_the_tile():
