@@ -7,6 +7,7 @@ for CPUs (about 0.3 M weights); it runs on CUDA when there is one.
 from __future__ import annotations
 
 import copy
+import warnings
 
 import numpy as np
 import torch
@@ -156,7 +157,11 @@ class CnnExtractor:
         with torch.autocast("cpu", enabled=False):
             if self._cpu_bf16_module is None:
                 module = self.network.fused_features().to(torch.bfloat16, memory_format=torch.channels_last)
-                self._cpu_bf16_module = torch.jit.freeze(torch.jit.trace(module, x, check_trace=False))
+                with warnings.catch_warnings():
+                    # TorchScript is deprecated in favour of torch.compile, which needs a
+                    # compiler toolchain at run time; tracing still works and is what fuses here.
+                    warnings.simplefilter("ignore", DeprecationWarning)
+                    self._cpu_bf16_module = torch.jit.freeze(torch.jit.trace(module, x, check_trace=False))
             return self._cpu_bf16_module(x)
 
     def to_spec(self) -> tuple[dict, dict[str, np.ndarray]]:
