@@ -170,7 +170,7 @@ def main() -> int:
     parser.add_argument("--size", type=int, default=16384)
     parser.add_argument("--strip-rows", type=int, default=2048,
                         help="rows of the large raster used for the slow extractors (random, cnn)")
-    parser.add_argument("--naive-rows", type=int, default=448, help="rows used for the naive cnn baseline")
+    parser.add_argument("--naive-rows", type=int, default=896, help="rows used for the naive cnn baseline")
     args = parser.parse_args()
     large, small = generated_raster(args.size), generated_raster(args.size // 2)
     models = throughput_models(large)
