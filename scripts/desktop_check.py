@@ -1,0 +1,70 @@
+"""Run inside the real QGIS desktop (``qgis --code``) by scripts/desktop_check.sh.
+
+Loads the bundled real scene, opens the Poverty Mapper dock, runs a prediction from it,
+then saves a screenshot of the main window and a JSON of what is on screen, and exits.
+"""
+import json
+import os
+import traceback
+from pathlib import Path
+
+from qgis.core import QgsProject, QgsRasterLayer
+from qgis.PyQt.QtCore import QTimer
+from qgis.utils import iface, plugins
+
+OUT = Path(os.environ["DESKTOP_CHECK_OUT"])
+SCENE = Path(os.environ["DESKTOP_CHECK_SCENE"])
+state = {"errors": []}
+
+
+def finish(code: int = 0) -> None:
+    (OUT / "state.json").write_text(json.dumps(state, indent=2))
+    QgsProject.instance().setDirty(False)
+    os._exit(code)
+
+
+def screenshot() -> None:
+    try:
+        window = iface.mainWindow()
+        window.grab().save(str(OUT / "screenshot.png"))
+        dock = plugins["poverty_mapper"].dock
+        state["dock_visible"] = bool(dock.isVisible())
+        state["dock_status"] = dock.statusLabel.text()
+        layers = list(QgsProject.instance().mapLayers().values())
+        state["layers"] = [layer.name() for layer in layers]
+        state["renderers"] = {layer.name(): layer.renderer().type() for layer in layers if layer.renderer()}
+        state["window_size"] = [window.width(), window.height()]
+    except Exception:  # noqa: BLE001 (reported in state.json)
+        state["errors"].append(traceback.format_exc())
+    finish(0)
+
+
+def on_finished(ok: bool) -> None:
+    state["run_ok"] = bool(ok)
+    iface.mapCanvas().refreshAllLayers()
+    QTimer.singleShot(2500, screenshot)  # let the canvas paint the new layer
+
+
+def start() -> None:
+    try:
+        if "poverty_mapper" not in plugins:
+            state["errors"].append(f"plugin not loaded; plugins: {sorted(plugins)}")
+            finish(1)
+        iface.mainWindow().setGeometry(0, 0, 1280, 800)  # no window manager under Xvfb to maximize
+        layer = QgsRasterLayer(str(SCENE), "Parana Landsat 8 (real scene)")
+        QgsProject.instance().addMapLayer(layer)
+        iface.mapCanvas().setExtent(layer.extent())
+        plugin = plugins["poverty_mapper"]
+        plugin.action.setChecked(True)
+        dock = plugin.dock
+        dock.layerCombo.setLayer(layer)
+        dock.outputFileRadio.setChecked(True)
+        dock.outputFileWidget.setFilePath(str(OUT / "poverty.tif"))
+        dock.finished.connect(on_finished)
+        dock.runButton.click()
+    except Exception:  # noqa: BLE001
+        state["errors"].append(traceback.format_exc())
+        finish(1)
+
+
+QTimer.singleShot(1500, start)
