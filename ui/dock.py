@@ -16,14 +16,10 @@ from pathlib import Path
 import torch
 from qgis.core import (
     Qgis,
-    QgsApplication,
     QgsMapLayerProxyModel,
     QgsMessageLog,
     QgsProcessing,
-    QgsProcessingAlgRunnerTask,
-    QgsProcessingContext,
     QgsProcessingFeatureSourceDefinition,
-    QgsProcessingFeedback,
     QgsProject,
     QgsRasterLayer,
     QgsRectangle,
@@ -43,6 +39,7 @@ from ..core.errors import PovertyMapperError
 from ..core.model_file import MODEL_SUFFIX, PovertyModel, load_model
 from ..core.radiometry import PRESETS
 from ..provider.base import RADIOMETRY_KEYS
+from .processing_run import CollectingFeedback, ProcessingRun
 from .result_layer import open_result_layer
 
 FORM_CLASS, _ = uic.loadUiType(str(Path(__file__).with_name("dock.ui")))
@@ -139,23 +136,6 @@ def guessed_bands(model_bands: tuple[str, ...], layer: QgsRasterLayer) -> tuple[
         return tuple(min(i, count) for i in range(1, len(model_bands) + 1))
 
 
-class _CollectingFeedback(QgsProcessingFeedback):
-    """Keeps the errors and messages the algorithm reports, to show them in the dock."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.errors: list[str] = []
-        self.infos: list[str] = []
-
-    def reportError(self, error: str, fatalError: bool = False) -> None:  # noqa: N802,N803 (QGIS API)
-        self.errors.append(error)
-        super().reportError(error, fatalError)
-
-    def pushInfo(self, info: str) -> None:  # noqa: N802 (QGIS API)
-        self.infos.append(info)
-        super().pushInfo(info)
-
-
 class PovertyDock(QDockWidget, FORM_CLASS):
     finished = pyqtSignal(bool)  # a run ended: True when its layer was added
 
@@ -163,9 +143,8 @@ class PovertyDock(QDockWidget, FORM_CLASS):
         super().__init__(parent)
         self.setupUi(self)
         self.iface = iface
-        self.task: QgsProcessingAlgRunnerTask | None = None
-        self.feedback: _CollectingFeedback | None = None
-        self.context: QgsProcessingContext | None = None
+        self._run: ProcessingRun | None = None
+        self._last_feedback: CollectingFeedback | None = None
         self._run_info: _RunInfo | None = None
         self._model: PovertyModel | None = None
         self._band_combos: list[QComboBox] = []
@@ -454,33 +433,33 @@ class PovertyDock(QDockWidget, FORM_CLASS):
             self._show_error(problem)
             return
         self.save_settings()
-        algorithm = QgsApplication.processingRegistry().createAlgorithmById(ALGORITHM_ID)
-        if algorithm is None:
-            self._show_error(tr("The Poverty Mapper Processing provider is not loaded; re-enable the plugin."))
-            return
-        self.context = QgsProcessingContext()
-        self.context.setProject(QgsProject.instance())
-        self.feedback = _CollectingFeedback()
         layer = QgsProject.instance().mapLayer(settings.layer_id)
         self._run_info = _RunInfo(self._model, layer.name(), time.monotonic())
-        self.task = QgsProcessingAlgRunnerTask(algorithm, self.parameters(settings), self.context, self.feedback)
-        if self.task.isCanceled():  # the algorithm refused the parameters while preparing
-            self.task = None
-            self._failed()
+        self._run = ProcessingRun(ALGORITHM_ID, self.parameters(settings), self._finished, self._show_progress)
+        refused = self._run.start()
+        if refused:
+            self._last_feedback, self._run = self._run.feedback, None
+            self._show_failure(refused, self._last_feedback.textLog())
             return
-        self.task.executed.connect(self._finished)
-        self.task.progressChanged.connect(self._show_progress)
         self.progressBar.setValue(0)
         self.progressLabel.setText(progress_text(0, 0))
         self.statusLabel.setText(tr("Mapping…"))
         self._set_running(True)
-        QgsApplication.taskManager().addTask(self.task)
+
+    @property
+    def task(self):
+        """The running prediction task, if any."""
+        return self._run.task if self._run is not None else None
+
+    @property
+    def feedback(self):
+        return self._run.feedback if self._run is not None else self._last_feedback
 
     def cancel(self) -> None:
         """Stops the run after the current batch; nothing is written."""
-        if self.task is not None:
+        if self._run is not None:
             self.statusLabel.setText(tr("Cancelling after the current batch…"))
-            self.task.cancel()
+            self._run.cancel()
 
     def unload(self) -> None:
         """Before the plugin goes: stop a run (its feedback and context must outlive it)
@@ -505,18 +484,21 @@ class PovertyDock(QDockWidget, FORM_CLASS):
 
     def _finished(self, successful: bool, results: dict) -> None:
         """Main thread: add the styled layer, or say what went wrong."""
-        run_info = self._run_info
-        self.task = None
+        run_info, feedback = self._run_info, self._run.feedback
+        self._last_feedback, self._run = feedback, None
         self._set_running(False)
         elapsed = duration_text(time.monotonic() - run_info.started)
         if not successful:
-            if self.feedback is not None and self.feedback.isCanceled():
+            if feedback.isCanceled():
                 self.progressLabel.setText(tr("Canceled after {}.").format(elapsed))
                 self.statusLabel.setText(tr("Canceled: no output was written."))
                 QgsMessageLog.logMessage(tr("Canceled: no output was written."), LOG_TAG, Qgis.MessageLevel.Info)
                 self.finished.emit(False)
             else:
-                self._failed()
+                message = (feedback.errors[-1] if feedback.errors else "") or tr(
+                    "The prediction failed; see the Poverty Mapper log for details."
+                )
+                self._show_failure(message, feedback.textLog())
             return
         layer = open_result_layer(results["OUTPUT"], run_info.model, run_info.input_name, date.today())
         if layer is None:
@@ -526,18 +508,14 @@ class PovertyDock(QDockWidget, FORM_CLASS):
         QgsProject.instance().addMapLayer(layer)
         self.progressBar.setValue(100)
         self.progressLabel.setText(tr("Done in {}.").format(elapsed))
-        summary = self.feedback.infos[-1] if self.feedback and self.feedback.infos else ""
+        summary = feedback.infos[-1] if feedback.infos else ""
         self.statusLabel.setText("\n".join(filter(None, [summary, tr("Output: {}").format(results["OUTPUT"])])))
         self.finished.emit(True)
 
-    def _failed(self) -> None:
-        feedback = self.feedback
-        message = (feedback.errors[-1] if feedback and feedback.errors else "") or tr(
-            "The prediction failed; see the Poverty Mapper log for details."
-        )
+    def _show_failure(self, message: str, details: str = "") -> None:
         self.progressLabel.clear()
         self.statusLabel.setText(message)
-        self._show_error(message, feedback.textLog() if feedback else "")
+        self._show_error(message, details)
         self.finished.emit(False)
 
     def _show_error(self, message: str, details: str = "") -> None:

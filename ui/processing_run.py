@@ -1,0 +1,72 @@
+"""Running a Processing algorithm of the plugin in a background task, from a widget.
+
+The task's context and feedback must live as long as the task: a ``ProcessingRun``
+owns all three. Both the prediction and the exports of the dock go through it.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+from qgis.core import (
+    QgsApplication,
+    QgsProcessingAlgRunnerTask,
+    QgsProcessingContext,
+    QgsProcessingFeedback,
+    QgsProject,
+)
+
+
+class CollectingFeedback(QgsProcessingFeedback):
+    """Keeps the errors and messages the algorithm reports, to show them in the dock."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.errors: list[str] = []
+        self.infos: list[str] = []
+
+    def reportError(self, error: str, fatalError: bool = False) -> None:  # noqa: N802,N803 (QGIS API)
+        self.errors.append(error)
+        super().reportError(error, fatalError)
+
+    def pushInfo(self, info: str) -> None:  # noqa: N802 (QGIS API)
+        self.infos.append(info)
+        super().pushInfo(info)
+
+
+class ProcessingRun:
+    def __init__(
+        self,
+        algorithm_id: str,
+        parameters: dict,
+        on_executed: Callable[[bool, dict], None],
+        on_progress: Callable[[float], None] | None = None,
+    ):
+        self.algorithm_id = algorithm_id
+        self.parameters = parameters
+        self.context = QgsProcessingContext()
+        self.context.setProject(QgsProject.instance())
+        self.feedback = CollectingFeedback()
+        self.task: QgsProcessingAlgRunnerTask | None = None
+        self._on_executed = on_executed
+        self._on_progress = on_progress
+
+    def start(self) -> str | None:
+        """Queue the task; returns why it could not start (None when it did)."""
+        algorithm = QgsApplication.processingRegistry().createAlgorithmById(self.algorithm_id)
+        if algorithm is None:
+            return "The Poverty Mapper Processing provider is not loaded; re-enable the plugin."
+        self.task = QgsProcessingAlgRunnerTask(algorithm, self.parameters, self.context, self.feedback)
+        if self.task.isCanceled():  # the algorithm refused the parameters while preparing
+            return self.error_message("The algorithm refused its parameters.")
+        self.task.executed.connect(self._on_executed)
+        if self._on_progress is not None:
+            self.task.progressChanged.connect(self._on_progress)
+        QgsApplication.taskManager().addTask(self.task)
+        return None
+
+    def error_message(self, fallback: str) -> str:
+        return (self.feedback.errors[-1] if self.feedback.errors else "") or fallback
+
+    def cancel(self) -> None:
+        if self.task is not None:
+            self.task.cancel()
