@@ -39,12 +39,12 @@ from ..core.errors import PovertyMapperError
 from ..core.model_file import MODEL_SUFFIX, PovertyModel, load_model
 from ..core.radiometry import PRESETS
 from ..provider.base import RADIOMETRY_KEYS
-from .processing_run import CollectingFeedback, ProcessingRun
+from .export_panel import ExportPanel
+from .processing_run import LOG_TAG, CollectingFeedback, ProcessingRun, show_error
 from .result_layer import open_result_layer
 
 FORM_CLASS, _ = uic.loadUiType(str(Path(__file__).with_name("dock.ui")))
 ALGORITHM_ID = "povertymapper:predict"
-LOG_TAG = "Poverty Mapper"
 SETTINGS_PREFIX = "poverty_mapper/"
 
 
@@ -142,6 +142,8 @@ class PovertyDock(QDockWidget, FORM_CLASS):
     def __init__(self, iface, parent=None):
         super().__init__(parent)
         self.setupUi(self)
+        self.exportPanel = ExportPanel(iface, self.scrollContents)
+        self.scrollLayout.insertWidget(self.scrollLayout.count() - 1, self.exportPanel)
         self.iface = iface
         self._run: ProcessingRun | None = None
         self._last_feedback: CollectingFeedback | None = None
@@ -506,6 +508,7 @@ class PovertyDock(QDockWidget, FORM_CLASS):
             self.finished.emit(False)
             return
         QgsProject.instance().addMapLayer(layer)
+        self.exportPanel.set_poverty_map(layer)
         self.progressBar.setValue(100)
         self.progressLabel.setText(tr("Done in {}.").format(elapsed))
         summary = feedback.infos[-1] if feedback.infos else ""
@@ -520,5 +523,4 @@ class PovertyDock(QDockWidget, FORM_CLASS):
 
     def _show_error(self, message: str, details: str = "") -> None:
         """The message bar says what to fix; the log panel keeps the details."""
-        QgsMessageLog.logMessage(message + ("\n" + details if details else ""), LOG_TAG, Qgis.MessageLevel.Critical)
-        self.iface.messageBar().pushMessage(LOG_TAG, message, level=Qgis.MessageLevel.Critical)
+        show_error(self.iface, message, details)

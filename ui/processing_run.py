@@ -8,7 +8,9 @@ from __future__ import annotations
 from typing import Callable
 
 from qgis.core import (
+    Qgis,
     QgsApplication,
+    QgsMessageLog,
     QgsProcessingAlgRunnerTask,
     QgsProcessingContext,
     QgsProcessingFeedback,
@@ -70,3 +72,12 @@ class ProcessingRun:
     def cancel(self) -> None:
         if self.task is not None:
             self.task.cancel()
+
+
+LOG_TAG = "Poverty Mapper"
+
+
+def show_error(iface, message: str, details: str = "") -> None:
+    """The message bar says what to fix; the log panel keeps the details."""
+    QgsMessageLog.logMessage(message + ("\n" + details if details else ""), LOG_TAG, Qgis.MessageLevel.Critical)
+    iface.messageBar().pushMessage(LOG_TAG, message, level=Qgis.MessageLevel.Critical)

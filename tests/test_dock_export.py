@@ -1,0 +1,105 @@
+"""The dock's export section on a GENERATED poverty raster and GENERATED districts."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import rasterio
+from qgis.core import Qgis, QgsFeature, QgsGeometry, QgsProject, QgsRasterLayer, QgsRectangle, QgsVectorLayer
+from rasterio.transform import from_origin
+
+X0, Y0, CELL = 500_000.0, 1_000_000.0, 1000.0
+VALUES = np.arange(16, dtype=np.float32).reshape(4, 4)  # generated estimates
+VALUES[0, 0] = -9999.0  # one nodata cell
+
+
+@pytest.fixture()
+def dock(qgis_iface, qgis_new_project, poverty_provider):
+    from poverty_mapper.ui.dock import PovertyDock
+
+    widget = PovertyDock(qgis_iface)
+    qgis_iface.messageBar().clear_messages()
+    yield widget
+    widget.unload()
+    widget.deleteLater()
+
+
+@pytest.fixture()
+def poverty_map(tmp_path, qgis_new_project):
+    path = tmp_path / "generated_poverty.tif"
+    with rasterio.open(path, "w", driver="GTiff", width=4, height=4, count=1, dtype="float32",
+                       crs="EPSG:32636", transform=from_origin(X0, Y0, CELL, CELL), nodata=-9999.0) as dst:
+        dst.write(VALUES, 1)
+        dst.update_tags(QUANTITY="generated wealth", UNIT="index")
+    layer = QgsRasterLayer(str(path), "generated poverty map")
+    QgsProject.instance().addMapLayer(layer)
+    return layer
+
+
+@pytest.fixture()
+def districts(qgis_new_project):
+    """Two generated districts: the western and the eastern half of the map."""
+    layer = QgsVectorLayer("Polygon?crs=EPSG:32636&field=name:string", "generated districts", "memory")
+    features = []
+    for name, x0 in (("west", X0), ("east", X0 + 2 * CELL)):
+        f = QgsFeature(layer.fields())
+        f.setGeometry(QgsGeometry.fromRect(QgsRectangle(x0, Y0 - 4 * CELL, x0 + 2 * CELL, Y0)))
+        f.setAttributes([name])
+        features.append(f)
+    layer.dataProvider().addFeatures(features)
+    QgsProject.instance().addMapLayer(layer)
+    return layer
+
+
+@pytest.mark.parametrize("suffix", [".shp", ".gpkg"])
+def test_cells_export_writes_and_adds_the_layer(dock, poverty_map, tmp_path, qtbot, suffix):
+    panel = dock.exportPanel
+    panel.mapCombo.setLayer(poverty_map)
+    panel.cellsFileWidget.setFilePath(str(tmp_path / f"cells{suffix}"))
+    with qtbot.waitSignal(panel.exported, timeout=60_000) as blocker:
+        panel.cellsButton.click()
+    assert blocker.args[0] is True
+    written = QgsVectorLayer(blocker.args[1], "check", "ogr")
+    assert written.isValid() and written.featureCount() == 15  # 16 cells, one nodata
+    values = sorted(f["estimate"] for f in written.getFeatures())
+    assert values == pytest.approx(sorted(VALUES.ravel()[1:].tolist()))
+    assert any(layer.name() == "Poverty map cells" for layer in QgsProject.instance().mapLayers().values())
+
+
+@pytest.mark.parametrize("with_population", [False, True])
+def test_aggregate_from_the_dock(dock, poverty_map, districts, tmp_path, qtbot, with_population):
+    panel = dock.exportPanel
+    panel.mapCombo.setLayer(poverty_map)
+    panel.polygonsCombo.setLayer(districts)
+    if with_population:
+        # Generated population: everybody lives in the northernmost row of cells.
+        pop_path = tmp_path / "generated_population.tif"
+        population = np.zeros((4, 4), np.float32)
+        population[0] = 100.0
+        with rasterio.open(pop_path, "w", driver="GTiff", width=4, height=4, count=1, dtype="float32",
+                           crs="EPSG:32636", transform=from_origin(X0, Y0, CELL, CELL)) as dst:
+            dst.write(population, 1)
+        pop_layer = QgsRasterLayer(str(pop_path), "generated population")
+        QgsProject.instance().addMapLayer(pop_layer)
+        panel.populationCombo.setLayer(pop_layer)
+    panel.aggregateFileWidget.setFilePath(str(tmp_path / "districts.gpkg"))
+    with qtbot.waitSignal(panel.exported, timeout=60_000) as blocker:
+        panel.aggregateButton.click()
+    assert blocker.args[0] is True
+    written = {f["name"]: f for f in QgsVectorLayer(blocker.args[1], "check", "ogr").getFeatures()}
+    west = [v for v in VALUES[:, :2].ravel() if v != -9999.0]
+    east = VALUES[:, 2:].ravel()
+    assert written["west"]["pov_mean"] == pytest.approx(np.mean(west))
+    assert written["east"]["pov_mean"] == pytest.approx(np.mean(east))
+    if with_population:
+        # Only the north row is populated; in the west its first cell has no estimate.
+        assert written["west"]["pov_wmean"] == pytest.approx(VALUES[0, 1])
+        assert written["east"]["pov_wmean"] == pytest.approx(VALUES[0, 2:].mean())
+
+
+def test_export_without_an_output_file_says_what_to_do(dock, poverty_map, qgis_iface):
+    panel = dock.exportPanel
+    panel.mapCombo.setLayer(poverty_map)
+    panel.cellsFileWidget.setFilePath("")
+    panel.cellsButton.click()
+    assert not panel.is_running()
+    assert any("Choose the file" in m for m in qgis_iface.messageBar().get_messages(Qgis.Critical))

@@ -1,0 +1,125 @@
+"""Export section of the dock: grid cells as polygons, and means per polygon (districts).
+
+A thin front end over ``povertymapper:topolygons`` and ``povertymapper:aggregate``,
+run in the background like the prediction.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from qgis.core import Qgis, QgsMapLayerProxyModel, QgsProject, QgsRasterLayer, QgsVectorLayer
+from qgis.gui import QgsFileWidget
+from qgis.PyQt import uic
+from qgis.PyQt.QtCore import QCoreApplication, pyqtSignal
+from qgis.PyQt.QtWidgets import QWidget
+
+from .processing_run import LOG_TAG, ProcessingRun, show_error
+
+FORM_CLASS, _ = uic.loadUiType(str(Path(__file__).with_name("export_panel.ui")))
+VECTOR_FILTER = "Shapefile (*.shp);;GeoPackage (*.gpkg)"
+
+
+def tr(text: str) -> str:
+    return QCoreApplication.translate("ExportPanel", text)
+
+
+class ExportPanel(QWidget, FORM_CLASS):
+    exported = pyqtSignal(bool, str)  # an export ended: success, and the file written
+
+    def __init__(self, iface, parent=None):
+        super().__init__(parent)
+        self.setupUi(self)
+        self.iface = iface
+        self._run: ProcessingRun | None = None
+        self.mapCombo.setFilters(QgsMapLayerProxyModel.Filter.RasterLayer)
+        self.polygonsCombo.setFilters(QgsMapLayerProxyModel.Filter.PolygonLayer)
+        self.populationCombo.setFilters(QgsMapLayerProxyModel.Filter.RasterLayer)
+        self.populationCombo.setAllowEmptyLayer(True)
+        self.populationCombo.setLayer(None)
+        for widget in (self.cellsFileWidget, self.aggregateFileWidget):
+            widget.setStorageMode(QgsFileWidget.StorageMode.SaveFile)
+            widget.setFilter(tr(VECTOR_FILTER))
+        self.cellsButton.clicked.connect(self.export_cells)
+        self.aggregateButton.clicked.connect(self.aggregate)
+
+    def set_poverty_map(self, layer: QgsRasterLayer) -> None:
+        """Preselect a freshly mapped layer."""
+        self.mapCombo.setLayer(layer)
+
+    def is_running(self) -> bool:
+        return self._run is not None
+
+    def export_cells(self) -> None:
+        problem = self._missing_map() or self._missing_path(self.cellsFileWidget)
+        if problem:
+            show_error(self.iface, problem)
+            return
+        self._start(
+            "povertymapper:topolygons",
+            {"INPUT": self.mapCombo.currentLayer().id(), "OUTPUT": self.cellsFileWidget.filePath()},
+            tr("Poverty map cells"),
+        )
+
+    def aggregate(self) -> None:
+        polygons = self.polygonsCombo.currentLayer()
+        problem = (
+            self._missing_map()
+            or (None if polygons else tr("Choose the polygons (e.g. districts) to aggregate onto."))
+            or self._missing_path(self.aggregateFileWidget)
+        )
+        if problem:
+            show_error(self.iface, problem)
+            return
+        population = self.populationCombo.currentLayer()
+        self._start(
+            "povertymapper:aggregate",
+            {
+                "INPUT": self.mapCombo.currentLayer().id(),
+                "POLYGONS": polygons.id(),
+                "POPULATION": population.id() if population else None,
+                "OUTPUT": self.aggregateFileWidget.filePath(),
+            },
+            tr("{} with poverty estimates").format(polygons.name()),
+        )
+
+    def _missing_map(self) -> str | None:
+        return None if self.mapCombo.currentLayer() else tr("Choose the poverty map to export.")
+
+    @staticmethod
+    def _missing_path(widget: QgsFileWidget) -> str | None:
+        return None if widget.filePath() else tr("Choose the file to write (.shp or .gpkg).")
+
+    def _start(self, algorithm_id: str, parameters: dict, layer_name: str) -> None:
+        if self._run is not None:
+            show_error(self.iface, tr("An export is already running; wait for it to finish."))
+            return
+        self._run = ProcessingRun(algorithm_id, parameters, lambda ok, results: self._done(ok, results, layer_name))
+        refused = self._run.start()
+        if refused:
+            self._run = None
+            show_error(self.iface, refused)
+            self.exported.emit(False, "")
+            return
+        self.exportStatusLabel.setText(tr("Exporting…"))
+        self._set_buttons(False)
+
+    def _set_buttons(self, enabled: bool) -> None:
+        self.cellsButton.setEnabled(enabled)
+        self.aggregateButton.setEnabled(enabled)
+
+    def _done(self, successful: bool, results: dict, layer_name: str) -> None:
+        run, self._run = self._run, None
+        self._set_buttons(True)
+        if not successful:
+            message = run.error_message(tr("The export failed; see the Poverty Mapper log for details."))
+            self.exportStatusLabel.setText(message)
+            show_error(self.iface, message, run.feedback.textLog())
+            self.exported.emit(False, "")
+            return
+        path = results["OUTPUT"]
+        layer = QgsVectorLayer(path, layer_name, "ogr")
+        if layer.isValid():
+            QgsProject.instance().addMapLayer(layer)
+        self.exportStatusLabel.setText(tr("Written: {}").format(path))
+        self.iface.messageBar().pushMessage(LOG_TAG, tr("Written: {}").format(path), level=Qgis.MessageLevel.Success)
+        self.exported.emit(True, path)
