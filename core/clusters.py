@@ -21,11 +21,10 @@ from .nightlights import mean_lights_on_grid
 from .radiometry import resolve_radiometry
 from .ridge import DEFAULT_ALPHAS, cv_alpha_scores, fit_ridge, fit_ridge_cv, group_folds
 from .tile_reader import TileReader, open_raster, read_batch
-from .tiling import PixelWindow, pixel_size_m, region_window, tile_grid_for
+from .tiling import PixelWindow, new_model_tile_px, pixel_size_m, region_window, tile_grid_for
 
 log = logging.getLogger("poverty_mapper")
 
-MAX_TILE_PX = 256
 EXTRACTOR_CHOICES = ("histogram", "random")  # or the path of a model file
 
 
@@ -164,7 +163,7 @@ def fit_clusters(
         else:
             tile_m = config.tile_size_m
             px_m = float(np.mean(pixel_size_m(ds.transform, ds.crs, ds.xy(ds.height // 2, ds.width // 2))))
-            tile_px = int(min(MAX_TILE_PX, max(8, round(tile_m / px_m))))
+            tile_px = new_model_tile_px(tile_m, px_m)
             n_bands = len(config.band_indexes) if config.band_indexes else ds.count
         bands = config.band_indexes or (
             tuple(base_model.training.get("band_indexes", ())) if base_model else ()

@@ -21,11 +21,9 @@ from .model_file import PovertyModel, load_model, save_model
 from .nightlights import mean_lights_on_grid
 from .radiometry import resolve_radiometry
 from .tile_reader import TileReader, open_raster, read_batch
-from .tiling import pixel_size_m, region_window, tile_grid_for
+from .tiling import new_model_tile_px, pixel_size_m, region_window, tile_grid_for
 
 log = logging.getLogger("poverty_mapper")
-
-MAX_TILE_PX = 256
 
 
 @dataclass(frozen=True)
@@ -138,7 +136,7 @@ def train_proxy(
         region = region_window(ds.transform, ds.width, ds.height, config.bounds)
         centre = ds.transform * (region.col_off + region.width / 2, region.row_off + region.height / 2)
         px_m = float(np.mean(pixel_size_m(ds.transform, ds.crs, centre)))
-        tile_px = int(min(MAX_TILE_PX, max(8, round(config.tile_size_m / px_m))))
+        tile_px = new_model_tile_px(config.tile_size_m, px_m)
         grid = tile_grid_for(ds.transform, ds.crs, region, config.tile_size_m)
         lights = mean_lights_on_grid(config.nightlights_path, grid.transform, grid.shape, ds.crs)
         if not np.isfinite(lights).any():

@@ -102,6 +102,16 @@ def _ground_size(crs: CRS, x: float, y: float, px: float, py: float) -> tuple[fl
     return length(1), length(2)
 
 
+MAX_TILE_PX = 256
+
+
+def new_model_tile_px(tile_size_m: float, pixel_m: float) -> int:
+    """Pixels across the tile of a model made from imagery of ``pixel_m`` metres: the
+    imagery's own resolution, coarsened so a tile is at most MAX_TILE_PX pixels across
+    (and at least 8)."""
+    return int(min(MAX_TILE_PX, max(8, round(tile_size_m / pixel_m))))
+
+
 def region_window(
     transform: Affine,
     width: int,
