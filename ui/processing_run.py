@@ -10,6 +10,8 @@ from typing import Callable
 from qgis.core import (
     Qgis,
     QgsApplication,
+    QgsExpressionContext,
+    QgsExpressionContextUtils,
     QgsMessageLog,
     QgsProcessingAlgRunnerTask,
     QgsProcessingContext,
@@ -47,6 +49,12 @@ class ProcessingRun:
         self.parameters = parameters
         self.context = QgsProcessingContext()
         self.context.setProject(QgsProject.instance())
+        # Built here, in the main thread, as QGIS's own Processing dialogs do: with an empty
+        # expression context the task would build the project's scope itself, in its thread,
+        # racing the map canvas that builds it in the main thread (a crash, now and then).
+        expressions = QgsExpressionContext()
+        expressions.appendScopes(QgsExpressionContextUtils.globalProjectLayerScopes(None))
+        self.context.setExpressionContext(expressions)
         self.feedback = CollectingFeedback()
         self.task: QgsProcessingAlgRunnerTask | None = None
         self._on_executed = on_executed
