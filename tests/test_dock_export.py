@@ -4,8 +4,21 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import rasterio
-from qgis.core import Qgis, QgsFeature, QgsGeometry, QgsProject, QgsRasterLayer, QgsRectangle, QgsVectorLayer
+from qgis.core import (
+    Qgis,
+    QgsApplication,
+    QgsFeature,
+    QgsGeometry,
+    QgsProject,
+    QgsRasterLayer,
+    QgsRectangle,
+    QgsVectorLayer,
+)
 from rasterio.transform import from_origin
+
+from conftest import ROOT
+
+SAMPLE = ROOT / "resources" / "sample" / "parana_landsat8_l1_rgb_30m.tif"
 
 X0, Y0, CELL = 500_000.0, 1_000_000.0, 1000.0
 VALUES = np.arange(16, dtype=np.float32).reshape(4, 4)  # generated estimates
@@ -19,6 +32,7 @@ def dock(qgis_iface, qgis_new_project, poverty_provider):
     widget = PovertyDock(qgis_iface)
     qgis_iface.messageBar().clear_messages()
     yield widget
+    qgis_iface.messageBar().clear_messages()
     widget.unload()
     widget.deleteLater()
 
@@ -51,7 +65,7 @@ def districts(qgis_new_project):
 
 
 @pytest.mark.parametrize("suffix", [".shp", ".gpkg"])
-def test_cells_export_writes_and_adds_the_layer(dock, poverty_map, tmp_path, qtbot, suffix):
+def test_cells_export_writes_and_adds_the_layer(dock, poverty_map, tmp_path, qtbot, qgis_iface, suffix):
     panel = dock.exportPanel
     panel.mapCombo.setLayer(poverty_map)
     panel.cellsFileWidget.setFilePath(str(tmp_path / f"cells{suffix}"))
@@ -62,7 +76,13 @@ def test_cells_export_writes_and_adds_the_layer(dock, poverty_map, tmp_path, qtb
     assert written.isValid() and written.featureCount() == 15  # 16 cells, one nodata
     values = sorted(f["estimate"] for f in written.getFeatures())
     assert values == pytest.approx(sorted(VALUES.ravel()[1:].tolist()))
-    assert any(layer.name() == "Poverty map cells" for layer in QgsProject.instance().mapLayers().values())
+    added = [layer for layer in QgsProject.instance().mapLayers().values() if layer.name() == "Poverty map cells"]
+    assert len(added) == 1 and isinstance(added[0], QgsVectorLayer)
+    assert added[0].source().split("|")[0] == str(tmp_path / f"cells{suffix}")
+    assert added[0].featureCount() == 15
+    successes = qgis_iface.messageBar().get_messages(Qgis.MessageLevel.Success)
+    assert any(str(tmp_path / f"cells{suffix}") in m for m in successes)
+    assert list(tmp_path.glob("*.partial")) == []
 
 
 @pytest.mark.parametrize("with_population", [False, True])
@@ -70,6 +90,7 @@ def test_aggregate_from_the_dock(dock, poverty_map, districts, tmp_path, qtbot, 
     panel = dock.exportPanel
     panel.mapCombo.setLayer(poverty_map)
     panel.polygonsCombo.setLayer(districts)
+    assert panel.populationCombo.currentLayer() is None  # optional: empty unless chosen
     if with_population:
         # Generated population: everybody lives in the northernmost row of cells.
         pop_path = tmp_path / "generated_population.tif"
@@ -85,7 +106,12 @@ def test_aggregate_from_the_dock(dock, poverty_map, districts, tmp_path, qtbot, 
     with qtbot.waitSignal(panel.exported, timeout=60_000) as blocker:
         panel.aggregateButton.click()
     assert blocker.args[0] is True
-    written = {f["name"]: f for f in QgsVectorLayer(blocker.args[1], "check", "ogr").getFeatures()}
+    layer = QgsVectorLayer(blocker.args[1], "check", "ogr")
+    written = {f["name"]: f for f in layer.getFeatures()}
+    assert ("pov_wmean" in layer.fields().names()) is with_population
+    assert written["west"]["pov_cells"] == 7 and written["east"]["pov_cells"] == 8
+    names = [layer.name() for layer in QgsProject.instance().mapLayers().values()]
+    assert "generated districts with poverty estimates" in names
     west = [v for v in VALUES[:, :2].ravel() if v != -9999.0]
     east = VALUES[:, 2:].ravel()
     assert written["west"]["pov_mean"] == pytest.approx(np.mean(west))
@@ -100,6 +126,63 @@ def test_export_without_an_output_file_says_what_to_do(dock, poverty_map, qgis_i
     panel = dock.exportPanel
     panel.mapCombo.setLayer(poverty_map)
     panel.cellsFileWidget.setFilePath("")
-    panel.cellsButton.click()
+    logged = []
+
+    def collect(message, tag, level):
+        logged.append((tag, level, message))
+
+    QgsApplication.messageLog().messageReceived.connect(collect)
+    try:
+        panel.cellsButton.click()
+    finally:
+        QgsApplication.messageLog().messageReceived.disconnect(collect)
     assert not panel.is_running()
-    assert any("Choose the file" in m for m in qgis_iface.messageBar().get_messages(Qgis.Critical))
+    assert any("Choose the file" in m for m in qgis_iface.messageBar().get_messages(Qgis.MessageLevel.Critical))
+    assert any(tag == "Poverty Mapper" and level == Qgis.MessageLevel.Critical and "Choose the file" in message
+               for tag, level, message in logged)
+
+
+def test_export_to_another_format_is_refused(dock, poverty_map, districts, qgis_iface, tmp_path):
+    panel = dock.exportPanel
+    panel.mapCombo.setLayer(poverty_map)
+    panel.polygonsCombo.setLayer(districts)
+    panel.aggregateFileWidget.setFilePath(str(tmp_path / "districts.csv"))
+    panel.aggregateButton.click()
+    assert not panel.is_running()
+    messages = qgis_iface.messageBar().get_messages(Qgis.MessageLevel.Critical)
+    assert any("shapefile (.shp) or a GeoPackage (.gpkg)" in m for m in messages)
+    assert not (tmp_path / "districts.csv").exists()
+
+
+def test_algorithm_failure_reaches_the_message_bar(dock, poverty_map, qgis_iface, tmp_path, qtbot):
+    panel = dock.exportPanel
+    panel.mapCombo.setLayer(poverty_map)
+    panel.cellsFileWidget.setFilePath(str(tmp_path / "no such folder" / "cells.gpkg"))
+    with qtbot.waitSignal(panel.exported, timeout=60_000) as blocker:
+        panel.cellsButton.click()
+    assert blocker.args[0] is False
+    messages = qgis_iface.messageBar().get_messages(Qgis.MessageLevel.Critical)
+    assert "Could not create layer" in panel.exportStatusLabel.text()
+    assert messages and messages[-1].endswith(panel.exportStatusLabel.text())
+    assert panel.cellsButton.isEnabled() and panel.aggregateButton.isEnabled()
+    assert not any(layer.name() == "Poverty map cells" for layer in QgsProject.instance().mapLayers().values())
+
+
+def test_a_fresh_map_from_the_dock_is_the_one_exported(dock, qtbot, tmp_path):
+    """Map the bundled real scene from the dock, then export its cells without choosing the map."""
+    scene = QgsRasterLayer(str(SAMPLE), "Parana Landsat 8")
+    QgsProject.instance().addMapLayer(scene)
+    dock.layerCombo.setLayer(scene)
+    with qtbot.waitSignal(dock.finished, timeout=120_000) as mapped:
+        dock.runButton.click()
+    assert mapped.args == [True]
+    result = dock.exportPanel.mapCombo.currentLayer()
+    assert result is not None and result.name().startswith("Poverty map")
+    with rasterio.open(result.source()) as src:
+        estimates = src.read(1, masked=True).compressed()
+    dock.exportPanel.cellsFileWidget.setFilePath(str(tmp_path / "cells.shp"))
+    with qtbot.waitSignal(dock.exportPanel.exported, timeout=60_000) as exported:
+        dock.exportPanel.cellsButton.click()
+    assert exported.args[0] is True
+    values = sorted(f["estimate"] for f in QgsVectorLayer(exported.args[1], "check", "ogr").getFeatures())
+    assert values == pytest.approx(sorted(estimates.tolist()), rel=1e-6)

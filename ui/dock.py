@@ -351,6 +351,7 @@ class PovertyDock(QDockWidget, FORM_CLASS):
             self.bandsLayout.removeRow(0)
         self._band_combos = []
         self.bandsNote.clear()
+        self.bandsNote.hide()  # an empty label would still leave a gap under the bands
         layer = self.layerCombo.currentLayer()
         if self._model is None or not isinstance(layer, QgsRasterLayer):
             return
@@ -370,6 +371,7 @@ class PovertyDock(QDockWidget, FORM_CLASS):
                     layer.bandCount(), len(self._model.bands)
                 )
             )
+            self.bandsNote.show()
 
     def _on_region_changed(self) -> None:
         region = Region(self.regionCombo.currentData())
@@ -470,6 +472,7 @@ class PovertyDock(QDockWidget, FORM_CLASS):
         self.cancel()
         if task is not None:
             task.waitForFinished(60_000)
+        self.exportPanel.unload()
         self._restore_map_tool()
 
     def is_running(self) -> bool:

@@ -17,6 +17,7 @@ from .processing_run import LOG_TAG, ProcessingRun, show_error
 
 FORM_CLASS, _ = uic.loadUiType(str(Path(__file__).with_name("export_panel.ui")))
 VECTOR_FILTER = "Shapefile (*.shp);;GeoPackage (*.gpkg)"
+VECTOR_SUFFIXES = (".shp", ".gpkg")  # the format follows the file's extension
 
 
 def tr(text: str) -> str:
@@ -36,9 +37,13 @@ class ExportPanel(QWidget, FORM_CLASS):
         self.populationCombo.setFilters(QgsMapLayerProxyModel.Filter.RasterLayer)
         self.populationCombo.setAllowEmptyLayer(True)
         self.populationCombo.setLayer(None)
-        for widget in (self.cellsFileWidget, self.aggregateFileWidget):
+        for widget, placeholder in (
+            (self.cellsFileWidget, tr("Cells file (.shp or .gpkg)")),
+            (self.aggregateFileWidget, tr("Polygons file (.shp or .gpkg)")),
+        ):
             widget.setStorageMode(QgsFileWidget.StorageMode.SaveFile)
             widget.setFilter(tr(VECTOR_FILTER))
+            widget.lineEdit().setPlaceholderText(placeholder)
         self.cellsButton.clicked.connect(self.export_cells)
         self.aggregateButton.clicked.connect(self.aggregate)
 
@@ -48,6 +53,13 @@ class ExportPanel(QWidget, FORM_CLASS):
 
     def is_running(self) -> bool:
         return self._run is not None
+
+    def unload(self) -> None:
+        """Stop an export before the dock goes (its context and feedback must outlive it)."""
+        if self._run is not None and self._run.task is not None:
+            task = self._run.task
+            self._run.cancel()
+            task.waitForFinished(60_000)
 
     def export_cells(self) -> None:
         problem = self._missing_map() or self._missing_path(self.cellsFileWidget)
@@ -87,7 +99,12 @@ class ExportPanel(QWidget, FORM_CLASS):
 
     @staticmethod
     def _missing_path(widget: QgsFileWidget) -> str | None:
-        return None if widget.filePath() else tr("Choose the file to write (.shp or .gpkg).")
+        path = widget.filePath()
+        if not path:
+            return tr("Choose the file to write (.shp or .gpkg).")
+        if Path(path).suffix.lower() not in VECTOR_SUFFIXES:
+            return tr("Write to a shapefile (.shp) or a GeoPackage (.gpkg), not '{}'.").format(Path(path).name)
+        return None
 
     def _start(self, algorithm_id: str, parameters: dict, layer_name: str) -> None:
         if self._run is not None:
