@@ -93,9 +93,15 @@ class ToPolygonsAlgorithm(PovertyAlgorithm):
             )
         return name
 
-    def processAlgorithm(self, parameters, context: QgsProcessingContext, feedback: QgsProcessingFeedback) -> dict:  # noqa: N802
+    def prepareAlgorithm(self, parameters, context: QgsProcessingContext, feedback: QgsProcessingFeedback) -> bool:  # noqa: N802
+        """Resolve the layer into plain values here, in the main thread."""
         layer = self.parameterAsRasterLayer(parameters, self.INPUT, context)
-        raster_path = raster_file_path(layer)
+        self._raster_path = raster_file_path(layer)
+        self._crs = layer.crs()
+        return True
+
+    def processAlgorithm(self, parameters, context: QgsProcessingContext, feedback: QgsProcessingFeedback) -> dict:  # noqa: N802
+        raster_path = self._raster_path
         name = self.field_name(parameters, context, feedback)
         with self.user_errors():
             quantity, unit = estimate_quantity(raster_path)
@@ -109,7 +115,7 @@ class ToPolygonsAlgorithm(PovertyAlgorithm):
 
         cells = processing.run(
             "native:pixelstopolygons",
-            {"INPUT_RASTER": layer, "RASTER_BAND": 1, "FIELD_NAME": name, "OUTPUT": "TEMPORARY_OUTPUT"},
+            {"INPUT_RASTER": raster_path, "RASTER_BAND": 1, "FIELD_NAME": name, "OUTPUT": "TEMPORARY_OUTPUT"},
             context=context, feedback=steps, is_child_algorithm=True,
         )["OUTPUT"]
         if feedback.isCanceled():
@@ -118,7 +124,7 @@ class ToPolygonsAlgorithm(PovertyAlgorithm):
         polygons = QgsProcessingUtils.mapLayerFromString(cells, context)
         total = max(1, polygons.featureCount())
         description = [text[:MAX_TEXT] if text else None for text in (quantity, unit)]
-        with atomic_sink(self, parameters, self.OUTPUT, context, fields, QgsWkbTypes.Polygon, layer.crs()) as (sink, dest):
+        with atomic_sink(self, parameters, self.OUTPUT, context, fields, QgsWkbTypes.Polygon, self._crs) as (sink, dest):
             for i, cell in enumerate(polygons.getFeatures()):
                 if i % 1000 == 0:
                     if feedback.isCanceled():
