@@ -121,20 +121,30 @@ class CnnExtractor:
 
     def extract_dn(self, dn: torch.Tensor, valid: torch.Tensor, radiometry) -> torch.Tensor:
         """Features straight from digital numbers: radiometry and standardization are one
-        multiply-add per pixel (``z = dn * a + b``), then invalid pixels are zeroed."""
-        self._on(dn.device)
-        a, b = self._dn_affine(radiometry, dn.device)
-        layout = torch.channels_last if self.fused else torch.contiguous_format
-        x = torch.addcmul(b, dn.to(torch.float32, memory_format=layout), a)
-        return self._run(x.mul_(valid.unsqueeze(1)))
+        multiply-add per pixel (``z = dn * a + b``), invalid pixels set to 0.
 
-    def _dn_affine(self, radiometry, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-        key = (radiometry, device)
+        When the network runs in bf16 on the CPU and the DN are 8-bit (exact in bf16),
+        this is done in bf16 too: half the memory traffic of the step that, in float32,
+        took about as long as the network itself."""
+        self._on(dn.device)
+        dtype = torch.bfloat16 if dn.dtype == torch.uint8 and self._cpu_bf16_active(dn.device) else torch.float32
+        a, b = self._dn_affine(radiometry, dn.device, dtype)
+        z = torch.addcmul(b, dn.to(dtype), a)
+        return self._run(torch.where(valid.unsqueeze(1), z, torch.zeros((), dtype=dtype, device=z.device)))
+
+    def _cpu_bf16_active(self, device: torch.device) -> bool:
+        return (
+            self.fused and device.type == "cpu"
+            and torch.is_autocast_enabled("cpu") and torch.get_autocast_dtype("cpu") == torch.bfloat16
+        )
+
+    def _dn_affine(self, radiometry, device: torch.device, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+        key = (radiometry, device, dtype)
         if key not in self._affine:
             a = radiometry.scale / self.band_stds
             b = (radiometry.offset - self.band_means) / self.band_stds
             self._affine[key] = tuple(
-                torch.as_tensor(v, dtype=torch.float32, device=device).view(1, -1, 1, 1) for v in (a, b)
+                torch.as_tensor(v, dtype=torch.float32, device=device).view(1, -1, 1, 1).to(dtype) for v in (a, b)
             )
         return self._affine[key]
 
@@ -143,7 +153,7 @@ class CnnExtractor:
             self.network.eval()
             return self.network.features(x)
         x = x.contiguous(memory_format=torch.channels_last)
-        if x.device.type == "cpu" and torch.is_autocast_enabled("cpu") and torch.get_autocast_dtype("cpu") == torch.bfloat16:
+        if self._cpu_bf16_active(x.device):
             return self._cpu_bf16(x)
         if self._inference is None:
             self._inference = self.network.fused_features().to(x.device, memory_format=torch.channels_last)
