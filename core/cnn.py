@@ -7,7 +7,6 @@ for CPUs (about 0.3 M weights); it runs on CUDA when there is one.
 from __future__ import annotations
 
 import copy
-import warnings
 
 import numpy as np
 import torch
@@ -76,11 +75,81 @@ class ProxyCNN(nn.Module):
         return copied
 
 
+# oneDNN's fused convolution + ReLU, the kernel PyTorch's own compiler emits for this
+# pattern on CPUs. It is an internal operator of PyTorch: without it (a build without
+# oneDNN) the CPU path runs conv2d then ReLU, with the same results.
+_CONV_RELU = (
+    getattr(torch.ops.mkldnn, "_convolution_pointwise", None) if torch.backends.mkldnn.is_available() else None
+)
+
+
+def _conv_relu(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, padding: list[int], stride: list[int]) -> torch.Tensor:
+    if _CONV_RELU is not None:
+        return _CONV_RELU(x, weight, bias, padding, stride, [1, 1], 1, "relu", [], "")
+    return torch.relu_(nn.functional.conv2d(x, weight, bias, stride, padding))
+
+
+class CpuFeatureNetwork:
+    """The feature path of a :class:`ProxyCNN` folded for CPU inference on raw values.
+
+    Its input is ``[values * valid (one channel per band), valid]``: the first
+    convolution's weights absorb the per-band affine map to the network's input,
+    ``z = values * scale + offset`` where valid and 0 elsewhere, since
+
+        conv_w(z) = conv_{w * scale}(values * valid) + conv_{sum over bands of w * offset}(valid)
+
+    (zero padding included: outside the tile ``valid`` is 0 too). Building the input is
+    then a single conversion pass, batch norm is folded into every convolution, and each
+    convolution runs fused with its ReLU on channels-last activations.
+    """
+
+    def __init__(self, network: ProxyCNN, scale: np.ndarray, offset: np.ndarray, dtype: torch.dtype):
+        fused = network.fused_features().cpu()
+        convs = [m for m in fused if isinstance(m, nn.Conv2d)]
+        n_layers = len(convs)
+        if [type(m) for m in fused[: 2 * n_layers]] != [nn.Conv2d, nn.ReLU] * n_layers:
+            raise ValueError("expected convolution/ReLU pairs at the start of the feature path")
+        w = convs[0].weight.detach().double()
+        s = torch.as_tensor(scale, dtype=torch.float64).view(1, -1, 1, 1)
+        o = torch.as_tensor(offset, dtype=torch.float64).view(1, -1, 1, 1)
+        weights = [torch.cat([w * s, (w * o).sum(1, keepdim=True)], 1)] + [c.weight.detach() for c in convs[1:]]
+        self.layers = [
+            (weight.to(dtype).contiguous(memory_format=torch.channels_last), conv.bias.detach().to(dtype),
+             list(conv.padding), list(conv.stride))
+            for weight, conv in zip(weights, convs)
+        ]
+        linear = fused[-1][0]
+        self.linear = (linear.weight.detach().to(dtype), linear.bias.detach().to(dtype))
+        self.dtype = dtype
+        self._buffer = None
+
+    def input(self, values: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+        """``[values * valid, valid]`` in the network's dtype (values must be exact in it)."""
+        n, bands, h, w = values.shape
+        if self._buffer is None or self._buffer.shape != (n, bands + 1, h, w):
+            self._buffer = torch.empty((n, bands + 1, h, w), dtype=self.dtype)
+        x = self._buffer
+        x[:, :bands].copy_(values)
+        if not bool(valid.numpy().all()):
+            x[:, :bands].masked_fill_(~valid.unsqueeze(1), 0)
+        x[:, bands].copy_(valid)
+        return x
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        with torch.autocast("cpu", enabled=False):
+            for weight, bias, padding, stride in self.layers:
+                x = _conv_relu(x, weight, bias, padding, stride)
+            pooled = x.mean((2, 3), dtype=torch.float32).to(self.dtype)
+            return torch.relu(nn.functional.linear(pooled, *self.linear)).float()
+
+
 class CnnExtractor:
     """Features from a trained :class:`ProxyCNN`.
 
     Pixels are standardized per band with the statistics of the training tiles;
     invalid pixels are set to 0 (the band mean) before the network sees them.
+    The inference copies of the network (folded, in bf16) are made on first use: train
+    the network before extracting features with it.
     """
 
     kind = "cnn"
@@ -89,12 +158,11 @@ class CnnExtractor:
         self.network = network.eval()
         self.band_means = np.asarray(band_means, np.float64)
         self.band_stds = np.asarray(band_stds, np.float64)
-        self.fused = fused  # batch norm folded and channels-last for inference (False: plain eager network)
+        self.fused = fused  # folded and channels-last for inference (False: the plain eager network)
         self._device: torch.device | None = None
         self._constants: tuple[torch.Tensor, torch.Tensor] | None = None
         self._inference: nn.Module | None = None
-        self._cpu_bf16_module: torch.jit.ScriptModule | None = None
-        self._affine: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}
+        self._cpu_networks: dict[tuple, CpuFeatureNetwork] = {}
 
     @property
     def n_features(self) -> int:
@@ -117,62 +185,53 @@ class CnnExtractor:
         return self._constants
 
     def extract(self, pixels: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+        """Features of reflectance tiles (invalid pixels are ignored)."""
+        if self._on_cpu_fast_path(pixels.device):
+            return self._cpu_features(pixels, valid, np.ones_like(self.band_means), np.zeros_like(self.band_means))
         return self._run(self.standardize(pixels, valid))
 
     def extract_dn(self, dn: torch.Tensor, valid: torch.Tensor, radiometry) -> torch.Tensor:
-        """Features straight from digital numbers: radiometry and standardization are one
-        multiply-add per pixel (``z = dn * a + b``), invalid pixels set to 0.
-
-        When the network runs in bf16 on the CPU and the DN are 8-bit (exact in bf16),
-        this is done in bf16 too: half the memory traffic of the step that, in float32,
-        took about as long as the network itself."""
+        """Features straight from digital numbers (radiometry ``reflectance = scale * DN + offset``)."""
+        scale = np.full_like(self.band_means, radiometry.scale)
+        offset = np.full_like(self.band_means, radiometry.offset)
+        if self._on_cpu_fast_path(dn.device):
+            return self._cpu_features(dn, valid, scale, offset)
         self._on(dn.device)
-        dtype = torch.bfloat16 if dn.dtype == torch.uint8 and self._cpu_bf16_active(dn.device) else torch.float32
-        a, b = self._dn_affine(radiometry, dn.device, dtype)
-        z = torch.addcmul(b, dn.to(dtype), a)
-        return self._run(torch.where(valid.unsqueeze(1), z, torch.zeros((), dtype=dtype, device=z.device)))
+        a, b = (torch.as_tensor(v, dtype=torch.float32, device=dn.device).view(1, -1, 1, 1)
+                for v in ((scale / self.band_stds), (offset - self.band_means) / self.band_stds))
+        z = torch.addcmul(b, dn.float(), a)
+        return self._run(torch.where(valid.unsqueeze(1), z, torch.zeros((), device=z.device)))
 
-    def _cpu_bf16_active(self, device: torch.device) -> bool:
-        return (
-            self.fused and device.type == "cpu"
-            and torch.is_autocast_enabled("cpu") and torch.get_autocast_dtype("cpu") == torch.bfloat16
-        )
+    def _on_cpu_fast_path(self, device: torch.device) -> bool:
+        return self.fused and device.type == "cpu"
 
-    def _dn_affine(self, radiometry, device: torch.device, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
-        key = (radiometry, device, dtype)
-        if key not in self._affine:
-            a = radiometry.scale / self.band_stds
-            b = (radiometry.offset - self.band_means) / self.band_stds
-            self._affine[key] = tuple(
-                torch.as_tensor(v, dtype=torch.float32, device=device).view(1, -1, 1, 1).to(dtype) for v in (a, b)
-            )
-        return self._affine[key]
+    def _cpu_features(self, values: torch.Tensor, valid: torch.Tensor, scale: np.ndarray, offset: np.ndarray) -> torch.Tensor:
+        """The CPU path: :class:`CpuFeatureNetwork` in bf16 under bf16 autocast, else float32.
+
+        The values go into the network's dtype as they are when that is exact (float32,
+        or 8-bit DN in bf16), with the affine map to the network's input folded into the
+        first convolution; otherwise they are mapped in float32 first and rounded once."""
+        self._on(values.device)
+        bf16 = torch.is_autocast_enabled("cpu") and torch.get_autocast_dtype("cpu") == torch.bfloat16
+        dtype = torch.bfloat16 if bf16 else torch.float32
+        z_scale, z_offset = scale / self.band_stds, (offset - self.band_means) / self.band_stds
+        if dtype == torch.bfloat16 and values.dtype not in (torch.uint8, torch.int8):
+            a, b = (torch.as_tensor(v, dtype=torch.float32).view(1, -1, 1, 1) for v in (z_scale, z_offset))
+            values = torch.addcmul(b, values.float(), a)
+            z_scale, z_offset = np.ones_like(z_scale), np.zeros_like(z_offset)
+        key = (tuple(z_scale), tuple(z_offset), dtype)
+        network = self._cpu_networks.get(key)
+        if network is None:
+            network = self._cpu_networks[key] = CpuFeatureNetwork(self.network, z_scale, z_offset, dtype)
+        return network(network.input(values, valid))
 
     def _run(self, x: torch.Tensor) -> torch.Tensor:
         if not self.fused:
             self.network.eval()
             return self.network.features(x)
-        x = x.contiguous(memory_format=torch.channels_last)
-        if self._cpu_bf16_active(x.device):
-            return self._cpu_bf16(x)
         if self._inference is None:
             self._inference = self.network.fused_features().to(x.device, memory_format=torch.channels_last)
-        return self._inference(x)
-
-    def _cpu_bf16(self, x: torch.Tensor) -> torch.Tensor:
-        """bf16 on the CPU: bf16 weights, traced and frozen so oneDNN fuses each
-        convolution with its ReLU (measured faster than eager autocast, which runs the
-        ReLUs as separate passes)."""
-        x = x.to(torch.bfloat16)
-        with torch.autocast("cpu", enabled=False):
-            if self._cpu_bf16_module is None:
-                module = self.network.fused_features().to(torch.bfloat16, memory_format=torch.channels_last)
-                with warnings.catch_warnings():
-                    # TorchScript is deprecated in favour of torch.compile, which needs a
-                    # compiler toolchain at run time; tracing still works and is what fuses here.
-                    warnings.simplefilter("ignore", DeprecationWarning)
-                    self._cpu_bf16_module = torch.jit.freeze(torch.jit.trace(module, x, check_trace=False))
-            return self._cpu_bf16_module(x)
+        return self._inference(x.contiguous(memory_format=torch.channels_last))
 
     def to_spec(self) -> tuple[dict, dict[str, np.ndarray]]:
         arrays = {f"weights/{k}": v.detach().cpu().numpy() for k, v in self.network.state_dict().items()}

@@ -71,15 +71,59 @@ def test_fused_network_is_a_copy(trained_looking_cnn):
     assert not any(p is q for p in fused.parameters() for q in trained_looking_cnn.parameters())
 
 
-def test_cnn_bf16_on_cpu_is_close_to_float32(trained_looking_cnn):
-    """Under bf16 autocast the CPU path runs a traced bf16 copy; any batch size works."""
+@pytest.mark.parametrize("dtype,radiometry,low,high", CASES)
+def test_cnn_bf16_on_cpu_is_close_to_float32(trained_looking_cnn, dtype, radiometry, low, high):
+    """Under bf16 autocast the CPU path runs a bf16 copy (8-bit DN go in as they are,
+    others are standardized in float32 first); any batch size works, in any order."""
     extractor = CnnExtractor(trained_looking_cnn, np.array([0.3, 0.4, 0.35]), np.array([0.1, 0.12, 0.09]))
-    dn, valid = _generated_dn(np.uint8, 0, 256, seed=2, n=5)
+    dn, valid = _generated_dn(dtype, low, high, seed=2, n=5)
     with torch.inference_mode():
-        reference = extractor.extract_dn(dn, valid, EIGHT_BIT)
+        reference = extractor.extract_dn(dn, valid, radiometry)
         with torch.autocast("cpu", dtype=torch.bfloat16):
-            five = extractor.extract_dn(dn, valid, EIGHT_BIT).float()
-            two = extractor.extract_dn(dn[:2], valid[:2], EIGHT_BIT).float()
+            five = extractor.extract_dn(dn, valid, radiometry).float()
+            two = extractor.extract_dn(dn[:2], valid[:2], radiometry).float()
+            five_again = extractor.extract_dn(dn, valid, radiometry).float()
     scale = reference.abs().max()
     assert float((five - reference).abs().max() / scale) < 0.02
     assert float((two - reference[:2]).abs().max() / scale) < 0.02
+    torch.testing.assert_close(five_again, five, rtol=0, atol=0)
+
+
+def test_cpu_path_ignores_whatever_invalid_pixels_hold(trained_looking_cnn):
+    """The fold into the first convolution relies on invalid pixels counting as 0; NaN,
+    huge values or garbage DN there must not reach the features."""
+    extractor = CnnExtractor(trained_looking_cnn, np.array([0.3, 0.4, 0.35]), np.array([0.1, 0.12, 0.09]))
+    dn, valid = _generated_dn(np.float32, 0, 30_000, seed=3)
+    garbage = dn.clone()
+    garbage[~valid.unsqueeze(1).expand_as(garbage)] = float("nan")
+    garbage[0, :, ~valid[0]] = 1e30
+    with torch.inference_mode():
+        clean = extractor.extract_dn(dn, valid, LANDSAT_C1_L1)
+        dirty = extractor.extract_dn(garbage, valid, LANDSAT_C1_L1)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            dirty_bf16 = extractor.extract_dn(garbage, valid, LANDSAT_C1_L1).float()
+    assert torch.isfinite(dirty).all() and torch.isfinite(dirty_bf16).all()
+    torch.testing.assert_close(dirty, clean, rtol=1e-5, atol=1e-6)
+
+
+def test_cpu_path_without_the_fused_kernel_gives_the_same_features(trained_looking_cnn, monkeypatch):
+    """Without oneDNN's fused convolution + ReLU (a build without it) conv2d + ReLU run instead."""
+    from poverty_mapper.core import cnn
+
+    dn, valid = _generated_dn(np.uint8, 0, 256, seed=4)
+    means, stds = np.array([0.3, 0.4, 0.35]), np.array([0.1, 0.12, 0.09])
+    with torch.inference_mode():
+        fused = CnnExtractor(trained_looking_cnn, means, stds).extract_dn(dn, valid, EIGHT_BIT)
+        monkeypatch.setattr(cnn, "_CONV_RELU", None)
+        plain = CnnExtractor(trained_looking_cnn, means, stds).extract_dn(dn, valid, EIGHT_BIT)
+    torch.testing.assert_close(plain, fused, rtol=1e-5, atol=1e-6)
+
+
+def test_reflectance_tiles_take_the_same_cpu_path(trained_looking_cnn):
+    extractor = CnnExtractor(trained_looking_cnn, np.array([0.3, 0.4, 0.35]), np.array([0.1, 0.12, 0.09]))
+    dn, valid = _generated_dn(np.uint16, 0, 30_000, seed=5)
+    refl = _reflectance(dn, valid, LANDSAT_C1_L1)
+    with torch.inference_mode():
+        fast = extractor.extract(refl, valid)
+        reference = trained_looking_cnn.features(extractor.standardize(refl, valid))
+    torch.testing.assert_close(fast, reference, rtol=1e-5, atol=1e-6)

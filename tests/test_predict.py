@@ -262,3 +262,78 @@ def test_real_parana_scene_with_the_default_model(real_data, default_model, tmp_
     assert np.all(np.abs(estimates) < 10)  # on the scale of the asset index
     # Cells are estimated exactly where at least half the tile is imagery.
     np.testing.assert_array_equal(values != NODATA, valid_fraction >= 0.5)
+
+
+@pytest.mark.parametrize(
+    "device,kind,cores,workers,expected",
+    [
+        ("cpu", "cnn", 2, None, (1, 1)),  # a core for reading, one for the network
+        ("cpu", "cnn", 16, None, (5, 11)),
+        ("cpu", "cnn", 16, 2, (2, 14)),
+        ("cpu", "cnn", 2, 0, (0, None)),  # reading in the calling thread: PyTorch's setting kept
+        ("cpu", "cnn", 1, None, (2, None)),
+        ("cpu", "histogram", 2, None, (2, None)),
+        ("cpu", "random", 2, None, (1, None)),
+        ("cuda", "cnn", 16, None, (2, None)),
+    ],
+)
+def test_thread_plan_shares_the_cores(monkeypatch, device, kind, cores, workers, expected):
+    from poverty_mapper.core import predict
+
+    monkeypatch.setattr(predict.os, "sched_getaffinity", lambda _pid: set(range(cores)), raising=False)
+    plan = predict.thread_plan(torch.device(device), kind, workers)
+    assert (plan.read_workers, plan.torch_threads) == expected
+
+
+def test_torch_threads_are_restored_even_after_an_error():
+    from poverty_mapper.core.predict import torch_threads
+
+    before = torch.get_num_threads()
+    with pytest.raises(RuntimeError), torch_threads(1):
+        assert torch.get_num_threads() == 1
+        raise RuntimeError("boom")
+    assert torch.get_num_threads() == before
+
+
+@pytest.fixture(scope="module")
+def small_cnn_model():
+    """An untrained CNN (generated weights, non-trivial batch norm) + ridge on its features."""
+    from poverty_mapper.core.cnn import CnnExtractor, ProxyCNN
+
+    torch.manual_seed(0)
+    network = ProxyCNN(3, 3, width=8, feature_dim=16)
+    network.train()
+    with torch.no_grad():
+        network(torch.randn(16, 3, 16, 16) * 0.05 + 0.1)
+    network.eval()
+    extractor = CnnExtractor(network, np.array([0.1, 0.1, 0.1]), np.array([0.05, 0.05, 0.05]))
+    rng = np.random.default_rng(1)
+    pixels = torch.from_numpy(rng.uniform(0.02, 0.2, (40, 3, 8, 8)).astype(np.float32))
+    with torch.inference_mode():
+        x = extractor.extract(pixels, torch.ones(40, 8, 8, dtype=torch.bool)).numpy()
+    return PovertyModel("generated cnn model", Target("generated index", "generated units"), ("BLUE", "GREEN", "RED"),
+                        "reflectance 0-1", PIXEL, 8, extractor, fit_ridge(x, rng.normal(size=40), alpha=1.0))
+
+
+@pytest.mark.parametrize("read_workers", [None, 0, 2])
+def test_a_cnn_map_equals_the_plain_network_on_each_tile(generated_raster, tmp_path, small_cnn_model, read_workers):
+    """Whatever the reading threads, every cell (also those touching nodata) equals the
+    plain eager network applied to its tile; PyTorch's thread setting is left as it was."""
+    from poverty_mapper.core.radiometry import REFLECTANCE
+    from poverty_mapper.core.tile_reader import TileReader
+
+    raster = _write_generated_raster(tmp_path / "with_fill.tif", fill_block=(slice(0, 3), slice(0, 5)))
+    threads = torch.get_num_threads()
+    out = tmp_path / "map.tif"
+    _run(raster, out, small_cnn_model, read_workers=read_workers, batch_size=3, mixed_precision=False)
+    values = _read(out)[0]
+    assert torch.get_num_threads() == threads
+    network = small_cnn_model.extractor.network
+    with rasterio.open(raster) as ds, torch.inference_mode():
+        grid = tile_grid_for(ds.transform, ds.crs, region_window(ds.transform, ds.width, ds.height, None), 240.0)
+        reader = TileReader(ds, (1, 2, 3), 8, REFLECTANCE)
+        for r, c in grid.cells():
+            tile, valid = reader.read(grid.tile_window(r, c))
+            plain = network.features(small_cnn_model.extractor.standardize(torch.from_numpy(tile[None]), torch.from_numpy(valid[None])))
+            expected = small_cnn_model.regressor.predict(plain.double().numpy())[0]
+            assert values[r, c] == pytest.approx(expected, rel=1e-4, abs=1e-4), (r, c)
