@@ -100,7 +100,8 @@ class CpuFeatureNetwork:
 
     (zero padding included: outside the tile ``valid`` is 0 too). Building the input is
     then a single conversion pass, batch norm is folded into every convolution, and each
-    convolution runs fused with its ReLU on channels-last activations.
+    convolution runs fused with its ReLU on channels-last activations. The input buffer
+    is kept between batches: use one instance from one thread at a time.
     """
 
     def __init__(self, network: ProxyCNN, scale: np.ndarray, offset: np.ndarray, dtype: torch.dtype):
@@ -163,6 +164,7 @@ class CnnExtractor:
         self._constants: tuple[torch.Tensor, torch.Tensor] | None = None
         self._inference: nn.Module | None = None
         self._cpu_networks: dict[tuple, CpuFeatureNetwork] = {}
+        self._affine: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}
 
     @property
     def n_features(self) -> int:
@@ -197,8 +199,13 @@ class CnnExtractor:
         if self._on_cpu_fast_path(dn.device):
             return self._cpu_features(dn, valid, scale, offset)
         self._on(dn.device)
-        a, b = (torch.as_tensor(v, dtype=torch.float32, device=dn.device).view(1, -1, 1, 1)
-                for v in ((scale / self.band_stds), (offset - self.band_means) / self.band_stds))
+        key = (radiometry.scale, radiometry.offset, dn.device)
+        if key not in self._affine:  # z = dn * a + b, kept on the device
+            self._affine[key] = tuple(
+                torch.as_tensor(v, dtype=torch.float32, device=dn.device).view(1, -1, 1, 1)
+                for v in (scale / self.band_stds, (offset - self.band_means) / self.band_stds)
+            )
+        a, b = self._affine[key]
         z = torch.addcmul(b, dn.float(), a)
         return self._run(torch.where(valid.unsqueeze(1), z, torch.zeros((), device=z.device)))
 

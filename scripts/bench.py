@@ -35,7 +35,7 @@ from rasterio.windows import Window  # noqa: E402
 from poverty_mapper.core.cnn import CnnExtractor, ProxyCNN  # noqa: E402
 from poverty_mapper.core.defaults import DEFAULT_MODEL_PATH  # noqa: E402
 from poverty_mapper.core.model_file import PovertyModel, Target, load_model  # noqa: E402
-from poverty_mapper.core.predict import PredictRequest, predict_poverty_map  # noqa: E402
+from poverty_mapper.core.predict import PredictRequest, auto_batch_size, predict_poverty_map, thread_plan  # noqa: E402
 from poverty_mapper.core.radiometry import EIGHT_BIT  # noqa: E402
 from poverty_mapper.core.random_features import RandomConvExtractor  # noqa: E402
 from poverty_mapper.core.ridge import RidgeRegressor  # noqa: E402
@@ -148,6 +148,10 @@ def pipeline(path: Path, model: PovertyModel, device: str, rows: int | None, **o
         torch.cuda.synchronize()
     seconds = time.perf_counter() - t0
     stats = _rates(result.n_cells, seconds)
+    plan = thread_plan(torch.device(device), model.extractor.kind, options.get("read_workers"))
+    stats["batch_size"] = options.get("batch_size") or auto_batch_size(torch.device(device), model.extractor.kind)
+    stats["read_workers"] = plan.read_workers
+    stats["torch_threads"] = plan.torch_threads or torch.get_num_threads()
     if device == "cuda":
         stats["gpu_memory_peak_mb"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
     return stats
