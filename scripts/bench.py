@@ -7,8 +7,8 @@ pixels), then measures in one run:
 - raw read: the pipeline's own tile windows read with rasterio alone, one thread;
 - pipeline throughput per extractor (histogram, random, cnn) and its ratio to raw read;
 - a naive baseline for cnn (one tile at a time, synchronous, batch 1) and the ratio;
-- peak resident memory of a histogram run on the large and on the small raster
-  (each in its own process).
+- peak resident memory of a histogram and of a cnn run on the whole large and the
+  whole small raster (each in its own process).
 Writes out/bench/<device>.json and prints a table. The models are throughput models
 (untrained CNN, random filters, zero regressor for cnn/random): no estimate here is
 meaningful, only the speed.
@@ -34,7 +34,7 @@ from rasterio.windows import Window  # noqa: E402
 
 from poverty_mapper.core.cnn import CnnExtractor, ProxyCNN  # noqa: E402
 from poverty_mapper.core.defaults import DEFAULT_MODEL_PATH  # noqa: E402
-from poverty_mapper.core.model_file import PovertyModel, Target, load_model  # noqa: E402
+from poverty_mapper.core.model_file import PovertyModel, Target, load_model, save_model  # noqa: E402
 from poverty_mapper.core.predict import PredictRequest, auto_batch_size, predict_poverty_map, thread_plan  # noqa: E402
 from poverty_mapper.core.radiometry import EIGHT_BIT  # noqa: E402
 from poverty_mapper.core.random_features import RandomConvExtractor  # noqa: E402
@@ -157,16 +157,15 @@ def pipeline(path: Path, model: PovertyModel, device: str, rows: int | None, **o
     return stats
 
 
-def peak_memory(path: Path, device: str) -> float:
-    """Peak resident memory (MB) of a histogram run on ``path``, in a fresh process."""
+def peak_memory(path: Path, device: str, model_path: Path) -> float:
+    """Peak resident memory (MB) of mapping all of ``path`` with ``model_path``, in a fresh process."""
     code = (
         "import sys; sys.path.insert(0, 'scripts');"
         "from _bootstrap import import_plugin_package; import_plugin_package();"
         "from poverty_mapper.core.model_file import load_model;"
-        "from poverty_mapper.core.defaults import DEFAULT_MODEL_PATH;"
         "from poverty_mapper.core.predict import PredictRequest, predict_poverty_map;"
         f"predict_poverty_map(PredictRequest({str(path)!r}, {str(OUT / 'mem_output.tif')!r}, "
-        f"load_model(DEFAULT_MODEL_PATH), radiometry='eight_bit', device={device!r}));"
+        f"load_model({str(model_path)!r}), radiometry='eight_bit', device={device!r}));"
         # VmHWM, not ru_maxrss: Linux carries ru_maxrss over from the forking parent.
         "print([l.split()[1] for l in open('/proc/self/status') if l.startswith('VmHWM')][0])"
     )
@@ -214,9 +213,13 @@ def main() -> int:
         ratios[f"{name}_vs_raw_read"] = round(stats["megapixels_per_s"] / raw["megapixels_per_s"], 3)
     ratios["cnn_vs_naive"] = round(results["pipeline"]["cnn"]["megapixels_per_s"] / results["naive_cnn"]["megapixels_per_s"], 2)
     results["ratios"] = ratios
-    mem_large, mem_small = peak_memory(large, args.device), peak_memory(small, args.device)
-    results["peak_memory_mb"] = {"large": mem_large, "small": mem_small,
-                                 "large_vs_small": round(mem_large / mem_small, 3)}
+    OUT.mkdir(parents=True, exist_ok=True)
+    cnn_path = save_model(models["cnn"], OUT / "bench_cnn.povmodel")
+    results["peak_memory_mb"] = {}
+    for name, model_path in (("histogram", DEFAULT_MODEL_PATH), ("cnn", cnn_path)):
+        mem_large, mem_small = peak_memory(large, args.device, model_path), peak_memory(small, args.device, model_path)
+        results["peak_memory_mb"][name] = {"large": mem_large, "small": mem_small,
+                                           "large_vs_small": round(mem_large / mem_small, 3)}
 
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / f"{args.device}.json").write_text(json.dumps(results, indent=2))
@@ -228,8 +231,9 @@ def main() -> int:
     sys.stdout.write(f"{'what':36} {'tiles':>6} {'tiles/s':>9} {'MP/s':>8}  ratio\n")
     for what, stats, ratio in rows:
         sys.stdout.write(f"{what:36} {stats['tiles']:>6} {stats['tiles_per_s']:>9.1f} {stats['megapixels_per_s']:>8.1f}  {ratio}\n")
-    m = results["peak_memory_mb"]
-    sys.stdout.write(f"peak memory (histogram run): large {m['large']} MB, small {m['small']} MB, ratio {m['large_vs_small']}\n")
+    for name, m in results["peak_memory_mb"].items():
+        sys.stdout.write(f"peak memory ({name} run, whole raster): large {m['large']} MB, small {m['small']} MB, "
+                         f"ratio {m['large_vs_small']}\n")
     sys.stdout.write(f"written: {OUT / (args.device + '.json')}\n")
     return 0
 
