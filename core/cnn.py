@@ -149,8 +149,8 @@ class CnnExtractor:
 
     Pixels are standardized per band with the statistics of the training tiles;
     invalid pixels are set to 0 (the band mean) before the network sees them.
-    The inference copies of the network (folded, in bf16) are made on first use: train
-    the network before extracting features with it.
+    The inference copies of the network (folded; bf16 where the hardware is fast at it)
+    are made on first use: train the network before extracting features with it.
     """
 
     kind = "cnn"

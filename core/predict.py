@@ -56,16 +56,17 @@ class ThreadPlan:
 
 
 def thread_plan(device: torch.device, extractor_kind: str, read_workers: int | None = None) -> ThreadPlan:
-    """Reader threads and model threads, automatic where not given (figures measured on
-    2 cores with ``make bench``; one reader reads about 2800 tiles of 224 px a second).
+    """Reader threads and model threads, automatic where not given (measured on 2 cores
+    with ``make bench``, 224-px tiles of a tiled, deflated GeoTIFF):
 
     - Histograms on the CPU: one reader. Each reader has its own dataset handle and so
       its own decoded blocks; tiles that share a block but go to different readers
-      decode it twice (2290 tiles/s with 1 reader, 2080 with 2, 1920 with 3).
+      decode it twice (0.81 of raw read speed with 1 reader, 0.73 with 2, 0.67 with 3).
     - A CNN on the CPU: the readers and the network get cores of their own, one reader
       for about two network cores. Readers that share cores with the network lose them
-      to its threads, which spin between operations (860 tiles/s with 2 network
-      threads + 1 reader, 1070 reading in the calling thread, 1350 with 1 + 1).
+      to its threads, which spin between operations (against 2 network threads + 1
+      reader: reading in the calling thread was 1.24 x as fast, 1 network thread + 1
+      reader 1.57 x).
     - Random features cost ~25x more than reading a tile: one reader, every core to the model.
     - On a GPU the CPU only reads: two readers.
     """
