@@ -182,6 +182,8 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=2, help="measurements per figure; the fastest is kept")
     parser.add_argument("--naive-rows", type=int, default=896, help="rows used for the naive cnn baseline")
     args = parser.parse_args()
+    if args.device == "cuda" and not torch.cuda.is_available():
+        parser.error("--device cuda: PyTorch sees no CUDA device on this machine (run with --device cpu)")
     large, small = generated_raster(args.size), generated_raster(args.size // 2)
     models = throughput_models(large)
     fast_rows = None if args.device == "cuda" else args.strip_rows
