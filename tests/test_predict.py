@@ -4,6 +4,7 @@ except for one test on the real Landsat 8 scene."""
 from __future__ import annotations
 
 import dataclasses
+import os
 
 import numpy as np
 import pytest
@@ -12,11 +13,14 @@ import torch
 from rasterio.transform import from_origin
 
 from conftest import PARANA_SCENE
+from poverty_mapper.core.cnn import CnnExtractor, ProxyCNN
 from poverty_mapper.core.errors import Canceled, PovertyMapperError
 from poverty_mapper.core.features import HistogramExtractor
 from poverty_mapper.core.model_file import PovertyModel, Target
-from poverty_mapper.core.predict import NODATA, PredictRequest, predict_poverty_map
+from poverty_mapper.core.predict import NODATA, PredictRequest, predict_poverty_map, thread_plan, torch_threads
+from poverty_mapper.core.radiometry import REFLECTANCE
 from poverty_mapper.core.ridge import fit_ridge
+from poverty_mapper.core.tile_reader import TileReader
 from poverty_mapper.core.tiling import region_window, tile_grid_for
 
 X0, Y0 = 500_000.0, 7_200_000.0
@@ -279,16 +283,12 @@ def test_real_parana_scene_with_the_default_model(real_data, default_model, tmp_
     ],
 )
 def test_thread_plan_shares_the_cores(monkeypatch, device, kind, cores, workers, expected):
-    from poverty_mapper.core import predict
-
-    monkeypatch.setattr(predict.os, "sched_getaffinity", lambda _pid: set(range(cores)), raising=False)
-    plan = predict.thread_plan(torch.device(device), kind, workers)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda _pid: set(range(cores)), raising=False)
+    plan = thread_plan(torch.device(device), kind, workers)
     assert (plan.read_workers, plan.torch_threads) == expected
 
 
 def test_torch_threads_are_restored_even_after_an_error():
-    from poverty_mapper.core.predict import torch_threads
-
     before = torch.get_num_threads()
     with pytest.raises(RuntimeError), torch_threads(1):
         assert torch.get_num_threads() == 1
@@ -299,8 +299,6 @@ def test_torch_threads_are_restored_even_after_an_error():
 @pytest.fixture(scope="module")
 def small_cnn_model():
     """An untrained CNN (generated weights, non-trivial batch norm) + ridge on its features."""
-    from poverty_mapper.core.cnn import CnnExtractor, ProxyCNN
-
     torch.manual_seed(0)
     network = ProxyCNN(3, 3, width=8, feature_dim=16)
     network.train()
@@ -320,9 +318,6 @@ def small_cnn_model():
 def test_a_cnn_map_equals_the_plain_network_on_each_tile(generated_raster, tmp_path, small_cnn_model, read_workers):
     """Whatever the reading threads, every cell (also those touching nodata) equals the
     plain eager network applied to its tile; PyTorch's thread setting is left as it was."""
-    from poverty_mapper.core.radiometry import REFLECTANCE
-    from poverty_mapper.core.tile_reader import TileReader
-
     raster = _write_generated_raster(tmp_path / "with_fill.tif", fill_block=(slice(0, 3), slice(0, 5)))
     threads = torch.get_num_threads()
     out = tmp_path / "map.tif"
