@@ -801,7 +801,11 @@ def test_out_of_memory_in_a_whole_run_gives_the_same_map(scene, tmp_path, small_
     flaky = _OutOfMemoryAboveTwo(small_model.extractor)
     _run(scene, tmp_path / "halved.tif", dataclasses.replace(small_model, extractor=flaky), batch_size=8)
     assert max(flaky.sizes) == 8
-    np.testing.assert_array_equal(_values(tmp_path / "halved.tif"), _values(tmp_path / "plain.tif"))
+    # Same map up to float32 rounding: the ridge's matrix product over 8 tiles and over 2
+    # may sum in another order (BLAS kernels differ between CPUs and matrix shapes).
+    halved, plain = _values(tmp_path / "halved.tif"), _values(tmp_path / "plain.tif")
+    np.testing.assert_array_equal(halved == NODATA, plain == NODATA)
+    np.testing.assert_allclose(halved, plain, rtol=1e-5, atol=1e-6)
 
 
 # --- the tile grid in random CRSs (properties) --------------------------------------------
