@@ -20,7 +20,7 @@ from qgis.core import (
 )
 from qgis.PyQt.QtCore import QVariant
 
-from ..core.zonal import ZoneStats, estimate_quantity, read_estimate_grid, zone_stats
+from ..core.maps.zonal import ZoneStats, estimate_quantity, read_estimate_grid, zone_stats
 from .base import PovertyAlgorithm
 from .layer_inputs import raster_file_path
 from .sinks import atomic_sink

@@ -14,10 +14,10 @@ from qgis.core import (
 )
 from qgis.PyQt.QtCore import QCoreApplication
 
-from ..core.bands import parse_band_list
+from ..core.imagery.bands import parse_band_list
 from ..core.device import DEVICE_CHOICES
 from ..core.errors import Canceled, PovertyMapperError
-from ..core.radiometry import PRESETS
+from ..core.imagery.radiometry import PRESETS
 
 RADIOMETRY_KEYS = ("auto", *PRESETS)
 

@@ -24,8 +24,8 @@ from qgis.core import (
 )
 from qgis.PyQt.QtCore import QVariant
 
-from ..core.clusters import EXTRACTOR_CHOICES, Cluster, ClusterFitConfig, fit_clusters
-from ..core.model_file import MODEL_SUFFIX
+from ..core.training.clusters import EXTRACTOR_CHOICES, Cluster, ClusterFitConfig, fit_clusters
+from ..core.models.model_file import MODEL_SUFFIX
 from .base import PovertyAlgorithm
 from .layer_inputs import cluster_points, raster_file_path
 from .sinks import atomic_sink

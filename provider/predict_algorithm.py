@@ -12,9 +12,9 @@ from qgis.core import (
     QgsProcessingParameterRasterLayer,
 )
 
-from ..core.defaults import DEFAULT_MODEL_PATH
-from ..core.model_file import MODEL_SUFFIX, load_model
-from ..core.predict import PredictRequest, predict_poverty_map
+from ..core.models.defaults import DEFAULT_MODEL_PATH
+from ..core.models.model_file import MODEL_SUFFIX, load_model
+from ..core.inference.predict import PredictRequest, predict_poverty_map
 from .base import PovertyAlgorithm
 from .layer_inputs import extent_in_crs, mask_geometries, raster_file_path
 from .styling import StyleOnLoad, layer_name

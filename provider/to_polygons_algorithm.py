@@ -21,7 +21,7 @@ from qgis.core import (
 )
 from qgis.PyQt.QtCore import QVariant
 
-from ..core.zonal import estimate_quantity
+from ..core.maps.zonal import estimate_quantity
 from .base import PovertyAlgorithm
 from .layer_inputs import raster_file_path
 from .sinks import atomic_sink

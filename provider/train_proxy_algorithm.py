@@ -15,8 +15,8 @@ from qgis.core import (
     QgsProcessingParameterEnum,
 )
 
-from ..core.model_file import MODEL_SUFFIX
-from ..core.proxy import ProxyTrainingConfig, train_proxy
+from ..core.models.model_file import MODEL_SUFFIX
+from ..core.training.proxy import ProxyTrainingConfig, train_proxy
 from .base import PovertyAlgorithm
 from .layer_inputs import extent_in_crs, raster_file_path
 

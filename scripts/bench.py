@@ -32,15 +32,15 @@ import rasterio  # noqa: E402
 import torch  # noqa: E402
 from rasterio.windows import Window  # noqa: E402
 
-from poverty_mapper.core.cnn import CnnExtractor, ProxyCNN  # noqa: E402
-from poverty_mapper.core.defaults import DEFAULT_MODEL_PATH  # noqa: E402
-from poverty_mapper.core.model_file import PovertyModel, Target, load_model, save_model  # noqa: E402
-from poverty_mapper.core.predict import PredictRequest, auto_batch_size, predict_poverty_map, thread_plan  # noqa: E402
-from poverty_mapper.core.radiometry import EIGHT_BIT  # noqa: E402
-from poverty_mapper.core.random_features import RandomConvExtractor  # noqa: E402
-from poverty_mapper.core.ridge import RidgeRegressor  # noqa: E402
-from poverty_mapper.core.tile_reader import TileReader  # noqa: E402
-from poverty_mapper.core.tiling import region_window, tile_grid_for  # noqa: E402
+from poverty_mapper.core.extractors.cnn import CnnExtractor, ProxyCNN  # noqa: E402
+from poverty_mapper.core.models.defaults import DEFAULT_MODEL_PATH  # noqa: E402
+from poverty_mapper.core.models.model_file import PovertyModel, Target, load_model, save_model  # noqa: E402
+from poverty_mapper.core.inference.predict import PredictRequest, auto_batch_size, predict_poverty_map, thread_plan  # noqa: E402
+from poverty_mapper.core.imagery.radiometry import EIGHT_BIT  # noqa: E402
+from poverty_mapper.core.extractors.random_conv import RandomConvExtractor  # noqa: E402
+from poverty_mapper.core.regression.ridge import RidgeRegressor  # noqa: E402
+from poverty_mapper.core.imagery.tile_reader import TileReader  # noqa: E402
+from poverty_mapper.core.imagery.tiling import region_window, tile_grid_for  # noqa: E402
 
 OUT = ROOT / "out" / "bench"
 DATA = OUT / "data"
@@ -98,7 +98,7 @@ def throughput_models(path: Path) -> dict[str, PovertyModel]:
 
 
 def PixelWindowAt(offset: int):  # noqa: N802 (a tiny factory)
-    from poverty_mapper.core.tiling import PixelWindow
+    from poverty_mapper.core.imagery.tiling import PixelWindow
 
     return PixelWindow(offset, offset, TILE_PX, TILE_PX)
 
@@ -162,8 +162,8 @@ def peak_memory(path: Path, device: str, model_path: Path) -> float:
     code = (
         "import sys; sys.path.insert(0, 'scripts');"
         "from _bootstrap import import_plugin_package; import_plugin_package();"
-        "from poverty_mapper.core.model_file import load_model;"
-        "from poverty_mapper.core.predict import PredictRequest, predict_poverty_map;"
+        "from poverty_mapper.core.models.model_file import load_model;"
+        "from poverty_mapper.core.inference.predict import PredictRequest, predict_poverty_map;"
         f"predict_poverty_map(PredictRequest({str(path)!r}, {str(OUT / 'mem_output.tif')!r}, "
         f"load_model({str(model_path)!r}), radiometry='eight_bit', device={device!r}));"
         # VmHWM, not ru_maxrss: Linux carries ru_maxrss over from the forking parent.

@@ -1,8 +1,8 @@
-"""Score every feature variant of core.lsms_features on the real LSMS set (deterministic).
+"""Score every feature variant of core.evaluation.lsms_features on the real LSMS set (deterministic).
 
     python scripts/evaluate.py [--data ../shared/data/real/yeh2020_lsms] [--out out/eval/lsms.json]
 
-Regressor: the plugin's ridge. Test scores follow core.evaluation.evaluate_on_folds
+Regressor: the plugin's ridge. Test scores follow core.evaluation.fixed_folds.evaluate_on_folds
 (alpha chosen on each fold's val split, refit on train+val, scored on the fold's test
 split, the five test splits pooled). The variant reported as ``best`` is chosen by its
 pooled score on the VAL splits only (fit on train, scored on val); the test splits are
@@ -22,9 +22,9 @@ from pathlib import Path
 from _bootstrap import ROOT, import_plugin_package
 
 import_plugin_package()
-from poverty_mapper.core import lsms  # noqa: E402
-from poverty_mapper.core.evaluation import evaluate_on_folds  # noqa: E402
-from poverty_mapper.core.lsms_features import VARIANTS, select_by_validation, validation_scores  # noqa: E402
+from poverty_mapper.core.evaluation import lsms  # noqa: E402
+from poverty_mapper.core.evaluation.fixed_folds import evaluate_on_folds  # noqa: E402
+from poverty_mapper.core.evaluation.lsms_features import VARIANTS, select_by_validation, validation_scores  # noqa: E402
 
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "real" / "yeh2020_lsms"
 DEFAULT_OUT = ROOT / "out" / "eval" / "lsms.json"

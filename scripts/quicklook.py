@@ -9,7 +9,7 @@ import argparse
 from _bootstrap import import_plugin_package
 
 import_plugin_package()
-from poverty_mapper.core.quicklook import write_quicklook  # noqa: E402
+from poverty_mapper.core.maps.quicklook import write_quicklook  # noqa: E402
 
 
 def main() -> int:

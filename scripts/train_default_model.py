@@ -19,11 +19,11 @@ from pathlib import Path
 from _bootstrap import ROOT, import_plugin_package
 
 import_plugin_package()
-from poverty_mapper.core import lsms  # noqa: E402
-from poverty_mapper.core.evaluation import evaluate_on_folds  # noqa: E402
-from poverty_mapper.core.features import YEH_BIN_EDGES, HistogramExtractor  # noqa: E402
-from poverty_mapper.core.model_file import PovertyModel, Target, save_model  # noqa: E402
-from poverty_mapper.core.ridge import fit_ridge_cv  # noqa: E402
+from poverty_mapper.core.evaluation import lsms  # noqa: E402
+from poverty_mapper.core.evaluation.fixed_folds import evaluate_on_folds  # noqa: E402
+from poverty_mapper.core.extractors.histogram import YEH_BIN_EDGES, HistogramExtractor  # noqa: E402
+from poverty_mapper.core.models.model_file import PovertyModel, Target, save_model  # noqa: E402
+from poverty_mapper.core.regression.ridge import fit_ridge_cv  # noqa: E402
 
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "real" / "yeh2020_lsms"
 DEFAULT_OUT = ROOT / "resources" / "models" / "default.povmodel"

@@ -29,8 +29,8 @@ def real_data() -> Path:
 
 @pytest.fixture(scope="session")
 def default_model():
-    from poverty_mapper.core.defaults import DEFAULT_MODEL_PATH
-    from poverty_mapper.core.model_file import load_model
+    from poverty_mapper.core.models.defaults import DEFAULT_MODEL_PATH
+    from poverty_mapper.core.models.model_file import load_model
 
     return load_model(DEFAULT_MODEL_PATH)
 

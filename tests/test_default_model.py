@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 
 from conftest import LSMS_DIR
-from poverty_mapper.core import lsms
-from poverty_mapper.core.features import YEH_BIN_EDGES
-from poverty_mapper.core.metrics import squared_pearson
-from poverty_mapper.core.ridge import fit_ridge
+from poverty_mapper.core.evaluation import lsms
+from poverty_mapper.core.extractors.histogram import YEH_BIN_EDGES
+from poverty_mapper.core.regression.metrics import squared_pearson
+from poverty_mapper.core.regression.ridge import fit_ridge
 
 RTOL = 1e-6
 

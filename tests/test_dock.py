@@ -436,7 +436,7 @@ def test_unreadable_model_is_reported(dock, sample_layer, tmp_path, qgis_iface):
 
 
 def test_algorithm_error_reaches_message_bar_and_log(dock, sample_layer, qtbot, qgis_iface, tmp_path, default_model):
-    from poverty_mapper.core.model_file import save_model
+    from poverty_mapper.core.models.model_file import save_model
 
     extractor_only = tmp_path / "extractor_only.povmodel"
     save_model(dataclasses.replace(default_model, target=None, regressor=None), extractor_only)
@@ -471,7 +471,7 @@ def test_file_output_without_a_path_is_refused(dock, sample_layer, qgis_iface):
 
 # -- settings ---------------------------------------------------------------------------
 def test_settings_are_remembered_between_sessions(make_dock, tmp_path):
-    from poverty_mapper.core.defaults import DEFAULT_MODEL_PATH
+    from poverty_mapper.core.models.defaults import DEFAULT_MODEL_PATH
 
     model = tmp_path / "my.povmodel"
     shutil.copy(DEFAULT_MODEL_PATH, model)

@@ -6,15 +6,15 @@ import numpy as np
 import pytest
 from conftest import LSMS_DIR
 
-from poverty_mapper.core import lsms
-from poverty_mapper.core.evaluation import evaluate_on_folds
-from poverty_mapper.core.lsms_features import (
+from poverty_mapper.core.evaluation import lsms
+from poverty_mapper.core.evaluation.fixed_folds import evaluate_on_folds
+from poverty_mapper.core.evaluation.lsms_features import (
     VARIANTS,
     select_by_validation,
     validation_predictions,
     validation_scores,
 )
-from poverty_mapper.core.metrics import coefficient_of_determination, squared_pearson
+from poverty_mapper.core.regression.metrics import coefficient_of_determination, squared_pearson
 
 
 @pytest.fixture(scope="module")

@@ -327,7 +327,7 @@ def test_example_model_runs_fit_predict_aggregate(poverty_provider, world, tmp_p
     """The .model3 chains fitclusters -> predict -> aggregate on the GENERATED world."""
     import processing
 
-    from poverty_mapper.core.model_file import load_model
+    from poverty_mapper.core.models.model_file import load_model
 
     model = QgsProcessingModelAlgorithm()
     assert model.fromFile(str(EXAMPLE_MODEL))

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from poverty_mapper.core.cnn import CnnExtractor, ProxyCNN
-from poverty_mapper.core.features import HistogramExtractor
-from poverty_mapper.core.radiometry import EIGHT_BIT, LANDSAT_C1_L1, Radiometry
+from poverty_mapper.core.extractors.cnn import CnnExtractor, ProxyCNN
+from poverty_mapper.core.extractors.histogram import HistogramExtractor
+from poverty_mapper.core.imagery.radiometry import EIGHT_BIT, LANDSAT_C1_L1, Radiometry
 
 SIGNED = Radiometry("signed_test", "generated signed DN", 1e-4, 0.1)
 CASES = [(np.uint8, EIGHT_BIT, 0, 256), (np.uint16, LANDSAT_C1_L1, 0, 30_000), (np.int16, SIGNED, -3000, 8000)]
@@ -108,7 +108,7 @@ def test_cpu_path_ignores_whatever_invalid_pixels_hold(trained_looking_cnn):
 
 def test_cpu_path_without_the_fused_kernel_gives_the_same_features(trained_looking_cnn, monkeypatch):
     """Without oneDNN's fused convolution + ReLU (a build without it) conv2d + ReLU run instead."""
-    from poverty_mapper.core import cnn
+    from poverty_mapper.core.extractors import cnn
 
     dn, valid = _generated_dn(np.uint8, 0, 256, seed=4)
     means, stds = np.array([0.3, 0.4, 0.35]), np.array([0.1, 0.12, 0.09])

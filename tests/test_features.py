@@ -7,11 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from poverty_mapper.core.features import (
-    YEH_BIN_EDGES,
-    HistogramExtractor,
-    extractor_from_spec,
-)
+from poverty_mapper.core.extractors.histogram import YEH_BIN_EDGES, HistogramExtractor
+from poverty_mapper.core.extractors.registry import extractor_from_spec
 
 # Bin k (1..100) of YEH_BIN_EDGES is [-5.0 + 0.1 * (k - 1), -5.0 + 0.1 * k); bin 0 is
 # everything below -5.0, bin 101 everything from 5.0 up.

@@ -10,10 +10,10 @@ import pytest
 import rasterio
 
 from generated_world import make_world
-from poverty_mapper.core.clusters import Cluster, ClusterFitConfig, fit_clusters
-from poverty_mapper.core.model_file import load_model
-from poverty_mapper.core.predict import PredictRequest, predict_poverty_map
-from poverty_mapper.core.proxy import ProxyTrainingConfig, train_proxy
+from poverty_mapper.core.training.clusters import Cluster, ClusterFitConfig, fit_clusters
+from poverty_mapper.core.models.model_file import load_model
+from poverty_mapper.core.inference.predict import PredictRequest, predict_poverty_map
+from poverty_mapper.core.training.proxy import ProxyTrainingConfig, train_proxy
 
 TILE_M = 480.0  # 16 px of 30 m
 BOX_M = 1500.0

@@ -12,8 +12,8 @@ import pytest
 import torch
 
 from poverty_mapper.core.errors import ModelFileError
-from poverty_mapper.core.features import HistogramExtractor
-from poverty_mapper.core.model_file import (
+from poverty_mapper.core.extractors.histogram import HistogramExtractor
+from poverty_mapper.core.models.model_file import (
     FORMAT_VERSION,
     PovertyModel,
     Target,
@@ -21,7 +21,7 @@ from poverty_mapper.core.model_file import (
     read_model_metadata,
     save_model,
 )
-from poverty_mapper.core.ridge import fit_ridge_cv
+from poverty_mapper.core.regression.ridge import fit_ridge_cv
 
 
 def _generated_model():

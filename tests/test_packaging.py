@@ -19,7 +19,7 @@ def test_zip_holds_the_plugin_and_nothing_else(tmp_path):
     assert all(n.startswith("poverty_mapper/") for n in names)
     inside = {n.split("/", 1)[1] for n in names}
     for required in ("metadata.txt", "__init__.py", "plugin.py", "LICENSE", "resources/icon.svg",
-                     "resources/models/default.povmodel", "provider/provider.py", "ui/dock.ui", "core/predict.py"):
+                     "resources/models/default.povmodel", "provider/provider.py", "ui/dock.ui", "core/inference/predict.py"):
         assert required in inside, required
     assert not any(n.startswith(("tests/", "scripts/", ".ci/", "resources/sample/")) for n in inside)
     assert not any("__pycache__" in n or n.endswith(".pyc") for n in inside)

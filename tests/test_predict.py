@@ -13,15 +13,15 @@ import torch
 from rasterio.transform import from_origin
 
 from conftest import PARANA_SCENE
-from poverty_mapper.core.cnn import CnnExtractor, ProxyCNN
+from poverty_mapper.core.extractors.cnn import CnnExtractor, ProxyCNN
 from poverty_mapper.core.errors import Canceled, PovertyMapperError
-from poverty_mapper.core.features import HistogramExtractor
-from poverty_mapper.core.model_file import PovertyModel, Target
-from poverty_mapper.core.predict import NODATA, PredictRequest, predict_poverty_map, thread_plan, torch_threads
-from poverty_mapper.core.radiometry import REFLECTANCE
-from poverty_mapper.core.ridge import fit_ridge
-from poverty_mapper.core.tile_reader import TileReader
-from poverty_mapper.core.tiling import region_window, tile_grid_for
+from poverty_mapper.core.extractors.histogram import HistogramExtractor
+from poverty_mapper.core.models.model_file import PovertyModel, Target
+from poverty_mapper.core.inference.predict import NODATA, PredictRequest, predict_poverty_map, thread_plan, torch_threads
+from poverty_mapper.core.imagery.radiometry import REFLECTANCE
+from poverty_mapper.core.regression.ridge import fit_ridge
+from poverty_mapper.core.imagery.tile_reader import TileReader
+from poverty_mapper.core.imagery.tiling import region_window, tile_grid_for
 
 X0, Y0 = 500_000.0, 7_200_000.0
 PIXEL = 30.0

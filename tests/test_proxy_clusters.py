@@ -5,17 +5,17 @@ import numpy as np
 import pytest
 
 from generated_world import make_world
-from poverty_mapper.core.clusters import Cluster, ClusterFitConfig, fit_clusters, nested_cv
+from poverty_mapper.core.training.clusters import Cluster, ClusterFitConfig, fit_clusters, nested_cv
 from poverty_mapper.core.errors import PovertyMapperError
-from poverty_mapper.core.model_file import load_model
-from poverty_mapper.core.proxy import (
+from poverty_mapper.core.models.model_file import load_model
+from poverty_mapper.core.training.proxy import (
     ProxyTrainingConfig,
     class_thresholds,
     light_classes,
     spatial_block_split,
     train_proxy,
 )
-from poverty_mapper.core.ridge import group_folds
+from poverty_mapper.core.regression.ridge import group_folds
 
 
 def test_quantile_classes_are_balanced():

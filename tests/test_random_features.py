@@ -9,10 +9,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from poverty_mapper.core.features import EXTRACTOR_KINDS, extractor_from_spec
-from poverty_mapper.core.model_file import PovertyModel, Target, load_model, save_model
-from poverty_mapper.core.random_features import RandomConvExtractor
-from poverty_mapper.core.ridge import fit_ridge
+from poverty_mapper.core.extractors.registry import extractor_class, extractor_from_spec
+from poverty_mapper.core.models.model_file import PovertyModel, Target, load_model, save_model
+from poverty_mapper.core.extractors.random_conv import RandomConvExtractor
+from poverty_mapper.core.regression.ridge import fit_ridge
 
 BANDS = ("BLUE", "GREEN", "RED")
 
@@ -37,7 +37,7 @@ def reference_features(ex: RandomConvExtractor, pixels: torch.Tensor, valid: tor
 
 
 def test_registered_and_n_features():
-    assert EXTRACTOR_KINDS["random"] is RandomConvExtractor
+    assert extractor_class("random") is RandomConvExtractor
     tiles, valid = generated_tiles()
     ex = RandomConvExtractor.sample(tiles, valid, n_filters=10, seed=0)
     assert ex.kind == "random"
@@ -62,7 +62,7 @@ def test_matches_conv2d_reference(stride, patch_size):
 
 def test_cpu_row_blocks_agree(monkeypatch):
     """Tiles larger than one block of rows give the same features as one block."""
-    import poverty_mapper.core.random_features as rf
+    import poverty_mapper.core.extractors.random_conv as rf
 
     tiles, valid = generated_tiles(n=2, size=40, seed=3, invalid_fraction=0.2)
     ex = RandomConvExtractor.sample(tiles, valid, n_filters=6, seed=0)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from poverty_mapper.core.metrics import coefficient_of_determination, squared_pearson
-from poverty_mapper.core.ridge import (
+from poverty_mapper.core.regression.metrics import coefficient_of_determination, squared_pearson
+from poverty_mapper.core.regression.ridge import (
     DEFAULT_ALPHAS,
     RidgeRegressor,
     cv_alpha_scores,

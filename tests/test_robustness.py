@@ -30,20 +30,20 @@ from rasterio.warp import transform as warp_transform
 
 from generated_world import make_world
 from test_tiling import _assert_cells_cover_region, _assert_centres_match
-from poverty_mapper.core import model_file as model_file_module
-from poverty_mapper.core import predict as predict_module
+from poverty_mapper.core.models import model_file as model_file_module
+from poverty_mapper.core.inference import predict as predict_module
 from poverty_mapper.core.atomic import write_json
-from poverty_mapper.core.clusters import Cluster, ClusterFitConfig, fit_clusters
+from poverty_mapper.core.training.clusters import Cluster, ClusterFitConfig, fit_clusters
 from poverty_mapper.core.errors import Canceled, ModelFileError, PovertyMapperError
-from poverty_mapper.core.features import HistogramExtractor
-from poverty_mapper.core.model_file import PovertyModel, Target, load_model, save_model
-from poverty_mapper.core.nightlights import mean_lights_on_grid
-from poverty_mapper.core.predict import NODATA, PredictRequest, estimate_batch, predict_poverty_map
-from poverty_mapper.core.proxy import ProxyTrainingConfig, train_proxy
-from poverty_mapper.core.radiometry import REFLECTANCE
-from poverty_mapper.core.ridge import fit_ridge
-from poverty_mapper.core.tile_reader import TileReader
-from poverty_mapper.core.tiling import PixelWindow, pixel_size_m, region_window, tile_grid_for
+from poverty_mapper.core.extractors.histogram import HistogramExtractor
+from poverty_mapper.core.models.model_file import PovertyModel, Target, load_model, save_model
+from poverty_mapper.core.imagery.nightlights import mean_lights_on_grid
+from poverty_mapper.core.inference.predict import NODATA, PredictRequest, estimate_batch, predict_poverty_map
+from poverty_mapper.core.training.proxy import ProxyTrainingConfig, train_proxy
+from poverty_mapper.core.imagery.radiometry import REFLECTANCE
+from poverty_mapper.core.regression.ridge import fit_ridge
+from poverty_mapper.core.imagery.tile_reader import TileReader
+from poverty_mapper.core.imagery.tiling import PixelWindow, pixel_size_m, region_window, tile_grid_for
 
 UTM = "EPSG:32621"
 X0, Y0, PIXEL = 500_000.0, 7_200_000.0, 30.0

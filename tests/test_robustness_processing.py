@@ -34,7 +34,7 @@ from qgis.PyQt.QtCore import QVariant
 from generated_world import IMAGE_CRS, make_world
 from test_export import ESTIMATES, UTM, _districts, _write_poverty_map
 from test_model_file import _object_npy, _rewrite
-from poverty_mapper.core.clusters import Cluster, ClusterFitConfig, fit_clusters
+from poverty_mapper.core.training.clusters import Cluster, ClusterFitConfig, fit_clusters
 from poverty_mapper.provider import aggregate_algorithm, to_polygons_algorithm
 
 EARLIER = b"an earlier output of the same name, to be kept byte for byte"

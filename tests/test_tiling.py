@@ -12,7 +12,7 @@ from rasterio.crs import CRS
 from rasterio.transform import from_origin
 
 from poverty_mapper.core.errors import PovertyMapperError
-from poverty_mapper.core.tiling import (
+from poverty_mapper.core.imagery.tiling import (
     PixelWindow,
     TileGrid,
     pixel_size_m,

@@ -32,12 +32,12 @@ from qgis.PyQt import sip, uic
 from qgis.PyQt.QtCore import QCoreApplication, Qt, pyqtSignal
 from qgis.PyQt.QtWidgets import QComboBox, QDockWidget, QLabel
 
-from ..core.bands import guess_band_indexes
-from ..core.defaults import DEFAULT_MODEL_PATH
+from ..core.imagery.bands import guess_band_indexes
+from ..core.models.defaults import DEFAULT_MODEL_PATH
 from ..core.device import DEVICE_CHOICES
 from ..core.errors import PovertyMapperError
-from ..core.model_file import MODEL_SUFFIX, PovertyModel, load_model
-from ..core.radiometry import PRESETS
+from ..core.models.model_file import MODEL_SUFFIX, PovertyModel, load_model
+from ..core.imagery.radiometry import PRESETS
 from ..provider.base import RADIOMETRY_KEYS
 from .export_panel import ExportPanel
 from .processing_run import LOG_TAG, CollectingFeedback, ProcessingRun, show_error

@@ -6,7 +6,7 @@ from datetime import date
 from qgis.core import QgsLayerMetadata, QgsRasterLayer
 from qgis.PyQt.QtCore import QCoreApplication
 
-from ..core.model_file import PovertyModel
+from ..core.models.model_file import PovertyModel
 from ..provider.styling import apply_poverty_style, layer_name
 
 KEYWORD_VOCABULARY = "Poverty Mapper"

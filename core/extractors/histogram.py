@@ -1,11 +1,5 @@
-"""Feature extractors: a batch of tiles in, one feature vector per tile out.
-
-Every extractor works on torch tensors, so the same code runs on the CPU or a CUDA
-device, and describes itself as a JSON-able spec plus named arrays for the model file.
-"""
+"""Per-band histograms of standardized reflectance (Yeh et al. 2020's baseline features)."""
 from __future__ import annotations
-
-from typing import Protocol
 
 import numpy as np
 import torch
@@ -13,21 +7,6 @@ import torch
 # Bin edges of the Yeh et al. 2020 histograms: [-1e5, -5.0, -4.9, ..., 4.9, 5.0, 1e5]
 # on standardized band values, i.e. 102 bins (see ../shared/data/README.md).
 YEH_BIN_EDGES = np.concatenate([[-1e5], np.round(np.linspace(-5.0, 5.0, 101), 10), [1e5]])
-
-
-class FeatureExtractor(Protocol):
-    """What the prediction and training code needs from an extractor."""
-
-    kind: str
-
-    @property
-    def n_features(self) -> int: ...
-
-    def extract(self, pixels: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
-        """``pixels`` [N, bands, H, W] reflectance, ``valid`` [N, H, W] bool -> [N, F]."""
-        ...
-
-    def to_spec(self) -> tuple[dict, dict[str, np.ndarray]]: ...
 
 
 # Integer pixel types whose every value can be tabulated: (lowest value, number of values).
@@ -168,33 +147,3 @@ class HistogramExtractor:
     @classmethod
     def from_spec(cls, spec: dict, arrays: dict[str, np.ndarray]) -> "HistogramExtractor":
         return cls(arrays["band_means"], arrays["band_stds"], arrays["edges"])
-
-
-EXTRACTOR_KINDS = {HistogramExtractor.kind: HistogramExtractor}
-
-
-def _register_random_extractor() -> None:
-    from .random_features import RandomConvExtractor  # imports nothing from this module
-
-    EXTRACTOR_KINDS[RandomConvExtractor.kind] = RandomConvExtractor
-
-
-_register_random_extractor()
-
-
-def extractor_from_spec(spec: dict, arrays: dict[str, np.ndarray]) -> FeatureExtractor:
-    kind = spec.get("kind")
-    try:
-        factory = EXTRACTOR_KINDS[kind]
-    except KeyError:
-        raise ValueError(f"unknown feature extractor {kind!r}") from None
-    return factory.from_spec(spec, arrays)
-
-
-def _register_network_extractors() -> None:
-    from .cnn import CnnExtractor  # imports nothing from this module
-
-    EXTRACTOR_KINDS[CnnExtractor.kind] = CnnExtractor
-
-
-_register_network_extractors()

@@ -15,7 +15,7 @@ from affine import Affine
 from rasterio.crs import CRS
 from rasterio.windows import Window
 
-from .errors import PovertyMapperError
+from ..errors import PovertyMapperError
 
 # WGS 84 ellipsoid: semi-major axis (m) and first eccentricity squared.
 _A = 6_378_137.0

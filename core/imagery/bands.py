@@ -4,7 +4,7 @@ from __future__ import annotations
 import re
 from typing import Sequence
 
-from .errors import PovertyMapperError
+from ..errors import PovertyMapperError
 
 # Names a band of each kind goes by in descriptions (Landsat 8/9 and Sentinel-2 band
 # numbers included) and the colour interpretation GDAL may give it.

@@ -9,7 +9,7 @@ import torch
 from rasterio.enums import MaskFlags, Resampling
 from rasterio.errors import RasterioError
 
-from .errors import PovertyMapperError
+from ..errors import PovertyMapperError
 from .radiometry import Radiometry
 from .tiling import PixelWindow
 

@@ -19,7 +19,7 @@ from rasterio.features import bounds as geometry_bounds
 from rasterio.features import rasterize
 from rasterio.warp import reproject
 
-from .errors import PovertyMapperError
+from ..errors import PovertyMapperError
 
 
 @dataclass(frozen=True)

@@ -14,15 +14,15 @@ import rasterio
 import torch
 from rasterio.features import rasterize
 
-from .atomic import atomic_output
-from .bands import check_band_indexes, guess_band_indexes
-from .device import device_name, resolve_device
-from .errors import Canceled, PovertyMapperError
-from .model_file import PovertyModel
-from .radiometry import Radiometry, resolve_radiometry
-from .prefetch import PrefetchingReader
-from .tile_reader import open_raster
-from .tiling import TileGrid, region_window, tile_grid_for
+from ..atomic import atomic_output
+from ..imagery.bands import check_band_indexes, guess_band_indexes
+from ..device import device_name, resolve_device
+from ..errors import Canceled, PovertyMapperError
+from ..models.model_file import PovertyModel
+from ..imagery.radiometry import Radiometry, resolve_radiometry
+from ..imagery.prefetch import PrefetchingReader
+from ..imagery.tile_reader import open_raster
+from ..imagery.tiling import TileGrid, region_window, tile_grid_for
 
 log = logging.getLogger("poverty_mapper")
 

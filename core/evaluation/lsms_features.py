@@ -1,11 +1,11 @@
 """Named feature variants of the real LSMS set, and choosing among them on the val splits.
 
 Every variant is a small function ``LsmsSet -> [n, F]`` feature matrix (plain numpy,
-deterministic); the regressor is always the plugin's ridge (core.ridge), scored with
-the protocol of core.evaluation.evaluate_on_folds. ``VARIANTS`` maps names to them.
+deterministic); the regressor is always the plugin's ridge (core.regression.ridge), scored with
+the protocol of core.evaluation.fixed_folds.evaluate_on_folds. ``VARIANTS`` maps names to them.
 
 The histograms are per-band counts over 102 bins of *standardized* band values
-(z = (value - band mean) / band std, constants in core.lsms): bins of width 0.1 on
+(z = (value - band mean) / band std, constants in core.evaluation.lsms): bins of width 0.1 on
 [-5, 5] plus two open tail bins. Besides the raw frequencies (the Yeh et al. 2020
 baseline) the variants use:
 
@@ -35,8 +35,8 @@ from typing import Callable, Sequence
 import numpy as np
 
 from .lsms import BAND_MEANS, BAND_STDS, BANDS, LsmsSet
-from .metrics import coefficient_of_determination, squared_pearson
-from .ridge import DEFAULT_ALPHAS, ridge_path
+from ..regression.metrics import coefficient_of_determination, squared_pearson
+from ..regression.ridge import DEFAULT_ALPHAS, ridge_path
 
 REFLECTANCE_BANDS = ("BLUE", "GREEN", "RED", "SWIR1", "SWIR2", "TEMP1", "NIR")
 VIIRS_FROM_YEAR = 2012  # NIGHTLIGHTS is DMSP before, VIIRS from this year on (release README)

@@ -13,15 +13,15 @@ import numpy as np
 import torch
 from torch import nn
 
-from .atomic import atomic_output, write_json
-from .cnn import CnnExtractor, ProxyCNN
-from .device import device_name, resolve_device
-from .errors import Canceled, PovertyMapperError
-from .model_file import PovertyModel, load_model, save_model
-from .nightlights import mean_lights_on_grid
-from .radiometry import resolve_radiometry
-from .tile_reader import TileReader, open_raster, read_batch
-from .tiling import new_model_tile_px, pixel_size_m, region_window, tile_grid_for
+from ..atomic import atomic_output, write_json
+from ..extractors.cnn import CnnExtractor, ProxyCNN
+from ..device import device_name, resolve_device
+from ..errors import Canceled, PovertyMapperError
+from ..models.model_file import PovertyModel, load_model, save_model
+from ..imagery.nightlights import mean_lights_on_grid
+from ..imagery.radiometry import resolve_radiometry
+from ..imagery.tile_reader import TileReader, open_raster, read_batch
+from ..imagery.tiling import new_model_tile_px, pixel_size_m, region_window, tile_grid_for
 
 log = logging.getLogger("poverty_mapper")
 

@@ -20,10 +20,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .atomic import atomic_output
-from .errors import ModelFileError, PovertyMapperError
-from .features import FeatureExtractor, extractor_from_spec
-from .ridge import RidgeRegressor
+from ..atomic import atomic_output
+from ..errors import ModelFileError, PovertyMapperError
+from ..extractors.base import FeatureExtractor
+from ..extractors.registry import extractor_from_spec
+from ..regression.ridge import RidgeRegressor
 
 FORMAT_NAME = "poverty_mapper.model"
 FORMAT_VERSION = 1

@@ -9,7 +9,7 @@ from rasterio.crs import CRS
 from rasterio.enums import Resampling
 from rasterio.warp import reproject
 
-from .errors import PovertyMapperError
+from ..errors import PovertyMapperError
 from .tile_reader import open_raster
 
 

@@ -11,17 +11,18 @@ import numpy as np
 import torch
 from affine import Affine
 
-from .atomic import atomic_output, write_json
-from .device import device_name, resolve_device
-from .errors import Canceled, PovertyMapperError
-from .features import FeatureExtractor, HistogramExtractor
-from .metrics import coefficient_of_determination, squared_pearson
-from .model_file import PovertyModel, Target, load_model, save_model
-from .nightlights import mean_lights_on_grid
-from .radiometry import resolve_radiometry
-from .ridge import DEFAULT_ALPHAS, cv_alpha_scores, fit_ridge, fit_ridge_cv, group_folds
-from .tile_reader import TileReader, open_raster, read_batch
-from .tiling import PixelWindow, new_model_tile_px, pixel_size_m, region_window, tile_grid_for
+from ..atomic import atomic_output, write_json
+from ..device import device_name, resolve_device
+from ..errors import Canceled, PovertyMapperError
+from ..extractors.base import FeatureExtractor
+from ..extractors.histogram import HistogramExtractor
+from ..regression.metrics import coefficient_of_determination, squared_pearson
+from ..models.model_file import PovertyModel, Target, load_model, save_model
+from ..imagery.nightlights import mean_lights_on_grid
+from ..imagery.radiometry import resolve_radiometry
+from ..regression.ridge import DEFAULT_ALPHAS, cv_alpha_scores, fit_ridge, fit_ridge_cv, group_folds
+from ..imagery.tile_reader import TileReader, open_raster, read_batch
+from ..imagery.tiling import PixelWindow, new_model_tile_px, pixel_size_m, region_window, tile_grid_for
 
 log = logging.getLogger("poverty_mapper")
 
@@ -313,7 +314,7 @@ def _fresh_extractor(config: ClusterFitConfig, reader: TileReader, windows, n_ba
     stds = values.std(1).clamp(min=1e-6).numpy()
     if config.extractor == "histogram":
         return HistogramExtractor(means, stds)
-    from .random_features import RandomConvExtractor
+    from ..extractors.random_conv import RandomConvExtractor
 
     try:
         return RandomConvExtractor.sample(

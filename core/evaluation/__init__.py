@@ -1,0 +1,1 @@
+"""Evaluation on the real LSMS set with its fixed folds (make eval)."""

@@ -1,0 +1,1 @@
+"""Mapping: a model applied to every tile of a region, and the estimate raster written."""

@@ -1,0 +1,1 @@
+"""After the map: statistics per polygon (districts) and a picture of the map."""

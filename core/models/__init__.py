@@ -1,0 +1,1 @@
+"""Models: the model file and the models bundled with the plugin."""

@@ -1,0 +1,1 @@
+"""Regression: ridge with its penalty chosen by cross-validation, and the scores it is judged by."""
