@@ -22,7 +22,7 @@ import_plugin_package()
 from poverty_mapper.core.evaluation import lsms  # noqa: E402
 from poverty_mapper.core.evaluation.fixed_folds import evaluate_on_folds  # noqa: E402
 from poverty_mapper.core.extractors.histogram import YEH_BIN_EDGES, HistogramExtractor  # noqa: E402
-from poverty_mapper.core.models.model_file import PovertyModel, Target, save_model  # noqa: E402
+from poverty_mapper.core.models.model_file import PovertyModel, Scores, Target, TrainingDomain, save_model  # noqa: E402
 from poverty_mapper.core.regression.ridge import fit_ridge_cv  # noqa: E402
 
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "real" / "yeh2020_lsms"
@@ -54,7 +54,9 @@ def build_default_model(data_dir: Path) -> PovertyModel:
         tile_size_px=lsms.TILE_SIZE_PX,
         extractor=extractor,
         regressor=regressor,
-        training={
+        radiometry="reflectance",
+        domain=TrainingDomain.of_outcomes(data.labels),
+        provenance={
             "data": (
                 f"{len(data)} LSMS cluster-years (Yeh et al. 2020 release), Landsat 224x224 px "
                 "tiles at 30 m centred on each cluster"
@@ -63,7 +65,7 @@ def build_default_model(data_dir: Path) -> PovertyModel:
             "features": "per-band histograms (102 bins on standardized reflectance) of BLUE, GREEN, RED, as frequencies",
             "license": "data MIT (Yeh et al. 2020 release)",
         },
-        scores=scores,
+        scores=Scores.from_json(scores),
     )
 
 
@@ -75,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     model = build_default_model(args.data)
     save_model(model, args.out)
     sys.stdout.write(model.card() + "\n")
-    sys.stdout.write(json.dumps(model.scores["pooled"]) + f"\nwritten: {args.out}\n")
+    sys.stdout.write(json.dumps(model.scores.pooled.to_json()) + f"\nwritten: {args.out}\n")
     return 0
 
 

@@ -39,9 +39,9 @@ def _assert_same_nested(a, b, path="scores"):
 
 
 def test_rebuilding_gives_the_shipped_model(rebuilt, default_model):
-    for attr in ("name", "target", "bands", "input_scaling", "pixel_size_m", "tile_size_px", "training"):
+    for attr in ("name", "target", "bands", "input_scaling", "pixel_size_m", "tile_size_px", "provenance", "radiometry", "domain"):
         assert getattr(rebuilt, attr) == getattr(default_model, attr), attr
-    _assert_same_nested(rebuilt.scores, default_model.scores)
+    _assert_same_nested(rebuilt.scores.to_json(), default_model.scores.to_json())
     r, s = rebuilt.regressor, default_model.regressor
     assert r.alpha == pytest.approx(s.alpha, rel=RTOL)
     assert r.intercept == pytest.approx(s.intercept, rel=RTOL)
@@ -60,12 +60,12 @@ def test_rebuilt_and_shipped_models_predict_alike(rebuilt, default_model, lsms_s
 
 
 def test_pooled_score_on_the_provided_folds(default_model):
-    pooled = default_model.scores["pooled"]
+    pooled = default_model.scores.pooled.to_json()
     assert pooled["n"] == 3020
     assert 0.25 <= pooled["r2"] <= 0.30  # squared Pearson; reference 0.27 (README)
     assert pooled["R2"] <= pooled["r2"] + 1e-9
-    assert sorted(default_model.scores["folds"]) == ["A", "B", "C", "D", "E"]
-    assert sum(f["n"] for f in default_model.scores["folds"].values()) == 3020
+    assert sorted(default_model.scores.folds) == ["A", "B", "C", "D", "E"]
+    assert sum(f.n for f in default_model.scores.folds.values()) == 3020
 
 
 def test_pooled_score_recomputed_from_the_folds(default_model, lsms_set):
@@ -74,13 +74,13 @@ def test_pooled_score_recomputed_from_the_folds(default_model, lsms_set):
     y = lsms_set.labels
     pred = np.full(y.size, np.nan)
     for name, split in lsms_set.folds.items():
-        alpha = default_model.scores["folds"][name]["alpha"]
+        alpha = default_model.scores.folds[name].alpha
         trva = np.concatenate([split["train"], split["val"]])
         assert np.intersect1d(trva, split["test"]).size == 0  # nothing of the test split used
         pred[split["test"]] = fit_ridge(x[trva], y[trva], alpha).predict(x[split["test"]])
     assert not np.isnan(pred).any()  # the test splits cover all 3020 clusters
     r2 = squared_pearson(y, pred)
-    assert r2 == pytest.approx(default_model.scores["pooled"]["r2"], abs=1e-4)
+    assert r2 == pytest.approx(default_model.scores.pooled.r2, abs=1e-4)
     assert 0.25 <= r2 <= 0.30
 
 

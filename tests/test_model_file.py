@@ -5,7 +5,10 @@ from __future__ import annotations
 import dataclasses
 import io
 import json
+import subprocess
+import sys
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,8 +19,12 @@ from poverty_mapper.core.extractors.histogram import HistogramExtractor
 from poverty_mapper.core.models.model_file import (
     FORMAT_VERSION,
     PovertyModel,
+    Score,
+    Scores,
     Target,
+    TrainingDomain,
     load_model,
+    read_model_info,
     read_model_metadata,
     save_model,
 )
@@ -44,8 +51,11 @@ def _generated_model():
         tile_size_px=8,
         extractor=extractor,
         regressor=regressor,
-        training={"data": "60 generated tiles", "seed": 0},
-        scores={"pooled": {"r2": 0.5, "R2": 0.4, "n": 60}, "note": "generated"},
+        radiometry="reflectance",
+        band_indexes=(1, 2, 3),
+        domain=TrainingDomain.of_outcomes(y),
+        scores=Scores(protocol="generated", pooled=Score(0.5, 0.4, 60)),
+        provenance={"data": "60 generated tiles", "seed": 0},
     )
 
 
@@ -74,7 +84,7 @@ def _rewrite(src, dst, change_meta=None, extra=None):
 def test_round_trip_keeps_everything(model, tmp_path):
     path = save_model(model, tmp_path / "m.povmodel")
     again = load_model(path)
-    for attr in ("name", "target", "bands", "input_scaling", "pixel_size_m", "tile_size_px", "training", "scores"):
+    for attr in ("name", "target", "bands", "input_scaling", "pixel_size_m", "tile_size_px", "radiometry", "band_indexes", "domain", "scores", "provenance"):
         assert getattr(again, attr) == getattr(model, attr), attr
     assert again.tile_size_m == 240.0
     for attr in ("band_means", "band_stds", "edges"):
@@ -108,6 +118,42 @@ def test_metadata_is_readable_alone(model, tmp_path):
     assert meta["format"] == "poverty_mapper.model" and meta["format_version"] == FORMAT_VERSION
     assert meta["bands"] == ["BLUE", "GREEN", "RED"] and meta["tile_size_px"] == 8
     assert meta["target"]["name"] == "generated brightness"
+
+
+FORMAT_1_FILE = Path(__file__).parent / "data" / "format1_generated.povmodel"
+
+
+def test_a_format_1_file_still_loads_with_its_facts_typed(tmp_path):
+    """Written by the plugin before format 2 (a generated model): radiometry and band
+    numbers lived in the free-form ``training`` dict, fold scores by fold name."""
+    model = load_model(FORMAT_1_FILE)
+    assert read_model_metadata(FORMAT_1_FILE)["format_version"] == 1
+    assert model.radiometry == "landsat_c2_l2" and model.band_indexes == (1, 2, 3)
+    assert "radiometry" not in model.provenance and model.provenance["data"] == "80 generated tiles"
+    assert model.scores.pooled == Score(0.9, 0.89, 80)
+    assert model.scores.folds["2"] == Score(0.88, 0.87, 40, 1.0)
+    assert model.domain is None and model.can_predict
+    path = save_model(model, tmp_path / "format2.povmodel")
+    assert read_model_metadata(path)["format_version"] == 2
+    again = load_model(path)
+    assert (again.radiometry, again.band_indexes, again.scores) == (model.radiometry, model.band_indexes, model.scores)
+
+
+def test_the_card_is_read_without_torch(model, tmp_path):
+    """A model's card (what the dock shows) comes from its description alone: reading it
+    imports neither torch nor any extractor."""
+    path = save_model(model, tmp_path / "m.povmodel")
+    code = (
+        "import sys; sys.path.insert(0, sys.argv[1]); from _bootstrap import import_plugin_package; import_plugin_package();"
+        "from poverty_mapper.core.models.model_file import read_model_info;"
+        "info = read_model_info(sys.argv[2]); print(info.card());"
+        "assert 'torch' not in sys.modules, 'torch was imported'"
+    )
+    done = subprocess.run([sys.executable, "-c", code, str(Path(__file__).parents[1] / "scripts"), str(path)],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == model.card()
+    assert read_model_info(path) == model.info
 
 
 def test_saving_twice_gives_identical_bytes(model, tmp_path):

@@ -192,7 +192,7 @@ def _generated_model(extractor: RandomConvExtractor, x: np.ndarray, y: np.ndarra
         tile_size_px=24,
         extractor=extractor,
         regressor=fit_ridge(x, y, alpha=1.0),
-        training={"data": "generated tiles (test only)"},
+        provenance={"data": "generated tiles (test only)"},
     )
 
 

@@ -199,6 +199,45 @@ def _landsat_dn(data: np.ndarray, dtype="uint16") -> np.ndarray:
     return np.round((data + 0.1) / 2e-5).astype(dtype)
 
 
+def _c2_l2_dn(data: np.ndarray) -> np.ndarray:
+    """Reflectance as Landsat Collection 2 Level-2 digital numbers (2.75e-5 * DN - 0.2)."""
+    return np.round((data + 0.2) / 2.75e-5).astype("uint16")
+
+
+def test_auto_radiometry_follows_the_model_trained_on_collection_2(tmp_path, small_model):
+    """A model fitted on Collection 2 Level-2 DN maps 16-bit imagery with that preset under
+    'auto', not with the Level-1 guess from the pixel type (the guess gave other values)."""
+    c2_model = dataclasses.replace(small_model, radiometry="landsat_c2_l2")
+    raster = _raster(tmp_path / "generated_c2_l2.tif", _c2_l2_dn(_reflectance()))
+    auto = _run(raster, tmp_path / "auto.tif", c2_model)
+    _run(raster, tmp_path / "explicit.tif", c2_model, radiometry="landsat_c2_l2")
+    guessed = _run(raster, tmp_path / "guessed.tif", small_model)  # a model that names no radiometry
+    assert auto.radiometry.key == "landsat_c2_l2" and guessed.radiometry.key == "landsat_c1_l1"
+    np.testing.assert_array_equal(_values(tmp_path / "auto.tif"), _values(tmp_path / "explicit.tif"))
+    assert np.abs(_values(tmp_path / "auto.tif") - _values(tmp_path / "guessed.tif")).max() > 0.01
+    # 8-bit renders cannot hold Collection 2 DN: 'auto' then falls back to the pixel type's guess.
+    eight_bit = _raster(tmp_path / "generated_8bit.tif", np.round(_reflectance() * 255).astype("uint8"))
+    assert _run(eight_bit, tmp_path / "eight.tif", c2_model).radiometry.key == "eight_bit"
+
+
+def test_a_fit_on_collection_2_dn_is_mapped_as_collection_2(tmp_path):
+    """The chain the bug broke: fitclusters with the Collection 2 preset writes the preset
+    into the model file, and predict with 'auto' follows it."""
+    refl = _reflectance(64, 64, seed=3)
+    raster = _raster(tmp_path / "generated_c2_l2.tif", _c2_l2_dn(refl))
+    rng = np.random.default_rng(5)
+    clusters = [Cluster(X0 + x, Y0 - y, float(v)) for x, y, v in
+                zip(rng.uniform(300, 1600, 30), rng.uniform(300, 1600, 30), rng.normal(size=30))]
+    model_path = tmp_path / "c2.povmodel"
+    fit_clusters(ClusterFitConfig(
+        image_path=str(raster), clusters=clusters, model_path=str(model_path), outcome_name="generated",
+        box_size_m=480.0, tile_size_m=240.0, radiometry="landsat_c2_l2", device="cpu", n_folds=3,
+    ))
+    model = load_model(model_path)
+    assert model.radiometry == "landsat_c2_l2" and model.band_indexes == (1, 2, 3)
+    assert _run(raster, tmp_path / "map.tif", model).radiometry.key == "landsat_c2_l2"
+
+
 @pytest.mark.parametrize("radiometry", ["auto", "landsat_c1_l1", "landsat_c2_l2", "sentinel2_l2a"])
 def test_fill_value_zero_without_declared_nodata_is_fill_for_the_product_presets(tmp_path, small_model, radiometry):
     dn = _landsat_dn(_reflectance())

@@ -206,7 +206,7 @@ def test_predict_refuses_a_model_file_crafted_to_run_code_and_runs_none(poverty_
 
 def test_predict_names_the_bands_when_the_model_wants_other_bands(poverty_provider, world, fitted_model, tmp_path):
     swir = _rewrite(fitted_model, tmp_path / "swir.povmodel",
-                    change_meta=lambda m: m.update(bands=["NIR", "SWIR1", "SWIR2"], training={}))
+                    change_meta=lambda m: m.update(bands=["NIR", "SWIR1", "SWIR2"], provenance={}))
     with pytest.raises(QgsProcessingException, match=r"expects the bands NIR, SWIR1, SWIR2, but the raster's bands are blue, green, red"):
         _predict(world, swir, tmp_path / "map.tif")
     assert not (tmp_path / "map.tif").exists()

@@ -93,8 +93,24 @@ def guess_radiometry(dtype: str) -> Radiometry:
     return REFLECTANCE
 
 
-def resolve_radiometry(key: str, dtype: str) -> Radiometry:
+def fits(radiometry: Radiometry, dtype: str) -> bool:
+    """Whether pixels of ``dtype`` can hold the values ``radiometry`` converts: reflectance
+    in floating point, 8-bit renders in bytes, the products' DN in 16-bit or wider integers."""
+    kind = np.dtype(dtype)
+    if radiometry.key == REFLECTANCE.key:
+        return kind.kind == "f"
+    if radiometry.key == EIGHT_BIT.key:
+        return kind == np.uint8
+    return kind.kind in "ui" and kind.itemsize >= 2
+
+
+def resolve_radiometry(key: str, dtype: str, model_radiometry: str | None = None) -> Radiometry:
+    """The preset ``key``; for ``auto``, the radiometry the model was trained on where the
+    pixel type can hold it, else the best guess from the pixel type."""
     if key == "auto":
+        trained = PRESETS.get(model_radiometry or "")
+        if trained is not None and fits(trained, dtype):
+            return trained
         return guess_radiometry(dtype)
     try:
         return PRESETS[key]

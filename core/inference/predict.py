@@ -234,7 +234,7 @@ def predict_poverty_map(
             bands = guess_band_indexes(model.bands, ds.descriptions, [ci.name for ci in ds.colorinterp])
         else:
             bands = check_band_indexes(request.band_indexes, model.bands, ds.count)
-        radiometry = resolve_radiometry(request.radiometry, ds.dtypes[bands[0] - 1])
+        radiometry = resolve_radiometry(request.radiometry, ds.dtypes[bands[0] - 1], model.radiometry)
         region = region_window(ds.transform, ds.width, ds.height, request.bounds)
         grid = tile_grid_for(ds.transform, ds.crs, region, model.tile_size_m, request.stride_m)
         _check_image_holds_a_tile(ds.width, ds.height, grid, model.tile_size_m, request.min_valid_fraction)

@@ -17,31 +17,28 @@ import zipfile
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..atomic import atomic_output
 from ..errors import ModelFileError, PovertyMapperError
-from ..extractors.base import FeatureExtractor
 from ..extractors.registry import extractor_from_spec
 from ..regression.ridge import RidgeRegressor
+from .metadata import ModelInfo, Score, Scores, Target, TrainingDomain
+
+if TYPE_CHECKING:
+    from ..extractors.base import FeatureExtractor
+
+__all__ = ["ModelInfo", "PovertyModel", "Score", "Scores", "Target", "TrainingDomain", "load_model", "read_model_info", "save_model"]
 
 FORMAT_NAME = "poverty_mapper.model"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: typed radiometry, band_indexes, domain and scores; free-form provenance apart
 MODEL_SUFFIX = ".povmodel"
 _META_ENTRY = "model.json"
 _ZIP_TIME = (1980, 1, 1, 0, 0, 0)
 # A model file unpacks to a few megabytes (a CNN's weights); a zip bomb is refused unread.
 MAX_UNPACKED_BYTES = 1 << 30
-
-
-@dataclass(frozen=True)
-class Target:
-    """What a model predicts."""
-
-    name: str  # e.g. "asset wealth index"
-    unit: str  # e.g. "index (survey standard deviations)"
-    description: str = ""
 
 
 @dataclass(frozen=True)
@@ -56,8 +53,11 @@ class PovertyModel:
     tile_size_px: int
     extractor: FeatureExtractor
     regressor: RidgeRegressor | None  # None until fitted on survey clusters
-    training: dict = field(default_factory=dict)
-    scores: dict = field(default_factory=dict)
+    radiometry: str | None = None  # preset key of the imagery it was trained on; None: not known
+    band_indexes: tuple[int, ...] = ()  # the bands' numbers in that imagery
+    domain: TrainingDomain | None = None
+    scores: Scores = field(default_factory=Scores)
+    provenance: dict = field(default_factory=dict)  # free-form, for people
 
     @property
     def tile_size_m(self) -> float:
@@ -67,29 +67,20 @@ class PovertyModel:
     def can_predict(self) -> bool:
         return self.regressor is not None and self.target is not None
 
+    @property
+    def info(self) -> ModelInfo:
+        return ModelInfo(
+            name=self.name, target=self.target, bands=self.bands, input_scaling=self.input_scaling,
+            pixel_size_m=self.pixel_size_m, tile_size_px=self.tile_size_px,
+            extractor_kind=self.extractor.kind, n_features=self.extractor.n_features,
+            alpha=None if self.regressor is None else self.regressor.alpha,
+            radiometry=self.radiometry, band_indexes=self.band_indexes, domain=self.domain,
+            scores=self.scores, provenance=self.provenance,
+        )
+
     def card(self) -> str:
         """A short human-readable summary (what, from what, how good)."""
-        if self.can_predict:
-            what = f"predicts {self.target.name} ({self.target.unit})"
-            how = f"Features: {self.extractor.kind}; regressor: ridge (alpha {self.regressor.alpha:.4g})."
-        else:
-            what = "a feature extractor only (fit it on survey clusters before mapping)"
-            how = f"Features: {self.extractor.kind} ({self.extractor.n_features} per tile)."
-        lines = [
-            f"{self.name}: {what}.",
-            f"Expects bands {', '.join(self.bands)} as {self.input_scaling}, "
-            f"tiles of {self.tile_size_px} px at {self.pixel_size_m:g} m ({self.tile_size_m / 1000:g} km).",
-            how,
-        ]
-        if self.training.get("data"):
-            lines.append(f"Trained on: {self.training['data']}.")
-        pooled = self.scores.get("pooled")
-        if pooled:
-            lines.append(
-                f"Cross-validated on {pooled.get('n', '?')} clusters: r² {pooled['r2']:.2f} "
-                f"(squared Pearson), R² {pooled['R2']:.2f} (coefficient of determination)."
-            )
-        return "\n".join(lines)
+        return self.info.card()
 
 
 def _jsonable(value):
@@ -117,10 +108,14 @@ def save_model(model: PovertyModel, path: str | os.PathLike) -> Path:
         "input_scaling": model.input_scaling,
         "pixel_size_m": model.pixel_size_m,
         "tile_size_px": model.tile_size_px,
+        "radiometry": model.radiometry,
+        "band_indexes": list(model.band_indexes),
         "extractor": ext_spec,
+        "n_features": model.extractor.n_features,
         "regressor": reg_spec,
-        "training": model.training,
-        "scores": model.scores,
+        "domain": None if model.domain is None else model.domain.to_json(),
+        "scores": model.scores.to_json(),
+        "provenance": model.provenance,
     }
     arrays = {f"extractor/{k}": v for k, v in ext_arrays.items()}
     arrays.update({f"regressor/{k}": v for k, v in reg_arrays.items()})
@@ -147,26 +142,58 @@ def read_model_metadata(path: str | os.PathLike) -> dict:
     return meta
 
 
+def read_model_info(path: str | os.PathLike) -> ModelInfo:
+    """What a model file says about its model, without its arrays and without torch."""
+    meta, _ = _read(path, with_arrays=False)
+    try:
+        return _info(meta)
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
+        raise ModelFileError(f"{path}: the model file is incomplete or inconsistent ({exc}).") from exc
+
+
+def _info(meta: dict) -> ModelInfo:
+    """The typed description; format 1 kept the facts in its free-form ``training``."""
+    target = meta.get("target")
+    provenance = dict(meta.get("provenance") or meta.get("training") or {})
+    if meta["format_version"] >= 2:
+        radiometry, band_indexes = meta.get("radiometry"), meta.get("band_indexes") or ()
+    else:
+        radiometry, band_indexes = provenance.pop("radiometry", None), provenance.pop("band_indexes", ())
+    regressor = meta.get("regressor")
+    n_features = meta.get("n_features")
+    return ModelInfo(
+        name=str(meta["name"]),
+        target=None if target is None else Target(str(target["name"]), str(target["unit"]), str(target.get("description", ""))),
+        bands=tuple(str(b) for b in meta["bands"]),
+        input_scaling=str(meta["input_scaling"]),
+        pixel_size_m=float(meta["pixel_size_m"]),
+        tile_size_px=int(meta["tile_size_px"]),
+        extractor_kind=str(meta["extractor"]["kind"]),
+        n_features=None if n_features is None else int(n_features),
+        alpha=None if regressor is None else float(regressor["alpha"]),
+        radiometry=None if radiometry is None else str(radiometry),
+        band_indexes=tuple(int(b) for b in band_indexes),
+        domain=TrainingDomain.from_json(meta.get("domain")),
+        scores=Scores.from_json(meta.get("scores")),
+        provenance=provenance,
+    )
+
+
 def load_model(path: str | os.PathLike) -> PovertyModel:
     """Read a model file; raises :class:`ModelFileError` with a fix for any problem."""
     meta, arrays = _read(path, with_arrays=True)
     try:
+        info = _info(meta)
         ext_arrays = {k.split("/", 1)[1]: v for k, v in arrays.items() if k.startswith("extractor/")}
         reg_arrays = {k.split("/", 1)[1]: v for k, v in arrays.items() if k.startswith("regressor/")}
         extractor = extractor_from_spec(meta["extractor"], ext_arrays)
         regressor = None if meta.get("regressor") is None else RidgeRegressor.from_spec(meta["regressor"], reg_arrays)
-        target = meta.get("target")
         model = PovertyModel(
-            name=str(meta["name"]),
-            target=None if target is None else Target(str(target["name"]), str(target["unit"]), str(target.get("description", ""))),
-            bands=tuple(str(b) for b in meta["bands"]),
-            input_scaling=str(meta["input_scaling"]),
-            pixel_size_m=float(meta["pixel_size_m"]),
-            tile_size_px=int(meta["tile_size_px"]),
-            extractor=extractor,
-            regressor=regressor,
-            training=dict(meta.get("training", {})),
-            scores=dict(meta.get("scores", {})),
+            name=info.name, target=info.target, bands=info.bands, input_scaling=info.input_scaling,
+            pixel_size_m=info.pixel_size_m, tile_size_px=info.tile_size_px,
+            extractor=extractor, regressor=regressor,
+            radiometry=info.radiometry, band_indexes=info.band_indexes, domain=info.domain,
+            scores=info.scores, provenance=info.provenance,
         )
     except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
         raise ModelFileError(f"{path}: the model file is incomplete or inconsistent ({exc}).") from exc

@@ -17,7 +17,7 @@ from ..errors import Canceled, PovertyMapperError
 from ..extractors.base import FeatureExtractor
 from ..extractors.histogram import HistogramExtractor
 from ..regression.metrics import coefficient_of_determination, squared_pearson
-from ..models.model_file import PovertyModel, Target, load_model, save_model
+from ..models.model_file import PovertyModel, Score, Scores, Target, TrainingDomain, load_model, save_model
 from ..imagery.nightlights import mean_lights_on_grid
 from ..imagery.radiometry import resolve_radiometry
 from ..regression.ridge import DEFAULT_ALPHAS, cv_alpha_scores, fit_ridge, fit_ridge_cv, group_folds
@@ -167,7 +167,7 @@ def fit_clusters(
             tile_px = new_model_tile_px(tile_m, px_m)
             n_bands = len(config.band_indexes) if config.band_indexes else ds.count
         bands = config.band_indexes or (
-            tuple(base_model.training.get("band_indexes", ())) if base_model else ()
+            base_model.band_indexes if base_model else ()
         ) or tuple(range(1, n_bands + 1))
         if len(bands) != n_bands or any(not 1 <= b <= ds.count for b in bands):
             raise PovertyMapperError(
@@ -175,9 +175,7 @@ def fit_clusters(
                 f"for an image of {ds.count} bands; give the band numbers explicitly."
             )
         radiometry = resolve_radiometry(
-            config.radiometry if config.radiometry != "auto" or base_model is None
-            else base_model.training.get("radiometry", "auto"),
-            ds.dtypes[bands[0] - 1],
+            config.radiometry, ds.dtypes[bands[0] - 1], base_model.radiometry if base_model else None
         )
         reader = TileReader(ds, bands, tile_px, radiometry)
 
@@ -272,15 +270,21 @@ def fit_clusters(
         tile_size_px=tile_px,
         extractor=extractor,
         regressor=regressor,
-        training={
+        radiometry=radiometry.key,
+        band_indexes=tuple(bands),
+        domain=TrainingDomain.of_outcomes(y),
+        scores=Scores(
+            protocol=report["cv"]["protocol"],
+            pooled=Score.from_json(report["cv"]["pooled"]),
+            folds={str(f["fold"]): Score.from_json(f) for f in per_fold},
+            baselines={} if baseline is None else {"nightlights": Score.from_json(baseline["pooled"])},
+        ),
+        provenance={
             "data": f"{int(used.sum())} clusters on {Path(config.image_path).name}",
             "box_size_m": config.box_size_m,
-            "radiometry": radiometry.key,
-            "band_indexes": list(bands),
             "log_outcome": config.log_outcome,
             "weighted": config.use_weights,
         },
-        scores={"pooled": report["cv"]["pooled"], "folds": per_fold, "nightlights_baseline": baseline},
     )
     save_model(model, config.model_path)
     if config.report_path:

@@ -17,7 +17,7 @@ from ..atomic import atomic_output, write_json
 from ..extractors.cnn import CnnExtractor, ProxyCNN
 from ..device import device_name, resolve_device
 from ..errors import Canceled, PovertyMapperError
-from ..models.model_file import PovertyModel, load_model, save_model
+from ..models.model_file import PovertyModel, Scores, load_model, save_model
 from ..imagery.nightlights import mean_lights_on_grid
 from ..imagery.radiometry import resolve_radiometry
 from ..imagery.tile_reader import TileReader, open_raster, read_batch
@@ -274,15 +274,18 @@ def train_proxy(
         tile_size_px=tile_px,
         extractor=extractor,
         regressor=None,
-        training={
+        radiometry=radiometry.key,
+        band_indexes=tuple(bands),
+        scores=Scores(
+            protocol=report["split"],
+            proxy_val_accuracy=history[-1]["val_accuracy"] if history else None,
+        ),
+        provenance={
             "task": "nightlight classes (proxy task A, Jean et al. 2016)",
             "data": f"{len(keep)} tiles of {Path(config.image_path).name} with {Path(config.nightlights_path).name}",
-            "radiometry": radiometry.key,
-            "band_indexes": list(bands),
             "epochs": config.epochs, "batch_size": config.batch_size, "learning_rate": config.learning_rate,
             "seed": config.seed,
         },
-        scores={"proxy_val_accuracy": history[-1]["val_accuracy"] if history else None},
     )
     save_model(model, config.model_path)
     if config.report_path:

@@ -1,0 +1,181 @@
+"""What a model file says about its model, typed: what it predicts, the imagery it
+expects, the domain it was fitted on, and how well it scored.
+
+These are the facts the code relies on (mapping follows ``radiometry`` and
+``band_indexes``; the domain checks read ``domain``). Free-form notes for people
+(data sources, scripts, licences, hyper-parameters) stay apart in ``provenance``.
+Nothing here needs torch, so a model card is read without it.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Target:
+    """What a model predicts."""
+
+    name: str  # e.g. "asset wealth index"
+    unit: str  # e.g. "index (survey standard deviations)"
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class Score:
+    """One honest score: r2 = squared Pearson correlation, R2 = coefficient of determination."""
+
+    r2: float
+    R2: float  # noqa: N815 (the literature's name)
+    n: int | None = None
+    alpha: float | None = None  # the ridge penalty chosen for this fold, where there is one
+
+    def to_json(self) -> dict:
+        out = {"r2": self.r2, "R2": self.R2}
+        if self.n is not None:
+            out["n"] = self.n
+        if self.alpha is not None:
+            out["alpha"] = self.alpha
+        return out
+
+    @classmethod
+    def from_json(cls, data: dict) -> "Score":
+        n, alpha = data.get("n"), data.get("alpha")
+        return cls(float(data["r2"]), float(data["R2"]), None if n is None else int(n),
+                   None if alpha is None else float(alpha))
+
+
+def _scores_by_name(data) -> dict[str, Score]:
+    """Fold scores as written by format 1 (a dict by fold name, or a list with "fold")."""
+    if isinstance(data, dict):
+        return {str(k): Score.from_json(v) for k, v in data.items()}
+    if isinstance(data, list):
+        return {str(item.get("fold", i)): Score.from_json(item) for i, item in enumerate(data)}
+    return {}
+
+
+@dataclass(frozen=True)
+class Scores:
+    """How well the model did where it was scored, and how it was scored."""
+
+    protocol: str = ""  # in words: folds, what was chosen where, what was pooled
+    pooled: Score | None = None
+    folds: dict[str, Score] = field(default_factory=dict)
+    baselines: dict[str, Score] = field(default_factory=dict)  # e.g. "nightlights": the same folds, lights alone
+    proxy_val_accuracy: float | None = None  # a proxy CNN's accuracy on held-out blocks
+
+    def to_json(self) -> dict:
+        out: dict = {}
+        if self.protocol:
+            out["protocol"] = self.protocol
+        if self.pooled is not None:
+            out["pooled"] = self.pooled.to_json()
+        if self.folds:
+            out["folds"] = {k: v.to_json() for k, v in self.folds.items()}
+        if self.baselines:
+            out["baselines"] = {k: v.to_json() for k, v in self.baselines.items()}
+        if self.proxy_val_accuracy is not None:
+            out["proxy_val_accuracy"] = self.proxy_val_accuracy
+        return out
+
+    @classmethod
+    def from_json(cls, data: dict | None) -> "Scores":
+        """Format 2's ``scores``; format 1's free-form dict is read the same way where it can be."""
+        data = data or {}
+        baselines = {k: Score.from_json(v) for k, v in (data.get("baselines") or {}).items()}
+        old_baseline = data.get("nightlights_baseline")  # format 1
+        if isinstance(old_baseline, dict) and old_baseline.get("pooled"):
+            baselines["nightlights"] = Score.from_json(old_baseline["pooled"])
+        accuracy = data.get("proxy_val_accuracy")
+        return cls(
+            protocol=str(data.get("protocol", "")),
+            pooled=Score.from_json(data["pooled"]) if data.get("pooled") else None,
+            folds=_scores_by_name(data.get("folds")),
+            baselines=baselines,
+            proxy_val_accuracy=None if accuracy is None else float(accuracy),
+        )
+
+
+@dataclass(frozen=True)
+class TrainingDomain:
+    """Where the model was fitted: the spread of its outcome and of its features over the
+    training clusters. Estimates far outside it are extrapolations."""
+
+    n_clusters: int
+    outcome_min: float
+    outcome_max: float
+    outcome_mean: float
+    outcome_std: float
+
+    def to_json(self) -> dict:
+        return {
+            "n_clusters": self.n_clusters, "outcome_min": self.outcome_min, "outcome_max": self.outcome_max,
+            "outcome_mean": self.outcome_mean, "outcome_std": self.outcome_std,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict | None) -> "TrainingDomain | None":
+        if not data:
+            return None
+        return cls(int(data["n_clusters"]), float(data["outcome_min"]), float(data["outcome_max"]),
+                   float(data["outcome_mean"]), float(data["outcome_std"]))
+
+    @classmethod
+    def of_outcomes(cls, y) -> "TrainingDomain":
+        values = [float(v) for v in y]
+        mean = sum(values) / len(values)
+        std = math.sqrt(sum((v - mean) ** 2 for v in values) / len(values))
+        return cls(len(values), min(values), max(values), round(mean, 6), round(std, 6))
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """Everything a model file says but its arrays: enough for a card, read without torch."""
+
+    name: str
+    target: Target | None
+    bands: tuple[str, ...]
+    input_scaling: str
+    pixel_size_m: float
+    tile_size_px: int
+    extractor_kind: str
+    n_features: int | None = None
+    alpha: float | None = None
+    radiometry: str | None = None
+    band_indexes: tuple[int, ...] = ()
+    domain: TrainingDomain | None = None
+    scores: Scores = field(default_factory=Scores)
+    provenance: dict = field(default_factory=dict)
+
+    @property
+    def tile_size_m(self) -> float:
+        return self.pixel_size_m * self.tile_size_px
+
+    @property
+    def can_predict(self) -> bool:
+        return self.target is not None and self.alpha is not None
+
+    def card(self) -> str:
+        """A short human-readable summary (what, from what, how good)."""
+        per_tile = f" ({self.n_features} per tile)" if self.n_features else ""
+        if self.can_predict:
+            what = f"predicts {self.target.name} ({self.target.unit})"
+            how = f"Features: {self.extractor_kind}; regressor: ridge (alpha {self.alpha:.4g})."
+        else:
+            what = "a feature extractor only (fit it on survey clusters before mapping)"
+            how = f"Features: {self.extractor_kind}{per_tile}."
+        lines = [
+            f"{self.name}: {what}.",
+            f"Expects bands {', '.join(self.bands)} as {self.input_scaling}, "
+            f"tiles of {self.tile_size_px} px at {self.pixel_size_m:g} m ({self.tile_size_m / 1000:g} km).",
+            how,
+        ]
+        if self.provenance.get("data"):
+            lines.append(f"Trained on: {self.provenance['data']}.")
+        pooled = self.scores.pooled
+        if pooled is not None:
+            lines.append(
+                f"Cross-validated on {pooled.n if pooled.n is not None else '?'} clusters: r² {pooled.r2:.2f} "
+                f"(squared Pearson), R² {pooled.R2:.2f} (coefficient of determination)."
+            )
+        return "\n".join(lines)
