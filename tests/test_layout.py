@@ -71,3 +71,55 @@ def test_no_unsafe_model_loading():
         if pattern.search(path.read_text(encoding="utf-8"))
     ]
     assert offenders == []
+
+
+# The engine's folders follow the pipeline: imagery -> tiles -> features -> regression ->
+# model -> map. A stage may import the shared modules and earlier stages, never a later
+# stage or a sibling, so each stage can be read (and replaced) on its own.
+STAGE_RANKS = {
+    "errors": 0, "device": 0, "atomic": 0,
+    "imagery": 1, "extractors": 1, "regression": 1,
+    "models": 2,
+    "training": 3, "inference": 3, "maps": 3, "evaluation": 3,
+}
+
+
+def _core_imports(path):
+    """(imported stage, line) for each import of another part of core/ in ``path``."""
+    parts = path.relative_to(ROOT / "core").with_suffix("").parts
+    package = parts[:-1]  # () for core/x.py, ("imagery",) for core/imagery/x.py
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.level > 0:
+            base = list(package[: len(package) - (node.level - 1)]) if node.level > 1 else list(package)
+            target = base + (node.module.split(".") if node.module else [])
+            if not target:  # "from . import x" at core/'s top
+                target = [node.names[0].name]
+            yield target[0], node.lineno
+        elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("poverty_mapper.core."):
+            yield node.module.split(".")[2], node.lineno
+
+
+def test_core_is_grouped_by_pipeline_stage():
+    top = sorted(p.stem for p in (ROOT / "core").glob("*.py") if p.stem != "__init__")
+    folders = sorted(p.name for p in (ROOT / "core").iterdir() if (p / "__init__.py").is_file())
+    assert sorted(top + folders) == sorted(STAGE_RANKS)
+
+
+def test_each_stage_imports_only_earlier_stages():
+    offenders = []
+    for path in sorted((ROOT / "core").rglob("*.py")):
+        own = path.relative_to(ROOT / "core").parts[0].removesuffix(".py")
+        for stage, line in _core_imports(path):
+            shared = STAGE_RANKS[stage] == STAGE_RANKS[own] == 0  # errors, device, atomic
+            if stage != own and not shared and STAGE_RANKS[stage] >= STAGE_RANKS[own]:
+                offenders.append(f"{path.relative_to(ROOT)}:{line} imports {stage}")
+    assert offenders == []
+
+
+def test_the_stage_check_sees_a_forbidden_import(tmp_path, monkeypatch):
+    """The check above must be able to fail: an imagery module importing a model is caught."""
+    fake = ROOT / "core" / "imagery" / "tiling.py"
+    source = "from ..models.model_file import load_model\n"
+    monkeypatch.setattr(type(fake), "read_text", lambda self, encoding=None: source)
+    assert list(_core_imports(fake)) == [("models", 1)]
