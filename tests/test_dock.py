@@ -505,3 +505,15 @@ def test_defaults_without_remembered_settings(dock):
     assert dock.optionsPanel.batchSpin.value() == 0 and dock.optionsPanel.batchSpin.text() == "automatic"
     assert dock.regionPanel.regionCombo.currentData() == "layer"
     assert dock.optionsPanel.outputTempRadio.isChecked() and not dock.optionsPanel.outputFileWidget.isEnabled()
+
+
+def test_remembered_settings_table_defaults_are_valid_choices():
+    from poverty_mapper.ui.region_panel import Region
+    from poverty_mapper.ui.run_options_panel import OutputMode
+    from poverty_mapper.ui.settings import DockSetting
+
+    assert len({setting.key for setting in DockSetting}) == len(DockSetting)
+    assert all(setting.key.startswith("poverty_mapper/") for setting in DockSetting)
+    assert all(setting.read() == setting.default for setting in DockSetting)  # nothing remembered yet
+    assert Region(DockSetting.REGION.default) is Region.LAYER
+    assert OutputMode(DockSetting.OUTPUT_MODE.default) is OutputMode.TEMPORARY
