@@ -3,15 +3,16 @@ from __future__ import annotations
 
 
 def classFactory(iface):  # noqa: N802 (QGIS entry point name)
-    """QGIS calls this to create the plugin; imports stay lazy so a missing
-    dependency gives a helpful message instead of breaking QGIS start-up."""
-    from .dependencies import missing_dependencies
+    """QGIS calls this to create the plugin. The dependencies are imported here first, so
+    one that is missing or fails to load (e.g. a CUDA library) gives a message saying
+    what to do instead of breaking QGIS start-up; the plugin's own imports stay lazy."""
+    from .dependencies import dependency_problems
 
-    missing = missing_dependencies()
-    if missing:
+    problems = dependency_problems()
+    if problems:
         from .dependencies import MissingDependenciesPlugin
 
-        return MissingDependenciesPlugin(iface, missing)
+        return MissingDependenciesPlugin(iface, problems)
     from .plugin import PovertyMapperPlugin
 
     return PovertyMapperPlugin(iface)

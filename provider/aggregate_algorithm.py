@@ -65,21 +65,36 @@ class AggregateAlgorithm(PovertyAlgorithm):
         )
 
     def initAlgorithm(self, config=None) -> None:  # noqa: N802 (QGIS API)
-        self.addParameter(QgsProcessingParameterRasterLayer(self.INPUT, self.tr("Poverty map")))
-        self.addParameter(
+        self.add(
+            QgsProcessingParameterRasterLayer(self.INPUT, self.tr("Poverty map")),
+            self.tr("The estimate raster written by 'Predict poverty map'; band 1 is read."),
+        )
+        self.add(
             QgsProcessingParameterFeatureSource(
                 self.POLYGONS, self.tr("Polygons (e.g. districts)"), [QgsProcessing.TypeVectorPolygon]
-            )
+            ),
+            self.tr(
+                "The areas to sum up, e.g. districts, in any CRS. A cell counts for a polygon when its "
+                "centre lies inside; polygons smaller than a cell may get none (make the map finer)."
+            ),
         )
-        self.addParameter(
+        self.add(
             QgsProcessingParameterRasterLayer(
                 self.POPULATION, self.tr("Population raster (people per pixel)"), optional=True
-            )
+            ),
+            self.tr(
+                "Optional: people per pixel (e.g. WorldPop), in any CRS and resolution. Adds pov_wmean, "
+                "the mean weighted by people. Leave empty for plain means only."
+            ),
         )
-        self.addParameter(
+        self.add(
             QgsProcessingParameterFeatureSink(
                 self.OUTPUT, self.tr("Polygons with poverty estimates"), QgsProcessing.TypeVectorPolygon
-            )
+            ),
+            self.tr(
+                "The polygons with all their fields plus pov_mean, pov_cells and (with a population raster) "
+                "pov_wmean; a .shp or .gpkg file, or a temporary layer."
+            ),
         )
 
     def prepareAlgorithm(self, parameters, context: QgsProcessingContext, feedback: QgsProcessingFeedback) -> bool:  # noqa: N802

@@ -35,38 +35,65 @@ class PovertyAlgorithm(QgsProcessingAlgorithm):
     def createInstance(self):  # noqa: N802 (QGIS API)
         return type(self)()
 
-    def add_advanced(self, parameter: QgsProcessingParameterDefinition) -> None:
-        parameter.setFlags(parameter.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
+    def add(self, parameter: QgsProcessingParameterDefinition, help_text: str, advanced: bool = False) -> None:
+        """Adds ``parameter`` with its help, the tooltip of its widget in the dialog and the Model Builder."""
+        parameter.setHelp(help_text)
+        if advanced:
+            parameter.setFlags(parameter.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
         self.addParameter(parameter)
 
     def add_imagery_parameters(self, with_device: bool = True) -> None:
-        self.add_advanced(
+        self.add(
             QgsProcessingParameterString(
                 self.BANDS, self.tr("Band numbers to use, in order (e.g. 3,2,1; empty = guess)"), optional=True
-            )
+            ),
+            self.tr(
+                "The raster's band numbers that give the model's bands, in the model's order (the bundled "
+                "model reads blue, green, red: 3,2,1 for a red, green, blue image). Leave empty to guess "
+                "from the band names and colour interpretation, else the first bands in order."
+            ),
+            advanced=True,
         )
-        self.add_advanced(
+        self.add(
             QgsProcessingParameterEnum(
                 self.RADIOMETRY,
                 self.tr("Radiometry (pixel values to reflectance)"),
                 options=[self.tr("Auto (from the data type)"), *(p.label for p in PRESETS.values())],
                 defaultValue=0,
-            )
+            ),
+            self.tr(
+                "How pixel values become reflectance, the scale the features expect. Auto: the imagery a "
+                "model was trained on where the pixel type can hold it, else a guess from the pixel type "
+                "(16-bit as Landsat Level-1 DN, floats as reflectance). Choose the preset of your product "
+                "when the guess is wrong, e.g. Collection 2 Level-2 or Sentinel-2 L2A."
+            ),
+            advanced=True,
         )
         if with_device:
-            self.add_advanced(
-                QgsProcessingParameterEnum(self.DEVICE, self.tr("Device"), options=list(DEVICE_CHOICES), defaultValue=0)
+            self.add(
+                QgsProcessingParameterEnum(self.DEVICE, self.tr("Device"), options=list(DEVICE_CHOICES), defaultValue=0),
+                self.tr(
+                    "Where the network runs. auto: a CUDA GPU when PyTorch sees one, else the CPU; cpu: always "
+                    "the CPU; cuda: the GPU, refused when PyTorch sees none."
+                ),
+                advanced=True,
             )
 
-    def add_int(self, name: str, label: str, default: int, minimum: int, maximum: int, advanced: bool = False) -> None:
+    def add_int(
+        self, name: str, label: str, default: int, minimum: int, maximum: int,
+        *, help_text: str, advanced: bool = False,
+    ) -> None:
         parameter = QgsProcessingParameterNumber(name, label, defaultValue=default, minValue=minimum, maxValue=maximum)
-        self.add_advanced(parameter) if advanced else self.addParameter(parameter)
+        self.add(parameter, help_text, advanced)
 
-    def add_double(self, name: str, label: str, default: float, minimum: float, maximum: float, advanced: bool = False) -> None:
+    def add_double(
+        self, name: str, label: str, default: float, minimum: float, maximum: float,
+        *, help_text: str, advanced: bool = False,
+    ) -> None:
         parameter = QgsProcessingParameterNumber(
             name, label, type=QgsProcessingParameterNumber.Double, defaultValue=default, minValue=minimum, maxValue=maximum
         )
-        self.add_advanced(parameter) if advanced else self.addParameter(parameter)
+        self.add(parameter, help_text, advanced)
 
     def band_indexes(self, parameters, context) -> tuple[int, ...] | None:
         return parse_band_list(self.parameterAsString(parameters, self.BANDS, context))

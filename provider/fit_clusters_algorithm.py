@@ -80,63 +80,135 @@ class FitClustersAlgorithm(PovertyAlgorithm):
         )
 
     def initAlgorithm(self, config=None) -> None:  # noqa: N802 (QGIS API)
-        self.addParameter(QgsProcessingParameterRasterLayer(self.INPUT, self.tr("Satellite image")))
-        self.addParameter(
+        self.add(
+            QgsProcessingParameterRasterLayer(self.INPUT, self.tr("Satellite image")),
+            self.tr(
+                "Daytime imagery covering the survey clusters, the same kind of image the model will map "
+                "later (bands, pixel size, radiometry)."
+            ),
+        )
+        self.add(
             QgsProcessingParameterFeatureSource(
                 self.CLUSTERS, self.tr("Survey clusters (points)"), [QgsProcessing.TypeVectorPoint]
-            )
+            ),
+            self.tr(
+                "One point per surveyed cluster (village or neighbourhood), in any CRS, with the survey "
+                "outcome as a field. Clusters outside the image are left out and counted."
+            ),
         )
-        self.addParameter(
+        self.add(
             QgsProcessingParameterField(
                 self.OUTCOME, self.tr("Outcome field"), parentLayerParameterName=self.CLUSTERS,
                 type=QgsProcessingParameterField.Numeric,
-            )
+            ),
+            self.tr(
+                "The numeric field the model learns to predict, e.g. consumption per person or an asset "
+                "wealth index. Missing values are left out and counted."
+            ),
         )
-        self.addParameter(
+        self.add(
             QgsProcessingParameterField(
                 self.WEIGHT, self.tr("Weight field (e.g. households)"), parentLayerParameterName=self.CLUSTERS,
                 type=QgsProcessingParameterField.Numeric, optional=True,
-            )
+            ),
+            self.tr(
+                "Optional: a numeric field weighting each cluster in the fit, e.g. the number of households "
+                "surveyed. Leave empty to weigh all clusters equally."
+            ),
         )
-        self.addParameter(QgsProcessingParameterBoolean(self.LOG_OUTCOME, self.tr("Log-transform the outcome"), False))
-        self.add_double(self.BOX_SIZE, self.tr("Neighbourhood box size (m)"), 10_000.0, 100.0, 100_000.0)
-        self.addParameter(
+        self.add(
+            QgsProcessingParameterBoolean(self.LOG_OUTCOME, self.tr("Log-transform the outcome"), False),
+            self.tr(
+                "Fit log(outcome) instead of the outcome: usual for consumption or income, which are skewed; "
+                "leave off for an asset index (it has negative values)."
+            ),
+        )
+        self.add_double(
+            self.BOX_SIZE, self.tr("Neighbourhood box size (m)"), 10_000.0, 100.0, 100_000.0,
+            help_text=self.tr(
+                "Side of the square around each cluster whose tiles' features are averaged. Surveys displace "
+                "cluster coordinates by up to 2 km (urban) and 5-10 km (rural); the default 10 km covers that."
+            ),
+        )
+        self.add(
             QgsProcessingParameterEnum(
                 self.EXTRACTOR, self.tr("Feature extractor"), options=list(EXTRACTOR_OPTIONS), defaultValue=0
-            )
+            ),
+            self.tr(
+                "How tiles become features. histogram: per-band histograms, fast and transparent; random: "
+                "random convolutional features (MOSAIKS), no training; model file: the proxy CNN from "
+                "'Train nightlight proxy CNN' (choose it below), the method of the paper."
+            ),
         )
-        self.addParameter(
+        self.add(
             QgsProcessingParameterFile(
                 self.EXTRACTOR_MODEL, self.tr("Extractor model file (with 'model file')"),
                 extension=MODEL_SUFFIX.lstrip("."), optional=True,
-            )
+            ),
+            self.tr(
+                "The .povmodel written by 'Train nightlight proxy CNN'; needed only with the extractor "
+                "'model file'. Its tile size and bands are used."
+            ),
         )
-        self.addParameter(
-            QgsProcessingParameterRasterLayer(self.NIGHTLIGHTS, self.tr("Nightlights raster for the baseline"), optional=True)
+        self.add(
+            QgsProcessingParameterRasterLayer(self.NIGHTLIGHTS, self.tr("Nightlights raster for the baseline"), optional=True),
+            self.tr(
+                "Optional: a VIIRS or DMSP nightlights raster. The report then scores a model on nightlights "
+                "alone over the same folds, the baseline the image features should beat."
+            ),
         )
-        self.add_double(self.TILE_SIZE, self.tr("Tile size (m; histogram and random)"), 1920.0, 60.0, 50_000.0, advanced=True)
-        self.add_int(self.FOLDS, self.tr("Cross-validation folds"), 5, 2, 20, advanced=True)
+        self.add_double(
+            self.TILE_SIZE, self.tr("Tile size (m; histogram and random)"), 1920.0, 60.0, 50_000.0, advanced=True,
+            help_text=self.tr(
+                "Side of the tiles cut from the box, for the histogram and random extractors (a model file "
+                "brings its own). About 2 km (64 Landsat pixels) suits 30 m imagery."
+            ),
+        )
+        self.add_int(
+            self.FOLDS, self.tr("Cross-validation folds"), 5, 2, 20, advanced=True,
+            help_text=self.tr(
+                "Folds of the nested cross-validation (clusters at the same place stay in one fold); they "
+                "also choose the final model's ridge penalty. More folds train on more clusters each time, "
+                "and take longer."
+            ),
+        )
         self.add_imagery_parameters()
-        self.add_int(self.SEED, self.tr("Random seed"), 0, 0, 2**31 - 1, advanced=True)
-        self.addParameter(
+        self.add_int(
+            self.SEED, self.tr("Random seed"), 0, 0, 2**31 - 1, advanced=True,
+            help_text=self.tr(
+                "Fixes the random choices (folds, random features): the same seed gives the same model and "
+                "scores. Change it to see how much the scores depend on the split."
+            ),
+        )
+        self.add(
             QgsProcessingParameterFileDestination(
                 self.OUTPUT_MODEL, self.tr("Poverty model file"), self.tr("Poverty models (*{})").format(MODEL_SUFFIX)
-            )
+            ),
+            self.tr(
+                "The fitted model (.povmodel): features, ridge regression, the imagery it expects and its "
+                "scores. Use it in 'Predict poverty map' or the dock."
+            ),
         )
-        self.addParameter(
+        self.add(
             QgsProcessingParameterFileDestination(
                 self.OUTPUT_REPORT, self.tr("Cross-validation report (JSON)"), self.tr("JSON files (*.json)"), optional=True
-            )
+            ),
+            self.tr("Optional: the scores per fold and pooled, the penalties chosen and the baseline, as JSON."),
         )
-        self.addParameter(
+        self.add(
             QgsProcessingParameterFeatureSink(
                 self.OUTPUT_PREDICTIONS, self.tr("Out-of-fold predictions"), QgsProcessing.TypeVectorPoint, optional=True
-            )
+            ),
+            self.tr(
+                "Optional: the clusters with observed, predicted (by a model that did not see them), residual "
+                "and fold, to map where the model errs."
+            ),
         )
-        self.addParameter(
+        self.add(
             QgsProcessingParameterFileDestination(
                 self.OUTPUT_SCATTER, self.tr("Predicted vs observed (PNG)"), self.tr("PNG images (*.png)"), optional=True
-            )
+            ),
+            self.tr("Optional: a scatter plot of out-of-fold predictions against the survey values."),
         )
 
     def prepareAlgorithm(self, parameters, context: QgsProcessingContext, feedback: QgsProcessingFeedback) -> bool:  # noqa: N802

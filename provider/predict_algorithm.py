@@ -55,26 +55,65 @@ class PredictAlgorithm(PovertyAlgorithm):
         )
 
     def initAlgorithm(self, config=None) -> None:  # noqa: N802 (QGIS API)
-        self.addParameter(QgsProcessingParameterRasterLayer(self.INPUT, self.tr("Satellite image")))
-        self.addParameter(
+        self.add(
+            QgsProcessingParameterRasterLayer(self.INPUT, self.tr("Satellite image")),
+            self.tr(
+                "The image to map: a raster file with the bands the model expects, at about its pixel "
+                "size (the bundled model: Landsat blue, green, red at 30 m). Any CRS in metres or degrees."
+            ),
+        )
+        self.add(
             QgsProcessingParameterFile(
                 self.MODEL,
                 self.tr("Model file (empty = bundled default)"),
                 behavior=QgsProcessingParameterFile.File,
                 extension=MODEL_SUFFIX.lstrip("."),
                 optional=True,
-            )
+            ),
+            self.tr(
+                "A .povmodel file written by 'Fit poverty model on survey clusters'. Leave empty for the "
+                "bundled model (an asset wealth index, fitted on LSMS clusters in five African countries); "
+                "fit your own on local survey clusters for other places or imagery."
+            ),
         )
-        self.addParameter(QgsProcessingParameterExtent(self.EXTENT, self.tr("Extent to map"), optional=True))
-        self.addParameter(
+        self.add(
+            QgsProcessingParameterExtent(self.EXTENT, self.tr("Extent to map"), optional=True),
+            self.tr("Maps only this rectangle of the image (any CRS). Leave empty for the whole image."),
+        )
+        self.add(
             QgsProcessingParameterFeatureSource(
                 self.MASK, self.tr("Mask polygons"), [QgsProcessing.TypeVectorPolygon], optional=True
-            )
+            ),
+            self.tr(
+                "Polygons (e.g. districts, or only their selected features) to map: cells whose centre lies "
+                "outside them get no data. Set the extent too to read only their area. Leave empty to map "
+                "every cell."
+            ),
         )
         self.add_imagery_parameters()
-        self.add_double(self.STRIDE, self.tr("Stride in metres (0 = tile size)"), 0.0, 0.0, 1e6, advanced=True)
-        self.add_int(self.BATCH_SIZE, self.tr("Batch size (tiles; 0 = automatic)"), 0, 0, 4096, advanced=True)
-        self.addParameter(QgsProcessingParameterRasterDestination(self.OUTPUT, self.tr("Poverty map")))
+        self.add_double(
+            self.STRIDE, self.tr("Stride in metres (0 = tile size)"), 0.0, 0.0, 1e6, advanced=True,
+            help_text=self.tr(
+                "Distance between tile centres, which is the output cell size. 0: the model's tile size "
+                "(6.72 km for the bundled model), one estimate per tile. A smaller stride gives a finer map "
+                "from overlapping tiles; half the tile size takes about four times longer."
+            ),
+        )
+        self.add_int(
+            self.BATCH_SIZE, self.tr("Batch size (tiles; 0 = automatic)"), 0, 0, 4096, advanced=True,
+            help_text=self.tr(
+                "Tiles read and estimated together. 0 chooses by device (8 or 16 on the CPU, 256 on a GPU, "
+                "halved when the GPU runs out of memory); lower it when memory is short. Cancelling takes "
+                "effect after the current batch."
+            ),
+        )
+        self.add(
+            QgsProcessingParameterRasterDestination(self.OUTPUT, self.tr("Poverty map")),
+            self.tr(
+                "The estimate raster (GeoTIFF; one cell per tile or stride step, in the image's CRS), "
+                "styled red (poorer) to blue (wealthier) when loaded."
+            ),
+        )
 
     def prepareAlgorithm(self, parameters, context: QgsProcessingContext, feedback: QgsProcessingFeedback) -> bool:  # noqa: N802
         """Resolve layers into plain values here, in the main thread."""

@@ -61,14 +61,25 @@ class ToPolygonsAlgorithm(PovertyAlgorithm):
         )
 
     def initAlgorithm(self, config=None) -> None:  # noqa: N802 (QGIS API)
-        self.addParameter(QgsProcessingParameterRasterLayer(self.INPUT, self.tr("Poverty map")))
-        self.addParameter(
-            QgsProcessingParameterString(self.FIELD_NAME, self.tr("Estimate field name"), defaultValue="estimate")
+        self.add(
+            QgsProcessingParameterRasterLayer(self.INPUT, self.tr("Poverty map")),
+            self.tr("The estimate raster written by 'Predict poverty map'; band 1 is read, no-data cells are left out."),
         )
-        self.addParameter(
+        self.add(
+            QgsProcessingParameterString(self.FIELD_NAME, self.tr("Estimate field name"), defaultValue="estimate"),
+            self.tr(
+                "Name of the number field holding each cell's estimate: letters, digits and underscores, "
+                "starting with a letter; shapefiles keep the first 10 characters."
+            ),
+        )
+        self.add(
             QgsProcessingParameterFeatureSink(
                 self.OUTPUT, self.tr("Poverty grid cells"), QgsProcessing.TypeVectorPolygon
-            )
+            ),
+            self.tr(
+                "One square per estimated cell, in the raster's CRS, with the estimate, 'quantity' and "
+                "'unit'; a .shp or .gpkg file, or a temporary layer."
+            ),
         )
 
     def field_name(self, parameters, context, feedback) -> str:

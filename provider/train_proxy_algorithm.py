@@ -64,48 +64,120 @@ class TrainProxyAlgorithm(PovertyAlgorithm):
         )
 
     def initAlgorithm(self, config=None) -> None:  # noqa: N802 (QGIS API)
-        self.addParameter(QgsProcessingParameterRasterLayer(self.INPUT, self.tr("Satellite image (daytime)")))
-        self.addParameter(QgsProcessingParameterRasterLayer(self.NIGHTLIGHTS, self.tr("Nighttime lights raster")))
-        self.addParameter(QgsProcessingParameterExtent(self.EXTENT, self.tr("Training extent"), optional=True))
-        self.add_double(self.TILE_SIZE, self.tr("Tile size (m)"), 1920.0, 60.0, 50_000.0)
-        self.add_int(self.N_CLASSES, self.tr("Number of light classes"), 3, 2, 10)
-        self.addParameter(
+        self.add(
+            QgsProcessingParameterRasterLayer(self.INPUT, self.tr("Satellite image (daytime)")),
+            self.tr(
+                "Daytime imagery the network learns from, of the same kind as the images you will map "
+                "(bands, pixel size, radiometry); the larger the area, the more tiles to learn from."
+            ),
+        )
+        self.add(
+            QgsProcessingParameterRasterLayer(self.NIGHTLIGHTS, self.tr("Nighttime lights raster")),
+            self.tr(
+                "A VIIRS or DMSP nightlights raster over the same area, in any CRS and resolution; it is "
+                "averaged over each tile's footprint to label the tile dark, dim or bright."
+            ),
+        )
+        self.add(
+            QgsProcessingParameterExtent(self.EXTENT, self.tr("Training extent"), optional=True),
+            self.tr("Trains only on this rectangle (any CRS). Leave empty for the whole image."),
+        )
+        self.add_double(
+            self.TILE_SIZE, self.tr("Tile size (m)"), 1920.0, 60.0, 50_000.0,
+            help_text=self.tr(
+                "Side of the tiles the network sees, in metres on the ground; about 2 km (64 pixels) suits "
+                "30 m Landsat. The model keeps it: maps made with it use this tile size."
+            ),
+        )
+        self.add_int(
+            self.N_CLASSES, self.tr("Number of light classes"), 3, 2, 10,
+            help_text=self.tr(
+                "How many light-intensity classes the network tells apart with quantile binning; 3 (dark, "
+                "dim, bright) follows the paper. Fixed thresholds set the classes themselves."
+            ),
+        )
+        self.add(
             QgsProcessingParameterEnum(
                 self.BINNING, self.tr("Class binning"),
                 options=[self.tr("Quantiles of the training tiles"), self.tr("Fixed thresholds")], defaultValue=0,
-            )
+            ),
+            self.tr(
+                "Quantiles: classes with equal numbers of training tiles, for any nightlights product. Fixed "
+                "thresholds: class edges in light units that you give below."
+            ),
         )
-        self.addParameter(
+        self.add(
             QgsProcessingParameterString(
                 self.THRESHOLDS, self.tr("Fixed thresholds (e.g. 0.5,5; with fixed binning)"), optional=True
-            )
+            ),
+            self.tr(
+                "With fixed binning: the light values between classes, e.g. 0.5,5 gives three classes. They "
+                "must lie inside the range of the nightlights, or a class gets no tile."
+            ),
         )
-        self.add_int(self.EPOCHS, self.tr("Epochs"), 10, 1, 500)
-        self.add_int(self.BATCH_SIZE, self.tr("Batch size"), 32, 2, 2048, advanced=True)
-        self.add_double(self.LEARNING_RATE, self.tr("Learning rate (Adam)"), 1e-3, 1e-6, 1.0, advanced=True)
-        self.add_double(self.VAL_SHARE, self.tr("Validation share (spatial blocks)"), 0.2, 0.05, 0.5, advanced=True)
-        self.addParameter(
+        self.add_int(
+            self.EPOCHS, self.tr("Epochs"), 10, 1, 500,
+            help_text=self.tr(
+                "Passes over the training tiles. Stop adding epochs when the validation accuracy in the "
+                "report no longer rises."
+            ),
+        )
+        self.add_int(
+            self.BATCH_SIZE, self.tr("Batch size"), 32, 2, 2048, advanced=True,
+            help_text=self.tr("Tiles per training step; lower it when memory runs out, raise it on a large GPU."),
+        )
+        self.add_double(
+            self.LEARNING_RATE, self.tr("Learning rate (Adam)"), 1e-3, 1e-6, 1.0, advanced=True,
+            help_text=self.tr(
+                "Step size of the Adam optimiser. Lower it (e.g. 0.0001) when the loss jumps about, or when "
+                "fine-tuning a starting model."
+            ),
+        )
+        self.add_double(
+            self.VAL_SHARE, self.tr("Validation share (spatial blocks)"), 0.2, 0.05, 0.5, advanced=True,
+            help_text=self.tr(
+                "Share of the tiles held out, in whole spatial blocks, to report honest accuracy; training "
+                "tiles touching them are left out."
+            ),
+        )
+        self.add(
             QgsProcessingParameterFile(
                 self.START_MODEL, self.tr("Starting model (reuse its lower layers)"),
                 extension=MODEL_SUFFIX.lstrip("."), optional=True,
-            )
+            ),
+            self.tr(
+                "Optional: a proxy model (.povmodel) whose lower layers start the training (transfer "
+                "learning), e.g. one trained on another region. Leave empty to start from scratch."
+            ),
         )
         self.add_imagery_parameters()
-        self.add_int(self.SEED, self.tr("Random seed"), 0, 0, 2**31 - 1, advanced=True)
-        self.addParameter(
+        self.add_int(
+            self.SEED, self.tr("Random seed"), 0, 0, 2**31 - 1, advanced=True,
+            help_text=self.tr(
+                "Fixes the random choices (validation blocks, initial weights, tile order): the same seed "
+                "gives the same split and, on the CPU, the same model."
+            ),
+        )
+        self.add(
             QgsProcessingParameterFileDestination(
                 self.OUTPUT_MODEL, self.tr("Proxy model file"), self.tr("Poverty models (*{})").format(MODEL_SUFFIX)
-            )
+            ),
+            self.tr(
+                "The trained network as a feature extractor (.povmodel); use it as 'model file' in 'Fit "
+                "poverty model on survey clusters'."
+            ),
         )
-        self.addParameter(
+        self.add(
             QgsProcessingParameterFileDestination(
                 self.OUTPUT_REPORT, self.tr("Training report (JSON)"), self.tr("JSON files (*.json)"), optional=True
-            )
+            ),
+            self.tr("Optional: loss and accuracy per epoch and the validation confusion matrix, as JSON."),
         )
-        self.addParameter(
+        self.add(
             QgsProcessingParameterFileDestination(
                 self.OUTPUT_PLOT, self.tr("Training plot (PNG)"), self.tr("PNG images (*.png)"), optional=True
-            )
+            ),
+            self.tr("Optional: a plot of the loss and accuracy per epoch, for training and validation."),
         )
 
     def prepareAlgorithm(self, parameters, context: QgsProcessingContext, feedback: QgsProcessingFeedback) -> bool:  # noqa: N802

@@ -88,9 +88,9 @@ def start() -> None:
         plugin = plugins["poverty_mapper"]
         plugin.action.setChecked(True)
         dock = plugin.dock
-        dock.layerCombo.setLayer(layer)
-        dock.outputFileRadio.setChecked(True)
-        dock.outputFileWidget.setFilePath(str(OUT / "poverty.tif"))
+        dock.imagePanel.layerCombo.setLayer(layer)
+        dock.optionsPanel.outputFileRadio.setChecked(True)
+        dock.optionsPanel.outputFileWidget.setFilePath(str(OUT / "poverty.tif"))
         dock.finished.connect(on_finished)
         dock.runButton.click()
     except Exception:  # noqa: BLE001

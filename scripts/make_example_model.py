@@ -33,6 +33,19 @@ HELP = (
     "'Predict poverty map'. Read the model's cross-validated scores in the log."
 )
 
+# Per-parameter help, kept in the model's help map as the Model Designer's "Edit Model Help"
+# does: QGIS gives it to the parameters (their tooltips) when it loads the model.
+PARAMETER_HELP = {
+    "image": "Daytime imagery with blue, green and red bands covering the clusters and the districts; "
+    "the model is fitted on it and maps it.",
+    "clusters": "One point per surveyed cluster, in any CRS, with the survey outcome as a field.",
+    "outcome": "The numeric field to predict, e.g. consumption per person or an asset wealth index.",
+    "box_size": "Side of the square around each cluster whose tiles are averaged; the default 10 km "
+    "covers the displacement surveys apply to cluster coordinates.",
+    "districts": "The polygons to sum the map up per (e.g. districts), in any CRS.",
+    "population": "Optional: people per pixel (e.g. WorldPop) for a population-weighted mean per district.",
+}
+
 
 def build_model():
     """The example model as a QgsProcessingModelAlgorithm (QGIS must be initialised)."""
@@ -123,7 +136,7 @@ def build_model():
         },
         [("districts", "OUTPUT", "Districts with poverty estimates")],
     )
-    model.setHelpContent({"ALG_DESC": HELP, "ALG_CREATOR": "Poverty Mapper"})
+    model.setHelpContent({"ALG_DESC": HELP, "ALG_CREATOR": "Poverty Mapper", **PARAMETER_HELP})
     return model
 
 

@@ -132,8 +132,8 @@ def run_and_wait(dock, qtbot, timeout=120_000) -> tuple[bool, list]:
 
 # -- model, layers, device, advanced --------------------------------------------------
 def test_dock_preselects_default_model_and_shows_card(dock):
-    assert dock.modelWidget.filePath().endswith("default.povmodel")
-    card = dock.modelCard.text()
+    assert dock.modelPanel.modelWidget.filePath().endswith("default.povmodel")
+    card = dock.modelPanel.modelCard.text()
     assert "asset wealth index" in card  # what it predicts
     assert "3020 LSMS cluster-years" in card  # trained on what
     assert "r² 0.27" in card and "R² 0.27" in card  # how good
@@ -141,46 +141,46 @@ def test_dock_preselects_default_model_and_shows_card(dock):
 
 
 def test_dock_lists_only_raster_layers(dock, sample_layer, polygons):
-    names = [dock.layerCombo.itemText(i) for i in range(dock.layerCombo.count())]
+    names = [dock.imagePanel.layerCombo.itemText(i) for i in range(dock.imagePanel.layerCombo.count())]
     assert names == ["Parana Landsat 8"]
-    mask_names = [dock.maskLayerCombo.itemText(i) for i in range(dock.maskLayerCombo.count())]
+    mask_names = [dock.regionPanel.maskLayerCombo.itemText(i) for i in range(dock.regionPanel.maskLayerCombo.count())]
     assert mask_names == ["districts"]
 
 
 def test_without_gpu_cuda_is_disabled_and_auto_says_cpu(dock):
-    from poverty_mapper.ui import dock as dock_module
+    from poverty_mapper.core.device import cuda_device_name
 
-    assert dock_module.detected_gpu_name() is None  # this machine's PyTorch is a CPU build
-    index = dock.deviceCombo.findData("cuda")
-    assert not dock.deviceCombo.model().item(index).isEnabled()
-    assert "no CUDA GPU" in dock.deviceCombo.itemData(index, Qt.ItemDataRole.ToolTipRole)
-    assert dock.deviceCombo.currentData() == "auto"
-    assert not dock.deviceNote.isHidden()
-    assert "No GPU found: running on the CPU" in dock.deviceNote.text()
-    choose(dock.deviceCombo, "cpu")
-    assert dock.deviceNote.isHidden()
+    assert cuda_device_name() is None  # this machine's PyTorch is a CPU build
+    index = dock.optionsPanel.deviceCombo.findData("cuda")
+    assert not dock.optionsPanel.deviceCombo.model().item(index).isEnabled()
+    assert "no CUDA GPU" in dock.optionsPanel.deviceCombo.itemData(index, Qt.ItemDataRole.ToolTipRole)
+    assert dock.optionsPanel.deviceCombo.currentData() == "auto"
+    assert not dock.optionsPanel.deviceNote.isHidden()
+    assert "No GPU found: running on the CPU" in dock.optionsPanel.deviceNote.text()
+    choose(dock.optionsPanel.deviceCombo, "cpu")
+    assert dock.optionsPanel.deviceNote.isHidden()
     assert dock.parameters()["DEVICE"] == 1
 
 
 def test_with_a_gpu_cuda_is_offered_by_name(make_dock, monkeypatch):
-    from poverty_mapper.ui import dock as dock_module
+    from poverty_mapper.ui import run_options_panel
 
-    monkeypatch.setattr(dock_module, "detected_gpu_name", lambda: "Test GPU 80GB")
+    monkeypatch.setattr(run_options_panel, "cuda_device_name", lambda: "Test GPU 80GB")
     dock = make_dock()
-    index = dock.deviceCombo.findData("cuda")
-    assert dock.deviceCombo.model().item(index).isEnabled()
-    assert "Test GPU 80GB" in dock.deviceCombo.itemText(index)
-    assert "No GPU found" not in dock.deviceNote.text()
-    choose(dock.deviceCombo, "cuda")
+    index = dock.optionsPanel.deviceCombo.findData("cuda")
+    assert dock.optionsPanel.deviceCombo.model().item(index).isEnabled()
+    assert "Test GPU 80GB" in dock.optionsPanel.deviceCombo.itemText(index)
+    assert "No GPU found" not in dock.optionsPanel.deviceNote.text()
+    choose(dock.optionsPanel.deviceCombo, "cuda")
     assert dock.parameters()["DEVICE"] == 2
 
 
 def test_advanced_section_is_collapsed_and_feeds_the_parameters(dock, sample_layer):
-    assert dock.advancedGroup.isCollapsed()
-    dock.layerCombo.setLayer(sample_layer)
-    dock.strideSpin.setValue(960)
-    dock.batchSpin.setValue(8)
-    choose(dock.radiometryCombo, "landsat_c2_l2")
+    assert dock.optionsPanel.advancedGroup.isCollapsed()
+    dock.imagePanel.layerCombo.setLayer(sample_layer)
+    dock.optionsPanel.strideSpin.setValue(960)
+    dock.optionsPanel.batchSpin.setValue(8)
+    choose(dock.optionsPanel.radiometryCombo, "landsat_c2_l2")
     params = dock.parameters()
     assert params["STRIDE"] == 960 and params["BATCH_SIZE"] == 8
     assert params["RADIOMETRY"] == 3  # the algorithm's enum: auto, reflectance, landsat_c1_l1, landsat_c2_l2, …
@@ -199,28 +199,28 @@ def test_progress_text_estimates_time_left_from_elapsed_time():
 
 # -- band mapping -----------------------------------------------------------------------
 def test_band_mapping_preselects_by_band_name_and_follows_the_combos(dock, four_band_layer):
-    dock.layerCombo.setLayer(four_band_layer)
-    labels = [dock.bandsLayout.itemAt(row, dock.bandsLayout.ItemRole.LabelRole).widget().text()
-              for row in range(dock.bandsLayout.rowCount())]
+    dock.imagePanel.layerCombo.setLayer(four_band_layer)
+    labels = [dock.imagePanel.bandsLayout.itemAt(row, dock.imagePanel.bandsLayout.ItemRole.LabelRole).widget().text()
+              for row in range(dock.imagePanel.bandsLayout.rowCount())]
     assert labels == ["BLUE", "GREEN", "RED"]
-    assert [combo.currentData() for combo in dock._band_combos] == [3, 2, 1]
-    assert [dock._band_combos[0].itemText(i) for i in range(4)] == [
+    assert [combo.currentData() for combo in dock.imagePanel.band_combos] == [3, 2, 1]
+    assert [dock.imagePanel.band_combos[0].itemText(i) for i in range(4)] == [
         "Band 1: red", "Band 2: green", "Band 3: blue", "Band 4: nir"]
     assert dock.parameters()["BANDS"] == "3,2,1"
-    choose(dock._band_combos[0], 4)
+    choose(dock.imagePanel.band_combos[0], 4)
     assert dock.parameters()["BANDS"] == "4,2,1"
 
 
 def test_band_mapping_falls_back_to_band_order(dock, sample_layer):
-    dock.layerCombo.setLayer(sample_layer)  # three bands without names
+    dock.imagePanel.layerCombo.setLayer(sample_layer)  # three bands without names
     assert dock.parameters()["BANDS"] == "1,2,3"
-    assert dock.bandsNote.text() == ""
+    assert dock.imagePanel.bandsNote.text() == ""
 
 
 # -- regions ----------------------------------------------------------------------------
 def test_region_whole_layer_has_neither_extent_nor_mask(dock, sample_layer):
-    dock.layerCombo.setLayer(sample_layer)
-    choose(dock.regionCombo, "layer")
+    dock.imagePanel.layerCombo.setLayer(sample_layer)
+    choose(dock.regionPanel.regionCombo, "layer")
     params = dock.parameters()
     assert "EXTENT" not in params and "MASK" not in params
 
@@ -230,8 +230,8 @@ def test_region_map_extent_is_the_canvas_extent_in_its_crs(dock, sample_layer, q
     canvas.setDestinationCrs(sample_layer.crs())
     extent = sample_layer.extent()
     canvas.setExtent(QgsRectangle(extent.xMinimum(), extent.yMinimum(), extent.center().x(), extent.center().y()))
-    dock.layerCombo.setLayer(sample_layer)
-    choose(dock.regionCombo, "canvas")
+    dock.imagePanel.layerCombo.setLayer(sample_layer)
+    choose(dock.regionPanel.regionCombo, "canvas")
     params = dock.parameters()
     assert isinstance(params["EXTENT"], QgsReferencedRectangle)
     assert params["EXTENT"] == QgsRectangle(canvas.extent())
@@ -240,10 +240,10 @@ def test_region_map_extent_is_the_canvas_extent_in_its_crs(dock, sample_layer, q
 
 
 def test_region_selected_features_masks_with_the_selection(dock, sample_layer, polygons, qgis_iface):
-    dock.layerCombo.setLayer(sample_layer)
-    choose(dock.regionCombo, "selected")
-    assert not dock.maskRow.isHidden() and dock.drawRow.isHidden()
-    dock.maskLayerCombo.setLayer(polygons)
+    dock.imagePanel.layerCombo.setLayer(sample_layer)
+    choose(dock.regionPanel.regionCombo, "selected")
+    assert not dock.regionPanel.maskRow.isHidden() and dock.regionPanel.drawRow.isHidden()
+    dock.regionPanel.maskLayerCombo.setLayer(polygons)
 
     dock.run()  # nothing selected yet
     assert not dock.is_running()
@@ -266,16 +266,16 @@ def test_region_drawn_rectangle_uses_a_map_tool_and_gives_the_previous_one_back(
     canvas.setDestinationCrs(sample_layer.crs())
     pan = QgsMapToolPan(canvas)
     canvas.setMapTool(pan)
-    dock.layerCombo.setLayer(sample_layer)
-    choose(dock.regionCombo, "drawn")
-    assert not dock.drawRow.isHidden() and dock.maskRow.isHidden()
+    dock.imagePanel.layerCombo.setLayer(sample_layer)
+    choose(dock.regionPanel.regionCombo, "drawn")
+    assert not dock.regionPanel.drawRow.isHidden() and dock.regionPanel.maskRow.isHidden()
 
     dock.run()  # nothing drawn yet
     assert not dock.is_running()
     assert any("Draw the region on the map first" in m
                for m in qgis_iface.messageBar().get_messages(Qgis.MessageLevel.Critical))
 
-    dock.drawButton.click()
+    dock.regionPanel.drawButton.click()
     tool = canvas.mapTool()
     assert isinstance(tool, QgsMapToolExtent)
     extent = sample_layer.extent()
@@ -286,13 +286,13 @@ def test_region_drawn_rectangle_uses_a_map_tool_and_gives_the_previous_one_back(
     assert params["EXTENT"] == drawn
     assert params["EXTENT"].crs() == sample_layer.crs()
     assert "MASK" not in params
-    assert "EPSG:32621" in dock.drawnExtentLabel.text()
+    assert "EPSG:32621" in dock.regionPanel.drawnExtentLabel.text()
 
 
 # -- running ----------------------------------------------------------------------------
 def test_run_adds_a_styled_poverty_layer_with_metadata(dock, sample_layer, qtbot):
-    dock.layerCombo.setLayer(sample_layer)
-    dock.batchSpin.setValue(8)  # 42 tiles: several progress steps
+    dock.imagePanel.layerCombo.setLayer(sample_layer)
+    dock.optionsPanel.batchSpin.setValue(8)  # 42 tiles: several progress steps
     progress: list[tuple[int, str]] = []
     dock.progressBar.valueChanged.connect(lambda value: progress.append((value, dock.progressLabel.text())))
     ok, added = run_and_wait(dock, qtbot)
@@ -316,10 +316,10 @@ def test_run_adds_a_styled_poverty_layer_with_metadata(dock, sample_layer, qtbot
 
 def test_run_writes_the_chosen_file(dock, sample_layer, qtbot, tmp_path):
     target = tmp_path / "poverty.tif"
-    dock.layerCombo.setLayer(sample_layer)
-    dock.outputFileRadio.setChecked(True)
-    assert dock.outputFileWidget.isEnabled()
-    dock.outputFileWidget.setFilePath(str(target))
+    dock.imagePanel.layerCombo.setLayer(sample_layer)
+    dock.optionsPanel.outputFileRadio.setChecked(True)
+    assert dock.optionsPanel.outputFileWidget.isEnabled()
+    dock.optionsPanel.outputFileWidget.setFilePath(str(target))
     assert dock.parameters()["OUTPUT"] == str(target)
     ok, added = run_and_wait(dock, qtbot)
     assert ok is True
@@ -331,9 +331,9 @@ def test_run_writes_the_chosen_file(dock, sample_layer, qtbot, tmp_path):
 def test_run_on_a_drawn_rectangle_maps_only_that_rectangle(dock, sample_layer, qtbot, qgis_iface, tmp_path):
     canvas = qgis_iface.mapCanvas()
     canvas.setDestinationCrs(sample_layer.crs())
-    dock.layerCombo.setLayer(sample_layer)
-    choose(dock.regionCombo, "drawn")
-    dock.drawButton.click()
+    dock.imagePanel.layerCombo.setLayer(sample_layer)
+    choose(dock.regionPanel.regionCombo, "drawn")
+    dock.regionPanel.drawButton.click()
     extent = sample_layer.extent()
     drawn = QgsRectangle(extent.xMinimum(), extent.yMinimum(), extent.xMinimum() + 14_000, extent.yMinimum() + 14_000)
     canvas.mapTool().extentChanged.emit(drawn)
@@ -345,9 +345,9 @@ def test_run_on_a_drawn_rectangle_maps_only_that_rectangle(dock, sample_layer, q
 
 
 def test_run_on_selected_features_succeeds(dock, sample_layer, polygons, qtbot):
-    dock.layerCombo.setLayer(sample_layer)
-    choose(dock.regionCombo, "selected")
-    dock.maskLayerCombo.setLayer(polygons)
+    dock.imagePanel.layerCombo.setLayer(sample_layer)
+    choose(dock.regionPanel.regionCombo, "selected")
+    dock.regionPanel.maskLayerCombo.setLayer(polygons)
     first = next(polygons.getFeatures())
     polygons.selectByIds([first.id()])
     ok, added = run_and_wait(dock, qtbot)
@@ -357,11 +357,11 @@ def test_run_on_selected_features_succeeds(dock, sample_layer, polygons, qtbot):
 
 def test_cancel_stops_the_run_and_leaves_no_file(dock, sample_layer, qtbot, qgis_iface, tmp_path):
     target = tmp_path / "canceled.tif"
-    dock.layerCombo.setLayer(sample_layer)
-    dock.strideSpin.setValue(120)  # about 110,000 overlapping tiles: minutes of work
-    dock.batchSpin.setValue(16)
-    dock.outputFileRadio.setChecked(True)
-    dock.outputFileWidget.setFilePath(str(target))
+    dock.imagePanel.layerCombo.setLayer(sample_layer)
+    dock.optionsPanel.strideSpin.setValue(120)  # about 110,000 overlapping tiles: minutes of work
+    dock.optionsPanel.batchSpin.setValue(16)
+    dock.optionsPanel.outputFileRadio.setChecked(True)
+    dock.optionsPanel.outputFileWidget.setFilePath(str(target))
     before = set(QgsProject.instance().mapLayers())
     criticals = len(qgis_iface.messageBar().get_messages(Qgis.MessageLevel.Critical))
     dock.runButton.click()
@@ -387,10 +387,10 @@ def test_leaving_the_drawn_region_gives_the_map_tool_back(dock, qgis_iface):
     canvas = qgis_iface.mapCanvas()
     pan = QgsMapToolPan(canvas)
     canvas.setMapTool(pan)
-    choose(dock.regionCombo, "drawn")
-    dock.drawButton.click()
+    choose(dock.regionPanel.regionCombo, "drawn")
+    dock.regionPanel.drawButton.click()
     assert isinstance(canvas.mapTool(), QgsMapToolExtent)
-    choose(dock.regionCombo, "layer")
+    choose(dock.regionPanel.regionCombo, "layer")
     assert canvas.mapTool() is pan
 
 
@@ -399,12 +399,12 @@ def test_unload_stops_a_run_and_gives_the_map_tool_back(dock, sample_layer, qtbo
     canvas.setDestinationCrs(sample_layer.crs())
     pan = QgsMapToolPan(canvas)
     canvas.setMapTool(pan)
-    dock.layerCombo.setLayer(sample_layer)
-    dock.strideSpin.setValue(120)
-    choose(dock.regionCombo, "drawn")
-    dock.drawButton.click()
+    dock.imagePanel.layerCombo.setLayer(sample_layer)
+    dock.optionsPanel.strideSpin.setValue(120)
+    choose(dock.regionPanel.regionCombo, "drawn")
+    dock.regionPanel.drawButton.click()
     canvas.mapTool().extentChanged.emit(sample_layer.extent())
-    dock.drawButton.click()  # drawing again while the plugin is unloaded
+    dock.regionPanel.drawButton.click()  # drawing again while the plugin is unloaded
     assert isinstance(canvas.mapTool(), QgsMapToolExtent)
     dock.runButton.click()
     task = dock.task
@@ -425,10 +425,10 @@ def test_run_without_layer_says_what_to_do(dock, qgis_iface):
 def test_unreadable_model_is_reported(dock, sample_layer, tmp_path, qgis_iface):
     bad = tmp_path / "broken.povmodel"
     bad.write_bytes(b"not a model")
-    dock.layerCombo.setLayer(sample_layer)
-    dock.modelWidget.setFilePath(str(bad))
-    assert "not a readable poverty model file" in dock.modelCard.text()
-    assert dock._band_combos == []
+    dock.imagePanel.layerCombo.setLayer(sample_layer)
+    dock.modelPanel.modelWidget.setFilePath(str(bad))
+    assert "not a readable poverty model file" in dock.modelPanel.modelCard.text()
+    assert dock.imagePanel.band_combos == ()
     dock.run()
     assert not dock.is_running()
     messages = qgis_iface.messageBar().get_messages(Qgis.MessageLevel.Critical)
@@ -447,9 +447,9 @@ def test_algorithm_error_reaches_message_bar_and_log(dock, sample_layer, qtbot, 
 
     QgsApplication.messageLog().messageReceived.connect(collect)
     try:
-        dock.layerCombo.setLayer(sample_layer)
-        dock.modelWidget.setFilePath(str(extractor_only))
-        assert "feature extractor only" in dock.modelCard.text()
+        dock.imagePanel.layerCombo.setLayer(sample_layer)
+        dock.modelPanel.modelWidget.setFilePath(str(extractor_only))
+        assert "feature extractor only" in dock.modelPanel.modelCard.text()
         ok, added = run_and_wait(dock, qtbot)
     finally:
         QgsApplication.messageLog().messageReceived.disconnect(collect)
@@ -462,8 +462,8 @@ def test_algorithm_error_reaches_message_bar_and_log(dock, sample_layer, qtbot, 
 
 
 def test_file_output_without_a_path_is_refused(dock, sample_layer, qgis_iface):
-    dock.layerCombo.setLayer(sample_layer)
-    dock.outputFileRadio.setChecked(True)
+    dock.imagePanel.layerCombo.setLayer(sample_layer)
+    dock.optionsPanel.outputFileRadio.setChecked(True)
     dock.run()
     assert not dock.is_running()
     assert any("Choose the output file" in m for m in qgis_iface.messageBar().get_messages(Qgis.MessageLevel.Critical))
@@ -477,31 +477,43 @@ def test_settings_are_remembered_between_sessions(make_dock, tmp_path):
     shutil.copy(DEFAULT_MODEL_PATH, model)
     output = tmp_path / "map.tif"
     first = make_dock()
-    first.modelWidget.setFilePath(str(model))
-    choose(first.deviceCombo, "cpu")
-    choose(first.radiometryCombo, "sentinel2_l2a")
-    first.strideSpin.setValue(960)
-    first.batchSpin.setValue(16)
-    choose(first.regionCombo, "canvas")
-    first.outputFileRadio.setChecked(True)
-    first.outputFileWidget.setFilePath(str(output))
+    first.modelPanel.modelWidget.setFilePath(str(model))
+    choose(first.optionsPanel.deviceCombo, "cpu")
+    choose(first.optionsPanel.radiometryCombo, "sentinel2_l2a")
+    first.optionsPanel.strideSpin.setValue(960)
+    first.optionsPanel.batchSpin.setValue(16)
+    choose(first.regionPanel.regionCombo, "canvas")
+    first.optionsPanel.outputFileRadio.setChecked(True)
+    first.optionsPanel.outputFileWidget.setFilePath(str(output))
     assert QgsSettings().value("poverty_mapper/stride_m", type=float) == 960
     assert QgsSettings().value("poverty_mapper/model_path", type=str) == str(model)
 
     second = make_dock()
-    assert second.modelWidget.filePath() == str(model)
-    assert second.deviceCombo.currentData() == "cpu"
-    assert second.radiometryCombo.currentData() == "sentinel2_l2a"
-    assert second.strideSpin.value() == 960
-    assert second.batchSpin.value() == 16
-    assert second.regionCombo.currentData() == "canvas"
-    assert second.outputFileRadio.isChecked() and not second.outputTempRadio.isChecked()
-    assert second.outputFileWidget.filePath() == str(output)
+    assert second.modelPanel.modelWidget.filePath() == str(model)
+    assert second.optionsPanel.deviceCombo.currentData() == "cpu"
+    assert second.optionsPanel.radiometryCombo.currentData() == "sentinel2_l2a"
+    assert second.optionsPanel.strideSpin.value() == 960
+    assert second.optionsPanel.batchSpin.value() == 16
+    assert second.regionPanel.regionCombo.currentData() == "canvas"
+    assert second.optionsPanel.outputFileRadio.isChecked() and not second.optionsPanel.outputTempRadio.isChecked()
+    assert second.optionsPanel.outputFileWidget.filePath() == str(output)
 
 
 def test_defaults_without_remembered_settings(dock):
-    assert dock.deviceCombo.currentData() == "auto"
-    assert dock.strideSpin.value() == 0 and dock.strideSpin.text() == "tile size"
-    assert dock.batchSpin.value() == 0 and dock.batchSpin.text() == "automatic"
-    assert dock.regionCombo.currentData() == "layer"
-    assert dock.outputTempRadio.isChecked() and not dock.outputFileWidget.isEnabled()
+    assert dock.optionsPanel.deviceCombo.currentData() == "auto"
+    assert dock.optionsPanel.strideSpin.value() == 0 and dock.optionsPanel.strideSpin.text() == "tile size"
+    assert dock.optionsPanel.batchSpin.value() == 0 and dock.optionsPanel.batchSpin.text() == "automatic"
+    assert dock.regionPanel.regionCombo.currentData() == "layer"
+    assert dock.optionsPanel.outputTempRadio.isChecked() and not dock.optionsPanel.outputFileWidget.isEnabled()
+
+
+def test_remembered_settings_table_defaults_are_valid_choices():
+    from poverty_mapper.ui.region_panel import Region
+    from poverty_mapper.ui.run_options_panel import OutputMode
+    from poverty_mapper.ui.settings import DockSetting
+
+    assert len({setting.key for setting in DockSetting}) == len(DockSetting)
+    assert all(setting.key.startswith("poverty_mapper/") for setting in DockSetting)
+    assert all(setting.read() == setting.default for setting in DockSetting)  # nothing remembered yet
+    assert Region(DockSetting.REGION.default) is Region.LAYER
+    assert OutputMode(DockSetting.OUTPUT_MODE.default) is OutputMode.TEMPORARY

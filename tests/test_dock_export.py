@@ -172,7 +172,7 @@ def test_a_fresh_map_from_the_dock_is_the_one_exported(dock, qtbot, tmp_path):
     """Map the bundled real scene from the dock, then export its cells without choosing the map."""
     scene = QgsRasterLayer(str(SAMPLE), "Parana Landsat 8")
     QgsProject.instance().addMapLayer(scene)
-    dock.layerCombo.setLayer(scene)
+    dock.imagePanel.layerCombo.setLayer(scene)
     with qtbot.waitSignal(dock.finished, timeout=120_000) as mapped:
         dock.runButton.click()
     assert mapped.args == [True]

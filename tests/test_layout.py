@@ -37,6 +37,18 @@ def test_core_files_were_found():
     assert len(list((ROOT / "core").rglob("*.py"))) >= 8
 
 
+def test_ui_imports_no_torch():
+    # The dock reads model cards and the GPU's name through core/, which imports torch where it runs models.
+    offenders = [
+        f"{path.relative_to(ROOT)}: {module}"
+        for path in sorted((ROOT / "ui").rglob("*.py"))
+        for module in _imported_modules(path)
+        if re.match(r"torch(\.|$)", module)
+    ]
+    assert offenders == []
+    assert len(list((ROOT / "ui").rglob("*.py"))) >= 5  # not vacuous
+
+
 def test_metadata_has_required_keys():
     parser = configparser.ConfigParser()
     parser.read(ROOT / "metadata.txt", encoding="utf-8")

@@ -68,3 +68,27 @@ def test_missing_dependencies_give_a_message_not_a_crash(qgis_iface, monkeypatch
     warnings = qgis_iface.messageBar().get_messages(Qgis.Warning)
     assert any("torch" in m and "pip install" in m for m in warnings)
     plugin.unload()
+
+
+def test_a_dependency_that_fails_to_load_gives_a_message_not_a_crash(qgis_iface, monkeypatch):
+    import poverty_mapper
+    from poverty_mapper import dependencies
+
+    real_import = importlib.import_module
+
+    def broken_torch(name, *args):
+        if name == "torch":
+            raise OSError("libcudart.so.12: cannot open shared object file: No such file or directory")
+        return real_import(name, *args)
+
+    monkeypatch.setattr(dependencies.importlib, "import_module", broken_torch)
+    qgis_iface.messageBar().clear_messages()
+    plugin = poverty_mapper.classFactory(qgis_iface)
+    assert isinstance(plugin, dependencies.MissingDependenciesPlugin)
+    plugin.initProcessing()
+    plugin.initGui()
+    warnings = qgis_iface.messageBar().get_messages(Qgis.Warning)
+    assert any("torch" in m and "OSError: libcudart.so.12" in m  # what failed
+               and "--force-reinstall" in m and "CPU-only" in m  # what to do
+               and "not installed" not in m for m in warnings)
+    plugin.unload()

@@ -25,6 +25,19 @@ def test_provider_lists_predict(provider):
     assert algorithm.shortHelpString()
 
 
+def test_every_parameter_of_every_algorithm_has_help(provider):
+    """Each parameter's help is its tooltip in the Processing dialog and the Model Builder."""
+    algorithms = provider.algorithms()
+    assert len(algorithms) >= 6  # the five algorithms and the example model
+    missing = [
+        f"{algorithm.id()}: {parameter.name()}"
+        for algorithm in algorithms
+        for parameter in algorithm.parameterDefinitions()
+        if not parameter.help().strip()
+    ]
+    assert missing == []
+
+
 def test_predict_on_real_scene(provider, real_data, tmp_path):
     import processing
 

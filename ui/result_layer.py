@@ -6,7 +6,7 @@ from datetime import date
 from qgis.core import QgsLayerMetadata, QgsRasterLayer
 from qgis.PyQt.QtCore import QCoreApplication
 
-from ..core.models.model_file import PovertyModel
+from ..core.models.model_file import ModelInfo
 from ..provider.styling import apply_poverty_style, layer_name
 
 KEYWORD_VOCABULARY = "Poverty Mapper"
@@ -16,7 +16,7 @@ def tr(text: str) -> str:
     return QCoreApplication.translate("PovertyResultLayer", text)
 
 
-def poverty_layer_metadata(model: PovertyModel, input_name: str, made_on: date) -> QgsLayerMetadata:
+def poverty_layer_metadata(model: ModelInfo, input_name: str, made_on: date) -> QgsLayerMetadata:
     """Title, abstract (the model, the input image, the date) and keywords of a map."""
     quantity, unit = model.target.name, model.target.unit
     metadata = QgsLayerMetadata()
@@ -39,7 +39,7 @@ def poverty_layer_metadata(model: PovertyModel, input_name: str, made_on: date) 
     return metadata
 
 
-def open_result_layer(path: str, model: PovertyModel, input_name: str, made_on: date) -> QgsRasterLayer | None:
+def open_result_layer(path: str, model: ModelInfo, input_name: str, made_on: date) -> QgsRasterLayer | None:
     """The map at ``path`` styled like every poverty map, with its metadata; None if unreadable."""
     quantity, unit = model.target.name, model.target.unit
     layer = QgsRasterLayer(path, layer_name(quantity, unit))

@@ -1,0 +1,114 @@
+"""Image section of the dock: the satellite image and which of its bands feeds each model band."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from qgis.core import QgsMapLayerProxyModel, QgsRasterLayer
+from qgis.PyQt import uic
+from qgis.PyQt.QtCore import QCoreApplication
+from qgis.PyQt.QtWidgets import QComboBox, QLabel, QWidget
+
+from ..core.errors import PovertyMapperError
+from ..core.imagery.bands import guess_band_indexes
+from .combo_box import select_data
+
+FORM_CLASS, _ = uic.loadUiType(str(Path(__file__).with_name("image_panel.ui")))
+
+
+def tr(text: str) -> str:
+    return QCoreApplication.translate("ImagePanel", text)
+
+
+@dataclass(frozen=True)
+class ImageChoice:
+    layer_id: str | None
+    band_indexes: tuple[int, ...]  # 1-based layer band per model band; empty = let the engine guess
+
+
+def _band_description(layer: QgsRasterLayer, band: int) -> str:
+    """The band's description from its QGIS name ('Band 1: red' gives 'red')."""
+    name = layer.bandName(band)
+    return name.split(": ", 1)[1] if ": " in name else ""
+
+
+def guessed_bands(model_bands: tuple[str, ...], layer: QgsRasterLayer) -> tuple[int, ...]:
+    """Best guess of the layer band for each model band; else 1..n (capped at the band count)."""
+    provider = layer.dataProvider()
+    count = layer.bandCount()
+    try:
+        return guess_band_indexes(
+            model_bands,
+            [_band_description(layer, b) for b in range(1, count + 1)],
+            [provider.colorInterpretationName(b).lower() for b in range(1, count + 1)],
+        )
+    except PovertyMapperError:
+        return tuple(min(i, count) for i in range(1, len(model_bands) + 1))
+
+
+class ImagePanel(QWidget, FORM_CLASS):
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.setupUi(self)
+        self._model_bands: tuple[str, ...] = ()
+        self._band_combos: list[QComboBox] = []
+        self.layerCombo.setFilters(QgsMapLayerProxyModel.Filter.RasterLayer)
+        self._clear_band_combos()
+        self.layerCombo.layerChanged.connect(self._rebuild_band_combos)
+
+    @property
+    def band_combos(self) -> tuple[QComboBox, ...]:
+        """One combo per model band, in the model's band order."""
+        return tuple(self._band_combos)
+
+    def set_model_bands(self, bands: tuple[str, ...]) -> None:
+        """The bands the chosen model reads (none when it cannot be read)."""
+        self._model_bands = bands
+        self._rebuild_band_combos()
+
+    def choice(self) -> ImageChoice:
+        layer = self.layerCombo.currentLayer()
+        return ImageChoice(
+            layer_id=layer.id() if layer else None,
+            band_indexes=tuple(int(c.currentData()) for c in self._band_combos if c.currentData() is not None),
+        )
+
+    def problem(self) -> str | None:
+        """What the user must fix here before a run, or None."""
+        if self.layerCombo.currentLayer() is None:
+            return tr("Choose a satellite image (a raster layer) first.")
+        return None
+
+    def _rebuild_band_combos(self) -> None:
+        """One combo per model band listing the layer's bands, the best guess preselected."""
+        self._clear_band_combos()
+        layer = self.layerCombo.currentLayer()
+        if not self._model_bands or not isinstance(layer, QgsRasterLayer):
+            return
+        for model_band, layer_band in zip(self._model_bands, guessed_bands(self._model_bands, layer)):
+            combo = self._band_combo(layer)
+            select_data(combo, layer_band)
+            self.bandsLayout.addRow(QLabel(model_band, self.bandsWidget), combo)
+            self._band_combos.append(combo)
+        if layer.bandCount() < len(self._model_bands):
+            self.bandsNote.setText(
+                tr("This layer has {} band(s) but the model expects {}: check that it is the right image.").format(
+                    layer.bandCount(), len(self._model_bands)
+                )
+            )
+            self.bandsNote.show()
+
+    def _clear_band_combos(self) -> None:
+        while self.bandsLayout.rowCount():
+            self.bandsLayout.removeRow(0)
+        self._band_combos = []
+        self.bandsNote.clear()
+        self.bandsNote.hide()  # an empty label would still leave a gap under the bands
+
+    def _band_combo(self, layer: QgsRasterLayer) -> QComboBox:
+        combo = QComboBox(self.bandsWidget)
+        combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        combo.setMinimumContentsLength(10)
+        for band in range(1, layer.bandCount() + 1):
+            combo.addItem(layer.bandName(band), band)
+        return combo
