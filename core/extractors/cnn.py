@@ -89,6 +89,13 @@ def _conv_relu(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, paddin
     return torch.relu_(nn.functional.conv2d(x, weight, bias, stride, padding))
 
 
+def cpu_runs_bf16_convolutions() -> bool:
+    """Whether oneDNN runs bfloat16 convolutions on this CPU (AVX-512 BW/VL/DQ or AVX-NE-CONVERT);
+    elsewhere the CPU path stays in float32 even under bf16 autocast."""
+    check = getattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", None)
+    return bool(check()) if check is not None and torch.backends.mkldnn.is_available() else False
+
+
 class CpuFeatureNetwork:
     """The feature path of a :class:`ProxyCNN` folded for CPU inference on raw values.
 
@@ -213,14 +220,15 @@ class CnnExtractor:
         return self.fused and device.type == "cpu"
 
     def _cpu_features(self, values: torch.Tensor, valid: torch.Tensor, scale: np.ndarray, offset: np.ndarray) -> torch.Tensor:
-        """The CPU path: :class:`CpuFeatureNetwork` in bf16 under bf16 autocast, else float32.
+        """The CPU path: :class:`CpuFeatureNetwork` in bf16 under bf16 autocast where the CPU
+        runs bf16 convolutions, else float32.
 
         The values go into the network's dtype as they are when that is exact (float32,
         or 8-bit DN in bf16), with the affine map to the network's input folded into the
         first convolution; otherwise they are mapped in float32 first and rounded once."""
         self._on(values.device)
         bf16 = torch.is_autocast_enabled("cpu") and torch.get_autocast_dtype("cpu") == torch.bfloat16
-        dtype = torch.bfloat16 if bf16 else torch.float32
+        dtype = torch.bfloat16 if bf16 and cpu_runs_bf16_convolutions() else torch.float32
         z_scale, z_offset = scale / self.band_stds, (offset - self.band_means) / self.band_stds
         if dtype == torch.bfloat16 and values.dtype not in (torch.uint8, torch.int8):
             a, b = (torch.as_tensor(v, dtype=torch.float32).view(1, -1, 1, 1) for v in (z_scale, z_offset))
