@@ -414,6 +414,40 @@ def test_unload_stops_a_run_and_gives_the_map_tool_back(dock, sample_layer, qtbo
     assert canvas.mapTool() is pan
 
 
+def test_a_run_outlives_its_dock_until_qgis_deletes_the_task(qgis_iface, qgis_new_project, poverty_provider,
+                                                             sample_layer, qtbot):
+    """The task refers to its run's context and feedback until QGIS deletes it (after the
+    main thread's 'finished'): a dock unloaded and dropped mid-run must not take them along."""
+    import gc
+    import weakref
+
+    from qgis.PyQt import sip
+    from qgis.PyQt.QtCore import QCoreApplication, QEvent
+
+    from poverty_mapper.ui import processing_run
+    from poverty_mapper.ui.dock import PovertyDock
+
+    dock = PovertyDock(qgis_iface)
+    dock.imagePanel.layerCombo.setLayer(sample_layer)
+    dock.optionsPanel.strideSpin.setValue(120)
+    dock.runButton.click()
+    task = dock.task
+    qtbot.waitUntil(lambda: task.status() == QgsTask.TaskStatus.Running, timeout=30_000)
+    run = weakref.ref(dock._run)
+    dock.unload()
+    dock.deleteLater()
+    del dock
+    gc.collect()
+    assert run() is not None and run() in processing_run._LIVE_RUNS  # QGIS still holds the task
+
+    def released() -> bool:  # QGIS deletes a finished task with deleteLater: run those deletions
+        QCoreApplication.sendPostedEvents(None, QEvent.DeferredDelete)
+        return run() is None
+
+    qtbot.waitUntil(released, timeout=30_000)
+    assert sip.isdeleted(task)
+
+
 # -- errors -----------------------------------------------------------------------------
 def test_run_without_layer_says_what_to_do(dock, qgis_iface):
     dock.run()

@@ -1,7 +1,11 @@
 """Running a Processing algorithm of the plugin in a background task, from a widget.
 
 The task's context and feedback must live as long as the task: a ``ProcessingRun``
-owns all three. Both the prediction and the exports of the dock go through it.
+owns all three, and a started run stays alive until QGIS has deleted its task, whatever
+becomes of the widget that started it. (QGIS calls the task's ``finished`` after its
+thread ends, and on success post-processes with the context and feedback there; a
+widget unloaded in between must not take them with it.) Both the prediction and the
+exports of the dock go through it.
 """
 from __future__ import annotations
 
@@ -35,6 +39,10 @@ class CollectingFeedback(QgsProcessingFeedback):
     def pushInfo(self, info: str) -> None:  # noqa: N802 (QGIS API)
         self.infos.append(info)
         super().pushInfo(info)
+
+
+# Started runs whose task QGIS has not deleted yet (see the module's docstring).
+_LIVE_RUNS: set["ProcessingRun"] = set()
 
 
 class ProcessingRun:
@@ -71,6 +79,8 @@ class ProcessingRun:
         self.task.executed.connect(self._on_executed)
         if self._on_progress is not None:
             self.task.progressChanged.connect(self._on_progress)
+        _LIVE_RUNS.add(self)
+        self.task.destroyed.connect(lambda *_: _LIVE_RUNS.discard(self))
         QgsApplication.taskManager().addTask(self.task)
         return None
 
