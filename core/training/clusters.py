@@ -23,6 +23,7 @@ from ..imagery.radiometry import resolve_radiometry
 from ..regression.ridge import DEFAULT_ALPHAS, cv_alpha_scores, fit_ridge, fit_ridge_cv, group_folds
 from ..imagery.tile_reader import TileReader, open_raster, read_batch
 from ..imagery.tiling import PixelWindow, new_model_tile_px, pixel_size_m, region_window, tile_grid_for
+from ..options import TileOptions
 
 log = logging.getLogger("poverty_mapper")
 
@@ -41,15 +42,13 @@ class Cluster:
 
 
 @dataclass(frozen=True)
-class ClusterFitConfig:
+class ClusterFitConfig(TileOptions):
     image_path: str
     clusters: tuple[Cluster, ...]
     model_path: str  # output .povmodel (extractor + regressor)
     outcome_name: str = "outcome"
     outcome_unit: str = "survey units"
     extractor: str = "histogram"  # 'histogram', 'random' or a .povmodel path (e.g. a proxy CNN)
-    band_indexes: tuple[int, ...] | None = None
-    radiometry: str = "auto"
     box_size_m: float = 10_000.0
     tile_size_m: float = 1_920.0  # for 'histogram' and 'random'; a model file brings its own
     log_outcome: bool = False
@@ -58,9 +57,7 @@ class ClusterFitConfig:
     nightlights_path: str | None = None
     report_path: str | None = None
     scatter_path: str | None = None
-    device: str = "auto"
-    batch_size: int = 64
-    min_valid_fraction: float = 0.5
+    batch_size: int = field(default=64, kw_only=True)
     n_random_filters: int = 256
     seed: int = 0
 

@@ -22,31 +22,27 @@ from ..imagery.nightlights import mean_lights_on_grid
 from ..imagery.radiometry import resolve_radiometry
 from ..imagery.tile_reader import TileReader, open_raster, read_batch
 from ..imagery.tiling import new_model_tile_px, pixel_size_m, region_window, tile_grid_for
+from ..options import TileOptions
 
 log = logging.getLogger("poverty_mapper")
 
 
 @dataclass(frozen=True)
-class ProxyTrainingConfig:
+class ProxyTrainingConfig(TileOptions):
     image_path: str
     nightlights_path: str
     model_path: str  # output .povmodel (the feature extractor)
     report_path: str | None = None  # JSON
     plot_path: str | None = None  # PNG
     bounds: tuple[float, float, float, float] | None = None  # in the image's CRS
-    band_indexes: tuple[int, ...] | None = None  # None = all bands
-    radiometry: str = "auto"
     tile_size_m: float = 1920.0
     n_classes: int = 3
     thresholds: tuple[float, ...] | None = None  # fixed class edges; None = quantiles
     epochs: int = 10
-    batch_size: int = 32
     learning_rate: float = 1e-3
-    device: str = "auto"
     start_model_path: str | None = None  # reuse the lower layers of this model's CNN
     val_fraction: float = 0.2
     block_size_tiles: int = 4
-    min_valid_fraction: float = 0.5
     width: int = 32
     feature_dim: int = 128
     seed: int = 0
