@@ -6,7 +6,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from poverty_mapper.core.errors import Canceled
+from poverty_mapper.core.training.clusters import CLUSTER_PHASES
 from poverty_mapper.core.training.progress import PhasedProgress
+from poverty_mapper.core.training.proxy import PROXY_PHASES
 
 
 def test_a_phase_fraction_maps_into_its_share():
@@ -85,3 +87,12 @@ def test_reporting_the_phases_in_order_moves_the_bar_forward_to_the_end(weights,
     assert sum(shares) == pytest.approx(1.0)
     assert [s for s, w in zip(shares, weights) if w == 0.0] == [0.0] * weights.count(0.0)
 
+
+def test_the_trainers_split_their_bars_as_before():
+    proxy = PhasedProgress(PROXY_PHASES)
+    assert list(PROXY_PHASES) == ["labelled tiles", "classes", "network", "epochs", "report"]
+    assert (proxy["labelled tiles"].start, proxy["labelled tiles"].share) == (0.0, 0.2)
+    assert (proxy["epochs"].start, proxy["epochs"].share) == (0.2, 0.8)
+    clusters = PhasedProgress(CLUSTER_PHASES)
+    assert list(CLUSTER_PHASES) == ["tiles per cluster", "features", "cross-validation", "baseline", "report"]
+    assert (clusters["features"].start, clusters["features"].share) == (0.0, 0.9)
