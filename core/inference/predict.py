@@ -19,6 +19,7 @@ from ..imagery.bands import check_band_indexes, guess_band_indexes
 from ..device import device_name, resolve_device
 from ..errors import Canceled, PovertyMapperError
 from ..models.model_file import PovertyModel
+from ..options import TileOptions
 from ..imagery.radiometry import Radiometry, resolve_radiometry
 from ..imagery.prefetch import PrefetchingReader
 from ..imagery.tile_reader import open_raster
@@ -103,7 +104,7 @@ def fast_bf16(device: torch.device) -> bool:
 
 
 @dataclass(frozen=True)
-class PredictRequest:
+class PredictRequest(TileOptions):
     """Everything one prediction run needs; geometry is in the raster's CRS."""
 
     raster_path: str
@@ -111,12 +112,8 @@ class PredictRequest:
     model: PovertyModel
     bounds: tuple[float, float, float, float] | None = None
     mask_geometries: tuple[dict, ...] | None = None  # GeoJSON-like polygons
-    band_indexes: tuple[int, ...] | None = None  # 1-based, one per model band; None = guess
-    radiometry: str = "auto"
     stride_m: float | None = None  # None = tile size
-    device: str = "auto"
-    batch_size: int = 0  # tiles per batch; 0 = automatic (auto_batch_size)
-    min_valid_fraction: float = 0.5
+    batch_size: int = field(default=0, kw_only=True)  # tiles per batch; 0 = automatic (auto_batch_size)
     mixed_precision: bool = True  # bf16 for cnn/random features where the hardware is fast at it
     read_workers: int | None = None  # reader threads (0 = read in the calling thread; None = automatic)
     prefetch_batches: int = 4  # batches read ahead of the model

@@ -5,28 +5,33 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Sequence
 
 import numpy as np
 import torch
 from affine import Affine
 
-from ..atomic import atomic_output, write_json
-from ..device import device_name, resolve_device
-from ..errors import Canceled, PovertyMapperError
+from ..atomic import atomic_output
+from ..device import device_name
+from ..errors import PovertyMapperError
 from ..extractors.base import FeatureExtractor
 from ..extractors.histogram import HistogramExtractor
-from ..regression.metrics import coefficient_of_determination, squared_pearson
-from ..models.model_file import PovertyModel, Score, Scores, Target, TrainingDomain, load_model, save_model
 from ..imagery.nightlights import mean_lights_on_grid
-from ..imagery.radiometry import resolve_radiometry
-from ..regression.ridge import DEFAULT_ALPHAS, cv_alpha_scores, fit_ridge, fit_ridge_cv, group_folds
-from ..imagery.tile_reader import TileReader, open_raster, read_batch
-from ..imagery.tiling import PixelWindow, new_model_tile_px, pixel_size_m, region_window, tile_grid_for
+from ..imagery.tile_reader import TileReader, read_batch
+from ..imagery.tiling import PixelWindow, pixel_size_m, region_window, tile_grid_for
+from ..models.model_file import PovertyModel, Score, Scores, Target, TrainingDomain
+from ..options import TileOptions
+from ..regression.metrics import coefficient_of_determination, squared_pearson
+from ..regression.ridge import DEFAULT_ALPHAS, RidgeRegressor, cv_alpha_scores, fit_ridge, fit_ridge_cv, group_folds
+from .outputs import write_training_outputs
+from .progress import CancelCheck, Phase, PhasedProgress, ProgressCallback
+from .setup import TrainingImagery, open_imagery
 
 log = logging.getLogger("poverty_mapper")
 
 EXTRACTOR_CHOICES = ("histogram", "random")  # or the path of a model file
+# Shares of the progress bar: computing the features; the rest takes moments.
+CLUSTER_PHASES = {"tiles per cluster": 0.0, "features": 9.0, "cross-validation": 0.5, "baseline": 0.5, "report": 0.0}
 
 
 @dataclass(frozen=True)
@@ -41,15 +46,13 @@ class Cluster:
 
 
 @dataclass(frozen=True)
-class ClusterFitConfig:
+class ClusterFitConfig(TileOptions):
     image_path: str
     clusters: tuple[Cluster, ...]
     model_path: str  # output .povmodel (extractor + regressor)
     outcome_name: str = "outcome"
     outcome_unit: str = "survey units"
     extractor: str = "histogram"  # 'histogram', 'random' or a .povmodel path (e.g. a proxy CNN)
-    band_indexes: tuple[int, ...] | None = None
-    radiometry: str = "auto"
     box_size_m: float = 10_000.0
     tile_size_m: float = 1_920.0  # for 'histogram' and 'random'; a model file brings its own
     log_outcome: bool = False
@@ -58,9 +61,7 @@ class ClusterFitConfig:
     nightlights_path: str | None = None
     report_path: str | None = None
     scatter_path: str | None = None
-    device: str = "auto"
-    batch_size: int = 64
-    min_valid_fraction: float = 0.5
+    batch_size: int = field(default=64, kw_only=True)
     n_random_filters: int = 256
     seed: int = 0
 
@@ -74,6 +75,38 @@ class ClusterFitResult:
     predicted: np.ndarray  # out-of-fold prediction per used cluster
     fold: np.ndarray  # outer fold per used cluster
     notes: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class ClusterFeatures:
+    """The extractor and each cluster's features."""
+
+    extractor: FeatureExtractor
+    features: np.ndarray  # mean feature vector per input cluster (NaN where it has no valid tile)
+    n_tiles: np.ndarray  # valid tiles per input cluster
+
+
+@dataclass(frozen=True)
+class SurveyTable:
+    """The clusters the fit uses: features, outcome, weight and location of each."""
+
+    used: np.ndarray  # bool per input cluster
+    x: np.ndarray
+    y: np.ndarray  # the outcome, or its log with ``log_outcome``
+    weights: np.ndarray | None
+    groups: np.ndarray  # rounded locations: a fold never splits one
+    n_locations: int
+
+
+@dataclass(frozen=True)
+class CrossValidation:
+    """Out-of-fold predictions and scores, and the regressor fitted on all clusters."""
+
+    predicted: np.ndarray  # out of fold, per used cluster
+    folds: np.ndarray  # outer fold per used cluster
+    per_fold: list[dict]
+    pooled: dict  # scores of all out-of-fold predictions
+    regressor: RidgeRegressor  # fitted on all clusters, penalty by cross-validation
 
 
 def nested_cv(
@@ -138,161 +171,196 @@ def _box_bounds(ds, x: float, y: float, box_size_m: float) -> tuple[float, float
 
 def fit_clusters(
     config: ClusterFitConfig,
-    progress: Callable[[float], None] | None = None,
-    is_canceled: Callable[[], bool] | None = None,
+    progress: ProgressCallback | None = None,
+    is_canceled: CancelCheck | None = None,
 ) -> ClusterFitResult:
-    progress = progress or (lambda _f: None)
-    is_canceled = is_canceled or (lambda: False)
-    device = resolve_device(config.device)
+    """Fits the survey outcome in five phases: the tiles of each cluster's box, their
+    features, the cross-validation, the nightlights baseline and the report (with the model file)."""
+    phases = PhasedProgress(CLUSTER_PHASES, progress, is_canceled)
     notes: list[str] = []
+    outcomes, usable = _outcomes(config, notes)
+    base_model_path = None if config.extractor in EXTRACTOR_CHOICES else config.extractor
+    with open_imagery(config.image_path, config, config.tile_size_m, model_path=base_model_path) as imagery:
+        windows = _tiles_per_cluster(config, imagery, usable, notes)
+        features = _features(config, imagery, windows, phases["features"])
+        table = _survey_table(config, outcomes, usable, features, windows, notes)
+        cv = _cross_validation(config, table)
+        baseline = _nightlights_baseline(config, imagery, table, notes)
+    report = _cluster_report(config, imagery, features.extractor, table, cv, baseline, notes)
+    write_training_outputs(
+        _cluster_model(config, imagery, features.extractor, table, cv, baseline), config.model_path,
+        report, config.report_path, config.scatter_path, lambda path: plot_scatter(table.y, cv.predicted, report, path),
+    )
+    phases.done()
+    return ClusterFitResult(config.model_path, report, table.used, table.y, cv.predicted, cv.folds, notes)
 
+
+def _outcomes(config: ClusterFitConfig, notes: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Each cluster's outcome as a number, and whether it can be used (numeric; > 0 for a log)."""
     outcomes = np.array([_number(c.outcome) for c in config.clusters], np.float64)
-    ok_outcome = np.isfinite(outcomes)
-    if not ok_outcome.all():
-        notes.append(f"{int(np.sum(~ok_outcome))} clusters without a numeric outcome (missing, NaN or text) left out.")
+    usable = np.isfinite(outcomes)
+    if not usable.all():
+        notes.append(f"{int(np.sum(~usable))} clusters without a numeric outcome (missing, NaN or text) left out.")
     if config.log_outcome:
-        ok_outcome &= outcomes > 0
+        usable &= outcomes > 0
         if np.any(np.isfinite(outcomes) & (outcomes <= 0)):
             notes.append(f"{int(np.sum(np.isfinite(outcomes) & (outcomes <= 0)))} clusters with outcome <= 0 left out (log transform).")
+    return outcomes, usable
 
-    with open_raster(config.image_path, "image") as ds:
-        base_model = None
-        if config.extractor not in EXTRACTOR_CHOICES:
-            base_model = load_model(config.extractor)
-            tile_px, tile_m = base_model.tile_size_px, base_model.tile_size_m
-            n_bands = len(base_model.bands)
-        else:
-            tile_m = config.tile_size_m
-            px_m = float(np.mean(pixel_size_m(ds.transform, ds.crs, ds.xy(ds.height // 2, ds.width // 2))))
-            tile_px = new_model_tile_px(tile_m, px_m)
-            n_bands = len(config.band_indexes) if config.band_indexes else ds.count
-        bands = config.band_indexes or (
-            base_model.band_indexes if base_model else ()
-        ) or tuple(range(1, n_bands + 1))
-        if len(bands) != n_bands or any(not 1 <= b <= ds.count for b in bands):
-            raise PovertyMapperError(
-                f"The extractor needs {n_bands} bands but the band numbers are {list(bands)} "
-                f"for an image of {ds.count} bands; give the band numbers explicitly."
-            )
-        radiometry = resolve_radiometry(
-            config.radiometry, ds.dtypes[bands[0] - 1], base_model.radiometry if base_model else None
+
+def _tiles_per_cluster(
+    config: ClusterFitConfig, imagery: TrainingImagery, usable: np.ndarray, notes: list[str]
+) -> list[tuple[int, PixelWindow]]:
+    """(cluster index, tile window) for every tile of each usable cluster's box on the image."""
+    ds = imagery.dataset
+    windows: list[tuple[int, PixelWindow]] = []
+    for i, c in enumerate(config.clusters):
+        if not usable[i]:
+            continue
+        region = _box_window(ds, c.x, c.y, config.box_size_m)
+        if region is None:
+            continue
+        grid = tile_grid_for(ds.transform, ds.crs, region, imagery.tile_m)
+        windows.extend((i, grid.tile_window(r, col)) for r, col in grid.cells())
+    n_outside = int(usable.sum()) - len({i for i, _ in windows})
+    if n_outside:
+        notes.append(f"{n_outside} clusters outside the image left out.")
+    return windows
+
+
+def _features(
+    config: ClusterFitConfig, imagery: TrainingImagery, windows: list[tuple[int, PixelWindow]], phase: Phase
+) -> ClusterFeatures:
+    """The extractor (the model file's, or one fitted to this imagery) and each cluster's mean features."""
+    reader = imagery.tile_reader()
+    extractor = imagery.model.extractor if imagery.model else _fresh_extractor(config, reader, windows)
+    features, n_tiles = _cluster_features(extractor, reader, windows, len(config.clusters), imagery.device, config, phase)
+    return ClusterFeatures(extractor, features, n_tiles)
+
+
+def _survey_table(
+    config: ClusterFitConfig, outcomes: np.ndarray, usable: np.ndarray, features: ClusterFeatures,
+    windows: list[tuple[int, PixelWindow]], notes: list[str],
+) -> SurveyTable:
+    """The clusters with imagery and a usable outcome, checked to be enough for the folds."""
+    used = usable & (features.n_tiles > 0)
+    n_no_imagery = int(len({i for i, _ in windows}) - np.sum(used))
+    if n_no_imagery > 0:
+        notes.append(f"{n_no_imagery} clusters whose box has no tile with enough valid pixels left out.")
+    if used.sum() < max(config.n_folds * 2, 10):
+        raise PovertyMapperError(
+            f"Only {int(used.sum())} clusters have imagery and a valid outcome; at least "
+            f"{max(config.n_folds * 2, 10)} are needed for {config.n_folds}-fold cross-validation."
         )
-        reader = TileReader(ds, bands, tile_px, radiometry)
+    y = np.log(outcomes[used]) if config.log_outcome else outcomes[used]
+    weights = np.array([_number(c.weight) for c in config.clusters], np.float64)[used] if config.use_weights else None
+    if weights is not None and (not np.all(np.isfinite(weights)) or np.any(weights < 0)):
+        raise PovertyMapperError("Cluster weights must be numbers of zero or more; check the weight field.")
+    groups = np.round(np.array([[c.x, c.y] for c in config.clusters])[used], 3)
+    n_locations = len(np.unique(groups, axis=0))
+    if n_locations < config.n_folds:
+        raise PovertyMapperError(
+            f"{n_locations} distinct cluster locations are too few for {config.n_folds} folds; lower the number of folds."
+        )
+    return SurveyTable(used, features.features[used], y, weights, groups, n_locations)
 
-        # Tiles of each cluster's box.
-        windows: list[tuple[int, PixelWindow]] = []
-        for i, c in enumerate(config.clusters):
-            if not ok_outcome[i]:
-                continue
-            region = _box_window(ds, c.x, c.y, config.box_size_m)
-            if region is None:
-                continue
-            grid = tile_grid_for(ds.transform, ds.crs, region, tile_m)
-            windows.extend((i, grid.tile_window(r, col)) for r, col in grid.cells())
-        inside = {i for i, _ in windows}
-        n_outside = int(ok_outcome.sum()) - len(inside)
-        if n_outside:
-            notes.append(f"{n_outside} clusters outside the image left out.")
 
-        extractor = base_model.extractor if base_model else _fresh_extractor(config, reader, windows, len(bands))
-        features, n_tiles = _cluster_features(extractor, reader, windows, len(config.clusters), device, config, progress, is_canceled)
-        band_names = tuple(ds.descriptions[b - 1] or f"band {b}" for b in bands)
+def _cross_validation(config: ClusterFitConfig, table: SurveyTable) -> CrossValidation:
+    """Out-of-fold scores by nested cross-validation, and the ridge fitted on every cluster."""
+    pred, folds, per_fold = nested_cv(table.x, table.y, table.groups, config.n_folds, config.seed, table.weights)
+    regressor = fit_ridge_cv(
+        table.x, table.y, group_folds(table.groups, config.n_folds, config.seed), sample_weight=table.weights
+    )
+    return CrossValidation(pred, folds, per_fold, _scores(table.y, pred), regressor)
 
-        used = ok_outcome & (n_tiles > 0)
-        n_no_imagery = int(len(inside) - np.sum(used))
-        if n_no_imagery > 0:
-            notes.append(f"{n_no_imagery} clusters whose box has no tile with enough valid pixels left out.")
-        if used.sum() < max(config.n_folds * 2, 10):
-            raise PovertyMapperError(
-                f"Only {int(used.sum())} clusters have imagery and a valid outcome; at least "
-                f"{max(config.n_folds * 2, 10)} are needed for {config.n_folds}-fold cross-validation."
-            )
-        x = features[used]
-        y = outcomes[used]
-        if config.log_outcome:
-            y = np.log(y)
-        weights = np.array([_number(c.weight) for c in config.clusters], np.float64)[used] if config.use_weights else None
-        if weights is not None and (not np.all(np.isfinite(weights)) or np.any(weights < 0)):
-            raise PovertyMapperError("Cluster weights must be numbers of zero or more; check the weight field.")
-        groups = np.round(np.array([[c.x, c.y] for c in config.clusters])[used], 3)
-        n_locations = len(np.unique(groups, axis=0))
-        if n_locations < config.n_folds:
-            raise PovertyMapperError(
-                f"{n_locations} distinct cluster locations are too few for {config.n_folds} folds; lower the number of folds."
-            )
 
-        pred, folds, per_fold = nested_cv(x, y, groups, config.n_folds, config.seed, weights)
-        regressor = fit_ridge_cv(x, y, group_folds(groups, config.n_folds, config.seed), sample_weight=weights)
+def _nightlights_baseline(
+    config: ClusterFitConfig, imagery: TrainingImagery, table: SurveyTable, notes: list[str]
+) -> dict | None:
+    """The same cross-validation on the mean nightlights of each cluster's box alone, if given."""
+    if not config.nightlights_path:
+        return None
+    lights = np.array([
+        _box_lights(config.nightlights_path, imagery.dataset, c.x, c.y, config.box_size_m)
+        for c, u in zip(config.clusters, table.used) if u
+    ])
+    has = np.isfinite(lights)
+    if has.sum() < max(config.n_folds * 2, 10):
+        notes.append("Too few clusters are covered by the nightlights raster for a baseline.")
+        return None
+    xl = np.column_stack([lights[has], np.log1p(np.clip(lights[has], 0, None))])
+    bpred, _, bfolds = nested_cv(xl, table.y[has], table.groups[has], config.n_folds, config.seed)
+    return {
+        "features": "mean nightlights over each cluster's box, and its log1p",
+        "pooled": _scores(table.y[has], bpred),
+        "folds": bfolds,
+    }
 
-        baseline = None
-        if config.nightlights_path:
-            lights = np.array([
-                _box_lights(config.nightlights_path, ds, c.x, c.y, config.box_size_m)
-                for c, u in zip(config.clusters, used) if u
-            ])
-            has = np.isfinite(lights)
-            if has.sum() >= max(config.n_folds * 2, 10):
-                xl = np.column_stack([lights[has], np.log1p(np.clip(lights[has], 0, None))])
-                bpred, _, bfolds = nested_cv(xl, y[has], groups[has], config.n_folds, config.seed)
-                baseline = {
-                    "features": "mean nightlights over each cluster's box, and its log1p",
-                    "pooled": _scores(y[has], bpred),
-                    "folds": bfolds,
-                }
-            else:
-                notes.append("Too few clusters are covered by the nightlights raster for a baseline.")
 
-    unit = f"log of {config.outcome_unit}" if config.log_outcome else config.outcome_unit
-    report = {
+def _cv_protocol(config: ClusterFitConfig) -> str:
+    return (
+        f"{config.n_folds}-fold nested cross-validation; folds by location; "
+        "ridge penalty chosen by inner cross-validation inside each outer training set"
+    )
+
+
+def _extractor_name(config: ClusterFitConfig, imagery: TrainingImagery, extractor: FeatureExtractor) -> str:
+    return extractor.kind if imagery.model is None else f"{extractor.kind} from {Path(config.extractor).name}"
+
+
+def _outcome_unit(config: ClusterFitConfig) -> str:
+    return f"log of {config.outcome_unit}" if config.log_outcome else config.outcome_unit
+
+
+def _cluster_report(
+    config: ClusterFitConfig, imagery: TrainingImagery, extractor: FeatureExtractor, table: SurveyTable,
+    cv: CrossValidation, baseline: dict | None, notes: list[str],
+) -> dict:
+    return {
         "outcome": config.outcome_name,
-        "unit": unit,
-        "extractor": extractor.kind if base_model is None else f"{extractor.kind} from {Path(config.extractor).name}",
+        "unit": _outcome_unit(config),
+        "extractor": _extractor_name(config, imagery, extractor),
         "box_size_m": config.box_size_m,
-        "tile_size_m": tile_m,
-        "clusters": {"given": len(config.clusters), "used": int(used.sum()), "locations": int(n_locations)},
-        "cv": {
-            "protocol": f"{config.n_folds}-fold nested cross-validation; folds by location; "
-                        "ridge penalty chosen by inner cross-validation inside each outer training set",
-            "pooled": _scores(y, pred),
-            "folds": per_fold,
-        },
+        "tile_size_m": imagery.tile_m,
+        "clusters": {"given": len(config.clusters), "used": int(table.used.sum()), "locations": int(table.n_locations)},
+        "cv": {"protocol": _cv_protocol(config), "pooled": cv.pooled, "folds": cv.per_fold},
         "scores_named": "r2 = squared Pearson correlation; R2 = coefficient of determination",
         "nightlights_baseline": baseline,
-        "device": device_name(device),
+        "device": device_name(imagery.device),
         "notes": notes,
     }
-    model = PovertyModel(
-        name=f"{config.outcome_name} from {report['extractor']} features ({Path(config.image_path).stem})",
-        target=Target(config.outcome_name, unit, f"fitted on {int(used.sum())} survey clusters"),
-        bands=band_names if base_model is None else base_model.bands,
-        input_scaling=f"reflectance 0-1 ({radiometry.label})",
-        pixel_size_m=tile_m / tile_px,
-        tile_size_px=tile_px,
+
+
+def _cluster_model(
+    config: ClusterFitConfig, imagery: TrainingImagery, extractor: FeatureExtractor, table: SurveyTable,
+    cv: CrossValidation, baseline: dict | None,
+) -> PovertyModel:
+    n_used = int(table.used.sum())
+    return PovertyModel(
+        name=f"{config.outcome_name} from {_extractor_name(config, imagery, extractor)} features ({Path(config.image_path).stem})",
+        target=Target(config.outcome_name, _outcome_unit(config), f"fitted on {n_used} survey clusters"),
+        bands=imagery.band_names if imagery.model is None else imagery.model.bands,
+        input_scaling=f"reflectance 0-1 ({imagery.radiometry.label})",
+        pixel_size_m=imagery.tile_m / imagery.tile_px,
+        tile_size_px=imagery.tile_px,
         extractor=extractor,
-        regressor=regressor,
-        radiometry=radiometry.key,
-        band_indexes=tuple(bands),
-        domain=TrainingDomain.of_outcomes(y),
+        regressor=cv.regressor,
+        radiometry=imagery.radiometry.key,
+        band_indexes=imagery.bands,
+        domain=TrainingDomain.of_outcomes(table.y),
         scores=Scores(
-            protocol=report["cv"]["protocol"],
-            pooled=Score.from_json(report["cv"]["pooled"]),
-            folds={str(f["fold"]): Score.from_json(f) for f in per_fold},
+            protocol=_cv_protocol(config),
+            pooled=Score.from_json(cv.pooled),
+            folds={str(f["fold"]): Score.from_json(f) for f in cv.per_fold},
             baselines={} if baseline is None else {"nightlights": Score.from_json(baseline["pooled"])},
         ),
         provenance={
-            "data": f"{int(used.sum())} clusters on {Path(config.image_path).name}",
+            "data": f"{n_used} clusters on {Path(config.image_path).name}",
             "box_size_m": config.box_size_m,
             "log_outcome": config.log_outcome,
             "weighted": config.use_weights,
         },
     )
-    save_model(model, config.model_path)
-    if config.report_path:
-        write_json(config.report_path, report)
-    if config.scatter_path:
-        plot_scatter(y, pred, report, config.scatter_path)
-    progress(1.0)
-    return ClusterFitResult(config.model_path, report, used, y, pred, folds, notes)
 
 
 def _scores(y: np.ndarray, pred: np.ndarray) -> dict:
@@ -303,7 +371,9 @@ def _scores(y: np.ndarray, pred: np.ndarray) -> dict:
     }
 
 
-def _fresh_extractor(config: ClusterFitConfig, reader: TileReader, windows, n_bands: int) -> FeatureExtractor:
+def _fresh_extractor(
+    config: ClusterFitConfig, reader: TileReader, windows: list[tuple[int, PixelWindow]]
+) -> FeatureExtractor:
     """A histogram or random-convolution extractor fitted to this imagery: band
     statistics (and random patches) from a seeded sample of the clusters' tiles."""
     rng = np.random.default_rng(config.seed)
@@ -332,14 +402,16 @@ def _fresh_extractor(config: ClusterFitConfig, reader: TileReader, windows, n_ba
         ) from exc
 
 
-def _cluster_features(extractor, reader, windows, n_clusters, device, config, progress, is_canceled):
+def _cluster_features(
+    extractor: FeatureExtractor, reader: TileReader, windows: list[tuple[int, PixelWindow]], n_clusters: int,
+    device: torch.device, config: ClusterFitConfig, phase: Phase,
+) -> tuple[np.ndarray, np.ndarray]:
     """Mean feature vector of each cluster's valid tiles, and the number of such tiles."""
     sums = np.zeros((n_clusters, extractor.n_features))
     counts = np.zeros(n_clusters, np.int64)
     min_valid = config.min_valid_fraction * reader.size**2
     for start in range(0, len(windows), config.batch_size):
-        if is_canceled():
-            raise Canceled()
+        phase.check_canceled()
         chunk = windows[start : start + config.batch_size]
         pixels, valid = read_batch(reader, [w for _, w in chunk], device)
         with torch.inference_mode():
@@ -349,7 +421,7 @@ def _cluster_features(extractor, reader, windows, n_clusters, device, config, pr
             if ok:
                 sums[i] += f
                 counts[i] += 1
-        progress(0.9 * min(1.0, (start + len(chunk)) / max(1, len(windows))))
+        phase.report((start + len(chunk)) / max(1, len(windows)))
     with np.errstate(invalid="ignore", divide="ignore"):
         return sums / counts[:, None], counts
 

@@ -7,46 +7,47 @@ import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
 from torch import nn
 
-from ..atomic import atomic_output, write_json
+from ..atomic import atomic_output
+from ..device import device_name
+from ..errors import PovertyMapperError
 from ..extractors.cnn import CnnExtractor, ProxyCNN
-from ..device import device_name, resolve_device
-from ..errors import Canceled, PovertyMapperError
-from ..models.model_file import PovertyModel, Scores, load_model, save_model
 from ..imagery.nightlights import mean_lights_on_grid
-from ..imagery.radiometry import resolve_radiometry
-from ..imagery.tile_reader import TileReader, open_raster, read_batch
-from ..imagery.tiling import new_model_tile_px, pixel_size_m, region_window, tile_grid_for
+from ..imagery.tile_reader import read_batch
+from ..imagery.tiling import region_window, tile_grid_for
+from ..models.model_file import PovertyModel, Scores, load_model
+from ..options import TileOptions
+from .outputs import write_training_outputs
+from .progress import CancelCheck, Phase, PhasedProgress, ProgressCallback
+from .setup import TrainingImagery, open_imagery, region_centre
 
 log = logging.getLogger("poverty_mapper")
 
+# Shares of the progress bar: reading the tiles, then the epochs; the rest takes moments.
+PROXY_PHASES = {"labelled tiles": 1.0, "classes": 0.0, "network": 0.0, "epochs": 4.0, "report": 0.0}
+READ_CHUNK = 64  # tiles read per batch while labelling
+
 
 @dataclass(frozen=True)
-class ProxyTrainingConfig:
+class ProxyTrainingConfig(TileOptions):
     image_path: str
     nightlights_path: str
     model_path: str  # output .povmodel (the feature extractor)
     report_path: str | None = None  # JSON
     plot_path: str | None = None  # PNG
     bounds: tuple[float, float, float, float] | None = None  # in the image's CRS
-    band_indexes: tuple[int, ...] | None = None  # None = all bands
-    radiometry: str = "auto"
     tile_size_m: float = 1920.0
     n_classes: int = 3
     thresholds: tuple[float, ...] | None = None  # fixed class edges; None = quantiles
     epochs: int = 10
-    batch_size: int = 32
     learning_rate: float = 1e-3
-    device: str = "auto"
     start_model_path: str | None = None  # reuse the lower layers of this model's CNN
     val_fraction: float = 0.2
     block_size_tiles: int = 4
-    min_valid_fraction: float = 0.5
     width: int = 32
     feature_dim: int = 128
     seed: int = 0
@@ -56,6 +57,46 @@ class ProxyTrainingConfig:
 class ProxyTrainingResult:
     model_path: str
     report: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class LabelledTiles:
+    """The training tiles (invalid pixels set to 0), their grid cells and mean nightlights."""
+
+    pixels: torch.Tensor  # (tiles, bands, px, px)
+    rows: np.ndarray
+    cols: np.ndarray
+    lights: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.rows.size)
+
+
+@dataclass(frozen=True)
+class LightClasses:
+    """The spatial split, and each tile's nightlight class (edges from training tiles only)."""
+
+    train: np.ndarray  # tile indices
+    val: np.ndarray
+    edges: np.ndarray
+    labels: np.ndarray  # class per tile
+    counts: np.ndarray  # training tiles per class
+    weights: np.ndarray  # loss weight per class, against imbalance
+    binning: str
+
+    @property
+    def n_classes(self) -> int:
+        return int(self.edges.size + 1)
+
+
+@dataclass(frozen=True)
+class EpochHistory:
+    """What the epochs left: their scores, the last validation, and the training speed."""
+
+    epochs: list[dict]  # losses and accuracies per epoch
+    confusion: np.ndarray  # of the validation tiles after the last epoch
+    tiles_seen: int
+    seconds: float
 
 
 def class_thresholds(lights: np.ndarray, n_classes: int) -> np.ndarray:
@@ -119,196 +160,256 @@ def _augment(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
 
 def train_proxy(
     config: ProxyTrainingConfig,
-    progress: Callable[[float], None] | None = None,
-    is_canceled: Callable[[], bool] | None = None,
+    progress: ProgressCallback | None = None,
+    is_canceled: CancelCheck | None = None,
 ) -> ProxyTrainingResult:
-    progress = progress or (lambda _f: None)
-    is_canceled = is_canceled or (lambda: False)
-    device = resolve_device(config.device)
-    torch.manual_seed(config.seed)
+    """Trains the proxy CNN in five phases: the labelled tiles, their classes, the network,
+    the epochs and the report (with the model file)."""
+    phases = PhasedProgress(PROXY_PHASES, progress, is_canceled)
+    torch.manual_seed(config.seed)  # the network's initial weights, and dropout
+    with open_imagery(
+        config.image_path, config, config.tile_size_m, new_network=True, pixel_size_at=region_centre(config.bounds)
+    ) as imagery:
+        tiles = _labelled_tiles(config, imagery, phases["labelled tiles"])
+    classes = _light_classes(config, tiles)
+    extractor, reused = _network(config, len(imagery.bands), tiles, classes)
+    history = _epochs(config, imagery.device, tiles, classes, extractor, phases["epochs"])
+    report = _proxy_report(config, imagery, tiles, classes, history, len(reused))
+    write_training_outputs(
+        _proxy_model(config, imagery, extractor, history, len(tiles)), config.model_path,
+        report, config.report_path, config.plot_path, lambda path: plot_training(report, path),
+    )
+    phases.done()
+    return ProxyTrainingResult(model_path=config.model_path, report=report)
 
-    # 1. Tiles and their nightlight labels.
-    with open_raster(config.image_path, "image") as ds:
-        bands = config.band_indexes or tuple(range(1, ds.count + 1))
-        if any(not 1 <= b <= ds.count for b in bands):
-            raise PovertyMapperError(f"Band numbers {bands} do not fit the image's {ds.count} bands.")
-        radiometry = resolve_radiometry(config.radiometry, ds.dtypes[bands[0] - 1])
-        region = region_window(ds.transform, ds.width, ds.height, config.bounds)
-        centre = ds.transform * (region.col_off + region.width / 2, region.row_off + region.height / 2)
-        px_m = float(np.mean(pixel_size_m(ds.transform, ds.crs, centre)))
-        tile_px = new_model_tile_px(config.tile_size_m, px_m)
-        grid = tile_grid_for(ds.transform, ds.crs, region, config.tile_size_m)
-        lights = mean_lights_on_grid(config.nightlights_path, grid.transform, grid.shape, ds.crs)
-        if not np.isfinite(lights).any():
-            raise PovertyMapperError(
-                "The nightlights raster does not cover the region of the image; choose nightlights that overlap it."
-            )
-        cells = [(r, c) for r, c in grid.cells() if np.isfinite(lights[r, c])]
-        reader = TileReader(ds, bands, tile_px, radiometry)
-        pixels_list, keep = [], []
-        for start in range(0, len(cells), 64):
-            if is_canceled():
-                raise Canceled()
-            chunk = cells[start : start + 64]
-            pixels, valid = read_batch(reader, [grid.tile_window(r, c) for r, c in chunk], torch.device("cpu"))
-            frac = valid.flatten(1).float().mean(1)
-            ok = frac >= config.min_valid_fraction
-            pixels_list.append(torch.where(valid.unsqueeze(1), pixels, torch.zeros_like(pixels))[ok])
-            keep.extend(cell for cell, good in zip(chunk, ok.tolist()) if good)
-            progress(0.2 * min(1.0, (start + 64) / len(cells)))
-        band_names = tuple(ds.descriptions[b - 1] or f"band {b}" for b in bands)
+
+def _labelled_tiles(config: ProxyTrainingConfig, imagery: TrainingImagery, phase: Phase) -> LabelledTiles:
+    """The region's tiles that have nightlights and enough valid pixels, with their mean nightlights."""
+    ds = imagery.dataset
+    region = region_window(ds.transform, ds.width, ds.height, config.bounds)
+    grid = tile_grid_for(ds.transform, ds.crs, region, config.tile_size_m)
+    lights = mean_lights_on_grid(config.nightlights_path, grid.transform, grid.shape, ds.crs)
+    if not np.isfinite(lights).any():
+        raise PovertyMapperError(
+            "The nightlights raster does not cover the region of the image; choose nightlights that overlap it."
+        )
+    cells = [(r, c) for r, c in grid.cells() if np.isfinite(lights[r, c])]
+    reader = imagery.tile_reader()
+    pixels_list, keep = [], []
+    for start in range(0, len(cells), READ_CHUNK):
+        phase.check_canceled()
+        chunk = cells[start : start + READ_CHUNK]
+        pixels, valid = read_batch(reader, [grid.tile_window(r, c) for r, c in chunk], torch.device("cpu"))
+        ok = valid.flatten(1).float().mean(1) >= config.min_valid_fraction
+        pixels_list.append(torch.where(valid.unsqueeze(1), pixels, torch.zeros_like(pixels))[ok])
+        keep.extend(cell for cell, good in zip(chunk, ok.tolist()) if good)
+        phase.report((start + READ_CHUNK) / len(cells))
     if len(keep) < 10:
         raise PovertyMapperError(
             f"Only {len(keep)} tiles have imagery and nightlights; choose a larger region or smaller tiles."
         )
-    tiles = torch.cat(pixels_list)
-    rows = np.array([r for r, _ in keep])
-    cols = np.array([c for _, c in keep])
-    y_light = np.array([lights[r, c] for r, c in keep], np.float64)
+    return LabelledTiles(
+        pixels=torch.cat(pixels_list),
+        rows=np.array([r for r, _ in keep]),
+        cols=np.array([c for _, c in keep]),
+        lights=np.array([lights[r, c] for r, c in keep], np.float64),
+    )
 
-    # 2. Split in spatial blocks, then classes from the training tiles only.
-    train_idx, val_idx = spatial_block_split(rows, cols, config.block_size_tiles, config.val_fraction, config.seed)
+
+def _light_classes(config: ProxyTrainingConfig, tiles: LabelledTiles) -> LightClasses:
+    """Split in spatial blocks, then classes from the training tiles only."""
+    train, val = spatial_block_split(tiles.rows, tiles.cols, config.block_size_tiles, config.val_fraction, config.seed)
     edges = (
         np.asarray(sorted(config.thresholds), np.float64)
         if config.thresholds
-        else class_thresholds(y_light[train_idx], config.n_classes)
+        else class_thresholds(tiles.lights[train], config.n_classes)
     )
-    labels = light_classes(y_light, edges)
+    labels = light_classes(tiles.lights, edges)
     n_classes = edges.size + 1
-    counts = np.bincount(labels[train_idx], minlength=n_classes)
+    counts = np.bincount(labels[train], minlength=n_classes)
     if np.any(counts == 0):
         empty = ", ".join(str(k) for k in np.flatnonzero(counts == 0))
         raise PovertyMapperError(
             f"Light class(es) {empty} get no training tile with thresholds {list(edges)}; "
             "choose thresholds inside the range of the nightlights, or quantile binning."
         )
-    weights = counts.sum() / counts / n_classes
+    return LightClasses(
+        train=train, val=val, edges=edges, labels=labels, counts=counts,
+        weights=counts.sum() / counts / n_classes,
+        binning="fixed" if config.thresholds else "quantiles of training tiles",
+    )
 
-    # 3. Standardization from the training tiles (or the start model's, to keep its filters meaningful).
+
+def _network(
+    config: ProxyTrainingConfig, n_bands: int, tiles: LabelledTiles, classes: LightClasses
+) -> tuple[CnnExtractor, list[str]]:
+    """A new CNN (lower layers from the start model, if any) and its input standardization:
+    from the training tiles, or the start model's, to keep its filters meaningful.
+    Returns the extractor and the names of the reused layers."""
     start_model = load_model(config.start_model_path) if config.start_model_path else None
     if start_model is not None and not isinstance(start_model.extractor, CnnExtractor):
         raise PovertyMapperError("The starting model has no CNN to reuse; choose a model written by 'Train nightlight proxy'.")
-    if start_model is not None and len(start_model.bands) == len(bands):
+    if start_model is not None and len(start_model.bands) == n_bands:
         means, stds = start_model.extractor.band_means, start_model.extractor.band_stds
     else:
-        sample = tiles[torch.as_tensor(train_idx)].transpose(0, 1).reshape(len(bands), -1)
+        sample = tiles.pixels[torch.as_tensor(classes.train)].transpose(0, 1).reshape(n_bands, -1)
         sample = sample[:, sample.abs().sum(0) > 0]
         means = sample.mean(1).double().numpy()
         stds = sample.std(1).double().clamp(min=1e-6).numpy()
+    network = ProxyCNN(n_bands, classes.n_classes, config.width, config.feature_dim)
+    reused = network.reuse_lower_layers(start_model.extractor.network) if start_model is not None else []
+    return CnnExtractor(network, means, stds), reused
 
-    network = ProxyCNN(len(bands), n_classes, config.width, config.feature_dim)
-    reused: list[str] = []
-    if start_model is not None:
-        reused = network.reuse_lower_layers(start_model.extractor.network)
-    extractor = CnnExtractor(network, means, stds)
 
-    # 4. Train: softmax + cross-entropy weighted against class imbalance, Adam.
-    network.to(device)
-    loss_fn = nn.CrossEntropyLoss(weight=torch.as_tensor(weights, dtype=torch.float32, device=device))
-    optimiser = torch.optim.Adam(network.parameters(), lr=config.learning_rate)
-    y = torch.as_tensor(labels, dtype=torch.long)
-    generator = torch.Generator().manual_seed(config.seed)
-    valid_all = tiles.abs().sum(1) > 0
-    history = []
+@dataclass(frozen=True)
+class _Fitting:
+    """What every training and validation step uses."""
+
+    extractor: CnnExtractor
+    pixels: torch.Tensor
+    valid: torch.Tensor  # per pixel: any band non-zero
+    labels: torch.Tensor
+    loss_fn: nn.Module
+    optimiser: torch.optim.Optimizer
+    generator: torch.Generator  # the order of the tiles and their turns
+    device: torch.device
+    batch_size: int
+
+    def logits(self, idx: torch.Tensor, augment: bool) -> torch.Tensor:
+        """The network's output on tiles ``idx`` (randomly turned and flipped with ``augment``)."""
+        x = self.extractor.standardize(self.pixels[idx].to(self.device), self.valid[idx].to(self.device))
+        return self.extractor.network(_augment(x, self.generator) if augment else x)
+
+
+def _epochs(
+    config: ProxyTrainingConfig, device: torch.device, tiles: LabelledTiles, classes: LightClasses,
+    extractor: CnnExtractor, phase: Phase,
+) -> EpochHistory:
+    """Softmax + cross-entropy weighted against class imbalance, Adam; validation after each epoch."""
+    network = extractor.network.to(device)
+    fitting = _Fitting(
+        extractor=extractor,
+        pixels=tiles.pixels,
+        valid=tiles.pixels.abs().sum(1) > 0,
+        labels=torch.as_tensor(classes.labels, dtype=torch.long),
+        loss_fn=nn.CrossEntropyLoss(weight=torch.as_tensor(classes.weights, dtype=torch.float32, device=device)),
+        optimiser=torch.optim.Adam(network.parameters(), lr=config.learning_rate),
+        generator=torch.Generator().manual_seed(config.seed),
+        device=device,
+        batch_size=config.batch_size,
+    )
+    history, n_seen = [], 0
     t_start = time.perf_counter()
-    n_seen = 0
     for epoch in range(config.epochs):
         t0 = time.perf_counter()
-        network.train()
-        order = torch.as_tensor(train_idx)[torch.randperm(train_idx.size, generator=generator)]
-        total_loss, correct = 0.0, 0
-        for start in range(0, order.numel(), config.batch_size):
-            if is_canceled():
-                raise Canceled()
-            idx = order[start : start + config.batch_size]
-            if idx.numel() < 2:  # batch norm needs two samples
-                continue
-            x = extractor.standardize(tiles[idx].to(device), valid_all[idx].to(device))
-            x = _augment(x, generator)
-            target = y[idx].to(device)
-            logits = network(x)
-            loss = loss_fn(logits, target)
-            optimiser.zero_grad()
-            loss.backward()
-            optimiser.step()
-            total_loss += loss.item() * idx.numel()
-            correct += int((logits.argmax(1) == target).sum())
-            n_seen += idx.numel()
-            progress(0.2 + 0.8 * (epoch + min(1.0, (start + idx.numel()) / order.numel())) / config.epochs)
-        val_loss, val_acc, confusion = _evaluate(network, extractor, tiles, valid_all, y, val_idx, loss_fn, n_classes, device, config.batch_size)
+        total_loss, correct, seen = _train_epoch(fitting, classes.train, phase, epoch, config.epochs)
+        n_seen += seen
+        val_loss, val_acc, confusion = _evaluate(fitting, classes.val, classes.n_classes)
         history.append({
             "epoch": epoch + 1,
-            "train_loss": round(total_loss / max(1, train_idx.size), 5),
-            "train_accuracy": round(correct / max(1, train_idx.size), 4),
+            "train_loss": round(total_loss / max(1, classes.train.size), 5),
+            "train_accuracy": round(correct / max(1, classes.train.size), 4),
             "val_loss": round(val_loss, 5),
             "val_accuracy": round(val_acc, 4),
             "seconds": round(time.perf_counter() - t0, 2),
         })
         log.info("Proxy epoch %d/%d: %s", epoch + 1, config.epochs, history[-1])
     network.eval()
-    elapsed = time.perf_counter() - t_start
+    return EpochHistory(history, confusion, n_seen, time.perf_counter() - t_start)
 
-    report = {
+
+def _train_epoch(fitting: _Fitting, train: np.ndarray, phase: Phase, epoch: int, n_epochs: int) -> tuple[float, int, int]:
+    """One pass over the training tiles in a random order: summed loss, correct answers, tiles seen."""
+    fitting.extractor.network.train()
+    order = torch.as_tensor(train)[torch.randperm(train.size, generator=fitting.generator)]
+    total_loss, correct, seen = 0.0, 0, 0
+    for start in range(0, order.numel(), fitting.batch_size):
+        phase.check_canceled()
+        idx = order[start : start + fitting.batch_size]
+        if idx.numel() < 2:  # batch norm needs two samples
+            continue
+        logits = fitting.logits(idx, augment=True)
+        target = fitting.labels[idx].to(fitting.device)
+        loss = fitting.loss_fn(logits, target)
+        fitting.optimiser.zero_grad()
+        loss.backward()
+        fitting.optimiser.step()
+        total_loss += loss.item() * idx.numel()
+        correct += int((logits.argmax(1) == target).sum())
+        seen += idx.numel()
+        phase.report((epoch + min(1.0, (start + idx.numel()) / order.numel())) / n_epochs)
+    return total_loss, correct, seen
+
+
+def _evaluate(fitting: _Fitting, idx: np.ndarray, n_classes: int) -> tuple[float, float, np.ndarray]:
+    """Mean loss, accuracy and confusion matrix on tiles ``idx``."""
+    fitting.extractor.network.eval()
+    confusion = np.zeros((n_classes, n_classes), np.int64)
+    total = 0.0
+    with torch.inference_mode():
+        for start in range(0, idx.size, fitting.batch_size):
+            sel = torch.as_tensor(idx[start : start + fitting.batch_size])
+            logits = fitting.logits(sel, augment=False)
+            target = fitting.labels[sel].to(fitting.device)
+            total += float(fitting.loss_fn(logits, target)) * sel.numel()
+            np.add.at(confusion, (target.cpu().numpy(), logits.argmax(1).cpu().numpy()), 1)
+    return total / max(1, idx.size), float(np.trace(confusion) / max(1, confusion.sum())), confusion
+
+
+def _split_protocol(config: ProxyTrainingConfig) -> str:
+    return (
+        f"spatial blocks of {config.block_size_tiles}x{config.block_size_tiles} tiles, "
+        f"{config.val_fraction:.0%} to validation, training tiles touching validation left out"
+    )
+
+
+def _proxy_report(
+    config: ProxyTrainingConfig, imagery: TrainingImagery, tiles: LabelledTiles, classes: LightClasses,
+    history: EpochHistory, n_reused: int,
+) -> dict:
+    n_train, n_val = int(classes.train.size), int(classes.val.size)
+    return {
         "image": Path(config.image_path).name,
         "nightlights": Path(config.nightlights_path).name,
-        "device": device_name(device),
-        "tiles": {"total": len(keep), "train": int(train_idx.size), "val": int(val_idx.size),
-                  "left_out_as_buffer": int(len(keep) - train_idx.size - val_idx.size)},
-        "tile_size_px": tile_px,
+        "device": device_name(imagery.device),
+        "tiles": {"total": len(tiles), "train": n_train, "val": n_val, "left_out_as_buffer": int(len(tiles) - n_train - n_val)},
+        "tile_size_px": imagery.tile_px,
         "tile_size_m": config.tile_size_m,
-        "classes": {"edges": [float(e) for e in edges], "binning": "fixed" if config.thresholds else "quantiles of training tiles",
-                    "train_counts": counts.tolist(), "loss_weights": [round(float(w), 4) for w in weights]},
-        "epochs": history,
-        "confusion_matrix_val": {"rows": "true class", "columns": "predicted class", "matrix": confusion.tolist()},
-        "training_tiles_per_second": round(n_seen / max(elapsed, 1e-9), 2),
-        "reused_layers": len(reused),
-        "split": f"spatial blocks of {config.block_size_tiles}x{config.block_size_tiles} tiles, "
-                 f"{config.val_fraction:.0%} to validation, training tiles touching validation left out",
+        "classes": {"edges": [float(e) for e in classes.edges], "binning": classes.binning,
+                    "train_counts": classes.counts.tolist(), "loss_weights": [round(float(w), 4) for w in classes.weights]},
+        "epochs": history.epochs,
+        "confusion_matrix_val": {"rows": "true class", "columns": "predicted class", "matrix": history.confusion.tolist()},
+        "training_tiles_per_second": round(history.tiles_seen / max(history.seconds, 1e-9), 2),
+        "reused_layers": n_reused,
+        "split": _split_protocol(config),
     }
-    model = PovertyModel(
+
+
+def _proxy_model(
+    config: ProxyTrainingConfig, imagery: TrainingImagery, extractor: CnnExtractor, history: EpochHistory, n_tiles: int
+) -> PovertyModel:
+    return PovertyModel(
         name=f"Nightlight proxy CNN ({Path(config.image_path).stem})",
         target=None,
-        bands=band_names,
-        input_scaling=f"reflectance 0-1 ({radiometry.label})",
-        pixel_size_m=config.tile_size_m / tile_px,
-        tile_size_px=tile_px,
+        bands=imagery.band_names,
+        input_scaling=f"reflectance 0-1 ({imagery.radiometry.label})",
+        pixel_size_m=config.tile_size_m / imagery.tile_px,
+        tile_size_px=imagery.tile_px,
         extractor=extractor,
         regressor=None,
-        radiometry=radiometry.key,
-        band_indexes=tuple(bands),
+        radiometry=imagery.radiometry.key,
+        band_indexes=imagery.bands,
         scores=Scores(
-            protocol=report["split"],
-            proxy_val_accuracy=history[-1]["val_accuracy"] if history else None,
+            protocol=_split_protocol(config),
+            proxy_val_accuracy=history.epochs[-1]["val_accuracy"] if history.epochs else None,
         ),
         provenance={
             "task": "nightlight classes (proxy task A, Jean et al. 2016)",
-            "data": f"{len(keep)} tiles of {Path(config.image_path).name} with {Path(config.nightlights_path).name}",
+            "data": f"{n_tiles} tiles of {Path(config.image_path).name} with {Path(config.nightlights_path).name}",
             "epochs": config.epochs, "batch_size": config.batch_size, "learning_rate": config.learning_rate,
             "seed": config.seed,
         },
     )
-    save_model(model, config.model_path)
-    if config.report_path:
-        write_json(config.report_path, report)
-    if config.plot_path:
-        plot_training(report, config.plot_path)
-    progress(1.0)
-    return ProxyTrainingResult(model_path=config.model_path, report=report)
-
-
-def _evaluate(network, extractor, tiles, valid_all, y, idx, loss_fn, n_classes, device, batch_size):
-    network.eval()
-    confusion = np.zeros((n_classes, n_classes), np.int64)
-    total = 0.0
-    with torch.inference_mode():
-        for start in range(0, idx.size, batch_size):
-            sel = torch.as_tensor(idx[start : start + batch_size])
-            x = extractor.standardize(tiles[sel].to(device), valid_all[sel].to(device))
-            target = y[sel].to(device)
-            logits = network(x)
-            total += float(loss_fn(logits, target)) * sel.numel()
-            np.add.at(confusion, (target.cpu().numpy(), logits.argmax(1).cpu().numpy()), 1)
-    return total / max(1, idx.size), float(np.trace(confusion) / max(1, confusion.sum())), confusion
 
 
 def plot_training(report: dict, path: str) -> None:

@@ -1,0 +1,19 @@
+"""Options shared by training and mapping: how tiles are read and where the model runs."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, kw_only=True)
+class TileOptions:
+    """How tiles are read from an image and run through a model.
+
+    Keyword-only, so that a configuration built on it keeps its own positional fields;
+    a configuration may declare its own default for a field here (e.g. ``batch_size``).
+    """
+
+    band_indexes: tuple[int, ...] | None = None  # 1-based; None = all bands (training) or guessed (mapping)
+    radiometry: str = "auto"  # a preset of imagery.radiometry, or 'auto'
+    device: str = "auto"  # 'auto', 'cpu' or 'cuda'
+    batch_size: int = 32  # tiles per batch
+    min_valid_fraction: float = 0.5  # share of a tile's pixels that must be valid for it to count

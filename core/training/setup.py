@@ -1,0 +1,110 @@
+"""Opening the image for training: the set-up both trainers share."""
+from __future__ import annotations
+
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Callable, Iterator
+
+import numpy as np
+import torch
+from rasterio.io import DatasetReader
+
+from ..device import resolve_device
+from ..errors import PovertyMapperError
+from ..imagery.radiometry import Radiometry, resolve_radiometry
+from ..imagery.tile_reader import TileReader, open_raster
+from ..imagery.tiling import new_model_tile_px, pixel_size_m, region_window
+from ..models.model_file import PovertyModel, load_model
+from ..options import TileOptions
+
+GroundPoint = Callable[[DatasetReader], tuple[float, float]]
+
+
+@dataclass(frozen=True)
+class TrainingImagery:
+    """The open image and how its tiles are read and run."""
+
+    dataset: DatasetReader
+    bands: tuple[int, ...]  # 1-based band numbers read, in the model's order
+    band_names: tuple[str, ...]  # the image's band descriptions (or 'band N')
+    radiometry: Radiometry
+    tile_px: int
+    tile_m: float
+    device: torch.device
+    model: PovertyModel | None  # the model whose bands, scaling and tile size were followed
+
+    def tile_reader(self) -> TileReader:
+        return TileReader(self.dataset, self.bands, self.tile_px, self.radiometry)
+
+
+def middle_pixel(ds: DatasetReader) -> tuple[float, float]:
+    """The centre of the image's middle pixel."""
+    return ds.xy(ds.height // 2, ds.width // 2)
+
+
+def region_centre(bounds: tuple[float, float, float, float] | None) -> GroundPoint:
+    """The centre of the part of the image within ``bounds`` (all of it for None)."""
+
+    def centre(ds: DatasetReader) -> tuple[float, float]:
+        region = region_window(ds.transform, ds.width, ds.height, bounds)
+        return ds.transform * (region.col_off + region.width / 2, region.row_off + region.height / 2)
+
+    return centre
+
+
+@contextmanager
+def open_imagery(
+    image_path: str,
+    options: TileOptions,
+    tile_size_m: float,
+    *,
+    model_path: str | None = None,
+    new_network: bool = False,
+    pixel_size_at: GroundPoint = middle_pixel,
+) -> Iterator[TrainingImagery]:
+    """The image opened for training, closed when the block ends.
+
+    With ``model_path`` the bands, radiometry and tile size follow that model. Else
+    tiles are ``tile_size_m`` across, in pixels of the ground size at ``pixel_size_at``.
+    ``new_network``: the bands feed a network built here, which takes any number of them.
+    """
+    device = resolve_device(options.device)
+    with open_raster(image_path, "image") as ds:
+        model = load_model(model_path) if model_path else None
+        bands = _band_numbers(ds, options.band_indexes, model, new_network)
+        radiometry = resolve_radiometry(options.radiometry, ds.dtypes[bands[0] - 1], model.radiometry if model else None)
+        if model is not None:
+            tile_px, tile_m = model.tile_size_px, model.tile_size_m
+        else:
+            tile_px, tile_m = new_model_tile_px(tile_size_m, ground_pixel_m(ds, pixel_size_at(ds))), tile_size_m
+        yield TrainingImagery(
+            dataset=ds,
+            bands=bands,
+            band_names=tuple(ds.descriptions[b - 1] or f"band {b}" for b in bands),
+            radiometry=radiometry,
+            tile_px=tile_px,
+            tile_m=tile_m,
+            device=device,
+            model=model,
+        )
+
+
+def ground_pixel_m(ds: DatasetReader, point: tuple[float, float]) -> float:
+    """The mean ground size of a pixel at ``point`` (in the image's CRS), in metres."""
+    return float(np.mean(pixel_size_m(ds.transform, ds.crs, point)))
+
+
+def _band_numbers(
+    ds: DatasetReader, given: tuple[int, ...] | None, model: PovertyModel | None, new_network: bool
+) -> tuple[int, ...]:
+    """The band numbers given, else the model's, else all of the image's; checked."""
+    n_bands = len(model.bands) if model else len(given) if given else ds.count
+    bands = given or (model.band_indexes if model else ()) or tuple(range(1, n_bands + 1))
+    if len(bands) == n_bands and all(1 <= b <= ds.count for b in bands):
+        return tuple(bands)
+    if new_network:
+        raise PovertyMapperError(f"Band numbers {bands} do not fit the image's {ds.count} bands.")
+    raise PovertyMapperError(
+        f"The extractor needs {n_bands} bands but the band numbers are {list(bands)} "
+        f"for an image of {ds.count} bands; give the band numbers explicitly."
+    )
