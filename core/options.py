@@ -4,12 +4,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True)
 class TileOptions:
     """How tiles are read from an image and run through a model.
 
-    Keyword-only, so that a configuration built on it keeps its own positional fields;
-    a configuration may declare its own default for a field here (e.g. ``batch_size``).
+    A configuration inherits these after a small dataclass of its required inputs,
+    ``class Config(TileOptions, ConfigInputs)``: dataclasses order fields from the last
+    base to the first, so the required inputs stay first and positional (Python 3.9,
+    the Python of QGIS 3.22 on Windows, has no ``kw_only``). A configuration may declare
+    its own default for a field here (e.g. ``batch_size``).
     """
 
     band_indexes: tuple[int, ...] | None = None  # 1-based; None = all bands (training) or guessed (mapping)

@@ -110,13 +110,16 @@ def test_the_wrap_up_writes_what_was_asked_for(tmp_path):
 def test_the_three_configurations_share_the_tile_options():
     proxy = ProxyTrainingConfig("image.tif", "lights.tif", "proxy.povmodel", device="cpu")
     fit = ClusterFitConfig("image.tif", (), "fit.povmodel", band_indexes=(3, 2, 1))
-    request = PredictRequest("image.tif", "map.tif", None, None, None, radiometry="eight_bit")
+    request = PredictRequest("image.tif", "map.tif", None, radiometry="eight_bit")
     assert all(isinstance(c, TileOptions) for c in (proxy, fit, request))
     assert (proxy.batch_size, fit.batch_size, request.batch_size) == (32, 64, 0)  # each its own default
     assert (proxy.device, fit.band_indexes, request.radiometry) == ("cpu", (3, 2, 1), "eight_bit")
     assert proxy.min_valid_fraction == fit.min_valid_fraction == request.min_valid_fraction == 0.5
-    shared = {f.name for f in dataclasses.fields(TileOptions)}
-    for config in (proxy, fit, request):  # keyword-only, after each configuration's own fields
-        assert all(f.kw_only for f in dataclasses.fields(config) if f.name in shared)
+    shared = [f.name for f in dataclasses.fields(TileOptions)]
+    for config in (proxy, fit, request):  # each configuration's required inputs come first, then the options
+        names = [f.name for f in dataclasses.fields(config)]
+        required = [f.name for f in dataclasses.fields(config) if f.default is dataclasses.MISSING
+                    and f.default_factory is dataclasses.MISSING]
+        assert names[: len(required)] == required and names[len(required): len(required) + len(shared)] == shared
     with pytest.raises(dataclasses.FrozenInstanceError):
         proxy.device = "cuda"

@@ -104,16 +104,22 @@ def fast_bf16(device: torch.device) -> bool:
 
 
 @dataclass(frozen=True)
-class PredictRequest(TileOptions):
-    """Everything one prediction run needs; geometry is in the raster's CRS."""
+class _PredictRequestInputs:
+    """What a prediction run cannot do without."""
 
     raster_path: str
     output_path: str
     model: PovertyModel
+
+
+@dataclass(frozen=True)
+class PredictRequest(TileOptions, _PredictRequestInputs):
+    """Everything one prediction run needs; geometry is in the raster's CRS."""
+
     bounds: tuple[float, float, float, float] | None = None
     mask_geometries: tuple[dict, ...] | None = None  # GeoJSON-like polygons
     stride_m: float | None = None  # None = tile size
-    batch_size: int = field(default=0, kw_only=True)  # tiles per batch; 0 = automatic (auto_batch_size)
+    batch_size: int = 0  # tiles per batch; 0 = automatic (auto_batch_size)
     mixed_precision: bool = True  # bf16 for cnn/random features where the hardware is fast at it
     read_workers: int | None = None  # reader threads (0 = read in the calling thread; None = automatic)
     prefetch_batches: int = 4  # batches read ahead of the model

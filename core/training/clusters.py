@@ -46,10 +46,16 @@ class Cluster:
 
 
 @dataclass(frozen=True)
-class ClusterFitConfig(TileOptions):
+class _ClusterFitConfigInputs:
+    """What a cluster fit cannot do without."""
+
     image_path: str
     clusters: tuple[Cluster, ...]
     model_path: str  # output .povmodel (extractor + regressor)
+
+
+@dataclass(frozen=True)
+class ClusterFitConfig(TileOptions, _ClusterFitConfigInputs):
     outcome_name: str = "outcome"
     outcome_unit: str = "survey units"
     extractor: str = "histogram"  # 'histogram', 'random' or a .povmodel path (e.g. a proxy CNN)
@@ -61,7 +67,7 @@ class ClusterFitConfig(TileOptions):
     nightlights_path: str | None = None
     report_path: str | None = None
     scatter_path: str | None = None
-    batch_size: int = field(default=64, kw_only=True)
+    batch_size: int = 64
     n_random_filters: int = 256
     seed: int = 0
 

@@ -33,10 +33,16 @@ READ_CHUNK = 64  # tiles read per batch while labelling
 
 
 @dataclass(frozen=True)
-class ProxyTrainingConfig(TileOptions):
+class _ProxyTrainingConfigInputs:
+    """What proxy training cannot do without."""
+
     image_path: str
     nightlights_path: str
     model_path: str  # output .povmodel (the feature extractor)
+
+
+@dataclass(frozen=True)
+class ProxyTrainingConfig(TileOptions, _ProxyTrainingConfigInputs):
     report_path: str | None = None  # JSON
     plot_path: str | None = None  # PNG
     bounds: tuple[float, float, float, float] | None = None  # in the image's CRS
