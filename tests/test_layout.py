@@ -135,3 +135,20 @@ def test_the_stage_check_sees_a_forbidden_import(tmp_path, monkeypatch):
     source = "from ..models.model_file import load_model\n"
     monkeypatch.setattr(type(fake), "read_text", lambda self, encoding=None: source)
     assert list(_core_imports(fake)) == [("models", 1)]
+
+
+def test_plugin_code_runs_on_python_3_9():
+    """QGIS 3.22 and 3.28 on Windows run Python 3.9: the plugin's grammar and dataclass
+    options stay within it (no match statements, no kw_only)."""
+    offenders = []
+    for path in sorted(ROOT.glob("*.py")) + sorted(p for d in ("core", "provider", "ui") for p in (ROOT / d).rglob("*.py")):
+        source = path.read_text(encoding="utf-8")
+        try:
+            ast.parse(source, filename=str(path), feature_version=(3, 9))
+        except SyntaxError as exc:
+            offenders.append(f"{path.relative_to(ROOT)}:{exc.lineno} {exc.msg}")
+        offenders += [
+            f"{path.relative_to(ROOT)}:{node.lineno} kw_only"
+            for node in ast.walk(ast.parse(source)) if isinstance(node, ast.keyword) and node.arg == "kw_only"
+        ]
+    assert offenders == []
