@@ -4,7 +4,6 @@ from __future__ import annotations
 import logging
 import math
 import os
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
@@ -23,6 +22,7 @@ from ..imagery.radiometry import Radiometry, resolve_radiometry
 from ..imagery.prefetch import PrefetchingReader
 from ..imagery.tile_reader import open_raster
 from ..imagery.tiling import TileGrid, region_window, tile_grid_for
+from .plan import MIXED_PRECISION_KINDS, RunPlan, plan_run, torch_threads
 
 log = logging.getLogger("poverty_mapper")
 
@@ -33,73 +33,6 @@ CancelCheck = Callable[[], bool]
 # GDAL's block cache while mapping: tiles are read about once, so a small cache does
 # (GDAL's default, 5% of RAM, made memory grow with the raster up to that size).
 READ_CACHE_BYTES = 64 * 2**20
-# Extractors run in bf16 where it is fast (histograms always count exactly). On the CPU
-# only the CNN gains: the random features' small products were measured slower in bf16.
-MIXED_PRECISION_KINDS = {"cpu": ("cnn",), "cuda": ("cnn", "random")}
-
-
-def auto_batch_size(device: torch.device, extractor_kind: str) -> int:
-    """Tiles per batch when not given. A GPU wants large batches; on the CPU small ones
-    stay in cache (measured here: the CNN ran fastest at 8 tiles; histograms and random
-    features, which loop over tiles themselves, at 16)."""
-    if device.type == "cuda":
-        return 256
-    return 8 if extractor_kind == "cnn" else 16
-
-
-@dataclass(frozen=True)
-class ThreadPlan:
-    """How the CPU's cores are shared between reading tiles and the model."""
-
-    read_workers: int  # reader threads (0 = read in the calling thread)
-    torch_threads: int | None  # threads for the model's CPU work (None = leave PyTorch's setting)
-
-
-def thread_plan(device: torch.device, extractor_kind: str, read_workers: int | None = None) -> ThreadPlan:
-    """Reader threads and model threads, automatic where not given (measured on 2 cores
-    with ``make bench``, 224-px tiles of a tiled, deflated GeoTIFF):
-
-    - Histograms on the CPU: one reader. Each reader has its own dataset handle and so
-      its own decoded blocks; tiles that share a block but go to different readers
-      decode it twice (0.81 of raw read speed with 1 reader, 0.73 with 2, 0.67 with 3).
-    - A CNN on the CPU: the readers and the network get cores of their own, one reader
-      for about two network cores. Readers that share cores with the network lose them
-      to its threads, which spin between operations (against 2 network threads + 1
-      reader: reading in the calling thread was 1.24 x as fast, 1 network thread + 1
-      reader 1.57 x).
-    - Random features cost ~25x more than reading a tile: one reader, every core to the model.
-    - On a GPU the CPU only reads: two readers.
-    """
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    if device.type == "cpu" and extractor_kind == "cnn" and cores > 1 and read_workers != 0:
-        readers = read_workers if read_workers is not None else max(1, cores // 3)
-        return ThreadPlan(readers, max(1, cores - readers))
-    if read_workers is None:
-        read_workers = 2 if device.type == "cuda" else 1
-    return ThreadPlan(read_workers, None)
-
-
-@contextmanager
-def torch_threads(n: int | None) -> Iterator[None]:
-    """PyTorch's CPU threads set to ``n`` for the calling thread, then restored."""
-    if n is None:
-        yield
-        return
-    before = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
-def fast_bf16(device: torch.device) -> bool:
-    """Whether bfloat16 convolutions are fast here: CUDA, or a CPU with AMX or AVX512-BF16
-    (measured on such a CPU: the CNN runs 2.5x faster; features differ by ~0.4%)."""
-    if device.type == "cuda":
-        return True
-    cpu = getattr(torch, "cpu", None)
-    return any(bool(getattr(cpu, name, lambda: False)()) for name in ("_is_amx_tile_supported", "_is_avx512_bf16_supported"))
 
 
 @dataclass(frozen=True)
@@ -218,9 +151,10 @@ def predict_poverty_map(
             "('Fit poverty model on survey clusters') and map with the model file that writes."
         )
     device = resolve_device(request.device)
-    if request.batch_size < 0:
-        raise PovertyMapperError("The batch size must be at least 1 (or 0 for automatic).")
-    batch_size = request.batch_size or auto_batch_size(device, model.extractor.kind)
+    plan = plan_run(
+        device, model.extractor.kind, request.batch_size, request.read_workers,
+        request.prefetch_batches, request.mixed_precision,
+    )
     out_path = Path(request.output_path)
     if not out_path.parent.is_dir():
         raise PovertyMapperError(f"The output folder {out_path.parent} does not exist; choose an existing folder.")
@@ -248,12 +182,11 @@ def predict_poverty_map(
             bands, radiometry.key, device_name(device),
         )
 
-        threads = thread_plan(device, model.extractor.kind, request.read_workers)
         prefetch = PrefetchingReader(
-            request.raster_path, bands, model.tile_size_px, radiometry, threads.read_workers, request.prefetch_batches
+            request.raster_path, bands, model.tile_size_px, radiometry, plan.read_workers, plan.prefetch_batches
         )
-        with prefetch, torch_threads(threads.torch_threads), rasterio.Env(GDAL_CACHEMAX=READ_CACHE_BYTES), atomic_output(out_path, ".tif") as tmp, _create_output(tmp, out_path, _output_profile(ds, grid)) as dst:
-            stats = _run_tiles(grid, cell_mask, prefetch, model, w, bias, device, batch_size, request, dst, progress, is_canceled)
+        with prefetch, torch_threads(plan.torch_threads), rasterio.Env(GDAL_CACHEMAX=READ_CACHE_BYTES), atomic_output(out_path, ".tif") as tmp, _create_output(tmp, out_path, _output_profile(ds, grid)) as dst:
+            stats = _run_tiles(grid, cell_mask, prefetch, model, w, bias, plan, request, dst, progress, is_canceled)
             dst.set_band_description(1, f"{model.target.name} ({model.target.unit})")
             dst.update_tags(
                 QUANTITY=model.target.name,
@@ -367,19 +300,18 @@ def estimate_batch(
         ])
 
 
-def _run_tiles(grid, cell_mask, prefetch, model, w, bias, device, batch_size, request, dst, progress, is_canceled):
+def _run_tiles(grid, cell_mask, prefetch, model, w, bias, plan: RunPlan, request, dst, progress, is_canceled):
     """Estimate every cell in batches, read ahead in threads, written row by row."""
     writer = _RowWriter(dst, grid.width)
     total = max(1, int(cell_mask.sum()))
     done = 0
     count, vsum, vmin, vmax = 0, 0.0, math.inf, -math.inf
     min_valid = request.min_valid_fraction * model.tile_size_px**2
-    batches = _cell_batches(cell_mask, batch_size)
-    mixed = request.mixed_precision and fast_bf16(device)
+    batches = _cell_batches(cell_mask, plan.batch_size)
     for batch, dn, valid in prefetch.map(batches, lambda b: [grid.tile_window(r, c) for r, c in b]):
         if is_canceled():
             raise Canceled()
-        values = estimate_batch(model, w, bias, dn, valid, prefetch.radiometry, device, mixed)
+        values = estimate_batch(model, w, bias, dn, valid, prefetch.radiometry, plan.device, plan.bf16)
         enough = valid.reshape(len(batch), -1).sum(1) >= min_valid
         for (r, c), v, ok in zip(batch, values, enough):
             if ok and np.isfinite(v):
