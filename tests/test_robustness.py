@@ -38,7 +38,9 @@ from poverty_mapper.core.errors import Canceled, ModelFileError, PovertyMapperEr
 from poverty_mapper.core.extractors.histogram import HistogramExtractor
 from poverty_mapper.core.models.model_file import PovertyModel, Target, load_model, save_model
 from poverty_mapper.core.imagery.nightlights import mean_lights_on_grid
-from poverty_mapper.core.inference.predict import NODATA, PredictRequest, estimate_batch, predict_poverty_map
+from poverty_mapper.core.inference.estimate import estimate_batch
+from poverty_mapper.core.inference.plan import plan_run
+from poverty_mapper.core.inference.predict import NODATA, PredictRequest, predict_poverty_map
 from poverty_mapper.core.training.proxy import ProxyTrainingConfig, train_proxy
 from poverty_mapper.core.imagery.radiometry import REFLECTANCE
 from poverty_mapper.core.regression.ridge import fit_ridge
@@ -811,12 +813,10 @@ def test_cuda_out_of_memory_halves_the_batch_and_still_estimates_every_tile(smal
     rng = np.random.default_rng(5)
     dn = rng.uniform(0.02, 0.2, (11, 3, 8, 8)).astype(np.float32)
     valid = rng.random((11, 8, 8)) > 0.05
-    weights, bias = small_model.regressor.folded()
-    w = torch.as_tensor(weights, dtype=torch.float32)
-    device = torch.device("cpu")
-    plain = estimate_batch(small_model, w, bias, dn, valid, REFLECTANCE, device)
+    plan = plan_run(torch.device("cpu"), small_model.extractor.kind, batch_size=11, mixed_precision=False)
+    plain = estimate_batch(small_model, dn, valid, REFLECTANCE, plan)
     flaky = _OutOfMemoryAboveTwo(small_model.extractor)
-    halved = estimate_batch(dataclasses.replace(small_model, extractor=flaky), w, bias, dn, valid, REFLECTANCE, device)
+    halved = estimate_batch(dataclasses.replace(small_model, extractor=flaky), dn, valid, REFLECTANCE, plan)
     assert halved.shape == (11,)
     np.testing.assert_allclose(halved, plain, rtol=1e-6, atol=1e-6)
     assert flaky.sizes[0] == 11 and max(s for s in flaky.sizes if s <= 2) == 2
@@ -828,11 +828,11 @@ def test_cuda_out_of_memory_on_a_single_tile_says_to_use_the_cpu(small_model):
         def extract_dn(self, dn, valid, radiometry):
             raise torch.cuda.OutOfMemoryError("CUDA out of memory (generated)")
 
-    weights, bias = small_model.regressor.folded()
     model = dataclasses.replace(small_model, extractor=AlwaysOutOfMemory(small_model.extractor))
     dn, valid = np.zeros((4, 3, 8, 8), np.float32), np.ones((4, 8, 8), bool)
+    plan = plan_run(torch.device("cpu"), model.extractor.kind, batch_size=4, mixed_precision=False)
     with pytest.raises(PovertyMapperError, match=r"out of memory on a single tile; run on the CPU"):
-        estimate_batch(model, torch.as_tensor(weights, dtype=torch.float32), bias, dn, valid, REFLECTANCE, torch.device("cpu"))
+        estimate_batch(model, dn, valid, REFLECTANCE, plan)
 
 
 def test_out_of_memory_in_a_whole_run_gives_the_same_map(scene, tmp_path, small_model):

@@ -10,7 +10,6 @@ from typing import Callable, Iterable, Iterator
 
 import numpy as np
 import rasterio
-import torch
 from rasterio.features import rasterize
 
 from ..atomic import atomic_output
@@ -22,7 +21,8 @@ from ..imagery.radiometry import Radiometry, resolve_radiometry
 from ..imagery.prefetch import PrefetchingReader
 from ..imagery.tile_reader import open_raster
 from ..imagery.tiling import TileGrid, region_window, tile_grid_for
-from .plan import MIXED_PRECISION_KINDS, RunPlan, plan_run, torch_threads
+from .estimate import estimate_batch
+from .plan import RunPlan, plan_run, torch_threads
 
 log = logging.getLogger("poverty_mapper")
 
@@ -173,8 +173,6 @@ def predict_poverty_map(
         grid = tile_grid_for(ds.transform, ds.crs, region, model.tile_size_m, request.stride_m)
         _check_image_holds_a_tile(ds.width, ds.height, grid, model.tile_size_m, request.min_valid_fraction)
         cell_mask = _mask_cells(grid, request.mask_geometries)
-        weights, bias = model.regressor.folded()
-        w = torch.as_tensor(weights, dtype=torch.float32, device=device)
         notes = [radiometry.note] if radiometry.note else []
         log.info(
             "Mapping %s: %d x %d cells of %.0f m, bands %s, %s, on %s",
@@ -186,7 +184,7 @@ def predict_poverty_map(
             request.raster_path, bands, model.tile_size_px, radiometry, plan.read_workers, plan.prefetch_batches
         )
         with prefetch, torch_threads(plan.torch_threads), rasterio.Env(GDAL_CACHEMAX=READ_CACHE_BYTES), atomic_output(out_path, ".tif") as tmp, _create_output(tmp, out_path, _output_profile(ds, grid)) as dst:
-            stats = _run_tiles(grid, cell_mask, prefetch, model, w, bias, plan, request, dst, progress, is_canceled)
+            stats = _run_tiles(grid, cell_mask, prefetch, model, plan, request, dst, progress, is_canceled)
             dst.set_band_description(1, f"{model.target.name} ({model.target.unit})")
             dst.update_tags(
                 QUANTITY=model.target.name,
@@ -251,56 +249,7 @@ def _cell_batches(cell_mask: np.ndarray, batch_size: int) -> Iterator[list[tuple
         yield list(zip(rows[start : start + batch_size].tolist(), cols[start : start + batch_size].tolist()))
 
 
-def to_device(array: np.ndarray, device: torch.device) -> torch.Tensor:
-    """Host to device; on CUDA through pinned memory with a non-blocking copy."""
-    tensor = torch.from_numpy(array)
-    if device.type == "cuda":
-        return tensor.pin_memory().to(device, non_blocking=True)
-    return tensor
-
-
-def tile_features(
-    extractor, dn: torch.Tensor, valid: torch.Tensor, radiometry: Radiometry
-) -> torch.Tensor:
-    """Features of a batch of tiles given as digital numbers on the device.
-
-    An extractor with ``extract_dn`` works on the digital numbers directly (the
-    histogram's fast path for 8-bit imagery); the others get reflectance, 0 where invalid.
-    """
-    if hasattr(extractor, "extract_dn"):
-        return extractor.extract_dn(dn, valid, radiometry)
-    pixels = radiometry.apply_torch(dn)
-    pixels = torch.where(valid.unsqueeze(1), pixels, torch.zeros((), device=pixels.device))
-    return extractor.extract(pixels, valid)
-
-
-def estimate_batch(
-    model: PovertyModel, w: torch.Tensor, bias: float, dn: np.ndarray, valid: np.ndarray,
-    radiometry: Radiometry, device: torch.device, mixed_precision: bool = False,
-) -> np.ndarray:
-    """Estimates for one batch of tiles; on CUDA out-of-memory the batch is halved."""
-    try:
-        d, v = to_device(dn, device), to_device(valid, device)
-        bf16 = mixed_precision and model.extractor.kind in MIXED_PRECISION_KINDS.get(device.type, ())
-        with torch.inference_mode(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-            feats = tile_features(model.extractor, d, v, radiometry)
-        with torch.inference_mode():
-            return (feats.float() @ w + bias).cpu().numpy()
-    except torch.cuda.OutOfMemoryError:
-        if len(dn) == 1:
-            raise PovertyMapperError(
-                "The GPU ran out of memory on a single tile; run on the CPU (Device: cpu)."
-            ) from None
-        torch.cuda.empty_cache()
-        half = len(dn) // 2
-        log.warning("CUDA out of memory with %d tiles per batch; retrying with %d.", len(dn), half)
-        return np.concatenate([
-            estimate_batch(model, w, bias, dn[:half], valid[:half], radiometry, device, mixed_precision),
-            estimate_batch(model, w, bias, dn[half:], valid[half:], radiometry, device, mixed_precision),
-        ])
-
-
-def _run_tiles(grid, cell_mask, prefetch, model, w, bias, plan: RunPlan, request, dst, progress, is_canceled):
+def _run_tiles(grid, cell_mask, prefetch, model, plan: RunPlan, request, dst, progress, is_canceled):
     """Estimate every cell in batches, read ahead in threads, written row by row."""
     writer = _RowWriter(dst, grid.width)
     total = max(1, int(cell_mask.sum()))
@@ -311,7 +260,7 @@ def _run_tiles(grid, cell_mask, prefetch, model, w, bias, plan: RunPlan, request
     for batch, dn, valid in prefetch.map(batches, lambda b: [grid.tile_window(r, c) for r, c in b]):
         if is_canceled():
             raise Canceled()
-        values = estimate_batch(model, w, bias, dn, valid, prefetch.radiometry, plan.device, plan.bf16)
+        values = estimate_batch(model, dn, valid, prefetch.radiometry, plan)
         enough = valid.reshape(len(batch), -1).sum(1) >= min_valid
         for (r, c), v, ok in zip(batch, values, enough):
             if ok and np.isfinite(v):
