@@ -32,6 +32,7 @@ from generated_world import make_world
 from test_tiling import _assert_cells_cover_region, _assert_centres_match
 from poverty_mapper.core.models import model_file as model_file_module
 from poverty_mapper.core.inference import predict as predict_module
+from poverty_mapper.core.inference import writer as writer_module
 from poverty_mapper.core.atomic import write_json
 from poverty_mapper.core.training.clusters import Cluster, ClusterFitConfig, fit_clusters
 from poverty_mapper.core.errors import Canceled, ModelFileError, PovertyMapperError
@@ -40,7 +41,8 @@ from poverty_mapper.core.models.model_file import PovertyModel, Target, load_mod
 from poverty_mapper.core.imagery.nightlights import mean_lights_on_grid
 from poverty_mapper.core.inference.estimate import estimate_batch
 from poverty_mapper.core.inference.plan import plan_run
-from poverty_mapper.core.inference.predict import NODATA, PredictRequest, predict_poverty_map
+from poverty_mapper.core.inference.predict import PredictRequest, predict_poverty_map
+from poverty_mapper.core.inference.writer import NODATA
 from poverty_mapper.core.training.proxy import ProxyTrainingConfig, train_proxy
 from poverty_mapper.core.imagery.radiometry import REFLECTANCE
 from poverty_mapper.core.regression.ridge import fit_ridge
@@ -582,8 +584,8 @@ def test_an_output_folder_that_is_not_writable_is_refused_before_the_run(scene, 
     # Tests may run as root, for whom every folder is writable: the refusal is simulated
     # where the operating system answers.
     out = _earlier(tmp_path / "map.tif")
-    real_access = predict_module.os.access
-    monkeypatch.setattr(predict_module.os, "access", lambda p, mode: False if Path(p) == tmp_path else real_access(p, mode))
+    real_access = writer_module.os.access
+    monkeypatch.setattr(writer_module.os, "access", lambda p, mode: False if Path(p) == tmp_path else real_access(p, mode))
     reads = []
     monkeypatch.setattr(TileReader, "read_dn_into", lambda *a: reads.append(a))
     with pytest.raises(PovertyMapperError, match="is not writable; choose another output file"):
@@ -661,8 +663,8 @@ class _DiskFillingDataset:
 @pytest.mark.parametrize("rows", [0, 2])
 def test_a_disk_filling_up_mid_run_says_so_and_leaves_the_earlier_map(scene, tmp_path, small_model, monkeypatch, rows):
     out = _earlier(tmp_path / "map.tif")
-    real_create = predict_module._create_output
-    monkeypatch.setattr(predict_module, "_create_output", lambda *a: _DiskFillingDataset(real_create(*a), rows))
+    real_create = writer_module._create_output
+    monkeypatch.setattr(writer_module, "_create_output", lambda *a: _DiskFillingDataset(real_create(*a), rows))
     with pytest.raises(PovertyMapperError, match=r"The disk is full: .*map\.tif could not be written\. Free some space"):
         _run(scene, out, small_model, batch_size=2)
     _assert_untouched(out)

@@ -2,8 +2,6 @@
 from __future__ import annotations
 
 import logging
-import math
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
@@ -12,7 +10,6 @@ import numpy as np
 import rasterio
 from rasterio.features import rasterize
 
-from ..atomic import atomic_output
 from ..imagery.bands import check_band_indexes, guess_band_indexes
 from ..device import device_name, resolve_device
 from ..errors import Canceled, PovertyMapperError
@@ -23,10 +20,10 @@ from ..imagery.tile_reader import open_raster
 from ..imagery.tiling import TileGrid, region_window, tile_grid_for
 from .estimate import estimate_batch
 from .plan import RunPlan, plan_run, torch_threads
+from .writer import RowWriter, check_output_path, estimate_raster, map_tags
 
 log = logging.getLogger("poverty_mapper")
 
-NODATA = -9999.0
 ProgressCallback = Callable[[float], None]
 CancelCheck = Callable[[], bool]
 
@@ -82,16 +79,6 @@ def _mask_cells(grid: TileGrid, geometries: Iterable[dict] | None) -> np.ndarray
     return burned.astype(bool)
 
 
-def _create_output(tmp: Path, out_path: Path, profile: dict):
-    """The (temporary) output dataset, or a message saying why it cannot be created."""
-    try:
-        return rasterio.open(tmp, "w", **profile)
-    except rasterio.errors.RasterioIOError as exc:
-        raise PovertyMapperError(
-            f"Cannot create the output {out_path} ({exc}); choose a folder you can write to."
-        ) from exc
-
-
 def _check_image_holds_a_tile(
     width: int, height: int, grid: TileGrid, tile_size_m: float, min_valid_fraction: float
 ) -> None:
@@ -110,25 +97,6 @@ def _check_image_holds_a_tile(
         "estimate needs. Use a larger image, or fit a model with smaller tiles "
         "('Fit poverty model on survey clusters', tile size)."
     )
-
-
-def _output_profile(ds: rasterio.io.DatasetReader, grid: TileGrid) -> dict:
-    height, width = grid.shape
-    profile = {
-        "driver": "GTiff",
-        "dtype": "float32",
-        "count": 1,
-        "width": width,
-        "height": height,
-        "crs": ds.crs,
-        "transform": grid.transform,
-        "nodata": NODATA,
-        "compress": "deflate",
-        "predictor": 3,
-    }
-    if width >= 256 and height >= 256:
-        profile.update(tiled=True, blockxsize=256, blockysize=256)
-    return profile
 
 
 def predict_poverty_map(
@@ -156,12 +124,7 @@ def predict_poverty_map(
         request.prefetch_batches, request.mixed_precision,
     )
     out_path = Path(request.output_path)
-    if not out_path.parent.is_dir():
-        raise PovertyMapperError(f"The output folder {out_path.parent} does not exist; choose an existing folder.")
-    if not os.access(out_path.parent, os.W_OK):
-        raise PovertyMapperError(f"The output folder {out_path.parent} is not writable; choose another output file.")
-    if out_path.is_dir():
-        raise PovertyMapperError(f"{out_path} is a folder; choose a file name for the output.")
+    check_output_path(out_path)
 
     with open_raster(request.raster_path) as ds:
         if request.band_indexes is None:
@@ -183,24 +146,12 @@ def predict_poverty_map(
         prefetch = PrefetchingReader(
             request.raster_path, bands, model.tile_size_px, radiometry, plan.read_workers, plan.prefetch_batches
         )
-        with prefetch, torch_threads(plan.torch_threads), rasterio.Env(GDAL_CACHEMAX=READ_CACHE_BYTES), atomic_output(out_path, ".tif") as tmp, _create_output(tmp, out_path, _output_profile(ds, grid)) as dst:
-            stats = _run_tiles(grid, cell_mask, prefetch, model, plan, request, dst, progress, is_canceled)
-            dst.set_band_description(1, f"{model.target.name} ({model.target.unit})")
-            dst.update_tags(
-                QUANTITY=model.target.name,
-                UNIT=model.target.unit,
-                MODEL=model.name,
-                MODEL_EXTRACTOR=model.extractor.kind,
-                SOURCE_RASTER=os.path.basename(request.raster_path),
-                SOURCE_BANDS=",".join(map(str, bands)),
-                RADIOMETRY=radiometry.key,
-                TILE_SIZE_M=f"{model.tile_size_m:g}",
-                CELL_SIZE_M=f"{(request.stride_m or model.tile_size_m):g}",
-                SOFTWARE="QGIS plugin Poverty Mapper",
-            )
+        tags = map_tags(model, request.raster_path, bands, radiometry, request.stride_m or model.tile_size_m)
+        with prefetch, torch_threads(plan.torch_threads), rasterio.Env(GDAL_CACHEMAX=READ_CACHE_BYTES), estimate_raster(out_path, ds.crs, grid, cell_mask) as writer:
+            _run_tiles(grid, cell_mask, prefetch, model, plan, request, writer, progress, is_canceled)
+            summary = writer.finish(f"{model.target.name} ({model.target.unit})", tags)
 
-    n_estimated, vmin, vmax, vmean = stats
-    if n_estimated == 0:
+    if summary.n_estimated == 0:
         notes.append(
             "No tile had enough valid pixels: the output holds only nodata. Check the band "
             "mapping, the radiometry and that the region covers imagery."
@@ -208,38 +159,15 @@ def predict_poverty_map(
     return PredictResult(
         output_path=str(out_path),
         n_cells=len(grid),
-        n_estimated=n_estimated,
+        n_estimated=summary.n_estimated,
         device=device_name(device),
         band_indexes=bands,
         radiometry=radiometry,
-        value_min=vmin,
-        value_max=vmax,
-        value_mean=vmean,
+        value_min=summary.value_min,
+        value_max=summary.value_max,
+        value_mean=summary.value_mean,
         notes=tuple(notes),
     )
-
-
-class _RowWriter:
-    """Buffers output rows and writes each once all cells before it are known, so the
-    output is written incrementally and never held whole in memory."""
-
-    def __init__(self, dst, width: int):
-        self.dst, self.width = dst, width
-        self.rows: dict[int, np.ndarray] = {}
-        self.next_row = 0
-
-    def set(self, row: int, col: int, value: float) -> None:
-        if row not in self.rows:
-            self.rows[row] = np.full(self.width, NODATA, np.float32)
-        self.rows[row][col] = value
-
-    def flush_before(self, row: int) -> None:
-        while self.next_row < row:
-            values = self.rows.pop(self.next_row, None)
-            if values is None:
-                values = np.full(self.width, NODATA, np.float32)
-            self.dst.write(values[None, :], 1, window=rasterio.windows.Window(0, self.next_row, self.width, 1))
-            self.next_row += 1
 
 
 def _cell_batches(cell_mask: np.ndarray, batch_size: int) -> Iterator[list[tuple[int, int]]]:
@@ -249,12 +177,10 @@ def _cell_batches(cell_mask: np.ndarray, batch_size: int) -> Iterator[list[tuple
         yield list(zip(rows[start : start + batch_size].tolist(), cols[start : start + batch_size].tolist()))
 
 
-def _run_tiles(grid, cell_mask, prefetch, model, plan: RunPlan, request, dst, progress, is_canceled):
+def _run_tiles(grid, cell_mask, prefetch, model, plan: RunPlan, request, writer: RowWriter, progress, is_canceled):
     """Estimate every cell in batches, read ahead in threads, written row by row."""
-    writer = _RowWriter(dst, grid.width)
     total = max(1, int(cell_mask.sum()))
     done = 0
-    count, vsum, vmin, vmax = 0, 0.0, math.inf, -math.inf
     min_valid = request.min_valid_fraction * model.tile_size_px**2
     batches = _cell_batches(cell_mask, plan.batch_size)
     for batch, dn, valid in prefetch.map(batches, lambda b: [grid.tile_window(r, c) for r, c in b]):
@@ -262,18 +188,7 @@ def _run_tiles(grid, cell_mask, prefetch, model, plan: RunPlan, request, dst, pr
             raise Canceled()
         values = estimate_batch(model, dn, valid, prefetch.radiometry, plan)
         enough = valid.reshape(len(batch), -1).sum(1) >= min_valid
-        for (r, c), v, ok in zip(batch, values, enough):
-            if ok and np.isfinite(v):
-                writer.set(r, c, v)
-                count += 1
-                vsum += float(v)
-                vmin, vmax = min(vmin, float(v)), max(vmax, float(v))
-        # Cells come in row-major order: rows before this batch's last are complete.
-        writer.flush_before(batch[-1][0])
+        writer.add(batch, np.where(enough, values, np.nan))
         done += len(batch)
         progress(done / total)
-    writer.flush_before(grid.height)
     progress(1.0)
-    if count == 0:
-        return 0, None, None, None
-    return count, vmin, vmax, vsum / count
