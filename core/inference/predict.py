@@ -1,31 +1,31 @@
-"""Mapping: run a model over every tile of a region and write the estimate raster."""
+"""Mapping: run a model over every tile of a region and write the estimate raster.
+
+:func:`predict_poverty_map` checks the request, opens the imagery to lay out the job,
+plans the run (:mod:`.plan`) and hands the job to an executor (:mod:`.executors`) that
+feeds the writer (:mod:`.writer`)."""
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
+from typing import Iterable
 
 import numpy as np
 import rasterio
 from rasterio.features import rasterize
 
-from ..imagery.bands import check_band_indexes, guess_band_indexes
 from ..device import device_name, resolve_device
-from ..errors import Canceled, PovertyMapperError
-from ..models.model_file import PovertyModel
+from ..errors import PovertyMapperError
+from ..imagery.bands import check_band_indexes, guess_band_indexes
 from ..imagery.radiometry import Radiometry, resolve_radiometry
-from ..imagery.prefetch import PrefetchingReader
 from ..imagery.tile_reader import open_raster
 from ..imagery.tiling import TileGrid, region_window, tile_grid_for
-from .estimate import estimate_batch
-from .plan import RunPlan, plan_run, torch_threads
-from .writer import RowWriter, check_output_path, estimate_raster, map_tags
+from ..models.model_file import PovertyModel
+from .executors import CancelCheck, Executor, LocalExecutor, MappingJob, ProgressCallback
+from .plan import plan_run
+from .writer import MapSummary, check_output_path, estimate_raster, map_tags
 
 log = logging.getLogger("poverty_mapper")
-
-ProgressCallback = Callable[[float], None]
-CancelCheck = Callable[[], bool]
 
 # GDAL's block cache while mapping: tiles are read about once, so a small cache does
 # (GDAL's default, 5% of RAM, made memory grow with the raster up to that size).
@@ -99,12 +99,40 @@ def _check_image_holds_a_tile(
     )
 
 
+def _check_model_maps(model: PovertyModel) -> None:
+    """Refuse a model that cannot write estimates (a feature extractor alone)."""
+    if not model.can_predict:
+        raise PovertyMapperError(
+            f"The model '{model.name}' holds only a feature extractor; fit it on survey clusters "
+            "('Fit poverty model on survey clusters') and map with the model file that writes."
+        )
+
+
+def _mapping_job(request: PredictRequest, ds: rasterio.io.DatasetReader) -> MappingJob:
+    """The bands, radiometry, grid and cells of ``request`` on the open raster ``ds``."""
+    model = request.model
+    if request.band_indexes is None:
+        bands = guess_band_indexes(model.bands, ds.descriptions, [ci.name for ci in ds.colorinterp])
+    else:
+        bands = check_band_indexes(request.band_indexes, model.bands, ds.count)
+    radiometry = resolve_radiometry(request.radiometry, ds.dtypes[bands[0] - 1], model.radiometry)
+    region = region_window(ds.transform, ds.width, ds.height, request.bounds)
+    grid = tile_grid_for(ds.transform, ds.crs, region, model.tile_size_m, request.stride_m)
+    _check_image_holds_a_tile(ds.width, ds.height, grid, model.tile_size_m, request.min_valid_fraction)
+    cell_mask = _mask_cells(grid, request.mask_geometries)
+    return MappingJob(
+        request.raster_path, bands, radiometry, model, grid, cell_mask, request.min_valid_fraction
+    )
+
+
 def predict_poverty_map(
     request: PredictRequest,
     progress: ProgressCallback | None = None,
     is_canceled: CancelCheck | None = None,
+    executor: Executor | None = None,
 ) -> PredictResult:
-    """Write the estimate raster for ``request``; returns what was done.
+    """Write the estimate raster for ``request``; returns what was done. The tiles run
+    on ``executor`` (default: a :class:`LocalExecutor` on this machine).
 
     The output is written to a temporary file beside the destination and renamed
     into place only when complete: a failed or canceled run leaves any earlier file
@@ -113,11 +141,7 @@ def predict_poverty_map(
     progress = progress or (lambda _f: None)
     is_canceled = is_canceled or (lambda: False)
     model = request.model
-    if not model.can_predict:
-        raise PovertyMapperError(
-            f"The model '{model.name}' holds only a feature extractor; fit it on survey clusters "
-            "('Fit poverty model on survey clusters') and map with the model file that writes."
-        )
+    _check_model_maps(model)
     device = resolve_device(request.device)
     plan = plan_run(
         device, model.extractor.kind, request.batch_size, request.read_workers,
@@ -127,30 +151,23 @@ def predict_poverty_map(
     check_output_path(out_path)
 
     with open_raster(request.raster_path) as ds:
-        if request.band_indexes is None:
-            bands = guess_band_indexes(model.bands, ds.descriptions, [ci.name for ci in ds.colorinterp])
-        else:
-            bands = check_band_indexes(request.band_indexes, model.bands, ds.count)
-        radiometry = resolve_radiometry(request.radiometry, ds.dtypes[bands[0] - 1], model.radiometry)
-        region = region_window(ds.transform, ds.width, ds.height, request.bounds)
-        grid = tile_grid_for(ds.transform, ds.crs, region, model.tile_size_m, request.stride_m)
-        _check_image_holds_a_tile(ds.width, ds.height, grid, model.tile_size_m, request.min_valid_fraction)
-        cell_mask = _mask_cells(grid, request.mask_geometries)
-        notes = [radiometry.note] if radiometry.note else []
-        log.info(
-            "Mapping %s: %d x %d cells of %.0f m, bands %s, %s, on %s",
-            request.raster_path, grid.width, grid.height, grid.step_x * abs(ds.transform.a),
-            bands, radiometry.key, device_name(device),
-        )
+        job = _mapping_job(request, ds)
+        crs, pixel_m = ds.crs, abs(ds.transform.a)
+    grid = job.grid
+    log.info(
+        "Mapping %s: %d x %d cells of %.0f m, bands %s, %s, on %s",
+        request.raster_path, grid.width, grid.height, grid.step_x * pixel_m,
+        job.band_indexes, job.radiometry.key, device_name(device),
+    )
+    tags = map_tags(model, request.raster_path, job.band_indexes, job.radiometry, request.stride_m or model.tile_size_m)
+    with rasterio.Env(GDAL_CACHEMAX=READ_CACHE_BYTES), estimate_raster(out_path, crs, grid, job.cell_mask) as writer:
+        (executor or LocalExecutor()).run(job, plan, writer, progress, is_canceled)
+        summary = writer.finish(f"{model.target.name} ({model.target.unit})", tags)
+    return _result(job, out_path, device_name(device), summary)
 
-        prefetch = PrefetchingReader(
-            request.raster_path, bands, model.tile_size_px, radiometry, plan.read_workers, plan.prefetch_batches
-        )
-        tags = map_tags(model, request.raster_path, bands, radiometry, request.stride_m or model.tile_size_m)
-        with prefetch, torch_threads(plan.torch_threads), rasterio.Env(GDAL_CACHEMAX=READ_CACHE_BYTES), estimate_raster(out_path, ds.crs, grid, cell_mask) as writer:
-            _run_tiles(grid, cell_mask, prefetch, model, plan, request, writer, progress, is_canceled)
-            summary = writer.finish(f"{model.target.name} ({model.target.unit})", tags)
 
+def _result(job: MappingJob, out_path: Path, device: str, summary: MapSummary) -> PredictResult:
+    notes = [job.radiometry.note] if job.radiometry.note else []
     if summary.n_estimated == 0:
         notes.append(
             "No tile had enough valid pixels: the output holds only nodata. Check the band "
@@ -158,37 +175,13 @@ def predict_poverty_map(
         )
     return PredictResult(
         output_path=str(out_path),
-        n_cells=len(grid),
+        n_cells=len(job.grid),
         n_estimated=summary.n_estimated,
-        device=device_name(device),
-        band_indexes=bands,
-        radiometry=radiometry,
+        device=device,
+        band_indexes=job.band_indexes,
+        radiometry=job.radiometry,
         value_min=summary.value_min,
         value_max=summary.value_max,
         value_mean=summary.value_mean,
         notes=tuple(notes),
     )
-
-
-def _cell_batches(cell_mask: np.ndarray, batch_size: int) -> Iterator[list[tuple[int, int]]]:
-    """Cells inside the mask, row-major, in batches."""
-    rows, cols = np.nonzero(cell_mask)
-    for start in range(0, rows.size, batch_size):
-        yield list(zip(rows[start : start + batch_size].tolist(), cols[start : start + batch_size].tolist()))
-
-
-def _run_tiles(grid, cell_mask, prefetch, model, plan: RunPlan, request, writer: RowWriter, progress, is_canceled):
-    """Estimate every cell in batches, read ahead in threads, written row by row."""
-    total = max(1, int(cell_mask.sum()))
-    done = 0
-    min_valid = request.min_valid_fraction * model.tile_size_px**2
-    batches = _cell_batches(cell_mask, plan.batch_size)
-    for batch, dn, valid in prefetch.map(batches, lambda b: [grid.tile_window(r, c) for r, c in b]):
-        if is_canceled():
-            raise Canceled()
-        values = estimate_batch(model, dn, valid, prefetch.radiometry, plan)
-        enough = valid.reshape(len(batch), -1).sum(1) >= min_valid
-        writer.add(batch, np.where(enough, values, np.nan))
-        done += len(batch)
-        progress(done / total)
-    progress(1.0)
