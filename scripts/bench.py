@@ -35,7 +35,8 @@ from rasterio.windows import Window  # noqa: E402
 from poverty_mapper.core.extractors.cnn import CnnExtractor, ProxyCNN  # noqa: E402
 from poverty_mapper.core.models.defaults import DEFAULT_MODEL_PATH  # noqa: E402
 from poverty_mapper.core.models.model_file import PovertyModel, Target, load_model, save_model  # noqa: E402
-from poverty_mapper.core.inference.predict import PredictRequest, auto_batch_size, predict_poverty_map, thread_plan  # noqa: E402
+from poverty_mapper.core.inference.plan import auto_batch_size, thread_plan  # noqa: E402
+from poverty_mapper.core.inference.predict import PredictRequest, predict_poverty_map  # noqa: E402
 from poverty_mapper.core.imagery.radiometry import EIGHT_BIT  # noqa: E402
 from poverty_mapper.core.extractors.random_conv import RandomConvExtractor  # noqa: E402
 from poverty_mapper.core.regression.ridge import RidgeRegressor  # noqa: E402

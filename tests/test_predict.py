@@ -17,7 +17,9 @@ from poverty_mapper.core.extractors.cnn import CnnExtractor, ProxyCNN
 from poverty_mapper.core.errors import Canceled, PovertyMapperError
 from poverty_mapper.core.extractors.histogram import HistogramExtractor
 from poverty_mapper.core.models.model_file import PovertyModel, Target
-from poverty_mapper.core.inference.predict import NODATA, PredictRequest, predict_poverty_map, thread_plan, torch_threads
+from poverty_mapper.core.inference.plan import thread_plan, torch_threads
+from poverty_mapper.core.inference.predict import PredictRequest, predict_poverty_map
+from poverty_mapper.core.inference.writer import NODATA
 from poverty_mapper.core.imagery.radiometry import REFLECTANCE
 from poverty_mapper.core.regression.ridge import fit_ridge
 from poverty_mapper.core.imagery.tile_reader import TileReader

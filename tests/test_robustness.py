@@ -31,14 +31,18 @@ from rasterio.warp import transform as warp_transform
 from generated_world import make_world
 from test_tiling import _assert_cells_cover_region, _assert_centres_match
 from poverty_mapper.core.models import model_file as model_file_module
-from poverty_mapper.core.inference import predict as predict_module
+from poverty_mapper.core.inference import executors as executors_module
+from poverty_mapper.core.inference import writer as writer_module
 from poverty_mapper.core.atomic import write_json
 from poverty_mapper.core.training.clusters import Cluster, ClusterFitConfig, fit_clusters
 from poverty_mapper.core.errors import Canceled, ModelFileError, PovertyMapperError
 from poverty_mapper.core.extractors.histogram import HistogramExtractor
 from poverty_mapper.core.models.model_file import PovertyModel, Target, load_model, save_model
 from poverty_mapper.core.imagery.nightlights import mean_lights_on_grid
-from poverty_mapper.core.inference.predict import NODATA, PredictRequest, estimate_batch, predict_poverty_map
+from poverty_mapper.core.inference.estimate import estimate_batch
+from poverty_mapper.core.inference.plan import plan_run
+from poverty_mapper.core.inference.predict import PredictRequest, predict_poverty_map
+from poverty_mapper.core.inference.writer import NODATA
 from poverty_mapper.core.training.proxy import ProxyTrainingConfig, train_proxy
 from poverty_mapper.core.imagery.radiometry import REFLECTANCE
 from poverty_mapper.core.regression.ridge import fit_ridge
@@ -580,8 +584,8 @@ def test_an_output_folder_that_is_not_writable_is_refused_before_the_run(scene, 
     # Tests may run as root, for whom every folder is writable: the refusal is simulated
     # where the operating system answers.
     out = _earlier(tmp_path / "map.tif")
-    real_access = predict_module.os.access
-    monkeypatch.setattr(predict_module.os, "access", lambda p, mode: False if Path(p) == tmp_path else real_access(p, mode))
+    real_access = writer_module.os.access
+    monkeypatch.setattr(writer_module.os, "access", lambda p, mode: False if Path(p) == tmp_path else real_access(p, mode))
     reads = []
     monkeypatch.setattr(TileReader, "read_dn_into", lambda *a: reads.append(a))
     with pytest.raises(PovertyMapperError, match="is not writable; choose another output file"):
@@ -659,8 +663,8 @@ class _DiskFillingDataset:
 @pytest.mark.parametrize("rows", [0, 2])
 def test_a_disk_filling_up_mid_run_says_so_and_leaves_the_earlier_map(scene, tmp_path, small_model, monkeypatch, rows):
     out = _earlier(tmp_path / "map.tif")
-    real_create = predict_module._create_output
-    monkeypatch.setattr(predict_module, "_create_output", lambda *a: _DiskFillingDataset(real_create(*a), rows))
+    real_create = writer_module._create_output
+    monkeypatch.setattr(writer_module, "_create_output", lambda *a: _DiskFillingDataset(real_create(*a), rows))
     with pytest.raises(PovertyMapperError, match=r"The disk is full: .*map\.tif could not be written\. Free some space"):
         _run(scene, out, small_model, batch_size=2)
     _assert_untouched(out)
@@ -781,7 +785,7 @@ def test_a_crash_in_the_model_while_readers_are_ahead_does_not_hang(scene, tmp_p
             raise RuntimeError("generated crash in the model")
         return estimate_batch(*args)
 
-    monkeypatch.setattr(predict_module, "estimate_batch", estimate_then_crash)
+    monkeypatch.setattr(executors_module, "estimate_batch", estimate_then_crash)
     exc = _in_thread(lambda: _run(scene, out, small_model, batch_size=2, read_workers=2, prefetch_batches=4))
     assert isinstance(exc, RuntimeError) and "generated crash in the model" in str(exc)
     _assert_untouched(out)
@@ -811,12 +815,10 @@ def test_cuda_out_of_memory_halves_the_batch_and_still_estimates_every_tile(smal
     rng = np.random.default_rng(5)
     dn = rng.uniform(0.02, 0.2, (11, 3, 8, 8)).astype(np.float32)
     valid = rng.random((11, 8, 8)) > 0.05
-    weights, bias = small_model.regressor.folded()
-    w = torch.as_tensor(weights, dtype=torch.float32)
-    device = torch.device("cpu")
-    plain = estimate_batch(small_model, w, bias, dn, valid, REFLECTANCE, device)
+    plan = plan_run(torch.device("cpu"), small_model.extractor.kind, batch_size=11, mixed_precision=False)
+    plain = estimate_batch(small_model, dn, valid, REFLECTANCE, plan)
     flaky = _OutOfMemoryAboveTwo(small_model.extractor)
-    halved = estimate_batch(dataclasses.replace(small_model, extractor=flaky), w, bias, dn, valid, REFLECTANCE, device)
+    halved = estimate_batch(dataclasses.replace(small_model, extractor=flaky), dn, valid, REFLECTANCE, plan)
     assert halved.shape == (11,)
     np.testing.assert_allclose(halved, plain, rtol=1e-6, atol=1e-6)
     assert flaky.sizes[0] == 11 and max(s for s in flaky.sizes if s <= 2) == 2
@@ -828,11 +830,11 @@ def test_cuda_out_of_memory_on_a_single_tile_says_to_use_the_cpu(small_model):
         def extract_dn(self, dn, valid, radiometry):
             raise torch.cuda.OutOfMemoryError("CUDA out of memory (generated)")
 
-    weights, bias = small_model.regressor.folded()
     model = dataclasses.replace(small_model, extractor=AlwaysOutOfMemory(small_model.extractor))
     dn, valid = np.zeros((4, 3, 8, 8), np.float32), np.ones((4, 8, 8), bool)
+    plan = plan_run(torch.device("cpu"), model.extractor.kind, batch_size=4, mixed_precision=False)
     with pytest.raises(PovertyMapperError, match=r"out of memory on a single tile; run on the CPU"):
-        estimate_batch(model, torch.as_tensor(weights, dtype=torch.float32), bias, dn, valid, REFLECTANCE, torch.device("cpu"))
+        estimate_batch(model, dn, valid, REFLECTANCE, plan)
 
 
 def test_out_of_memory_in_a_whole_run_gives_the_same_map(scene, tmp_path, small_model):

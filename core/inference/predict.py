@@ -1,106 +1,36 @@
-"""Mapping: run a model over every tile of a region and write the estimate raster."""
+"""Mapping: run a model over every tile of a region and write the estimate raster.
+
+:func:`predict_poverty_map` checks the request, opens the imagery to lay out the job,
+plans the run (:mod:`.plan`) and hands the job to an executor (:mod:`.executors`) that
+feeds the writer (:mod:`.writer`)."""
 from __future__ import annotations
 
 import logging
-import math
-import os
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
+from typing import Iterable
 
 import numpy as np
 import rasterio
-import torch
 from rasterio.features import rasterize
 
-from ..atomic import atomic_output
-from ..imagery.bands import check_band_indexes, guess_band_indexes
 from ..device import device_name, resolve_device
-from ..errors import Canceled, PovertyMapperError
-from ..models.model_file import PovertyModel
-from ..options import TileOptions
+from ..errors import PovertyMapperError
+from ..imagery.bands import check_band_indexes, guess_band_indexes
 from ..imagery.radiometry import Radiometry, resolve_radiometry
-from ..imagery.prefetch import PrefetchingReader
 from ..imagery.tile_reader import open_raster
 from ..imagery.tiling import TileGrid, region_window, tile_grid_for
+from ..models.model_file import PovertyModel
+from ..options import TileOptions
+from .executors import CancelCheck, Executor, LocalExecutor, MappingJob, ProgressCallback
+from .plan import plan_run
+from .writer import MapSummary, check_output_path, estimate_raster, map_tags
 
 log = logging.getLogger("poverty_mapper")
-
-NODATA = -9999.0
-ProgressCallback = Callable[[float], None]
-CancelCheck = Callable[[], bool]
 
 # GDAL's block cache while mapping: tiles are read about once, so a small cache does
 # (GDAL's default, 5% of RAM, made memory grow with the raster up to that size).
 READ_CACHE_BYTES = 64 * 2**20
-# Extractors run in bf16 where it is fast (histograms always count exactly). On the CPU
-# only the CNN gains: the random features' small products were measured slower in bf16.
-MIXED_PRECISION_KINDS = {"cpu": ("cnn",), "cuda": ("cnn", "random")}
-
-
-def auto_batch_size(device: torch.device, extractor_kind: str) -> int:
-    """Tiles per batch when not given. A GPU wants large batches; on the CPU small ones
-    stay in cache (measured here: the CNN ran fastest at 8 tiles; histograms and random
-    features, which loop over tiles themselves, at 16)."""
-    if device.type == "cuda":
-        return 256
-    return 8 if extractor_kind == "cnn" else 16
-
-
-@dataclass(frozen=True)
-class ThreadPlan:
-    """How the CPU's cores are shared between reading tiles and the model."""
-
-    read_workers: int  # reader threads (0 = read in the calling thread)
-    torch_threads: int | None  # threads for the model's CPU work (None = leave PyTorch's setting)
-
-
-def thread_plan(device: torch.device, extractor_kind: str, read_workers: int | None = None) -> ThreadPlan:
-    """Reader threads and model threads, automatic where not given (measured on 2 cores
-    with ``make bench``, 224-px tiles of a tiled, deflated GeoTIFF):
-
-    - Histograms on the CPU: one reader. Each reader has its own dataset handle and so
-      its own decoded blocks; tiles that share a block but go to different readers
-      decode it twice (0.81 of raw read speed with 1 reader, 0.73 with 2, 0.67 with 3).
-    - A CNN on the CPU: the readers and the network get cores of their own, one reader
-      for about two network cores. Readers that share cores with the network lose them
-      to its threads, which spin between operations (against 2 network threads + 1
-      reader: reading in the calling thread was 1.24 x as fast, 1 network thread + 1
-      reader 1.57 x).
-    - Random features cost ~25x more than reading a tile: one reader, every core to the model.
-    - On a GPU the CPU only reads: two readers.
-    """
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    if device.type == "cpu" and extractor_kind == "cnn" and cores > 1 and read_workers != 0:
-        readers = read_workers if read_workers is not None else max(1, cores // 3)
-        return ThreadPlan(readers, max(1, cores - readers))
-    if read_workers is None:
-        read_workers = 2 if device.type == "cuda" else 1
-    return ThreadPlan(read_workers, None)
-
-
-@contextmanager
-def torch_threads(n: int | None) -> Iterator[None]:
-    """PyTorch's CPU threads set to ``n`` for the calling thread, then restored."""
-    if n is None:
-        yield
-        return
-    before = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
-def fast_bf16(device: torch.device) -> bool:
-    """Whether bfloat16 convolutions are fast here: CUDA, or a CPU with AMX or AVX512-BF16
-    (measured on such a CPU: the CNN runs 2.5x faster; features differ by ~0.4%)."""
-    if device.type == "cuda":
-        return True
-    cpu = getattr(torch, "cpu", None)
-    return any(bool(getattr(cpu, name, lambda: False)()) for name in ("_is_amx_tile_supported", "_is_avx512_bf16_supported"))
 
 
 @dataclass(frozen=True)
@@ -152,16 +82,6 @@ def _mask_cells(grid: TileGrid, geometries: Iterable[dict] | None) -> np.ndarray
     return burned.astype(bool)
 
 
-def _create_output(tmp: Path, out_path: Path, profile: dict):
-    """The (temporary) output dataset, or a message saying why it cannot be created."""
-    try:
-        return rasterio.open(tmp, "w", **profile)
-    except rasterio.errors.RasterioIOError as exc:
-        raise PovertyMapperError(
-            f"Cannot create the output {out_path} ({exc}); choose a folder you can write to."
-        ) from exc
-
-
 def _check_image_holds_a_tile(
     width: int, height: int, grid: TileGrid, tile_size_m: float, min_valid_fraction: float
 ) -> None:
@@ -182,31 +102,40 @@ def _check_image_holds_a_tile(
     )
 
 
-def _output_profile(ds: rasterio.io.DatasetReader, grid: TileGrid) -> dict:
-    height, width = grid.shape
-    profile = {
-        "driver": "GTiff",
-        "dtype": "float32",
-        "count": 1,
-        "width": width,
-        "height": height,
-        "crs": ds.crs,
-        "transform": grid.transform,
-        "nodata": NODATA,
-        "compress": "deflate",
-        "predictor": 3,
-    }
-    if width >= 256 and height >= 256:
-        profile.update(tiled=True, blockxsize=256, blockysize=256)
-    return profile
+def _check_model_maps(model: PovertyModel) -> None:
+    """Refuse a model that cannot write estimates (a feature extractor alone)."""
+    if not model.can_predict:
+        raise PovertyMapperError(
+            f"The model '{model.name}' holds only a feature extractor; fit it on survey clusters "
+            "('Fit poverty model on survey clusters') and map with the model file that writes."
+        )
+
+
+def _mapping_job(request: PredictRequest, ds: rasterio.io.DatasetReader) -> MappingJob:
+    """The bands, radiometry, grid and cells of ``request`` on the open raster ``ds``."""
+    model = request.model
+    if request.band_indexes is None:
+        bands = guess_band_indexes(model.bands, ds.descriptions, [ci.name for ci in ds.colorinterp])
+    else:
+        bands = check_band_indexes(request.band_indexes, model.bands, ds.count)
+    radiometry = resolve_radiometry(request.radiometry, ds.dtypes[bands[0] - 1], model.radiometry)
+    region = region_window(ds.transform, ds.width, ds.height, request.bounds)
+    grid = tile_grid_for(ds.transform, ds.crs, region, model.tile_size_m, request.stride_m)
+    _check_image_holds_a_tile(ds.width, ds.height, grid, model.tile_size_m, request.min_valid_fraction)
+    cell_mask = _mask_cells(grid, request.mask_geometries)
+    return MappingJob(
+        request.raster_path, bands, radiometry, model, grid, cell_mask, request.min_valid_fraction
+    )
 
 
 def predict_poverty_map(
     request: PredictRequest,
     progress: ProgressCallback | None = None,
     is_canceled: CancelCheck | None = None,
+    executor: Executor | None = None,
 ) -> PredictResult:
-    """Write the estimate raster for ``request``; returns what was done.
+    """Write the estimate raster for ``request``; returns what was done. The tiles run
+    on ``executor`` (default: a :class:`LocalExecutor` on this machine).
 
     The output is written to a temporary file beside the destination and renamed
     into place only when complete: a failed or canceled run leaves any earlier file
@@ -215,187 +144,47 @@ def predict_poverty_map(
     progress = progress or (lambda _f: None)
     is_canceled = is_canceled or (lambda: False)
     model = request.model
-    if not model.can_predict:
-        raise PovertyMapperError(
-            f"The model '{model.name}' holds only a feature extractor; fit it on survey clusters "
-            "('Fit poverty model on survey clusters') and map with the model file that writes."
-        )
+    _check_model_maps(model)
     device = resolve_device(request.device)
-    if request.batch_size < 0:
-        raise PovertyMapperError("The batch size must be at least 1 (or 0 for automatic).")
-    batch_size = request.batch_size or auto_batch_size(device, model.extractor.kind)
+    plan = plan_run(
+        device, model.extractor.kind, request.batch_size, request.read_workers,
+        request.prefetch_batches, request.mixed_precision,
+    )
     out_path = Path(request.output_path)
-    if not out_path.parent.is_dir():
-        raise PovertyMapperError(f"The output folder {out_path.parent} does not exist; choose an existing folder.")
-    if not os.access(out_path.parent, os.W_OK):
-        raise PovertyMapperError(f"The output folder {out_path.parent} is not writable; choose another output file.")
-    if out_path.is_dir():
-        raise PovertyMapperError(f"{out_path} is a folder; choose a file name for the output.")
+    check_output_path(out_path)
 
     with open_raster(request.raster_path) as ds:
-        if request.band_indexes is None:
-            bands = guess_band_indexes(model.bands, ds.descriptions, [ci.name for ci in ds.colorinterp])
-        else:
-            bands = check_band_indexes(request.band_indexes, model.bands, ds.count)
-        radiometry = resolve_radiometry(request.radiometry, ds.dtypes[bands[0] - 1], model.radiometry)
-        region = region_window(ds.transform, ds.width, ds.height, request.bounds)
-        grid = tile_grid_for(ds.transform, ds.crs, region, model.tile_size_m, request.stride_m)
-        _check_image_holds_a_tile(ds.width, ds.height, grid, model.tile_size_m, request.min_valid_fraction)
-        cell_mask = _mask_cells(grid, request.mask_geometries)
-        weights, bias = model.regressor.folded()
-        w = torch.as_tensor(weights, dtype=torch.float32, device=device)
-        notes = [radiometry.note] if radiometry.note else []
-        log.info(
-            "Mapping %s: %d x %d cells of %.0f m, bands %s, %s, on %s",
-            request.raster_path, grid.width, grid.height, grid.step_x * abs(ds.transform.a),
-            bands, radiometry.key, device_name(device),
-        )
+        job = _mapping_job(request, ds)
+        crs, pixel_m = ds.crs, abs(ds.transform.a)
+    grid = job.grid
+    log.info(
+        "Mapping %s: %d x %d cells of %.0f m, bands %s, %s, on %s",
+        request.raster_path, grid.width, grid.height, grid.step_x * pixel_m,
+        job.band_indexes, job.radiometry.key, device_name(device),
+    )
+    tags = map_tags(model, request.raster_path, job.band_indexes, job.radiometry, request.stride_m or model.tile_size_m)
+    with rasterio.Env(GDAL_CACHEMAX=READ_CACHE_BYTES), estimate_raster(out_path, crs, grid, job.cell_mask) as writer:
+        (executor or LocalExecutor()).run(job, plan, writer, progress, is_canceled)
+        summary = writer.finish(f"{model.target.name} ({model.target.unit})", tags)
+    return _result(job, out_path, device_name(device), summary)
 
-        threads = thread_plan(device, model.extractor.kind, request.read_workers)
-        prefetch = PrefetchingReader(
-            request.raster_path, bands, model.tile_size_px, radiometry, threads.read_workers, request.prefetch_batches
-        )
-        with prefetch, torch_threads(threads.torch_threads), rasterio.Env(GDAL_CACHEMAX=READ_CACHE_BYTES), atomic_output(out_path, ".tif") as tmp, _create_output(tmp, out_path, _output_profile(ds, grid)) as dst:
-            stats = _run_tiles(grid, cell_mask, prefetch, model, w, bias, device, batch_size, request, dst, progress, is_canceled)
-            dst.set_band_description(1, f"{model.target.name} ({model.target.unit})")
-            dst.update_tags(
-                QUANTITY=model.target.name,
-                UNIT=model.target.unit,
-                MODEL=model.name,
-                MODEL_EXTRACTOR=model.extractor.kind,
-                SOURCE_RASTER=os.path.basename(request.raster_path),
-                SOURCE_BANDS=",".join(map(str, bands)),
-                RADIOMETRY=radiometry.key,
-                TILE_SIZE_M=f"{model.tile_size_m:g}",
-                CELL_SIZE_M=f"{(request.stride_m or model.tile_size_m):g}",
-                SOFTWARE="QGIS plugin Poverty Mapper",
-            )
 
-    n_estimated, vmin, vmax, vmean = stats
-    if n_estimated == 0:
+def _result(job: MappingJob, out_path: Path, device: str, summary: MapSummary) -> PredictResult:
+    notes = [job.radiometry.note] if job.radiometry.note else []
+    if summary.n_estimated == 0:
         notes.append(
             "No tile had enough valid pixels: the output holds only nodata. Check the band "
             "mapping, the radiometry and that the region covers imagery."
         )
     return PredictResult(
         output_path=str(out_path),
-        n_cells=len(grid),
-        n_estimated=n_estimated,
-        device=device_name(device),
-        band_indexes=bands,
-        radiometry=radiometry,
-        value_min=vmin,
-        value_max=vmax,
-        value_mean=vmean,
+        n_cells=len(job.grid),
+        n_estimated=summary.n_estimated,
+        device=device,
+        band_indexes=job.band_indexes,
+        radiometry=job.radiometry,
+        value_min=summary.value_min,
+        value_max=summary.value_max,
+        value_mean=summary.value_mean,
         notes=tuple(notes),
     )
-
-
-class _RowWriter:
-    """Buffers output rows and writes each once all cells before it are known, so the
-    output is written incrementally and never held whole in memory."""
-
-    def __init__(self, dst, width: int):
-        self.dst, self.width = dst, width
-        self.rows: dict[int, np.ndarray] = {}
-        self.next_row = 0
-
-    def set(self, row: int, col: int, value: float) -> None:
-        if row not in self.rows:
-            self.rows[row] = np.full(self.width, NODATA, np.float32)
-        self.rows[row][col] = value
-
-    def flush_before(self, row: int) -> None:
-        while self.next_row < row:
-            values = self.rows.pop(self.next_row, None)
-            if values is None:
-                values = np.full(self.width, NODATA, np.float32)
-            self.dst.write(values[None, :], 1, window=rasterio.windows.Window(0, self.next_row, self.width, 1))
-            self.next_row += 1
-
-
-def _cell_batches(cell_mask: np.ndarray, batch_size: int) -> Iterator[list[tuple[int, int]]]:
-    """Cells inside the mask, row-major, in batches."""
-    rows, cols = np.nonzero(cell_mask)
-    for start in range(0, rows.size, batch_size):
-        yield list(zip(rows[start : start + batch_size].tolist(), cols[start : start + batch_size].tolist()))
-
-
-def to_device(array: np.ndarray, device: torch.device) -> torch.Tensor:
-    """Host to device; on CUDA through pinned memory with a non-blocking copy."""
-    tensor = torch.from_numpy(array)
-    if device.type == "cuda":
-        return tensor.pin_memory().to(device, non_blocking=True)
-    return tensor
-
-
-def tile_features(
-    extractor, dn: torch.Tensor, valid: torch.Tensor, radiometry: Radiometry
-) -> torch.Tensor:
-    """Features of a batch of tiles given as digital numbers on the device.
-
-    An extractor with ``extract_dn`` works on the digital numbers directly (the
-    histogram's fast path for 8-bit imagery); the others get reflectance, 0 where invalid.
-    """
-    if hasattr(extractor, "extract_dn"):
-        return extractor.extract_dn(dn, valid, radiometry)
-    pixels = radiometry.apply_torch(dn)
-    pixels = torch.where(valid.unsqueeze(1), pixels, torch.zeros((), device=pixels.device))
-    return extractor.extract(pixels, valid)
-
-
-def estimate_batch(
-    model: PovertyModel, w: torch.Tensor, bias: float, dn: np.ndarray, valid: np.ndarray,
-    radiometry: Radiometry, device: torch.device, mixed_precision: bool = False,
-) -> np.ndarray:
-    """Estimates for one batch of tiles; on CUDA out-of-memory the batch is halved."""
-    try:
-        d, v = to_device(dn, device), to_device(valid, device)
-        bf16 = mixed_precision and model.extractor.kind in MIXED_PRECISION_KINDS.get(device.type, ())
-        with torch.inference_mode(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-            feats = tile_features(model.extractor, d, v, radiometry)
-        with torch.inference_mode():
-            return (feats.float() @ w + bias).cpu().numpy()
-    except torch.cuda.OutOfMemoryError:
-        if len(dn) == 1:
-            raise PovertyMapperError(
-                "The GPU ran out of memory on a single tile; run on the CPU (Device: cpu)."
-            ) from None
-        torch.cuda.empty_cache()
-        half = len(dn) // 2
-        log.warning("CUDA out of memory with %d tiles per batch; retrying with %d.", len(dn), half)
-        return np.concatenate([
-            estimate_batch(model, w, bias, dn[:half], valid[:half], radiometry, device, mixed_precision),
-            estimate_batch(model, w, bias, dn[half:], valid[half:], radiometry, device, mixed_precision),
-        ])
-
-
-def _run_tiles(grid, cell_mask, prefetch, model, w, bias, device, batch_size, request, dst, progress, is_canceled):
-    """Estimate every cell in batches, read ahead in threads, written row by row."""
-    writer = _RowWriter(dst, grid.width)
-    total = max(1, int(cell_mask.sum()))
-    done = 0
-    count, vsum, vmin, vmax = 0, 0.0, math.inf, -math.inf
-    min_valid = request.min_valid_fraction * model.tile_size_px**2
-    batches = _cell_batches(cell_mask, batch_size)
-    mixed = request.mixed_precision and fast_bf16(device)
-    for batch, dn, valid in prefetch.map(batches, lambda b: [grid.tile_window(r, c) for r, c in b]):
-        if is_canceled():
-            raise Canceled()
-        values = estimate_batch(model, w, bias, dn, valid, prefetch.radiometry, device, mixed)
-        enough = valid.reshape(len(batch), -1).sum(1) >= min_valid
-        for (r, c), v, ok in zip(batch, values, enough):
-            if ok and np.isfinite(v):
-                writer.set(r, c, v)
-                count += 1
-                vsum += float(v)
-                vmin, vmax = min(vmin, float(v)), max(vmax, float(v))
-        # Cells come in row-major order: rows before this batch's last are complete.
-        writer.flush_before(batch[-1][0])
-        done += len(batch)
-        progress(done / total)
-    writer.flush_before(grid.height)
-    progress(1.0)
-    if count == 0:
-        return 0, None, None, None
-    return count, vmin, vmax, vsum / count

@@ -1,0 +1,67 @@
+"""The unit of work of mapping: estimates for one batch of tiles, whoever runs it."""
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import torch
+
+from ..errors import PovertyMapperError
+from ..imagery.radiometry import Radiometry
+from ..models.model_file import PovertyModel
+from .plan import RunPlan
+
+log = logging.getLogger("poverty_mapper")
+
+
+def to_device(array: np.ndarray, device: torch.device) -> torch.Tensor:
+    """Host to device; on CUDA through pinned memory with a non-blocking copy."""
+    tensor = torch.from_numpy(array)
+    if device.type == "cuda":
+        return tensor.pin_memory().to(device, non_blocking=True)
+    return tensor
+
+
+def tile_features(
+    extractor, dn: torch.Tensor, valid: torch.Tensor, radiometry: Radiometry
+) -> torch.Tensor:
+    """Features of a batch of tiles given as digital numbers on the device.
+
+    An extractor with ``extract_dn`` works on the digital numbers directly (the
+    histogram's fast path for 8-bit imagery); the others get reflectance, 0 where invalid.
+    """
+    if hasattr(extractor, "extract_dn"):
+        return extractor.extract_dn(dn, valid, radiometry)
+    pixels = radiometry.apply_torch(dn)
+    pixels = torch.where(valid.unsqueeze(1), pixels, torch.zeros((), device=pixels.device))
+    return extractor.extract(pixels, valid)
+
+
+def estimate_batch(
+    model: PovertyModel, dn: np.ndarray, valid: np.ndarray, radiometry: Radiometry, plan: RunPlan
+) -> np.ndarray:
+    """Estimates for one batch of tiles (digital numbers [N, bands, size, size] and valid
+    masks [N, size, size]) on ``plan.device``; on CUDA out-of-memory the batch is halved."""
+    device = plan.device
+    weights, bias = model.regressor.folded()
+    try:
+        # The ridge's weights first, while the device is idle (a copy from pageable
+        # memory waits for the work queued before it).
+        w = torch.as_tensor(weights, dtype=torch.float32, device=device)
+        d, v = to_device(dn, device), to_device(valid, device)
+        with torch.inference_mode(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=plan.bf16):
+            feats = tile_features(model.extractor, d, v, radiometry)
+        with torch.inference_mode():
+            return (feats.float() @ w + bias).cpu().numpy()
+    except torch.cuda.OutOfMemoryError:
+        if len(dn) == 1:
+            raise PovertyMapperError(
+                "The GPU ran out of memory on a single tile; run on the CPU (Device: cpu)."
+            ) from None
+        torch.cuda.empty_cache()
+        half = len(dn) // 2
+        log.warning("CUDA out of memory with %d tiles per batch; retrying with %d.", len(dn), half)
+        return np.concatenate([
+            estimate_batch(model, dn[:half], valid[:half], radiometry, plan),
+            estimate_batch(model, dn[half:], valid[half:], radiometry, plan),
+        ])

@@ -1,0 +1,104 @@
+"""Who runs the tiles: an executor reads the tiles of a mapping job, estimates them batch
+by batch with :func:`estimate_batch` and hands the estimates to a sink.
+
+Which cells to estimate and what to do with the estimates (the job, the sink) are apart
+from how the batches run (the executor). :class:`LocalExecutor` reads ahead in threads on
+this machine; another executor (one that sends batches to a cluster) implements the same
+:class:`Executor` protocol and plugs into :func:`predict_poverty_map` unchanged.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Iterator, Protocol, Sequence
+
+import numpy as np
+
+from ..errors import Canceled
+from ..imagery.prefetch import PrefetchingReader
+from ..imagery.radiometry import Radiometry
+from ..imagery.tiling import PixelWindow, TileGrid
+from ..models.model_file import PovertyModel
+from .estimate import estimate_batch
+from .plan import RunPlan, torch_threads
+
+Cell = tuple[int, int]  # (row, col) in the grid of output cells
+ProgressCallback = Callable[[float], None]
+CancelCheck = Callable[[], bool]
+
+
+@dataclass(frozen=True)
+class MappingJob:
+    """What to estimate: ``model`` on the tiles of ``grid`` in the raster, for the cells
+    where ``cell_mask`` is True. Plain data, so that it can be sent to other processes."""
+
+    raster_path: str
+    band_indexes: tuple[int, ...]  # 1-based, one per model band
+    radiometry: Radiometry
+    model: PovertyModel
+    grid: TileGrid
+    cell_mask: np.ndarray  # bool, grid.shape
+    min_valid_fraction: float  # a tile with fewer valid pixels gets no estimate
+
+    @property
+    def n_cells(self) -> int:
+        """The cells to estimate."""
+        return int(self.cell_mask.sum())
+
+    def windows(self, cells: Sequence[Cell]) -> list[PixelWindow]:
+        """The tiles' pixel windows of ``cells``."""
+        return [self.grid.tile_window(r, c) for r, c in cells]
+
+
+class EstimateSink(Protocol):
+    """Where estimates go (the map being written)."""
+
+    def add(self, cells: Sequence[Cell], values: np.ndarray) -> None:
+        """Estimates for ``cells``, in any order; NaN where a tile has no estimate."""
+
+
+class Executor(Protocol):
+    """Runs a job: every cell of ``job`` reaches ``sink`` exactly once, in batches of
+    ``plan.batch_size`` tiles. ``is_canceled`` is checked once per batch (raising
+    :class:`Canceled`), ``progress`` gets the fraction of cells done after each batch."""
+
+    def run(
+        self, job: MappingJob, plan: RunPlan, sink: EstimateSink,
+        progress: ProgressCallback, is_canceled: CancelCheck,
+    ) -> None: ...
+
+
+def cell_batches(cell_mask: np.ndarray, batch_size: int) -> Iterator[list[Cell]]:
+    """Cells inside the mask, row-major, in batches."""
+    rows, cols = np.nonzero(cell_mask)
+    for start in range(0, rows.size, batch_size):
+        yield list(zip(rows[start : start + batch_size].tolist(), cols[start : start + batch_size].tolist()))
+
+
+def estimate_tiles(job: MappingJob, plan: RunPlan, dn: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """Estimates for one batch of the job's tiles; NaN where too few pixels are valid."""
+    values = estimate_batch(job.model, dn, valid, job.radiometry, plan)
+    enough = valid.reshape(len(valid), -1).sum(1) >= job.min_valid_fraction * job.model.tile_size_px**2
+    return np.where(enough, values, np.nan)
+
+
+class LocalExecutor:
+    """Runs the batches in the calling thread, read ahead by ``plan.read_workers`` reader
+    threads (up to ``plan.prefetch_batches`` batches), the model with ``plan.torch_threads``."""
+
+    def run(
+        self, job: MappingJob, plan: RunPlan, sink: EstimateSink,
+        progress: ProgressCallback, is_canceled: CancelCheck,
+    ) -> None:
+        reader = PrefetchingReader(
+            job.raster_path, job.band_indexes, job.model.tile_size_px, job.radiometry,
+            plan.read_workers, plan.prefetch_batches,
+        )
+        total, done = max(1, job.n_cells), 0
+        with reader, torch_threads(plan.torch_threads):
+            for cells, dn, valid in reader.map(cell_batches(job.cell_mask, plan.batch_size), job.windows):
+                if is_canceled():
+                    raise Canceled()
+                sink.add(cells, estimate_tiles(job, plan, dn, valid))
+                done += len(cells)
+                progress(done / total)
+        progress(1.0)

@@ -1,0 +1,145 @@
+"""The estimate raster: its profile, its creation beside the destination, its rows written
+as soon as they are complete, its band description and tags."""
+from __future__ import annotations
+
+import math
+import os
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import numpy as np
+import rasterio
+from rasterio.crs import CRS
+
+from ..atomic import atomic_output
+from ..errors import PovertyMapperError
+from ..imagery.radiometry import Radiometry
+from ..imagery.tiling import TileGrid
+from ..models.model_file import PovertyModel
+
+NODATA = -9999.0
+
+
+def check_output_path(out_path: Path) -> None:
+    """Refuse, before any work, an output that cannot be written where asked."""
+    if not out_path.parent.is_dir():
+        raise PovertyMapperError(f"The output folder {out_path.parent} does not exist; choose an existing folder.")
+    if not os.access(out_path.parent, os.W_OK):
+        raise PovertyMapperError(f"The output folder {out_path.parent} is not writable; choose another output file.")
+    if out_path.is_dir():
+        raise PovertyMapperError(f"{out_path} is a folder; choose a file name for the output.")
+
+
+def output_profile(crs: CRS, grid: TileGrid) -> dict:
+    """One float32 band on the grid of cells, nodata :data:`NODATA`, deflated (tiled when large)."""
+    height, width = grid.shape
+    profile = {
+        "driver": "GTiff",
+        "dtype": "float32",
+        "count": 1,
+        "width": width,
+        "height": height,
+        "crs": crs,
+        "transform": grid.transform,
+        "nodata": NODATA,
+        "compress": "deflate",
+        "predictor": 3,
+    }
+    if width >= 256 and height >= 256:
+        profile.update(tiled=True, blockxsize=256, blockysize=256)
+    return profile
+
+
+def map_tags(
+    model: PovertyModel, raster_path: str, bands: Sequence[int], radiometry: Radiometry, cell_size_m: float
+) -> dict[str, str]:
+    """What the map says about itself: the quantity, the model and the imagery it came from."""
+    return {
+        "QUANTITY": model.target.name,
+        "UNIT": model.target.unit,
+        "MODEL": model.name,
+        "MODEL_EXTRACTOR": model.extractor.kind,
+        "SOURCE_RASTER": os.path.basename(raster_path),
+        "SOURCE_BANDS": ",".join(map(str, bands)),
+        "RADIOMETRY": radiometry.key,
+        "TILE_SIZE_M": f"{model.tile_size_m:g}",
+        "CELL_SIZE_M": f"{cell_size_m:g}",
+        "SOFTWARE": "QGIS plugin Poverty Mapper",
+    }
+
+
+def _create_output(tmp: Path, out_path: Path, profile: dict):
+    """The (temporary) output dataset, or a message saying why it cannot be created."""
+    try:
+        return rasterio.open(tmp, "w", **profile)
+    except rasterio.errors.RasterioIOError as exc:
+        raise PovertyMapperError(
+            f"Cannot create the output {out_path} ({exc}); choose a folder you can write to."
+        ) from exc
+
+
+@dataclass(frozen=True)
+class MapSummary:
+    n_estimated: int
+    value_min: float | None
+    value_max: float | None
+    value_mean: float | None
+
+
+class RowWriter:
+    """Takes estimates for cells in any order and writes each row once all its cells and
+    all rows before it are known, so the output is written incrementally and never held
+    whole in memory (cells that come in row-major order are written row by row)."""
+
+    def __init__(self, dst, cell_mask: np.ndarray):
+        self.dst, self.width = dst, cell_mask.shape[1]
+        self.pending = cell_mask.sum(axis=1)  # cells still to come, per row
+        self.rows: dict[int, np.ndarray] = {}
+        self.next_row = 0
+        self.count, self.vsum, self.vmin, self.vmax = 0, 0.0, math.inf, -math.inf
+
+    def add(self, cells: Sequence[tuple[int, int]], values: np.ndarray) -> None:
+        """Estimates for ``cells``; a value that is not finite leaves its cell nodata."""
+        for (r, c), v in zip(cells, values):
+            self.pending[r] -= 1
+            if np.isfinite(v):
+                self._row(r)[c] = v
+                self.count += 1
+                self.vsum += float(v)
+                self.vmin, self.vmax = min(self.vmin, float(v)), max(self.vmax, float(v))
+        self._write_complete_rows()
+
+    def finish(self, description: str, tags: dict[str, str]) -> MapSummary:
+        """Checks that every cell came, labels the band; what was written, in numbers."""
+        missing = int(self.pending[self.pending > 0].sum())
+        if missing:
+            raise RuntimeError(f"{missing} cells of the map were never estimated")
+        self._write_complete_rows()
+        self.dst.set_band_description(1, description)
+        self.dst.update_tags(**tags)
+        if self.count == 0:
+            return MapSummary(0, None, None, None)
+        return MapSummary(self.count, self.vmin, self.vmax, self.vsum / self.count)
+
+    def _row(self, row: int) -> np.ndarray:
+        if row not in self.rows:
+            self.rows[row] = np.full(self.width, NODATA, np.float32)
+        return self.rows[row]
+
+    def _write_complete_rows(self) -> None:
+        while self.next_row < len(self.pending) and self.pending[self.next_row] <= 0:
+            values = self.rows.pop(self.next_row, None)
+            if values is None:
+                values = np.full(self.width, NODATA, np.float32)
+            self.dst.write(values[None, :], 1, window=rasterio.windows.Window(0, self.next_row, self.width, 1))
+            self.next_row += 1
+
+
+@contextmanager
+def estimate_raster(out_path: Path, crs: CRS, grid: TileGrid, cell_mask: np.ndarray) -> Iterator[RowWriter]:
+    """A writer for the map of ``grid``'s cells, written to a temporary file beside
+    ``out_path`` and renamed into place only if the block ends without an exception."""
+    with atomic_output(out_path, ".tif") as tmp, _create_output(tmp, out_path, output_profile(crs, grid)) as dst:
+        yield RowWriter(dst, cell_mask)

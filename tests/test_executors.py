@@ -1,0 +1,154 @@
+"""The executor seam of mapping: another executor plugged into predict_poverty_map gives
+the map of the local one; the writer takes cells in any order and refuses a map with
+cells missing; the run plan decides batch size, threads and bf16 in one place."""
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+import rasterio
+import torch
+from rasterio.transform import from_origin
+
+from poverty_mapper.core.errors import Canceled
+from poverty_mapper.core.extractors.cnn import CnnExtractor, ProxyCNN
+from poverty_mapper.core.extractors.histogram import HistogramExtractor
+from poverty_mapper.core.imagery.tile_reader import TileReader
+from poverty_mapper.core.inference.executors import LocalExecutor, MappingJob, estimate_tiles
+from poverty_mapper.core.inference.plan import RunPlan, plan_run
+from poverty_mapper.core.inference.predict import PredictRequest, predict_poverty_map
+from poverty_mapper.core.inference.writer import NODATA
+from poverty_mapper.core.models.model_file import PovertyModel, Target
+from poverty_mapper.core.regression.ridge import fit_ridge
+
+PIXEL = 30.0
+TILE_PX = 8
+WIDTH, HEIGHT = 72, 56  # 9 x 7 cells of 8 px
+FILL = -1.0
+
+
+def _model(extractor) -> PovertyModel:
+    rng = np.random.default_rng(2)
+    pixels = torch.from_numpy(rng.uniform(0.02, 0.2, (60, 3, TILE_PX, TILE_PX)).astype(np.float32))
+    with torch.inference_mode():
+        x = extractor.extract(pixels, torch.ones(60, TILE_PX, TILE_PX, dtype=torch.bool)).numpy()
+    return PovertyModel("generated model", Target("generated index", "generated units"), ("BLUE", "GREEN", "RED"),
+                        "reflectance 0-1", PIXEL, TILE_PX, extractor, fit_ridge(x, rng.normal(size=60), alpha=1.0))
+
+
+@pytest.fixture(scope="module", params=["histogram", "cnn"])
+def model(request) -> PovertyModel:
+    means, stds = np.array([0.1, 0.1, 0.1]), np.array([0.05, 0.05, 0.05])
+    if request.param == "histogram":
+        return _model(HistogramExtractor(means, stds))
+    torch.manual_seed(0)
+    network = ProxyCNN(3, 3, width=8, feature_dim=16)
+    network.train()
+    with torch.no_grad():
+        network(torch.randn(16, 3, 16, 16) * 0.05 + 0.1)
+    network.eval()
+    return _model(CnnExtractor(network, means, stds))
+
+
+@pytest.fixture
+def raster(tmp_path):
+    """Generated 3-band float32 reflectance with a nodata block (some cells too empty to estimate)."""
+    data = np.random.default_rng(3).uniform(0.02, 0.2, (3, HEIGHT, WIDTH)).astype(np.float32)
+    data[:, :20, :28] = FILL
+    path = tmp_path / "generated_scene.tif"
+    with rasterio.open(path, "w", driver="GTiff", width=WIDTH, height=HEIGHT, count=3, dtype="float32",
+                       crs="EPSG:32621", transform=from_origin(500_000.0, 7_200_000.0, PIXEL, PIXEL), nodata=FILL) as dst:
+        dst.write(data)
+        dst.descriptions = ("blue", "green", "red")
+    return path
+
+
+class SequentialExecutor:
+    """A second executor: no threads, one tile per batch, the last cell first."""
+
+    def __init__(self):
+        self.progress: list[float] = []
+
+    def run(self, job: MappingJob, plan: RunPlan, sink, progress, is_canceled) -> None:
+        rows, cols = np.nonzero(job.cell_mask)
+        cells = list(zip(rows.tolist(), cols.tolist()))[::-1]
+        size = job.model.tile_size_px
+        with rasterio.open(job.raster_path) as ds:
+            reader = TileReader(ds, job.band_indexes, size, job.radiometry)
+            for done, cell in enumerate(cells, start=1):
+                if is_canceled():
+                    raise Canceled()
+                dn = np.empty((1, len(job.band_indexes), size, size), reader.dtype)
+                valid = np.empty((1, size, size), bool)
+                reader.read_dn_into(job.grid.tile_window(*cell), dn[0], valid[0])
+                sink.add([cell], estimate_tiles(job, plan, dn, valid))
+                progress(done / len(cells))
+        progress(1.0)
+
+
+def _map(raster, out, model, executor=None, **options):
+    progress: list[float] = []
+    request = PredictRequest(str(raster), str(out), model, device="cpu", mixed_precision=False, **options)
+    result = predict_poverty_map(request, progress=progress.append, executor=executor)
+    with rasterio.open(out) as ds:
+        return result, ds.read(1), ds.profile, ds.tags(), progress
+
+
+@pytest.mark.parametrize("batch_size", [0, 5])
+def test_another_executor_gives_the_map_of_the_local_one(raster, tmp_path, model, batch_size):
+    mask = ({"type": "Polygon", "coordinates": [[(500_000.0, 7_200_000.0), (502_160.0, 7_200_000.0),
+                                                 (502_160.0, 7_198_320.0), (500_000.0, 7_200_000.0)]]},)
+    local, local_values, local_profile, local_tags, _ = _map(
+        raster, tmp_path / "local.tif", model, LocalExecutor(), batch_size=batch_size, mask_geometries=mask)
+    other, other_values, other_profile, other_tags, progress = _map(
+        raster, tmp_path / "sequential.tif", model, SequentialExecutor(), batch_size=batch_size, mask_geometries=mask)
+    # Nodata where a tile is too empty or outside the mask, and nowhere else, in both.
+    np.testing.assert_array_equal(other_values == NODATA, local_values == NODATA)
+    assert 0 < (local_values == NODATA).sum() < local_values.size
+    # Batches of other sizes may sum in another order (the CNN's kernels also differ by
+    # batch size): equal up to float32 rounding, relative to each value and, for values
+    # near 0, to the map's largest (the rounding of the features, not of the result).
+    scale = np.abs(local_values[local_values != NODATA]).max()
+    np.testing.assert_allclose(other_values, local_values, rtol=1e-5, atol=1e-5 * scale)
+    assert other_profile == local_profile and other_tags == local_tags
+    assert (other.n_cells, other.n_estimated) == (local.n_cells, local.n_estimated)
+    assert other.value_mean == pytest.approx(local.value_mean, rel=1e-5)
+    assert progress == sorted(progress) and progress[-1] == 1.0
+
+
+def test_the_default_executor_is_the_local_one(raster, tmp_path, model):
+    _, default_values, *_ = _map(raster, tmp_path / "default.tif", model, batch_size=4)
+    _, local_values, *_ = _map(raster, tmp_path / "local.tif", model, LocalExecutor(), batch_size=4)
+    np.testing.assert_array_equal(default_values, local_values)  # same batches, same machine
+
+
+def test_an_executor_that_leaves_cells_out_fails_and_writes_nothing(raster, tmp_path, model):
+    class DroppingExecutor(SequentialExecutor):
+        def run(self, job, plan, sink, progress, is_canceled):
+            mask = job.cell_mask.copy()
+            mask[-1, -1] = False  # the last cell is never estimated
+            super().run(dataclasses.replace(job, cell_mask=mask), plan, sink, progress, is_canceled)
+
+    with pytest.raises(RuntimeError, match="1 cells of the map were never estimated"):
+        _map(raster, tmp_path / "map.tif", model, DroppingExecutor())
+    assert list(tmp_path.glob("*.tif")) == [raster]
+
+
+def test_a_canceled_executor_leaves_no_output(raster, tmp_path, model):
+    answers = iter([False] * 3)
+    with pytest.raises(Canceled):
+        predict_poverty_map(PredictRequest(str(raster), str(tmp_path / "map.tif"), model, device="cpu"),
+                            is_canceled=lambda: next(answers, True), executor=SequentialExecutor())
+    assert list(tmp_path.glob("*.tif")) == [raster]
+
+
+@pytest.mark.parametrize("mixed, fast, kind, expected", [
+    (True, True, "cnn", True), (True, True, "random", False), (True, False, "cnn", False), (False, True, "cnn", False),
+])
+def test_the_plan_takes_bf16_only_where_it_pays(monkeypatch, mixed, fast, kind, expected):
+    monkeypatch.setattr("poverty_mapper.core.inference.plan.fast_bf16", lambda device: fast)
+    plan = plan_run(torch.device("cpu"), kind, mixed_precision=mixed)
+    assert plan.bf16 is expected
+    assert plan.batch_size == (8 if kind == "cnn" else 16)  # automatic
+    assert plan_run(torch.device("cpu"), kind, batch_size=3).batch_size == 3
