@@ -26,8 +26,11 @@ $(PLUGIN_DIR)/poverty_mapper:
 demo: setup $(PLUGIN_DIR)/poverty_mapper
 	QGIS_PROCESS=$(QGIS_PROCESS) PLUGIN_DIR=$(PLUGIN_DIR) SITE=$(SITE) PY=$(PY) scripts/demo.sh
 
+# The whole suite, then the engine's tests again as a CPU without AVX-512 runs them
+# (AVX2 kernels; oneDNN without bf16, so the float32 path): every machine checks both paths.
 test: setup
 	$(PY) -m pytest
+	ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 $(PY) -m pytest -q tests/engine
 
 model: setup
 	$(PY) scripts/train_default_model.py

@@ -1,5 +1,10 @@
 """Shared test set-up: the repository is imported as the ``poverty_mapper`` package,
-and the real data beside the repository (../shared/data) is located."""
+the real data beside the repository (../shared/data) is located, and the generated
+world that several modules train on is built once per session.
+
+``engine/`` holds the tests of ``core/`` (plain pytest, no QGIS); ``qgis/`` the tests of
+the plugin in QGIS (Processing, the dock, packaging, the desktop). Both folders are on
+the import path, so a test module can reuse another's generated inputs by name."""
 from __future__ import annotations
 
 import sys
@@ -7,8 +12,10 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+TESTS = Path(__file__).resolve().parent
+ROOT = TESTS.parent
 sys.path.insert(0, str(ROOT / "scripts"))
+sys.path[1:1] = [str(TESTS / "engine"), str(TESTS / "qgis")]
 from _bootstrap import import_plugin_package  # noqa: E402
 
 import_plugin_package()
@@ -48,3 +55,12 @@ def poverty_provider(qgis_processing):
     assert registry.addProvider(provider)
     yield provider
     registry.removeProvider(provider)
+
+
+@pytest.fixture(scope="session")
+def small_world(tmp_path_factory):
+    """A GENERATED world of 256 x 256 px with 15 settlements and 40 surveyed clusters,
+    shared by the training, robustness and Processing tests (read-only: copy before changing)."""
+    from generated_world import make_world
+
+    return make_world(tmp_path_factory.mktemp("small_world"), size=256, n_settlements=15, n_clusters=40)

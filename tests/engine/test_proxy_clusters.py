@@ -4,7 +4,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from generated_world import make_world
 from poverty_mapper.core.training.clusters import Cluster, ClusterFitConfig, fit_clusters, nested_cv
 from poverty_mapper.core.errors import PovertyMapperError
 from poverty_mapper.core.models.model_file import load_model
@@ -64,11 +63,6 @@ def test_nested_cv_chooses_alpha_per_fold_and_scores_out_of_fold():
     assert np.all(np.isfinite(pred)) and len(per_fold) == 5
     assert np.corrcoef(pred, y)[0, 1] ** 2 > 0.95
     assert all(f["alpha"] < 10 for f in per_fold)
-
-
-@pytest.fixture(scope="module")
-def small_world(tmp_path_factory):
-    return make_world(tmp_path_factory.mktemp("small_world"), size=256, n_settlements=15, n_clusters=40)
 
 
 def test_transfer_reuses_lower_layers(small_world, tmp_path):

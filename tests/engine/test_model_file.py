@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import ROOT, TESTS
 from poverty_mapper.core.errors import ModelFileError
 from poverty_mapper.core.extractors.histogram import HistogramExtractor
 from poverty_mapper.core.models.model_file import (
@@ -120,7 +121,7 @@ def test_metadata_is_readable_alone(model, tmp_path):
     assert meta["target"]["name"] == "generated brightness"
 
 
-FORMAT_1_FILE = Path(__file__).parent / "data" / "format1_generated.povmodel"
+FORMAT_1_FILE = TESTS / "data" / "format1_generated.povmodel"
 
 
 def test_a_format_1_file_still_loads_with_its_facts_typed(tmp_path):
@@ -149,7 +150,7 @@ def test_the_card_is_read_without_torch(model, tmp_path):
         "info = read_model_info(sys.argv[2]); print(info.card());"
         "assert 'torch' not in sys.modules, 'torch was imported'"
     )
-    done = subprocess.run([sys.executable, "-c", code, str(Path(__file__).parents[1] / "scripts"), str(path)],
+    done = subprocess.run([sys.executable, "-c", code, str(ROOT / "scripts"), str(path)],
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == model.card()

@@ -28,7 +28,6 @@ from rasterio.errors import RasterioIOError
 from rasterio.transform import from_origin
 from rasterio.warp import transform as warp_transform
 
-from generated_world import make_world
 from test_tiling import _assert_cells_cover_region, _assert_centres_match
 from poverty_mapper.core.models import model_file as model_file_module
 from poverty_mapper.core.inference import executors as executors_module
@@ -370,8 +369,8 @@ def test_a_truncated_geotiff_whose_directory_is_lost_cannot_be_opened(tmp_path, 
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory):
-    return make_world(tmp_path_factory.mktemp("robust_world"), size=256, n_settlements=15, n_clusters=40)
+def world(small_world):
+    return small_world  # conftest's session-wide generated world
 
 
 def _fit(world, clusters, model_path, **kw):

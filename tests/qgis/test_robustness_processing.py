@@ -31,7 +31,7 @@ from qgis.core import (
 )
 from qgis.PyQt.QtCore import QVariant
 
-from generated_world import IMAGE_CRS, make_world
+from generated_world import IMAGE_CRS
 from test_export import ESTIMATES, UTM, _districts, _write_poverty_map
 from test_model_file import _object_npy, _rewrite
 from poverty_mapper.core.training.clusters import Cluster, ClusterFitConfig, fit_clusters
@@ -71,8 +71,8 @@ def _leftovers(folder: Path) -> list[Path]:
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory):
-    return make_world(tmp_path_factory.mktemp("robust_world_processing"), size=256, n_settlements=15, n_clusters=40)
+def world(small_world):
+    return small_world  # conftest's session-wide generated world
 
 
 @pytest.fixture(scope="module")
