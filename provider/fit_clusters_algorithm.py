@@ -74,7 +74,8 @@ class FitClustersAlgorithm(PovertyAlgorithm):
             "number of households. Log transform: fit log(outcome), common for consumption.\n"
             "Box size: survey coordinates are displaced by up to 2 km (urban) and 5-10 km (rural) "
             "for privacy; the default 10 km box covers that.\n"
-            "Feature extractor: 'histogram' (per-band histograms, transparent), 'random' "
+            "Feature extractor: 'histogram' (per-band histograms as square-rooted frequencies, "
+            "transparent), 'random' "
             "(random convolutional features after MOSAIKS, no training), or 'model file' (the "
             "proxy CNN from 'Train nightlight proxy CNN', the method of the paper).\n"
             "Nightlights (optional): scores a nightlights-only model beside it, the baseline the "
@@ -146,7 +147,8 @@ class FitClustersAlgorithm(PovertyAlgorithm):
                 self.EXTRACTOR, self.tr("Feature extractor"), options=list(EXTRACTOR_OPTIONS), defaultValue=0
             ),
             self.tr(
-                "How tiles become features. histogram: per-band histograms, fast and transparent; random: "
+                "How tiles become features. histogram: per-band histograms (square roots of the frequencies), "
+                "fast and transparent; random: "
                 "random convolutional features (MOSAIKS), no training; model file: the proxy CNN from "
                 "'Train nightlight proxy CNN' (choose it below), the method of the paper."
             ),
@@ -164,7 +166,8 @@ class FitClustersAlgorithm(PovertyAlgorithm):
         self.add(
             QgsProcessingParameterRasterLayer(self.NIGHTLIGHTS, self.tr("Nightlights raster for the baseline"), optional=True),
             self.tr(
-                "Optional: a VIIRS or DMSP nightlights raster. The report then scores a model on nightlights "
+                "Optional: a VIIRS or DMSP nightlights raster (or a red-green-blue colour composite such as "
+                "NASA Black Marble, whose luminance is used). The report then scores a model on nightlights "
                 "alone over the same folds, the baseline the image features should beat."
             ),
         )

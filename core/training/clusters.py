@@ -33,12 +33,13 @@ log = logging.getLogger("poverty_mapper")
 EXTRACTOR_CHOICES = ("histogram", "random")  # or the path of a model file
 # Shares of the progress bar: computing the features; the rest takes moments.
 CLUSTER_PHASES = {"tiles per cluster": 0.0, "features": 9.0, "cross-validation": 0.5, "baseline": 0.5, "report": 0.0}
-# How the ridge penalty is chosen here. Features that vary in fewer than 10% of the
+# How the ridge penalty is chosen here. Features that vary in fewer than 20% of the
 # training clusters are left out, no feature's scale is taken below 0.2 of the median
 # scale, and histograms are square-rooted frequencies: chosen on the validation splits
-# of the real LSMS set (docs/fit_clusters.md). A penalty at an end of the grid is
-# searched a decade at a time further, up to these limits, and reported.
-CLUSTER_PENALTY = PenaltySearch(DEFAULT_ALPHAS, limits=(1e-6, 1e9), scaling=FeatureScaling(floor=0.2, min_support=0.1))
+# of the real LSMS set (scripts/choose_feature_scaling.py, docs/fit_clusters.md). A
+# penalty at an end of the grid is searched a decade at a time further, up to these
+# limits, and reported.
+CLUSTER_PENALTY = PenaltySearch(DEFAULT_ALPHAS, limits=(1e-6, 1e9), scaling=FeatureScaling(floor=0.2, min_support=0.2))
 
 
 @dataclass(frozen=True)
