@@ -92,6 +92,12 @@ class FitClustersAlgorithm(PovertyAlgorithm):
         )
 
     def initAlgorithm(self, config=None) -> None:  # noqa: N802 (QGIS API)
+        self._add_survey_inputs()
+        self._add_feature_options()
+        self._add_fold_options()
+        self._add_outputs()
+
+    def _add_survey_inputs(self) -> None:
         self.add(
             QgsProcessingParameterRasterLayer(self.INPUT, self.tr("Satellite image")),
             self.tr(
@@ -135,6 +141,8 @@ class FitClustersAlgorithm(PovertyAlgorithm):
                 "leave off for an asset index (it has negative values)."
             ),
         )
+
+    def _add_feature_options(self) -> None:
         self.add_double(
             self.BOX_SIZE, self.tr("Neighbourhood box size (m)"), 10_000.0, 100.0, 100_000.0,
             help_text=self.tr(
@@ -178,10 +186,12 @@ class FitClustersAlgorithm(PovertyAlgorithm):
                 "brings its own). About 2 km (64 Landsat pixels) suits 30 m imagery."
             ),
         )
+
+    def _add_fold_options(self) -> None:
         self.add_int(
             self.FOLDS, self.tr("Cross-validation folds"), 5, 2, 20, advanced=True,
             help_text=self.tr(
-                "Folds of the nested cross-validation (clusters at the same place stay in one fold); they "
+                "Folds of the nested cross-validation (clusters closer than the fold distance stay in one fold); they "
                 "also choose the final model's ridge penalty. More folds train on more clusters each time, "
                 "and take longer."
             ),
@@ -222,6 +232,8 @@ class FitClustersAlgorithm(PovertyAlgorithm):
                 "scores. Change it to see how much the scores depend on the split."
             ),
         )
+
+    def _add_outputs(self) -> None:
         self.add(
             QgsProcessingParameterFileDestination(
                 self.OUTPUT_MODEL, self.tr("Poverty model file"), self.tr("Poverty models (*{})").format(MODEL_SUFFIX)
