@@ -12,6 +12,7 @@ import rasterio
 import torch
 
 from generated_world import make_world
+from poverty_mapper.core.errors import PovertyMapperError
 from poverty_mapper.core.imagery.radiometry import REFLECTANCE
 from poverty_mapper.core.imagery.tile_reader import TileReader
 from poverty_mapper.core.imagery.tiling import PixelWindow
@@ -61,7 +62,7 @@ def test_the_fold_distance_defaults_to_the_box_size(world, tmp_path):
     result = _fit(world, tmp_path, box_size_m=750.0)
     assert result.report["folds"]["distance_m"] == 750.0
     assert "closer than 750 m" in result.report["cv"]["protocol"]
-    with pytest.raises(Exception, match=r"form only 2 groups of neighbours closer than 1500 m"):
+    with pytest.raises(PovertyMapperError, match=r"form only 2 groups of neighbours closer than 1500 m"):
         _fit(world, tmp_path)  # 1.5 km boxes: the 40 generated clusters chain into two groups
 
 
@@ -212,3 +213,10 @@ def test_rare_bins_of_square_rooted_frequencies_are_left_out(seed):
     x, y = _rare_bin_clusters(seed=seed)
     pred, _, chosen = nested_cv(np.sqrt(x), y, np.arange(len(y)), 5, search=CLUSTER_PENALTY)
     assert coefficient_of_determination(y, pred) > 0.8 and min(f["R2"] for f in chosen) > 0.6
+
+
+@pytest.mark.parametrize("bad", [{"fold_distance_m": -1.0}, {"min_tiles": 0}, {"min_covered_share": 1.5}])
+def test_impossible_fold_and_coverage_settings_are_refused(world, tmp_path, bad):
+    with pytest.raises(PovertyMapperError, match="fold distance must be 0 m or more|coverage minimum must be"):
+        _fit(world, tmp_path, **bad)
+    assert not (tmp_path / "m.povmodel").exists()
