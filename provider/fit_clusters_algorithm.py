@@ -1,6 +1,8 @@
 """``povertymapper:fitclusters``: fit the poverty model on surveyed clusters."""
 from __future__ import annotations
 
+import math
+
 from qgis.core import (
     QgsFeature,
     QgsFeatureSink,
@@ -19,7 +21,9 @@ from qgis.core import (
     QgsProcessingParameterField,
     QgsProcessingParameterFile,
     QgsProcessingParameterFileDestination,
+    QgsProcessingParameterNumber,
     QgsProcessingParameterRasterLayer,
+    QgsProcessingUtils,
     QgsWkbTypes,
 )
 from qgis.PyQt.QtCore import QVariant
@@ -45,6 +49,9 @@ class FitClustersAlgorithm(PovertyAlgorithm):
     NIGHTLIGHTS = "NIGHTLIGHTS"
     TILE_SIZE = "TILE_SIZE"
     FOLDS = "FOLDS"
+    FOLD_DISTANCE = "FOLD_DISTANCE"
+    MIN_TILES = "MIN_TILES"
+    MIN_COVERAGE = "MIN_COVERAGE"
     SEED = "SEED"
     OUTPUT_MODEL = "OUTPUT_MODEL"
     OUTPUT_REPORT = "OUTPUT_REPORT"
@@ -67,19 +74,30 @@ class FitClustersAlgorithm(PovertyAlgorithm):
             "number of households. Log transform: fit log(outcome), common for consumption.\n"
             "Box size: survey coordinates are displaced by up to 2 km (urban) and 5-10 km (rural) "
             "for privacy; the default 10 km box covers that.\n"
-            "Feature extractor: 'histogram' (per-band histograms, transparent), 'random' "
+            "Feature extractor: 'histogram' (per-band histograms as square-rooted frequencies, "
+            "transparent), 'random' "
             "(random convolutional features after MOSAIKS, no training), or 'model file' (the "
             "proxy CNN from 'Train nightlight proxy CNN', the method of the paper).\n"
             "Nightlights (optional): scores a nightlights-only model beside it, the baseline the "
             "method should beat.\n\n"
             "The reported r² (squared Pearson correlation) and R² (coefficient of determination) "
-            "are out-of-fold: nested cross-validation, folds by location (clusters at the same "
-            "place never split), ridge penalty chosen inside each training fold.\n"
+            "are out-of-fold: nested cross-validation, folds by location (clusters closer than the "
+            "box size, whose boxes share imagery, stay in one fold, and so do chains of them), ridge "
+            "penalty chosen inside each training fold. The report gives the fold sizes, the penalty "
+            "of each fold (flagged where it lay at an end of its grid) and, per cluster, the tiles "
+            "used and the share of its box covered by valid pixels.\n"
             "Outputs: the model file for 'Predict poverty map', a JSON report, a point layer of "
-            "out-of-fold predictions and a predicted-vs-observed scatter plot."
+            "out-of-fold predictions (with the cluster layer's own fields, the nightlights-only "
+            "prediction and the coverage) and a predicted-vs-observed scatter plot."
         )
 
     def initAlgorithm(self, config=None) -> None:  # noqa: N802 (QGIS API)
+        self._add_survey_inputs()
+        self._add_feature_options()
+        self._add_fold_options()
+        self._add_outputs()
+
+    def _add_survey_inputs(self) -> None:
         self.add(
             QgsProcessingParameterRasterLayer(self.INPUT, self.tr("Satellite image")),
             self.tr(
@@ -123,6 +141,8 @@ class FitClustersAlgorithm(PovertyAlgorithm):
                 "leave off for an asset index (it has negative values)."
             ),
         )
+
+    def _add_feature_options(self) -> None:
         self.add_double(
             self.BOX_SIZE, self.tr("Neighbourhood box size (m)"), 10_000.0, 100.0, 100_000.0,
             help_text=self.tr(
@@ -135,7 +155,8 @@ class FitClustersAlgorithm(PovertyAlgorithm):
                 self.EXTRACTOR, self.tr("Feature extractor"), options=list(EXTRACTOR_OPTIONS), defaultValue=0
             ),
             self.tr(
-                "How tiles become features. histogram: per-band histograms, fast and transparent; random: "
+                "How tiles become features. histogram: per-band histograms (square roots of the frequencies), "
+                "fast and transparent; random: "
                 "random convolutional features (MOSAIKS), no training; model file: the proxy CNN from "
                 "'Train nightlight proxy CNN' (choose it below), the method of the paper."
             ),
@@ -153,7 +174,8 @@ class FitClustersAlgorithm(PovertyAlgorithm):
         self.add(
             QgsProcessingParameterRasterLayer(self.NIGHTLIGHTS, self.tr("Nightlights raster for the baseline"), optional=True),
             self.tr(
-                "Optional: a VIIRS or DMSP nightlights raster. The report then scores a model on nightlights "
+                "Optional: a VIIRS or DMSP nightlights raster (or a red-green-blue colour composite such as "
+                "NASA Black Marble, whose luminance is used). The report then scores a model on nightlights "
                 "alone over the same folds, the baseline the image features should beat."
             ),
         )
@@ -164,12 +186,42 @@ class FitClustersAlgorithm(PovertyAlgorithm):
                 "brings its own). About 2 km (64 Landsat pixels) suits 30 m imagery."
             ),
         )
+
+    def _add_fold_options(self) -> None:
         self.add_int(
             self.FOLDS, self.tr("Cross-validation folds"), 5, 2, 20, advanced=True,
             help_text=self.tr(
-                "Folds of the nested cross-validation (clusters at the same place stay in one fold); they "
+                "Folds of the nested cross-validation (clusters closer than the fold distance stay in one fold); they "
                 "also choose the final model's ridge penalty. More folds train on more clusters each time, "
                 "and take longer."
+            ),
+        )
+        self.add(
+            QgsProcessingParameterNumber(
+                self.FOLD_DISTANCE, self.tr("Fold distance (m; empty = the box size)"),
+                type=QgsProcessingParameterNumber.Double, defaultValue=None, optional=True, minValue=0.0,
+                maxValue=1_000_000.0,
+            ),
+            self.tr(
+                "Clusters closer than this share a fold, and so do chains of such neighbours, so that no "
+                "cluster is scored by a model trained on its neighbour's imagery. Empty: the box size (boxes "
+                "closer than that overlap). 0: only clusters at the same place share a fold. A larger "
+                "distance is stricter; when the clusters form fewer groups than folds, lower it or the folds."
+            ),
+            advanced=True,
+        )
+        self.add_int(
+            self.MIN_TILES, self.tr("Minimum tiles per cluster"), 1, 1, 10_000, advanced=True,
+            help_text=self.tr(
+                "Clusters whose box has fewer tiles with enough valid pixels (half of a tile) are left out and "
+                "counted. The report and the predictions layer give each cluster's tiles used."
+            ),
+        )
+        self.add_double(
+            self.MIN_COVERAGE, self.tr("Minimum covered share of the box (0-1)"), 0.0, 0.0, 1.0, advanced=True,
+            help_text=self.tr(
+                "Clusters whose box is covered by valid pixels (inside the image, not nodata) less than this "
+                "share are left out and counted, e.g. 0.5 for at least half. 0 keeps every cluster with a tile."
             ),
         )
         self.add_imagery_parameters()
@@ -180,6 +232,8 @@ class FitClustersAlgorithm(PovertyAlgorithm):
                 "scores. Change it to see how much the scores depend on the split."
             ),
         )
+
+    def _add_outputs(self) -> None:
         self.add(
             QgsProcessingParameterFileDestination(
                 self.OUTPUT_MODEL, self.tr("Poverty model file"), self.tr("Poverty models (*{})").format(MODEL_SUFFIX)
@@ -200,8 +254,10 @@ class FitClustersAlgorithm(PovertyAlgorithm):
                 self.OUTPUT_PREDICTIONS, self.tr("Out-of-fold predictions"), QgsProcessing.TypeVectorPoint, optional=True
             ),
             self.tr(
-                "Optional: the clusters with observed, predicted (by a model that did not see them), residual "
-                "and fold, to map where the model errs."
+                "Optional: the clusters with their own fields, observed, predicted (by a model that did not see "
+                "them), residual and fold; nl_pred and nl_resid, the same from nightlights alone (with a "
+                "nightlights raster); tiles_used, tiles_box and covered, how much of the box the features saw. "
+                "Split it by a field of yours (urban/rural, region) to compare the image model with nightlights."
             ),
         )
         self.add(
@@ -225,8 +281,9 @@ class FitClustersAlgorithm(PovertyAlgorithm):
         lights = self.parameterAsRasterLayer(parameters, self.NIGHTLIGHTS, context)
         if lights is not None:
             self._lights = raster_file_path(lights)
-        # Original coordinates, for the prediction layer in the clusters' own CRS.
-        self._points = {f.id(): f.geometry().centroid().asPoint() for f in source.getFeatures()}
+        # Original coordinates and fields, for the prediction layer in the clusters' own CRS.
+        self._fields = source.fields()
+        self._rows = {f.id(): (f.geometry().centroid().asPoint(), f.attributes()) for f in source.getFeatures()}
         return True
 
     def processAlgorithm(self, parameters, context: QgsProcessingContext, feedback: QgsProcessingFeedback) -> dict:  # noqa: N802
@@ -253,6 +310,9 @@ class FitClustersAlgorithm(PovertyAlgorithm):
             log_outcome=self.parameterAsBool(parameters, self.LOG_OUTCOME, context),
             use_weights=bool(self.parameterAsString(parameters, self.WEIGHT, context)),
             n_folds=self.parameterAsInt(parameters, self.FOLDS, context),
+            fold_distance_m=self._fold_distance(parameters, context),
+            min_tiles=self.parameterAsInt(parameters, self.MIN_TILES, context),
+            min_covered_share=self.parameterAsDouble(parameters, self.MIN_COVERAGE, context),
             nightlights_path=self._lights,
             report_path=report_out,
             scatter_path=scatter_out,
@@ -264,6 +324,11 @@ class FitClustersAlgorithm(PovertyAlgorithm):
         pooled = result.report["cv"]["pooled"]
         feedback.pushInfo(self.tr("Out-of-fold scores on {} clusters: r² {:.3f} (squared Pearson), R² {:.3f}.").format(
             pooled["n"], pooled["r2"], pooled["R2"]))
+        folds, coverage = result.report["folds"], result.report["coverage"]
+        feedback.pushInfo(self.tr("Folds of {} groups of neighbours closer than {:g} m; clusters per fold: {}.").format(
+            folds["groups"], folds["distance_m"], ", ".join(str(n) for n in folds["sizes"])))
+        feedback.pushInfo(self.tr("Median tiles used per cluster {:g}; median share of the box covered {:.0%}.").format(
+            coverage["median_tiles_used"], coverage["median_covered_share"]))
         baseline = result.report.get("nightlights_baseline")
         if baseline:
             feedback.pushInfo(self.tr("Nightlights alone: r² {:.3f}, R² {:.3f}.").format(
@@ -276,18 +341,44 @@ class FitClustersAlgorithm(PovertyAlgorithm):
             outputs[self.OUTPUT_PREDICTIONS] = self._write_predictions(parameters, context, config, result)
         return outputs
 
+    def _fold_distance(self, parameters, context) -> float | None:
+        """The fold distance given, or None (the box size) when left empty."""
+        if parameters.get(self.FOLD_DISTANCE) in (None, ""):
+            return None
+        return self.parameterAsDouble(parameters, self.FOLD_DISTANCE, context)
+
     def _write_predictions(self, parameters, context, config, result) -> str:
-        fields = QgsFields()
-        for name, kind in (("cluster", QVariant.String), ("observed", QVariant.Double),
-                           ("predicted", QVariant.Double), ("residual", QVariant.Double), ("fold", QVariant.Int)):
-            fields.append(QgsField(name, kind))
-        used = [c for c, u in zip(config.clusters, result.used) if u]
+        added = QgsFields()
+        for name, kind in PREDICTION_FIELDS:
+            added.append(QgsField(name, kind))
+        fields = QgsProcessingUtils.combineFields(self._fields, added)
+        used = [i for i, u in enumerate(result.used) if u]
+        lights = result.baseline_predicted
         with atomic_sink(
             self, parameters, self.OUTPUT_PREDICTIONS, context, fields, QgsWkbTypes.Point, self._source_crs
         ) as (sink, dest):
-            for cluster, obs, pred, fold in zip(used, result.observed, result.predicted, result.fold):
+            for k, i in enumerate(used):
+                cluster = config.clusters[i]
+                point, attributes = self._rows[int(cluster.id)]
+                obs, pred = float(result.observed[k]), float(result.predicted[k])
+                nl_pred = None if lights is None or not math.isfinite(lights[k]) else float(lights[k])
                 feature = QgsFeature(fields)
-                feature.setGeometry(QgsGeometry.fromPointXY(QgsPointXY(self._points[int(cluster.id)])))
-                feature.setAttributes([cluster.id, float(obs), float(pred), float(obs - pred), int(fold)])
+                feature.setGeometry(QgsGeometry.fromPointXY(QgsPointXY(point)))
+                feature.setAttributes(list(attributes) + [
+                    cluster.id, obs, pred, obs - pred, int(result.fold[k]),
+                    nl_pred, None if nl_pred is None else obs - nl_pred,
+                    int(result.coverage.tiles_used[i]), int(result.coverage.tiles_in_box[i]),
+                    float(result.coverage.covered_share[i]),
+                ])
                 sink.addFeature(feature, QgsFeatureSink.FastInsert)
         return dest
+
+
+# The out-of-fold layer's own fields (names of at most 10 characters, for shapefiles),
+# after the cluster layer's fields; a name the cluster layer already has gets a suffix.
+PREDICTION_FIELDS = (
+    ("cluster", QVariant.String), ("observed", QVariant.Double), ("predicted", QVariant.Double),
+    ("residual", QVariant.Double), ("fold", QVariant.Int), ("nl_pred", QVariant.Double),
+    ("nl_resid", QVariant.Double), ("tiles_used", QVariant.Int), ("tiles_box", QVariant.Int),
+    ("covered", QVariant.Double),
+)

@@ -36,7 +36,7 @@ import numpy as np
 
 from .lsms import BAND_MEANS, BAND_STDS, BANDS, LsmsSet
 from ..regression.metrics import coefficient_of_determination, squared_pearson
-from ..regression.ridge import DEFAULT_ALPHAS, ridge_path
+from ..regression.ridge import DEFAULT_ALPHAS, PLAIN_SCALING, FeatureScaling, ridge_path
 
 REFLECTANCE_BANDS = ("BLUE", "GREEN", "RED", "SWIR1", "SWIR2", "TEMP1", "NIR")
 VIIRS_FROM_YEAR = 2012  # NIGHTLIGHTS is DMSP before, VIIRS from this year on (release README)
@@ -211,7 +211,8 @@ VARIANTS: dict[str, Callable[[LsmsSet], np.ndarray]] = {
 # ---------------------------------------------------------------- choosing on val only
 
 def validation_predictions(
-    x: np.ndarray, y: np.ndarray, train: np.ndarray, val: np.ndarray, alphas: Sequence[float] = DEFAULT_ALPHAS
+    x: np.ndarray, y: np.ndarray, train: np.ndarray, val: np.ndarray, alphas: Sequence[float] = DEFAULT_ALPHAS,
+    scaling: FeatureScaling = PLAIN_SCALING,
 ) -> tuple[np.ndarray, float]:
     """Ridge fit on ``train``, alpha picked by R² on ``val``: predictions for ``val`` and that alpha.
 
@@ -219,14 +220,17 @@ def validation_predictions(
     """
     x = np.asarray(x, np.float64)
     y_train, y_val = np.asarray(y, np.float64)[train], np.asarray(y, np.float64)[val]
-    coefs, mean, scale, y_mean = ridge_path(x[train], y_train, alphas)
+    coefs, mean, scale, y_mean = ridge_path(x[train], y_train, alphas, scaling=scaling)
     pred = ((x[val] - mean) / scale) @ coefs.T + y_mean
     scores = [coefficient_of_determination(y_val, pred[:, k]) for k in range(len(alphas))]
     best = int(np.argmax(scores))
     return pred[:, best], float(alphas[best])
 
 
-def validation_scores(x: np.ndarray, y: np.ndarray, folds: dict, alphas: Sequence[float] = DEFAULT_ALPHAS) -> dict:
+def validation_scores(
+    x: np.ndarray, y: np.ndarray, folds: dict, alphas: Sequence[float] = DEFAULT_ALPHAS,
+    scaling: FeatureScaling = PLAIN_SCALING,
+) -> dict:
     """Per fold: fit on 'train', pick alpha on and predict 'val'; r²/R² per fold and pooled
     over the val splits. Never looks at a fold's 'test' split.
 
@@ -237,7 +241,7 @@ def validation_scores(x: np.ndarray, y: np.ndarray, folds: dict, alphas: Sequenc
     idx, preds, per_fold = [], [], {}
     for name in sorted(folds):
         train, val = folds[name]["train"], folds[name]["val"]
-        pred, alpha = validation_predictions(x, y, train, val, alphas)
+        pred, alpha = validation_predictions(x, y, train, val, alphas, scaling)
         idx.append(val)
         preds.append(pred)
         per_fold[name] = {

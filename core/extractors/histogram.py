@@ -13,17 +13,32 @@ YEH_BIN_EDGES = np.concatenate([[-1e5], np.round(np.linspace(-5.0, 5.0, 101), 10
 _DN_LEVELS = {torch.uint8: (0, 256), torch.int16: (-32768, 65536), torch.uint16: (0, 65536)}
 
 
+# How frequencies become features, by the extractor kind a model file names: the plain
+# frequencies (Yeh et al. 2020, the default model), or their square roots (the Hellinger
+# embedding: a bin that almost no tile reaches no longer dwarfs the common ones once
+# standardized; better on the LSMS validation splits, see docs/fit_clusters.md).
+TRANSFORMS = {"histogram": "frequency", "histogram_sqrt": "sqrt"}
+
+
 class HistogramExtractor:
-    """Per-band histograms of standardized reflectance, as frequencies.
+    """Per-band histograms of standardized reflectance, as frequencies (or their roots).
 
     ``z = (value - mean) / std`` per band, binned on ``edges``; each band's counts
     are divided by the number of valid pixels of the tile, and the bands' histograms
     are concatenated. Invalid pixels (fill, outside the raster) are not counted.
+    With ``transform="sqrt"`` the features are the square roots of the frequencies,
+    and the kind is ``histogram_sqrt`` (a plugin that does not know it refuses the file
+    instead of reading it as frequencies).
     """
 
-    kind = "histogram"
-
-    def __init__(self, band_means: np.ndarray, band_stds: np.ndarray, edges: np.ndarray = YEH_BIN_EDGES):
+    def __init__(
+        self, band_means: np.ndarray, band_stds: np.ndarray, edges: np.ndarray = YEH_BIN_EDGES,
+        transform: str = "frequency",
+    ):
+        if transform not in TRANSFORMS.values():
+            raise ValueError(f"unknown histogram transform {transform!r}; use one of {sorted(TRANSFORMS.values())}")
+        self.transform = transform
+        self.kind = next(k for k, t in TRANSFORMS.items() if t == transform)
         self.band_means = np.asarray(band_means, dtype=np.float64)
         self.band_stds = np.asarray(band_stds, dtype=np.float64)
         self.edges = np.asarray(edges, dtype=np.float64)
@@ -73,10 +88,13 @@ class HistogramExtractor:
         n_valid = valid.flatten(1).sum(1).clamp(min=1).to(torch.float32)
         return counts.to(torch.float32) / n_valid.unsqueeze(1)
 
+    def _finish(self, frequencies: torch.Tensor) -> torch.Tensor:
+        return frequencies.clamp(min=0).sqrt() if self.transform == "sqrt" else frequencies
+
     def extract(self, pixels: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
         if pixels.shape[1] != self.n_bands:
             raise ValueError(f"expected {self.n_bands} bands, got {pixels.shape[1]}")
-        return self._frequencies(self._bins(pixels), valid)
+        return self._finish(self._frequencies(self._bins(pixels), valid))
 
     def extract_dn(self, dn: torch.Tensor, valid: torch.Tensor, radiometry) -> torch.Tensor:
         """The same features from digital numbers: for 8- and 16-bit imagery the bin of
@@ -86,6 +104,9 @@ class HistogramExtractor:
             raise ValueError(f"expected {self.n_bands} bands, got {dn.shape[1]}")
         if dn.dtype not in _DN_LEVELS:
             return self.extract(radiometry.apply_torch(dn), valid)
+        return self._finish(self._dn_frequencies(dn, valid, radiometry))
+
+    def _dn_frequencies(self, dn: torch.Tensor, valid: torch.Tensor, radiometry) -> torch.Tensor:
         table = self._dn_table(radiometry, dn.dtype, dn.device)  # [bands, levels] bin of each DN
         n, bands = dn.shape[:2]
         low, levels = _DN_LEVELS[dn.dtype]
@@ -146,4 +167,7 @@ class HistogramExtractor:
 
     @classmethod
     def from_spec(cls, spec: dict, arrays: dict[str, np.ndarray]) -> "HistogramExtractor":
-        return cls(arrays["band_means"], arrays["band_stds"], arrays["edges"])
+        transform = TRANSFORMS.get(spec.get("kind", "histogram"))
+        if transform is None:
+            raise ValueError(f"not a histogram extractor: {spec.get('kind')!r}")
+        return cls(arrays["band_means"], arrays["band_stds"], arrays["edges"], transform)

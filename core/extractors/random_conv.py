@@ -7,11 +7,11 @@ bias of 1) and are averaged over the tile, giving ``2K`` features per tile. Noth
 is trained: the only fitting is the ridge regression on top.
 
 Pixels are standardized per band, ``z = (value - mean) / std``, and the filters are
-stored in the same standardized space. Invalid pixels (fill, outside the raster) are
-set to 0, i.e. the band mean, and tile borders are zero-padded the same way, so a
-tile whose left half is invalid gives the features of its right half alone. The
-average runs over the valid output positions only: a position counts when the pixel
-at the centre of its receptive field is valid.
+stored in the same standardized space. Tile borders are zero-padded (0 is the band
+mean). The average runs over the output positions whose receptive field holds no
+invalid pixel (fill, outside the raster): an invalid pixel never feeds a feature, not
+even as a neighbour, so a tile whose left half is invalid gives the features of its
+right half less the column of positions next to the invalid half.
 
 ``stride`` > 1 evaluates the filters at every ``stride``-th pixel of each row and
 column only (a strided convolution): ``stride**2`` times less work, and the average
@@ -202,6 +202,15 @@ class RandomConvExtractor:
             return 1, min(positions, _CPU_BLOCK_ROWS)
         return max(1, _GPU_BLOCK_ELEMENTS // (positions * self.n_features)), positions
 
+    def _clean_positions(self, valid: torch.Tensor) -> torch.Tensor:
+        """[N, H, W] bool: the positions whose ``p x p`` receptive field, within the tile,
+        holds valid pixels only (max pooling pads with -inf: the border is not invalid)."""
+        if self.patch_size == 1 or bool(valid.all()):
+            return valid
+        invalid = (~valid).unsqueeze(1).to(torch.float32)
+        near_invalid = F.max_pool2d(invalid, self.patch_size, stride=1, padding=self.patch_size // 2)
+        return near_invalid[:, 0] == 0
+
     def extract(self, pixels: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
         """``pixels`` [N, bands, H, W] reflectance, ``valid`` [N, H, W] bool -> [N, 2K] float32."""
         n, bands, h, w = pixels.shape
@@ -216,9 +225,9 @@ class RandomConvExtractor:
         if n == 0 or h == 0 or w == 0:
             return out
         z = (pixels.float() - mean) / std
-        z = torch.where(valid.unsqueeze(1), z, torch.zeros_like(z))
+        z = torch.where(valid.unsqueeze(1), z, torch.zeros_like(z))  # no NaN or fill enters a product
         s, p = self.stride, self.patch_size
-        centres = valid[:, ::s, ::s].reshape(n, 1, -1).to(torch.float32)  # [N, 1, P]
+        centres = self._clean_positions(valid)[:, ::s, ::s].reshape(n, 1, -1).to(torch.float32)  # [N, 1, P]
         positions = centres.shape[2]
         tiles_per_step, rows = self._steps(device, positions)
         for t0 in range(0, n, tiles_per_step):

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
 # kind (as written in model files) -> (module of this package, class)
 EXTRACTOR_KINDS: dict[str, tuple[str, str]] = {
     "histogram": ("histogram", "HistogramExtractor"),
+    "histogram_sqrt": ("histogram", "HistogramExtractor"),
     "random": ("random_conv", "RandomConvExtractor"),
     "cnn": ("cnn", "CnnExtractor"),
 }

@@ -1,16 +1,34 @@
 """Nighttime lights aggregated to the footprints of tiles or boxes, from a raster of
-any CRS and resolution."""
+any CRS and resolution.
+
+A single-band raster (VIIRS or DMSP radiance) is used as it is. A colour composite
+(three or more bands whose first three are red, green and blue, e.g. NASA's Black
+Marble images) is not radiance: its luminance ``0.2126 R + 0.7152 G + 0.0722 B``
+(Rec. 709) serves as an ordinal intensity. Anything else: band 1.
+"""
 from __future__ import annotations
 
 import numpy as np
 import rasterio
 from affine import Affine
 from rasterio.crs import CRS
-from rasterio.enums import Resampling
+from rasterio.enums import ColorInterp, Resampling
 from rasterio.warp import reproject
 
 from ..errors import PovertyMapperError
 from .tile_reader import open_raster
+
+
+LUMINANCE_WEIGHTS = (0.2126, 0.7152, 0.0722)  # Rec. 709, of red, green, blue
+_RGB = (ColorInterp.red, ColorInterp.green, ColorInterp.blue)
+
+
+def light_bands(src: rasterio.io.DatasetReader) -> dict[int, float]:
+    """Band number -> weight of the nightlight intensity: the luminance of an RGB
+    composite, else band 1."""
+    if src.count >= 3 and tuple(src.colorinterp[:3]) == _RGB:
+        return dict(zip((1, 2, 3), LUMINANCE_WEIGHTS))
+    return {1: 1.0}
 
 
 def mean_lights_on_grid(path: str, transform: Affine, shape: tuple[int, int], crs: CRS) -> np.ndarray:
@@ -20,17 +38,20 @@ def mean_lights_on_grid(path: str, transform: Affine, shape: tuple[int, int], cr
             raise PovertyMapperError(
                 f"The nightlights raster {path} has no coordinate reference system; assign one first."
             )
-        out = np.full(shape, np.nan, np.float32)
-        reproject(
-            source=rasterio.band(src, 1),
-            destination=out,
-            src_transform=src.transform,
-            src_crs=src.crs,
-            src_nodata=src.nodata,
-            dst_transform=transform,
-            dst_crs=crs,
-            dst_nodata=np.nan,
-            resampling=Resampling.average,
-        )
-    out[~np.isfinite(out)] = np.nan
-    return out
+        total = np.zeros(shape, np.float64)
+        for band, weight in light_bands(src).items():
+            out = np.full(shape, np.nan, np.float32)
+            reproject(
+                source=rasterio.band(src, band),
+                destination=out,
+                src_transform=src.transform,
+                src_crs=src.crs,
+                src_nodata=src.nodata,
+                dst_transform=transform,
+                dst_crs=crs,
+                dst_nodata=np.nan,
+                resampling=Resampling.average,
+            )
+            total += weight * out  # the mean of a weighted sum is the weighted sum of means
+    total[~np.isfinite(total)] = np.nan
+    return total.astype(np.float32)

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Iterator, Sequence
 
+import numpy as np
 from affine import Affine
 from rasterio.crs import CRS
 from rasterio.windows import Window
@@ -102,6 +103,36 @@ def _ground_size(crs: CRS, x: float, y: float, px: float, py: float) -> tuple[fl
     return length(1), length(2)
 
 
+def ground_positions_m(crs: CRS, xs: Sequence[float], ys: Sequence[float]) -> np.ndarray:
+    """Earth-centred positions [n, 3] in metres (WGS 84 ellipsoid, height 0) of points
+    given in ``crs``: the straight-line distance between two of them is their ground
+    distance (shorter than along the surface by under a millionth at 10 km).
+
+    A projected CRS that cannot be placed on the globe gives its own coordinates in
+    metres (z = 0).
+    """
+    from rasterio.warp import transform as warp_points
+
+    xs, ys = np.asarray(xs, np.float64), np.asarray(ys, np.float64)
+    if crs.is_geographic:
+        lons, lats = xs, ys
+    else:
+        try:
+            lons, lats = (np.asarray(v) for v in warp_points(crs, "EPSG:4326", xs.tolist(), ys.tolist()))
+        except Exception:  # noqa: BLE001 (a CRS PROJ cannot invert: keep its own metres)
+            lons = lats = np.array([np.nan])
+        if not np.all(np.isfinite(lons)) or not np.all(np.isfinite(lats)):
+            factor = crs.linear_units_factor[1] if crs.linear_units_factor else 1.0
+            return np.column_stack([xs * factor, ys * factor, np.zeros(xs.size)])
+    phi, lam = np.radians(lats), np.radians(lons)
+    normal = _A / np.sqrt(1.0 - _E2 * np.sin(phi) ** 2)
+    return np.column_stack([
+        normal * np.cos(phi) * np.cos(lam),
+        normal * np.cos(phi) * np.sin(lam),
+        normal * (1.0 - _E2) * np.sin(phi),
+    ])
+
+
 MAX_TILE_PX = 256
 
 
@@ -110,6 +141,18 @@ def new_model_tile_px(tile_size_m: float, pixel_m: float) -> int:
     imagery's own resolution, coarsened so a tile is at most MAX_TILE_PX pixels across
     (and at least 8)."""
     return int(min(MAX_TILE_PX, max(8, round(tile_size_m / pixel_m))))
+
+
+def bounds_window(transform: Affine, bounds: tuple[float, float, float, float]) -> PixelWindow:
+    """Whole raster pixels covering ``bounds`` (minx, miny, maxx, maxy); may reach outside the raster."""
+    minx, miny, maxx, maxy = bounds
+    if not (maxx > minx and maxy > miny):
+        raise PovertyMapperError("The requested extent is empty; draw or enter a larger one.")
+    inv = ~transform
+    cols, rows = zip(*(inv * (x, y) for x in (minx, maxx) for y in (miny, maxy)))
+    c0, c1 = math.floor(min(cols) + 1e-9), math.ceil(max(cols) - 1e-9)
+    r0, r1 = math.floor(min(rows) + 1e-9), math.ceil(max(rows) - 1e-9)
+    return PixelWindow(c0, r0, c1 - c0, r1 - r0)
 
 
 def region_window(
@@ -122,14 +165,7 @@ def region_window(
     full = PixelWindow(0, 0, width, height)
     if bounds is None:
         return full
-    minx, miny, maxx, maxy = bounds
-    if not (maxx > minx and maxy > miny):
-        raise PovertyMapperError("The requested extent is empty; draw or enter a larger one.")
-    inv = ~transform
-    cols, rows = zip(*(inv * (x, y) for x in (minx, maxx) for y in (miny, maxy)))
-    c0, c1 = math.floor(min(cols) + 1e-9), math.ceil(max(cols) - 1e-9)
-    r0, r1 = math.floor(min(rows) + 1e-9), math.ceil(max(rows) - 1e-9)
-    clipped = PixelWindow(c0, r0, c1 - c0, r1 - r0).intersection(width, height)
+    clipped = bounds_window(transform, bounds).intersection(width, height)
     if clipped is None:
         raise PovertyMapperError(
             "The requested extent does not overlap the raster; choose an extent inside the layer."

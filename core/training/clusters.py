@@ -18,11 +18,12 @@ from ..extractors.base import FeatureExtractor
 from ..extractors.histogram import HistogramExtractor
 from ..imagery.nightlights import mean_lights_on_grid
 from ..imagery.tile_reader import TileReader, read_batch
-from ..imagery.tiling import PixelWindow, pixel_size_m, region_window, tile_grid_for
+from ..imagery.tiling import PixelWindow, bounds_window, ground_positions_m, pixel_size_m, tile_grid_for
 from ..models.model_file import PovertyModel, Score, Scores, Target, TrainingDomain
 from ..options import TileOptions
+from ..regression.folds import group_folds, linked_groups
 from ..regression.metrics import coefficient_of_determination, squared_pearson
-from ..regression.ridge import DEFAULT_ALPHAS, RidgeRegressor, cv_alpha_scores, fit_ridge, fit_ridge_cv, group_folds
+from ..regression.ridge import DEFAULT_ALPHAS, FeatureScaling, PenaltySearch, RidgeRegressor, choose_alpha, fit_ridge, fit_ridge_cv
 from .outputs import write_training_outputs
 from .progress import CancelCheck, Phase, PhasedProgress, ProgressCallback
 from .setup import TrainingImagery, open_imagery
@@ -32,6 +33,13 @@ log = logging.getLogger("poverty_mapper")
 EXTRACTOR_CHOICES = ("histogram", "random")  # or the path of a model file
 # Shares of the progress bar: computing the features; the rest takes moments.
 CLUSTER_PHASES = {"tiles per cluster": 0.0, "features": 9.0, "cross-validation": 0.5, "baseline": 0.5, "report": 0.0}
+# How the ridge penalty is chosen here. Features that vary in fewer than 20% of the
+# training clusters are left out, no feature's scale is taken below 0.2 of the median
+# scale, and histograms are square-rooted frequencies: chosen on the validation splits
+# of the real LSMS set (scripts/choose_feature_scaling.py, docs/fit_clusters.md). A
+# penalty at an end of the grid is searched a decade at a time further, up to these
+# limits, and reported.
+CLUSTER_PENALTY = PenaltySearch(DEFAULT_ALPHAS, limits=(1e-6, 1e9), scaling=FeatureScaling(floor=0.2, min_support=0.2))
 
 
 @dataclass(frozen=True)
@@ -61,6 +69,9 @@ class ClusterFitConfig(TileOptions, _ClusterFitConfigInputs):
     extractor: str = "histogram"  # 'histogram', 'random' or a .povmodel path (e.g. a proxy CNN)
     box_size_m: float = 10_000.0
     tile_size_m: float = 1_920.0  # for 'histogram' and 'random'; a model file brings its own
+    fold_distance_m: float | None = None  # clusters closer than this share a fold (None: the box size; 0: same place only)
+    min_tiles: int = 1  # a cluster needs at least this many tiles with enough valid pixels
+    min_covered_share: float = 0.0  # ... and at least this share of its box's pixels valid
     log_outcome: bool = False
     use_weights: bool = False
     n_folds: int = 5
@@ -72,6 +83,15 @@ class ClusterFitConfig(TileOptions, _ClusterFitConfigInputs):
     seed: int = 0
 
 
+@dataclass(frozen=True)
+class Coverage:
+    """How much of each input cluster's box the fit could see (0 where it has no box on the image)."""
+
+    tiles_used: np.ndarray  # tiles with enough valid pixels, whose features were averaged
+    tiles_in_box: np.ndarray  # tiles of the box's grid, inside the image or not
+    covered_share: np.ndarray  # valid pixels / all pixels of the box's tiles
+
+
 @dataclass
 class ClusterFitResult:
     model_path: str
@@ -81,6 +101,8 @@ class ClusterFitResult:
     predicted: np.ndarray  # out-of-fold prediction per used cluster
     fold: np.ndarray  # outer fold per used cluster
     notes: list[str] = field(default_factory=list)
+    coverage: Coverage | None = None  # per input cluster
+    baseline_predicted: np.ndarray | None = None  # nightlights alone, out of fold, per used cluster (NaN: no lights)
 
 
 @dataclass(frozen=True)
@@ -89,19 +111,20 @@ class ClusterFeatures:
 
     extractor: FeatureExtractor
     features: np.ndarray  # mean feature vector per input cluster (NaN where it has no valid tile)
-    n_tiles: np.ndarray  # valid tiles per input cluster
+    coverage: Coverage
 
 
 @dataclass(frozen=True)
 class SurveyTable:
-    """The clusters the fit uses: features, outcome, weight and location of each."""
+    """The clusters the fit uses: features, outcome, weight, and the folds that keep neighbours together."""
 
     used: np.ndarray  # bool per input cluster
     x: np.ndarray
     y: np.ndarray  # the outcome, or its log with ``log_outcome``
     weights: np.ndarray | None
-    groups: np.ndarray  # rounded locations: a fold never splits one
-    n_locations: int
+    groups: np.ndarray  # neighbours closer than the fold distance, and chains of them: never split
+    folds: np.ndarray  # outer fold per used cluster
+    fold_distance_m: float
 
 
 @dataclass(frozen=True)
@@ -123,12 +146,17 @@ def nested_cv(
     seed: int = 0,
     sample_weight: np.ndarray | None = None,
     alphas: Sequence[float] = DEFAULT_ALPHAS,
+    search: PenaltySearch | None = None,
+    folds: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, list[dict]]:
     """Out-of-fold predictions with the penalty chosen inside each outer fold.
 
-    Clusters at the same location (``groups``) never straddle a split, outer or inner.
+    Clusters of one group (``groups``: a location, or neighbours) never straddle a
+    split, outer or inner. ``folds`` (outer fold per sample) are made from the groups
+    unless given; ``search`` (else the grid ``alphas``) says how the penalty is chosen.
     """
-    folds = group_folds(groups, n_folds, seed)
+    search = search or PenaltySearch(tuple(float(a) for a in alphas))
+    folds = group_folds(groups, n_folds, seed) if folds is None else np.asarray(folds)
     pred = np.full(y.size, np.nan)
     per_fold = []
     for f in range(n_folds):
@@ -136,15 +164,18 @@ def nested_cv(
         train = ~test
         w_train = None if sample_weight is None else sample_weight[train]
         n_inner = min(n_folds, len(np.unique(groups[train], axis=0)))
+        if n_inner < 2:
+            raise PovertyMapperError(
+                f"Fold {f} leaves fewer than two groups of clusters to train on; lower the fold distance."
+            )
         inner = group_folds(groups[train], n_inner, seed + 1)
-        scores = cv_alpha_scores(x[train], y[train], inner, alphas, w_train)
-        alpha = alphas[int(np.argmax(scores))]
-        model = fit_ridge(x[train], y[train], alpha, w_train)
+        choice = choose_alpha(x[train], y[train], inner, search, w_train)
+        model = fit_ridge(x[train], y[train], choice.alpha, w_train, search.scaling)
         pred[test] = model.predict(x[test])
         per_fold.append({
             "fold": f,
             "n": int(test.sum()),
-            "alpha": float(alpha),
+            **choice.summary(),
             "r2": round(squared_pearson(y[test], pred[test]), 4),
             "R2": round(coefficient_of_determination(y[test], pred[test]), 4),
         })
@@ -159,12 +190,18 @@ def _number(value) -> float:
         return float("nan")
 
 
-def _box_window(ds, x: float, y: float, box_size_m: float) -> PixelWindow | None:
-    """Raster pixels of the ``box_size_m`` square centred on (x, y), or None if outside."""
+def _box_tiles(ds, x: float, y: float, box_size_m: float, tile_m: float) -> tuple[list[PixelWindow], int] | None:
+    """The tiles of the ``box_size_m`` square centred on (x, y) that touch the raster, and
+    how many tiles the box has in all; None when the box misses the raster."""
     try:
-        return region_window(ds.transform, ds.width, ds.height, _box_bounds(ds, x, y, box_size_m))
+        box = bounds_window(ds.transform, _box_bounds(ds, x, y, box_size_m))
     except PovertyMapperError:
         return None
+    if box.intersection(ds.width, ds.height) is None:
+        return None
+    grid = tile_grid_for(ds.transform, ds.crs, box, tile_m)
+    tiles = [grid.tile_window(r, c) for r, c in grid.cells()]
+    return [t for t in tiles if t.intersection(ds.width, ds.height) is not None], len(tiles)
 
 
 def _box_bounds(ds, x: float, y: float, box_size_m: float) -> tuple[float, float, float, float]:
@@ -182,23 +219,37 @@ def fit_clusters(
 ) -> ClusterFitResult:
     """Fits the survey outcome in five phases: the tiles of each cluster's box, their
     features, the cross-validation, the nightlights baseline and the report (with the model file)."""
+    _check_config(config)
     phases = PhasedProgress(CLUSTER_PHASES, progress, is_canceled)
     notes: list[str] = []
     outcomes, usable = _outcomes(config, notes)
     base_model_path = None if config.extractor in EXTRACTOR_CHOICES else config.extractor
     with open_imagery(config.image_path, config, config.tile_size_m, model_path=base_model_path) as imagery:
-        windows = _tiles_per_cluster(config, imagery, usable, notes)
-        features = _features(config, imagery, windows, phases["features"])
-        table = _survey_table(config, outcomes, usable, features, windows, notes)
+        windows, tiles_in_box = _tiles_per_cluster(config, imagery, usable, notes)
+        features = _features(config, imagery, windows, tiles_in_box, phases["features"])
+        table = _survey_table(config, imagery, outcomes, usable, features, notes)
         cv = _cross_validation(config, table)
+        notes.extend(_penalty_notes(cv.per_fold))
         baseline = _nightlights_baseline(config, imagery, table, notes)
-    report = _cluster_report(config, imagery, features.extractor, table, cv, baseline, notes)
+    report = _cluster_report(config, imagery, features, table, cv, baseline, notes)
     write_training_outputs(
         _cluster_model(config, imagery, features.extractor, table, cv, baseline), config.model_path,
         report, config.report_path, config.scatter_path, lambda path: plot_scatter(table.y, cv.predicted, report, path),
     )
     phases.done()
-    return ClusterFitResult(config.model_path, report, table.used, table.y, cv.predicted, cv.folds, notes)
+    return ClusterFitResult(
+        config.model_path, report, table.used, table.y, cv.predicted, cv.folds, notes,
+        features.coverage, None if baseline is None else baseline["predicted"],
+    )
+
+
+def _check_config(config: ClusterFitConfig) -> None:
+    if config.fold_distance_m is not None and not config.fold_distance_m >= 0:
+        raise PovertyMapperError("The fold distance must be 0 m or more (0: only clusters at the same place share a fold).")
+    if config.min_tiles < 1 or not 0.0 <= config.min_covered_share <= 1.0:
+        raise PovertyMapperError(
+            "The coverage minimum must be at least one tile and a share of the box between 0 and 1."
+        )
 
 
 def _outcomes(config: ClusterFitConfig, notes: list[str]) -> tuple[np.ndarray, np.ndarray]:
@@ -216,43 +267,47 @@ def _outcomes(config: ClusterFitConfig, notes: list[str]) -> tuple[np.ndarray, n
 
 def _tiles_per_cluster(
     config: ClusterFitConfig, imagery: TrainingImagery, usable: np.ndarray, notes: list[str]
-) -> list[tuple[int, PixelWindow]]:
-    """(cluster index, tile window) for every tile of each usable cluster's box on the image."""
+) -> tuple[list[tuple[int, PixelWindow]], np.ndarray]:
+    """(cluster index, tile window) for every tile of each usable cluster's box that
+    touches the image, and the number of tiles in each box (0: not on the image)."""
     ds = imagery.dataset
     windows: list[tuple[int, PixelWindow]] = []
+    tiles_in_box = np.zeros(len(config.clusters), np.int64)
     for i, c in enumerate(config.clusters):
         if not usable[i]:
             continue
-        region = _box_window(ds, c.x, c.y, config.box_size_m)
-        if region is None:
+        box = _box_tiles(ds, c.x, c.y, config.box_size_m, imagery.tile_m)
+        if box is None:
             continue
-        grid = tile_grid_for(ds.transform, ds.crs, region, imagery.tile_m)
-        windows.extend((i, grid.tile_window(r, col)) for r, col in grid.cells())
-    n_outside = int(usable.sum()) - len({i for i, _ in windows})
+        tiles, tiles_in_box[i] = box
+        windows.extend((i, w) for w in tiles)
+    n_outside = int(usable.sum()) - int(np.count_nonzero(tiles_in_box))
     if n_outside:
         notes.append(f"{n_outside} clusters outside the image left out.")
-    return windows
+    return windows, tiles_in_box
 
 
 def _features(
-    config: ClusterFitConfig, imagery: TrainingImagery, windows: list[tuple[int, PixelWindow]], phase: Phase
+    config: ClusterFitConfig, imagery: TrainingImagery, windows: list[tuple[int, PixelWindow]],
+    tiles_in_box: np.ndarray, phase: Phase,
 ) -> ClusterFeatures:
     """The extractor (the model file's, or one fitted to this imagery) and each cluster's mean features."""
     reader = imagery.tile_reader()
     extractor = imagery.model.extractor if imagery.model else _fresh_extractor(config, reader, windows)
-    features, n_tiles = _cluster_features(extractor, reader, windows, len(config.clusters), imagery.device, config, phase)
-    return ClusterFeatures(extractor, features, n_tiles)
+    features, tiles_used, valid_pixels = _cluster_features(
+        extractor, reader, windows, len(config.clusters), imagery.device, config, phase
+    )
+    with np.errstate(invalid="ignore", divide="ignore"):
+        covered = np.where(tiles_in_box > 0, valid_pixels / (tiles_in_box * float(reader.size) ** 2), 0.0)
+    return ClusterFeatures(extractor, features, Coverage(tiles_used, tiles_in_box, covered))
 
 
 def _survey_table(
-    config: ClusterFitConfig, outcomes: np.ndarray, usable: np.ndarray, features: ClusterFeatures,
-    windows: list[tuple[int, PixelWindow]], notes: list[str],
+    config: ClusterFitConfig, imagery: TrainingImagery, outcomes: np.ndarray, usable: np.ndarray,
+    features: ClusterFeatures, notes: list[str],
 ) -> SurveyTable:
-    """The clusters with imagery and a usable outcome, checked to be enough for the folds."""
-    used = usable & (features.n_tiles > 0)
-    n_no_imagery = int(len({i for i, _ in windows}) - np.sum(used))
-    if n_no_imagery > 0:
-        notes.append(f"{n_no_imagery} clusters whose box has no tile with enough valid pixels left out.")
+    """The clusters with imagery enough and a usable outcome, in folds that keep neighbours together."""
+    used = _covered_enough(config, usable, features.coverage, notes)
     if used.sum() < max(config.n_folds * 2, 10):
         raise PovertyMapperError(
             f"Only {int(used.sum())} clusters have imagery and a valid outcome; at least "
@@ -262,28 +317,58 @@ def _survey_table(
     weights = np.array([_number(c.weight) for c in config.clusters], np.float64)[used] if config.use_weights else None
     if weights is not None and (not np.all(np.isfinite(weights)) or np.any(weights < 0)):
         raise PovertyMapperError("Cluster weights must be numbers of zero or more; check the weight field.")
-    groups = np.round(np.array([[c.x, c.y] for c in config.clusters])[used], 3)
-    n_locations = len(np.unique(groups, axis=0))
-    if n_locations < config.n_folds:
-        raise PovertyMapperError(
-            f"{n_locations} distinct cluster locations are too few for {config.n_folds} folds; lower the number of folds."
+    distance = config.box_size_m if config.fold_distance_m is None else config.fold_distance_m
+    groups, folds = _spatial_folds(config, imagery, used, distance)
+    return SurveyTable(used, features.features[used], y, weights, groups, folds, distance)
+
+
+def _covered_enough(config: ClusterFitConfig, usable: np.ndarray, coverage: Coverage, notes: list[str]) -> np.ndarray:
+    """The usable clusters whose box has tiles with enough valid pixels, at least the minimum."""
+    on_image = usable & (coverage.tiles_in_box > 0)
+    seen = on_image & (coverage.tiles_used > 0)
+    if int(on_image.sum() - seen.sum()) > 0:
+        notes.append(f"{int(on_image.sum() - seen.sum())} clusters whose box has no tile with enough valid pixels left out.")
+    enough = seen & (coverage.tiles_used >= config.min_tiles) & (coverage.covered_share >= config.min_covered_share)
+    if int(seen.sum() - enough.sum()) > 0:
+        notes.append(
+            f"{int(seen.sum() - enough.sum())} clusters under the coverage minimum ({config.min_tiles} tiles, "
+            f"{config.min_covered_share:.0%} of the box valid) left out."
         )
-    return SurveyTable(used, features.features[used], y, weights, groups, n_locations)
+    return enough
+
+
+def _spatial_folds(
+    config: ClusterFitConfig, imagery: TrainingImagery, used: np.ndarray, distance: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Groups of clusters closer than ``distance`` (metres on the ground, chains of
+    neighbours included), and the outer fold of each used cluster; whole groups per fold."""
+    xs = np.array([c.x for c in config.clusters])[used]
+    ys = np.array([c.y for c in config.clusters])[used]
+    groups = linked_groups(ground_positions_m(imagery.dataset.crs, xs, ys), distance)
+    n_groups = int(groups.max()) + 1
+    if n_groups < config.n_folds:
+        raise PovertyMapperError(
+            f"The {int(used.sum())} clusters form only {n_groups} groups of neighbours closer than "
+            f"{distance:g} m (each group stays in one fold), too few for {config.n_folds} folds; lower the "
+            "number of folds or the fold distance."
+        )
+    return groups, group_folds(groups, config.n_folds, config.seed)
 
 
 def _cross_validation(config: ClusterFitConfig, table: SurveyTable) -> CrossValidation:
     """Out-of-fold scores by nested cross-validation, and the ridge fitted on every cluster."""
-    pred, folds, per_fold = nested_cv(table.x, table.y, table.groups, config.n_folds, config.seed, table.weights)
-    regressor = fit_ridge_cv(
-        table.x, table.y, group_folds(table.groups, config.n_folds, config.seed), sample_weight=table.weights
+    pred, folds, per_fold = nested_cv(
+        table.x, table.y, table.groups, config.n_folds, config.seed, table.weights,
+        search=CLUSTER_PENALTY, folds=table.folds,
     )
+    regressor = fit_ridge_cv(table.x, table.y, table.folds, sample_weight=table.weights, search=CLUSTER_PENALTY)
     return CrossValidation(pred, folds, per_fold, _scores(table.y, pred), regressor)
 
 
 def _nightlights_baseline(
     config: ClusterFitConfig, imagery: TrainingImagery, table: SurveyTable, notes: list[str]
 ) -> dict | None:
-    """The same cross-validation on the mean nightlights of each cluster's box alone, if given."""
+    """The same cross-validation (same folds) on the mean nightlights of each cluster's box alone, if given."""
     if not config.nightlights_path:
         return None
     lights = np.array([
@@ -291,22 +376,29 @@ def _nightlights_baseline(
         for c, u in zip(config.clusters, table.used) if u
     ])
     has = np.isfinite(lights)
-    if has.sum() < max(config.n_folds * 2, 10):
+    if has.sum() < max(config.n_folds * 2, 10) or len(np.unique(table.folds[has])) < config.n_folds:
         notes.append("Too few clusters are covered by the nightlights raster for a baseline.")
         return None
     xl = np.column_stack([lights[has], np.log1p(np.clip(lights[has], 0, None))])
-    bpred, _, bfolds = nested_cv(xl, table.y[has], table.groups[has], config.n_folds, config.seed)
+    bpred, _, bfolds = nested_cv(
+        xl, table.y[has], table.groups[has], config.n_folds, config.seed, search=CLUSTER_PENALTY,
+        folds=table.folds[has],
+    )
+    predicted = np.full(table.y.size, np.nan)
+    predicted[has] = bpred
     return {
         "features": "mean nightlights over each cluster's box, and its log1p",
         "pooled": _scores(table.y[has], bpred),
         "folds": bfolds,
+        "predicted": predicted,
     }
 
 
-def _cv_protocol(config: ClusterFitConfig) -> str:
+def _cv_protocol(config: ClusterFitConfig, table: SurveyTable) -> str:
     return (
-        f"{config.n_folds}-fold nested cross-validation; folds by location; "
-        "ridge penalty chosen by inner cross-validation inside each outer training set"
+        f"{config.n_folds}-fold nested cross-validation; folds by location: clusters closer than "
+        f"{table.fold_distance_m:g} m (and chains of such neighbours) share a fold; ridge penalty chosen by "
+        "inner cross-validation inside each outer training set (grid extended where its best lay at an end)"
     )
 
 
@@ -319,22 +411,63 @@ def _outcome_unit(config: ClusterFitConfig) -> str:
 
 
 def _cluster_report(
-    config: ClusterFitConfig, imagery: TrainingImagery, extractor: FeatureExtractor, table: SurveyTable,
+    config: ClusterFitConfig, imagery: TrainingImagery, features: ClusterFeatures, table: SurveyTable,
     cv: CrossValidation, baseline: dict | None, notes: list[str],
 ) -> dict:
     return {
         "outcome": config.outcome_name,
         "unit": _outcome_unit(config),
-        "extractor": _extractor_name(config, imagery, extractor),
+        "extractor": _extractor_name(config, imagery, features.extractor),
         "box_size_m": config.box_size_m,
         "tile_size_m": imagery.tile_m,
-        "clusters": {"given": len(config.clusters), "used": int(table.used.sum()), "locations": int(table.n_locations)},
-        "cv": {"protocol": _cv_protocol(config), "pooled": cv.pooled, "folds": cv.per_fold},
+        "clusters": {"given": len(config.clusters), "used": int(table.used.sum()), "groups": int(table.groups.max()) + 1},
+        "folds": _fold_report(config, table),
+        "coverage": _coverage_report(config, features.coverage, table.used),
+        "cv": {"protocol": _cv_protocol(config, table), "pooled": cv.pooled, "folds": cv.per_fold},
         "scores_named": "r2 = squared Pearson correlation; R2 = coefficient of determination",
-        "nightlights_baseline": baseline,
+        "nightlights_baseline": None if baseline is None else {k: v for k, v in baseline.items() if k != "predicted"},
         "device": device_name(imagery.device),
         "notes": notes,
     }
+
+
+def _fold_report(config: ClusterFitConfig, table: SurveyTable) -> dict:
+    """How the clusters were dealt to folds: the distance, the groups and the fold sizes."""
+    group_sizes = np.bincount(table.groups)
+    return {
+        "distance_m": table.fold_distance_m,
+        "groups": int(group_sizes.size),
+        "largest_group": int(group_sizes.max()),
+        "sizes": np.bincount(table.folds, minlength=config.n_folds).tolist(),
+    }
+
+
+def _coverage_report(config: ClusterFitConfig, coverage: Coverage, used: np.ndarray) -> dict:
+    """The tiles and the covered share of every cluster's box (ids only, no coordinates)."""
+    on_image = coverage.tiles_in_box > 0
+    return {
+        "minimum": {"tiles": config.min_tiles, "covered_share": config.min_covered_share},
+        "median_tiles_used": float(np.median(coverage.tiles_used[used])),
+        "median_covered_share": round(float(np.median(coverage.covered_share[used])), 4),
+        "clusters": [
+            {"id": c.id, "tiles_used": int(coverage.tiles_used[i]), "tiles_in_box": int(coverage.tiles_in_box[i]),
+             "covered_share": round(float(coverage.covered_share[i]), 4), "used": bool(used[i])}
+            for i, c in enumerate(config.clusters) if on_image[i]
+        ],
+    }
+
+
+def _penalty_notes(per_fold: list[dict]) -> list[str]:
+    """A line for each fold whose penalty lay at an end of the grid."""
+    lines = []
+    for f in per_fold:
+        if f["alpha_edge"]:
+            where = "still at the end of the extended grid" if f["alpha_at_limit"] else "inside the extended grid"
+            lines.append(
+                f"Fold {f['fold']}: the best penalty lay at the {f['alpha_edge']} end of the grid; searched "
+                f"further, alpha {f['alpha']:g} was chosen, {where}."
+            )
+    return lines
 
 
 def _cluster_model(
@@ -355,7 +488,7 @@ def _cluster_model(
         band_indexes=imagery.bands,
         domain=TrainingDomain.of_outcomes(table.y),
         scores=Scores(
-            protocol=_cv_protocol(config),
+            protocol=_cv_protocol(config, table),
             pooled=Score.from_json(cv.pooled),
             folds={str(f["fold"]): Score.from_json(f) for f in cv.per_fold},
             baselines={} if baseline is None else {"nightlights": Score.from_json(baseline["pooled"])},
@@ -363,6 +496,9 @@ def _cluster_model(
         provenance={
             "data": f"{n_used} clusters on {Path(config.image_path).name}",
             "box_size_m": config.box_size_m,
+            "fold_distance_m": table.fold_distance_m,
+            "coverage_minimum": {"tiles": config.min_tiles, "covered_share": config.min_covered_share},
+            "ridge_scaling": {"floor": CLUSTER_PENALTY.scaling.floor, "min_support": CLUSTER_PENALTY.scaling.min_support},
             "log_outcome": config.log_outcome,
             "weighted": config.use_weights,
         },
@@ -393,7 +529,7 @@ def _fresh_extractor(
     means = values.mean(1).numpy()
     stds = values.std(1).clamp(min=1e-6).numpy()
     if config.extractor == "histogram":
-        return HistogramExtractor(means, stds)
+        return HistogramExtractor(means, stds, transform="sqrt")
     from ..extractors.random_conv import RandomConvExtractor
 
     try:
@@ -411,25 +547,31 @@ def _fresh_extractor(
 def _cluster_features(
     extractor: FeatureExtractor, reader: TileReader, windows: list[tuple[int, PixelWindow]], n_clusters: int,
     device: torch.device, config: ClusterFitConfig, phase: Phase,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Mean feature vector of each cluster's valid tiles, and the number of such tiles."""
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Mean feature vector of each cluster's tiles with enough valid pixels, the number
+    of such tiles, and the valid pixels of all its tiles. Tiles with too few valid
+    pixels are read (for the coverage) but not run through the extractor."""
     sums = np.zeros((n_clusters, extractor.n_features))
     counts = np.zeros(n_clusters, np.int64)
+    valid_pixels = np.zeros(n_clusters, np.float64)
     min_valid = config.min_valid_fraction * reader.size**2
     for start in range(0, len(windows), config.batch_size):
         phase.check_canceled()
         chunk = windows[start : start + config.batch_size]
         pixels, valid = read_batch(reader, [w for _, w in chunk], device)
-        with torch.inference_mode():
-            feats = extractor.extract(pixels, valid).double().cpu().numpy()
-        enough = (valid.flatten(1).sum(1) >= min_valid).cpu().numpy()
-        for (i, _), f, ok in zip(chunk, feats, enough):
-            if ok:
-                sums[i] += f
-                counts[i] += 1
+        n_valid = valid.flatten(1).sum(1).cpu().numpy()
+        owners = np.array([i for i, _ in chunk])
+        np.add.at(valid_pixels, owners, n_valid)
+        enough = n_valid >= min_valid
+        if enough.any():
+            keep = torch.from_numpy(enough).to(pixels.device)
+            with torch.inference_mode():
+                feats = extractor.extract(pixels[keep], valid[keep]).double().cpu().numpy()
+            np.add.at(sums, owners[enough], feats)
+            np.add.at(counts, owners[enough], 1)
         phase.report((start + len(chunk)) / max(1, len(windows)))
     with np.errstate(invalid="ignore", divide="ignore"):
-        return sums / counts[:, None], counts
+        return sums / counts[:, None], counts, valid_pixels
 
 
 def _box_lights(path: str, ds, x: float, y: float, box_size_m: float) -> float:

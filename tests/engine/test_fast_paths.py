@@ -30,14 +30,15 @@ def _reflectance(dn, valid, radiometry):
 
 
 @pytest.mark.parametrize("dtype,radiometry,low,high", CASES)
-def test_histogram_from_dn_equals_float_path(dtype, radiometry, low, high):
-    extractor = HistogramExtractor(np.array([0.06, 0.09, 0.1]), np.array([0.024, 0.032, 0.052]))
+@pytest.mark.parametrize("transform", ["frequency", "sqrt"])
+def test_histogram_from_dn_equals_float_path(dtype, radiometry, low, high, transform):
+    extractor = HistogramExtractor(np.array([0.06, 0.09, 0.1]), np.array([0.024, 0.032, 0.052]), transform=transform)
     dn, valid = _generated_dn(dtype, low, high)
     fast = extractor.extract_dn(dn, valid, radiometry)
     plain = extractor.extract(_reflectance(dn, valid, radiometry), valid)
     torch.testing.assert_close(fast, plain, rtol=0, atol=1e-6)
-    sums = fast.view(len(dn), 3, -1).sum(2)
-    torch.testing.assert_close(sums[:-1], torch.ones_like(sums[:-1]))  # frequencies per band
+    sums = (fast**2 if transform == "sqrt" else fast).view(len(dn), 3, -1).sum(2)
+    torch.testing.assert_close(sums[:-1], torch.ones_like(sums[:-1]), rtol=1e-5, atol=1e-5)  # frequencies per band
     assert torch.all(fast[-1] == 0)  # nothing valid, nothing counted
 
 

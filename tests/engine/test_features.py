@@ -173,3 +173,21 @@ def test_spec_round_trip_gives_the_same_features():
     assert torch.equal(ext.extract(pixels, valid), again.extract(pixels, valid))
     with pytest.raises(ValueError, match="unknown feature extractor"):
         extractor_from_spec({"kind": "resnet"}, arrays)
+
+
+def test_square_rooted_frequencies_are_their_own_kind():
+    """The fit on survey clusters uses square-rooted frequencies; a model file names
+    them 'histogram_sqrt', so a reader that knows only 'histogram' refuses the file."""
+    plain = HistogramExtractor([0.1, 0.2], [0.03, 0.04])
+    rooted = HistogramExtractor([0.1, 0.2], [0.03, 0.04], transform="sqrt")
+    rng = np.random.default_rng(6)
+    pixels = torch.from_numpy(rng.random((3, 2, 8, 8)).astype(np.float32) * 0.3)
+    valid = torch.from_numpy(rng.random((3, 8, 8)) > 0.2)
+    torch.testing.assert_close(rooted.extract(pixels, valid), plain.extract(pixels, valid).sqrt())
+    spec, arrays = rooted.to_spec()
+    assert spec == {"kind": "histogram_sqrt", "n_features": 204} and rooted.kind == "histogram_sqrt"
+    again = extractor_from_spec(spec, arrays)
+    assert again.transform == "sqrt"
+    assert torch.equal(again.extract(pixels, valid), rooted.extract(pixels, valid))
+    with pytest.raises(ValueError, match="transform"):
+        HistogramExtractor([0.1], [0.03], transform="log")

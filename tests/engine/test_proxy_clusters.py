@@ -65,6 +65,11 @@ def test_nested_cv_chooses_alpha_per_fold_and_scores_out_of_fold():
     assert all(f["alpha"] < 10 for f in per_fold)
 
 
+# The small generated world packs 40 clusters with 1.5 km boxes into 7.7 km: linked at
+# the box size they form two groups. Tests about other things link them at 750 m.
+SMALL_WORLD_FOLD_M = 750.0
+
+
 def test_transfer_reuses_lower_layers(small_world, tmp_path):
     common = dict(image_path=str(small_world.image_path), nightlights_path=str(small_world.lights_path),
                   tile_size_m=480.0, epochs=1, batch_size=32, block_size_tiles=2)
@@ -101,7 +106,8 @@ def test_log_outcome_and_dropped_clusters(small_world, tmp_path):
     result = fit_clusters(
         ClusterFitConfig(image_path=str(small_world.image_path), clusters=tuple(clusters),
                          model_path=str(tmp_path / "log.povmodel"), outcome_name="consumption",
-                         outcome_unit="USD/day", log_outcome=True, box_size_m=1500, tile_size_m=480)
+                         outcome_unit="USD/day", log_outcome=True, box_size_m=1500, tile_size_m=480,
+                         fold_distance_m=SMALL_WORLD_FOLD_M)
     )
     assert result.report["clusters"]["used"] == len(clusters) - 3
     assert result.report["unit"] == "log of USD/day"

@@ -25,14 +25,26 @@ def generated_tiles(n=6, size=24, seed=0, invalid_fraction=0.1):
     return tiles, valid
 
 
-def reference_features(ex: RandomConvExtractor, pixels: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
-    """The definition, written the slow way: full conv2d, both signs, masked mean."""
+def clean_positions(valid: torch.Tensor, patch_size: int) -> torch.Tensor:
+    """[N, H, W]: positions whose receptive field holds no invalid pixel of the tile
+    (counted by a convolution with ones; zero padding, so the border is not invalid)."""
+    invalid = (~valid)[:, None].double()
+    ones = torch.ones(1, 1, patch_size, patch_size, dtype=torch.float64)
+    return F.conv2d(invalid, ones, padding=patch_size // 2)[:, 0] == 0
+
+
+def reference_features(
+    ex: RandomConvExtractor, pixels: torch.Tensor, valid: torch.Tensor, positions: torch.Tensor | None = None
+) -> torch.Tensor:
+    """The definition, written the slow way: full conv2d, both signs, mean over the
+    ``positions`` (by default those whose receptive field is wholly valid)."""
     mean = torch.tensor(ex.band_means, dtype=torch.float64).view(1, -1, 1, 1)
     std = torch.tensor(ex.band_stds, dtype=torch.float64).view(1, -1, 1, 1)
     z = torch.where(valid[:, None], (pixels.double() - mean) / std, torch.zeros(()).double())
     c = F.conv2d(z, torch.from_numpy(ex.filters).double(), padding=ex.patch_size // 2, stride=ex.stride)
     act = torch.cat([(c - ex.bias).relu(), (-c - ex.bias).relu()], dim=1)
-    m = valid[:, None, :: ex.stride, :: ex.stride].double()
+    positions = clean_positions(valid, ex.patch_size) if positions is None else positions
+    m = positions[:, None, :: ex.stride, :: ex.stride].double()
     return ((act * m).sum((2, 3)) / m.sum((2, 3)).clamp(min=1)).float()
 
 
@@ -139,22 +151,37 @@ def test_non_finite_pixels_are_never_sampled():
 
 
 @pytest.mark.parametrize("stride", [1, 2])
-def test_invalid_pixels_are_ignored(stride):
-    """A tile whose left half is invalid (holding generated garbage) gives the features
-    of its right half computed alone."""
+def test_invalid_pixels_never_feed_a_feature(stride):
+    """A tile whose left half is invalid (holding generated garbage) gives the mean
+    response of the clean tile over the positions whose 3x3 field lies wholly in the
+    right half: the invalid pixels enter neither as values nor as zero neighbours."""
     tiles, _ = generated_tiles(n=3, size=32, seed=8)
     all_valid = np.ones((3, 32, 32), bool)
     ex = RandomConvExtractor.sample(tiles, all_valid, n_filters=16, seed=1, stride=stride)
-    half = tiles[:, :, :, 16:].copy()
     garbage = tiles.copy()
     garbage[:, :, :, :16] = np.random.default_rng(9).choice([np.nan, np.inf, -5.0, 1e6], size=(3, 3, 32, 16))
     valid = all_valid.copy()
     valid[:, :, :16] = False
+    away = torch.zeros(3, 32, 32, dtype=torch.bool)
+    away[:, :, 17:] = True  # column 16 sees column 15 (invalid)
     with torch.inference_mode():
-        f_half = ex.extract(torch.from_numpy(half), torch.ones(3, 32, 16, dtype=torch.bool))
         f_masked = ex.extract(torch.from_numpy(garbage), torch.from_numpy(valid))
+        expected = reference_features(ex, torch.from_numpy(tiles), torch.ones(3, 32, 32, dtype=torch.bool), away)
+        zero_neighbours = reference_features(ex, torch.from_numpy(tiles), torch.from_numpy(valid), torch.from_numpy(valid))
     assert torch.all(torch.isfinite(f_masked))
-    torch.testing.assert_close(f_masked, f_half, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(f_masked, expected, rtol=1e-5, atol=1e-6)
+    assert not torch.allclose(f_masked, zero_neighbours, rtol=1e-3, atol=1e-4)  # the old way differs
+
+
+def test_scattered_invalid_pixels_drop_their_neighbourhoods():
+    tiles, _ = generated_tiles(n=1, size=12, seed=12)
+    ex = RandomConvExtractor.sample(tiles, np.ones((1, 12, 12), bool), n_filters=4, seed=0)
+    valid = torch.ones(1, 12, 12, dtype=torch.bool)
+    valid[0, 5, 5] = False
+    kept = ex._clean_positions(valid)[0]
+    assert int((~kept).sum()) == 9 and not kept[4:7, 4:7].any()
+    valid[0, 0, 0] = False  # a corner: its field reaches outside the tile, which is no gap
+    assert int((~ex._clean_positions(valid)[0]).sum()) == 9 + 4
 
 
 def test_tile_without_valid_pixels_gives_zeros():

@@ -8,7 +8,10 @@ import pytest
 from poverty_mapper.core.regression.metrics import coefficient_of_determination, squared_pearson
 from poverty_mapper.core.regression.ridge import (
     DEFAULT_ALPHAS,
+    FeatureScaling,
+    PenaltySearch,
     RidgeRegressor,
+    choose_alpha,
     cv_alpha_scores,
     fit_ridge,
     fit_ridge_cv,
@@ -111,6 +114,90 @@ def test_spec_round_trip():
         RidgeRegressor.from_spec({**spec, "kind": "lasso"}, arrays)
 
 
+# --- features that vary in almost no sample ----------------------------------------------
+
+
+def _rare_feature_data(seed=0):
+    """Generated: y linear in 5 ordinary features; a sixth is 0 except tiny values in
+    three training samples, and a test sample holds 10 000 times more of it."""
+    x, y = _generated_linear(n=100, noise=0.1, seed=seed)
+    rare = np.zeros(len(y))
+    rare[[3, 50, 77]] = [1e-5, 2e-5, 1e-5]
+    x_train = np.column_stack([x, rare])
+    x_test = np.column_stack([x[:1], [0.1]])
+    return x_train, y, x_test
+
+
+def test_plain_standardization_lets_a_rare_feature_dominate():
+    x, y, x_test = _rare_feature_data()
+    model = fit_ridge(x, y, alpha=1.0)
+    z = (x_test - model.x_mean) / model.x_scale
+    assert z[0, -1] > 1_000  # thousands of standard deviations
+    assert abs(model.predict(x_test)[0] - model.predict(x[:1])[0]) > 10
+
+
+def test_a_rare_feature_is_left_out_and_scales_have_a_floor():
+    x, y, x_test = _rare_feature_data()
+    left_out = fit_ridge(x, y, alpha=1.0, scaling=FeatureScaling(min_support=0.1))
+    assert left_out.coef[-1] == 0.0
+    assert left_out.predict(x_test)[0] == pytest.approx(left_out.predict(x[:1])[0])
+    floored = fit_ridge(x, y, alpha=1.0, scaling=FeatureScaling(floor=0.2))
+    plain_scales = fit_ridge(x, y, alpha=1.0).x_scale
+    np.testing.assert_allclose(floored.x_scale, np.maximum(plain_scales, 0.2 * np.median(plain_scales)))
+    assert floored.x_scale[-1] > 1_000 * plain_scales[-1]
+    z = (x_test - floored.x_mean) / floored.x_scale
+    assert abs(z[0, -1]) < 2  # 10 000 times the training values, yet under two units
+    # Dense features (all varying in most samples, similar scales) are untouched by either.
+    dense = fit_ridge(x[:, :-1], y, alpha=1.0, scaling=FeatureScaling(floor=0.01, min_support=0.1))
+    np.testing.assert_allclose(dense.coef, fit_ridge(x[:, :-1], y, alpha=1.0).coef)
+
+
+def test_constant_features_stay_unscaled_with_a_floor():
+    x, y = _generated_linear()
+    x = np.column_stack([x, np.full(len(y), 7.0)])
+    model = fit_ridge(x, y, alpha=1e-6, scaling=FeatureScaling(floor=0.5, min_support=0.1))
+    assert model.x_scale[-1] == 1.0 and model.coef[-1] == 0.0
+
+
+# --- a penalty at an end of the grid --------------------------------------------------
+
+
+def test_a_penalty_at_the_upper_end_is_searched_further_and_flagged():
+    """Pure-noise generated targets: the best penalty is the largest; the grid grows a
+    decade at a time up to its limit, and the choice says it is still at the end."""
+    rng = np.random.default_rng(1)
+    x, y = rng.normal(size=(200, 30)), rng.normal(size=200)
+    folds = np.arange(200) % 5
+    fixed = choose_alpha(x, y, folds, PenaltySearch())
+    assert fixed.alpha == DEFAULT_ALPHAS[-1] and fixed.edge == "upper" and fixed.at_limit
+    extended = choose_alpha(x, y, folds, PenaltySearch(limits=(1e-6, 1e9)))
+    assert extended.edge == "upper" and extended.at_limit
+    assert extended.alphas[-1] == pytest.approx(1e9) and extended.alpha > DEFAULT_ALPHAS[-1]
+    assert extended.summary()["alpha_range"] == [pytest.approx(1e-3), pytest.approx(1e9)]
+
+
+def test_a_penalty_at_the_lower_end_becomes_interior_when_the_grid_grows():
+    """Generated data whose best penalty (about 0.1) lies below a grid of 10..1000."""
+    x, y = _generated_linear(n=60, noise=1.0, seed=3)
+    x = np.column_stack([x, np.random.default_rng(3).normal(size=(60, 20))])  # noise features
+    folds = np.arange(60) % 5
+    grid = (10.0, 100.0, 1000.0)
+    choice = choose_alpha(x, y, folds, PenaltySearch(grid, limits=(1e-6, 1e9)))
+    assert choice.edge == "lower" and not choice.at_limit
+    assert choice.alpha < 10.0 and choice.alphas[0] < choice.alpha  # interior now
+    assert len(choice.scores) == len(choice.alphas)
+    model = fit_ridge_cv(x, y, folds, search=PenaltySearch(grid, limits=(1e-6, 1e9)))
+    assert model.alpha == choice.alpha and model.cv_scores["alpha_edge"] == "lower"
+    assert len(model.cv_scores["R2_by_alpha"]) == len(choice.alphas)
+
+
+def test_an_interior_penalty_is_not_flagged():
+    x, y = _generated_linear(n=80, noise=2.0, seed=4)
+    x = np.column_stack([x, np.random.default_rng(4).normal(size=(80, 40))])
+    choice = choose_alpha(x, y, np.arange(80) % 5, PenaltySearch(limits=(1e-6, 1e9)))
+    assert choice.edge is None and not choice.at_limit and choice.alphas == DEFAULT_ALPHAS
+
+
 # --- group_folds ---------------------------------------------------------------------
 
 
@@ -140,6 +227,15 @@ def test_group_folds_with_locations_as_rows():
     np.testing.assert_array_equal(folds, group_folds(locs, 3, seed=7))  # deterministic
 
 
+def test_group_folds_deal_large_groups_first_to_the_emptiest_fold():
+    sizes = [35, 2, 1, 1, 1, 1, 1, 1, 1]  # the Kinshasa clusters linked at 10 km, for example
+    groups = np.repeat(np.arange(len(sizes)), sizes)
+    folds = group_folds(groups, 5, seed=0)
+    assert sorted(np.bincount(folds, minlength=5).tolist()) == [2, 2, 2, 3, 35]
+    for g in range(len(sizes)):
+        assert len(np.unique(folds[groups == g])) == 1
+
+
 def test_group_folds_refuse_too_few_groups():
     with pytest.raises(ValueError, match="too few"):
         group_folds([1, 1, 2, 2, 3], 5)
@@ -164,3 +260,18 @@ def test_metrics_of_constant_inputs():
     assert squared_pearson(y, np.full(3, 2.0)) == 0.0
     assert coefficient_of_determination(y, np.full(3, 2.0)) == pytest.approx(0.0)
     assert coefficient_of_determination(np.full(3, 5.0), y) == 0.0
+
+
+@pytest.mark.parametrize("shape", [(80, 12), (12, 80)])
+def test_a_failed_svd_falls_back_to_the_gram_matrix(monkeypatch, shape):
+    """LAPACK's SVD can fail to converge on a real feature matrix; the fit then goes
+    through the eigenvectors of the Gram matrix and gives the same coefficients."""
+    rng = np.random.default_rng(7)
+    x, y = rng.normal(size=shape), rng.normal(size=shape[0])
+    expected = fit_ridge(x, y, alpha=0.5).coef
+
+    def failing_svd(*args, **kwargs):
+        raise np.linalg.LinAlgError("SVD did not converge")
+
+    monkeypatch.setattr(np.linalg, "svd", failing_svd)
+    np.testing.assert_allclose(fit_ridge(x, y, alpha=0.5).coef, expected, rtol=1e-8, atol=1e-10)

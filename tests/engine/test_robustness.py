@@ -235,6 +235,7 @@ def test_a_fit_on_collection_2_dn_is_mapped_as_collection_2(tmp_path):
     fit_clusters(ClusterFitConfig(
         image_path=str(raster), clusters=clusters, model_path=str(model_path), outcome_name="generated",
         box_size_m=480.0, tile_size_m=240.0, radiometry="landsat_c2_l2", device="cpu", n_folds=3,
+        fold_distance_m=0.0,  # 30 clusters in 1.3 km: folds by place only, this test is about radiometry
     ))
     model = load_model(model_path)
     assert model.radiometry == "landsat_c2_l2" and model.band_indexes == (1, 2, 3)
@@ -375,6 +376,9 @@ def world(small_world):
 
 def _fit(world, clusters, model_path, **kw):
     kw.setdefault("box_size_m", 1500.0)
+    # 40 generated clusters with 1.5 km boxes in 7.7 km form two groups at the box size;
+    # these tests are about other things.
+    kw.setdefault("fold_distance_m", 750.0)
     kw.setdefault("tile_size_m", 480.0)
     kw.setdefault("device", "cpu")
     return fit_clusters(ClusterFitConfig(str(world.image_path), tuple(clusters), str(model_path), **kw))
@@ -403,8 +407,10 @@ def test_clusters_outside_or_without_a_numeric_outcome_are_left_out_and_counted(
 def test_clusters_at_the_same_location_share_a_fold(world, tmp_path):
     clusters = _clusters(world)
     twins = [dataclasses.replace(c, id=f"{c.id}-again", outcome=c.outcome + 0.1) for c in clusters[:8]]
-    result = _fit(world, clusters + twins, tmp_path / "m.povmodel")
-    assert result.report["clusters"]["locations"] == 40
+    result = _fit(world, clusters + twins, tmp_path / "m.povmodel", fold_distance_m=0.0)
+    assert result.report["clusters"]["groups"] == 40
+    assert result.report["folds"]["distance_m"] == 0.0
+    assert sorted(result.report["folds"]["sizes"]) == [9, 9, 10, 10, 10]
     folds = result.fold  # all 48 used
     for i in range(8):
         assert folds[i] == folds[40 + i]
@@ -419,7 +425,8 @@ def test_fewer_clusters_or_locations_than_cross_validation_needs(world, tmp_path
     # Twelve clusters but at three places: folds by location cannot make five.
     places = _clusters(world)[:3]
     clusters = [dataclasses.replace(places[i % 3], outcome=float(i)) for i in range(12)]
-    with pytest.raises(PovertyMapperError, match="3 distinct cluster locations are too few for 5 folds; lower the number of folds"):
+    with pytest.raises(PovertyMapperError, match=r"The 12 clusters form only 3 groups of neighbours closer than 750 m "
+                       r"\(each group stays in one fold\), too few for 5 folds; lower the number of folds or the fold distance"):
         _fit(world, clusters, out)
     _assert_untouched(out)
 

@@ -81,7 +81,7 @@ def fitted_model(world, tmp_path_factory) -> str:
     path = tmp_path_factory.mktemp("robust_model") / "generated.povmodel"
     clusters = tuple(Cluster(x, y, o, w) for x, y, o, w in world.clusters)
     fit_clusters(ClusterFitConfig(str(world.image_path), clusters, str(path), outcome_name="wealth",
-                                  box_size_m=1500, tile_size_m=480, device="cpu"))
+                                  box_size_m=1500, tile_size_m=480, device="cpu", fold_distance_m=750))
     return str(path)
 
 
@@ -122,12 +122,12 @@ def test_fitclusters_with_clusters_in_another_crs_counts_what_it_leaves_out(pove
     result = processing.run(
         "povertymapper:fitclusters",
         {"INPUT": str(world.image_path), "CLUSTERS": _wgs84_clusters(rows), "OUTCOME": "wealth", "BOX_SIZE": 1500,
-         "TILE_SIZE": 480, "OUTPUT_MODEL": str(tmp_path / "m.povmodel"), "OUTPUT_REPORT": str(tmp_path / "cv.json"),
-         "OUTPUT_PREDICTIONS": str(tmp_path / "oof.gpkg")},
+         "TILE_SIZE": 480, "FOLD_DISTANCE": 0, "OUTPUT_MODEL": str(tmp_path / "m.povmodel"),
+         "OUTPUT_REPORT": str(tmp_path / "cv.json"), "OUTPUT_PREDICTIONS": str(tmp_path / "oof.gpkg")},
         feedback=feedback,
     )
     report = json.loads((tmp_path / "cv.json").read_text())
-    assert report["clusters"] == {"given": 46, "used": 46 - 5, "locations": 40 - 3}
+    assert report["clusters"] == {"given": 46, "used": 46 - 5, "groups": 40 - 3}
     assert "3 clusters without a numeric outcome (missing, NaN or text) left out." in feedback.warnings
     assert "2 clusters outside the image left out." in feedback.warnings
     predictions = QgsVectorLayer(result["OUTPUT_PREDICTIONS"], "oof", "ogr")
@@ -138,6 +138,47 @@ def test_fitclusters_with_clusters_in_another_crs_counts_what_it_leaves_out(pove
         folds_at.setdefault(feature.geometry().asWkt(6), set()).add(feature["fold"])
     assert len(folds_at) == 37 and all(len(folds) == 1 for folds in folds_at.values())
     assert _leftovers(tmp_path) == []
+
+
+def test_fitclusters_predictions_carry_the_cluster_fields_the_lights_and_the_coverage(poverty_provider, world, tmp_path):
+    """The out-of-fold layer answers 'does the image beat night lights among the rural
+    clusters?': each cluster keeps its own fields (an 'observed' of its own too), with
+    the image model's and the nightlights model's out-of-fold predictions beside them."""
+    import processing
+
+    layer = QgsVectorLayer(f"Point?crs={IMAGE_CRS.to_string()}", "clusters", "memory")
+    layer.dataProvider().addAttributes([
+        QgsField("wealth", QVariant.Double), QgsField("urban", QVariant.Int),
+        QgsField("region", QVariant.String), QgsField("observed", QVariant.String),
+    ])
+    layer.updateFields()
+    features = []
+    for i, (x, y, outcome, _) in enumerate(world.clusters):
+        feature = QgsFeature(layer.fields())
+        feature.setGeometry(QgsGeometry.fromPointXY(QgsPointXY(x, y)))
+        feature.setAttributes([outcome, i % 2, f"region {i % 3}", "by the survey team"])
+        features.append(feature)
+    layer.dataProvider().addFeatures(features)
+    result = processing.run(
+        "povertymapper:fitclusters",
+        {"INPUT": str(world.image_path), "CLUSTERS": layer, "OUTCOME": "wealth", "BOX_SIZE": 1500, "TILE_SIZE": 480,
+         "FOLD_DISTANCE": 750, "NIGHTLIGHTS": str(world.lights_path), "MIN_TILES": 2,
+         "OUTPUT_MODEL": str(tmp_path / "m.povmodel"), "OUTPUT_PREDICTIONS": str(tmp_path / "oof.gpkg")},
+    )
+    oof = QgsVectorLayer(result["OUTPUT_PREDICTIONS"], "oof", "ogr")
+    names = oof.fields().names()
+    assert {"wealth", "urban", "region", "observed", "observed_2", "predicted", "residual", "fold", "nl_pred",
+            "nl_resid", "tiles_used", "tiles_box", "covered"} <= set(names)
+    rows = list(oof.getFeatures())
+    assert len(rows) == 40
+    for row in rows:
+        assert row["observed"] == "by the survey team" and row["region"].startswith("region ")
+        assert row["observed_2"] == pytest.approx(row["wealth"])
+        assert row["residual"] == pytest.approx(row["observed_2"] - row["predicted"])
+        assert row["nl_resid"] == pytest.approx(row["observed_2"] - row["nl_pred"])
+        assert row["tiles_box"] == 16 and 2 <= row["tiles_used"] <= 16 and 0 < row["covered"] <= 1
+    assert any(abs(r["nl_pred"] - r["predicted"]) > 1e-6 for r in rows)  # two models, side by side
+    assert sorted({r["fold"] for r in rows}) == [0, 1, 2, 3, 4]
 
 
 def test_fitclusters_names_the_fields_when_the_outcome_field_does_not_exist(poverty_provider, world, tmp_path):
@@ -401,7 +442,7 @@ def test_the_plugin_makes_no_network_call(poverty_provider, world, tmp_path, mon
         "povertymapper:fitclusters",
         {"INPUT": str(world.image_path),
          "CLUSTERS": _wgs84_clusters([(x, y, str(o)) for x, y, o, _ in world.clusters]),
-         "OUTCOME": "wealth", "BOX_SIZE": 1500, "TILE_SIZE": 480, "EXTRACTOR": 0,
+         "OUTCOME": "wealth", "BOX_SIZE": 1500, "TILE_SIZE": 480, "EXTRACTOR": 0, "FOLD_DISTANCE": 750,
          "OUTPUT_MODEL": str(tmp_path / "fit.povmodel"), "OUTPUT_REPORT": str(tmp_path / "cv.json")},
     )
     proxy = processing.run(

@@ -1,0 +1,54 @@
+"""The survey fit on REAL data: the 44 DR Congo 2013 DHS clusters on the 2013 Landsat 8
+scene over Kinshasa, night lights from Black Marble 2016 (../shared/data/real), as
+`make eval` runs it. Only a few seconds: histogram features, 36 tiles per cluster."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import SHARED_DATA
+
+from poverty_mapper.core.evaluation import dhs
+
+
+@pytest.fixture(scope="module")
+def survey(real_data):
+    return dhs.load_dhs_clusters(SHARED_DATA / dhs.KINSHASA_CLUSTERS)
+
+
+@pytest.fixture(scope="module")
+def fit(real_data, tmp_path_factory):
+    import evaluate  # scripts/ is on sys.path (conftest)
+    from poverty_mapper.core.training.clusters import fit_clusters
+
+    model = tmp_path_factory.mktemp("kinshasa") / "kinshasa_histogram.povmodel"
+    return fit_clusters(evaluate.kinshasa_config(SHARED_DATA, "histogram", model))
+
+
+def test_the_clusters_are_read_and_placed_in_web_mercator(survey):
+    assert len(survey) == 44 and int(survey.urban.sum()) == 37
+    assert survey.wealth.min() == pytest.approx(-0.847, abs=1e-3) and survey.wealth.max() == pytest.approx(2.08, abs=0.01)
+    # Kinshasa lies around 15.3 E, 4.3 S: about 1.70e6 m east, -4.8e5 m north in EPSG:3857.
+    assert np.all((survey.x > 1.55e6) & (survey.x < 1.74e6)) and np.all((survey.y > -5.9e5) & (survey.y < -4.5e5))
+
+
+def test_kinshasa_folds_keep_the_city_together(fit):
+    folds = fit.report["folds"]
+    assert fit.used.all() and fit.report["cv"]["pooled"]["n"] == 44
+    assert folds["distance_m"] == 10_000.0
+    # Within 10 km the city's clusters chain into one group of 35: one fold holds it alone.
+    assert folds["groups"] == 9 and folds["largest_group"] == 35 and max(folds["sizes"]) == 35
+    assert sum(folds["sizes"]) == 44
+
+
+def test_kinshasa_boxes_are_fully_covered(fit):
+    assert np.all(fit.coverage.tiles_in_box == 36) and np.all(fit.coverage.tiles_used == 36)
+    assert fit.report["coverage"]["median_covered_share"] == 1.0
+
+
+def test_kinshasa_night_lights_baseline_on_the_same_folds(fit):
+    baseline = fit.report["nightlights_baseline"]
+    assert [f["n"] for f in baseline["folds"]] == [f["n"] for f in fit.report["cv"]["folds"]]
+    assert np.all(np.isfinite(fit.baseline_predicted))
+    # Brighter boxes are wealthier even when the whole city is held out at once.
+    assert baseline["pooled"]["r2"] > 0.5
+    assert fit.report["extractor"] == "histogram_sqrt"
