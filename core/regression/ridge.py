@@ -14,12 +14,12 @@ says so (:class:`AlphaChoice`).
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Sequence
 
 import numpy as np
 
-from .folds import group_folds  # noqa: F401 (its home before folds.py)
 from .metrics import coefficient_of_determination
 
 DEFAULT_ALPHAS = tuple(float(a) for a in np.logspace(-3, 5, 33))
@@ -268,11 +268,4 @@ def fit_ridge_cv(
         cv_scores["scaling"] = {"floor": search.scaling.floor, "min_support": search.scaling.min_support}
     if choice.edge:
         cv_scores["alpha_edge"] = choice.edge
-    return RidgeRegressor(
-        coef=model.coef,
-        intercept=model.intercept,
-        x_mean=model.x_mean,
-        x_scale=model.x_scale,
-        alpha=model.alpha,
-        cv_scores=cv_scores,
-    )
+    return dataclasses.replace(model, cv_scores=cv_scores)

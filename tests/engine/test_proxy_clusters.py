@@ -14,7 +14,7 @@ from poverty_mapper.core.training.proxy import (
     spatial_block_split,
     train_proxy,
 )
-from poverty_mapper.core.regression.ridge import group_folds
+from poverty_mapper.core.regression.folds import group_folds
 
 
 def test_quantile_classes_are_balanced():

@@ -15,8 +15,8 @@ from poverty_mapper.core.regression.ridge import (
     cv_alpha_scores,
     fit_ridge,
     fit_ridge_cv,
-    group_folds,
 )
+from poverty_mapper.core.regression.folds import group_folds
 
 TRUE_COEF = np.array([1.5, -2.0, 0.0, 0.7, 3.0])
 TRUE_BIAS = 4.0
