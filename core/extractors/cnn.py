@@ -7,6 +7,7 @@ for CPUs (about 0.3 M weights); it runs on CUDA when there is one.
 from __future__ import annotations
 
 import copy
+import functools
 
 import numpy as np
 import torch
@@ -89,6 +90,7 @@ def _conv_relu(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, paddin
     return torch.relu_(nn.functional.conv2d(x, weight, bias, stride, padding))
 
 
+@functools.lru_cache(maxsize=None)
 def cpu_runs_bf16_convolutions() -> bool:
     """Whether oneDNN runs bfloat16 convolutions on this CPU (AVX-512 BW/VL/DQ or AVX-NE-CONVERT);
     elsewhere the CPU path stays in float32 even under bf16 autocast."""
