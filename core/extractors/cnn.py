@@ -1,8 +1,16 @@
-"""The nightlight-proxy CNN of Jean et al. 2016, in plain ``torch.nn``.
+"""The nightlight-proxy CNNs of Jean et al. 2016 and the feature extractor they become.
 
-A small convolutional classifier learns nighttime-light classes from daytime tiles;
-its penultimate layer is then the feature vector of a tile. The network is sized
-for CPUs (about 0.3 M weights); it runs on CUDA when there is one.
+A convolutional classifier learns nighttime-light classes from daytime tiles; its
+penultimate layer is then the feature vector of a tile. Two networks, named in model
+files by their ``architecture``:
+
+- ``efficientnet_lite0`` (:mod:`.efficientnet`): the default, started from ImageNet
+  weights as the method does ("reuse the lower layers"); 4.7 M weights.
+- ``small_cnn`` (:class:`ProxyCNN`): four convolutions, 0.3 M weights, random start.
+  Kept as the cheap network for tests and for CPUs where the larger one is too slow
+  (docs/benchmarks.md measures both).
+
+Both run on CUDA when there is one.
 """
 from __future__ import annotations
 
@@ -22,12 +30,16 @@ def _block(c_in: int, c_out: int, kernel: int) -> nn.Sequential:
     )
 
 
+SMALL_CNN = "small_cnn"
+
+
 class ProxyCNN(nn.Module):
     """Conv body (4 stride-2 blocks, global average pool) -> feature layer -> class head."""
 
     def __init__(self, in_bands: int, n_classes: int, width: int = 32, feature_dim: int = 128):
         super().__init__()
-        self.config = {"in_bands": in_bands, "n_classes": n_classes, "width": width, "feature_dim": feature_dim}
+        self.config = {"architecture": SMALL_CNN, "in_bands": in_bands, "n_classes": n_classes, "width": width,
+                       "feature_dim": feature_dim}
         w = width
         self.body = nn.Sequential(
             _block(in_bands, w, 5),
@@ -39,6 +51,10 @@ class ProxyCNN(nn.Module):
         )
         self.feature = nn.Sequential(nn.Linear(4 * w, feature_dim), nn.ReLU(inplace=True))
         self.head = nn.Sequential(nn.Dropout(0.2), nn.Linear(feature_dim, n_classes))
+
+    @property
+    def feature_dim(self) -> int:
+        return int(self.config["feature_dim"])
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """The penultimate layer: one ``feature_dim`` vector per tile."""
@@ -65,15 +81,33 @@ class ProxyCNN(nn.Module):
         layers.append(copy.deepcopy(self.feature))
         return nn.Sequential(*layers).eval()
 
-    def reuse_lower_layers(self, other: "ProxyCNN") -> list[str]:
-        """Initialise from ``other`` wherever a weight has the same name and shape
-        (transfer: "NN_B with the same lower layers, initialised from NN_A").
-        Returns the names of the copied tensors."""
-        own = self.state_dict()
-        copied = [k for k, v in other.state_dict().items() if k in own and own[k].shape == v.shape and not k.startswith("head.")]
-        own.update({k: other.state_dict()[k] for k in copied})
-        self.load_state_dict(own)
-        return copied
+    def reuse_lower_layers(self, other: nn.Module) -> list[str]:
+        return reuse_lower_layers(self, other)
+
+
+def reuse_lower_layers(network: nn.Module, other: nn.Module) -> list[str]:
+    """Initialise ``network`` from ``other`` wherever a weight has the same name and shape,
+    the class head apart (transfer: "NN_B with the same lower layers, initialised from
+    NN_A"). Returns the names of the copied tensors."""
+    own, theirs = network.state_dict(), other.state_dict()
+    copied = [k for k, v in theirs.items() if k in own and own[k].shape == v.shape and not k.startswith("head.")]
+    own.update({k: theirs[k] for k in copied})
+    network.load_state_dict(own)
+    return copied
+
+
+def build_network(config: dict) -> nn.Module:
+    """The untrained network a model file's ``network`` entry describes (files written
+    before there was a choice hold a ``small_cnn`` without naming it)."""
+    config = dict(config)
+    architecture = config.pop("architecture", SMALL_CNN)
+    if architecture == SMALL_CNN:
+        return ProxyCNN(**{k: int(v) for k, v in config.items()})
+    from .efficientnet import ARCHITECTURE, EfficientNetProxy
+
+    if architecture == ARCHITECTURE:
+        return EfficientNetProxy(**{k: int(v) for k, v in config.items()})
+    raise ValueError(f"unknown network architecture {architecture!r}")
 
 
 # oneDNN's fused convolution + ReLU, the kernel PyTorch's own compiler emits for this
@@ -154,7 +188,7 @@ class CpuFeatureNetwork:
 
 
 class CnnExtractor:
-    """Features from a trained :class:`ProxyCNN`.
+    """Features from a trained proxy network (:class:`ProxyCNN` or EfficientNet-Lite0).
 
     Pixels are standardized per band with the statistics of the training tiles;
     invalid pixels are set to 0 (the band mean) before the network sees them.
@@ -164,7 +198,7 @@ class CnnExtractor:
 
     kind = "cnn"
 
-    def __init__(self, network: ProxyCNN, band_means: np.ndarray, band_stds: np.ndarray, fused: bool = True):
+    def __init__(self, network: nn.Module, band_means: np.ndarray, band_stds: np.ndarray, fused: bool = True):
         self.network = network.eval()
         self.band_means = np.asarray(band_means, np.float64)
         self.band_stds = np.asarray(band_stds, np.float64)
@@ -177,7 +211,7 @@ class CnnExtractor:
 
     @property
     def n_features(self) -> int:
-        return int(self.network.config["feature_dim"])
+        return int(self.network.feature_dim)
 
     def standardize(self, pixels: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
         mean, std = self._on(pixels.device)
@@ -219,7 +253,9 @@ class CnnExtractor:
         return self._run(torch.where(valid.unsqueeze(1), z, torch.zeros((), device=z.device)))
 
     def _on_cpu_fast_path(self, device: torch.device) -> bool:
-        return self.fused and device.type == "cpu"
+        """The folded CPU path of :class:`CpuFeatureNetwork` (the small CNN's plain
+        convolution/ReLU stack only)."""
+        return self.fused and device.type == "cpu" and isinstance(self.network, ProxyCNN)
 
     def _cpu_features(self, values: torch.Tensor, valid: torch.Tensor, scale: np.ndarray, offset: np.ndarray) -> torch.Tensor:
         """The CPU path: :class:`CpuFeatureNetwork` in bf16 under bf16 autocast where the CPU
@@ -248,7 +284,11 @@ class CnnExtractor:
             return self.network.features(x)
         if self._inference is None:
             self._inference = self.network.fused_features().to(x.device, memory_format=torch.channels_last)
-        return self._inference(x.contiguous(memory_format=torch.channels_last))
+        x = x.contiguous(memory_format=torch.channels_last)
+        if x.device.type == "cpu" and not cpu_runs_bf16_convolutions():  # no bf16 convolutions here: float32
+            with torch.autocast("cpu", enabled=False):
+                return self._inference(x).float()
+        return self._inference(x).float()
 
     def to_spec(self) -> tuple[dict, dict[str, np.ndarray]]:
         arrays = {f"weights/{k}": v.detach().cpu().numpy() for k, v in self.network.state_dict().items()}
@@ -257,8 +297,7 @@ class CnnExtractor:
 
     @classmethod
     def from_spec(cls, spec: dict, arrays: dict[str, np.ndarray]) -> "CnnExtractor":
-        config = {k: int(v) for k, v in spec["network"].items()}
-        network = ProxyCNN(**config)
+        network = build_network(spec["network"])
         state = {k.split("/", 1)[1]: torch.from_numpy(np.array(v)) for k, v in arrays.items() if k.startswith("weights/")}
         network.load_state_dict(state)
         return cls(network, arrays["band_means"], arrays["band_stds"])

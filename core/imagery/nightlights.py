@@ -31,6 +31,14 @@ def light_bands(src: rasterio.io.DatasetReader) -> dict[int, float]:
     return {1: 1.0}
 
 
+def describe_lights(path: str) -> str:
+    """What the nightlight values of ``path`` are, in words (for reports and model cards)."""
+    with open_raster(path, "nightlights raster") as src:
+        if len(light_bands(src)) == 3:
+            return f"luminance of an 8-bit colour composite ({src.dtypes[0]}), an ordinal intensity, not radiance"
+        return f"band 1 as radiance ({src.dtypes[0]}, e.g. VIIRS nW/cm2/sr or DMSP digital numbers)"
+
+
 def mean_lights_on_grid(path: str, transform: Affine, shape: tuple[int, int], crs: CRS) -> np.ndarray:
     """Mean nightlight value over each cell of a grid (NaN where the raster has no data)."""
     with open_raster(path, "nightlights raster") as src:

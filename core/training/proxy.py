@@ -1,12 +1,19 @@
-"""Proxy task A of Jean et al. 2016: a CNN learns nighttime-light classes from
-daytime tiles (softmax + cross-entropy, Adam); its penultimate layer becomes the
-feature extractor for the poverty regression."""
+"""Proxy task A of Jean et al. 2016: a CNN learns nighttime-light classes from daytime
+tiles (softmax + cross-entropy, Adam); its penultimate layer becomes the feature extractor
+for the poverty regression.
+
+The default network is EfficientNet-Lite0 started from ImageNet weights, the method's
+"reuse the lower layers"; ``frozen_blocks`` keeps the lowest blocks as ImageNet left
+them. Tiles come from one or more scenes (dates) of the same place and are read from disk
+batch by batch."""
 from __future__ import annotations
 
 import logging
 import time
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -15,21 +22,34 @@ from torch import nn
 from ..atomic import atomic_output
 from ..device import device_name
 from ..errors import PovertyMapperError
-from ..extractors.cnn import CnnExtractor, ProxyCNN
-from ..imagery.nightlights import mean_lights_on_grid
-from ..imagery.tile_reader import read_batch
-from ..imagery.tiling import region_window, tile_grid_for
+from ..extractors.cnn import SMALL_CNN, CnnExtractor, ProxyCNN, build_network, reuse_lower_layers
+from ..extractors.efficientnet import ARCHITECTURE as EFFICIENTNET
+from ..extractors.efficientnet import EfficientNetProxy
+from ..imagery.nightlights import describe_lights
 from ..models.model_file import PovertyModel, Scores, load_model
 from ..options import TileOptions
 from .outputs import write_training_outputs
 from .progress import CancelCheck, Phase, PhasedProgress, ProgressCallback
+from .proxy_tiles import (
+    TileSet,
+    TileStream,
+    class_edges,
+    labelled_tiles,
+    light_classes,
+    spatial_block_split,
+)
 from .setup import TrainingImagery, open_imagery, region_centre
 
 log = logging.getLogger("poverty_mapper")
 
 # Shares of the progress bar: reading the tiles, then the epochs; the rest takes moments.
-PROXY_PHASES = {"labelled tiles": 1.0, "classes": 0.0, "network": 0.0, "epochs": 4.0, "report": 0.0}
-READ_CHUNK = 64  # tiles read per batch while labelling
+PROXY_PHASES = {"labelled tiles": 1.0, "classes": 0.0, "network": 0.0, "epochs": 8.0, "report": 0.0}
+ARCHITECTURES = (EFFICIENTNET, SMALL_CNN)
+# The spread of an ImageNet network's inputs (TensorFlow's Lite preprocessing maps 0-255
+# to -1..1; natural photographs then have a standard deviation of about 0.5): training
+# tiles are standardized to it, so the reused filters see inputs of the size they know.
+IMAGENET_INPUT_STD = 0.5
+StatusCallback = Callable[[str], None]
 
 
 @dataclass(frozen=True)
@@ -43,19 +63,24 @@ class _ProxyTrainingConfigInputs:
 
 @dataclass(frozen=True)
 class ProxyTrainingConfig(TileOptions, _ProxyTrainingConfigInputs):
+    more_image_paths: tuple[str, ...] = ()  # further scenes (dates) of the same place, same bands
     report_path: str | None = None  # JSON
     plot_path: str | None = None  # PNG
     bounds: tuple[float, float, float, float] | None = None  # in the image's CRS
     tile_size_m: float = 1920.0
+    architecture: str = EFFICIENTNET  # or 'small_cnn'
+    imagenet_start: bool = True  # EfficientNet: start from ImageNet weights (else random)
+    frozen_blocks: int = 0  # EfficientNet: the stem and this many lowest blocks stay as started
     n_classes: int = 3
-    thresholds: tuple[float, ...] | None = None  # fixed class edges; None = quantiles
+    binning: str = "dark_then_quantiles"  # or 'quantiles'; fixed edges with ``thresholds``
+    thresholds: tuple[float, ...] | None = None  # fixed class edges
     epochs: int = 10
     learning_rate: float = 1e-3
     start_model_path: str | None = None  # reuse the lower layers of this model's CNN
     val_fraction: float = 0.2
     block_size_tiles: int = 4
-    width: int = 32
-    feature_dim: int = 128
+    width: int = 32  # small CNN
+    feature_dim: int = 128  # small CNN
     seed: int = 0
 
 
@@ -63,19 +88,6 @@ class ProxyTrainingConfig(TileOptions, _ProxyTrainingConfigInputs):
 class ProxyTrainingResult:
     model_path: str
     report: dict = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class LabelledTiles:
-    """The training tiles (invalid pixels set to 0), their grid cells and mean nightlights."""
-
-    pixels: torch.Tensor  # (tiles, bands, px, px)
-    rows: np.ndarray
-    cols: np.ndarray
-    lights: np.ndarray
-
-    def __len__(self) -> int:
-        return int(self.rows.size)
 
 
 @dataclass(frozen=True)
@@ -105,54 +117,20 @@ class EpochHistory:
     seconds: float
 
 
-def class_thresholds(lights: np.ndarray, n_classes: int) -> np.ndarray:
-    """Quantile class edges; a tile is in class k when k edges lie below its value.
-
-    Ties (many dark tiles at 0) merge classes rather than leave one empty.
-    """
-    if lights.min() == lights.max():
-        raise PovertyMapperError(
-            "The nightlights are the same over all training tiles; choose a region with lit and dark places."
-        )
-    edges = np.unique(np.quantile(lights, np.arange(1, n_classes) / n_classes))
-    return edges[edges < lights.max()]
-
-
-def light_classes(lights: np.ndarray, edges: np.ndarray) -> np.ndarray:
-    return np.searchsorted(edges, lights, side="left")
-
-
-def spatial_block_split(
-    rows: np.ndarray, cols: np.ndarray, block: int, val_fraction: float, seed: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """Train and validation indices by blocks of ``block`` x ``block`` tiles.
-
-    Whole blocks go to validation; training tiles that touch a validation tile (8
-    neighbours) are left out, so no two neighbouring tiles straddle the split.
-    """
-    block_ids = (rows // block) * (cols.max() // block + 1) + cols // block
-    blocks = np.unique(block_ids)
-    order = np.random.default_rng(seed).permutation(blocks)
-    counts = {b: int(np.sum(block_ids == b)) for b in blocks}
-    target = max(1, round(val_fraction * rows.size))
-    val_blocks, n_val = [], 0
-    for b in order:
-        if n_val >= target or len(val_blocks) == len(blocks) - 1:
-            break
-        val_blocks.append(b)
-        n_val += counts[b]
-    is_val = np.isin(block_ids, val_blocks)
-    val_cells = set(zip(rows[is_val].tolist(), cols[is_val].tolist()))
-    touches = np.array(
-        [any((r + dr, c + dc) in val_cells for dr in (-1, 0, 1) for dc in (-1, 0, 1)) for r, c in zip(rows, cols)]
-    )
-    train = np.flatnonzero(~is_val & ~touches)
-    val = np.flatnonzero(is_val)
-    if train.size == 0 or val.size == 0:
-        raise PovertyMapperError(
-            "Too few tiles for a spatial validation split; choose a larger region or smaller tiles."
-        )
-    return train, val
+def held_out_scores(confusion: np.ndarray, train_counts: np.ndarray) -> dict:
+    """Accuracy and balanced accuracy (mean recall of the classes present) of a confusion
+    matrix (rows: true class), beside chance (1 / classes, the balanced accuracy of a
+    guess) and the accuracy of always answering the majority class of training."""
+    n = confusion.sum()
+    present = confusion.sum(1) > 0
+    recall = np.diag(confusion)[present] / confusion.sum(1)[present]
+    return {
+        "accuracy": round(float(np.trace(confusion) / max(1, n)), 4),
+        "balanced_accuracy": round(float(recall.mean()) if recall.size else 0.0, 4),
+        "chance": round(1.0 / confusion.shape[0], 4),
+        "majority_class_accuracy": round(float(confusion[int(np.argmax(train_counts))].sum() / max(1, n)), 4),
+        "n": int(n),
+    }
 
 
 def _augment(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
@@ -168,67 +146,62 @@ def train_proxy(
     config: ProxyTrainingConfig,
     progress: ProgressCallback | None = None,
     is_canceled: CancelCheck | None = None,
+    status: StatusCallback | None = None,
 ) -> ProxyTrainingResult:
-    """Trains the proxy CNN in five phases: the labelled tiles, their classes, the network,
-    the epochs and the report (with the model file)."""
+    """Trains the proxy network in five phases: the labelled tiles, their classes, the
+    network, the epochs and the report (with the model file). ``status`` receives a line
+    after each epoch (scores and time left)."""
+    if config.architecture not in ARCHITECTURES:
+        raise PovertyMapperError(f"Unknown network {config.architecture!r}; choose one of {', '.join(ARCHITECTURES)}.")
+    if config.epochs < 1:
+        raise PovertyMapperError("Proxy training needs at least one epoch.")
     phases = PhasedProgress(PROXY_PHASES, progress, is_canceled)
     torch.manual_seed(config.seed)  # the network's initial weights, and dropout
-    with open_imagery(
-        config.image_path, config, config.tile_size_m, new_network=True, pixel_size_at=region_centre(config.bounds)
-    ) as imagery:
-        tiles = _labelled_tiles(config, imagery, phases["labelled tiles"])
-    classes = _light_classes(config, tiles)
-    extractor, reused = _network(config, len(imagery.bands), tiles, classes)
-    history = _epochs(config, imagery.device, tiles, classes, extractor, phases["epochs"])
-    report = _proxy_report(config, imagery, tiles, classes, history, len(reused))
+    with ExitStack() as stack:
+        scenes = _open_scenes(config, stack)
+        tiles = labelled_tiles(scenes, config.nightlights_path, config.bounds, config.tile_size_m,
+                               config.min_valid_fraction, phases["labelled tiles"])
+        classes = _light_classes(config, tiles)
+        extractor, reused = _network(config, len(scenes[0].bands), tiles, classes)
+        stream = TileStream(tiles, [scene.tile_reader() for scene in scenes])
+        history = _epochs(config, scenes[0].device, stream, classes, extractor, phases["epochs"], status)
+    report = _proxy_report(config, scenes[0], tiles, classes, history, len(reused), extractor)
     write_training_outputs(
-        _proxy_model(config, imagery, extractor, history, len(tiles)), config.model_path,
+        _proxy_model(config, scenes[0], extractor, history, len(tiles)), config.model_path,
         report, config.report_path, config.plot_path, lambda path: plot_training(report, path),
     )
     phases.done()
     return ProxyTrainingResult(model_path=config.model_path, report=report)
 
 
-def _labelled_tiles(config: ProxyTrainingConfig, imagery: TrainingImagery, phase: Phase) -> LabelledTiles:
-    """The region's tiles that have nightlights and enough valid pixels, with their mean nightlights."""
-    ds = imagery.dataset
-    region = region_window(ds.transform, ds.width, ds.height, config.bounds)
-    grid = tile_grid_for(ds.transform, ds.crs, region, config.tile_size_m)
-    lights = mean_lights_on_grid(config.nightlights_path, grid.transform, grid.shape, ds.crs)
-    if not np.isfinite(lights).any():
-        raise PovertyMapperError(
-            "The nightlights raster does not cover the region of the image; choose nightlights that overlap it."
-        )
-    cells = [(r, c) for r, c in grid.cells() if np.isfinite(lights[r, c])]
-    reader = imagery.tile_reader()
-    pixels_list, keep = [], []
-    for start in range(0, len(cells), READ_CHUNK):
-        phase.check_canceled()
-        chunk = cells[start : start + READ_CHUNK]
-        pixels, valid = read_batch(reader, [grid.tile_window(r, c) for r, c in chunk], torch.device("cpu"))
-        ok = valid.flatten(1).float().mean(1) >= config.min_valid_fraction
-        pixels_list.append(torch.where(valid.unsqueeze(1), pixels, torch.zeros_like(pixels))[ok])
-        keep.extend(cell for cell, good in zip(chunk, ok.tolist()) if good)
-        phase.report((start + READ_CHUNK) / len(cells))
-    if len(keep) < 10:
-        raise PovertyMapperError(
-            f"Only {len(keep)} tiles have imagery and nightlights; choose a larger region or smaller tiles."
-        )
-    return LabelledTiles(
-        pixels=torch.cat(pixels_list),
-        rows=np.array([r for r, _ in keep]),
-        cols=np.array([c for _, c in keep]),
-        lights=np.array([lights[r, c] for r, c in keep], np.float64),
+def _open_scenes(config: ProxyTrainingConfig, stack: ExitStack) -> list[TrainingImagery]:
+    """Every scene opened; later scenes must have the first one's bands and tile pixels."""
+    scenes = []
+    for path in (config.image_path, *config.more_image_paths):
+        scene = stack.enter_context(open_imagery(
+            path, config, config.tile_size_m, new_network=True, pixel_size_at=region_centre(config.bounds)
+        ))
+        if scenes and (len(scene.bands) != len(scenes[0].bands) or scene.tile_px != scenes[0].tile_px):
+            raise PovertyMapperError(
+                f"The scene {Path(path).name} does not match {Path(config.image_path).name}: "
+                f"{len(scene.bands)} bands and {scene.tile_px}-pixel tiles against {len(scenes[0].bands)} and "
+                f"{scenes[0].tile_px}. Several scenes must have the same bands and pixel size."
+            )
+        scenes.append(scene)
+    return scenes
+
+
+def _light_classes(config: ProxyTrainingConfig, tiles: TileSet) -> LightClasses:
+    """Split in spatial blocks (by ground position, so dates of one place stay together),
+    then classes from the training tiles only."""
+    train, val = spatial_block_split(
+        tiles.x / tiles.tile_m, -tiles.y / tiles.tile_m, config.block_size_tiles, config.val_fraction, config.seed
     )
-
-
-def _light_classes(config: ProxyTrainingConfig, tiles: LabelledTiles) -> LightClasses:
-    """Split in spatial blocks, then classes from the training tiles only."""
-    train, val = spatial_block_split(tiles.rows, tiles.cols, config.block_size_tiles, config.val_fraction, config.seed)
+    binning = "fixed" if config.thresholds else config.binning
     edges = (
         np.asarray(sorted(config.thresholds), np.float64)
         if config.thresholds
-        else class_thresholds(tiles.lights[train], config.n_classes)
+        else class_edges(tiles.lights[train], config.n_classes, config.binning)
     )
     labels = light_classes(tiles.lights, edges)
     n_classes = edges.size + 1
@@ -241,30 +214,38 @@ def _light_classes(config: ProxyTrainingConfig, tiles: LabelledTiles) -> LightCl
         )
     return LightClasses(
         train=train, val=val, edges=edges, labels=labels, counts=counts,
-        weights=counts.sum() / counts / n_classes,
-        binning="fixed" if config.thresholds else "quantiles of training tiles",
+        weights=counts.sum() / counts / n_classes, binning=binning,
     )
 
 
 def _network(
-    config: ProxyTrainingConfig, n_bands: int, tiles: LabelledTiles, classes: LightClasses
+    config: ProxyTrainingConfig, n_bands: int, tiles: TileSet, classes: LightClasses
 ) -> tuple[CnnExtractor, list[str]]:
-    """A new CNN (lower layers from the start model, if any) and its input standardization:
-    from the training tiles, or the start model's, to keep its filters meaningful.
-    Returns the extractor and the names of the reused layers."""
+    """A new network and its input standardization. Its lower layers come from the start
+    model (keeping its standardization when the bands agree), else from ImageNet for
+    EfficientNet with ``imagenet_start``. Returns the extractor and the reused tensors."""
     start_model = load_model(config.start_model_path) if config.start_model_path else None
     if start_model is not None and not isinstance(start_model.extractor, CnnExtractor):
         raise PovertyMapperError("The starting model has no CNN to reuse; choose a model written by 'Train nightlight proxy'.")
-    if start_model is not None and len(start_model.bands) == n_bands:
-        means, stds = start_model.extractor.band_means, start_model.extractor.band_stds
-    else:
-        sample = tiles.pixels[torch.as_tensor(classes.train)].transpose(0, 1).reshape(n_bands, -1)
-        sample = sample[:, sample.abs().sum(0) > 0]
-        means = sample.mean(1).double().numpy()
-        stds = sample.std(1).double().clamp(min=1e-6).numpy()
-    network = ProxyCNN(n_bands, classes.n_classes, config.width, config.feature_dim)
-    reused = network.reuse_lower_layers(start_model.extractor.network) if start_model is not None else []
-    return CnnExtractor(network, means, stds), reused
+    means, stds = tiles.band_statistics(classes.train)
+    if start_model is not None:
+        old = start_model.extractor.network.config
+        network = build_network({**old, "in_bands": n_bands, "n_classes": classes.n_classes,
+                                 **({"frozen_blocks": config.frozen_blocks} if "frozen_blocks" in old else {})})
+        reused = reuse_lower_layers(network, start_model.extractor.network)
+        if len(start_model.bands) == n_bands:
+            means, stds = start_model.extractor.band_means, start_model.extractor.band_stds
+        return CnnExtractor(network, means, stds), reused
+    if config.architecture == SMALL_CNN:
+        network = ProxyCNN(n_bands, classes.n_classes, config.width, config.feature_dim)
+        return CnnExtractor(network, means, stds), []
+    network = EfficientNetProxy(n_bands, classes.n_classes, config.frozen_blocks)
+    reused = []
+    if config.imagenet_start:
+        from ..extractors.imagenet import imagenet_state_dict
+
+        reused = network.load_imagenet(imagenet_state_dict())
+    return CnnExtractor(network, means, stds / IMAGENET_INPUT_STD), reused
 
 
 @dataclass(frozen=True)
@@ -272,8 +253,7 @@ class _Fitting:
     """What every training and validation step uses."""
 
     extractor: CnnExtractor
-    pixels: torch.Tensor
-    valid: torch.Tensor  # per pixel: any band non-zero
+    stream: TileStream
     labels: torch.Tensor
     loss_fn: nn.Module
     optimiser: torch.optim.Optimizer
@@ -281,25 +261,30 @@ class _Fitting:
     device: torch.device
     batch_size: int
 
-    def logits(self, idx: torch.Tensor, augment: bool) -> torch.Tensor:
-        """The network's output on tiles ``idx`` (randomly turned and flipped with ``augment``)."""
-        x = self.extractor.standardize(self.pixels[idx].to(self.device), self.valid[idx].to(self.device))
-        return self.extractor.network(_augment(x, self.generator) if augment else x)
+    def logits(self, pixels: torch.Tensor, valid: torch.Tensor, augment: bool) -> torch.Tensor:
+        """The network's output on a batch (randomly turned and flipped with ``augment``)."""
+        x = self.extractor.standardize(pixels.to(self.device), valid.to(self.device))
+        if self.device.type == "cuda":
+            x = x.contiguous(memory_format=torch.channels_last)
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.device.type == "cuda"):
+            return self.extractor.network(_augment(x, self.generator) if augment else x).float()
 
 
 def _epochs(
-    config: ProxyTrainingConfig, device: torch.device, tiles: LabelledTiles, classes: LightClasses,
-    extractor: CnnExtractor, phase: Phase,
+    config: ProxyTrainingConfig, device: torch.device, stream: TileStream, classes: LightClasses,
+    extractor: CnnExtractor, phase: Phase, status: StatusCallback | None,
 ) -> EpochHistory:
-    """Softmax + cross-entropy weighted against class imbalance, Adam; validation after each epoch."""
+    """Softmax + cross-entropy weighted against class imbalance, Adam on the weights that
+    are not frozen; validation on the held-out blocks after each epoch."""
     network = extractor.network.to(device)
+    if device.type == "cuda":
+        network.to(memory_format=torch.channels_last)
     fitting = _Fitting(
         extractor=extractor,
-        pixels=tiles.pixels,
-        valid=tiles.pixels.abs().sum(1) > 0,
+        stream=stream,
         labels=torch.as_tensor(classes.labels, dtype=torch.long),
         loss_fn=nn.CrossEntropyLoss(weight=torch.as_tensor(classes.weights, dtype=torch.float32, device=device)),
-        optimiser=torch.optim.Adam(network.parameters(), lr=config.learning_rate),
+        optimiser=torch.optim.Adam([p for p in network.parameters() if p.requires_grad], lr=config.learning_rate),
         generator=torch.Generator().manual_seed(config.seed),
         device=device,
         batch_size=config.batch_size,
@@ -310,56 +295,67 @@ def _epochs(
         t0 = time.perf_counter()
         total_loss, correct, seen = _train_epoch(fitting, classes.train, phase, epoch, config.epochs)
         n_seen += seen
-        val_loss, val_acc, confusion = _evaluate(fitting, classes.val, classes.n_classes)
+        val_loss, confusion = _evaluate(fitting, classes.val, classes.n_classes, phase)
+        scores = held_out_scores(confusion, classes.counts)
         history.append({
             "epoch": epoch + 1,
-            "train_loss": round(total_loss / max(1, classes.train.size), 5),
-            "train_accuracy": round(correct / max(1, classes.train.size), 4),
+            "train_loss": round(total_loss / max(1, seen), 5),
+            "train_accuracy": round(correct / max(1, seen), 4),
             "val_loss": round(val_loss, 5),
-            "val_accuracy": round(val_acc, 4),
+            "val_accuracy": scores["accuracy"],
+            "val_balanced_accuracy": scores["balanced_accuracy"],
             "seconds": round(time.perf_counter() - t0, 2),
         })
-        log.info("Proxy epoch %d/%d: %s", epoch + 1, config.epochs, history[-1])
+        _tell(status, history[-1], config.epochs, time.perf_counter() - t_start)
     network.eval()
     return EpochHistory(history, confusion, n_seen, time.perf_counter() - t_start)
+
+
+def _tell(status: StatusCallback | None, epoch: dict, n_epochs: int, elapsed: float) -> None:
+    left = elapsed / epoch["epoch"] * (n_epochs - epoch["epoch"])
+    line = (f"Epoch {epoch['epoch']}/{n_epochs}: loss {epoch['train_loss']:.3f}, held-out accuracy "
+            f"{epoch['val_accuracy']:.2f} (balanced {epoch['val_balanced_accuracy']:.2f}); "
+            f"about {left / 60:.0f} min left" if left else f"Epoch {epoch['epoch']}/{n_epochs}: done")
+    log.info("Proxy %s", line)
+    if status is not None:
+        status(line)
 
 
 def _train_epoch(fitting: _Fitting, train: np.ndarray, phase: Phase, epoch: int, n_epochs: int) -> tuple[float, int, int]:
     """One pass over the training tiles in a random order: summed loss, correct answers, tiles seen."""
     fitting.extractor.network.train()
-    order = torch.as_tensor(train)[torch.randperm(train.size, generator=fitting.generator)]
+    order = train[torch.randperm(train.size, generator=fitting.generator).numpy()]
     total_loss, correct, seen = 0.0, 0, 0
-    for start in range(0, order.numel(), fitting.batch_size):
+    for idx, pixels, valid in fitting.stream.batches(order, fitting.batch_size):
         phase.check_canceled()
-        idx = order[start : start + fitting.batch_size]
-        if idx.numel() < 2:  # batch norm needs two samples
+        if idx.size < 2:  # batch norm needs two samples
             continue
-        logits = fitting.logits(idx, augment=True)
-        target = fitting.labels[idx].to(fitting.device)
+        logits = fitting.logits(pixels, valid, augment=True)
+        target = fitting.labels[torch.as_tensor(idx)].to(fitting.device)
         loss = fitting.loss_fn(logits, target)
         fitting.optimiser.zero_grad()
         loss.backward()
         fitting.optimiser.step()
-        total_loss += loss.item() * idx.numel()
+        total_loss += loss.item() * idx.size
         correct += int((logits.argmax(1) == target).sum())
-        seen += idx.numel()
-        phase.report((epoch + min(1.0, (start + idx.numel()) / order.numel())) / n_epochs)
+        seen += idx.size
+        phase.report((epoch + min(1.0, seen / order.size)) / n_epochs)
     return total_loss, correct, seen
 
 
-def _evaluate(fitting: _Fitting, idx: np.ndarray, n_classes: int) -> tuple[float, float, np.ndarray]:
-    """Mean loss, accuracy and confusion matrix on tiles ``idx``."""
+def _evaluate(fitting: _Fitting, idx: np.ndarray, n_classes: int, phase: Phase) -> tuple[float, np.ndarray]:
+    """Mean loss and confusion matrix (rows: true class) on tiles ``idx``."""
     fitting.extractor.network.eval()
     confusion = np.zeros((n_classes, n_classes), np.int64)
     total = 0.0
     with torch.inference_mode():
-        for start in range(0, idx.size, fitting.batch_size):
-            sel = torch.as_tensor(idx[start : start + fitting.batch_size])
-            logits = fitting.logits(sel, augment=False)
-            target = fitting.labels[sel].to(fitting.device)
-            total += float(fitting.loss_fn(logits, target)) * sel.numel()
+        for sel, pixels, valid in fitting.stream.batches(idx, fitting.batch_size):
+            phase.check_canceled()
+            logits = fitting.logits(pixels, valid, augment=False)
+            target = fitting.labels[torch.as_tensor(sel)].to(fitting.device)
+            total += float(fitting.loss_fn(logits, target)) * sel.size
             np.add.at(confusion, (target.cpu().numpy(), logits.argmax(1).cpu().numpy()), 1)
-    return total / max(1, idx.size), float(np.trace(confusion) / max(1, confusion.sum())), confusion
+    return total / max(1, idx.size), confusion
 
 
 def _split_protocol(config: ProxyTrainingConfig) -> str:
@@ -369,23 +365,41 @@ def _split_protocol(config: ProxyTrainingConfig) -> str:
     )
 
 
+def _network_report(config: ProxyTrainingConfig, extractor: CnnExtractor, n_reused: int) -> dict:
+    network = extractor.network
+    start = ("model " + Path(config.start_model_path).name if config.start_model_path
+             else "ImageNet" if isinstance(network, EfficientNetProxy) and config.imagenet_start else "random")
+    return {
+        "architecture": network.config["architecture"], "start": start, "reused_tensors": n_reused,
+        "frozen_blocks": int(network.config.get("frozen_blocks", 0)),
+        "weights": int(sum(p.numel() for p in network.parameters())),
+        "trained_weights": int(sum(p.numel() for p in network.parameters() if p.requires_grad)),
+    }
+
+
 def _proxy_report(
-    config: ProxyTrainingConfig, imagery: TrainingImagery, tiles: LabelledTiles, classes: LightClasses,
-    history: EpochHistory, n_reused: int,
+    config: ProxyTrainingConfig, imagery: TrainingImagery, tiles: TileSet, classes: LightClasses,
+    history: EpochHistory, n_reused: int, extractor: CnnExtractor,
 ) -> dict:
     n_train, n_val = int(classes.train.size), int(classes.val.size)
     return {
         "image": Path(config.image_path).name,
+        "scenes": [Path(p).name for p in (config.image_path, *config.more_image_paths)],
         "nightlights": Path(config.nightlights_path).name,
+        "nightlights_kind": describe_lights(config.nightlights_path),
+        "radiometry": imagery.radiometry.label,
         "device": device_name(imagery.device),
+        "network": _network_report(config, extractor, n_reused),
         "tiles": {"total": len(tiles), "train": n_train, "val": n_val, "left_out_as_buffer": int(len(tiles) - n_train - n_val)},
         "tile_size_px": imagery.tile_px,
         "tile_size_m": config.tile_size_m,
         "classes": {"edges": [float(e) for e in classes.edges], "binning": classes.binning,
                     "train_counts": classes.counts.tolist(), "loss_weights": [round(float(w), 4) for w in classes.weights]},
         "epochs": history.epochs,
+        "held_out": held_out_scores(history.confusion, classes.counts),
         "confusion_matrix_val": {"rows": "true class", "columns": "predicted class", "matrix": history.confusion.tolist()},
         "training_tiles_per_second": round(history.tiles_seen / max(history.seconds, 1e-9), 2),
+        "training_seconds": round(history.seconds, 1),
         "reused_layers": n_reused,
         "split": _split_protocol(config),
     }
@@ -394,6 +408,7 @@ def _proxy_report(
 def _proxy_model(
     config: ProxyTrainingConfig, imagery: TrainingImagery, extractor: CnnExtractor, history: EpochHistory, n_tiles: int
 ) -> PovertyModel:
+    scenes = ", ".join(Path(p).name for p in (config.image_path, *config.more_image_paths))
     return PovertyModel(
         name=f"Nightlight proxy CNN ({Path(config.image_path).stem})",
         target=None,
@@ -411,7 +426,9 @@ def _proxy_model(
         ),
         provenance={
             "task": "nightlight classes (proxy task A, Jean et al. 2016)",
-            "data": f"{n_tiles} tiles of {Path(config.image_path).name} with {Path(config.nightlights_path).name}",
+            "network": extractor.network.config["architecture"],
+            "data": f"{n_tiles} tiles of {scenes} with {Path(config.nightlights_path).name}",
+            "nightlights": describe_lights(config.nightlights_path),
             "epochs": config.epochs, "batch_size": config.batch_size, "learning_rate": config.learning_rate,
             "seed": config.seed,
         },

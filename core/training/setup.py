@@ -7,6 +7,7 @@ from typing import Callable, Iterator
 
 import numpy as np
 import torch
+from rasterio.enums import ColorInterp
 from rasterio.io import DatasetReader
 
 from ..device import resolve_device
@@ -94,12 +95,19 @@ def ground_pixel_m(ds: DatasetReader, point: tuple[float, float]) -> float:
     return float(np.mean(pixel_size_m(ds.transform, ds.crs, point)))
 
 
+def data_bands(ds: DatasetReader) -> tuple[int, ...]:
+    """The image's band numbers without its alpha band (an alpha band is read as the
+    validity of pixels, never as a model band)."""
+    return tuple(b for b, ci in enumerate(ds.colorinterp, start=1) if ci != ColorInterp.alpha) or (1,)
+
+
 def _band_numbers(
     ds: DatasetReader, given: tuple[int, ...] | None, model: PovertyModel | None, new_network: bool
 ) -> tuple[int, ...]:
     """The band numbers given, else the model's, else all of the image's; checked."""
-    n_bands = len(model.bands) if model else len(given) if given else ds.count
-    bands = given or (model.band_indexes if model else ()) or tuple(range(1, n_bands + 1))
+    image_bands = data_bands(ds)
+    n_bands = len(model.bands) if model else len(given) if given else len(image_bands)
+    bands = given or (model.band_indexes if model else ()) or image_bands
     if len(bands) == n_bands and all(1 <= b <= ds.count for b in bands):
         return tuple(bands)
     if new_network:
