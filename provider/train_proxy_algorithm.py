@@ -9,13 +9,16 @@ from qgis.core import (
     QgsProcessingFeedback,
     QgsProcessingParameterExtent,
     QgsProcessingParameterFile,
+    QgsProcessingParameterMultipleLayers,
     QgsProcessingParameterFileDestination,
     QgsProcessingParameterRasterLayer,
     QgsProcessingParameterString,
     QgsProcessingParameterEnum,
+    QgsProcessing,
 )
 
 from ..core.models.model_file import MODEL_SUFFIX
+from ..core.extractors.efficientnet import N_BLOCKS
 from ..core.training.proxy import ProxyTrainingConfig, train_proxy
 from .base import PovertyAlgorithm
 from .layer_inputs import extent_in_crs, raster_file_path
@@ -23,7 +26,10 @@ from .layer_inputs import extent_in_crs, raster_file_path
 
 class TrainProxyAlgorithm(PovertyAlgorithm):
     INPUT = "INPUT"
+    MORE_IMAGES = "MORE_IMAGES"
     NIGHTLIGHTS = "NIGHTLIGHTS"
+    NETWORK = "NETWORK"
+    FROZEN_BLOCKS = "FROZEN_BLOCKS"
     EXTENT = "EXTENT"
     TILE_SIZE = "TILE_SIZE"
     N_CLASSES = "N_CLASSES"
@@ -52,13 +58,19 @@ class TrainProxyAlgorithm(PovertyAlgorithm):
             "and bright places from daytime imagery alone. What it learns (roads, roofs, field "
             "patterns) becomes the image features for the poverty model in 'Fit poverty model on "
             "survey clusters'.\n\n"
-            "Satellite image: the daytime imagery. Nightlights: a VIIRS or DMSP raster in any CRS "
-            "and resolution; it is averaged over each tile's footprint. Tile size in metres "
-            "(about 2 km suits 30 m Landsat). Classes: the number of light-intensity classes, "
-            "binned by quantiles of the training tiles, or by fixed thresholds (e.g. 0.5,5).\n"
+            "Satellite image: the daytime imagery (an alpha band marks valid pixels and is not "
+            "learnt from); more scenes (dates) of the same place can join it. Nightlights: a VIIRS "
+            "or DMSP radiance raster, or a colour composite such as NASA Black Marble (its "
+            "luminance is used), in any CRS and resolution; it is averaged over each tile's "
+            "footprint. Network: EfficientNet-Lite0 started from ImageNet weights (the method's "
+            "'reuse the lower layers'), the same from random weights, or a small CNN. Classes: "
+            "dark places, then the lit ones split by quantiles (for real night lights, where most "
+            "places are dark), plain quantiles, or fixed thresholds (e.g. 0.5,5).\n"
             "Validation share: this share of tiles, in whole spatial blocks, is held out to "
             "report honest accuracy; training tiles touching it are left out.\n"
-            "Starting model: a proxy model whose lower layers are reused (transfer learning).\n\n"
+            "Starting model: a proxy model whose lower layers are reused (transfer learning).\n"
+            "The log gives each epoch's held-out accuracy and the time left; Cancel stops it and "
+            "writes nothing.\n\n"
             "Outputs: the model file (a feature extractor), a JSON training report (loss and "
             "accuracy per epoch, validation confusion matrix) and a PNG plot of it."
         )
@@ -72,10 +84,41 @@ class TrainProxyAlgorithm(PovertyAlgorithm):
             ),
         )
         self.add(
+            QgsProcessingParameterMultipleLayers(
+                self.MORE_IMAGES, self.tr("More scenes of the same place (other dates)"),
+                QgsProcessing.TypeRaster, optional=True,
+            ),
+            self.tr(
+                "Optional: further daytime scenes with the same bands and pixel size, e.g. other dates. Their "
+                "tiles join the training set; a place falls on the same side of the validation split on every date."
+            ),
+        )
+        self.add(
             QgsProcessingParameterRasterLayer(self.NIGHTLIGHTS, self.tr("Nighttime lights raster")),
             self.tr(
-                "A VIIRS or DMSP nightlights raster over the same area, in any CRS and resolution; it is "
-                "averaged over each tile's footprint to label the tile dark, dim or bright."
+                "A VIIRS or DMSP radiance raster, or an 8-bit colour composite such as NASA Black Marble (its "
+                "luminance serves as an ordinal intensity), over the same area, in any CRS and resolution; it "
+                "is averaged over each tile's footprint to label the tile dark, dim or bright."
+            ),
+        )
+        self.add(
+            QgsProcessingParameterEnum(
+                self.NETWORK, self.tr("Network"),
+                options=[self.tr("EfficientNet-Lite0 from ImageNet weights"),
+                         self.tr("EfficientNet-Lite0 from random weights"), self.tr("Small CNN (4 layers)")],
+                defaultValue=0,
+            ),
+            self.tr(
+                "EfficientNet-Lite0 from ImageNet weights reuses what the network learnt on photographs (the "
+                "method's transfer learning); from random weights it learns everything from your tiles. The "
+                "small CNN is about 20 times cheaper to run, for quick trials on a CPU."
+            ),
+        )
+        self.add_int(
+            self.FROZEN_BLOCKS, self.tr("Frozen lowest blocks (EfficientNet)"), 0, 0, N_BLOCKS, advanced=True,
+            help_text=self.tr(
+                "How many of EfficientNet's 16 blocks, from the bottom, keep their starting weights (with the "
+                "first convolution). More frozen blocks train faster and need fewer tiles; 0 fine-tunes all."
             ),
         )
         self.add(
@@ -99,11 +142,15 @@ class TrainProxyAlgorithm(PovertyAlgorithm):
         self.add(
             QgsProcessingParameterEnum(
                 self.BINNING, self.tr("Class binning"),
-                options=[self.tr("Quantiles of the training tiles"), self.tr("Fixed thresholds")], defaultValue=0,
+                options=[self.tr("Automatic: dark then quantiles of the lit tiles where most places are dark"),
+                         self.tr("Quantiles of the training tiles"), self.tr("Fixed thresholds")],
+                defaultValue=0,
             ),
             self.tr(
-                "Quantiles: classes with equal numbers of training tiles, for any nightlights product. Fixed "
-                "thresholds: class edges in light units that you give below."
+                "Automatic: where most places are dark (real night lights), the dark tiles (up to 3 robust "
+                "standard deviations above the typical tile) form the first class and the lit ones are split "
+                "into equal shares; elsewhere plain quantiles. The report says which was used. Quantiles: equal numbers of training tiles per class. "
+                "Fixed thresholds: class edges in light units that you give below."
             ),
         )
         self.add(
@@ -183,12 +230,13 @@ class TrainProxyAlgorithm(PovertyAlgorithm):
     def prepareAlgorithm(self, parameters, context: QgsProcessingContext, feedback: QgsProcessingFeedback) -> bool:  # noqa: N802
         layer = self.parameterAsRasterLayer(parameters, self.INPUT, context)
         self._image = raster_file_path(layer)
+        self._more = tuple(raster_file_path(more) for more in self.parameterAsLayerList(parameters, self.MORE_IMAGES, context))
         self._lights = raster_file_path(self.parameterAsRasterLayer(parameters, self.NIGHTLIGHTS, context))
         self._bounds = extent_in_crs(self, parameters, self.EXTENT, context, layer.crs())
         return True
 
     def _thresholds(self, parameters, context) -> tuple[float, ...] | None:
-        if self.parameterAsEnum(parameters, self.BINNING, context) == 0:
+        if self.parameterAsEnum(parameters, self.BINNING, context) != 2:
             return None
         text = self.parameterAsString(parameters, self.THRESHOLDS, context)
         try:
@@ -203,8 +251,10 @@ class TrainProxyAlgorithm(PovertyAlgorithm):
         model_out = self.parameterAsFileOutput(parameters, self.OUTPUT_MODEL, context)
         report_out = self.parameterAsFileOutput(parameters, self.OUTPUT_REPORT, context) or None
         plot_out = self.parameterAsFileOutput(parameters, self.OUTPUT_PLOT, context) or None
+        network = self.parameterAsEnum(parameters, self.NETWORK, context)
         config = ProxyTrainingConfig(
             image_path=self._image,
+            more_image_paths=self._more,
             nightlights_path=self._lights,
             model_path=model_out,
             report_path=report_out,
@@ -213,7 +263,11 @@ class TrainProxyAlgorithm(PovertyAlgorithm):
             band_indexes=self.band_indexes(parameters, context),
             radiometry=self.radiometry(parameters, context),
             tile_size_m=self.parameterAsDouble(parameters, self.TILE_SIZE, context),
+            architecture="small_cnn" if network == 2 else "efficientnet_lite0",
+            imagenet_start=network == 0,
+            frozen_blocks=self.parameterAsInt(parameters, self.FROZEN_BLOCKS, context),
             n_classes=self.parameterAsInt(parameters, self.N_CLASSES, context),
+            binning="quantiles" if self.parameterAsEnum(parameters, self.BINNING, context) == 1 else "auto",
             thresholds=self._thresholds(parameters, context),
             epochs=self.parameterAsInt(parameters, self.EPOCHS, context),
             batch_size=self.parameterAsInt(parameters, self.BATCH_SIZE, context),
@@ -224,13 +278,14 @@ class TrainProxyAlgorithm(PovertyAlgorithm):
             seed=self.parameterAsInt(parameters, self.SEED, context),
         )
         with self.user_errors():
-            result = train_proxy(config, lambda f: feedback.setProgress(100.0 * f), feedback.isCanceled)
+            result = train_proxy(config, lambda f: feedback.setProgress(100.0 * f), feedback.isCanceled,
+                                 feedback.pushInfo)
         report = result.report
-        for epoch in report["epochs"]:
-            feedback.pushInfo(
-                self.tr("Epoch {epoch}: loss {train_loss:.3f} (validation {val_loss:.3f}), "
-                        "accuracy {train_accuracy:.2f} (validation {val_accuracy:.2f})").format(**epoch)
-            )
-        feedback.pushInfo(self.tr("Trained on {} with {} tiles ({} for validation).").format(
-            report["device"], report["tiles"]["train"], report["tiles"]["val"]))
+        held_out = report["held_out"]
+        feedback.pushInfo(self.tr("Trained {} ({} start) on {} with {} tiles ({} held out).").format(
+            report["network"]["architecture"], report["network"]["start"], report["device"],
+            report["tiles"]["train"], report["tiles"]["val"]))
+        feedback.pushInfo(self.tr(
+            "Held-out blocks: accuracy {accuracy:.2f}, balanced accuracy {balanced_accuracy:.2f}; chance "
+            "{chance:.2f}, always the commonest class {majority_class_accuracy:.2f}.").format(**held_out))
         return {self.OUTPUT_MODEL: model_out, self.OUTPUT_REPORT: report_out, self.OUTPUT_PLOT: plot_out}

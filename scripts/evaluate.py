@@ -10,13 +10,23 @@ the fold's test split, the five test splits pooled). The variant reported as ``b
 chosen by its pooled score on the VAL splits only (fit on train, scored on val); the
 test splits are never used to choose anything, their scores are only reported.
 
+Kinshasa proxy task (core.evaluation.kinshasa): three networks learn night-light classes
+from the two Landsat dates with the same tiles, split, epochs and settings; their scores
+on the held-out spatial blocks come from the training reports in out/kinshasa/ (trained
+by scripts/train_kinshasa_cnn.py, which this script runs first when they are missing:
+about half an hour on 2 CPU cores). Lines ``dataset=kinshasa_proxy variant=<network>
+accuracy= balanced_accuracy= chance= majority= n=<held-out tiles>``.
+
 Kinshasa DHS (the 44 DR Congo 2013 clusters on the 2013 Landsat 8 scene, night lights
 from Black Marble 2016): the plugin's own survey fit, fit_clusters, as an analyst would
-run it, with its defaults (10 km box, 1920 m tiles, five folds, seed 0; nothing was tuned
-on these clusters) and clusters within 10 km of each other in one fold. One line per
-extractor and one for night lights alone (the fit's own baseline, on the same folds),
-then the same out-of-fold predictions scored over the 7 rural clusters only: 7 clusters
-whose wealth spans 0.24 index units, so those figures are indicative at most.
+run it, with its defaults (10 km box, five folds, seed 0; nothing was tuned on these
+clusters) and clusters within 10 km of each other in one fold. One line per feature
+extractor: ``cnn`` (the ImageNet-started network fine-tuned on night lights),
+``imagenet`` (the same network at its ImageNet weights, same tiles and standardization),
+``histogram``, ``random`` (1920 m tiles), and ``nightlights`` alone (the fit's own
+baseline, on the same folds); then the same out-of-fold predictions scored over the 7
+rural clusters only: 7 clusters whose wealth spans 0.24 index units, so those figures
+are indicative at most.
 
 Prints lines ``dataset=<set> variant=<name> r2=<squared Pearson> R2=<coefficient of
 determination> n=<clusters>``, then one line naming the best LSMS variant and its val
@@ -33,17 +43,19 @@ import numpy as np
 from _bootstrap import ROOT, import_plugin_package
 
 import_plugin_package()
-from poverty_mapper.core.evaluation import dhs, lsms  # noqa: E402
+from poverty_mapper.core.evaluation import dhs, kinshasa, lsms  # noqa: E402
 from poverty_mapper.core.evaluation.fixed_folds import evaluate_on_folds  # noqa: E402
 from poverty_mapper.core.evaluation.lsms_features import VARIANTS, select_by_validation, validation_scores  # noqa: E402
 from poverty_mapper.core.regression.metrics import coefficient_of_determination, squared_pearson  # noqa: E402
-from poverty_mapper.core.training.clusters import Cluster, ClusterFitConfig, fit_clusters  # noqa: E402
+from poverty_mapper.core.models.model_file import load_model, save_model  # noqa: E402
+from poverty_mapper.core.training.clusters import fit_clusters  # noqa: E402
+from train_kinshasa_cnn import DEFAULT_OUT as PROXY_DIR  # noqa: E402
+from train_kinshasa_cnn import proxy_paths, train_variants  # noqa: E402
 
 DEFAULT_REAL = ROOT.parent / "shared" / "data" / "real"
 DEFAULT_DATA = DEFAULT_REAL / "yeh2020_lsms"
 DEFAULT_OUT = ROOT / "out" / "eval" / "lsms.json"
 DEFAULT_KINSHASA_OUT = ROOT / "out" / "eval" / "kinshasa.json"
-KINSHASA_EXTRACTORS = ("histogram", "random")
 
 
 def _line(dataset: str, name: str, pooled: dict) -> str:
@@ -85,34 +97,41 @@ def _scores(observed: np.ndarray, predicted: np.ndarray) -> dict:
     }
 
 
-def kinshasa_config(real_dir: Path, extractor: str, model_path: Path) -> ClusterFitConfig:
-    """fit_clusters on the Kinshasa DHS clusters, with the plugin's defaults."""
-    survey = dhs.load_dhs_clusters(real_dir / dhs.KINSHASA_CLUSTERS, crs="EPSG:3857")
-    clusters = tuple(
-        Cluster(float(x), float(y), float(w), 1.0, str(i)) for i, (x, y, w) in enumerate(zip(survey.x, survey.y, survey.wealth))
-    )
-    return ClusterFitConfig(
-        str(real_dir / dhs.KINSHASA_IMAGE), clusters, str(model_path), outcome_name="wealthpooled",
-        outcome_unit="DHS asset index", extractor=extractor, band_indexes=dhs.KINSHASA_BANDS,
-        radiometry=dhs.KINSHASA_RADIOMETRY, nightlights_path=str(real_dir / dhs.KINSHASA_LIGHTS),
-        fold_distance_m=dhs.KINSHASA_FOLD_DISTANCE_M, device="cpu",
-    )
+def kinshasa_extractors(work_dir: Path) -> dict[str, str]:
+    """variant -> fit_clusters extractor: the CNN variants as model files."""
+    tuned = proxy_paths(PROXY_DIR, kinshasa.BUNDLED_VARIANT)[0]
+    untuned = save_model(kinshasa.untuned_imagenet_model(load_model(tuned)), work_dir / "kinshasa_imagenet_untuned.povmodel")
+    return {"cnn": str(tuned), "imagenet": str(untuned), "histogram": "histogram", "random": "random"}
 
 
 def run_kinshasa(real_dir: Path, work_dir: Path) -> dict:
     """Out-of-fold scores of each extractor and of night lights, over all and the rural clusters."""
     rural_of = ~dhs.load_dhs_clusters(real_dir / dhs.KINSHASA_CLUSTERS).urban
     results: dict = {"all": {}, "rural": {}, "reports": {}}
-    for extractor in KINSHASA_EXTRACTORS:
-        fit = fit_clusters(kinshasa_config(real_dir, extractor, work_dir / f"kinshasa_{extractor}.povmodel"))
+    for name, extractor in kinshasa_extractors(work_dir).items():
+        fit = fit_clusters(kinshasa.cluster_config(real_dir, extractor, work_dir / f"kinshasa_{name}.povmodel"))
         rural = rural_of[fit.used]
-        results["all"][extractor] = _scores(fit.observed, fit.predicted)
-        results["rural"][extractor] = _scores(fit.observed[rural], fit.predicted[rural])
-        results["reports"][extractor] = fit.report
+        results["all"][name] = _scores(fit.observed, fit.predicted)
+        results["rural"][name] = _scores(fit.observed[rural], fit.predicted[rural])
+        results["reports"][name] = fit.report
         lights = fit.baseline_predicted
     results["all"]["nightlights"] = _scores(fit.observed, lights)
     results["rural"]["nightlights"] = _scores(fit.observed[rural], lights[rural])
     return results
+
+
+def proxy_lines(real_dir: Path) -> list[str]:
+    """One line per network of the proxy comparison (trained first where missing)."""
+    reports = train_variants(real_dir, PROXY_DIR, list(kinshasa.PROXY_VARIANTS), "cpu", force=False)
+    lines = []
+    for variant, report in reports.items():
+        h = report["held_out"]
+        lines.append(
+            f"dataset=kinshasa_proxy variant={variant} accuracy={h['accuracy']:.4f} "
+            f"balanced_accuracy={h['balanced_accuracy']:.4f} chance={h['chance']:.4f} "
+            f"majority={h['majority_class_accuracy']:.4f} n={h['n']}\n"
+        )
+    return lines
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -134,12 +153,14 @@ def main(argv: list[str] | None = None) -> int:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=1) + "\n")
     args.kinshasa_out.parent.mkdir(parents=True, exist_ok=True)
-    kinshasa = run_kinshasa(args.real, args.kinshasa_out.parent)
+    for line in proxy_lines(args.real):
+        sys.stdout.write(line)
+    results = run_kinshasa(args.real, args.kinshasa_out.parent)
     for subset, dataset in (("all", "kinshasa_dhs"), ("rural", "kinshasa_dhs_rural")):
-        for name, pooled in kinshasa[subset].items():
+        for name, pooled in results[subset].items():
             sys.stdout.write(_line(dataset, name, pooled))
     sys.stdout.write("kinshasa_dhs_rural: 7 clusters, wealth spanning 0.24 index units; indicative at most\n")
-    args.kinshasa_out.write_text(json.dumps(kinshasa, indent=1) + "\n")
+    args.kinshasa_out.write_text(json.dumps(results, indent=1) + "\n")
     return 0
 
 

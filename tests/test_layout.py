@@ -87,12 +87,14 @@ def test_no_unsafe_model_loading():
 
 # The engine's folders follow the pipeline: imagery -> tiles -> features -> regression ->
 # model -> map. A stage may import the shared modules and earlier stages, never a later
-# stage or a sibling, so each stage can be read (and replaced) on its own.
+# stage or a sibling, so each stage can be read (and replaced) on its own. Evaluation
+# comes last: it measures the training protocols on real data.
 STAGE_RANKS = {
     "errors": 0, "device": 0, "atomic": 0, "options": 0,
     "imagery": 1, "extractors": 1, "regression": 1,
     "models": 2,
-    "training": 3, "inference": 3, "maps": 3, "evaluation": 3,
+    "training": 3, "inference": 3, "maps": 3,
+    "evaluation": 4,
 }
 
 

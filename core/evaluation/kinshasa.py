@@ -13,8 +13,10 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
-from ..extractors.cnn import SMALL_CNN
+from ..extractors.cnn import SMALL_CNN, CnnExtractor
 from ..extractors.efficientnet import ARCHITECTURE as EFFICIENTNET
+from ..models.model_file import PovertyModel
+from ..training.clusters import Cluster, ClusterFitConfig
 from ..training.proxy import ProxyTrainingConfig
 from . import dhs
 
@@ -52,3 +54,31 @@ def proxy_config(real_dir: Path, variant: str, model_path: Path, report_path: Pa
         seed=0,
     )
     return replace(base, **PROXY_VARIANTS[variant])
+
+
+def cluster_config(real_dir: Path, extractor: str, model_path: Path) -> ClusterFitConfig:
+    """fit_clusters on the 44 Kinshasa DHS clusters with the plugin's defaults (10 km box,
+    five folds, seed 0) and clusters within 10 km of each other in one fold."""
+    survey = dhs.load_dhs_clusters(real_dir / dhs.KINSHASA_CLUSTERS, crs="EPSG:3857")
+    clusters = tuple(
+        Cluster(float(x), float(y), float(w), 1.0, str(i)) for i, (x, y, w) in enumerate(zip(survey.x, survey.y, survey.wealth))
+    )
+    return ClusterFitConfig(
+        str(real_dir / dhs.KINSHASA_IMAGE), clusters, str(model_path), outcome_name="wealthpooled",
+        outcome_unit="DHS asset index", extractor=extractor, band_indexes=dhs.KINSHASA_BANDS,
+        radiometry=dhs.KINSHASA_RADIOMETRY, nightlights_path=str(real_dir / dhs.KINSHASA_LIGHTS),
+        fold_distance_m=dhs.KINSHASA_FOLD_DISTANCE_M, device="cpu",
+    )
+
+
+def untuned_imagenet_model(proxy: PovertyModel) -> PovertyModel:
+    """``proxy`` with its network back at the ImageNet weights (no fine-tuning), the same
+    tiles and input standardization: what the night-light task added, isolated."""
+    from ..extractors.efficientnet import EfficientNetProxy
+    from ..extractors.imagenet import imagenet_state_dict
+
+    config = proxy.extractor.network.config
+    network = EfficientNetProxy(config["in_bands"], config["n_classes"])
+    network.load_imagenet(imagenet_state_dict())
+    extractor = CnnExtractor(network.eval(), proxy.extractor.band_means, proxy.extractor.band_stds)
+    return replace(proxy, name="EfficientNet-Lite0, ImageNet weights (not fine-tuned)", extractor=extractor)

@@ -34,5 +34,6 @@ def imagenet_weights_path() -> Path:
 
 def imagenet_state_dict() -> dict[str, torch.Tensor]:
     """The ImageNet-trained EfficientNet-Lite0 weights, as tensors."""
-    state = torch.load(imagenet_weights_path(), map_location="cpu", weights_only=True)
+    path = imagenet_weights_path()
+    state = torch.load(path, map_location="cpu", weights_only=True)
     return {k: v for k, v in state.items() if not k.endswith("num_batches_tracked")}

@@ -170,6 +170,8 @@ class ModelInfo:
             f"tiles of {self.tile_size_px} px at {self.pixel_size_m:g} m ({self.tile_size_m / 1000:g} km).",
             how,
         ]
+        if self.provenance.get("network"):
+            lines.append(f"Network: {self.provenance['network']}.")
         if self.provenance.get("data"):
             lines.append(f"Trained on: {self.provenance['data']}.")
         pooled = self.scores.pooled
@@ -178,4 +180,6 @@ class ModelInfo:
                 f"Cross-validated on {pooled.n if pooled.n is not None else '?'} clusters: r² {pooled.r2:.2f} "
                 f"(squared Pearson), R² {pooled.R2:.2f} (coefficient of determination)."
             )
+        if self.provenance.get("use"):
+            lines.append(f"Use: {self.provenance['use']}")
         return "\n".join(lines)

@@ -33,6 +33,7 @@ from .progress import CancelCheck, Phase, PhasedProgress, ProgressCallback
 from .proxy_tiles import (
     TileSet,
     TileStream,
+    choose_binning,
     class_edges,
     labelled_tiles,
     light_classes,
@@ -43,7 +44,7 @@ from .setup import TrainingImagery, open_imagery, region_centre
 log = logging.getLogger("poverty_mapper")
 
 # Shares of the progress bar: reading the tiles, then the epochs; the rest takes moments.
-PROXY_PHASES = {"labelled tiles": 1.0, "classes": 0.0, "network": 0.0, "epochs": 8.0, "report": 0.0}
+PROXY_PHASES = {"labelled tiles": 1.0, "classes": 0.0, "network": 0.0, "epochs": 4.0, "report": 0.0}
 ARCHITECTURES = (EFFICIENTNET, SMALL_CNN)
 # The spread of an ImageNet network's inputs (TensorFlow's Lite preprocessing maps 0-255
 # to -1..1; natural photographs then have a standard deviation of about 0.5): training
@@ -72,7 +73,7 @@ class ProxyTrainingConfig(TileOptions, _ProxyTrainingConfigInputs):
     imagenet_start: bool = True  # EfficientNet: start from ImageNet weights (else random)
     frozen_blocks: int = 0  # EfficientNet: the stem and this many lowest blocks stay as started
     n_classes: int = 3
-    binning: str = "dark_then_quantiles"  # or 'quantiles'; fixed edges with ``thresholds``
+    binning: str = "auto"  # 'dark_then_quantiles', 'quantiles' or 'auto' (the first where lights are mostly dark)
     thresholds: tuple[float, ...] | None = None  # fixed class edges
     epochs: int = 10
     learning_rate: float = 1e-3
@@ -197,11 +198,14 @@ def _light_classes(config: ProxyTrainingConfig, tiles: TileSet) -> LightClasses:
     train, val = spatial_block_split(
         tiles.x / tiles.tile_m, -tiles.y / tiles.tile_m, config.block_size_tiles, config.val_fraction, config.seed
     )
-    binning = "fixed" if config.thresholds else config.binning
+    binning = (
+        "fixed" if config.thresholds
+        else choose_binning(tiles.lights[train], config.n_classes) if config.binning == "auto" else config.binning
+    )
     edges = (
         np.asarray(sorted(config.thresholds), np.float64)
         if config.thresholds
-        else class_edges(tiles.lights[train], config.n_classes, config.binning)
+        else class_edges(tiles.lights[train], config.n_classes, binning)
     )
     labels = light_classes(tiles.lights, edges)
     n_classes = edges.size + 1
@@ -257,6 +261,7 @@ class _Fitting:
     labels: torch.Tensor
     loss_fn: nn.Module
     optimiser: torch.optim.Optimizer
+    schedule: torch.optim.lr_scheduler.LRScheduler  # cosine decay of the learning rate, per batch
     generator: torch.Generator  # the order of the tiles and their turns
     device: torch.device
     batch_size: int
@@ -275,16 +280,21 @@ def _epochs(
     extractor: CnnExtractor, phase: Phase, status: StatusCallback | None,
 ) -> EpochHistory:
     """Softmax + cross-entropy weighted against class imbalance, Adam on the weights that
-    are not frozen; validation on the held-out blocks after each epoch."""
+    are not frozen with the learning rate decaying to 0 along a cosine (the last epochs
+    settle instead of jumping between minima); validation on the held-out blocks after
+    each epoch."""
     network = extractor.network.to(device)
     if device.type == "cuda":
         network.to(memory_format=torch.channels_last)
+    optimiser = torch.optim.Adam([p for p in network.parameters() if p.requires_grad], lr=config.learning_rate)
+    steps = config.epochs * -(-classes.train.size // config.batch_size)
     fitting = _Fitting(
         extractor=extractor,
         stream=stream,
         labels=torch.as_tensor(classes.labels, dtype=torch.long),
         loss_fn=nn.CrossEntropyLoss(weight=torch.as_tensor(classes.weights, dtype=torch.float32, device=device)),
-        optimiser=torch.optim.Adam([p for p in network.parameters() if p.requires_grad], lr=config.learning_rate),
+        optimiser=optimiser,
+        schedule=torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, T_max=max(1, steps)),
         generator=torch.Generator().manual_seed(config.seed),
         device=device,
         batch_size=config.batch_size,
@@ -336,6 +346,7 @@ def _train_epoch(fitting: _Fitting, train: np.ndarray, phase: Phase, epoch: int,
         fitting.optimiser.zero_grad()
         loss.backward()
         fitting.optimiser.step()
+        fitting.schedule.step()
         total_loss += loss.item() * idx.size
         correct += int((logits.argmax(1) == target).sum())
         seen += idx.size

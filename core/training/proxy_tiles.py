@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Iterator, Sequence
 
 import numpy as np
@@ -27,7 +28,7 @@ READ_CHUNK = 64  # tiles read per batch while labelling
 # colour composites, the renderer's faint terrain.
 DARK_SPREAD = 3.0
 MIN_LIT_PER_CLASS = 2
-BINNINGS = ("dark_then_quantiles", "quantiles", "fixed")
+BINNINGS = ("auto", "dark_then_quantiles", "quantiles")
 
 
 @dataclass(frozen=True)
@@ -70,6 +71,11 @@ def labelled_tiles(
         own_bounds = bounds if bounds is None or k == 0 else transform_bounds(scenes[0].dataset.crs, ds.crs, *bounds)
         grid = tile_grid_for(ds.transform, ds.crs, region_window(ds.transform, ds.width, ds.height, own_bounds), tile_m)
         lights = mean_lights_on_grid(nightlights_path, grid.transform, grid.shape, ds.crs)
+        if not np.isfinite(lights).any():
+            raise PovertyMapperError(
+                "The nightlights raster does not cover the region of the image; choose nightlights that "
+                f"overlap it ({Path(ds.name).name})."
+            )
         cells = [(r, c) for r, c in grid.cells() if np.isfinite(lights[r, c])]
 
         def report(done: float, k=k) -> None:
@@ -117,7 +123,22 @@ def _sums(pixels: torch.Tensor, valid: torch.Tensor) -> np.ndarray:
     return np.stack([values.sum(1).numpy(), (values**2).sum(1).numpy(), np.full(values.shape[0], values.shape[1], float)])
 
 
-def class_edges(lights: np.ndarray, n_classes: int, binning: str = "dark_then_quantiles") -> np.ndarray:
+def choose_binning(lights: np.ndarray, n_classes: int) -> str:
+    """``auto`` binning: dark then quantiles where lit places stand out of a dark
+    majority (real night lights), else plain quantiles."""
+    return "dark_then_quantiles" if _lit(lights).size >= MIN_LIT_PER_CLASS * (n_classes - 1) else "quantiles"
+
+
+def _dark_edge(lights: np.ndarray) -> float:
+    median = float(np.median(lights))
+    return median + DARK_SPREAD * 1.4826 * float(np.median(np.abs(lights - median)))
+
+
+def _lit(lights: np.ndarray) -> np.ndarray:
+    return lights[lights > _dark_edge(lights)]
+
+
+def class_edges(lights: np.ndarray, n_classes: int, binning: str = "auto") -> np.ndarray:
     """Class edges from the training tiles' lights; a tile is in class k when k edges lie
     below its value.
 
@@ -125,20 +146,22 @@ def class_edges(lights: np.ndarray, n_classes: int, binning: str = "dark_then_qu
     classes rather than leave one empty). ``dark_then_quantiles`` (for real night
     lights, where most places are dark): class 0 holds the dark tiles, up to
     :data:`DARK_SPREAD` robust standard deviations above the median tile, and the lit
-    tiles above it are split into ``n_classes - 1`` quantile classes.
+    tiles above it are split into ``n_classes - 1`` quantile classes. ``auto``: the first
+    where there are enough lit tiles, else the second (:func:`choose_binning`).
     """
     if lights.min() == lights.max():
         raise PovertyMapperError(
             "The nightlights are the same over all training tiles; choose a region with lit and dark places."
         )
+    if binning == "auto":
+        binning = choose_binning(lights, n_classes)
     if binning == "quantiles":
         edges = np.unique(np.quantile(lights, np.arange(1, n_classes) / n_classes))
         return edges[edges < lights.max()]
     if binning != "dark_then_quantiles":
         raise ValueError(f"unknown binning {binning!r}")
-    median = float(np.median(lights))
-    dark_edge = median + DARK_SPREAD * 1.4826 * float(np.median(np.abs(lights - median)))
-    lit = lights[lights > dark_edge]
+    dark_edge = _dark_edge(lights)
+    lit = _lit(lights)
     if lit.size < MIN_LIT_PER_CLASS * (n_classes - 1):
         raise PovertyMapperError(
             f"Only {lit.size} training tiles are lit (above {dark_edge:.3g}, the dark level of this region); "

@@ -127,3 +127,38 @@ def test_untrained_extractors_recover_the_planted_relation(world, tmp_path, extr
     assert result.report["cv"]["pooled"]["r2"] >= 0.8
     # The histogram extractor of a cluster fit gives square-rooted frequencies.
     assert load_model(tmp_path / f"{extractor}.povmodel").extractor.kind == {"histogram": "histogram_sqrt"}.get(extractor, extractor)
+
+
+# EfficientNet-Lite0 from ImageNet weights, the default network, on tiles of 32 pixels
+# (at 16 its five stride-2 stages leave a single cell).
+EFFICIENTNET_TILE_M = 960.0
+EFFICIENTNET_BOX_M = 1920.0
+
+
+@pytest.fixture(scope="module")
+def imagenet_proxy(world, tmp_path_factory):
+    out = tmp_path_factory.mktemp("imagenet_proxy")
+    result = train_proxy(
+        ProxyTrainingConfig(image_path=str(world.image_path), nightlights_path=str(world.lights_path),
+                            model_path=str(out / "proxy.povmodel"), tile_size_m=EFFICIENTNET_TILE_M,
+                            epochs=4, batch_size=32, block_size_tiles=3, frozen_blocks=3, device="cpu")
+    )
+    return result, out / "proxy.povmodel"
+
+
+def test_imagenet_started_network_learns_above_chance(imagenet_proxy):
+    report = imagenet_proxy[0].report
+    assert report["network"] == {**report["network"], "architecture": "efficientnet_lite0", "start": "ImageNet"}
+    held_out = report["held_out"]
+    assert held_out["balanced_accuracy"] > held_out["chance"] + 0.25, held_out
+
+
+def test_imagenet_started_features_recover_the_planted_relation(world, imagenet_proxy, tmp_path):
+    result = fit_clusters(
+        ClusterFitConfig(image_path=str(world.image_path), clusters=_clusters(world),
+                         model_path=str(tmp_path / "fit.povmodel"), outcome_name="generated wealth",
+                         extractor=str(imagenet_proxy[1]), box_size_m=EFFICIENTNET_BOX_M)
+    )
+    pooled = result.report["cv"]["pooled"]
+    assert pooled["n"] == len(world.clusters)
+    assert pooled["r2"] >= 0.7 and pooled["R2"] >= 0.6, pooled

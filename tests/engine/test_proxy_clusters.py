@@ -9,23 +9,21 @@ from poverty_mapper.core.errors import PovertyMapperError
 from poverty_mapper.core.models.model_file import load_model
 from poverty_mapper.core.training.proxy import (
     ProxyTrainingConfig,
-    class_thresholds,
-    light_classes,
-    spatial_block_split,
     train_proxy,
 )
+from poverty_mapper.core.training.proxy_tiles import class_edges, light_classes, spatial_block_split
 from poverty_mapper.core.regression.folds import group_folds
 
 
 def test_quantile_classes_are_balanced():
     lights = np.arange(300, dtype=float)
-    edges = class_thresholds(lights, 3)
+    edges = class_edges(lights, 3, "quantiles")
     assert np.bincount(light_classes(lights, edges)).tolist() == [100, 100, 100]
 
 
 def test_dark_ties_merge_classes_instead_of_leaving_one_empty():
     lights = np.array([0.0] * 80 + list(np.linspace(1, 50, 20)))
-    edges = class_thresholds(lights, 3)
+    edges = class_edges(lights, 3, "quantiles")
     counts = np.bincount(light_classes(lights, edges))
     assert counts.min() > 0
     assert counts[0] == 80  # all dark tiles in the lowest class
@@ -33,7 +31,7 @@ def test_dark_ties_merge_classes_instead_of_leaving_one_empty():
 
 def test_constant_lights_are_a_clear_error():
     with pytest.raises(PovertyMapperError, match="same over all training tiles"):
-        class_thresholds(np.ones(50), 3)
+        class_edges(np.ones(50), 3)
 
 
 def test_spatial_split_keeps_neighbours_apart():
@@ -72,7 +70,8 @@ SMALL_WORLD_FOLD_M = 750.0
 
 def test_transfer_reuses_lower_layers(small_world, tmp_path):
     common = dict(image_path=str(small_world.image_path), nightlights_path=str(small_world.lights_path),
-                  tile_size_m=480.0, epochs=1, batch_size=32, block_size_tiles=2)
+                  tile_size_m=480.0, epochs=1, batch_size=32, block_size_tiles=2,
+                  architecture="small_cnn", binning="quantiles")
     first = train_proxy(ProxyTrainingConfig(model_path=str(tmp_path / "a.povmodel"), **common))
     assert first.report["reused_layers"] == 0
     second = train_proxy(

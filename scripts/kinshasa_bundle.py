@@ -1,0 +1,48 @@
+"""The bundled Kinshasa CNN model: the ImageNet-started proxy network fitted on the 44
+DR Congo 2013 DHS clusters (called by train_kinshasa_cnn.py --bundle).
+
+The survey clusters stay out of the model file: it holds the network's weights, the
+ridge coefficients, the outcome's spread and the cross-validated scores, no coordinates.
+"""
+from __future__ import annotations
+
+import dataclasses
+import sys
+from pathlib import Path
+
+from _bootstrap import ROOT, import_plugin_package
+
+import_plugin_package()
+from poverty_mapper.core.evaluation import kinshasa  # noqa: E402
+from poverty_mapper.core.models.model_file import load_model, save_model  # noqa: E402
+from poverty_mapper.core.training.clusters import fit_clusters  # noqa: E402
+
+NAME = "Kinshasa CNN (EfficientNet-Lite0, DHS wealth) v1"
+USE = (
+    "one city region (Kinshasa and Brazzaville) and 44 survey clusters, 37 of them urban: "
+    "indicative for comparing neighbourhoods of a Central African city on imagery like the "
+    "training scenes (Landsat 8 true colour rendered to 8 bit, about 38 m). Elsewhere, or on "
+    "reflectance or Level-1 imagery (read through their radiometry and standardized), the "
+    "estimates are untested; rural estimates rest on 7 clusters."
+)
+
+
+def write_bundled_model(real: Path, proxy_path: Path, out: Path) -> Path:
+    fit = fit_clusters(kinshasa.cluster_config(real, str(proxy_path), ROOT / "out" / "kinshasa" / "fit_cnn.povmodel"))
+    fitted = load_model(fit.model_path)
+    proxy = load_model(proxy_path)
+    provenance = {
+        **fitted.provenance,
+        "network": "EfficientNet-Lite0 started from ImageNet weights, fine-tuned on night-light classes",
+        "data": (
+            "proxy task: Landsat 8 over Kinshasa on 2013-07-28 and 2015-09-04 (true colour rendered to 8 bit), "
+            "NASA Black Marble 2016 night lights (colour composite luminance); survey: 44 DHS clusters of DR "
+            "Congo 2013 (wealthpooled)"
+        ),
+        "proxy": proxy.provenance,
+        "use": USE,
+    }
+    model = dataclasses.replace(fitted, name=NAME, provenance=provenance)
+    save_model(model, out)
+    sys.stdout.write(f"wrote {out}: {fit.report['cv']['pooled']}\n")
+    return out
