@@ -1,7 +1,7 @@
-"""Model section of the dock: the model file and its card.
+"""Model section of the dock: one of the bundled models, by name, or a model file; and its card.
 
-The card comes from the file's description alone (:func:`read_model_info`), so
-choosing a model neither loads its arrays nor imports torch; the prediction loads it.
+The names and the card come from the files' descriptions alone (:func:`read_model_info`),
+so choosing a model neither loads its arrays nor imports torch; the prediction loads it.
 """
 from __future__ import annotations
 
@@ -13,32 +13,52 @@ from qgis.PyQt.QtCore import QCoreApplication, pyqtSignal
 from qgis.PyQt.QtWidgets import QWidget
 
 from ..core.errors import PovertyMapperError
-from ..core.models.defaults import DEFAULT_MODEL_PATH
+from ..core.models.defaults import DEFAULT_MODEL_KEY, bundled_models
 from ..core.models.model_file import MODEL_SUFFIX, ModelInfo, read_model_info
+from .combo_box import select_data
 from .settings import DockSetting
 
 FORM_CLASS, _ = uic.loadUiType(str(Path(__file__).with_name("model_panel.ui")))
+
+BUNDLED_PREFIX = "bundled:"  # how a bundled model is remembered: by its key, not its path
+OTHER_FILE = "other file"  # the combo's data for "Other model file…" (no bundled key has a space)
 
 
 def tr(text: str) -> str:
     return QCoreApplication.translate("ModelPanel", text)
 
 
+def bundled_label(key: str, path: Path) -> str:
+    """The combo's name for a bundled model: its own name and what it reads."""
+    try:
+        info = read_model_info(path)
+    except PovertyMapperError:
+        return key  # its card says what is wrong with it
+    return tr("{} ({}, {:g} m)").format(info.name, info.extractor_kind, info.pixel_size_m)
+
+
 class ModelPanel(QWidget, FORM_CLASS):
-    modelChanged = pyqtSignal()  # another model file was chosen: model_info() describes it
+    modelChanged = pyqtSignal()  # another model was chosen: model_info() describes it
 
     def __init__(self, parent=None):
         super().__init__(parent)
         self.setupUi(self)
         self._info: ModelInfo | None = None
+        self._bundled = bundled_models()
+        for key, path in self._bundled.items():
+            self.modelCombo.addItem(bundled_label(key, path), key)
+        self.modelCombo.addItem(tr("Other model file…"), OTHER_FILE)
         self.modelWidget.setStorageMode(QgsFileWidget.StorageMode.GetFile)
         self.modelWidget.setFilter(tr("Poverty models (*{})").format(MODEL_SUFFIX))
-        self.modelWidget.setFilePath(DockSetting.MODEL_PATH.read() or str(DEFAULT_MODEL_PATH))
-        self._read_model()
-        self.modelWidget.fileChanged.connect(self._on_file_changed)
+        self._restore_settings()
+        self._show_model()
+        self.modelCombo.currentIndexChanged.connect(self._on_model_changed)
+        self.modelWidget.fileChanged.connect(self._on_model_changed)
 
     def model_path(self) -> str:
-        return self.modelWidget.filePath() or str(DEFAULT_MODEL_PATH)
+        """The chosen bundled model's file, or the chosen model file ("" when none is chosen)."""
+        key = self.modelCombo.currentData()
+        return self.modelWidget.filePath() if key == OTHER_FILE else str(self._bundled[key])
 
     def model_info(self) -> ModelInfo | None:
         """What the chosen file says about its model; None when it cannot be read."""
@@ -46,25 +66,43 @@ class ModelPanel(QWidget, FORM_CLASS):
 
     def problem(self) -> str | None:
         """What the user must fix here before a run, or None."""
-        if self._info is None:
-            return tr("The chosen model file cannot be read: {} Choose another model file.").format(
-                self.modelCard.text()
-            )
-        return None
+        if self._info is not None:
+            return None
+        if not self.model_path():
+            return tr("Choose a model file, or one of the bundled models.")
+        return tr("The chosen model file cannot be read: {} Choose another model file.").format(
+            self.modelCard.text()
+        )
 
     def save_settings(self) -> None:
-        path = self.modelWidget.filePath()
-        # The bundled model is remembered as "" so that it is found wherever the plugin is installed.
-        DockSetting.MODEL_PATH.write("" if path == str(DEFAULT_MODEL_PATH) else path)
+        key = self.modelCombo.currentData()
+        DockSetting.MODEL.write(self.modelWidget.filePath() if key == OTHER_FILE else BUNDLED_PREFIX + key)
 
-    def _on_file_changed(self) -> None:
-        self._read_model()
+    def _restore_settings(self) -> None:
+        remembered = DockSetting.MODEL.read()
+        if remembered and not remembered.startswith(BUNDLED_PREFIX):
+            select_data(self.modelCombo, OTHER_FILE)
+            self.modelWidget.setFilePath(remembered)
+            return
+        if not select_data(self.modelCombo, remembered[len(BUNDLED_PREFIX):]):
+            # "" (what older versions remembered for the bundled model), or a bundled model no longer there
+            select_data(self.modelCombo, DEFAULT_MODEL_KEY)
+
+    def _on_model_changed(self) -> None:
+        self._show_model()
         self.save_settings()
         self.modelChanged.emit()
 
-    def _read_model(self) -> None:
+    def _show_model(self) -> None:
+        """The file widget only for "Other model file…"; the chosen model's card below."""
+        self.modelWidget.setVisible(self.modelCombo.currentData() == OTHER_FILE)
+        path = self.model_path()
+        if not path:
+            self._info = None
+            self.modelCard.setText(tr("Choose a model file ({}).").format(MODEL_SUFFIX))
+            return
         try:
-            self._info = read_model_info(self.model_path())
+            self._info = read_model_info(path)
         except PovertyMapperError as exc:
             self._info = None
             self.modelCard.setText(str(exc))

@@ -12,7 +12,9 @@ class DockSetting(enum.Enum):
     """A remembered choice: its key under ``poverty_mapper/`` and its default, whose
     type is the type it is read back as."""
 
-    MODEL_PATH = ("model_path", "")  # "" = the bundled model, wherever the plugin is installed
+    # "bundled:<key>" = a bundled model, wherever the plugin is installed; else a model file's
+    # path; "" (older versions' bundled model) = the default model
+    MODEL = ("model_path", "")
     DEVICE = ("device", "auto")
     RADIOMETRY = ("radiometry", "auto")
     STRIDE_M = ("stride_m", 0.0)  # 0 = the model's tile size

@@ -40,6 +40,14 @@ def choose(combo, data) -> None:
     assert combo.currentData() == data
 
 
+def choose_model_file(dock, path) -> None:
+    """Chooses "Other model file…", then the file, as a user would."""
+    from poverty_mapper.ui.model_panel import OTHER_FILE
+
+    choose(dock.modelPanel.modelCombo, OTHER_FILE)
+    dock.modelPanel.modelWidget.setFilePath(str(path))
+
+
 def partial_files(folder) -> list[str]:
     return [name for name in os.listdir(folder) if ".partial" in name]
 
@@ -132,7 +140,9 @@ def run_and_wait(dock, qtbot, timeout=120_000) -> tuple[bool, list]:
 
 # -- model, layers, device, advanced --------------------------------------------------
 def test_dock_preselects_default_model_and_shows_card(dock):
-    assert dock.modelPanel.modelWidget.filePath().endswith("default.povmodel")
+    assert dock.modelPanel.modelCombo.currentText().startswith(MODEL_NAME)
+    assert dock.modelPanel.model_path().endswith("default.povmodel")
+    assert dock.modelPanel.modelWidget.isHidden()  # no file picker showing the plugin's own path
     card = dock.modelPanel.modelCard.text()
     assert "asset wealth index" in card  # what it predicts
     assert "3020 LSMS cluster-years" in card  # trained on what
@@ -460,7 +470,7 @@ def test_unreadable_model_is_reported(dock, sample_layer, tmp_path, qgis_iface):
     bad = tmp_path / "broken.povmodel"
     bad.write_bytes(b"not a model")
     dock.imagePanel.layerCombo.setLayer(sample_layer)
-    dock.modelPanel.modelWidget.setFilePath(str(bad))
+    choose_model_file(dock, bad)
     assert "not a readable poverty model file" in dock.modelPanel.modelCard.text()
     assert dock.imagePanel.band_combos == ()
     dock.run()
@@ -482,7 +492,7 @@ def test_algorithm_error_reaches_message_bar_and_log(dock, sample_layer, qtbot, 
     QgsApplication.messageLog().messageReceived.connect(collect)
     try:
         dock.imagePanel.layerCombo.setLayer(sample_layer)
-        dock.modelPanel.modelWidget.setFilePath(str(extractor_only))
+        choose_model_file(dock, extractor_only)
         assert "feature extractor only" in dock.modelPanel.modelCard.text()
         ok, added = run_and_wait(dock, qtbot)
     finally:
@@ -511,7 +521,7 @@ def test_settings_are_remembered_between_sessions(make_dock, tmp_path):
     shutil.copy(DEFAULT_MODEL_PATH, model)
     output = tmp_path / "map.tif"
     first = make_dock()
-    first.modelPanel.modelWidget.setFilePath(str(model))
+    choose_model_file(first, model)
     choose(first.optionsPanel.deviceCombo, "cpu")
     choose(first.optionsPanel.radiometryCombo, "sentinel2_l2a")
     first.optionsPanel.strideSpin.setValue(960)
@@ -523,7 +533,7 @@ def test_settings_are_remembered_between_sessions(make_dock, tmp_path):
     assert QgsSettings().value("poverty_mapper/model_path", type=str) == str(model)
 
     second = make_dock()
-    assert second.modelPanel.modelWidget.filePath() == str(model)
+    assert second.modelPanel.model_path() == str(model)
     assert second.optionsPanel.deviceCombo.currentData() == "cpu"
     assert second.optionsPanel.radiometryCombo.currentData() == "sentinel2_l2a"
     assert second.optionsPanel.strideSpin.value() == 960
