@@ -203,6 +203,9 @@ class CnnExtractor:
         self.band_means = np.asarray(band_means, np.float64)
         self.band_stds = np.asarray(band_stds, np.float64)
         self.fused = fused  # folded and channels-last for inference (False: the plain eager network)
+        # The spread of the network's input on its training tiles (0.5 for an ImageNet-started
+        # network, 1 for the small CNN): band_stds = training spread / input_std.
+        self.input_std = 1.0
         self._device: torch.device | None = None
         self._constants: tuple[torch.Tensor, torch.Tensor] | None = None
         self._inference: nn.Module | None = None
@@ -293,11 +296,17 @@ class CnnExtractor:
     def to_spec(self) -> tuple[dict, dict[str, np.ndarray]]:
         arrays = {f"weights/{k}": v.detach().cpu().numpy() for k, v in self.network.state_dict().items()}
         arrays.update(band_means=self.band_means, band_stds=self.band_stds)
-        return {"kind": self.kind, "n_features": self.n_features, "network": dict(self.network.config)}, arrays
+        spec = {"kind": self.kind, "n_features": self.n_features, "network": dict(self.network.config),
+                "input_std": self.input_std}
+        return spec, arrays
 
     @classmethod
     def from_spec(cls, spec: dict, arrays: dict[str, np.ndarray]) -> "CnnExtractor":
         network = build_network(spec["network"])
         state = {k.split("/", 1)[1]: torch.from_numpy(np.array(v)) for k, v in arrays.items() if k.startswith("weights/")}
         network.load_state_dict(state)
-        return cls(network, arrays["band_means"], arrays["band_stds"])
+        extractor = cls(network, arrays["band_means"], arrays["band_stds"])
+        # Files of the first EfficientNet models name no input_std: theirs was 0.5, as for every EfficientNet.
+        default = 0.5 if network.config["architecture"] != SMALL_CNN else 1.0
+        extractor.input_std = float(spec.get("input_std", default))
+        return extractor

@@ -38,6 +38,7 @@ class MappingJob:
     grid: TileGrid
     cell_mask: np.ndarray  # bool, grid.shape
     min_valid_fraction: float  # a tile with fewer valid pixels gets no estimate
+    notes: tuple[str, ...] = ()  # what the user should know about how the tiles are read
 
     @property
     def n_cells(self) -> int:

@@ -18,6 +18,7 @@ from ..device import device_name, resolve_device
 from ..errors import PovertyMapperError
 from ..imagery.bands import check_band_indexes, guess_band_indexes
 from ..imagery.radiometry import Radiometry, resolve_radiometry
+from .scene_statistics import needs_scene_standardization, scene_band_statistics, scene_note, scene_standardized
 from ..imagery.tile_reader import open_raster
 from ..imagery.tiling import TileGrid, region_window, tile_grid_for
 from ..models.model_file import PovertyModel
@@ -123,8 +124,13 @@ def _mapping_job(request: PredictRequest, ds: rasterio.io.DatasetReader) -> Mapp
     grid = tile_grid_for(ds.transform, ds.crs, region, model.tile_size_m, request.stride_m)
     _check_image_holds_a_tile(ds.width, ds.height, grid, model.tile_size_m, request.min_valid_fraction)
     cell_mask = _mask_cells(grid, request.mask_geometries)
+    notes: tuple[str, ...] = ()
+    if needs_scene_standardization(model, radiometry) and cell_mask.any():
+        mean, std, used = scene_band_statistics(ds, bands, radiometry, model, grid, cell_mask)
+        if used:
+            model, notes = scene_standardized(model, mean, std), (scene_note(model, radiometry, used),)
     return MappingJob(
-        request.raster_path, bands, radiometry, model, grid, cell_mask, request.min_valid_fraction
+        request.raster_path, bands, radiometry, model, grid, cell_mask, request.min_valid_fraction, notes
     )
 
 
@@ -170,7 +176,7 @@ def predict_poverty_map(
 
 
 def _result(job: MappingJob, out_path: Path, device: str, summary: MapSummary) -> PredictResult:
-    notes = [job.radiometry.note] if job.radiometry.note else []
+    notes = ([job.radiometry.note] if job.radiometry.note else []) + list(job.notes)
     if summary.n_estimated == 0:
         notes.append(
             "No tile had enough valid pixels: the output holds only nodata. Check the band "

@@ -1,0 +1,73 @@
+"""Mapping imagery of another radiometry than a CNN model's: scene standardization.
+
+A CNN model standardizes each band with the mean and spread of its training tiles, in the
+training imagery's own units (for the bundled Kinshasa model: an 8-bit true-colour
+render, read as DN / 255). Imagery of another radiometry (surface reflectance 0-1,
+Landsat Level-1 DN, another stretch) has other means and spreads for the same ground,
+so the network would see inputs unlike any it was trained on. In that case each band is
+standardized with this scene's own mean and spread instead, measured on tiles spread
+evenly over the mapped region: the network then sees every scene at the contrast its
+training tiles had. This assumes the scene holds a mix of land like the training scenes
+(a scene of only forest, or only city, is stretched too much); the run says when it was
+done, and such estimates are indicative.
+"""
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import rasterio
+
+from ..extractors.cnn import CnnExtractor
+from ..imagery.radiometry import Radiometry
+from ..imagery.tile_reader import TileReader
+from ..imagery.tiling import TileGrid
+from ..models.model_file import PovertyModel
+
+SAMPLE_TILES = 48
+
+
+def needs_scene_standardization(model: PovertyModel, radiometry: Radiometry) -> bool:
+    """Whether ``model`` is a CNN trained on imagery of another radiometry than ``radiometry``."""
+    return isinstance(model.extractor, CnnExtractor) and model.radiometry is not None and model.radiometry != radiometry.key
+
+
+def scene_band_statistics(
+    ds: rasterio.io.DatasetReader, bands, radiometry: Radiometry, model: PovertyModel, grid: TileGrid,
+    cell_mask: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """Per-band mean and standard deviation of the valid pixels of up to
+    :data:`SAMPLE_TILES` tiles spread evenly over the cells to map; and their number."""
+    cells = np.argwhere(cell_mask)
+    pick = cells[np.unique(np.linspace(0, len(cells) - 1, min(SAMPLE_TILES, len(cells))).round().astype(int))]
+    reader = TileReader(ds, bands, model.tile_size_px, radiometry)
+    sums = np.zeros((3, len(bands)))
+    used = 0
+    for r, c in pick:
+        values, valid = reader.read(grid.tile_window(int(r), int(c)))
+        if valid.any():
+            v = values[:, valid].astype(np.float64)
+            sums += [v.sum(1), (v**2).sum(1), np.full(len(bands), v.shape[1])]
+            used += 1
+    count = np.maximum(sums[2], 1)
+    mean = sums[0] / count
+    std = np.sqrt(np.maximum(sums[1] / count - mean**2, 0.0))
+    return mean, np.maximum(std, 1e-6), used
+
+
+def scene_standardized(model: PovertyModel, mean: np.ndarray, std: np.ndarray) -> PovertyModel:
+    """``model`` with its CNN standardizing bands by this scene's mean and spread, scaled
+    as its training tiles were (:attr:`CnnExtractor.input_std`)."""
+    extractor = model.extractor
+    matched = CnnExtractor(extractor.network, mean, std / extractor.input_std, fused=extractor.fused)
+    matched.input_std = extractor.input_std
+    return replace(model, extractor=matched)
+
+
+def scene_note(model: PovertyModel, radiometry: Radiometry, used: int) -> str:
+    return (
+        f"The model was trained on imagery of radiometry '{model.radiometry}', this image is read as "
+        f"'{radiometry.label}': each band was standardized with this scene's own mean and spread (from "
+        f"{used} tiles) instead of the training tiles'. Estimates are indicative; they assume the region "
+        "holds a mix of land like the training scenes."
+    )
