@@ -33,6 +33,8 @@ import torch  # noqa: E402
 from rasterio.windows import Window  # noqa: E402
 
 from poverty_mapper.core.extractors.cnn import CnnExtractor, ProxyCNN  # noqa: E402
+from poverty_mapper.core.extractors.efficientnet import EfficientNetProxy  # noqa: E402
+from poverty_mapper.core.extractors.imagenet import imagenet_state_dict  # noqa: E402
 from poverty_mapper.core.models.defaults import DEFAULT_MODEL_PATH  # noqa: E402
 from poverty_mapper.core.models.model_file import PovertyModel, Target, load_model, save_model  # noqa: E402
 from poverty_mapper.core.inference.plan import auto_batch_size, thread_plan  # noqa: E402
@@ -94,8 +96,15 @@ def throughput_models(path: Path) -> dict[str, PovertyModel]:
         return PovertyModel(name, Target("throughput only", "none"), ("BLUE", "GREEN", "RED"), "reflectance",
                             PIXEL_M, TILE_PX, extractor, zero)
 
+    # EfficientNet-Lite0 at its ImageNet weights (what a trained proxy network costs to run).
+    efficientnet = EfficientNetProxy(3, 3)
+    efficientnet.load_imagenet(imagenet_state_dict())
+    effnet = CnnExtractor(efficientnet.eval(), means, stds)
+    plain_effnet = CnnExtractor(efficientnet, means, stds, fused=False)
     return {"histogram": default, "random": with_extractor(random, "bench random"), "cnn": with_extractor(cnn, "bench cnn"),
-            "naive_cnn": with_extractor(plain_cnn, "bench cnn, plain")}
+            "naive_cnn": with_extractor(plain_cnn, "bench cnn, plain"),
+            "efficientnet": with_extractor(effnet, "bench efficientnet"),
+            "naive_efficientnet": with_extractor(plain_effnet, "bench efficientnet, plain")}
 
 
 def PixelWindowAt(offset: int):  # noqa: N802 (a tiny factory)
@@ -197,8 +206,9 @@ def main() -> int:
         "tile": f"{TILE_PX} px at {PIXEL_M:g} m",
     }
     # Warm up one-time set-up (DN tables, fused CNN, thread pools, file cache) on a strip.
+    naive = (models["naive_cnn"], models["naive_efficientnet"])
     for model in models.values():
-        pipeline(large, model, args.device, 448, mixed_precision=model is not models["naive_cnn"])
+        pipeline(large, model, args.device, 448, mixed_precision=model not in naive)
     n = args.repeats
     results["repeats"] = f"best of {n} per figure"
     results["raw_read"] = {"full": best_of(n, lambda: raw_read(large, None)),
@@ -207,14 +217,18 @@ def main() -> int:
         "histogram": best_of(n, lambda: pipeline(large, models["histogram"], args.device, None)),
         "random": best_of(n, lambda: pipeline(large, models["random"], args.device, fast_rows)),
         "cnn": best_of(n, lambda: pipeline(large, models["cnn"], args.device, fast_rows)),
+        "efficientnet": best_of(n, lambda: pipeline(large, models["efficientnet"], args.device, fast_rows)),
     }
-    results["naive_cnn"] = best_of(n, lambda: pipeline(large, models["naive_cnn"], args.device, args.naive_rows,
-                                                       batch_size=1, read_workers=0, mixed_precision=False))
+    for name in ("naive_cnn", "naive_efficientnet"):
+        results[name] = best_of(n, lambda name=name: pipeline(large, models[name], args.device, args.naive_rows,
+                                                              batch_size=1, read_workers=0, mixed_precision=False))
     ratios = {}
     for name, stats in results["pipeline"].items():
         raw = results["raw_read"]["full" if name == "histogram" or fast_rows is None else "strip"]
         ratios[f"{name}_vs_raw_read"] = round(stats["megapixels_per_s"] / raw["megapixels_per_s"], 3)
-    ratios["cnn_vs_naive"] = round(results["pipeline"]["cnn"]["megapixels_per_s"] / results["naive_cnn"]["megapixels_per_s"], 2)
+    for name in ("cnn", "efficientnet"):
+        ratios[f"{name}_vs_naive"] = round(
+            results["pipeline"][name]["megapixels_per_s"] / results[f"naive_{name}"]["megapixels_per_s"], 2)
     results["ratios"] = ratios
     OUT.mkdir(parents=True, exist_ok=True)
     cnn_path = save_model(models["cnn"], OUT / "bench_cnn.povmodel")
@@ -229,7 +243,9 @@ def main() -> int:
     rows = [("raw read (rasterio alone)", results["raw_read"]["full"], "")]
     for name, stats in results["pipeline"].items():
         rows.append((f"pipeline {name}", stats, f"{ratios[f'{name}_vs_raw_read']:.2f} x raw read"))
-    rows.append(("naive cnn (batch 1, synchronous)", results["naive_cnn"], f"cnn {ratios['cnn_vs_naive']:.2f} x naive"))
+    for name in ("cnn", "efficientnet"):
+        rows.append((f"naive {name} (batch 1, synchronous)", results[f"naive_{name}"],
+                     f"{name} {ratios[f'{name}_vs_naive']:.2f} x naive"))
     sys.stdout.write(f"device: {results['device']}, torch threads: {results['cpu_threads']}\n")
     sys.stdout.write(f"{'what':36} {'tiles':>6} {'tiles/s':>9} {'MP/s':>8}  ratio\n")
     for what, stats, ratio in rows:

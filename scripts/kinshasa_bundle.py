@@ -42,7 +42,9 @@ def write_bundled_model(real: Path, proxy_path: Path, out: Path) -> Path:
         "proxy": proxy.provenance,
         "use": USE,
     }
-    model = dataclasses.replace(fitted, name=NAME, provenance=provenance)
+    # The scenes' bands 1-3 are coloured red, green, blue (they carry no descriptions):
+    # named so, a map finds them by colour in any RGB image.
+    model = dataclasses.replace(fitted, name=NAME, provenance=provenance, bands=("RED", "GREEN", "BLUE"))
     save_model(model, out)
     sys.stdout.write(f"wrote {out}: {fit.report['cv']['pooled']}\n")
     return out

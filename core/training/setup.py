@@ -81,7 +81,7 @@ def open_imagery(
         yield TrainingImagery(
             dataset=ds,
             bands=bands,
-            band_names=tuple(ds.descriptions[b - 1] or f"band {b}" for b in bands),
+            band_names=tuple(band_name(ds, b) for b in bands),
             radiometry=radiometry,
             tile_px=tile_px,
             tile_m=tile_m,
@@ -93,6 +93,14 @@ def open_imagery(
 def ground_pixel_m(ds: DatasetReader, point: tuple[float, float]) -> float:
     """The mean ground size of a pixel at ``point`` (in the image's CRS), in metres."""
     return float(np.mean(pixel_size_m(ds.transform, ds.crs, point)))
+
+
+def band_name(ds: DatasetReader, band: int) -> str:
+    """A band's description, else its colour (RED, GREEN, BLUE), else 'band N'."""
+    colour = ds.colorinterp[band - 1]
+    if ds.descriptions[band - 1]:
+        return ds.descriptions[band - 1]
+    return colour.name.upper() if colour in (ColorInterp.red, ColorInterp.green, ColorInterp.blue) else f"band {band}"
 
 
 def data_bands(ds: DatasetReader) -> tuple[int, ...]:

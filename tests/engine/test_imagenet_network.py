@@ -212,3 +212,13 @@ def test_no_epoch_is_a_clear_error(small_world, tmp_path):
         train_proxy(ProxyTrainingConfig(str(small_world.image_path), str(small_world.lights_path),
                                         str(tmp_path / "m.povmodel"), epochs=0))
     assert not (tmp_path / "m.povmodel").exists()
+
+
+def test_training_is_deterministic_for_a_seed(small_world, tmp_path):
+    def train(name):
+        train_proxy(ProxyTrainingConfig(str(small_world.image_path), str(small_world.lights_path),
+                                        str(tmp_path / name), tile_size_m=960.0, epochs=1, batch_size=16,
+                                        block_size_tiles=2, frozen_blocks=10, binning="quantiles", device="cpu"))
+        return (tmp_path / name).read_bytes()
+
+    assert train("a.povmodel") == train("b.povmodel")

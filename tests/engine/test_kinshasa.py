@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from conftest import SHARED_DATA
 
-from poverty_mapper.core.evaluation import dhs
+from poverty_mapper.core.evaluation import dhs, kinshasa
 
 
 @pytest.fixture(scope="module")
@@ -17,11 +17,10 @@ def survey(real_data):
 
 @pytest.fixture(scope="module")
 def fit(real_data, tmp_path_factory):
-    import evaluate  # scripts/ is on sys.path (conftest)
     from poverty_mapper.core.training.clusters import fit_clusters
 
     model = tmp_path_factory.mktemp("kinshasa") / "kinshasa_histogram.povmodel"
-    return fit_clusters(evaluate.kinshasa_config(SHARED_DATA, "histogram", model))
+    return fit_clusters(kinshasa.cluster_config(SHARED_DATA, "histogram", model))
 
 
 def test_the_clusters_are_read_and_placed_in_web_mercator(survey):
