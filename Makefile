@@ -8,7 +8,7 @@ PLUGIN_DIR := build/plugins
 QGIS_PROCESS := /usr/bin/qgis_process.bin
 export QT_QPA_PLATFORM := offscreen
 
-.PHONY: setup demo test model eval bench package clean
+.PHONY: setup demo test model model-cnn eval bench package clean
 
 setup: $(VENV)/.installed
 
@@ -35,6 +35,13 @@ test: setup
 model: setup
 	$(PY) scripts/train_default_model.py
 
+# The proxy networks on the real Kinshasa imagery (ImageNet start, random start, small CNN;
+# about 35 minutes on 2 CPU cores), then the bundled CNN model fitted on the DHS clusters.
+model-cnn: setup
+	$(PY) scripts/train_kinshasa_cnn.py --force --bundle resources/models/kinshasa_cnn.povmodel
+
+# Scores on the real data; reads the proxy networks of out/kinshasa/ (trains them first
+# when they are missing).
 eval: setup
 	$(PY) scripts/evaluate.py
 

@@ -72,8 +72,11 @@ class PredictAlgorithm(PovertyAlgorithm):
             ),
             self.tr(
                 "A .povmodel file written by 'Fit poverty model on survey clusters'. Leave empty for the "
-                "bundled model (an asset wealth index, fitted on LSMS clusters in five African countries); "
-                "fit your own on local survey clusters for other places or imagery."
+                "bundled model (an asset wealth index, fitted on LSMS clusters in five African countries). "
+                "The plugin also bundles resources/models/kinshasa_cnn.povmodel in its folder: the night-light "
+                "CNN of the method, fitted on 44 DHS clusters of Kinshasa (for 8-bit true-colour Landsat at "
+                "about 38 m; other radiometries are standardized by the scene). Fit your own on local survey "
+                "clusters for other places or imagery."
             ),
         )
         self.add(

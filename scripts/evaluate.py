@@ -23,7 +23,7 @@ run it, with its defaults (10 km box, five folds, seed 0; nothing was tuned on t
 clusters) and clusters within 10 km of each other in one fold. One line per feature
 extractor: ``cnn`` (the ImageNet-started network fine-tuned on night lights),
 ``imagenet`` (the same network at its ImageNet weights, same tiles and standardization),
-``histogram``, ``random`` (1920 m tiles), and ``nightlights`` alone (the fit's own
+``small_cnn`` (the small network of the proxy comparison), ``histogram``, ``random`` (1920 m tiles), and ``nightlights`` alone (the fit's own
 baseline, on the same folds); then the same out-of-fold predictions scored over the 7
 rural clusters only: 7 clusters whose wealth spans 0.24 index units, so those figures
 are indicative at most.
@@ -101,7 +101,9 @@ def kinshasa_extractors(work_dir: Path) -> dict[str, str]:
     """variant -> fit_clusters extractor: the CNN variants as model files."""
     tuned = proxy_paths(PROXY_DIR, kinshasa.BUNDLED_VARIANT)[0]
     untuned = save_model(kinshasa.untuned_imagenet_model(load_model(tuned)), work_dir / "kinshasa_imagenet_untuned.povmodel")
-    return {"cnn": str(tuned), "imagenet": str(untuned), "histogram": "histogram", "random": "random"}
+    small = proxy_paths(PROXY_DIR, "small_cnn")[0]
+    return {"cnn": str(tuned), "imagenet": str(untuned), "small_cnn": str(small), "histogram": "histogram",
+            "random": "random"}
 
 
 def run_kinshasa(real_dir: Path, work_dir: Path) -> dict:

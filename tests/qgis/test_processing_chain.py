@@ -141,3 +141,36 @@ def test_predict_refuses_a_proxy_model_alone(poverty_provider, world, tmp_path):
             "povertymapper:predict",
             {"INPUT": str(world.image_path), "MODEL": str(tmp_path / "proxy.povmodel"), "OUTPUT": str(tmp_path / "m.tif")},
         )
+
+
+def test_trainproxy_takes_the_network_frozen_blocks_and_more_scenes(poverty_provider, world, tmp_path):
+    import processing
+    from qgis.core import QgsProcessingFeedback
+
+    class Feedback(QgsProcessingFeedback):
+        def __init__(self):
+            super().__init__()
+            self.lines = []
+
+        def pushInfo(self, info):  # noqa: N802 (QGIS API)
+            self.lines.append(info)
+            super().pushInfo(info)
+
+    feedback = Feedback()
+    common = {"INPUT": str(world.image_path), "NIGHTLIGHTS": str(world.lights_path), "TILE_SIZE": 960, "EPOCHS": 2,
+              "BATCH_SIZE": 32}
+    processing.run("povertymapper:trainproxy", {
+        **common, "MORE_IMAGES": [str(world.image_path)], "NETWORK": 0, "FROZEN_BLOCKS": 5,
+        "OUTPUT_MODEL": str(tmp_path / "imagenet.povmodel"), "OUTPUT_REPORT": str(tmp_path / "imagenet.json"),
+    }, feedback=feedback)
+    report = json.loads((tmp_path / "imagenet.json").read_text())
+    assert report["network"]["architecture"] == "efficientnet_lite0" and report["network"]["start"] == "ImageNet"
+    assert report["network"]["frozen_blocks"] == 5 and len(report["scenes"]) == 2
+    assert any("Epoch 1/2" in line and "min left" in line for line in feedback.lines)
+    assert any("balanced accuracy" in line and "chance" in line for line in feedback.lines)
+
+    processing.run("povertymapper:trainproxy", {
+        **common, "NETWORK": 2, "OUTPUT_MODEL": str(tmp_path / "small.povmodel"),
+        "OUTPUT_REPORT": str(tmp_path / "small.json"),
+    })
+    assert json.loads((tmp_path / "small.json").read_text())["network"]["architecture"] == "small_cnn"
