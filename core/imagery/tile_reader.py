@@ -25,6 +25,11 @@ def open_raster(path: str, what: str = "raster") -> rasterio.io.DatasetReader:
         ) from exc
 
 
+# GDAL's block cache while tiles are read (its default, 5 % of RAM, lets memory grow with
+# the raster read): decoded blocks are reused only by neighbouring tiles.
+READ_CACHE_BYTES = 64 * 2**20
+
+
 class TileReader:
     """Reads tiles of a raster, resampled to the model's tile size in pixels."""
 

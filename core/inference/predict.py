@@ -19,7 +19,7 @@ from ..errors import PovertyMapperError
 from ..imagery.bands import check_band_indexes, guess_band_indexes
 from ..imagery.radiometry import Radiometry, resolve_radiometry
 from .scene_statistics import needs_scene_standardization, scene_band_statistics, scene_note, scene_standardized
-from ..imagery.tile_reader import open_raster
+from ..imagery.tile_reader import READ_CACHE_BYTES, open_raster
 from ..imagery.tiling import TileGrid, region_window, tile_grid_for
 from ..models.model_file import PovertyModel
 from ..options import TileOptions
@@ -31,7 +31,6 @@ log = logging.getLogger("poverty_mapper")
 
 # GDAL's block cache while mapping: tiles are read about once, so a small cache does
 # (GDAL's default, 5% of RAM, made memory grow with the raster up to that size).
-READ_CACHE_BYTES = 64 * 2**20
 
 
 @dataclass(frozen=True)
@@ -176,7 +175,9 @@ def predict_poverty_map(
 
 
 def _result(job: MappingJob, out_path: Path, device: str, summary: MapSummary) -> PredictResult:
-    notes = ([job.radiometry.note] if job.radiometry.note else []) + list(job.notes)
+    # A scene-standardized run's own note replaces the radiometry's (which speaks of
+    # reflectance the model was trained on).
+    notes = list(job.notes) if job.notes else [job.radiometry.note] if job.radiometry.note else []
     if summary.n_estimated == 0:
         notes.append(
             "No tile had enough valid pixels: the output holds only nodata. Check the band "

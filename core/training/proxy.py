@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
+import rasterio
 import torch
 from torch import nn
 
@@ -26,6 +27,7 @@ from ..extractors.cnn import SMALL_CNN, CnnExtractor, ProxyCNN, build_network, r
 from ..extractors.efficientnet import ARCHITECTURE as EFFICIENTNET
 from ..extractors.efficientnet import EfficientNetProxy
 from ..imagery.nightlights import describe_lights
+from ..imagery.tile_reader import READ_CACHE_BYTES
 from ..models.model_file import PovertyModel, Scores, load_model
 from ..options import TileOptions
 from .outputs import write_training_outputs
@@ -159,6 +161,7 @@ def train_proxy(
     phases = PhasedProgress(PROXY_PHASES, progress, is_canceled)
     torch.manual_seed(config.seed)  # the network's initial weights, and dropout
     with ExitStack() as stack:
+        stack.enter_context(rasterio.Env(GDAL_CACHEMAX=READ_CACHE_BYTES))  # memory bounded whatever the scenes
         scenes = _open_scenes(config, stack)
         tiles = labelled_tiles(scenes, config.nightlights_path, config.bounds, config.tile_size_m,
                                config.min_valid_fraction, phases["labelled tiles"])
