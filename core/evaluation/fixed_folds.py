@@ -18,6 +18,15 @@ def evaluate_on_folds(
     alphas: Sequence[float] = DEFAULT_ALPHAS,
 ) -> dict:
     """Scores per fold and pooled; ``folds[name]`` has 'train', 'val', 'test' index arrays."""
+    pred, per_fold = fold_test_predictions(x, y, folds, alphas)
+    return fold_summary(y, pred, per_fold)
+
+
+def fold_test_predictions(
+    x: np.ndarray, y: np.ndarray, folds: dict, alphas: Sequence[float] = DEFAULT_ALPHAS
+) -> tuple[np.ndarray, dict]:
+    """Each cluster's prediction from the fold whose test split holds it (NaN where none
+    does), and the scores and penalty of each fold."""
     x = np.asarray(x, np.float64)
     y = np.asarray(y, np.float64)
     pooled_pred = np.full(y.size, np.nan)
@@ -39,6 +48,12 @@ def evaluate_on_folds(
             "R2": round(coefficient_of_determination(y[te], pred), 4),
             "n": int(te.size),
         }
+    return pooled_pred, per_fold
+
+
+def fold_summary(y: np.ndarray, pooled_pred: np.ndarray, per_fold: dict) -> dict:
+    """The pooled and per-fold scores of :func:`fold_test_predictions`."""
+    y = np.asarray(y, np.float64)
     tested = ~np.isnan(pooled_pred)
     return {
         "pooled": {

@@ -4,6 +4,7 @@ Band order, scaling and bin edges follow the data release (../shared/data/README
 """
 from __future__ import annotations
 
+import csv
 import pickle
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,6 +39,9 @@ class LsmsSet:
     # NIGHTLIGHTS band (DMSP constants before 2012, VIIRS from 2012 on). None if not loaded.
     nls_center: np.ndarray | None = None  # [n]
     nls_mean: np.ndarray | None = None  # [n]
+    # Two-letter country code per cluster (et, mw, ng, tz, ug), from lsms_labels_agg.csv:
+    # for scoring within and across countries only, never a feature. None if not loaded.
+    countries: np.ndarray | None = None
 
     def __len__(self) -> int:
         return self.labels.size
@@ -86,4 +90,24 @@ def load_lsms(directory: str | Path) -> LsmsSet:
     return LsmsSet(
         hists=hists, labels=labels.astype(np.float64), locs=locs, years=years, folds=folds,
         nls_center=nls_center.astype(np.float64), nls_mean=nls_mean.astype(np.float64),
+        countries=_countries(directory / "lsms_labels_agg.csv", locs, years, labels),
     )
+
+
+def _countries(path: Path, locs: np.ndarray, years: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """The country of each cluster-year of the arrays, matched in the CSV by year and
+    nearest location (the arrays hold float32 coordinates), checked by the label."""
+    with open(path, newline="", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    lat = np.array([float(r["lat"]) for r in rows])
+    lon = np.array([float(r["lon"]) for r in rows])
+    year = np.array([int(r["year"]) for r in rows])
+    label = np.array([float(r["index"]) for r in rows])
+    out = []
+    for (la, lo), y, value in zip(locs.astype(np.float64), years, labels):
+        distance = np.where(year == int(y), np.hypot(lat - la, lon - lo), np.inf)
+        k = int(np.argmin(distance))
+        if distance[k] > 1e-3 or abs(label[k] - float(value)) > 1e-4:
+            raise ValueError(f"cluster at {la:.5f}, {lo:.5f} ({y}) has no matching row in {path.name}")
+        out.append(rows[k]["country"])
+    return np.array(out)

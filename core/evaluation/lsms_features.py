@@ -17,10 +17,10 @@ baseline) the variants use:
 - Normalized-difference indices (NDVI-like) from the per-band *mean reflectance*
   (band mean of the release + mean z * band std). Only histograms are stored, so these
   are indices of tile means, not tile means of per-pixel indices.
-- The nightlight scalars ``nls_center`` / ``nls_mean``, brought back to the sensor's
-  own units (DMSP before 2012, VIIRS from 2012 on: the release standardizes them with
-  different constants) and log1p-compressed, with a VIIRS indicator and per-sensor
-  slopes.
+- The nightlight scalars ``nls_center`` / ``nls_mean`` as the release gives them
+  (standardized), compressed with asinh. No feature uses survey metadata: an earlier
+  version brought the lights back to sensor units and added a VIIRS indicator, both
+  derived from the survey year, which lets a model tell survey rounds apart.
 - A fixed, seeded random Fourier feature expansion of the compact summary, so that the
   linear ridge can fit a smooth nonlinear function of it (an approximation of kernel
   ridge with a Gaussian kernel, Rahimi & Recht 2007).
@@ -39,7 +39,6 @@ from ..regression.metrics import coefficient_of_determination, squared_pearson
 from ..regression.ridge import DEFAULT_ALPHAS, PLAIN_SCALING, FeatureScaling, ridge_path
 
 REFLECTANCE_BANDS = ("BLUE", "GREEN", "RED", "SWIR1", "SWIR2", "TEMP1", "NIR")
-VIIRS_FROM_YEAR = 2012  # NIGHTLIGHTS is DMSP before, VIIRS from this year on (release README)
 
 # Bin edges in z units, with the open tail bins (-1e5, -5) and (5, 1e5) closed half a bin
 # beyond +-5: a pixel in a tail bin counts as z = -5.05 or 5.05 in means and quantiles.
@@ -102,36 +101,22 @@ def spectral_indices(data: LsmsSet) -> np.ndarray:
     ])
 
 
-def is_viirs(data: LsmsSet) -> np.ndarray:
-    """1.0 where the nightlights come from VIIRS (survey year >= 2012), else 0.0 (DMSP)."""
-    return (np.asarray(data.years) >= VIIRS_FROM_YEAR).astype(np.float64)
-
-
 def nightlight_scalars(data: LsmsSet) -> np.ndarray:
-    """Tile-centre and tile-mean nightlights, per sensor: [n, 5].
-
-    Columns: log1p(centre), log1p(mean) in the sensor's own units, the VIIRS indicator,
-    and the two log values again times the indicator (a separate slope for VIIRS).
-    """
+    """Tile-centre and tile-mean nightlights, asinh of the release's standardized values: [n, 2]."""
     if data.nls_center is None or data.nls_mean is None:
         raise ValueError("this LsmsSet has no nls_center / nls_mean (load it with load_lsms)")
-    viirs = is_viirs(data)
-    mean = np.where(viirs > 0, BAND_MEANS["VIIRS"], BAND_MEANS["DMSP"])
-    std = np.where(viirs > 0, BAND_STDS["VIIRS"], BAND_STDS["DMSP"])
-    log_centre = np.log1p(np.maximum(data.nls_center * std + mean, 0.0))
-    log_mean = np.log1p(np.maximum(data.nls_mean * std + mean, 0.0))
-    return np.column_stack([log_centre, log_mean, viirs, log_centre * viirs, log_mean * viirs])
+    return np.column_stack([np.arcsinh(data.nls_center), np.arcsinh(data.nls_mean)])
 
 
 def compact_summary(data: LsmsSet) -> np.ndarray:
-    """The low-dimensional description fed to the random Fourier features: [n, 26].
+    """The low-dimensional description fed to the random Fourier features: [n, 23].
 
     Per-band mean and std of z (already in standardized units), 5 * spectral indices and
-    nightlight scalars with the log values halved: fixed factors that put every column
+    nightlight scalars halved: fixed factors that put every column
     on roughly unit scale, so one length scale suits them all.
     """
     mean_z, std_z = band_moments(data)
-    nl = nightlight_scalars(data) * np.array([0.5, 0.5, 1.0, 0.5, 0.5])
+    nl = nightlight_scalars(data) * 0.5
     return np.column_stack([mean_z, std_z, 5.0 * spectral_indices(data), nl])
 
 
@@ -181,7 +166,7 @@ def band_summary(data: LsmsSet) -> np.ndarray:
 
 
 def summary_indices_nl(data: LsmsSet) -> np.ndarray:
-    """band_summary + spectral indices + per-sensor nightlight scalars: [n, 82]."""
+    """band_summary + spectral indices + nightlight scalars: [n, 79]."""
     return np.column_stack([band_summary(data), spectral_indices(data), nightlight_scalars(data)])
 
 

@@ -7,6 +7,7 @@ import pytest
 from conftest import LSMS_DIR
 
 from poverty_mapper.core.evaluation import lsms
+from poverty_mapper.core.evaluation.across_countries import country_years, demeaned, leave_one_country_out, within_r2
 from poverty_mapper.core.evaluation.fixed_folds import evaluate_on_folds
 from poverty_mapper.core.evaluation.lsms_features import (
     VARIANTS,
@@ -91,3 +92,51 @@ def test_selection_ignores_test_labels(data, features, val_scores):
 def test_val_splits_cover_every_cluster_once(data):
     val = np.concatenate([data.folds[f]["val"] for f in lsms.FOLD_NAMES])
     np.testing.assert_array_equal(np.sort(val), np.arange(len(data)))
+
+
+def test_countries_are_matched_to_every_cluster(data):
+    counts = dict(zip(*np.unique(data.countries, return_counts=True)))
+    assert counts == {"et": 658, "mw": 204, "ng": 962, "tz": 699, "ug": 497}
+
+
+def test_no_variant_reads_the_survey_year_or_country(data, features):
+    """Features must not change when the survey metadata does."""
+    import dataclasses
+
+    other = dataclasses.replace(data, years=data.years[::-1].copy(), countries=data.countries[::-1].copy())
+    for name, make in VARIANTS.items():
+        np.testing.assert_array_equal(make(other), features[name], err_msg=name)
+
+
+def test_within_country_and_out_of_country_scores_reproduce_the_reference(data, features):
+    """The data README's side-by-side reference: leave-one-country-out, within
+    country-year r2, RGB histograms 0.004 and the night-light histogram 0.387."""
+    groups = country_years(data.countries, data.years)
+    rgb_loco, _ = leave_one_country_out(features["rgb"], data.labels, data.countries)
+    lights_loco, alphas = leave_one_country_out(features["nightlights"], data.labels, data.countries)
+    assert abs(within_r2(data.labels, rgb_loco, groups) - 0.004) < 0.01
+    assert abs(within_r2(data.labels, lights_loco, groups) - 0.387) < 0.02
+    assert set(alphas) == {"et", "mw", "ng", "tz", "ug"}
+
+
+def test_a_country_level_alone_scores_nothing_within_countries(data):
+    """Predicting each country-year's mean label (what country metadata would give) is a
+    pooled r2 of about 0.5 and exactly 0 within country-years."""
+    groups = country_years(data.countries, data.years)
+    means = data.labels - demeaned(data.labels, groups)
+    assert squared_pearson(data.labels, means) > 0.4
+    assert np.allclose(demeaned(means, groups), 0.0)
+
+
+def test_leave_one_country_out_never_sees_the_held_out_country():
+    """GENERATED: each country's labels are its own constant; a model fitted elsewhere
+    cannot know it, so whatever the held-out labels are, its predictions stay the same."""
+    rng = np.random.default_rng(0)
+    countries = np.repeat(np.array(["a", "b", "c", "d"]), 50)
+    x = rng.normal(size=(200, 5))
+    y = x @ np.array([1.0, 0.5, 0.0, 0.0, -1.0]) + rng.normal(0, 0.1, 200)
+    pred, _ = leave_one_country_out(x, y, countries)
+    changed = y.copy()
+    changed[countries == "a"] += 100.0
+    pred_changed, _ = leave_one_country_out(x, changed, countries)
+    np.testing.assert_array_equal(pred[countries == "a"], pred_changed[countries == "a"])
