@@ -64,3 +64,13 @@ def small_world(tmp_path_factory):
     from generated_world import make_world
 
     return make_world(tmp_path_factory.mktemp("small_world"), size=256, n_settlements=15, n_clusters=40)
+
+
+@pytest.fixture()
+def clean_settings():
+    """The plugin's QGIS settings removed before and after a test (dock and panel tests)."""
+    from qgis.core import QgsSettings
+
+    QgsSettings().remove("poverty_mapper")
+    yield
+    QgsSettings().remove("poverty_mapper")

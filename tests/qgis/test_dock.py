@@ -52,12 +52,7 @@ def partial_files(folder) -> list[str]:
     return [name for name in os.listdir(folder) if ".partial" in name]
 
 
-@pytest.fixture(autouse=True)
-def clean_settings():
-    """Each test starts from a dock with no remembered choices, and leaves none."""
-    QgsSettings().remove("poverty_mapper")
-    yield
-    QgsSettings().remove("poverty_mapper")
+pytestmark = pytest.mark.usefixtures("clean_settings")  # no remembered choices before or after
 
 
 @pytest.fixture()

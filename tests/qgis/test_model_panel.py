@@ -15,12 +15,7 @@ DEFAULT_LABEL = "LSMS Africa RGB histogram ridge v1 (histogram, 30 m)"
 SECOND_NAME = "Generated second bundled model"
 
 
-@pytest.fixture(autouse=True)
-def clean_settings():
-    """Each test starts with no remembered choices, and leaves none."""
-    QgsSettings().remove("poverty_mapper")
-    yield
-    QgsSettings().remove("poverty_mapper")
+pytestmark = pytest.mark.usefixtures("clean_settings")  # no remembered choices before or after
 
 
 @pytest.fixture()
