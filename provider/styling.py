@@ -26,19 +26,43 @@ def layer_name(quantity: str, unit: str) -> str:
     return tr("Poverty map: {} ({})").format(quantity, unit)
 
 
+def model_scale(layer: QgsRasterLayer) -> tuple[float, float, float] | None:
+    """The model's fixed colour scale written into the map's GeoTIFF tags (low, high,
+    survey mean), or None (a map of a model without a training domain, or not a file)."""
+    from osgeo import gdal
+
+    ds = gdal.Open(layer.source().split("|")[0])
+    tags = ds.GetMetadata() if ds is not None else {}
+    try:
+        lo, hi, mean = (float(tags[key]) for key in ("LEGEND_MIN", "LEGEND_MAX", "SURVEY_MEAN"))
+    except (KeyError, ValueError):
+        return None
+    return (lo, hi, mean) if hi > lo else None
+
+
 def apply_poverty_style(layer: QgsRasterLayer, quantity: str, unit: str) -> None:
-    """Pseudocolour from the smallest to the largest estimate in five classes, the
-    legend labelled 'poorer'/'wealthier' at its ends."""
+    """Pseudocolour on the model's fixed scale, the same for every map of the model
+    (its survey mean at the middle colour, marked in the legend); for a map without one,
+    from the smallest to the largest estimate. Legend ends labelled 'poorer'/'wealthier'."""
     provider = layer.dataProvider()
-    stats = provider.bandStatistics(1, QgsRasterBandStats.Min | QgsRasterBandStats.Max, layer.extent(), 0)
-    lo, hi = stats.minimumValue, stats.maximumValue
-    if not (hi > lo):
-        hi = lo + 1.0
     ramp = QgsStyle.defaultStyle().colorRamp(RAMP_NAME)
-    shader = QgsColorRampShader(lo, hi, ramp, QgsColorRampShader.Interpolated, QgsColorRampShader.Continuous)
-    shader.classifyColorRamp(N_CLASSES, 1, layer.extent(), provider)
+    scale = model_scale(layer)
     legend = QgsColorRampLegendNodeSettings()
-    legend.setUseContinuousLegend(True)
+    if scale is not None:
+        lo, hi, mean = scale
+        shader = QgsColorRampShader(lo, hi, ramp, QgsColorRampShader.Interpolated, QgsColorRampShader.Continuous)
+        shader.setColorRampItemList([
+            QgsColorRampShader.ColorRampItem(lo, ramp.color(0.0), tr("{:.2f} poorer").format(lo)),
+            QgsColorRampShader.ColorRampItem(mean, ramp.color(0.5), tr("{:.2f} survey mean").format(mean)),
+            QgsColorRampShader.ColorRampItem(hi, ramp.color(1.0), tr("{:.2f} wealthier").format(hi)),
+        ])
+        shader.setClip(False)
+        legend.setUseContinuousLegend(False)
+    else:
+        lo, hi = _own_range(provider, layer)
+        shader = QgsColorRampShader(lo, hi, ramp, QgsColorRampShader.Interpolated, QgsColorRampShader.Continuous)
+        shader.classifyColorRamp(N_CLASSES, 1, layer.extent(), provider)
+        legend.setUseContinuousLegend(True)
     legend.setMinimumLabel(tr("{:.2f} poorer").format(lo))
     legend.setMaximumLabel(tr("{:.2f} wealthier").format(hi))
     shader.setLegendSettings(legend)
@@ -51,6 +75,16 @@ def apply_poverty_style(layer: QgsRasterLayer, quantity: str, unit: str) -> None
     layer.setTitle(f"{quantity} ({unit})")
     layer.setAbstract(tr("Estimated {} ({}) by the Poverty Mapper plugin.").format(quantity, unit))
     layer.triggerRepaint()
+
+
+def _own_range(provider, layer: QgsRasterLayer) -> tuple[float, float]:
+    """The map's own smallest and largest estimate; (0, 1) for a map with none, and a
+    range of 1 around a map of one value."""
+    stats = provider.bandStatistics(1, QgsRasterBandStats.Min | QgsRasterBandStats.Max, layer.extent(), 0)
+    lo, hi = stats.minimumValue, stats.maximumValue
+    if not (abs(lo) < 1e300 and abs(hi) < 1e300):  # no estimated cell: GDAL reports the float limits
+        return 0.0, 1.0
+    return (lo, hi) if hi > lo else (lo - 0.5, lo + 0.5)
 
 
 class StyleOnLoad(QgsProcessingLayerPostProcessorInterface):

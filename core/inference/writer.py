@@ -55,8 +55,14 @@ def output_profile(crs: CRS, grid: TileGrid) -> dict:
 def map_tags(
     model: PovertyModel, raster_path: str, bands: Sequence[int], radiometry: Radiometry, cell_size_m: float
 ) -> dict[str, str]:
-    """What the map says about itself: the quantity, the model and the imagery it came from."""
+    """What the map says about itself: the quantity, the model and the imagery it came
+    from, and the model's fixed colour scale (with the survey mean) where it knows it."""
+    scale = {}
+    if model.domain is not None:
+        lo, hi = model.domain.legend_range()
+        scale = {"LEGEND_MIN": f"{lo:.6g}", "LEGEND_MAX": f"{hi:.6g}", "SURVEY_MEAN": f"{model.domain.outcome_mean:.6g}"}
     return {
+        **scale,
         "QUANTITY": model.target.name,
         "UNIT": model.target.unit,
         "MODEL": model.name,

@@ -55,9 +55,19 @@ def write_quicklook(
         ax.set_xlim(extent[0], extent[1])
         ax.set_ylim(extent[2], extent[3])
     ax = axes[0, -1]
-    im = ax.imshow(values, extent=extent, cmap="RdYlBu", interpolation="nearest")
-    cbar = fig.colorbar(im, ax=ax, shrink=0.8)
+    norm = None
+    if {"LEGEND_MIN", "LEGEND_MAX", "SURVEY_MEAN"} <= set(tags):  # the model's fixed scale, mean at the middle colour
+        from matplotlib.colors import TwoSlopeNorm
+
+        lo, hi, mean = (float(tags[k]) for k in ("LEGEND_MIN", "LEGEND_MAX", "SURVEY_MEAN"))
+        norm = TwoSlopeNorm(vcenter=min(max(mean, lo + 1e-9), hi - 1e-9), vmin=lo, vmax=hi)
+    im = ax.imshow(values, extent=extent, cmap="RdYlBu", interpolation="nearest", norm=norm)
+    cbar = fig.colorbar(im, ax=ax, shrink=0.8, extend="both" if norm is not None else "neither")
     cbar.set_label(title)
+    if "SURVEY_MEAN" in tags:  # the model's fixed scale: the survey mean marked on it
+        cbar.ax.axhline(float(tags["SURVEY_MEAN"]), color="black", linewidth=1.5)
+        cbar.ax.text(1.05, float(tags["SURVEY_MEAN"]), " survey mean", transform=cbar.ax.get_yaxis_transform(),
+                     va="center", fontsize=7)
     ax.set_title(
         f"Poverty map: {tags.get('QUANTITY', 'estimate')}\nmodel: {tags.get('MODEL', '?')}, "
         f"cell {tags.get('CELL_SIZE_M', '?')} m (grey = no data)",

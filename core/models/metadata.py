@@ -120,6 +120,14 @@ class TrainingDomain:
         return cls(int(data["n_clusters"]), float(data["outcome_min"]), float(data["outcome_max"]),
                    float(data["outcome_mean"]), float(data["outcome_std"]))
 
+    def legend_range(self) -> tuple[float, float]:
+        """The colour scale of every map of the model, in its outcome's units: the survey
+        mean +- 2 standard deviations (about the 2nd-98th percentile of a normal outcome),
+        within the outcomes' range. The same for every map, so maps can be compared."""
+        lo = max(self.outcome_min, self.outcome_mean - 2.0 * self.outcome_std)
+        hi = min(self.outcome_max, self.outcome_mean + 2.0 * self.outcome_std)
+        return (lo, hi) if hi > lo else (self.outcome_mean - 1.0, self.outcome_mean + 1.0)
+
     @classmethod
     def of_outcomes(cls, y) -> "TrainingDomain":
         values = [float(v) for v in y]

@@ -116,3 +116,51 @@ def test_example_model_is_offered_in_the_toolbox(provider):
     assert {"povertymapper:fitclusters", "povertymapper:predict", "povertymapper:aggregate"} <= {
         model.childAlgorithm(c).algorithmId() for c in model.childAlgorithms()
     }
+
+
+def test_maps_of_one_model_share_its_colour_scale(provider, real_data, tmp_path):
+    """Two regions of the real scene, mapped with the bundled default: the same colour
+    scale (the model's, survey mean at the middle colour), not each map's own range."""
+    import processing
+
+    from poverty_mapper.core.models.defaults import DEFAULT_MODEL_PATH
+    from poverty_mapper.core.models.model_file import read_model_info
+    from poverty_mapper.provider.styling import apply_poverty_style
+
+    with rasterio.open(PARANA_SCENE) as src:
+        b = src.bounds
+    mid = (b.left + b.right) / 2
+    halves = {"west": f"{b.left},{mid},{b.bottom},{b.top}", "east": f"{mid},{b.right},{b.bottom},{b.top}"}
+    scales = {}
+    for name, extent in halves.items():
+        out = tmp_path / f"{name}.tif"
+        processing.run("povertymapper:predict", {"INPUT": str(PARANA_SCENE), "EXTENT": f"{extent} [EPSG:32621]",
+                                                 "OUTPUT": str(out)})
+        layer = QgsRasterLayer(str(out), name)
+        apply_poverty_style(layer, "asset wealth index", "index")
+        items = layer.renderer().shader().rasterShaderFunction().colorRampItemList()
+        scales[name] = [(round(i.value, 6), i.label) for i in items]
+        with rasterio.open(out) as ds:
+            own = ds.read(1, masked=True)
+        scales[name + "_own"] = (float(own.min()), float(own.max()))
+    assert scales["west"] == scales["east"] and len(scales["west"]) == 3
+    domain = read_model_info(DEFAULT_MODEL_PATH).domain
+    lo, hi = domain.legend_range()
+    assert [v for v, _ in scales["west"]] == pytest.approx([lo, domain.outcome_mean, hi], abs=1e-5)
+    assert "survey mean" in scales["west"][1][1]
+    assert scales["west_own"] != scales["east_own"]  # the maps differ; their scale does not
+
+
+def test_a_map_without_estimates_gets_a_sensible_scale(provider, tmp_path):
+    """A map holding only nodata (GENERATED) must not get a legend from the float limits."""
+    from poverty_mapper.provider.styling import apply_poverty_style
+
+    path = tmp_path / "empty.tif"
+    profile = dict(driver="GTiff", width=4, height=4, count=1, dtype="float32", nodata=-9999.0, crs="EPSG:32621",
+                   transform=rasterio.transform.from_origin(0, 0, 10, 10))
+    with rasterio.open(path, "w", **profile) as dst:
+        dst.write(np.full((1, 4, 4), -9999.0, np.float32))
+    layer = QgsRasterLayer(str(path), "empty")
+    apply_poverty_style(layer, "wealth", "index")
+    renderer = layer.renderer()
+    assert (renderer.classificationMin(), renderer.classificationMax()) == (0.0, 1.0)
