@@ -18,6 +18,7 @@ from ..device import device_name, resolve_device
 from ..errors import PovertyMapperError
 from ..imagery.bands import check_band_indexes, guess_band_indexes
 from ..imagery.radiometry import Radiometry, resolve_radiometry
+from .neighbourhood import NeighbourhoodMean, neighbourhood_radius
 from .scene_statistics import needs_scene_standardization, scene_band_statistics, scene_note, scene_standardized
 from ..imagery.tile_reader import READ_CACHE_BYTES, open_raster
 from ..imagery.tiling import TileGrid, region_window, tile_grid_for
@@ -169,7 +170,12 @@ def predict_poverty_map(
     )
     tags = map_tags(model, request.raster_path, job.band_indexes, job.radiometry, request.stride_m or model.tile_size_m)
     with rasterio.Env(GDAL_CACHEMAX=READ_CACHE_BYTES), estimate_raster(out_path, crs, grid, job.cell_mask) as writer:
-        (executor or LocalExecutor()).run(job, plan, writer, progress, is_canceled)
+        step_m = request.stride_m or model.tile_size_m
+        radius = neighbourhood_radius(model.domain and model.domain.box_size_m, model.tile_size_m, step_m)
+        sink = NeighbourhoodMean(writer, grid.shape, radius) if radius else writer
+        (executor or LocalExecutor()).run(job, plan, sink, progress, is_canceled)
+        if radius:
+            sink.flush()
         summary = writer.finish(f"{model.target.name} ({model.target.unit})", tags)
     return _result(job, out_path, device_name(device), summary)
 

@@ -106,19 +106,24 @@ class TrainingDomain:
     outcome_max: float
     outcome_mean: float
     outcome_std: float
+    # The side of the box around each cluster whose tiles' features were averaged (None:
+    # one tile per cluster). A map averages over the same neighbourhood.
+    box_size_m: float | None = None
 
     def to_json(self) -> dict:
-        return {
+        out = {
             "n_clusters": self.n_clusters, "outcome_min": self.outcome_min, "outcome_max": self.outcome_max,
             "outcome_mean": self.outcome_mean, "outcome_std": self.outcome_std,
         }
+        return out if self.box_size_m is None else {**out, "box_size_m": self.box_size_m}
 
     @classmethod
     def from_json(cls, data: dict | None) -> "TrainingDomain | None":
         if not data:
             return None
+        box = data.get("box_size_m")
         return cls(int(data["n_clusters"]), float(data["outcome_min"]), float(data["outcome_max"]),
-                   float(data["outcome_mean"]), float(data["outcome_std"]))
+                   float(data["outcome_mean"]), float(data["outcome_std"]), None if box is None else float(box))
 
     def legend_range(self) -> tuple[float, float]:
         """The colour scale of every map of the model, in its outcome's units: the survey

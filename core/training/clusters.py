@@ -2,6 +2,8 @@
 ridge regression to the cluster outcome, honest nested cross-validation."""
 from __future__ import annotations
 
+import dataclasses
+
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -486,7 +488,7 @@ def _cluster_model(
         regressor=cv.regressor,
         radiometry=imagery.radiometry.key,
         band_indexes=imagery.bands,
-        domain=TrainingDomain.of_outcomes(table.y),
+        domain=dataclasses.replace(TrainingDomain.of_outcomes(table.y), box_size_m=float(config.box_size_m)),
         scores=Scores(
             protocol=_cv_protocol(config, table),
             pooled=Score.from_json(cv.pooled),
