@@ -68,6 +68,7 @@ class PredictResult:
     value_max: float | None
     value_mean: float | None
     notes: tuple[str, ...] = field(default_factory=tuple)
+    n_outside_range: int = 0  # estimates outside the survey outcomes' range (extrapolations)
 
 
 def _mask_cells(grid: TileGrid, geometries: Iterable[dict] | None) -> np.ndarray:
@@ -169,7 +170,7 @@ def predict_poverty_map(
         job.band_indexes, job.radiometry.key, device_name(device),
     )
     tags = map_tags(model, request.raster_path, job.band_indexes, job.radiometry, request.stride_m or model.tile_size_m)
-    with rasterio.Env(GDAL_CACHEMAX=READ_CACHE_BYTES), estimate_raster(out_path, crs, grid, job.cell_mask) as writer:
+    with rasterio.Env(GDAL_CACHEMAX=READ_CACHE_BYTES), estimate_raster(out_path, crs, grid, job.cell_mask, outcome_range(model)) as writer:
         step_m = request.stride_m or model.tile_size_m
         radius = neighbourhood_radius(model.domain and model.domain.box_size_m, model.tile_size_m, step_m)
         sink = NeighbourhoodMean(writer, grid.shape, radius) if radius else writer
@@ -180,10 +181,28 @@ def predict_poverty_map(
     return _result(job, out_path, device_name(device), summary)
 
 
+def outcome_range(model: PovertyModel) -> tuple[float, float] | None:
+    """The range of the outcomes the model was fitted on, where its file records it."""
+    return None if model.domain is None else (model.domain.outcome_min, model.domain.outcome_max)
+
+
+def _range_note(model: PovertyModel, summary: MapSummary) -> list[str]:
+    if not summary.n_outside_range:
+        return []
+    lo, hi = outcome_range(model)
+    return [
+        f"{summary.n_outside_range} of {summary.n_estimated} estimated cells "
+        f"({100.0 * summary.n_outside_range / summary.n_estimated:.0f} %) lie outside the range of the survey "
+        f"outcomes the model was fitted on ({lo:.3g} to {hi:.3g}): they are extrapolations; read them as "
+        "'below' or 'above the surveyed range', not as values."
+    ]
+
+
 def _result(job: MappingJob, out_path: Path, device: str, summary: MapSummary) -> PredictResult:
     # A scene-standardized run's own note replaces the radiometry's (which speaks of
     # reflectance the model was trained on).
     notes = list(job.notes) if job.notes else [job.radiometry.note] if job.radiometry.note else []
+    notes += _range_note(job.model, summary)
     if summary.n_estimated == 0:
         notes.append(
             "No tile had enough valid pixels: the output holds only nodata. Check the band "
@@ -200,4 +219,5 @@ def _result(job: MappingJob, out_path: Path, device: str, summary: MapSummary) -
         value_max=summary.value_max,
         value_mean=summary.value_mean,
         notes=tuple(notes),
+        n_outside_range=summary.n_outside_range,
     )

@@ -92,6 +92,7 @@ class MapSummary:
     value_min: float | None
     value_max: float | None
     value_mean: float | None
+    n_outside_range: int = 0  # estimates outside the survey outcomes' range: extrapolations
 
 
 class RowWriter:
@@ -99,8 +100,10 @@ class RowWriter:
     all rows before it are known, so the output is written incrementally and never held
     whole in memory (cells that come in row-major order are written row by row)."""
 
-    def __init__(self, dst, cell_mask: np.ndarray):
+    def __init__(self, dst, cell_mask: np.ndarray, outcome_range: tuple[float, float] | None = None):
         self.dst, self.width = dst, cell_mask.shape[1]
+        self.outcome_range = outcome_range
+        self.n_outside = 0
         self.pending = cell_mask.sum(axis=1)  # cells still to come, per row
         self.rows: dict[int, np.ndarray] = {}
         self.next_row = 0
@@ -115,6 +118,8 @@ class RowWriter:
                 self.count += 1
                 self.vsum += float(v)
                 self.vmin, self.vmax = min(self.vmin, float(v)), max(self.vmax, float(v))
+                if self.outcome_range is not None and not self.outcome_range[0] <= v <= self.outcome_range[1]:
+                    self.n_outside += 1
         self._write_complete_rows()
 
     def finish(self, description: str, tags: dict[str, str]) -> MapSummary:
@@ -127,7 +132,7 @@ class RowWriter:
         self.dst.update_tags(**tags)
         if self.count == 0:
             return MapSummary(0, None, None, None)
-        return MapSummary(self.count, self.vmin, self.vmax, self.vsum / self.count)
+        return MapSummary(self.count, self.vmin, self.vmax, self.vsum / self.count, self.n_outside)
 
     def _row(self, row: int) -> np.ndarray:
         if row not in self.rows:
@@ -144,8 +149,11 @@ class RowWriter:
 
 
 @contextmanager
-def estimate_raster(out_path: Path, crs: CRS, grid: TileGrid, cell_mask: np.ndarray) -> Iterator[RowWriter]:
+def estimate_raster(
+    out_path: Path, crs: CRS, grid: TileGrid, cell_mask: np.ndarray, outcome_range: tuple[float, float] | None = None
+) -> Iterator[RowWriter]:
     """A writer for the map of ``grid``'s cells, written to a temporary file beside
-    ``out_path`` and renamed into place only if the block ends without an exception."""
+    ``out_path`` and renamed into place only if the block ends without an exception.
+    With ``outcome_range`` it counts the estimates outside it."""
     with atomic_output(out_path, ".tif") as tmp, _create_output(tmp, out_path, output_profile(crs, grid)) as dst:
-        yield RowWriter(dst, cell_mask)
+        yield RowWriter(dst, cell_mask, outcome_range)
