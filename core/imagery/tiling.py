@@ -237,8 +237,13 @@ def tile_grid_for(
     region: PixelWindow,
     tile_size_m: float,
     stride_m: float | None = None,
+    aligned: bool = False,
 ) -> TileGrid:
-    """The grid for a model's tile size (and an optional finer stride) in metres."""
+    """The grid for a model's tile size (and an optional finer stride) in metres.
+
+    ``aligned``: the grid starts on a whole number of steps from the raster's first pixel
+    (the region is widened up and left to it), so the maps of overlapping regions of one
+    raster share their cells."""
     centre = transform * (region.col_off + region.width / 2, region.row_off + region.height / 2)
     mx, my = pixel_size_m(transform, crs, centre)
     stride_m = tile_size_m if not stride_m else stride_m
@@ -247,6 +252,8 @@ def tile_grid_for(
             f"The stride ({stride_m:g} m) is larger than the tile ({tile_size_m:g} m); "
             "use a stride no larger than the tile so every place is covered."
         )
+    if aligned:
+        region = _aligned(region, stride_m / mx, stride_m / my)
     return TileGrid(
         raster_transform=transform,
         region=region,
@@ -255,3 +262,10 @@ def tile_grid_for(
         step_x=stride_m / mx,
         step_y=stride_m / my,
     )
+
+
+def _aligned(region: PixelWindow, step_x: float, step_y: float) -> PixelWindow:
+    """``region`` widened up and left to start on a whole number of steps from pixel (0, 0)."""
+    col = int(math.floor(math.floor(region.col_off / step_x + 1e-9) * step_x + 1e-9))
+    row = int(math.floor(math.floor(region.row_off / step_y + 1e-9) * step_y + 1e-9))
+    return PixelWindow(col, row, region.col_off + region.width - col, region.row_off + region.height - row)

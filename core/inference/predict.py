@@ -122,7 +122,7 @@ def _mapping_job(request: PredictRequest, ds: rasterio.io.DatasetReader) -> Mapp
         bands = check_band_indexes(request.band_indexes, model.bands, ds.count)
     radiometry = resolve_radiometry(request.radiometry, ds.dtypes[bands[0] - 1], model.radiometry)
     region = region_window(ds.transform, ds.width, ds.height, request.bounds)
-    grid = tile_grid_for(ds.transform, ds.crs, region, model.tile_size_m, request.stride_m)
+    grid = tile_grid_for(ds.transform, ds.crs, region, model.tile_size_m, request.stride_m, aligned=True)
     _check_image_holds_a_tile(ds.width, ds.height, grid, model.tile_size_m, request.min_valid_fraction)
     cell_mask = _mask_cells(grid, request.mask_geometries)
     notes: tuple[str, ...] = ()

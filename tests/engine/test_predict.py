@@ -145,15 +145,17 @@ def test_a_smaller_stride_gives_a_finer_output(generated_raster, tmp_path, small
     assert np.all(values[1:-1, 1:-1] != NODATA)
 
 
-def test_an_extent_gives_the_expected_output_size(generated_raster, tmp_path, small_model):
-    bounds = (X0 + 4 * PIXEL, Y0 - 20 * PIXEL, X0 + 25 * PIXEL, Y0 - 4 * PIXEL)  # 21 x 16 px
+def test_an_extent_gives_the_expected_aligned_output(generated_raster, tmp_path, small_model):
+    bounds = (X0 + 4 * PIXEL, Y0 - 20 * PIXEL, X0 + 25 * PIXEL, Y0 - 4 * PIXEL)  # 21 x 16 px from pixel (4, 4)
     out = tmp_path / "extent.tif"
     result = _run(generated_raster, out, small_model, bounds=bounds)
     values, profile, _, _ = _read(out)
-    assert values.shape == (2, 3)  # ceil(16 / 8), ceil(21 / 8)
+    # Cells of 8 px start on whole cells from the raster's first pixel: the extent is
+    # widened to pixel (0, 0), 25 x 20 px: ceil(20 / 8) rows, ceil(25 / 8) columns.
+    assert values.shape == (3, 4)
     t = profile["transform"]
-    assert (t.c, t.f) == (X0 + 4 * PIXEL, Y0 - 4 * PIXEL)
-    assert result.n_cells == 6
+    assert (t.c, t.f) == (X0, Y0)
+    assert result.n_cells == 12
 
 
 def test_cells_outside_the_mask_are_nodata(generated_raster, tmp_path, small_model):
@@ -245,7 +247,7 @@ def test_real_parana_scene_with_the_default_model(real_data, default_model, tmp_
         x0, y0 = transform * (1100, 150)
         bounds = (x0, y0 - 448 * 30, x0 + 448 * 30, y0)
         region = region_window(transform, width, height, bounds)
-        grid = tile_grid_for(transform, crs, region, default_model.tile_size_m, 3360.0)
+        grid = tile_grid_for(transform, crs, region, default_model.tile_size_m, 3360.0, aligned=True)
         # What each cell's tile holds, read straight from the scene.
         valid_fraction = np.zeros(grid.shape)
         for row, col in grid.cells():
@@ -255,8 +257,9 @@ def test_real_parana_scene_with_the_default_model(real_data, default_model, tmp_
     out = tmp_path / "parana_map.tif"
     result = _run(PARANA_SCENE, out, default_model, bounds=bounds, stride_m=3360.0)
     values, profile, tags, _ = _read(out)
-    assert values.shape == grid.shape == (4, 4)
-    assert profile["transform"].c == pytest.approx(x0) and profile["transform"].f == pytest.approx(y0)
+    assert values.shape == grid.shape == (5, 5)  # widened to whole cells of 112 px from the scene's corner
+    assert profile["transform"].c == pytest.approx(grid.transform.c) and profile["transform"].f == pytest.approx(grid.transform.f)
+    assert grid.transform.c <= x0 and grid.transform.f >= y0
     assert result.radiometry.key == "landsat_c1_l1"
     assert tags["RADIOMETRY"] == "landsat_c1_l1"
     # The extent crosses the fill edge: some tiles are all fill, some all imagery.
@@ -335,3 +338,29 @@ def test_a_cnn_map_equals_the_plain_network_on_each_tile(generated_raster, tmp_p
             plain = network.features(small_cnn_model.extractor.standardize(torch.from_numpy(tile[None]), torch.from_numpy(valid[None])))
             expected = small_cnn_model.regressor.predict(plain.double().numpy())[0]
             assert values[r, c] == pytest.approx(expected, rel=1e-4, abs=1e-4), (r, c)
+
+
+def test_maps_of_overlapping_regions_share_their_cells(real_data, default_model, tmp_path):
+    """Two extents of the real Parana scene that overlap: their grids line up cell for
+    cell (whole cells apart), and the shared cells hold the same estimates."""
+    from conftest import PARANA_SCENE
+
+    with rasterio.open(PARANA_SCENE) as src:
+        b = src.bounds
+    maps = {}
+    for name, shift in (("a", 1_000.0), ("b", 9_500.0)):
+        bounds = (b.left + shift, b.bottom + shift, b.left + shift + 30_000.0, b.bottom + shift + 30_000.0)
+        out = tmp_path / f"{name}.tif"
+        predict_poverty_map(PredictRequest(str(PARANA_SCENE), str(out), default_model, bounds=bounds, device="cpu"))
+        with rasterio.open(out) as ds:
+            maps[name] = (ds.transform, ds.read(1, masked=True))
+    (ta, a), (tb, b_values) = maps["a"], maps["b"]
+    cell = ta.a
+    col, row = (tb.c - ta.c) / cell, (ta.f - tb.f) / cell  # b's first cell in a's cells
+    assert abs(col - round(col)) < 1e-6 and abs(row - round(row)) < 1e-6 and round(col) > 0
+    col, row = round(col), round(row)
+    shared = [(r, c) for r in range(a.shape[0]) for c in range(a.shape[1])
+              if 0 <= r - row < b_values.shape[0] and 0 <= c - col < b_values.shape[1]
+              and not a.mask[r, c] and not b_values.mask[r - row, c - col]]
+    assert len(shared) > 4
+    np.testing.assert_allclose([a[r, c] for r, c in shared], [b_values[r - row, c - col] for r, c in shared], rtol=1e-5)
