@@ -46,10 +46,17 @@ import_plugin_package()
 from poverty_mapper.core.evaluation import dhs, kinshasa, lsms  # noqa: E402
 from poverty_mapper.core.evaluation.across_countries import (  # noqa: E402
     country_scores,
+    interval_coverage,
     leave_one_country_out,
+    loco_interval_coverage,
 )
 from poverty_mapper.core.evaluation.fixed_folds import fold_summary, fold_test_predictions  # noqa: E402
-from poverty_mapper.core.evaluation.lsms_features import VARIANTS, select_by_validation, validation_scores  # noqa: E402
+from poverty_mapper.core.evaluation.lsms_features import (  # noqa: E402
+    VARIANTS,
+    select_by_validation,
+    validation_predictions,
+    validation_scores,
+)
 from poverty_mapper.core.regression.metrics import coefficient_of_determination, squared_pearson  # noqa: E402
 from poverty_mapper.core.models.model_file import load_model, save_model  # noqa: E402
 from poverty_mapper.core.training.clusters import fit_clusters  # noqa: E402
@@ -75,20 +82,43 @@ def _lsms_line(name: str, result: dict) -> str:
     )
 
 
+INTERVAL_LEVEL = 0.8
+
+
+def _interval_line(name: str, result: dict) -> str:
+    cov = result["interval"]
+    return (f"dataset=lsms_interval variant={name} nominal={cov['nominal']:.2f} coverage={cov['in_country']:.4f} "
+            f"coverage_loco={cov['out_of_country']:.4f} n={result['test']['pooled']['n']}\n")
+
+
+def _in_country_coverage(x, data, pred) -> float:
+    """Coverage of pred +- (the 80 % quantile of the fold's validation residuals) on each test split."""
+    residuals, held = {}, {}
+    for fold, split in data.folds.items():
+        val_pred, _ = validation_predictions(x, data.labels, split["train"], split["val"])
+        residuals[fold], held[fold] = data.labels[split["val"]] - val_pred, split["test"]
+    return interval_coverage(data.labels, pred, residuals, held, INTERVAL_LEVEL)
+
+
 def run(data_dir: Path) -> dict:
     data = lsms.load_lsms(data_dir)
     results = {}
     for name, make_features in VARIANTS.items():
         x = make_features(data)
         pred, per_fold = fold_test_predictions(x, data.labels, data.folds)
-        loco, loco_alphas = leave_one_country_out(x, data.labels, data.countries)
+        loco = leave_one_country_out(x, data.labels, data.countries)
         results[name] = {
             "doc": (make_features.__doc__ or "").strip().splitlines()[0],
             "n_features": int(x.shape[1]),
             "val": validation_scores(x, data.labels, data.folds),
             "test": fold_summary(data.labels, pred, per_fold),
             "in_country": country_scores(data.labels, pred, data.countries, data.years),
-            "loco": {**country_scores(data.labels, loco, data.countries, data.years), "alphas": loco_alphas},
+            "loco": {**country_scores(data.labels, loco.pred, data.countries, data.years), "alphas": loco.alphas},
+            "interval": {
+                "nominal": INTERVAL_LEVEL,
+                "in_country": round(_in_country_coverage(x, data, pred), 4),
+                "out_of_country": round(loco_interval_coverage(data.labels, data.countries, loco, INTERVAL_LEVEL), 4),
+            },
         }
     best = select_by_validation({name: r["val"] for name, r in results.items()})
     return {
@@ -167,6 +197,8 @@ def main(argv: list[str] | None = None) -> int:
     report = run(args.data)
     for name, r in report["variants"].items():
         sys.stdout.write(_lsms_line(name, r))
+    for name, r in report["variants"].items():
+        sys.stdout.write(_interval_line(name, r))
     best = report["best"]
     sys.stdout.write(_lsms_line("best", report["variants"][best["variant"]]))
     sys.stdout.write(

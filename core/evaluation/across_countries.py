@@ -15,6 +15,7 @@ Country and year are used to group the scores, never as features.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
@@ -52,21 +53,33 @@ def _loco_predictions(x: np.ndarray, y: np.ndarray, countries: np.ndarray, alpha
     return pred
 
 
+@dataclass(frozen=True)
+class OutOfCountry:
+    """Leave-one-country-out predictions of every row; per held-out country, the penalty
+    chosen and the residuals of the inner leave-one-country-out predictions over the
+    other countries with it (calibration data for that country's intervals)."""
+
+    pred: np.ndarray
+    alphas: dict[str, float]
+    calibration_residuals: dict[str, np.ndarray]
+
+
 def leave_one_country_out(
     x: np.ndarray, y: np.ndarray, countries: np.ndarray, alphas: Sequence[float] = DEFAULT_ALPHAS
-) -> tuple[np.ndarray, dict[str, float]]:
-    """Out-of-country predictions of every row, and the penalty chosen for each country."""
+) -> OutOfCountry:
+    """Out-of-country predictions of every row (see :class:`OutOfCountry`)."""
     x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
     pred = np.empty(y.size)
-    chosen = {}
+    chosen, residuals = {}, {}
     for country in np.unique(countries):
         held, train = countries == country, countries != country
         inner = _loco_predictions(x[train], y[train], countries[train], alphas)
         scores = [coefficient_of_determination(y[train], inner[:, k]) for k in range(len(alphas))]
-        alpha = float(alphas[int(np.argmax(scores))])
-        pred[held] = fit_ridge(x[train], y[train], alpha).predict(x[held])
-        chosen[str(country)] = alpha
-    return pred, chosen
+        best = int(np.argmax(scores))
+        pred[held] = fit_ridge(x[train], y[train], float(alphas[best])).predict(x[held])
+        chosen[str(country)] = float(alphas[best])
+        residuals[str(country)] = y[train] - inner[:, best]
+    return OutOfCountry(pred, chosen, residuals)
 
 
 def country_scores(y: np.ndarray, pred: np.ndarray, countries: np.ndarray, years: np.ndarray) -> dict:
@@ -81,3 +94,26 @@ def country_scores(y: np.ndarray, pred: np.ndarray, countries: np.ndarray, years
         },
         "n": int(y.size),
     }
+
+
+def interval_coverage(
+    y: np.ndarray, pred: np.ndarray, calibration_residuals: dict[str, np.ndarray], held_out: dict[str, np.ndarray],
+    level: float = 0.8,
+) -> float:
+    """The share of held-out labels inside ``pred +- q``, ``q`` the ``level`` quantile of the
+    absolute residuals each held-out set's model left on its own calibration data (never
+    on the held-out rows). ``held_out`` and ``calibration_residuals`` are keyed alike."""
+    inside = 0
+    total = 0
+    for key, rows in held_out.items():
+        q = float(np.quantile(np.abs(calibration_residuals[key]), level))
+        inside += int(np.sum(np.abs(y[rows] - pred[rows]) <= q))
+        total += rows.size
+    return inside / max(1, total)
+
+
+def loco_interval_coverage(y: np.ndarray, countries: np.ndarray, loco: OutOfCountry, level: float = 0.8) -> float:
+    """Coverage of the ``level`` interval of leave-one-country-out predictions: each
+    country's interval from the inner residuals over the four other countries."""
+    held = {str(c): np.flatnonzero(countries == c) for c in np.unique(countries)}
+    return interval_coverage(y, loco.pred, loco.calibration_residuals, held, level)

@@ -7,7 +7,14 @@ import pytest
 from conftest import LSMS_DIR
 
 from poverty_mapper.core.evaluation import lsms
-from poverty_mapper.core.evaluation.across_countries import country_years, demeaned, leave_one_country_out, within_r2
+from poverty_mapper.core.evaluation.across_countries import (
+    country_years,
+    demeaned,
+    interval_coverage,
+    leave_one_country_out,
+    loco_interval_coverage,
+    within_r2,
+)
 from poverty_mapper.core.evaluation.fixed_folds import evaluate_on_folds
 from poverty_mapper.core.evaluation.lsms_features import (
     VARIANTS,
@@ -112,11 +119,13 @@ def test_within_country_and_out_of_country_scores_reproduce_the_reference(data, 
     """The data README's side-by-side reference: leave-one-country-out, within
     country-year r2, RGB histograms 0.004 and the night-light histogram 0.387."""
     groups = country_years(data.countries, data.years)
-    rgb_loco, _ = leave_one_country_out(features["rgb"], data.labels, data.countries)
-    lights_loco, alphas = leave_one_country_out(features["nightlights"], data.labels, data.countries)
-    assert abs(within_r2(data.labels, rgb_loco, groups) - 0.004) < 0.01
-    assert abs(within_r2(data.labels, lights_loco, groups) - 0.387) < 0.02
-    assert set(alphas) == {"et", "mw", "ng", "tz", "ug"}
+    rgb_loco = leave_one_country_out(features["rgb"], data.labels, data.countries)
+    lights_loco = leave_one_country_out(features["nightlights"], data.labels, data.countries)
+    assert abs(within_r2(data.labels, rgb_loco.pred, groups) - 0.004) < 0.01
+    assert abs(within_r2(data.labels, lights_loco.pred, groups) - 0.387) < 0.02
+    assert set(lights_loco.alphas) == {"et", "mw", "ng", "tz", "ug"}
+    # 80 % intervals from the residuals of the other countries cover less out of country.
+    assert 0.6 < loco_interval_coverage(data.labels, data.countries, lights_loco) < 0.8
 
 
 def test_a_country_level_alone_scores_nothing_within_countries(data):
@@ -135,8 +144,16 @@ def test_leave_one_country_out_never_sees_the_held_out_country():
     countries = np.repeat(np.array(["a", "b", "c", "d"]), 50)
     x = rng.normal(size=(200, 5))
     y = x @ np.array([1.0, 0.5, 0.0, 0.0, -1.0]) + rng.normal(0, 0.1, 200)
-    pred, _ = leave_one_country_out(x, y, countries)
+    pred = leave_one_country_out(x, y, countries).pred
     changed = y.copy()
     changed[countries == "a"] += 100.0
-    pred_changed, _ = leave_one_country_out(x, changed, countries)
+    pred_changed = leave_one_country_out(x, changed, countries).pred
     np.testing.assert_array_equal(pred[countries == "a"], pred_changed[countries == "a"])
+
+
+def test_interval_coverage_counts_labels_inside_the_calibrated_band():
+    """GENERATED: residuals of the calibration set put q at 1; labels 0.5 and 2 away."""
+    y = np.array([0.5, 2.0, -0.5, 3.0])
+    pred = np.zeros(4)
+    calibration = {"a": np.linspace(-1.25, 1.25, 11)}  # |r| 80 % quantile is 1.0
+    assert interval_coverage(y, pred, calibration, {"a": np.arange(4)}, 0.8) == 0.5
