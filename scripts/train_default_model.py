@@ -20,7 +20,8 @@ from _bootstrap import ROOT, import_plugin_package
 
 import_plugin_package()
 from poverty_mapper.core.evaluation import lsms  # noqa: E402
-from poverty_mapper.core.evaluation.fixed_folds import evaluate_on_folds  # noqa: E402
+from poverty_mapper.core.evaluation.fixed_folds import fold_summary, fold_test_predictions  # noqa: E402
+from poverty_mapper.core.models.metadata import interval_half_width  # noqa: E402
 from poverty_mapper.core.extractors.histogram import YEH_BIN_EDGES, HistogramExtractor  # noqa: E402
 from poverty_mapper.core.models.model_file import PovertyModel, Scores, Target, TrainingDomain, save_model  # noqa: E402
 from poverty_mapper.core.regression.ridge import fit_ridge_cv  # noqa: E402
@@ -33,7 +34,8 @@ BANDS = ("BLUE", "GREEN", "RED")
 def build_default_model(data_dir: Path) -> PovertyModel:
     data = lsms.load_lsms(data_dir)
     x = data.frequencies(BANDS)
-    scores = evaluate_on_folds(x, data.labels, data.folds)
+    pred, per_fold = fold_test_predictions(x, data.labels, data.folds)
+    scores = {**fold_summary(data.labels, pred, per_fold), "interval_80": interval_half_width(data.labels, pred)}
     regressor = fit_ridge_cv(x, data.labels, data.test_fold_of_each())
     extractor = HistogramExtractor(
         [lsms.BAND_MEANS[b] for b in BANDS], [lsms.BAND_STDS[b] for b in BANDS], YEH_BIN_EDGES

@@ -203,6 +203,12 @@ def _result(job: MappingJob, out_path: Path, device: str, summary: MapSummary) -
     # reflectance the model was trained on).
     notes = list(job.notes) if job.notes else [job.radiometry.note] if job.radiometry.note else []
     notes += _range_note(job.model, summary)
+    if summary.n_estimated > 1 and summary.value_min == summary.value_max:
+        notes.append(
+            f"All {summary.n_estimated} estimated cells hold the same value ({summary.value_min:.4g}): the map "
+            "shows no differences between places. Check the band mapping and the radiometry, and that the "
+            "imagery is not constant."
+        )
     if summary.n_estimated == 0:
         notes.append(
             "No tile had enough valid pixels: the output holds only nodata. Check the band "

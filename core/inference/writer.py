@@ -61,6 +61,8 @@ def map_tags(
     if model.domain is not None:
         lo, hi = model.domain.legend_range()
         scale = {"LEGEND_MIN": f"{lo:.6g}", "LEGEND_MAX": f"{hi:.6g}", "SURVEY_MEAN": f"{model.domain.outcome_mean:.6g}"}
+    if model.scores.interval_80 is not None:  # +- this held 80 % of held-out clusters
+        scale["INTERVAL_80"] = f"{model.scores.interval_80:.6g}"
     return {
         **scale,
         "QUANTITY": model.target.name,

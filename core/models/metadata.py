@@ -63,6 +63,9 @@ class Scores:
     folds: dict[str, Score] = field(default_factory=dict)
     baselines: dict[str, Score] = field(default_factory=dict)  # e.g. "nightlights": the same folds, lights alone
     proxy_val_accuracy: float | None = None  # a proxy CNN's accuracy on held-out blocks
+    # Half-width of an 80 % interval: the 80 % quantile of the absolute out-of-fold
+    # residuals (80 % of held-out clusters lay within +- this of their estimate).
+    interval_80: float | None = None
 
     def to_json(self) -> dict:
         out: dict = {}
@@ -76,6 +79,8 @@ class Scores:
             out["baselines"] = {k: v.to_json() for k, v in self.baselines.items()}
         if self.proxy_val_accuracy is not None:
             out["proxy_val_accuracy"] = self.proxy_val_accuracy
+        if self.interval_80 is not None:
+            out["interval_80"] = self.interval_80
         return out
 
     @classmethod
@@ -87,12 +92,14 @@ class Scores:
         if isinstance(old_baseline, dict) and old_baseline.get("pooled"):
             baselines["nightlights"] = Score.from_json(old_baseline["pooled"])
         accuracy = data.get("proxy_val_accuracy")
+        interval = data.get("interval_80")
         return cls(
             protocol=str(data.get("protocol", "")),
             pooled=Score.from_json(data["pooled"]) if data.get("pooled") else None,
             folds=_scores_by_name(data.get("folds")),
             baselines=baselines,
             proxy_val_accuracy=None if accuracy is None else float(accuracy),
+            interval_80=None if interval is None else float(interval),
         )
 
 
@@ -193,6 +200,20 @@ class ModelInfo:
                 f"Cross-validated on {pooled.n if pooled.n is not None else '?'} clusters: r² {pooled.r2:.2f} "
                 f"(squared Pearson), R² {pooled.R2:.2f} (coefficient of determination)."
             )
+        if self.scores.interval_80 is not None:
+            lines.append(
+                f"80 % of held-out clusters lay within ±{self.scores.interval_80:.2f} of their estimate "
+                "(where the model was fitted; more elsewhere)."
+            )
         if self.provenance.get("use"):
             lines.append(f"Use: {self.provenance['use']}")
         return "\n".join(lines)
+
+
+def interval_half_width(observed, predicted, level: float = 0.8) -> float:
+    """The ``level`` quantile of the absolute residuals (held-out predictions only)."""
+    residuals = sorted(abs(float(o) - float(p)) for o, p in zip(observed, predicted))
+    position = level * (len(residuals) - 1)
+    low = int(position)
+    high = min(low + 1, len(residuals) - 1)
+    return round(residuals[low] + (position - low) * (residuals[high] - residuals[low]), 6)

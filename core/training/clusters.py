@@ -21,6 +21,7 @@ from ..extractors.histogram import HistogramExtractor
 from ..imagery.nightlights import mean_lights_on_grid
 from ..imagery.tile_reader import TileReader, read_batch
 from ..imagery.tiling import PixelWindow, bounds_window, ground_positions_m, pixel_size_m, tile_grid_for
+from ..models.metadata import interval_half_width
 from ..models.model_file import PovertyModel, Score, Scores, Target, TrainingDomain
 from ..options import TileOptions
 from ..regression.folds import group_folds, linked_groups
@@ -494,6 +495,7 @@ def _cluster_model(
             pooled=Score.from_json(cv.pooled),
             folds={str(f["fold"]): Score.from_json(f) for f in cv.per_fold},
             baselines={} if baseline is None else {"nightlights": Score.from_json(baseline["pooled"])},
+            interval_80=interval_half_width(table.y, cv.predicted),
         ),
         provenance={
             "data": f"{n_used} clusters on {Path(config.image_path).name}",

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 import numpy as np
+import pytest
 import rasterio
 
 from poverty_mapper.core.inference.predict import PredictRequest, predict_poverty_map
@@ -34,3 +35,38 @@ def test_a_map_within_the_outcomes_says_nothing_of_it(tmp_path):
     _, values = _map(tmp_path, None)
     result, _ = _map(tmp_path, TrainingDomain(30, float(values.min()) - 1, float(values.max()) + 1, 0.0, 1.0))
     assert result.n_outside_range == 0 and not any("extrapolations" in note for note in result.notes)
+
+
+def test_a_map_of_one_value_says_so(tmp_path):
+    """A model that cannot tell places apart (zero coefficients) gives a constant map: the
+    run must say so rather than finish silently."""
+    from poverty_mapper.core.regression.ridge import RidgeRegressor
+
+    model = _model()
+    n = model.extractor.n_features
+    flat = replace(model, regressor=RidgeRegressor(np.zeros(n), 0.5, np.zeros(n), np.ones(n), 1.0))
+    rng = np.random.default_rng(3)
+    image = _raster(tmp_path / "image.tif", np.clip(rng.normal(110, 40, (3, SIZE, SIZE)), 1, 255).astype(np.uint8))
+    result = predict_poverty_map(PredictRequest(image, str(tmp_path / "flat.tif"), flat, device="cpu"))
+    assert result.value_min == result.value_max == 0.5
+    assert any("hold the same value" in note for note in result.notes)
+
+
+def test_a_fitted_model_records_its_80_percent_interval(small_world, tmp_path):
+    """GENERATED world: the half-width is the 80 % quantile of the out-of-fold residuals,
+    so it holds 80 % of the held-out clusters; the card and the map's tags carry it."""
+    from poverty_mapper.core.models.model_file import load_model
+    from poverty_mapper.core.training.clusters import Cluster, ClusterFitConfig, fit_clusters
+
+    clusters = tuple(Cluster(x, y, o, w) for x, y, o, w in small_world.clusters)
+    fit = fit_clusters(ClusterFitConfig(image_path=str(small_world.image_path), clusters=clusters,
+                                        model_path=str(tmp_path / "fit.povmodel"), box_size_m=1500, tile_size_m=480,
+                                        fold_distance_m=750.0))
+    model = load_model(tmp_path / "fit.povmodel")
+    q = model.scores.interval_80
+    inside = np.mean(np.abs(fit.observed - fit.predicted) <= q + 1e-9)
+    assert 0.78 <= inside <= 0.85
+    assert f"±{q:.2f}" in model.card()
+    predict_poverty_map(PredictRequest(str(small_world.image_path), str(tmp_path / "map.tif"), model))
+    with rasterio.open(tmp_path / "map.tif") as ds:
+        assert float(ds.tags()["INTERVAL_80"]) == pytest.approx(q, rel=1e-5)
