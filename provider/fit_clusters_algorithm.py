@@ -42,6 +42,7 @@ class FitClustersAlgorithm(PovertyAlgorithm):
     CLUSTERS = "CLUSTERS"
     OUTCOME = "OUTCOME"
     WEIGHT = "WEIGHT"
+    GROUP = "GROUP"
     LOG_OUTCOME = "LOG_OUTCOME"
     BOX_SIZE = "BOX_SIZE"
     EXTRACTOR = "EXTRACTOR"
@@ -132,6 +133,18 @@ class FitClustersAlgorithm(PovertyAlgorithm):
             self.tr(
                 "Optional: a numeric field weighting each cluster in the fit, e.g. the number of households "
                 "surveyed. Leave empty to weigh all clusters equally."
+            ),
+        )
+        self.add(
+            QgsProcessingParameterField(
+                self.GROUP, self.tr("Country or survey field (scores within groups)"),
+                parentLayerParameterName=self.CLUSTERS, optional=True,
+            ),
+            self.tr(
+                "Optional: a field naming each cluster's country or survey round. The report and the model "
+                "card then add r² within these groups (predictions and survey values demeaned per group): "
+                "how well the model ranks places inside one country, which a pooled r² hides when the "
+                "groups differ in level. Only for scoring; never a feature."
             ),
         )
         self.add(
@@ -276,7 +289,8 @@ class FitClustersAlgorithm(PovertyAlgorithm):
         self._source_crs = source.sourceCrs()
         outcome = self.parameterAsString(parameters, self.OUTCOME, context)
         weight = self.parameterAsString(parameters, self.WEIGHT, context) or None
-        self._clusters = cluster_points(source, outcome, weight, layer.crs(), context)
+        group = self.parameterAsString(parameters, self.GROUP, context) or None
+        self._clusters = cluster_points(source, outcome, weight, layer.crs(), context, group)
         self._lights = None
         lights = self.parameterAsRasterLayer(parameters, self.NIGHTLIGHTS, context)
         if lights is not None:
@@ -299,7 +313,7 @@ class FitClustersAlgorithm(PovertyAlgorithm):
         scatter_out = self.parameterAsFileOutput(parameters, self.OUTPUT_SCATTER, context) or None
         config = ClusterFitConfig(
             image_path=self._image,
-            clusters=tuple(Cluster(x, y, o, w, str(fid)) for x, y, o, w, fid in self._clusters),
+            clusters=tuple(Cluster(x, y, o, w, str(fid), g) for x, y, o, w, fid, g in self._clusters),
             model_path=model_out,
             outcome_name=outcome,
             extractor=extractor,

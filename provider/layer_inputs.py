@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 
 from qgis.core import (
+    NULL,
     QgsCoordinateTransform,
     QgsFeatureRequest,
     QgsProcessingContext,
@@ -54,8 +55,9 @@ def extent_in_crs(algorithm, parameters, name: str, context: QgsProcessingContex
     return extent.xMinimum(), extent.yMinimum(), extent.xMaximum(), extent.yMaximum()
 
 
-def cluster_points(source, outcome_field: str, weight_field: str | None, target_crs, context: QgsProcessingContext):
-    """Survey clusters as (x, y in ``target_crs``, outcome, weight, feature id).
+def cluster_points(source, outcome_field: str, weight_field: str | None, target_crs, context: QgsProcessingContext,
+                   group_field: str | None = None):
+    """Survey clusters as (x, y in ``target_crs``, outcome, weight, feature id, group).
 
     Missing or non-numeric outcomes become NaN (left out, and counted, by the engine).
     """
@@ -72,8 +74,10 @@ def cluster_points(source, outcome_field: str, weight_field: str | None, target_
             continue
         point = geometry.centroid().asPoint()
         point = transform.transform(point)
+        group = feature[group_field] if group_field else None
         rows.append((point.x(), point.y(), _number(feature[outcome_field]),
-                     _number(feature[weight_field]) if weight_field else 1.0, feature.id()))
+                     _number(feature[weight_field]) if weight_field else 1.0, feature.id(),
+                     "" if group is None or group == NULL else str(group)))
     return rows
 
 

@@ -20,23 +20,8 @@ from typing import Sequence
 
 import numpy as np
 
-from ..regression.metrics import coefficient_of_determination, squared_pearson
+from ..regression.metrics import coefficient_of_determination, demeaned, squared_pearson, within_r2
 from ..regression.ridge import DEFAULT_ALPHAS, fit_ridge, ridge_path
-
-
-def demeaned(values: np.ndarray, groups: np.ndarray) -> np.ndarray:
-    """``values`` minus the mean of their group."""
-    values = np.asarray(values, np.float64)
-    out = values.copy()
-    for g in np.unique(groups):
-        in_group = groups == g
-        out[in_group] -= values[in_group].mean()
-    return out
-
-
-def within_r2(y: np.ndarray, pred: np.ndarray, groups: np.ndarray) -> float:
-    """Squared Pearson correlation of ``pred`` and ``y``, both demeaned per group."""
-    return squared_pearson(demeaned(y, groups), demeaned(pred, groups))
 
 
 def country_years(countries: np.ndarray, years: np.ndarray) -> np.ndarray:

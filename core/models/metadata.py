@@ -66,6 +66,9 @@ class Scores:
     # Half-width of an 80 % interval: the 80 % quantile of the absolute out-of-fold
     # residuals (80 % of held-out clusters lay within +- this of their estimate).
     interval_80: float | None = None
+    # Out-of-fold r2 within the clusters' groups (countries, survey rounds), where given:
+    # predictions and survey values demeaned per group.
+    within_groups_r2: float | None = None
 
     def to_json(self) -> dict:
         out: dict = {}
@@ -81,6 +84,8 @@ class Scores:
             out["proxy_val_accuracy"] = self.proxy_val_accuracy
         if self.interval_80 is not None:
             out["interval_80"] = self.interval_80
+        if self.within_groups_r2 is not None:
+            out["within_groups_r2"] = self.within_groups_r2
         return out
 
     @classmethod
@@ -93,6 +98,7 @@ class Scores:
             baselines["nightlights"] = Score.from_json(old_baseline["pooled"])
         accuracy = data.get("proxy_val_accuracy")
         interval = data.get("interval_80")
+        within = data.get("within_groups_r2")
         return cls(
             protocol=str(data.get("protocol", "")),
             pooled=Score.from_json(data["pooled"]) if data.get("pooled") else None,
@@ -100,6 +106,7 @@ class Scores:
             baselines=baselines,
             proxy_val_accuracy=None if accuracy is None else float(accuracy),
             interval_80=None if interval is None else float(interval),
+            within_groups_r2=None if within is None else float(within),
         )
 
 
@@ -199,6 +206,11 @@ class ModelInfo:
             lines.append(
                 f"Cross-validated on {pooled.n if pooled.n is not None else '?'} clusters: r² {pooled.r2:.2f} "
                 f"(squared Pearson), R² {pooled.R2:.2f} (coefficient of determination)."
+            )
+        if self.scores.within_groups_r2 is not None:
+            lines.append(
+                f"Within groups (countries or survey rounds): r² {self.scores.within_groups_r2:.2f} "
+                "(predictions and survey values demeaned per group: how well it ranks places inside one)."
             )
         if self.scores.interval_80 is not None:
             lines.append(

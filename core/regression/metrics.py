@@ -22,3 +22,19 @@ def coefficient_of_determination(y_true: np.ndarray, y_pred: np.ndarray) -> floa
     if total == 0:
         return 0.0
     return float(1.0 - np.sum((y_true - y_pred) ** 2) / total)
+
+
+def demeaned(values: np.ndarray, groups: np.ndarray) -> np.ndarray:
+    """``values`` minus the mean of their group."""
+    values = np.asarray(values, np.float64)
+    out = values.copy()
+    for g in np.unique(groups):
+        in_group = groups == g
+        out[in_group] -= values[in_group].mean()
+    return out
+
+
+def within_r2(y: np.ndarray, pred: np.ndarray, groups: np.ndarray) -> float:
+    """r² of ``pred`` and ``y`` both demeaned per group: how well places are ranked inside
+    a group (a country, a survey round), whatever the groups' levels."""
+    return squared_pearson(demeaned(y, groups), demeaned(pred, groups))

@@ -25,7 +25,7 @@ from ..models.metadata import interval_half_width
 from ..models.model_file import PovertyModel, Score, Scores, Target, TrainingDomain
 from ..options import TileOptions
 from ..regression.folds import group_folds, linked_groups
-from ..regression.metrics import coefficient_of_determination, squared_pearson
+from ..regression.metrics import coefficient_of_determination, squared_pearson, within_r2
 from ..regression.ridge import DEFAULT_ALPHAS, FeatureScaling, PenaltySearch, RidgeRegressor, choose_alpha, fit_ridge, fit_ridge_cv
 from .outputs import write_training_outputs
 from .progress import CancelCheck, Phase, PhasedProgress, ProgressCallback
@@ -47,13 +47,15 @@ CLUSTER_PENALTY = PenaltySearch(DEFAULT_ALPHAS, limits=(1e-6, 1e9), scaling=Feat
 
 @dataclass(frozen=True)
 class Cluster:
-    """A surveyed cluster: location in the image's CRS, outcome, optional weight."""
+    """A surveyed cluster: location in the image's CRS, outcome, optional weight, and an
+    optional group (a country or survey round) for scores within groups."""
 
     x: float
     y: float
     outcome: float
     weight: float = 1.0
     id: str = ""
+    group: str = ""
 
 
 @dataclass(frozen=True)
@@ -426,12 +428,28 @@ def _cluster_report(
         "clusters": {"given": len(config.clusters), "used": int(table.used.sum()), "groups": int(table.groups.max()) + 1},
         "folds": _fold_report(config, table),
         "coverage": _coverage_report(config, features.coverage, table.used),
-        "cv": {"protocol": _cv_protocol(config, table), "pooled": cv.pooled, "folds": cv.per_fold},
+        "cv": {"protocol": _cv_protocol(config, table), "pooled": cv.pooled, "folds": cv.per_fold,
+               **_within_groups(config, table, cv)},
         "scores_named": "r2 = squared Pearson correlation; R2 = coefficient of determination",
         "nightlights_baseline": None if baseline is None else {k: v for k, v in baseline.items() if k != "predicted"},
         "device": device_name(imagery.device),
         "notes": notes,
     }
+
+
+def _within_groups(config: ClusterFitConfig, table: SurveyTable, cv: CrossValidation) -> dict:
+    """Out-of-fold r2 within the clusters' groups (country, survey round), where given:
+    predictions and survey values both demeaned per group, and r2 in each group."""
+    groups = np.array([c.group for c in config.clusters])[table.used]
+    if not any(groups) or np.unique(groups).size < 2:
+        return {}
+    per_group = {
+        str(g): {"r2": round(squared_pearson(table.y[groups == g], cv.predicted[groups == g]), 4),
+                 "n": int(np.sum(groups == g))}
+        for g in np.unique(groups)
+    }
+    return {"within_groups": {"r2": round(within_r2(table.y, cv.predicted, groups), 4), "n": int(groups.size),
+                              "groups": len(per_group), "per_group": per_group}}
 
 
 def _fold_report(config: ClusterFitConfig, table: SurveyTable) -> dict:
@@ -496,6 +514,7 @@ def _cluster_model(
             folds={str(f["fold"]): Score.from_json(f) for f in cv.per_fold},
             baselines={} if baseline is None else {"nightlights": Score.from_json(baseline["pooled"])},
             interval_80=interval_half_width(table.y, cv.predicted),
+            within_groups_r2=_within_groups(config, table, cv).get("within_groups", {}).get("r2"),
         ),
         provenance={
             "data": f"{n_used} clusters on {Path(config.image_path).name}",

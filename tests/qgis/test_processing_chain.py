@@ -174,3 +174,26 @@ def test_trainproxy_takes_the_network_frozen_blocks_and_more_scenes(poverty_prov
         "OUTPUT_REPORT": str(tmp_path / "small.json"),
     })
     assert json.loads((tmp_path / "small.json").read_text())["network"]["architecture"] == "small_cnn"
+
+
+def test_fitclusters_scores_within_a_group_field(poverty_provider, world, tmp_path):
+    """The 'note' field names each cluster's (GENERATED) group: the report and the card
+    give r2 within the groups."""
+    import processing
+
+    from poverty_mapper.core.models.model_file import load_model
+
+    clusters = _cluster_layer(world)
+    middle = sorted(f.geometry().asPoint().y() for f in clusters.getFeatures())[len(world.clusters) // 2]
+    clusters.startEditing()
+    for feature in clusters.getFeatures():
+        clusters.changeAttributeValue(feature.id(), 2, "north" if feature.geometry().asPoint().y() >= middle else "south")
+    clusters.commitChanges()
+    processing.run("povertymapper:fitclusters", {
+        "INPUT": str(world.image_path), "CLUSTERS": clusters, "OUTCOME": "wealth", "GROUP": "note",
+        "BOX_SIZE": 1500, "FOLD_DISTANCE": 750, "OUTPUT_MODEL": str(tmp_path / "fit.povmodel"),
+        "OUTPUT_REPORT": str(tmp_path / "cv.json"),
+    })
+    within = json.loads((tmp_path / "cv.json").read_text())["cv"]["within_groups"]
+    assert within["groups"] == 2 and 0 < within["r2"] <= 1
+    assert "Within groups" in load_model(tmp_path / "fit.povmodel").card()
