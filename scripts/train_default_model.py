@@ -20,7 +20,9 @@ from _bootstrap import ROOT, import_plugin_package
 
 import_plugin_package()
 from poverty_mapper.core.evaluation import lsms  # noqa: E402
+from poverty_mapper.core.evaluation.across_countries import country_years, leave_one_country_out  # noqa: E402
 from poverty_mapper.core.evaluation.fixed_folds import fold_summary, fold_test_predictions  # noqa: E402
+from poverty_mapper.core.regression.metrics import within_r2  # noqa: E402
 from poverty_mapper.core.models.metadata import interval_half_width  # noqa: E402
 from poverty_mapper.core.extractors.histogram import YEH_BIN_EDGES, HistogramExtractor  # noqa: E402
 from poverty_mapper.core.models.model_file import PovertyModel, Scores, Target, TrainingDomain, save_model  # noqa: E402
@@ -35,7 +37,14 @@ def build_default_model(data_dir: Path) -> PovertyModel:
     data = lsms.load_lsms(data_dir)
     x = data.frequencies(BANDS)
     pred, per_fold = fold_test_predictions(x, data.labels, data.folds)
-    scores = {**fold_summary(data.labels, pred, per_fold), "interval_80": interval_half_width(data.labels, pred)}
+    groups = country_years(data.countries, data.years)
+    loco = leave_one_country_out(x, data.labels, data.countries)
+    scores = {
+        **fold_summary(data.labels, pred, per_fold),
+        "interval_80": interval_half_width(data.labels, pred),
+        "within_groups_r2": round(within_r2(data.labels, pred, groups), 4),  # groups: country-years
+        "out_of_country_r2": round(within_r2(data.labels, loco.pred, groups), 4),
+    }
     regressor = fit_ridge_cv(x, data.labels, data.test_fold_of_each())
     extractor = HistogramExtractor(
         [lsms.BAND_MEANS[b] for b in BANDS], [lsms.BAND_STDS[b] for b in BANDS], YEH_BIN_EDGES

@@ -69,6 +69,9 @@ class Scores:
     # Out-of-fold r2 within the clusters' groups (countries, survey rounds), where given:
     # predictions and survey values demeaned per group.
     within_groups_r2: float | None = None
+    # The same r2 for predictions of each country by a model fitted on the others (leave
+    # one country out): what the model brings to a country without surveys.
+    out_of_country_r2: float | None = None
 
     def to_json(self) -> dict:
         out: dict = {}
@@ -86,6 +89,8 @@ class Scores:
             out["interval_80"] = self.interval_80
         if self.within_groups_r2 is not None:
             out["within_groups_r2"] = self.within_groups_r2
+        if self.out_of_country_r2 is not None:
+            out["out_of_country_r2"] = self.out_of_country_r2
         return out
 
     @classmethod
@@ -99,6 +104,7 @@ class Scores:
         accuracy = data.get("proxy_val_accuracy")
         interval = data.get("interval_80")
         within = data.get("within_groups_r2")
+        loco = data.get("out_of_country_r2")
         return cls(
             protocol=str(data.get("protocol", "")),
             pooled=Score.from_json(data["pooled"]) if data.get("pooled") else None,
@@ -107,6 +113,7 @@ class Scores:
             proxy_val_accuracy=None if accuracy is None else float(accuracy),
             interval_80=None if interval is None else float(interval),
             within_groups_r2=None if within is None else float(within),
+            out_of_country_r2=None if loco is None else float(loco),
         )
 
 
@@ -211,6 +218,11 @@ class ModelInfo:
             lines.append(
                 f"Within groups (countries or survey rounds): r² {self.scores.within_groups_r2:.2f} "
                 "(predictions and survey values demeaned per group: how well it ranks places inside one)."
+            )
+        if self.scores.out_of_country_r2 is not None:
+            lines.append(
+                f"Out of country (fitted on the other countries): r² {self.scores.out_of_country_r2:.2f} within "
+                "countries, what it brings to a country without surveys."
             )
         if self.scores.interval_80 is not None:
             lines.append(
