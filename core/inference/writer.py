@@ -20,6 +20,14 @@ from ..imagery.tiling import TileGrid
 from ..models.model_file import PovertyModel
 
 NODATA = -9999.0
+# Band 2 of the estimate raster says how to read band 1, per cell.
+QUALITY_OK = 0.0  # an estimate within the range of the survey outcomes
+QUALITY_EXTRAPOLATED = 1.0  # an estimate outside that range: read as 'below' or 'above' it
+QUALITY_NO_ESTIMATE = 2.0  # a cell to map without an estimate: fill, or too few valid pixels
+QUALITY_DESCRIPTION = (
+    "quality: 0 = within the range of the survey outcomes, 1 = outside it (extrapolation), "
+    "2 = no estimate (fill or too few valid pixels)"
+)
 
 
 def check_output_path(out_path: Path) -> None:
@@ -33,12 +41,13 @@ def check_output_path(out_path: Path) -> None:
 
 
 def output_profile(crs: CRS, grid: TileGrid) -> dict:
-    """One float32 band on the grid of cells, nodata :data:`NODATA`, deflated (tiled when large)."""
+    """Two float32 bands on the grid of cells (the estimate; its quality code), nodata
+    :data:`NODATA`, deflated (tiled when large)."""
     height, width = grid.shape
     profile = {
         "driver": "GTiff",
         "dtype": "float32",
-        "count": 1,
+        "count": 2,
         "width": width,
         "height": height,
         "crs": crs,
@@ -107,7 +116,7 @@ class RowWriter:
         self.outcome_range = outcome_range
         self.n_outside = 0
         self.pending = cell_mask.sum(axis=1)  # cells still to come, per row
-        self.rows: dict[int, np.ndarray] = {}
+        self.rows: dict[int, np.ndarray] = {}  # per row: [estimate, quality] x width
         self.next_row = 0
         self.count, self.vsum, self.vmin, self.vmax = 0, 0.0, math.inf, -math.inf
 
@@ -115,13 +124,17 @@ class RowWriter:
         """Estimates for ``cells``; a value that is not finite leaves its cell nodata."""
         for (r, c), v in zip(cells, values):
             self.pending[r] -= 1
-            if np.isfinite(v):
-                self._row(r)[c] = v
-                self.count += 1
-                self.vsum += float(v)
-                self.vmin, self.vmax = min(self.vmin, float(v)), max(self.vmax, float(v))
-                if self.outcome_range is not None and not self.outcome_range[0] <= v <= self.outcome_range[1]:
-                    self.n_outside += 1
+            row = self._row(r)
+            if not np.isfinite(v):
+                row[1, c] = QUALITY_NO_ESTIMATE
+                continue
+            row[0, c] = v
+            self.count += 1
+            self.vsum += float(v)
+            self.vmin, self.vmax = min(self.vmin, float(v)), max(self.vmax, float(v))
+            outside = self.outcome_range is not None and not self.outcome_range[0] <= v <= self.outcome_range[1]
+            self.n_outside += outside
+            row[1, c] = QUALITY_EXTRAPOLATED if outside else QUALITY_OK
         self._write_complete_rows()
 
     def finish(self, description: str, tags: dict[str, str]) -> MapSummary:
@@ -131,6 +144,7 @@ class RowWriter:
             raise RuntimeError(f"{missing} cells of the map were never estimated")
         self._write_complete_rows()
         self.dst.set_band_description(1, description)
+        self.dst.set_band_description(2, QUALITY_DESCRIPTION)
         self.dst.update_tags(**tags)
         if self.count == 0:
             return MapSummary(0, None, None, None)
@@ -138,15 +152,15 @@ class RowWriter:
 
     def _row(self, row: int) -> np.ndarray:
         if row not in self.rows:
-            self.rows[row] = np.full(self.width, NODATA, np.float32)
+            self.rows[row] = np.full((2, self.width), NODATA, np.float32)
         return self.rows[row]
 
     def _write_complete_rows(self) -> None:
         while self.next_row < len(self.pending) and self.pending[self.next_row] <= 0:
             values = self.rows.pop(self.next_row, None)
             if values is None:
-                values = np.full(self.width, NODATA, np.float32)
-            self.dst.write(values[None, :], 1, window=rasterio.windows.Window(0, self.next_row, self.width, 1))
+                values = np.full((2, self.width), NODATA, np.float32)
+            self.dst.write(values[:, None, :], window=rasterio.windows.Window(0, self.next_row, self.width, 1))
             self.next_row += 1
 
 

@@ -28,6 +28,12 @@ def test_estimates_outside_the_outcomes_are_counted_and_said(tmp_path):
     result, again = _map(tmp_path, TrainingDomain(30, float(lo), float(hi), float((lo + hi) / 2), 0.1))
     outside = int(np.sum((again < lo) | (again > hi)))
     assert result.n_outside_range == outside > 0
+    with rasterio.open(tmp_path / "map.tif") as ds:  # band 2 flags each cell: 0 inside, 1 outside
+        estimate, quality = ds.read(1, masked=True), ds.read(2, masked=True)
+        assert "extrapolation" in ds.descriptions[1]
+    assert np.array_equal(quality.mask, estimate.mask)
+    expected = np.where((estimate < lo) | (estimate > hi), 1.0, 0.0)
+    assert np.array_equal(quality.compressed(), expected[~estimate.mask])
     assert any(f"{outside} of {values.size} estimated cells" in note and "extrapolations" in note for note in result.notes)
 
 

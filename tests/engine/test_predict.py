@@ -266,6 +266,9 @@ def test_real_parana_scene_with_the_default_model(real_data, default_model, tmp_
     all_fill, all_image = valid_fraction == 0, valid_fraction == 1
     assert all_fill.any() and all_image.any()
     assert np.all(values[all_fill] == NODATA)
+    with rasterio.open(out) as ds:  # band 2: the fill cells are 'no estimate' (2), not just empty
+        quality = ds.read(2)
+    assert np.all(quality[all_fill] == 2.0) and np.all(quality[values != NODATA] <= 1.0)
     estimates = values[all_image]
     assert np.all(estimates != NODATA) and np.all(np.isfinite(estimates))
     assert np.all(np.abs(estimates) < 10)  # on the scale of the asset index
