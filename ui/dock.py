@@ -224,7 +224,13 @@ class PovertyDock(QDockWidget, FORM_CLASS):
         self.progressBar.setValue(100)
         self.progressLabel.setText(tr("Done in {}.").format(elapsed))
         summary = feedback.infos[-1] if feedback.infos else ""
-        self.statusLabel.setText("\n".join(filter(None, [summary, tr("Output: {}").format(results["OUTPUT"])])))
+        warnings = [tr("Note: {}").format(w) for w in feedback.warnings]
+        self.statusLabel.setText("\n".join(filter(None, [summary, *warnings, tr("Output: {}").format(results["OUTPUT"])])))
+        if feedback.warnings:  # extrapolations, another radiometry, a constant map: said where it is seen
+            self.iface.messageBar().pushMessage(
+                tr("Poverty Mapper"), tr("The map is done, with {} note(s): see the dock.").format(len(warnings)),
+                Qgis.MessageLevel.Warning, 8,
+            )
         self.finished.emit(True)
 
     def _show_failure(self, message: str, details: str = "") -> None:

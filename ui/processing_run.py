@@ -25,12 +25,13 @@ from qgis.core import (
 
 
 class CollectingFeedback(QgsProcessingFeedback):
-    """Keeps the errors and messages the algorithm reports, to show them in the dock."""
+    """Keeps the errors, messages and warnings the algorithm reports, to show them in the dock."""
 
     def __init__(self) -> None:
         super().__init__()
         self.errors: list[str] = []
         self.infos: list[str] = []
+        self.warnings: list[str] = []
 
     def reportError(self, error: str, fatalError: bool = False) -> None:  # noqa: N802,N803 (QGIS API)
         self.errors.append(error)
@@ -39,6 +40,10 @@ class CollectingFeedback(QgsProcessingFeedback):
     def pushInfo(self, info: str) -> None:  # noqa: N802 (QGIS API)
         self.infos.append(info)
         super().pushInfo(info)
+
+    def pushWarning(self, warning: str) -> None:  # noqa: N802 (QGIS API)
+        self.warnings.append(warning)
+        super().pushWarning(warning)
 
 
 # Started runs whose task QGIS has not deleted yet (see the module's docstring).

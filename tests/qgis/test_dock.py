@@ -317,6 +317,10 @@ def test_run_adds_a_styled_poverty_layer_with_metadata(dock, sample_layer, qtbot
     assert any(0 < value < 100 and "% done" in text for value, text in progress), progress
     assert dock.progressLabel.text().startswith("Done in")
     assert "Estimated" in dock.statusLabel.text()  # the algorithm's own count of cells
+    # The run's warnings reach the dock: Level-1 DN read as approximate reflectance, and
+    # the cells outside the survey outcomes' range (extrapolations) on this Brazilian scene.
+    status = dock.statusLabel.text()
+    assert "Note: Level-1 DN" in status and "extrapolations" in status
 
 
 def test_run_writes_the_chosen_file(dock, sample_layer, qtbot, tmp_path):
