@@ -21,7 +21,7 @@ from qgis.core import (
 )
 from qgis.PyQt.QtCore import QVariant
 
-from ..core.maps.zonal import estimate_quantity
+from ..core.maps.zonal import estimate_quantity, quality_at
 from .base import PovertyAlgorithm
 from .layer_inputs import raster_file_path
 from .sinks import atomic_sink
@@ -30,6 +30,7 @@ MAX_FIELD_NAME = 10  # dBase, hence shapefiles
 MAX_TEXT = 254  # dBase text fields
 QUANTITY_FIELD = "quantity"
 UNIT_FIELD = "unit"
+QUALITY_FIELD = "quality"  # band 2 of the plugin's maps: 0 within the survey outcomes' range, 1 extrapolation
 FIELD_NAME_PATTERN = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 
 
@@ -78,7 +79,8 @@ class ToPolygonsAlgorithm(PovertyAlgorithm):
             ),
             self.tr(
                 "One square per estimated cell, in the raster's CRS, with the estimate, 'quantity' and "
-                "'unit'; a .shp or .gpkg file, or a temporary layer."
+                "'unit', and for maps of this plugin 'quality' (0 = within the range of the survey outcomes, "
+                "1 = outside it, an extrapolation); a .shp or .gpkg file, or a temporary layer."
             ),
         )
 
@@ -97,7 +99,7 @@ class ToPolygonsAlgorithm(PovertyAlgorithm):
                         "using '{}'.").format(name, MAX_FIELD_NAME, short)
             )
             name = short
-        if name.lower() in (QUANTITY_FIELD, UNIT_FIELD):
+        if name.lower() in (QUANTITY_FIELD, UNIT_FIELD, QUALITY_FIELD):
             raise QgsProcessingException(
                 self.tr("The field name '{}' is taken by the description fields; choose another "
                         "(e.g. estimate).").format(name)
@@ -134,6 +136,11 @@ class ToPolygonsAlgorithm(PovertyAlgorithm):
         steps.setCurrentStep(1)
         polygons = QgsProcessingUtils.mapLayerFromString(cells, context)
         total = max(1, polygons.featureCount())
+        centres = [f.geometry().centroid().asPoint() for f in polygons.getFeatures()]
+        with self.user_errors():
+            quality = quality_at(raster_path, [p.x() for p in centres], [p.y() for p in centres])
+        if quality is not None:  # maps of this plugin: 0 within the survey outcomes' range, 1 extrapolation
+            fields.append(QgsField(QUALITY_FIELD, QVariant.Int, "integer", 1))
         description = [text[:MAX_TEXT] if text else None for text in (quantity, unit)]
         with atomic_sink(self, parameters, self.OUTPUT, context, fields, QgsWkbTypes.Polygon, self._crs) as (sink, dest):
             for i, cell in enumerate(polygons.getFeatures()):
@@ -143,7 +150,8 @@ class ToPolygonsAlgorithm(PovertyAlgorithm):
                     steps.setProgress(100.0 * i / total)
                 feature = QgsFeature(fields)
                 feature.setGeometry(cell.geometry())
-                feature.setAttributes([float(cell[0]), *description])
+                extra = [] if quality is None else [int(quality[i])]
+                feature.setAttributes([float(cell[0]), *description, *extra])
                 sink.addFeature(feature, QgsFeatureSink.FastInsert)
         feedback.pushInfo(
             self.tr("{} cells with an estimate became polygons (field '{}'{}).").format(

@@ -47,6 +47,19 @@ def estimate_quantity(raster_path: str) -> tuple[str | None, str | None]:
     return tags.get("QUANTITY") or None, tags.get("UNIT") or None
 
 
+def quality_at(raster_path: str, xs, ys) -> np.ndarray | None:
+    """The quality code of band 2 (0 within the survey outcomes' range, 1 extrapolation,
+    2 no estimate) at points in the raster's CRS; None for a raster without that band."""
+    with _open(raster_path) as ds:
+        if ds.count < 2 or "quality" not in (ds.descriptions[1] or ""):
+            return None
+        quality = ds.read(2)
+        rows, cols = rasterio.transform.rowcol(ds.transform, xs, ys)
+    rows = np.clip(np.asarray(rows), 0, quality.shape[0] - 1)
+    cols = np.clip(np.asarray(cols), 0, quality.shape[1] - 1)
+    return quality[rows, cols]
+
+
 def read_estimate_grid(raster_path: str, population_path: str | None = None) -> EstimateGrid:
     """Band 1 of the estimate raster; with ``population_path``, the population raster
     summed onto the estimate grid (any CRS and resolution; nodata counts as nobody)."""

@@ -387,3 +387,22 @@ def test_example_model_runs_fit_predict_aggregate(poverty_provider, world, tmp_p
         # Outcomes of the generated clusters lie in about 0..2: so must district means.
         assert -0.5 < feature["pov_mean"] < 2.5
         assert -0.5 < feature["pov_wmean"] < 2.5
+
+
+def test_topolygons_carries_the_quality_code_of_a_real_map(poverty_provider, real_data, tmp_path):
+    """The real Parana scene mapped with the default model at 960 m cells: the cells it
+    flags as extrapolations (band 2 = 1) keep that code in the polygons' 'quality' field."""
+    import processing
+
+    from conftest import PARANA_SCENE
+
+    processing.run("povertymapper:predict", {"INPUT": str(PARANA_SCENE), "STRIDE": 960, "OUTPUT": str(tmp_path / "map.tif")})
+    with rasterio.open(tmp_path / "map.tif") as ds:
+        quality = ds.read(2, masked=True)
+    flagged = int(np.sum(quality == 1))
+    assert flagged > 0
+    result = processing.run("povertymapper:topolygons", {"INPUT": str(tmp_path / "map.tif"), "OUTPUT": str(tmp_path / "cells.gpkg")})
+    layer = QgsVectorLayer(result["OUTPUT"], "cells", "ogr")
+    codes = [f["quality"] for f in layer.getFeatures()]
+    assert len(codes) == int(np.sum(quality == 0)) + flagged
+    assert codes.count(1) == flagged and set(codes) == {0, 1}
