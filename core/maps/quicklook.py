@@ -63,11 +63,11 @@ def write_quicklook(
         norm = TwoSlopeNorm(vcenter=min(max(mean, lo + 1e-9), hi - 1e-9), vmin=lo, vmax=hi)
     im = ax.imshow(values, extent=extent, cmap="RdYlBu", interpolation="nearest", norm=norm)
     cbar = fig.colorbar(im, ax=ax, shrink=0.8, extend="both" if norm is not None else "neither")
-    cbar.set_label(title)
+    cbar.set_label(title, labelpad=16 if norm is not None else 4)  # room for the survey-mean mark's words
     if "SURVEY_MEAN" in tags:  # the model's fixed scale: the survey mean marked on it
         cbar.ax.axhline(float(tags["SURVEY_MEAN"]), color="black", linewidth=1.5)
-        cbar.ax.text(1.05, float(tags["SURVEY_MEAN"]), " survey mean", transform=cbar.ax.get_yaxis_transform(),
-                     va="center", fontsize=7)
+        cbar.ax.text(1.05, float(tags["SURVEY_MEAN"]), " survey\n mean", transform=cbar.ax.get_yaxis_transform(),
+                     va="center", fontsize=6)
     ax.set_title(
         f"Poverty map: {tags.get('QUANTITY', 'estimate')}\nmodel: {tags.get('MODEL', '?')}, "
         f"cell {tags.get('CELL_SIZE_M', '?')} m (grey = no data)",
