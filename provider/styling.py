@@ -13,6 +13,9 @@ from qgis.core import (
 )
 from qgis.PyQt.QtCore import QCoreApplication
 
+from ..core.errors import PovertyMapperError
+from ..core.maps.zonal import estimate_scale
+
 RAMP_NAME = "RdYlBu"  # red = poorer, blue = wealthier; readable for most colour-blind users
 N_CLASSES = 5
 
@@ -29,15 +32,10 @@ def layer_name(quantity: str, unit: str) -> str:
 def model_scale(layer: QgsRasterLayer) -> tuple[float, float, float] | None:
     """The model's fixed colour scale written into the map's GeoTIFF tags (low, high,
     survey mean), or None (a map of a model without a training domain, or not a file)."""
-    from osgeo import gdal
-
-    ds = gdal.Open(layer.source().split("|")[0])
-    tags = ds.GetMetadata() if ds is not None else {}
     try:
-        lo, hi, mean = (float(tags[key]) for key in ("LEGEND_MIN", "LEGEND_MAX", "SURVEY_MEAN"))
-    except (KeyError, ValueError):
+        return estimate_scale(layer.source().split("|")[0])
+    except PovertyMapperError:
         return None
-    return (lo, hi, mean) if hi > lo else None
 
 
 def apply_poverty_style(layer: QgsRasterLayer, quantity: str, unit: str) -> None:

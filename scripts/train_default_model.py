@@ -22,8 +22,7 @@ import_plugin_package()
 from poverty_mapper.core.evaluation import lsms  # noqa: E402
 from poverty_mapper.core.evaluation.across_countries import country_years, leave_one_country_out  # noqa: E402
 from poverty_mapper.core.evaluation.fixed_folds import fold_summary, fold_test_predictions  # noqa: E402
-from poverty_mapper.core.regression.metrics import within_r2  # noqa: E402
-from poverty_mapper.core.models.metadata import interval_half_width  # noqa: E402
+from poverty_mapper.core.regression.metrics import interval_half_width, within_r2  # noqa: E402
 from poverty_mapper.core.extractors.histogram import YEH_BIN_EDGES, HistogramExtractor  # noqa: E402
 from poverty_mapper.core.models.model_file import PovertyModel, Scores, Target, TrainingDomain, save_model  # noqa: E402
 from poverty_mapper.core.regression.ridge import fit_ridge_cv  # noqa: E402
@@ -41,7 +40,7 @@ def build_default_model(data_dir: Path) -> PovertyModel:
     loco = leave_one_country_out(x, data.labels, data.countries)
     scores = {
         **fold_summary(data.labels, pred, per_fold),
-        "interval_80": interval_half_width(data.labels, pred),
+        "interval_80": round(interval_half_width(data.labels - pred), 6),
         "within_groups_r2": round(within_r2(data.labels, pred, groups), 4),  # groups: country-years
         "out_of_country_r2": round(within_r2(data.labels, loco.pred, groups), 4),
     }

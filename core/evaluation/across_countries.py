@@ -20,7 +20,13 @@ from typing import Sequence
 
 import numpy as np
 
-from ..regression.metrics import coefficient_of_determination, demeaned, squared_pearson, within_r2
+from ..regression.metrics import (
+    coefficient_of_determination,
+    demeaned,
+    interval_half_width,
+    squared_pearson,
+    within_r2,
+)
 from ..regression.ridge import DEFAULT_ALPHAS, fit_ridge, ridge_path
 
 
@@ -91,7 +97,7 @@ def interval_coverage(
     inside = 0
     total = 0
     for key, rows in held_out.items():
-        q = float(np.quantile(np.abs(calibration_residuals[key]), level))
+        q = interval_half_width(calibration_residuals[key], level)
         inside += int(np.sum(np.abs(y[rows] - pred[rows]) <= q))
         total += rows.size
     return inside / max(1, total)

@@ -80,6 +80,6 @@ def untuned_imagenet_model(proxy: PovertyModel) -> PovertyModel:
     config = proxy.extractor.network.config
     network = EfficientNetProxy(config["in_bands"], config["n_classes"])
     network.load_imagenet(imagenet_state_dict())
-    extractor = CnnExtractor(network.eval(), proxy.extractor.band_means, proxy.extractor.band_stds)
-    extractor.input_std = proxy.extractor.input_std
+    extractor = CnnExtractor(network.eval(), proxy.extractor.band_means, proxy.extractor.band_stds,
+                             input_std=proxy.extractor.input_std)
     return replace(proxy, name="EfficientNet-Lite0, ImageNet weights (not fine-tuned)", extractor=extractor)

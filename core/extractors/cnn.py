@@ -81,10 +81,6 @@ class ProxyCNN(nn.Module):
         layers.append(copy.deepcopy(self.feature))
         return nn.Sequential(*layers).eval()
 
-    def reuse_lower_layers(self, other: nn.Module) -> list[str]:
-        return reuse_lower_layers(self, other)
-
-
 def reuse_lower_layers(network: nn.Module, other: nn.Module) -> list[str]:
     """Initialise ``network`` from ``other`` wherever a weight has the same name and shape,
     the class head apart (transfer: "NN_B with the same lower layers, initialised from
@@ -198,14 +194,17 @@ class CnnExtractor:
 
     kind = "cnn"
 
-    def __init__(self, network: nn.Module, band_means: np.ndarray, band_stds: np.ndarray, fused: bool = True):
+    def __init__(
+        self, network: nn.Module, band_means: np.ndarray, band_stds: np.ndarray, fused: bool = True,
+        input_std: float = 1.0,
+    ):
         self.network = network.eval()
         self.band_means = np.asarray(band_means, np.float64)
         self.band_stds = np.asarray(band_stds, np.float64)
         self.fused = fused  # folded and channels-last for inference (False: the plain eager network)
         # The spread of the network's input on its training tiles (0.5 for an ImageNet-started
         # network, 1 for the small CNN): band_stds = training spread / input_std.
-        self.input_std = 1.0
+        self.input_std = float(input_std)
         self._device: torch.device | None = None
         self._constants: tuple[torch.Tensor, torch.Tensor] | None = None
         self._inference: nn.Module | None = None
@@ -305,8 +304,6 @@ class CnnExtractor:
         network = build_network(spec["network"])
         state = {k.split("/", 1)[1]: torch.from_numpy(np.array(v)) for k, v in arrays.items() if k.startswith("weights/")}
         network.load_state_dict(state)
-        extractor = cls(network, arrays["band_means"], arrays["band_stds"])
         # Files of the first EfficientNet models name no input_std: theirs was 0.5, as for every EfficientNet.
         default = 0.5 if network.config["architecture"] != SMALL_CNN else 1.0
-        extractor.input_std = float(spec.get("input_std", default))
-        return extractor
+        return cls(network, arrays["band_means"], arrays["band_stds"], input_std=spec.get("input_std", default))

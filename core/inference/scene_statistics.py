@@ -59,8 +59,8 @@ def scene_standardized(model: PovertyModel, mean: np.ndarray, std: np.ndarray) -
     """``model`` with its CNN standardizing bands by this scene's mean and spread, scaled
     as its training tiles were (:attr:`CnnExtractor.input_std`)."""
     extractor = model.extractor
-    matched = CnnExtractor(extractor.network, mean, std / extractor.input_std, fused=extractor.fused)
-    matched.input_std = extractor.input_std
+    matched = CnnExtractor(extractor.network, mean, std / extractor.input_std, fused=extractor.fused,
+                           input_std=extractor.input_std)
     return replace(model, extractor=matched)
 
 

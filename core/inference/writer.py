@@ -66,10 +66,7 @@ def map_tags(
 ) -> dict[str, str]:
     """What the map says about itself: the quantity, the model and the imagery it came
     from, and the model's fixed colour scale (with the survey mean) where it knows it."""
-    scale = {}
-    if model.domain is not None:
-        lo, hi = model.domain.legend_range()
-        scale = {"LEGEND_MIN": f"{lo:.6g}", "LEGEND_MAX": f"{hi:.6g}", "SURVEY_MEAN": f"{model.domain.outcome_mean:.6g}"}
+    scale = {} if model.domain is None else model.domain.legend_tags()
     if model.scores.interval_80 is not None:  # +- this held 80 % of held-out clusters
         scale["INTERVAL_80"] = f"{model.scores.interval_80:.6g}"
     return {

@@ -8,6 +8,8 @@ import numpy as np
 import rasterio
 from rasterio.enums import Resampling
 
+from ..models.metadata import legend_from_tags
+
 MAX_SIDE = 1200  # pixels of the image panel; larger scenes are read decimated
 
 
@@ -56,18 +58,18 @@ def write_quicklook(
         ax.set_ylim(extent[2], extent[3])
     ax = axes[0, -1]
     norm = None
-    if {"LEGEND_MIN", "LEGEND_MAX", "SURVEY_MEAN"} <= set(tags):  # the model's fixed scale, mean at the middle colour
+    scale = legend_from_tags(tags)
+    if scale is not None:  # the model's fixed scale, the survey mean at the middle colour
         from matplotlib.colors import TwoSlopeNorm
 
-        lo, hi, mean = (float(tags[k]) for k in ("LEGEND_MIN", "LEGEND_MAX", "SURVEY_MEAN"))
+        lo, hi, mean = scale
         norm = TwoSlopeNorm(vcenter=min(max(mean, lo + 1e-9), hi - 1e-9), vmin=lo, vmax=hi)
     im = ax.imshow(values, extent=extent, cmap="RdYlBu", interpolation="nearest", norm=norm)
     cbar = fig.colorbar(im, ax=ax, shrink=0.8, extend="both" if norm is not None else "neither")
     cbar.set_label(title, labelpad=16 if norm is not None else 4)  # room for the survey-mean mark's words
-    if "SURVEY_MEAN" in tags:  # the model's fixed scale: the survey mean marked on it
-        cbar.ax.axhline(float(tags["SURVEY_MEAN"]), color="black", linewidth=1.5)
-        cbar.ax.text(1.05, float(tags["SURVEY_MEAN"]), " survey\n mean", transform=cbar.ax.get_yaxis_transform(),
-                     va="center", fontsize=6)
+    if scale is not None:  # the survey mean marked on the scale
+        cbar.ax.axhline(scale[2], color="black", linewidth=1.5)
+        cbar.ax.text(1.05, scale[2], " survey\n mean", transform=cbar.ax.get_yaxis_transform(), va="center", fontsize=6)
     ax.set_title(
         f"Poverty map: {tags.get('QUANTITY', 'estimate')}\nmodel: {tags.get('MODEL', '?')}, "
         f"cell {tags.get('CELL_SIZE_M', '?')} m (grey = no data)",

@@ -20,6 +20,7 @@ from rasterio.features import rasterize
 from rasterio.warp import reproject
 
 from ..errors import PovertyMapperError
+from ..models.metadata import legend_from_tags
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,12 @@ def quality_at(raster_path: str, xs, ys) -> np.ndarray | None:
     rows = np.clip(np.asarray(rows), 0, quality.shape[0] - 1)
     cols = np.clip(np.asarray(cols), 0, quality.shape[1] - 1)
     return quality[rows, cols]
+
+
+def estimate_scale(raster_path: str) -> tuple[float, float, float] | None:
+    """The model's fixed colour scale of an estimate raster (low, high, survey mean), or None."""
+    with _open(raster_path) as ds:
+        return legend_from_tags(ds.tags())
 
 
 def read_estimate_grid(raster_path: str, population_path: str | None = None) -> EstimateGrid:

@@ -117,6 +117,18 @@ class Scores:
         )
 
 
+LEGEND_TAGS = ("LEGEND_MIN", "LEGEND_MAX", "SURVEY_MEAN")  # a map's fixed colour scale, in its tags
+
+
+def legend_from_tags(tags: dict) -> tuple[float, float, float] | None:
+    """(low, high, survey mean) of a map's colour scale, or None for a map without one."""
+    try:
+        lo, hi, mean = (float(tags[key]) for key in LEGEND_TAGS)
+    except (KeyError, ValueError):
+        return None
+    return (lo, hi, mean) if hi > lo else None
+
+
 @dataclass(frozen=True)
 class TrainingDomain:
     """Where the model was fitted: the spread of its outcome and of its features over the
@@ -153,6 +165,11 @@ class TrainingDomain:
         lo = max(self.outcome_min, self.outcome_mean - 2.0 * self.outcome_std)
         hi = min(self.outcome_max, self.outcome_mean + 2.0 * self.outcome_std)
         return (lo, hi) if hi > lo else (self.outcome_mean - 1.0, self.outcome_mean + 1.0)
+
+    def legend_tags(self) -> dict[str, str]:
+        """The colour scale as a map's tags (read back by :func:`legend_from_tags`)."""
+        lo, hi = self.legend_range()
+        return dict(zip(LEGEND_TAGS, (f"{lo:.6g}", f"{hi:.6g}", f"{self.outcome_mean:.6g}")))
 
     @classmethod
     def of_outcomes(cls, y) -> "TrainingDomain":
@@ -232,12 +249,3 @@ class ModelInfo:
         if self.provenance.get("use"):
             lines.append(f"Use: {self.provenance['use']}")
         return "\n".join(lines)
-
-
-def interval_half_width(observed, predicted, level: float = 0.8) -> float:
-    """The ``level`` quantile of the absolute residuals (held-out predictions only)."""
-    residuals = sorted(abs(float(o) - float(p)) for o, p in zip(observed, predicted))
-    position = level * (len(residuals) - 1)
-    low = int(position)
-    high = min(low + 1, len(residuals) - 1)
-    return round(residuals[low] + (position - low) * (residuals[high] - residuals[low]), 6)

@@ -24,6 +24,12 @@ def coefficient_of_determination(y_true: np.ndarray, y_pred: np.ndarray) -> floa
     return float(1.0 - np.sum((y_true - y_pred) ** 2) / total)
 
 
+def interval_half_width(residuals: np.ndarray, level: float = 0.8) -> float:
+    """Half-width of a ``level`` interval: the ``level`` quantile of the absolute
+    residuals of held-out predictions (``level`` of them lay within +- it)."""
+    return float(np.quantile(np.abs(np.asarray(residuals, np.float64)), level))
+
+
 def demeaned(values: np.ndarray, groups: np.ndarray) -> np.ndarray:
     """``values`` minus the mean of their group."""
     values = np.asarray(values, np.float64)

@@ -21,11 +21,10 @@ from ..extractors.histogram import HistogramExtractor
 from ..imagery.nightlights import mean_lights_on_grid
 from ..imagery.tile_reader import TileReader, read_batch
 from ..imagery.tiling import PixelWindow, bounds_window, ground_positions_m, pixel_size_m, tile_grid_for
-from ..models.metadata import interval_half_width
 from ..models.model_file import PovertyModel, Score, Scores, Target, TrainingDomain
 from ..options import TileOptions
 from ..regression.folds import group_folds, linked_groups
-from ..regression.metrics import coefficient_of_determination, squared_pearson, within_r2
+from ..regression.metrics import coefficient_of_determination, interval_half_width, squared_pearson, within_r2
 from ..regression.ridge import DEFAULT_ALPHAS, FeatureScaling, PenaltySearch, RidgeRegressor, choose_alpha, fit_ridge, fit_ridge_cv
 from .outputs import write_training_outputs
 from .progress import CancelCheck, Phase, PhasedProgress, ProgressCallback
@@ -236,9 +235,10 @@ def fit_clusters(
         cv = _cross_validation(config, table)
         notes.extend(_penalty_notes(cv.per_fold))
         baseline = _nightlights_baseline(config, imagery, table, notes)
-    report = _cluster_report(config, imagery, features, table, cv, baseline, notes)
+    within = _within_groups(config, table, cv)
+    report = _cluster_report(config, imagery, features, table, cv, baseline, notes, within)
     write_training_outputs(
-        _cluster_model(config, imagery, features.extractor, table, cv, baseline), config.model_path,
+        _cluster_model(config, imagery, features.extractor, table, cv, baseline, within), config.model_path,
         report, config.report_path, config.scatter_path, lambda path: plot_scatter(table.y, cv.predicted, report, path),
     )
     phases.done()
@@ -417,7 +417,7 @@ def _outcome_unit(config: ClusterFitConfig) -> str:
 
 def _cluster_report(
     config: ClusterFitConfig, imagery: TrainingImagery, features: ClusterFeatures, table: SurveyTable,
-    cv: CrossValidation, baseline: dict | None, notes: list[str],
+    cv: CrossValidation, baseline: dict | None, notes: list[str], within: dict | None,
 ) -> dict:
     return {
         "outcome": config.outcome_name,
@@ -429,7 +429,7 @@ def _cluster_report(
         "folds": _fold_report(config, table),
         "coverage": _coverage_report(config, features.coverage, table.used),
         "cv": {"protocol": _cv_protocol(config, table), "pooled": cv.pooled, "folds": cv.per_fold,
-               **_within_groups(config, table, cv)},
+               **({} if within is None else {"within_groups": within})},
         "scores_named": "r2 = squared Pearson correlation; R2 = coefficient of determination",
         "nightlights_baseline": None if baseline is None else {k: v for k, v in baseline.items() if k != "predicted"},
         "device": device_name(imagery.device),
@@ -437,19 +437,19 @@ def _cluster_report(
     }
 
 
-def _within_groups(config: ClusterFitConfig, table: SurveyTable, cv: CrossValidation) -> dict:
+def _within_groups(config: ClusterFitConfig, table: SurveyTable, cv: CrossValidation) -> dict | None:
     """Out-of-fold r2 within the clusters' groups (country, survey round), where given:
     predictions and survey values both demeaned per group, and r2 in each group."""
     groups = np.array([c.group for c in config.clusters])[table.used]
     if not any(groups) or np.unique(groups).size < 2:
-        return {}
+        return None
     per_group = {
         str(g): {"r2": round(squared_pearson(table.y[groups == g], cv.predicted[groups == g]), 4),
                  "n": int(np.sum(groups == g))}
         for g in np.unique(groups)
     }
-    return {"within_groups": {"r2": round(within_r2(table.y, cv.predicted, groups), 4), "n": int(groups.size),
-                              "groups": len(per_group), "per_group": per_group}}
+    return {"r2": round(within_r2(table.y, cv.predicted, groups), 4), "n": int(groups.size),
+            "groups": len(per_group), "per_group": per_group}
 
 
 def _fold_report(config: ClusterFitConfig, table: SurveyTable) -> dict:
@@ -493,7 +493,7 @@ def _penalty_notes(per_fold: list[dict]) -> list[str]:
 
 def _cluster_model(
     config: ClusterFitConfig, imagery: TrainingImagery, extractor: FeatureExtractor, table: SurveyTable,
-    cv: CrossValidation, baseline: dict | None,
+    cv: CrossValidation, baseline: dict | None, within: dict | None,
 ) -> PovertyModel:
     n_used = int(table.used.sum())
     return PovertyModel(
@@ -513,8 +513,8 @@ def _cluster_model(
             pooled=Score.from_json(cv.pooled),
             folds={str(f["fold"]): Score.from_json(f) for f in cv.per_fold},
             baselines={} if baseline is None else {"nightlights": Score.from_json(baseline["pooled"])},
-            interval_80=interval_half_width(table.y, cv.predicted),
-            within_groups_r2=_within_groups(config, table, cv).get("within_groups", {}).get("r2"),
+            interval_80=round(interval_half_width(table.y - cv.predicted), 6),
+            within_groups_r2=None if within is None else within["r2"],
         ),
         provenance={
             "data": f"{n_used} clusters on {Path(config.image_path).name}",

@@ -240,11 +240,12 @@ def _network(
         network = build_network({**old, "in_bands": n_bands, "n_classes": classes.n_classes,
                                  **({"frozen_blocks": config.frozen_blocks} if "frozen_blocks" in old else {})})
         reused = reuse_lower_layers(network, start_model.extractor.network)
-        extractor = CnnExtractor(network, means, stds / start_model.extractor.input_std)
+        old_extractor = start_model.extractor
         if len(start_model.bands) == n_bands:
-            extractor = CnnExtractor(network, start_model.extractor.band_means, start_model.extractor.band_stds)
-        extractor.input_std = start_model.extractor.input_std
-        return extractor, reused
+            means, stds = old_extractor.band_means, old_extractor.band_stds
+        else:
+            stds = stds / old_extractor.input_std
+        return CnnExtractor(network, means, stds, input_std=old_extractor.input_std), reused
     if config.architecture == SMALL_CNN:
         network = ProxyCNN(n_bands, classes.n_classes, config.width, config.feature_dim)
         return CnnExtractor(network, means, stds), []
@@ -254,9 +255,7 @@ def _network(
         from ..extractors.imagenet import imagenet_state_dict
 
         reused = network.load_imagenet(imagenet_state_dict())
-    extractor = CnnExtractor(network, means, stds / IMAGENET_INPUT_STD)
-    extractor.input_std = IMAGENET_INPUT_STD
-    return extractor, reused
+    return CnnExtractor(network, means, stds / IMAGENET_INPUT_STD, input_std=IMAGENET_INPUT_STD), reused
 
 
 @dataclass(frozen=True)
