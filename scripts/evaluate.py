@@ -46,8 +46,10 @@ import_plugin_package()
 from poverty_mapper.core.evaluation import dhs, kinshasa, lsms  # noqa: E402
 from poverty_mapper.core.evaluation.across_countries import (  # noqa: E402
     country_scores,
+    domain_check,
     interval_coverage,
     leave_one_country_out,
+    loco_domain_check,
     loco_interval_coverage,
 )
 from poverty_mapper.core.evaluation.fixed_folds import fold_summary, fold_test_predictions  # noqa: E402
@@ -91,13 +93,24 @@ def _interval_line(name: str, result: dict) -> str:
             f"coverage_loco={cov['out_of_country']:.4f} n={result['test']['pooled']['n']}\n")
 
 
-def _in_country_coverage(x, data, pred) -> float:
-    """Coverage of pred +- (the 80 % quantile of the fold's validation residuals) on each test split."""
-    residuals, held = {}, {}
+def _domain_line(name: str, result: dict) -> str:
+    dom = result["domain"]
+    return (f"dataset=lsms_domain variant={name} flagged={dom['in_country']['flagged']:.4f} "
+            f"flagged_loco={dom['out_of_country']['flagged']:.4f} "
+            f"coverage_widened={dom['in_country']['coverage_widened']:.4f} "
+            f"coverage_loco_widened={dom['out_of_country']['coverage_widened']:.4f} n={result['test']['pooled']['n']}\n")
+
+
+def _in_country_intervals(x, data, pred) -> tuple[float, dict]:
+    """Coverage of pred +- (the 80 % quantile of the fold's validation residuals) on each
+    test split; and the domain check of each test split against its train + val rows."""
+    residuals, held, training = {}, {}, {}
     for fold, split in data.folds.items():
         val_pred, _ = validation_predictions(x, data.labels, split["train"], split["val"])
         residuals[fold], held[fold] = data.labels[split["val"]] - val_pred, split["test"]
-    return interval_coverage(data.labels, pred, residuals, held, INTERVAL_LEVEL)
+        training[fold] = np.concatenate([split["train"], split["val"]])
+    coverage = interval_coverage(data.labels, pred, residuals, held, INTERVAL_LEVEL)
+    return coverage, domain_check(x, data.labels, pred, residuals, held, training, INTERVAL_LEVEL)
 
 
 def run(data_dir: Path) -> dict:
@@ -107,6 +120,7 @@ def run(data_dir: Path) -> dict:
         x = make_features(data)
         pred, per_fold = fold_test_predictions(x, data.labels, data.folds)
         loco = leave_one_country_out(x, data.labels, data.countries)
+        coverage, in_country_domain = _in_country_intervals(x, data, pred)
         results[name] = {
             "doc": (make_features.__doc__ or "").strip().splitlines()[0],
             "n_features": int(x.shape[1]),
@@ -116,8 +130,12 @@ def run(data_dir: Path) -> dict:
             "loco": {**country_scores(data.labels, loco.pred, data.countries, data.years), "alphas": loco.alphas},
             "interval": {
                 "nominal": INTERVAL_LEVEL,
-                "in_country": round(_in_country_coverage(x, data, pred), 4),
+                "in_country": round(coverage, 4),
                 "out_of_country": round(loco_interval_coverage(data.labels, data.countries, loco, INTERVAL_LEVEL), 4),
+            },
+            "domain": {
+                "in_country": in_country_domain,
+                "out_of_country": loco_domain_check(x, data.labels, data.countries, loco, INTERVAL_LEVEL),
             },
         }
     best = select_by_validation({name: r["val"] for name, r in results.items()})
@@ -199,6 +217,7 @@ def main(argv: list[str] | None = None) -> int:
         sys.stdout.write(_lsms_line(name, r))
     for name, r in report["variants"].items():
         sys.stdout.write(_interval_line(name, r))
+        sys.stdout.write(_domain_line(name, r))
     best = report["best"]
     sys.stdout.write(_lsms_line("best", report["variants"][best["variant"]]))
     sys.stdout.write(

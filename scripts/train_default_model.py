@@ -24,6 +24,7 @@ from poverty_mapper.core.evaluation.across_countries import country_years, leave
 from poverty_mapper.core.evaluation.fixed_folds import fold_summary, fold_test_predictions  # noqa: E402
 from poverty_mapper.core.regression.metrics import interval_half_width, within_r2  # noqa: E402
 from poverty_mapper.core.extractors.histogram import YEH_BIN_EDGES, HistogramExtractor  # noqa: E402
+from poverty_mapper.core.models.feature_domain import FeatureDomain  # noqa: E402
 from poverty_mapper.core.models.model_file import PovertyModel, Scores, Target, TrainingDomain, save_model  # noqa: E402
 from poverty_mapper.core.regression.ridge import fit_ridge_cv  # noqa: E402
 
@@ -66,6 +67,7 @@ def build_default_model(data_dir: Path) -> PovertyModel:
         regressor=regressor,
         radiometry="reflectance",
         domain=TrainingDomain.of_outcomes(data.labels),
+        feature_domain=FeatureDomain.of_training(x),
         provenance={
             "data": (
                 f"{len(data)} LSMS cluster-years (Yeh et al. 2020 release), Landsat 224x224 px "

@@ -27,6 +27,7 @@ from ..regression.metrics import (
     squared_pearson,
     within_r2,
 )
+from ..models.feature_domain import FeatureDomain
 from ..regression.ridge import DEFAULT_ALPHAS, fit_ridge, ridge_path
 
 
@@ -108,3 +109,31 @@ def loco_interval_coverage(y: np.ndarray, countries: np.ndarray, loco: OutOfCoun
     country's interval from the inner residuals over the four other countries."""
     held = {str(c): np.flatnonzero(countries == c) for c in np.unique(countries)}
     return interval_coverage(y, loco.pred, loco.calibration_residuals, held, level)
+
+
+def domain_check(
+    x: np.ndarray, y: np.ndarray, pred: np.ndarray, calibration_residuals: dict[str, np.ndarray],
+    held_out: dict[str, np.ndarray], training: dict[str, np.ndarray], level: float = 0.8,
+) -> dict:
+    """What the maps' domain check does on held-out rows: the share flagged out of domain
+    (farther from the training rows' features than any training row, see
+    :class:`FeatureDomain`) and the coverage of the interval widened with the distance
+    (``q x interval_scale``, ``q`` from the calibration residuals as in
+    :func:`interval_coverage`). ``training[key]``: the rows each held-out set's model was
+    fitted on."""
+    flagged = inside = total = 0
+    for key, rows in held_out.items():
+        domain = FeatureDomain.of_training(x[training[key]])
+        distance = domain.distance(domain.coordinates(x[rows]))
+        q = interval_half_width(calibration_residuals[key], level)
+        flagged += int(np.sum(domain.outside(distance)))
+        inside += int(np.sum(np.abs(y[rows] - pred[rows]) <= q * domain.interval_scale(distance)))
+        total += rows.size
+    return {"flagged": round(flagged / max(1, total), 4), "coverage_widened": round(inside / max(1, total), 4)}
+
+
+def loco_domain_check(x: np.ndarray, y: np.ndarray, countries: np.ndarray, loco: OutOfCountry, level: float = 0.8) -> dict:
+    """:func:`domain_check` for leave-one-country-out predictions."""
+    held = {str(c): np.flatnonzero(countries == c) for c in np.unique(countries)}
+    training = {str(c): np.flatnonzero(countries != c) for c in np.unique(countries)}
+    return domain_check(x, y, loco.pred, loco.calibration_residuals, held, training, level)

@@ -22,7 +22,7 @@ def _normal(text: str) -> str:
     return re.sub(r"[^a-z0-9_]", "", (text or "").lower())
 
 
-def _known_band(text: str | None) -> str | None:
+def known_band(text: str | None) -> str | None:
     """The kind of band (e.g. 'BLUE') a name stands for, or None when it is not one of
     the known names. Plain 'band 2' is a band number, not Landsat band 2: unknown."""
     normal = _normal(text or "")
@@ -62,7 +62,7 @@ def guess_band_indexes(
     if all(f is not None for f in found) and len(set(found)) == len(found):
         return tuple(int(f) for f in found)
     if count == len(model_bands):
-        kinds = [(_known_band(name), _known_band(desc)) for name, desc in zip(model_bands, descriptions)]
+        kinds = [(known_band(name), known_band(desc)) for name, desc in zip(model_bands, descriptions)]
         if any(wanted and found and wanted != found for wanted, found in kinds):
             raise PovertyMapperError(
                 f"The model expects the bands {', '.join(model_bands)}, but the raster's bands are "

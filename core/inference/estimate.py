@@ -37,22 +37,37 @@ def tile_features(
     return extractor.extract(pixels, valid)
 
 
+def output_weights(model: PovertyModel) -> tuple[np.ndarray, np.ndarray]:
+    """Weights [n_features, 1 + k] and offsets [1 + k] giving, from a tile's raw features,
+    its estimate (column 0) and, where the model records its training features' domain,
+    the tile's k domain coordinates (columns 1..k). All are linear in the features, so
+    averaging the columns over a neighbourhood averages the features."""
+    weights, bias = model.regressor.folded()
+    w, b = weights[:, None], np.array([bias])
+    if model.feature_domain is not None:
+        dw, db = model.feature_domain.folded()
+        w, b = np.hstack([w, dw]), np.concatenate([b, db])
+    return w, b
+
+
 def estimate_batch(
     model: PovertyModel, dn: np.ndarray, valid: np.ndarray, radiometry: Radiometry, plan: RunPlan
 ) -> np.ndarray:
     """Estimates for one batch of tiles (digital numbers [N, bands, size, size] and valid
-    masks [N, size, size]) on ``plan.device``; on CUDA out-of-memory the batch is halved."""
+    masks [N, size, size]) on ``plan.device``: [N, 1 + k], the estimate and the tile's
+    domain coordinates (:func:`output_weights`). On CUDA out-of-memory the batch is halved."""
     device = plan.device
-    weights, bias = model.regressor.folded()
+    weights, bias = output_weights(model)
     try:
         # The ridge's weights first, while the device is idle (a copy from pageable
         # memory waits for the work queued before it).
         w = torch.as_tensor(weights, dtype=torch.float32, device=device)
+        b = torch.as_tensor(bias, dtype=torch.float32, device=device)
         d, v = to_device(dn, device), to_device(valid, device)
         with torch.inference_mode(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=plan.bf16):
             feats = tile_features(model.extractor, d, v, radiometry)
         with torch.inference_mode():
-            return (feats.float() @ w + bias).cpu().numpy()
+            return (feats.float() @ w + b).cpu().numpy()
     except torch.cuda.OutOfMemoryError:
         if len(dn) == 1:
             raise PovertyMapperError(

@@ -54,7 +54,8 @@ class EstimateSink(Protocol):
     """Where estimates go (the map being written)."""
 
     def add(self, cells: Sequence[Cell], values: np.ndarray) -> None:
-        """Estimates for ``cells``, in any order; NaN where a tile has no estimate."""
+        """Estimates for ``cells`` ([len(cells), 1 + k]: the estimate, then the domain
+        coordinates), in any order; NaN where a tile has no estimate."""
 
 
 class Executor(Protocol):
@@ -76,10 +77,11 @@ def cell_batches(cell_mask: np.ndarray, batch_size: int) -> Iterator[list[Cell]]
 
 
 def estimate_tiles(job: MappingJob, plan: RunPlan, dn: np.ndarray, valid: np.ndarray) -> np.ndarray:
-    """Estimates for one batch of the job's tiles; NaN where too few pixels are valid."""
+    """Estimates for one batch of the job's tiles, [N, 1 + k] (estimate, domain
+    coordinates: see :func:`estimate_batch`); NaN where too few pixels are valid."""
     values = estimate_batch(job.model, dn, valid, job.radiometry, plan)
     enough = valid.reshape(len(valid), -1).sum(1) >= job.min_valid_fraction * job.model.tile_size_px**2
-    return np.where(enough, values, np.nan)
+    return np.where(enough[:, None], values, np.nan)
 
 
 class LocalExecutor:

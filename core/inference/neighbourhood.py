@@ -49,16 +49,19 @@ def box_mean(values: np.ndarray, radius: int) -> np.ndarray:
 
 
 class NeighbourhoodMean:
-    """A sink in front of the map's writer: keeps every cell's tile estimate, and on
-    :meth:`flush` hands the writer each cell's neighbourhood mean (its own estimate
-    must exist). Holds one float per cell of the grid."""
+    """A sink in front of the map's writer: keeps every cell's tile outputs (the estimate
+    and the domain coordinates), and on :meth:`flush` hands the writer each cell's
+    neighbourhood means (its own estimate must exist). Holds 1 + k floats per cell."""
 
     def __init__(self, sink: EstimateSink, shape: tuple[int, int], radius: int):
-        self.sink, self.radius = sink, radius
-        self.values = np.full(shape, np.nan)
+        self.sink, self.radius, self.shape = sink, radius, shape
+        self.values: np.ndarray | None = None  # [rows, cols, 1 + k], allocated with the first batch
         self.seen = np.zeros(shape, bool)
 
     def add(self, cells: Sequence[tuple[int, int]], values: np.ndarray) -> None:
+        values = np.asarray(values, np.float64).reshape(len(cells), -1)
+        if self.values is None:
+            self.values = np.full((*self.shape, values.shape[1]), np.nan)
         if len(cells):
             rows, cols = np.asarray(cells).T
             self.values[rows, cols] = values
@@ -66,7 +69,11 @@ class NeighbourhoodMean:
 
     def flush(self) -> None:
         """Every cell received, in row order, to the writer."""
-        means = np.where(np.isfinite(self.values), box_mean(self.values, self.radius), np.nan)
+        if self.values is None:
+            return
+        own = np.isfinite(self.values[..., 0])
+        means = np.stack([box_mean(self.values[..., i], self.radius) for i in range(self.values.shape[2])], axis=-1)
+        means[~own] = np.nan
         cells = np.argwhere(self.seen)
         for start in range(0, len(cells), CHUNK):
             chunk = cells[start:start + CHUNK]

@@ -21,12 +21,15 @@ from ..imagery.radiometry import Radiometry, resolve_radiometry
 from .neighbourhood import NeighbourhoodMean, neighbourhood_radius
 from .scene_statistics import needs_scene_standardization, scene_band_statistics, scene_note, scene_standardized
 from ..imagery.tile_reader import READ_CACHE_BYTES, open_raster
+from ..imagery.surface import surface_bands, surface_codes
 from ..imagery.tiling import TileGrid, region_window, tile_grid_for
 from ..models.model_file import PovertyModel
 from ..options import TileOptions
 from .executors import CancelCheck, Executor, LocalExecutor, MappingJob, ProgressCallback
 from .plan import plan_run
-from .writer import MapSummary, check_output_path, estimate_raster, map_tags
+from .writer import (
+    QUALITY_CLOUD, QUALITY_WATER, CellReading, MapSummary, check_output_path, estimate_raster, map_tags,
+)
 
 log = logging.getLogger("poverty_mapper")
 
@@ -69,6 +72,9 @@ class PredictResult:
     value_mean: float | None
     notes: tuple[str, ...] = field(default_factory=tuple)
     n_outside_range: int = 0  # estimates outside the survey outcomes' range (extrapolations)
+    n_out_of_domain: int = 0  # estimates from imagery unlike every training cluster's
+    n_water: int = 0  # cells without an estimate: mostly water
+    n_cloud: int = 0  # cells without an estimate: mostly cloud
 
 
 def _mask_cells(grid: TileGrid, geometries: Iterable[dict] | None) -> np.ndarray:
@@ -113,8 +119,18 @@ def _check_model_maps(model: PovertyModel) -> None:
         )
 
 
-def _mapping_job(request: PredictRequest, ds: rasterio.io.DatasetReader) -> MappingJob:
-    """The bands, radiometry, grid and cells of ``request`` on the open raster ``ds``."""
+@dataclass(frozen=True)
+class _Surface:
+    """The region's cells decided before mapping: quality codes (water, cloud; 0 for the
+    cells to estimate), and what the user should know about how they were found."""
+
+    preset: np.ndarray
+    notes: tuple[str, ...]
+
+
+def _mapping_job(request: PredictRequest, ds: rasterio.io.DatasetReader) -> tuple[MappingJob, _Surface]:
+    """The bands, radiometry, grid and cells of ``request`` on the open raster ``ds``, and
+    the cells of the region decided before mapping."""
     model = request.model
     if request.band_indexes is None:
         bands = guess_band_indexes(model.bands, ds.descriptions, [ci.name for ci in ds.colorinterp])
@@ -124,15 +140,23 @@ def _mapping_job(request: PredictRequest, ds: rasterio.io.DatasetReader) -> Mapp
     region = region_window(ds.transform, ds.width, ds.height, request.bounds)
     grid = tile_grid_for(ds.transform, ds.crs, region, model.tile_size_m, request.stride_m, aligned=True)
     _check_image_holds_a_tile(ds.width, ds.height, grid, model.tile_size_m, request.min_valid_fraction)
-    cell_mask = _mask_cells(grid, request.mask_geometries)
+    region_cells = _mask_cells(grid, request.mask_geometries)
+    seen = surface_bands(ds, model.bands, bands)
+    preset = surface_codes(ds, grid, region_cells, seen, radiometry, QUALITY_WATER, QUALITY_CLOUD)
+    cell_mask = region_cells & (preset == 0)
+    surface_notes = () if seen.can_see_water else (
+        "The imagery has no near-infrared band (or none the plugin can name), so water was not looked for: "
+        "lakes and rivers get estimates like land. The quality band still flags imagery unlike the model's.",
+    )
     notes: tuple[str, ...] = ()
     if needs_scene_standardization(model, radiometry) and cell_mask.any():
         mean, std, used = scene_band_statistics(ds, bands, radiometry, model, grid, cell_mask)
         if used:
             model, notes = scene_standardized(model, mean, std), (scene_note(model, radiometry, used),)
-    return MappingJob(
+    job = MappingJob(
         request.raster_path, bands, radiometry, model, grid, cell_mask, request.min_valid_fraction, notes
     )
+    return job, _Surface(preset, surface_notes)
 
 
 def predict_poverty_map(
@@ -161,7 +185,7 @@ def predict_poverty_map(
     check_output_path(out_path)
 
     with open_raster(request.raster_path) as ds:
-        job = _mapping_job(request, ds)
+        job, surface = _mapping_job(request, ds)
         crs, pixel_m = ds.crs, abs(ds.transform.a)
     grid = job.grid
     log.info(
@@ -170,7 +194,10 @@ def predict_poverty_map(
         job.band_indexes, job.radiometry.key, device_name(device),
     )
     tags = map_tags(model, request.raster_path, job.band_indexes, job.radiometry, request.stride_m or model.tile_size_m)
-    with rasterio.Env(GDAL_CACHEMAX=READ_CACHE_BYTES), estimate_raster(out_path, crs, grid, job.cell_mask, outcome_range(model)) as writer:
+    reading = CellReading(outcome_range(model), model.feature_domain, model.scores.interval_80)
+    region_cells = job.cell_mask | (surface.preset > 0)
+    with rasterio.Env(GDAL_CACHEMAX=READ_CACHE_BYTES), \
+            estimate_raster(out_path, crs, grid, region_cells, reading, surface.preset) as writer:
         step_m = request.stride_m or model.tile_size_m
         radius = neighbourhood_radius(model.domain and model.domain.box_size_m, model.tile_size_m, step_m)
         sink = NeighbourhoodMean(writer, grid.shape, radius) if radius else writer
@@ -178,7 +205,7 @@ def predict_poverty_map(
         if radius:
             sink.flush()
         summary = writer.finish(f"{model.target.name} ({model.target.unit})", tags)
-    return _result(job, out_path, device_name(device), summary)
+    return _result(job, surface, out_path, device_name(device), summary)
 
 
 def outcome_range(model: PovertyModel) -> tuple[float, float] | None:
@@ -198,11 +225,30 @@ def _range_note(model: PovertyModel, summary: MapSummary) -> list[str]:
     ]
 
 
-def _result(job: MappingJob, out_path: Path, device: str, summary: MapSummary) -> PredictResult:
+def _domain_notes(model: PovertyModel, summary: MapSummary) -> list[str]:
+    notes = []
+    if summary.n_out_of_domain:
+        notes.append(
+            f"{summary.n_out_of_domain} of {summary.n_estimated} estimated cells "
+            f"({100.0 * summary.n_out_of_domain / summary.n_estimated:.0f} %) have imagery unlike every survey "
+            f"cluster the model was fitted on (quality code 3): their estimates are guesses, and their "
+            "intervals (band 3) are widened."
+        )
+    masked = [
+        f"{n} mostly {what} (quality code {code})"
+        for n, what, code in ((summary.n_water, "water", QUALITY_WATER), (summary.n_cloud, "cloud", QUALITY_CLOUD))
+        if n
+    ]
+    if masked:
+        notes.append(f"Cells left without an estimate: {' and '.join(masked)}.")
+    return notes
+
+
+def _result(job: MappingJob, surface: _Surface, out_path: Path, device: str, summary: MapSummary) -> PredictResult:
     # A scene-standardized run's own note replaces the radiometry's (which speaks of
     # reflectance the model was trained on).
     notes = list(job.notes) if job.notes else [job.radiometry.note] if job.radiometry.note else []
-    notes += _range_note(job.model, summary)
+    notes += list(surface.notes) + _range_note(job.model, summary) + _domain_notes(job.model, summary)
     if summary.n_estimated > 1 and summary.value_min == summary.value_max:
         notes.append(
             f"All {summary.n_estimated} estimated cells hold the same value ({summary.value_min:.4g}): the map "
@@ -226,4 +272,7 @@ def _result(job: MappingJob, out_path: Path, device: str, summary: MapSummary) -
         value_mean=summary.value_mean,
         notes=tuple(notes),
         n_outside_range=summary.n_outside_range,
+        n_out_of_domain=summary.n_out_of_domain,
+        n_water=summary.n_water,
+        n_cloud=summary.n_cloud,
     )

@@ -17,17 +17,36 @@ from ..atomic import atomic_output
 from ..errors import PovertyMapperError
 from ..imagery.radiometry import Radiometry
 from ..imagery.tiling import TileGrid
+from ..models.feature_domain import FeatureDomain
 from ..models.model_file import PovertyModel
 
 NODATA = -9999.0
-# Band 2 of the estimate raster says how to read band 1, per cell.
-QUALITY_OK = 0.0  # an estimate within the range of the survey outcomes
-QUALITY_EXTRAPOLATED = 1.0  # an estimate outside that range: read as 'below' or 'above' it
-QUALITY_NO_ESTIMATE = 2.0  # a cell to map without an estimate: fill, or too few valid pixels
-QUALITY_DESCRIPTION = (
-    "quality: 0 = within the range of the survey outcomes, 1 = outside it (extrapolation), "
-    "2 = no estimate (fill or too few valid pixels)"
+# Band 2 of the estimate raster says how to read band 1, per cell. Codes 0, 1 and 3 have
+# an estimate; 2, 4 and 5 have none.
+QUALITY_OK = 0  # an estimate within the range of the survey outcomes
+QUALITY_EXTRAPOLATED = 1  # an estimate outside that range: read as 'below' or 'above' it
+QUALITY_NO_ESTIMATE = 2  # a cell to map without an estimate: fill, or too few valid pixels
+QUALITY_OUT_OF_DOMAIN = 3  # imagery features unlike every training cluster's: an estimate to distrust
+QUALITY_WATER = 4  # mostly water: no estimate
+QUALITY_CLOUD = 5  # mostly cloud: no estimate
+QUALITY_CODES = {
+    QUALITY_OK: "within the range of the survey outcomes",
+    QUALITY_EXTRAPOLATED: "outside that range (extrapolation)",
+    QUALITY_NO_ESTIMATE: "no estimate (fill or too few valid pixels)",
+    QUALITY_OUT_OF_DOMAIN: "imagery unlike the model's training imagery (out of domain)",
+    QUALITY_WATER: "no estimate: water",
+    QUALITY_CLOUD: "no estimate: cloud",
+}
+QUALITY_DESCRIPTION = "quality: " + ", ".join(f"{code} = {text}" for code, text in QUALITY_CODES.items())
+INTERVAL_DESCRIPTION = (
+    "80 % interval half-width: the estimate +- this (from cross-validation; widened where the "
+    "imagery lies far from the training clusters')"
 )
+
+
+def has_estimate(quality: np.ndarray) -> np.ndarray:
+    """True for the quality codes that come with an estimate."""
+    return np.isin(quality, (QUALITY_OK, QUALITY_EXTRAPOLATED, QUALITY_OUT_OF_DOMAIN))
 
 
 def check_output_path(out_path: Path) -> None:
@@ -41,13 +60,13 @@ def check_output_path(out_path: Path) -> None:
 
 
 def output_profile(crs: CRS, grid: TileGrid) -> dict:
-    """Two float32 bands on the grid of cells (the estimate; its quality code), nodata
-    :data:`NODATA`, deflated (tiled when large)."""
+    """Three float32 bands on the grid of cells (the estimate; its quality code; the half-
+    width of its 80 % interval), nodata :data:`NODATA`, deflated (tiled when large)."""
     height, width = grid.shape
     profile = {
         "driver": "GTiff",
         "dtype": "float32",
-        "count": 2,
+        "count": 3,
         "width": width,
         "height": height,
         "crs": crs,
@@ -101,72 +120,129 @@ class MapSummary:
     value_max: float | None
     value_mean: float | None
     n_outside_range: int = 0  # estimates outside the survey outcomes' range: extrapolations
+    n_out_of_domain: int = 0  # estimates from imagery unlike every training cluster's
+    n_water: int = 0  # cells left without an estimate as water
+    n_cloud: int = 0  # cells left without an estimate as cloud
+
+
+@dataclass(frozen=True)
+class CellReading:
+    """How the writer reads a cell's outputs: the survey outcomes' range (estimates
+    outside it are extrapolations), the model's feature domain (coordinates beyond it are
+    out of domain; they widen the interval) and the cross-validated interval half-width."""
+
+    outcome_range: tuple[float, float] | None = None
+    feature_domain: FeatureDomain | None = None
+    interval_80: float | None = None
+
+    def quality_and_interval(self, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Quality codes and interval half-widths (NaN: not known) for outputs [n, 1 + k]
+        whose estimate (column 0) is finite."""
+        estimate = values[:, 0]
+        quality = np.full(len(values), QUALITY_OK, np.int64)
+        if self.outcome_range is not None:
+            lo, hi = self.outcome_range
+            quality[(estimate < lo) | (estimate > hi)] = QUALITY_EXTRAPOLATED
+        scale = np.ones(len(values))
+        if self.feature_domain is not None and values.shape[1] > 1:
+            distance = FeatureDomain.distance(values[:, 1:])
+            quality[self.feature_domain.outside(distance)] = QUALITY_OUT_OF_DOMAIN
+            scale = self.feature_domain.interval_scale(distance)
+        interval = scale * (np.nan if self.interval_80 is None else self.interval_80)
+        return quality, interval
 
 
 class RowWriter:
     """Takes estimates for cells in any order and writes each row once all its cells and
     all rows before it are known, so the output is written incrementally and never held
-    whole in memory (cells that come in row-major order are written row by row)."""
+    whole in memory (cells that come in row-major order are written row by row).
 
-    def __init__(self, dst, cell_mask: np.ndarray, outcome_range: tuple[float, float] | None = None):
+    ``preset``: quality codes of cells decided before any estimate (water, cloud), which
+    get no estimate and are not waited for; 0 elsewhere."""
+
+    def __init__(self, dst, cell_mask: np.ndarray, reading: CellReading | None = None, preset: np.ndarray | None = None):
         self.dst, self.width = dst, cell_mask.shape[1]
-        self.outcome_range = outcome_range
-        self.n_outside = 0
-        self.pending = cell_mask.sum(axis=1)  # cells still to come, per row
-        self.rows: dict[int, np.ndarray] = {}  # per row: [estimate, quality] x width
+        self.reading = reading or CellReading()
+        self.preset = np.zeros(cell_mask.shape, np.uint8) if preset is None else np.where(cell_mask, preset, 0)
+        self.n_outside = self.n_out_of_domain = 0
+        self.pending = (cell_mask & (self.preset == 0)).sum(axis=1)  # cells still to come, per row
+        self.rows: dict[int, np.ndarray] = {}  # per row: [estimate, quality, interval] x width
         self.next_row = 0
         self.count, self.vsum, self.vmin, self.vmax = 0, 0.0, math.inf, -math.inf
 
     def add(self, cells: Sequence[tuple[int, int]], values: np.ndarray) -> None:
-        """Estimates for ``cells``; a value that is not finite leaves its cell nodata."""
-        for (r, c), v in zip(cells, values):
-            self.pending[r] -= 1
-            row = self._row(r)
-            if not np.isfinite(v):
+        """Outputs for ``cells`` ([n, 1 + k]: the estimate, then the domain coordinates; or
+        [n] estimates alone); an estimate that is not finite leaves its cell nodata."""
+        if not len(cells):
+            return
+        values = np.asarray(values, np.float64).reshape(len(cells), -1)
+        rows, cols = np.asarray(cells, np.int64).T
+        np.subtract.at(self.pending, rows, 1)
+        finite = np.isfinite(values[:, 0])
+        quality, interval = self.reading.quality_and_interval(values[finite])
+        estimates = values[finite, 0]
+        if estimates.size:
+            self.count += estimates.size
+            self.vsum += float(estimates.sum())
+            self.vmin, self.vmax = min(self.vmin, float(estimates.min())), max(self.vmax, float(estimates.max()))
+            self.n_outside += int(np.count_nonzero(
+                (estimates < self.reading.outcome_range[0]) | (estimates > self.reading.outcome_range[1])
+            )) if self.reading.outcome_range is not None else 0
+            self.n_out_of_domain += int(np.count_nonzero(quality == QUALITY_OUT_OF_DOMAIN))
+        for r, c, ok, i in zip(rows, cols, finite, np.cumsum(finite) - 1):
+            row = self._row(int(r))
+            if not ok:
                 row[1, c] = QUALITY_NO_ESTIMATE
                 continue
-            row[0, c] = v
-            self.count += 1
-            self.vsum += float(v)
-            self.vmin, self.vmax = min(self.vmin, float(v)), max(self.vmax, float(v))
-            outside = self.outcome_range is not None and not self.outcome_range[0] <= v <= self.outcome_range[1]
-            self.n_outside += outside
-            row[1, c] = QUALITY_EXTRAPOLATED if outside else QUALITY_OK
+            row[0, c], row[1, c] = estimates[i], quality[i]
+            if np.isfinite(interval[i]):
+                row[2, c] = interval[i]
         self._write_complete_rows()
 
     def finish(self, description: str, tags: dict[str, str]) -> MapSummary:
-        """Checks that every cell came, labels the band; what was written, in numbers."""
+        """Checks that every cell came, labels the bands; what was written, in numbers."""
         missing = int(self.pending[self.pending > 0].sum())
         if missing:
             raise RuntimeError(f"{missing} cells of the map were never estimated")
         self._write_complete_rows()
         self.dst.set_band_description(1, description)
         self.dst.set_band_description(2, QUALITY_DESCRIPTION)
+        self.dst.set_band_description(3, INTERVAL_DESCRIPTION)
         self.dst.update_tags(**tags)
+        n_water = int(np.count_nonzero(self.preset == QUALITY_WATER))
+        n_cloud = int(np.count_nonzero(self.preset == QUALITY_CLOUD))
         if self.count == 0:
-            return MapSummary(0, None, None, None)
-        return MapSummary(self.count, self.vmin, self.vmax, self.vsum / self.count, self.n_outside)
+            return MapSummary(0, None, None, None, n_water=n_water, n_cloud=n_cloud)
+        return MapSummary(
+            self.count, self.vmin, self.vmax, self.vsum / self.count, self.n_outside, self.n_out_of_domain,
+            n_water, n_cloud,
+        )
 
     def _row(self, row: int) -> np.ndarray:
         if row not in self.rows:
-            self.rows[row] = np.full((2, self.width), NODATA, np.float32)
+            values = np.full((3, self.width), NODATA, np.float32)
+            preset = self.preset[row]
+            values[1, preset > 0] = preset[preset > 0]
+            self.rows[row] = values
         return self.rows[row]
 
     def _write_complete_rows(self) -> None:
         while self.next_row < len(self.pending) and self.pending[self.next_row] <= 0:
             values = self.rows.pop(self.next_row, None)
             if values is None:
-                values = np.full((2, self.width), NODATA, np.float32)
+                values = self._row(self.next_row)
+                self.rows.pop(self.next_row)
             self.dst.write(values[:, None, :], window=rasterio.windows.Window(0, self.next_row, self.width, 1))
             self.next_row += 1
 
 
 @contextmanager
 def estimate_raster(
-    out_path: Path, crs: CRS, grid: TileGrid, cell_mask: np.ndarray, outcome_range: tuple[float, float] | None = None
+    out_path: Path, crs: CRS, grid: TileGrid, cell_mask: np.ndarray, reading: CellReading | None = None,
+    preset: np.ndarray | None = None,
 ) -> Iterator[RowWriter]:
     """A writer for the map of ``grid``'s cells, written to a temporary file beside
     ``out_path`` and renamed into place only if the block ends without an exception.
-    With ``outcome_range`` it counts the estimates outside it."""
+    ``reading`` says how to code each estimate; ``preset`` gives cells decided beforehand."""
     with atomic_output(out_path, ".tif") as tmp, _create_output(tmp, out_path, output_profile(crs, grid)) as dst:
-        yield RowWriter(dst, cell_mask, outcome_range)
+        yield RowWriter(dst, cell_mask, reading, preset)

@@ -197,6 +197,8 @@ class ModelInfo:
     domain: TrainingDomain | None = None
     scores: Scores = field(default_factory=Scores)
     provenance: dict = field(default_factory=dict)
+    # Main directions of the training features kept for the domain check (None: no check).
+    feature_domain_dimensions: int | None = None
 
     @property
     def tile_size_m(self) -> float:
@@ -245,6 +247,12 @@ class ModelInfo:
             lines.append(
                 f"80 % of held-out clusters lay within ±{self.scores.interval_80:.2f} of their estimate "
                 "(where the model was fitted; more elsewhere)."
+            )
+        if self.feature_domain_dimensions:
+            lines.append(
+                "Map cells whose imagery features lie farther out than every training cluster's (in the "
+                f"{self.feature_domain_dimensions} main directions of the training features) are flagged as out "
+                "of the model's domain, and their intervals widened."
             )
         if self.provenance.get("use"):
             lines.append(f"Use: {self.provenance['use']}")

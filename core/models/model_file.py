@@ -25,6 +25,7 @@ from ..atomic import atomic_output
 from ..errors import ModelFileError, PovertyMapperError
 from ..extractors.registry import extractor_from_spec
 from ..regression.ridge import RidgeRegressor
+from .feature_domain import FeatureDomain
 from .metadata import ModelInfo, Score, Scores, Target, TrainingDomain
 
 if TYPE_CHECKING:
@@ -58,6 +59,7 @@ class PovertyModel:
     domain: TrainingDomain | None = None
     scores: Scores = field(default_factory=Scores)
     provenance: dict = field(default_factory=dict)  # free-form, for people
+    feature_domain: FeatureDomain | None = None  # the training clusters' features (domain checks)
 
     @property
     def tile_size_m(self) -> float:
@@ -76,6 +78,7 @@ class PovertyModel:
             alpha=None if self.regressor is None else self.regressor.alpha,
             radiometry=self.radiometry, band_indexes=self.band_indexes, domain=self.domain,
             scores=self.scores, provenance=self.provenance,
+            feature_domain_dimensions=None if self.feature_domain is None else self.feature_domain.n_dimensions,
         )
 
     def card(self) -> str:
@@ -98,6 +101,7 @@ def save_model(model: PovertyModel, path: str | os.PathLike) -> Path:
     path = Path(path)
     ext_spec, ext_arrays = model.extractor.to_spec()
     reg_spec, reg_arrays = model.regressor.to_spec() if model.regressor is not None else (None, {})
+    dom_spec, dom_arrays = model.feature_domain.to_spec() if model.feature_domain is not None else (None, {})
     target = model.target
     meta = {
         "format": FORMAT_NAME,
@@ -114,11 +118,13 @@ def save_model(model: PovertyModel, path: str | os.PathLike) -> Path:
         "n_features": model.extractor.n_features,
         "regressor": reg_spec,
         "domain": None if model.domain is None else model.domain.to_json(),
+        "feature_domain": dom_spec,
         "scores": model.scores.to_json(),
         "provenance": model.provenance,
     }
     arrays = {f"extractor/{k}": v for k, v in ext_arrays.items()}
     arrays.update({f"regressor/{k}": v for k, v in reg_arrays.items()})
+    arrays.update({f"feature_domain/{k}": v for k, v in dom_arrays.items()})
 
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -176,6 +182,7 @@ def _info(meta: dict) -> ModelInfo:
         domain=TrainingDomain.from_json(meta.get("domain")),
         scores=Scores.from_json(meta.get("scores")),
         provenance=provenance,
+        feature_domain_dimensions=(meta.get("feature_domain") or {}).get("dimensions"),
     )
 
 
@@ -188,12 +195,14 @@ def load_model(path: str | os.PathLike) -> PovertyModel:
         reg_arrays = {k.split("/", 1)[1]: v for k, v in arrays.items() if k.startswith("regressor/")}
         extractor = extractor_from_spec(meta["extractor"], ext_arrays)
         regressor = None if meta.get("regressor") is None else RidgeRegressor.from_spec(meta["regressor"], reg_arrays)
+        dom_arrays = {k.split("/", 1)[1]: v for k, v in arrays.items() if k.startswith("feature_domain/")}
+        feature_domain = None if not meta.get("feature_domain") else FeatureDomain.from_spec(meta["feature_domain"], dom_arrays)
         model = PovertyModel(
             name=info.name, target=info.target, bands=info.bands, input_scaling=info.input_scaling,
             pixel_size_m=info.pixel_size_m, tile_size_px=info.tile_size_px,
             extractor=extractor, regressor=regressor,
             radiometry=info.radiometry, band_indexes=info.band_indexes, domain=info.domain,
-            scores=info.scores, provenance=info.provenance,
+            scores=info.scores, provenance=info.provenance, feature_domain=feature_domain,
         )
     except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
         raise ModelFileError(f"{path}: the model file is incomplete or inconsistent ({exc}).") from exc
@@ -205,6 +214,11 @@ def load_model(path: str | os.PathLike) -> PovertyModel:
         raise ModelFileError(
             f"{path}: the extractor gives {model.extractor.n_features} features but the regressor "
             f"expects {model.regressor.n_features}; the file is inconsistent."
+        )
+    if model.feature_domain is not None and model.feature_domain.mean.size != model.extractor.n_features:
+        raise ModelFileError(
+            f"{path}: the feature domain describes {model.feature_domain.mean.size} features but the extractor "
+            f"gives {model.extractor.n_features}; the file is inconsistent."
         )
     return model
 

@@ -21,6 +21,7 @@ from ..extractors.histogram import HistogramExtractor
 from ..imagery.nightlights import mean_lights_on_grid
 from ..imagery.tile_reader import TileReader, read_batch
 from ..imagery.tiling import PixelWindow, bounds_window, ground_positions_m, pixel_size_m, tile_grid_for
+from ..models.feature_domain import FeatureDomain
 from ..models.model_file import PovertyModel, Score, Scores, Target, TrainingDomain
 from ..options import TileOptions
 from ..regression.folds import group_folds, linked_groups
@@ -508,6 +509,7 @@ def _cluster_model(
         radiometry=imagery.radiometry.key,
         band_indexes=imagery.bands,
         domain=dataclasses.replace(TrainingDomain.of_outcomes(table.y), box_size_m=float(config.box_size_m)),
+        feature_domain=FeatureDomain.of_training(table.x),
         scores=Scores(
             protocol=_cv_protocol(config, table),
             pooled=Score.from_json(cv.pooled),
