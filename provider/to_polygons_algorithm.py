@@ -21,7 +21,7 @@ from qgis.core import (
 )
 from qgis.PyQt.QtCore import QVariant
 
-from ..core.maps.zonal import estimate_quantity, quality_at
+from ..core.maps.zonal import CELL_BANDS, cell_bands_at, estimate_quantity
 from .base import PovertyAlgorithm
 from .layer_inputs import raster_file_path
 from .sinks import atomic_sink
@@ -30,7 +30,6 @@ MAX_FIELD_NAME = 10  # dBase, hence shapefiles
 MAX_TEXT = 254  # dBase text fields
 QUANTITY_FIELD = "quantity"
 UNIT_FIELD = "unit"
-QUALITY_FIELD = "quality"  # band 2 of the plugin's maps: 0 within the survey outcomes' range, 1 extrapolation
 FIELD_NAME_PATTERN = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 
 
@@ -80,7 +79,8 @@ class ToPolygonsAlgorithm(PovertyAlgorithm):
             self.tr(
                 "One square per estimated cell, in the raster's CRS, with the estimate, 'quantity' and "
                 "'unit', and for maps of this plugin 'quality' (0 = within the range of the survey outcomes, "
-                "1 = outside it, an extrapolation); a .shp or .gpkg file, or a temporary layer."
+                "1 = outside it, an extrapolation, 3 = imagery unlike the model's training imagery) and "
+                "'interval80' (the estimate +- this is its 80 % interval); a .shp or .gpkg file, or a temporary layer."
             ),
         )
 
@@ -99,7 +99,7 @@ class ToPolygonsAlgorithm(PovertyAlgorithm):
                         "using '{}'.").format(name, MAX_FIELD_NAME, short)
             )
             name = short
-        if name.lower() in (QUANTITY_FIELD, UNIT_FIELD, QUALITY_FIELD):
+        if name.lower() in (QUANTITY_FIELD, UNIT_FIELD, *CELL_BANDS):
             raise QgsProcessingException(
                 self.tr("The field name '{}' is taken by the description fields; choose another "
                         "(e.g. estimate).").format(name)
@@ -138,9 +138,11 @@ class ToPolygonsAlgorithm(PovertyAlgorithm):
         total = max(1, polygons.featureCount())
         centres = [f.geometry().centroid().asPoint() for f in polygons.getFeatures()]
         with self.user_errors():
-            quality = quality_at(raster_path, [p.x() for p in centres], [p.y() for p in centres])
-        if quality is not None:  # maps of this plugin: 0 within the survey outcomes' range, 1 extrapolation
-            fields.append(QgsField(QUALITY_FIELD, QVariant.Int, "integer", 1))
+            cell_bands = cell_bands_at(raster_path, [p.x() for p in centres], [p.y() for p in centres])
+        if "quality" in cell_bands:  # maps of this plugin (see core.maps.zonal.CELL_BANDS)
+            fields.append(QgsField("quality", QVariant.Int, "integer", 1))
+        if "interval80" in cell_bands:
+            fields.append(QgsField("interval80", QVariant.Double, "double", 24, 15))
         description = [text[:MAX_TEXT] if text else None for text in (quantity, unit)]
         with atomic_sink(self, parameters, self.OUTPUT, context, fields, QgsWkbTypes.Polygon, self._crs) as (sink, dest):
             for i, cell in enumerate(polygons.getFeatures()):
@@ -150,7 +152,10 @@ class ToPolygonsAlgorithm(PovertyAlgorithm):
                     steps.setProgress(100.0 * i / total)
                 feature = QgsFeature(fields)
                 feature.setGeometry(cell.geometry())
-                extra = [] if quality is None else [int(quality[i])]
+                extra = [int(cell_bands["quality"][i])] if "quality" in cell_bands else []
+                if "interval80" in cell_bands:
+                    interval = float(cell_bands["interval80"][i])
+                    extra.append(interval if interval >= 0 else None)  # nodata: not known
                 feature.setAttributes([float(cell[0]), *description, *extra])
                 sink.addFeature(feature, QgsFeatureSink.FastInsert)
         feedback.pushInfo(

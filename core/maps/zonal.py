@@ -48,17 +48,26 @@ def estimate_quantity(raster_path: str) -> tuple[str | None, str | None]:
     return tags.get("QUANTITY") or None, tags.get("UNIT") or None
 
 
-def quality_at(raster_path: str, xs, ys) -> np.ndarray | None:
-    """The quality code of band 2 (0 within the survey outcomes' range, 1 extrapolation,
-    2 no estimate) at points in the raster's CRS; None for a raster without that band."""
+# Bands 2 and 3 of the plugin's maps, found by their descriptions: the quality code (0
+# within the survey outcomes' range, 1 extrapolation, 3 out of the model's domain) and the
+# half-width of the 80 % interval.
+CELL_BANDS = {"quality": "quality", "interval80": "interval half-width"}
+
+
+def cell_bands_at(raster_path: str, xs, ys) -> dict[str, np.ndarray]:
+    """The values of the map's quality and interval bands at points in the raster's CRS,
+    by field name (:data:`CELL_BANDS`); only the bands the raster has (none for a raster
+    not written by this plugin)."""
+    out = {}
     with _open(raster_path) as ds:
-        if ds.count < 2 or "quality" not in (ds.descriptions[1] or ""):
-            return None
-        quality = ds.read(2)
         rows, cols = rasterio.transform.rowcol(ds.transform, xs, ys)
-    rows = np.clip(np.asarray(rows), 0, quality.shape[0] - 1)
-    cols = np.clip(np.asarray(cols), 0, quality.shape[1] - 1)
-    return quality[rows, cols]
+        rows = np.clip(np.asarray(rows), 0, ds.height - 1)
+        cols = np.clip(np.asarray(cols), 0, ds.width - 1)
+        for field, words in CELL_BANDS.items():
+            band = next((i + 1 for i, d in enumerate(ds.descriptions) if i and words in (d or "")), None)
+            if band is not None:
+                out[field] = ds.read(band)[rows, cols]
+    return out
 
 
 def estimate_scale(raster_path: str) -> tuple[float, float, float] | None:

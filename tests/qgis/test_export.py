@@ -398,11 +398,15 @@ def test_topolygons_carries_the_quality_code_of_a_real_map(poverty_provider, rea
 
     processing.run("povertymapper:predict", {"INPUT": str(PARANA_SCENE), "STRIDE": 960, "OUTPUT": str(tmp_path / "map.tif")})
     with rasterio.open(tmp_path / "map.tif") as ds:
-        quality = ds.read(2, masked=True)
+        quality, interval = ds.read(2, masked=True), ds.read(3, masked=True)
     flagged = int(np.sum(quality == 1))
     assert flagged > 0
     result = processing.run("povertymapper:topolygons", {"INPUT": str(tmp_path / "map.tif"), "OUTPUT": str(tmp_path / "cells.gpkg")})
     layer = QgsVectorLayer(result["OUTPUT"], "cells", "ogr")
     codes = [f["quality"] for f in layer.getFeatures()]
-    assert len(codes) == int(np.sum(quality == 0)) + flagged
-    assert codes.count(1) == flagged and set(codes) == {0, 1}
+    assert len(codes) == int(np.sum(np.isin(quality, (0, 1, 3))))
+    assert codes.count(1) == flagged and set(codes) <= {0, 1, 3}
+    # Each cell's 80 % interval half-width travels too: at least the model's cross-validated one.
+    intervals = sorted(f["interval80"] for f in layer.getFeatures())
+    assert intervals == pytest.approx(sorted(interval.data[np.isin(quality.data, (0, 1, 3))].tolist()), rel=1e-6)
+    assert min(intervals) >= 0.97 - 1e-3
