@@ -24,8 +24,10 @@ from dataclasses import dataclass
 import numpy as np
 import rasterio
 from rasterio.enums import Resampling
+from rasterio.errors import RasterioError
 from rasterio.windows import from_bounds
 
+from ..errors import PovertyMapperError
 from .bands import known_band
 from .radiometry import EIGHT_BIT, Radiometry
 from .tiling import TileGrid
@@ -122,10 +124,16 @@ def _sample(
     right, bottom = grid.transform * (grid.width, r1)
     window = from_bounds(min(left, right), min(top, bottom), max(left, right), max(top, bottom), ds.transform)
     shape = ((r1 - r0) * SAMPLES, grid.width * SAMPLES)
-    dn = ds.read(bands, window=window, out_shape=(len(bands), *shape), boundless=True, fill_value=0,
-                 resampling=Resampling.nearest)
-    masks = ds.read_masks(bands, window=window, out_shape=(len(bands), *shape), boundless=True,
-                          resampling=Resampling.nearest)
+    try:
+        dn = ds.read(bands, window=window, out_shape=(len(bands), *shape), boundless=True, fill_value=0,
+                     resampling=Resampling.nearest)
+        masks = ds.read_masks(bands, window=window, out_shape=(len(bands), *shape), boundless=True,
+                              resampling=Resampling.nearest)
+    except RasterioError as exc:
+        raise PovertyMapperError(
+            f"Cannot read the raster {ds.name} (looking for water and cloud): {exc.__cause__ or exc}. The file "
+            "is damaged or incomplete (e.g. a copy or download cut short); copy or export it again."
+        ) from exc
     valid = np.all(masks > 0, axis=0)
     if ds.nodata is None and radiometry.fill_value is not None:
         valid &= ~np.all(dn == radiometry.fill_value, axis=0)

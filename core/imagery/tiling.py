@@ -187,18 +187,28 @@ class TileGrid:
     tile_y: float
     step_x: float
     step_y: float
+    # The grid's top-left corner in (fractional) raster pixels, at or above and left of the
+    # region's; None: the region's own corner.
+    origin: tuple[float, float] | None = None
 
     def __post_init__(self) -> None:
         if min(self.tile_x, self.tile_y, self.step_x, self.step_y) <= 0:
             raise ValueError("tile and step sizes must be positive")
 
     @property
+    def corner(self) -> tuple[float, float]:
+        """(column, row) of the grid's top-left corner in raster pixels."""
+        return self.origin if self.origin is not None else (float(self.region.col_off), float(self.region.row_off))
+
+    @property
     def width(self) -> int:
-        return max(1, math.ceil(self.region.width / self.step_x - 1e-9))
+        extent = self.region.col_off + self.region.width - self.corner[0]
+        return max(1, math.ceil(extent / self.step_x - 1e-9))
 
     @property
     def height(self) -> int:
-        return max(1, math.ceil(self.region.height / self.step_y - 1e-9))
+        extent = self.region.row_off + self.region.height - self.corner[1]
+        return max(1, math.ceil(extent / self.step_y - 1e-9))
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -212,14 +222,15 @@ class TileGrid:
         """Georeferencing of the output raster (one pixel per cell)."""
         return (
             self.raster_transform
-            * Affine.translation(self.region.col_off, self.region.row_off)
+            * Affine.translation(*self.corner)
             * Affine.scale(self.step_x, self.step_y)
         )
 
     def tile_window(self, row: int, col: int) -> PixelWindow:
         """Raster pixels of the tile centred on output cell (row, col)."""
-        cx = self.region.col_off + (col + 0.5) * self.step_x
-        cy = self.region.row_off + (row + 0.5) * self.step_y
+        c0, r0 = self.corner
+        cx = c0 + (col + 0.5) * self.step_x
+        cy = r0 + (row + 0.5) * self.step_y
         w, h = max(1, round(self.tile_x)), max(1, round(self.tile_y))
         # Centre the whole-pixel window (not the fractional tile) on the cell centre.
         return PixelWindow(round(cx - w / 2), round(cy - h / 2), w, h)
@@ -241,9 +252,11 @@ def tile_grid_for(
 ) -> TileGrid:
     """The grid for a model's tile size (and an optional finer stride) in metres.
 
-    ``aligned``: the grid starts on a whole number of steps from the raster's first pixel
-    (the region is widened up and left to it), so the maps of overlapping regions of one
-    raster share their cells."""
+    ``aligned``: the grid's corner lies on a whole number of steps from a fixed origin, up
+    and left of the region's corner, so that maps of overlapping regions share their
+    cells: in a projected CRS whose units are the ground's, the CRS's origin (maps of
+    different rasters in that CRS line up cell for cell); otherwise the raster's first
+    pixel (maps of one raster line up)."""
     centre = transform * (region.col_off + region.width / 2, region.row_off + region.height / 2)
     mx, my = pixel_size_m(transform, crs, centre)
     stride_m = tile_size_m if not stride_m else stride_m
@@ -252,8 +265,11 @@ def tile_grid_for(
             f"The stride ({stride_m:g} m) is larger than the tile ({tile_size_m:g} m); "
             "use a stride no larger than the tile so every place is covered."
         )
+    origin = None
     if aligned:
-        region = _aligned(region, stride_m / mx, stride_m / my)
+        origin = _crs_aligned_corner(transform, crs, region, stride_m, (mx, my))
+        if origin is None:
+            region = _aligned(region, stride_m / mx, stride_m / my)
     return TileGrid(
         raster_transform=transform,
         region=region,
@@ -261,7 +277,26 @@ def tile_grid_for(
         tile_y=tile_size_m / my,
         step_x=stride_m / mx,
         step_y=stride_m / my,
+        origin=origin,
     )
+
+
+def _crs_aligned_corner(
+    transform: Affine, crs: CRS | None, region: PixelWindow, stride_m: float, pixel_m: tuple[float, float]
+) -> tuple[float, float] | None:
+    """The region's corner moved up and left to the nearest multiple of the stride in CRS
+    coordinates, in raster pixels; None where CRS units are not the ground's metres
+    (geographic, or a projection that stretches them there) or the raster is not north-up."""
+    if crs is None or crs.is_geographic or transform.b or transform.d or transform.a <= 0 or transform.e >= 0:
+        return None
+    factor = crs.linear_units_factor[1] if crs.linear_units_factor else 1.0
+    if any(abs(m / (p * factor) - 1.0) > 1e-6 for m, p in zip(pixel_m, (transform.a, -transform.e))):
+        return None
+    step_x, step_y = stride_m / factor, stride_m / factor  # the stride in CRS units
+    left, top = transform * (region.col_off, region.row_off)
+    x0 = math.floor(left / step_x + 1e-9) * step_x
+    y0 = math.ceil(top / step_y - 1e-9) * step_y
+    return (x0 - transform.c) / transform.a, (y0 - transform.f) / transform.e
 
 
 def _aligned(region: PixelWindow, step_x: float, step_y: float) -> PixelWindow:

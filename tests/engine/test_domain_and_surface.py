@@ -23,7 +23,7 @@ from poverty_mapper.core.models.feature_domain import FeatureDomain
 from poverty_mapper.core.models.model_file import Scores, load_model, save_model
 from test_scene_standardization import SIZE, TILE_PX, _model, _raster
 
-TRANSFORM = Affine(30.0, 0, 500_000.0, 0, -30.0, 1_000_000.0)
+TRANSFORM = Affine(30.0, 0, 480_000.0, 0, -30.0, 998_400.0)
 
 
 MIXING = np.random.default_rng(99).normal(size=(4, 30))

@@ -25,7 +25,7 @@ from poverty_mapper.core.regression.ridge import fit_ridge
 from poverty_mapper.core.imagery.tile_reader import TileReader
 from poverty_mapper.core.imagery.tiling import region_window, tile_grid_for
 
-X0, Y0 = 500_000.0, 7_200_000.0
+X0, Y0 = 480_000.0, 7_200_000.0  # multiples of every cell size used here: grids start on them
 PIXEL = 30.0
 WIDTH, HEIGHT = 40, 32  # generated raster size: 5 x 4 tiles of 8 px
 FILL = -1.0  # declared nodata of the generated raster
@@ -367,3 +367,35 @@ def test_maps_of_overlapping_regions_share_their_cells(real_data, default_model,
               and not a.mask[r, c] and not b_values.mask[r - row, c - col]]
     assert len(shared) > 4
     np.testing.assert_allclose([a[r, c] for r, c in shared], [b_values[r - row, c - col] for r, c in shared], rtol=1e-5)
+
+
+def test_maps_of_different_rasters_in_one_crs_line_up_cell_for_cell(tmp_path, small_model):
+    """Two GENERATED rasters of the same place in one projected CRS, with other origins
+    and pixel sizes (30 m from an odd corner, 10 m): their maps' cells start on multiples
+    of the cell size in the CRS, so the cells of the overlap coincide."""
+    rng = np.random.default_rng(3)
+    rasters = {}
+    for name, (x0, y0, pixel, size) in {
+        "odd_30m": (480_013.0, 7_200_007.0, 30.0, 60), "fine_10m": (480_555.5, 7_199_500.25, 10.0, 150),
+    }.items():
+        path = tmp_path / f"{name}.tif"
+        with rasterio.open(path, "w", driver="GTiff", width=size, height=size, count=3, dtype="float32",
+                           crs="EPSG:32621", transform=from_origin(x0, y0, pixel, pixel)) as dst:
+            dst.write(rng.uniform(0.02, 0.2, size=(3, size, size)).astype(np.float32))
+            dst.descriptions = ("blue", "green", "red")
+        _run(path, tmp_path / f"{name}_map.tif", small_model)
+        with rasterio.open(tmp_path / f"{name}_map.tif") as ds:
+            rasters[name] = ds.transform, ds.width, ds.height
+    cell = small_model.tile_size_m
+    edges = {}
+    for name, (t, width, height) in rasters.items():
+        assert (t.a, -t.e) == pytest.approx((cell, cell))
+        assert t.c / cell == pytest.approx(round(t.c / cell), abs=1e-6)
+        assert t.f / cell == pytest.approx(round(t.f / cell), abs=1e-6)
+        edges[name] = ({round(t.c + i * cell, 3) for i in range(width + 1)},
+                       {round(t.f - j * cell, 3) for j in range(height + 1)})
+    (xs_a, ys_a), (xs_b, ys_b) = edges.values()
+    overlap_x = {x for x in xs_a if min(xs_b) <= x <= max(xs_b)}
+    overlap_y = {y for y in ys_a if min(ys_b) <= y <= max(ys_b)}
+    assert len(overlap_x) >= 3 and len(overlap_y) >= 3
+    assert overlap_x <= xs_b and overlap_y <= ys_b

@@ -49,7 +49,7 @@ from poverty_mapper.core.imagery.tile_reader import TileReader
 from poverty_mapper.core.imagery.tiling import PixelWindow, pixel_size_m, region_window, tile_grid_for
 
 UTM = "EPSG:32621"
-X0, Y0, PIXEL = 500_000.0, 7_200_000.0, 30.0
+X0, Y0, PIXEL = 480_000.0, 7_200_000.0, 30.0  # multiples of the cell sizes used: grids start on them
 WIDTH, HEIGHT = 40, 32  # 5 x 4 cells of the 8-pixel (240 m) tiles of the small model
 EARLIER = b"an earlier output of the same name, to be kept byte for byte"
 
@@ -244,7 +244,9 @@ def test_a_fit_on_collection_2_dn_is_mapped_as_collection_2(tmp_path):
 
 @pytest.mark.parametrize("radiometry", ["auto", "landsat_c1_l1", "landsat_c2_l2", "sentinel2_l2a"])
 def test_fill_value_zero_without_declared_nodata_is_fill_for_the_product_presets(tmp_path, small_model, radiometry):
-    dn = _landsat_dn(_reflectance())
+    # Level-1 DN for every preset but Sentinel-2's (read as Sentinel-2 they would be
+    # reflectances of 0.6 and more: cloud-bright, and screened as cloud).
+    dn = np.round(_reflectance() * 1e4).astype("uint16") if radiometry == "sentinel2_l2a" else _landsat_dn(_reflectance())
     dn[:, :16, :16] = 0  # the fill corner of a scene: 0 in every band, no nodata declared
     dn[0, 20, 20] = 0  # 0 in one band only is a (dark) pixel, not fill
     raster = _raster(tmp_path / "generated_dn.tif", dn)
@@ -825,7 +827,7 @@ def test_cuda_out_of_memory_halves_the_batch_and_still_estimates_every_tile(smal
     plain = estimate_batch(small_model, dn, valid, REFLECTANCE, plan)
     flaky = _OutOfMemoryAboveTwo(small_model.extractor)
     halved = estimate_batch(dataclasses.replace(small_model, extractor=flaky), dn, valid, REFLECTANCE, plan)
-    assert halved.shape == (11,)
+    assert halved.shape == (11, 1)  # the estimate column (the model has no feature domain)
     np.testing.assert_allclose(halved, plain, rtol=1e-6, atol=1e-6)
     assert flaky.sizes[0] == 11 and max(s for s in flaky.sizes if s <= 2) == 2
     assert sum(s for s in flaky.sizes if s <= 2) == 11  # every tile estimated once

@@ -31,7 +31,7 @@ def _model() -> PovertyModel:
 
 def _raster(path, data) -> str:
     profile = dict(driver="GTiff", width=SIZE, height=SIZE, count=3, dtype=data.dtype.name, crs="EPSG:32636",
-                   transform=Affine(30.0, 0, 500_000.0, 0, -30.0, 1_000_000.0))
+                   transform=Affine(30.0, 0, 480_000.0, 0, -30.0, 998_400.0))
     with rasterio.open(path, "w", **profile) as dst:
         dst.write(data)
     return str(path)
