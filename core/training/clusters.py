@@ -21,6 +21,7 @@ from ..extractors.histogram import HistogramExtractor
 from ..imagery.nightlights import mean_lights_on_grid
 from ..imagery.tile_reader import TileReader, read_batch
 from ..imagery.tiling import PixelWindow, bounds_window, ground_positions_m, pixel_size_m, tile_grid_for
+from ..evaluation.across_countries import leave_one_country_out
 from ..models.feature_domain import FeatureDomain
 from ..models.model_file import PovertyModel, Score, Scores, Target, TrainingDomain
 from ..options import TileOptions
@@ -449,8 +450,14 @@ def _within_groups(config: ClusterFitConfig, table: SurveyTable, cv: CrossValida
                  "n": int(np.sum(groups == g))}
         for g in np.unique(groups)
     }
-    return {"r2": round(within_r2(table.y, cv.predicted, groups), 4), "n": int(groups.size),
-            "groups": len(per_group), "per_group": per_group}
+    out = {"r2": round(within_r2(table.y, cv.predicted, groups), 4), "n": int(groups.size),
+           "groups": len(per_group), "per_group": per_group}
+    if len(per_group) >= 3:
+        # Each group predicted by a model fitted on the others (penalty by an inner
+        # leave-one-group-out): what the features bring to a country without surveys.
+        loco = leave_one_country_out(table.x, table.y, groups)
+        out["out_of_group_r2"] = round(within_r2(table.y, loco.pred, groups), 4)
+    return out
 
 
 def _fold_report(config: ClusterFitConfig, table: SurveyTable) -> dict:
@@ -517,6 +524,7 @@ def _cluster_model(
             baselines={} if baseline is None else {"nightlights": Score.from_json(baseline["pooled"])},
             interval_80=round(interval_half_width(table.y - cv.predicted), 6),
             within_groups_r2=None if within is None else within["r2"],
+            out_of_country_r2=None if within is None else within.get("out_of_group_r2"),
         ),
         provenance={
             "data": f"{n_used} clusters on {Path(config.image_path).name}",

@@ -99,3 +99,25 @@ def test_scores_within_groups_are_reported_and_carded(small_world, tmp_path):
     assert set(within["per_group"]) == {"west", "east"}
     assert within["r2"] > fit.report["cv"]["pooled"]["r2"]
     assert "Within groups" in load_model(tmp_path / "fit.povmodel").card()
+    assert "out_of_group_r2" not in within  # two groups: no model fitted on 'the others' can choose a penalty
+
+
+def test_with_three_groups_each_is_also_predicted_from_the_others(small_world, tmp_path):
+    """GENERATED world cut into three 'countries' with the same planted relation: each
+    predicted by a model fitted on the other two ranks its places too (the out-of-country
+    figure of the report and the card)."""
+    from poverty_mapper.core.models.model_file import load_model
+    from poverty_mapper.core.training.clusters import Cluster, ClusterFitConfig, fit_clusters
+
+    xs = np.array([c[0] for c in small_world.clusters])
+    third = np.digitize(xs, np.quantile(xs, [1 / 3, 2 / 3]))
+    clusters = tuple(Cluster(x, y, o, w, str(i), f"country{t}")
+                     for i, ((x, y, o, w), t) in enumerate(zip(small_world.clusters, third)))
+    fit = fit_clusters(ClusterFitConfig(image_path=str(small_world.image_path), clusters=clusters,
+                                        model_path=str(tmp_path / "fit.povmodel"), box_size_m=1500, tile_size_m=480,
+                                        fold_distance_m=750.0))
+    within = fit.report["cv"]["within_groups"]
+    assert within["groups"] == 3 and 0.5 < within["out_of_group_r2"] <= 1.0
+    model = load_model(tmp_path / "fit.povmodel")
+    assert model.scores.out_of_country_r2 == within["out_of_group_r2"]
+    assert f"Out of country (fitted on the other countries): r² {within['out_of_group_r2']:.2f}" in model.card()
