@@ -15,6 +15,7 @@ from typing import Callable, Iterable, Iterator, Sequence, TypeVar
 import numpy as np
 import rasterio
 
+from .lights_layer import ImageryWithLights, LightsInput, lights_on_grid, lights_radiometry, open_lights
 from .radiometry import Radiometry
 from .tile_reader import TileReader, open_raster
 from .tiling import PixelWindow
@@ -31,8 +32,10 @@ class PrefetchingReader:
         radiometry: Radiometry,
         workers: int = 2,
         depth: int = 4,
+        lights: LightsInput | None = None,
     ):
         self.path = path
+        self.lights = lights
         self.bands = tuple(band_indexes)
         self.size = size
         self.radiometry = radiometry
@@ -43,19 +46,38 @@ class PrefetchingReader:
         self._lock = threading.Lock()
         self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="poverty-read") if self.workers else None
 
-    def _reader(self) -> TileReader:
+    def _reader(self) -> TileReader | ImageryWithLights:
         reader = getattr(self._local, "reader", None)
         if reader is None:
             ds = open_raster(self.path)
             with self._lock:
                 self._datasets.append(ds)
-            reader = self._local.reader = TileReader(ds, self.bands, self.size, self.radiometry)
+            if self.lights is None:
+                reader = TileReader(ds, self.bands, self.size, self.radiometry)
+            else:
+                reader = self._with_lights(ds)
+            self._local.reader = reader
         return reader
 
+    def _with_lights(self, ds: rasterio.io.DatasetReader) -> ImageryWithLights:
+        lights = open_lights(self.lights.path)
+        vrt = lights_on_grid(lights, ds)
+        with self._lock:
+            self._datasets += [vrt, lights]
+        return ImageryWithLights(
+            ds, vrt, self.bands, self.size, self.radiometry, lights_radiometry(lights), self.lights.position
+        )
+
+    @property
+    def n_bands(self) -> int:
+        """Bands of a tile: the imagery's, and the lights band where there is one."""
+        return len(self.bands) + (self.lights is not None)
+
     def read(self, windows: Sequence[PixelWindow]) -> tuple[np.ndarray, np.ndarray]:
-        """One batch: (digital numbers [N, bands, size, size] in the raster's type, valid [N, size, size])."""
+        """One batch: (digital numbers [N, bands, size, size] in the raster's type, valid [N, size, size]);
+        with a lights layer, float32 values: the imagery's reflectance and the lights as read."""
         reader = self._reader()
-        dn = np.empty((len(windows), len(self.bands), self.size, self.size), reader.dtype)
+        dn = np.empty((len(windows), self.n_bands, self.size, self.size), reader.dtype)
         valid = np.empty((len(windows), self.size, self.size), bool)
         for i, window in enumerate(windows):
             reader.read_dn_into(window, dn[i], valid[i])

@@ -14,8 +14,9 @@ from typing import Callable, Iterator, Protocol, Sequence
 import numpy as np
 
 from ..errors import Canceled
+from ..imagery.lights_layer import LightsInput
 from ..imagery.prefetch import PrefetchingReader
-from ..imagery.radiometry import Radiometry
+from ..imagery.radiometry import REFLECTANCE, Radiometry
 from ..imagery.tiling import PixelWindow, TileGrid
 from ..models.model_file import PovertyModel
 from .estimate import estimate_batch
@@ -39,6 +40,20 @@ class MappingJob:
     cell_mask: np.ndarray  # bool, grid.shape
     min_valid_fraction: float  # a tile with fewer valid pixels gets no estimate
     notes: tuple[str, ...] = ()  # what the user should know about how the tiles are read
+    nightlights: LightsInput | None = None  # the lights layer of a model with a NIGHTLIGHTS band
+
+    @property
+    def pixel_radiometry(self) -> Radiometry:
+        """How the values the reader delivers become the model's: with a lights layer they
+        arrive converted already (the imagery's reflectance, the lights as read)."""
+        return REFLECTANCE if self.nightlights is not None else self.radiometry
+
+    def reader(self, plan: RunPlan) -> PrefetchingReader:
+        """A reader of the job's tiles (imagery, and lights where the model reads them)."""
+        return PrefetchingReader(
+            self.raster_path, self.band_indexes, self.model.tile_size_px, self.radiometry,
+            plan.read_workers, plan.prefetch_batches, self.nightlights,
+        )
 
     @property
     def n_cells(self) -> int:
@@ -79,7 +94,7 @@ def cell_batches(cell_mask: np.ndarray, batch_size: int) -> Iterator[list[Cell]]
 def estimate_tiles(job: MappingJob, plan: RunPlan, dn: np.ndarray, valid: np.ndarray) -> np.ndarray:
     """Estimates for one batch of the job's tiles, [N, 1 + k] (estimate, domain
     coordinates: see :func:`estimate_batch`); NaN where too few pixels are valid."""
-    values = estimate_batch(job.model, dn, valid, job.radiometry, plan)
+    values = estimate_batch(job.model, dn, valid, job.pixel_radiometry, plan)
     enough = valid.reshape(len(valid), -1).sum(1) >= job.min_valid_fraction * job.model.tile_size_px**2
     return np.where(enough[:, None], values, np.nan)
 
@@ -92,10 +107,7 @@ class LocalExecutor:
         self, job: MappingJob, plan: RunPlan, sink: EstimateSink,
         progress: ProgressCallback, is_canceled: CancelCheck,
     ) -> None:
-        reader = PrefetchingReader(
-            job.raster_path, job.band_indexes, job.model.tile_size_px, job.radiometry,
-            plan.read_workers, plan.prefetch_batches,
-        )
+        reader = job.reader(plan)
         total, done = max(1, job.n_cells), 0
         with reader, torch_threads(plan.torch_threads):
             for cells, dn, valid in reader.map(cell_batches(job.cell_mask, plan.batch_size), job.windows):

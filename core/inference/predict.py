@@ -17,6 +17,14 @@ from rasterio.features import rasterize
 from ..device import device_name, resolve_device
 from ..errors import PovertyMapperError
 from ..imagery.bands import check_band_indexes, guess_band_indexes
+from ..imagery.lights_layer import (
+    NIGHTLIGHTS_BAND,
+    LightsInput,
+    check_lights_overlap,
+    image_bands,
+    open_lights,
+    uses_nightlights,
+)
 from ..imagery.radiometry import Radiometry, resolve_radiometry
 from .neighbourhood import NeighbourhoodMean, neighbourhood_radius
 from .scene_statistics import needs_scene_standardization, scene_band_statistics, scene_note, scene_standardized
@@ -57,6 +65,7 @@ class PredictRequest(TileOptions, _PredictRequestInputs):
     mixed_precision: bool = True  # bf16 for cnn/random features where the hardware is fast at it
     read_workers: int | None = None  # reader threads (0 = read in the calling thread; None = automatic)
     prefetch_batches: int = 4  # batches read ahead of the model
+    nightlights_path: str | None = None  # night-lights raster, for a model with a NIGHTLIGHTS band
 
 
 @dataclass(frozen=True)
@@ -128,20 +137,44 @@ class _Surface:
     notes: tuple[str, ...]
 
 
+def _image_band_indexes(request: PredictRequest, ds: rasterio.io.DatasetReader) -> tuple[int, ...]:
+    """The raster's band for each of the model's image bands (NIGHTLIGHTS comes from the lights layer)."""
+    wanted = image_bands(request.model.bands)
+    if request.band_indexes is None:
+        return guess_band_indexes(wanted, ds.descriptions, [ci.name for ci in ds.colorinterp]) if wanted else ()
+    return check_band_indexes(request.band_indexes, wanted, ds.count)
+
+
+def _lights_input(request: PredictRequest, ds: rasterio.io.DatasetReader) -> tuple[LightsInput | None, tuple[str, ...]]:
+    """The lights layer of a model that reads one (checked against the imagery), and notes."""
+    model = request.model
+    if not uses_nightlights(model.bands):
+        if request.nightlights_path:
+            return None, (f"The model '{model.name}' does not read night lights: the night-lights layer was not used.",)
+        return None, ()
+    if not request.nightlights_path:
+        expected = model.nightlights.describe() if model.nightlights else "a night-lights raster"
+        raise PovertyMapperError(
+            f"The model '{model.name}' reads night lights beside the imagery: give a night-lights layer "
+            f"({expected}) as 'Night-lights layer' in the dock or the NIGHTLIGHTS parameter of the algorithm."
+        )
+    with open_lights(request.nightlights_path) as lights:
+        check_lights_overlap(lights, ds)
+    return LightsInput(request.nightlights_path, model.bands.index(NIGHTLIGHTS_BAND)), ()
+
+
 def _mapping_job(request: PredictRequest, ds: rasterio.io.DatasetReader) -> tuple[MappingJob, _Surface]:
     """The bands, radiometry, grid and cells of ``request`` on the open raster ``ds``, and
     the cells of the region decided before mapping."""
     model = request.model
-    if request.band_indexes is None:
-        bands = guess_band_indexes(model.bands, ds.descriptions, [ci.name for ci in ds.colorinterp])
-    else:
-        bands = check_band_indexes(request.band_indexes, model.bands, ds.count)
-    radiometry = resolve_radiometry(request.radiometry, ds.dtypes[bands[0] - 1], model.radiometry)
+    bands = _image_band_indexes(request, ds)
+    lights, lights_notes = _lights_input(request, ds)
+    radiometry = resolve_radiometry(request.radiometry, ds.dtypes[(bands or (1,))[0] - 1], model.radiometry)
     region = region_window(ds.transform, ds.width, ds.height, request.bounds)
     grid = tile_grid_for(ds.transform, ds.crs, region, model.tile_size_m, request.stride_m, aligned=True)
     _check_image_holds_a_tile(ds.width, ds.height, grid, model.tile_size_m, request.min_valid_fraction)
     region_cells = _mask_cells(grid, request.mask_geometries)
-    seen = surface_bands(ds, model.bands, bands)
+    seen = surface_bands(ds, image_bands(model.bands), bands)
     preset = surface_codes(ds, grid, region_cells, seen, radiometry, QUALITY_WATER, QUALITY_CLOUD)
     cell_mask = region_cells & (preset == 0)
     surface_notes = () if seen.can_see_water else (
@@ -149,12 +182,17 @@ def _mapping_job(request: PredictRequest, ds: rasterio.io.DatasetReader) -> tupl
         "lakes and rivers get estimates like land. The quality band still flags imagery unlike the model's.",
     )
     notes: tuple[str, ...] = ()
-    if needs_scene_standardization(model, radiometry) and cell_mask.any():
+    if lights is None and needs_scene_standardization(model, radiometry) and cell_mask.any():
         mean, std, used = scene_band_statistics(ds, bands, radiometry, model, grid, cell_mask)
         if used:
             model, notes = scene_standardized(model, mean, std), (scene_note(model, radiometry, used),)
+    if not notes and bands and radiometry.note:
+        # A scene-standardized run's own note replaces the radiometry's (which speaks of
+        # reflectance the model was trained on); a lights-only run reads no image values.
+        notes = (radiometry.note,)
     job = MappingJob(
-        request.raster_path, bands, radiometry, model, grid, cell_mask, request.min_valid_fraction, notes
+        request.raster_path, bands, radiometry, model, grid, cell_mask, request.min_valid_fraction,
+        notes + lights_notes, lights,
     )
     return job, _Surface(preset, surface_notes)
 
@@ -194,6 +232,8 @@ def predict_poverty_map(
         job.band_indexes, job.radiometry.key, device_name(device),
     )
     tags = map_tags(model, request.raster_path, job.band_indexes, job.radiometry, request.stride_m or model.tile_size_m)
+    if job.nightlights is not None:
+        tags["SOURCE_NIGHTLIGHTS"] = Path(job.nightlights.path).name
     reading = CellReading(outcome_range(model), model.feature_domain, model.scores.interval_80)
     region_cells = job.cell_mask | (surface.preset > 0)
     with rasterio.Env(GDAL_CACHEMAX=READ_CACHE_BYTES), \
@@ -245,9 +285,7 @@ def _domain_notes(model: PovertyModel, summary: MapSummary) -> list[str]:
 
 
 def _result(job: MappingJob, surface: _Surface, out_path: Path, device: str, summary: MapSummary) -> PredictResult:
-    # A scene-standardized run's own note replaces the radiometry's (which speaks of
-    # reflectance the model was trained on).
-    notes = list(job.notes) if job.notes else [job.radiometry.note] if job.radiometry.note else []
+    notes = list(job.notes)
     notes += list(surface.notes) + _range_note(job.model, summary) + _domain_notes(job.model, summary)
     if summary.n_estimated > 1 and summary.value_min == summary.value_max:
         notes.append(

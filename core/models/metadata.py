@@ -72,6 +72,9 @@ class Scores:
     # The same r2 for predictions of each country by a model fitted on the others (leave
     # one country out): what the model brings to a country without surveys.
     out_of_country_r2: float | None = None
+    # Which held-out clusters interval_80 comes from, in words, where it is not the
+    # in-country folds (e.g. "clusters of countries left out of the fit").
+    interval_held_out: str = ""
 
     def to_json(self) -> dict:
         out: dict = {}
@@ -91,6 +94,8 @@ class Scores:
             out["within_groups_r2"] = self.within_groups_r2
         if self.out_of_country_r2 is not None:
             out["out_of_country_r2"] = self.out_of_country_r2
+        if self.interval_held_out:
+            out["interval_held_out"] = self.interval_held_out
         return out
 
     @classmethod
@@ -114,7 +119,30 @@ class Scores:
             interval_80=None if interval is None else float(interval),
             within_groups_r2=None if within is None else float(within),
             out_of_country_r2=None if loco is None else float(loco),
+            interval_held_out=str(data.get("interval_held_out", "")),
         )
+
+
+@dataclass(frozen=True)
+class NightLightsInput:
+    """The night-lights layer a model reads as its NIGHTLIGHTS band: which product, in which units."""
+
+    product: str  # e.g. "VIIRS annual composite of average radiance (NASA Black Marble VNP46A4)"
+    units: str  # e.g. "nW/cm²/sr"
+    note: str = ""  # how it was standardized in training, what to watch for
+
+    def describe(self) -> str:
+        return f"{self.product}, in {self.units}"
+
+    def to_json(self) -> dict:
+        out = {"product": self.product, "units": self.units}
+        return {**out, "note": self.note} if self.note else out
+
+    @classmethod
+    def from_json(cls, data: dict | None) -> "NightLightsInput | None":
+        if not data:
+            return None
+        return cls(str(data["product"]), str(data["units"]), str(data.get("note", "")))
 
 
 LEGEND_TAGS = ("LEGEND_MIN", "LEGEND_MAX", "SURVEY_MEAN")  # a map's fixed colour scale, in its tags
@@ -199,6 +227,7 @@ class ModelInfo:
     provenance: dict = field(default_factory=dict)
     # Main directions of the training features kept for the domain check (None: no check).
     feature_domain_dimensions: int | None = None
+    nightlights: NightLightsInput | None = None  # for a model with a NIGHTLIGHTS band
 
     @property
     def tile_size_m(self) -> float:
@@ -223,6 +252,11 @@ class ModelInfo:
             f"tiles of {self.tile_size_px} px at {self.pixel_size_m:g} m ({self.tile_size_m / 1000:g} km).",
             how,
         ]
+        if self.nightlights is not None:
+            lines.append(
+                f"Night lights (band NIGHTLIGHTS) from a separate night-lights layer: {self.nightlights.describe()}."
+                + (f" {self.nightlights.note}" if self.nightlights.note else "")
+            )
         if self.provenance.get("network"):
             lines.append(f"Network: {self.provenance['network']}.")
         if self.provenance.get("data"):
@@ -244,9 +278,9 @@ class ModelInfo:
                 "countries, what it brings to a country without surveys."
             )
         if self.scores.interval_80 is not None:
+            where = self.scores.interval_held_out or "where the model was fitted; more elsewhere"
             lines.append(
-                f"80 % of held-out clusters lay within ±{self.scores.interval_80:.2f} of their estimate "
-                "(where the model was fitted; more elsewhere)."
+                f"80 % of held-out clusters lay within ±{self.scores.interval_80:.2f} of their estimate ({where})."
             )
         if self.feature_domain_dimensions:
             lines.append(

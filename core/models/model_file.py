@@ -26,12 +26,12 @@ from ..errors import ModelFileError, PovertyMapperError
 from ..extractors.registry import extractor_from_spec
 from ..regression.ridge import RidgeRegressor
 from .feature_domain import FeatureDomain
-from .metadata import ModelInfo, Score, Scores, Target, TrainingDomain
+from .metadata import ModelInfo, NightLightsInput, Score, Scores, Target, TrainingDomain
 
 if TYPE_CHECKING:
     from ..extractors.base import FeatureExtractor
 
-__all__ = ["ModelInfo", "PovertyModel", "Score", "Scores", "Target", "TrainingDomain", "load_model", "read_model_info", "save_model"]
+__all__ = ["ModelInfo", "NightLightsInput", "PovertyModel", "Score", "Scores", "Target", "TrainingDomain", "load_model", "read_model_info", "save_model"]
 
 FORMAT_NAME = "poverty_mapper.model"
 FORMAT_VERSION = 2  # 2: typed radiometry, band_indexes, domain and scores; free-form provenance apart
@@ -60,6 +60,7 @@ class PovertyModel:
     scores: Scores = field(default_factory=Scores)
     provenance: dict = field(default_factory=dict)  # free-form, for people
     feature_domain: FeatureDomain | None = None  # the training clusters' features (domain checks)
+    nightlights: NightLightsInput | None = None  # the lights layer a NIGHTLIGHTS band is read from
 
     @property
     def tile_size_m(self) -> float:
@@ -77,7 +78,7 @@ class PovertyModel:
             extractor_kind=self.extractor.kind, n_features=self.extractor.n_features,
             alpha=None if self.regressor is None else self.regressor.alpha,
             radiometry=self.radiometry, band_indexes=self.band_indexes, domain=self.domain,
-            scores=self.scores, provenance=self.provenance,
+            scores=self.scores, provenance=self.provenance, nightlights=self.nightlights,
             feature_domain_dimensions=None if self.feature_domain is None else self.feature_domain.n_dimensions,
         )
 
@@ -122,6 +123,8 @@ def save_model(model: PovertyModel, path: str | os.PathLike) -> Path:
         "scores": model.scores.to_json(),
         "provenance": model.provenance,
     }
+    if model.nightlights is not None:  # only where there is one: other files keep their bytes
+        meta["nightlights"] = model.nightlights.to_json()
     arrays = {f"extractor/{k}": v for k, v in ext_arrays.items()}
     arrays.update({f"regressor/{k}": v for k, v in reg_arrays.items()})
     arrays.update({f"feature_domain/{k}": v for k, v in dom_arrays.items()})
@@ -183,6 +186,7 @@ def _info(meta: dict) -> ModelInfo:
         scores=Scores.from_json(meta.get("scores")),
         provenance=provenance,
         feature_domain_dimensions=(meta.get("feature_domain") or {}).get("dimensions"),
+        nightlights=NightLightsInput.from_json(meta.get("nightlights")),
     )
 
 
@@ -203,6 +207,7 @@ def load_model(path: str | os.PathLike) -> PovertyModel:
             extractor=extractor, regressor=regressor,
             radiometry=info.radiometry, band_indexes=info.band_indexes, domain=info.domain,
             scores=info.scores, provenance=info.provenance, feature_domain=feature_domain,
+            nightlights=info.nightlights,
         )
     except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
         raise ModelFileError(f"{path}: the model file is incomplete or inconsistent ({exc}).") from exc

@@ -1,0 +1,113 @@
+"""A night-lights layer read beside the imagery, for models with a NIGHTLIGHTS band.
+
+A model band named ``NIGHTLIGHTS`` is not a band of the imagery: it is read from a
+separate night-lights raster (e.g. a VIIRS annual composite in EPSG:4326), warped on
+the fly onto the imagery's pixel grid with nearest-neighbour resampling (as Earth
+Engine upsampled the lights of the LSMS training tiles), so that the same tile window
+reads both. The imagery still defines the grid, the region and the cells. The lights
+are read as they are, in the product's units (times the file's own scale and offset,
+where it declares them); the model's feature extractor standardizes them.
+A pixel is valid where both the imagery and the lights are.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+import rasterio
+from rasterio.enums import Resampling
+from rasterio.vrt import WarpedVRT
+from rasterio.warp import transform_bounds
+
+from ..errors import PovertyMapperError
+from .radiometry import Radiometry
+from .tile_reader import TileReader, open_raster
+from .tiling import PixelWindow
+
+NIGHTLIGHTS_BAND = "NIGHTLIGHTS"
+
+
+def uses_nightlights(bands: Sequence[str]) -> bool:
+    """Whether a model with ``bands`` reads a night-lights layer."""
+    return NIGHTLIGHTS_BAND in bands
+
+
+def image_bands(bands: Sequence[str]) -> tuple[str, ...]:
+    """The model's bands that come from the imagery (all but NIGHTLIGHTS)."""
+    return tuple(b for b in bands if b != NIGHTLIGHTS_BAND)
+
+
+@dataclass(frozen=True)
+class LightsInput:
+    """The night-lights layer of a run: its file, and where its band goes among the model's bands."""
+
+    path: str
+    position: int
+
+
+def open_lights(path: str) -> rasterio.io.DatasetReader:
+    ds = open_raster(path, "night-lights layer")
+    if ds.crs is None:
+        ds.close()
+        raise PovertyMapperError(
+            f"The night-lights layer {path} has no coordinate reference system; assign one first "
+            "(VIIRS composites are usually EPSG:4326)."
+        )
+    return ds
+
+
+def check_lights_overlap(lights: rasterio.io.DatasetReader, imagery: rasterio.io.DatasetReader) -> None:
+    """Refuse a night-lights layer that does not overlap the imagery (compared in the lights' CRS)."""
+    west, south, east, north = transform_bounds(imagery.crs, lights.crs, *imagery.bounds, densify_pts=21)
+    lw, ls, le, ln = lights.bounds
+    if min(east, le) <= max(west, lw) or min(north, ln) <= max(south, ls):
+        raise PovertyMapperError(
+            f"The night-lights layer {lights.name} does not overlap the satellite image {imagery.name}: "
+            "choose a night-lights raster that covers the image's area."
+        )
+
+
+def lights_on_grid(lights: rasterio.io.DatasetReader, imagery: rasterio.io.DatasetReader) -> WarpedVRT:
+    """The lights on the imagery's pixel grid (float32, NaN where the lights have no data)."""
+    return WarpedVRT(
+        lights, crs=imagery.crs, transform=imagery.transform, width=imagery.width, height=imagery.height,
+        resampling=Resampling.nearest, src_nodata=lights.nodata, nodata=np.nan, dtype="float32",
+        tolerance=1e-6,  # about the exact transformation: each pixel takes the light of the place at its centre
+    )
+
+
+def lights_radiometry(lights: rasterio.io.DatasetReader) -> Radiometry:
+    """Band 1's values in the product's units: the file's own scale and offset, where it declares them."""
+    scale = float(lights.scales[0]) if lights.scales and lights.scales[0] else 1.0
+    offset = float(lights.offsets[0]) if lights.offsets else 0.0
+    return Radiometry("nightlights", "night-light values as read", scale, offset)
+
+
+class ImageryWithLights:
+    """Tiles of the imagery's bands (as reflectance) with the lights band at its place among
+    the model's bands, as float32; a pixel is valid where both sources are.
+
+    A lights-only model reads the imagery's band 1 for its validity alone."""
+
+    dtype = np.dtype(np.float32)
+
+    def __init__(
+        self, imagery: rasterio.io.DatasetReader, lights_on_grid: WarpedVRT, band_indexes: Sequence[int],
+        size: int, radiometry: Radiometry, lights_scaling: Radiometry, position: int,
+    ):
+        self.image = TileReader(imagery, band_indexes or (1,), size, radiometry)
+        self.lights = TileReader(lights_on_grid, (1,), size, lights_scaling)
+        self.keep_image = bool(band_indexes)
+        self.position = position
+
+    def read_dn_into(self, window: PixelWindow, out: np.ndarray, valid: np.ndarray) -> None:
+        """Values [model bands, size, size] and valid [size, size] into ``out`` and ``valid``; 0 where invalid."""
+        reflectance, ok = self.image.read(window)
+        lights, lit = self.lights.read(window)
+        ok &= lit
+        if self.keep_image:
+            out[[i for i in range(out.shape[0]) if i != self.position]] = reflectance
+        out[self.position] = lights[0]
+        out[:, ~ok] = 0.0
+        valid[...] = ok
