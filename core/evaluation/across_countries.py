@@ -65,13 +65,21 @@ def leave_one_country_out(
     chosen, residuals = {}, {}
     for country in np.unique(countries):
         held, train = countries == country, countries != country
-        inner = _loco_predictions(x[train], y[train], countries[train], alphas)
-        scores = [coefficient_of_determination(y[train], inner[:, k]) for k in range(len(alphas))]
-        best = int(np.argmax(scores))
-        pred[held] = fit_ridge(x[train], y[train], float(alphas[best])).predict(x[held])
-        chosen[str(country)] = float(alphas[best])
-        residuals[str(country)] = y[train] - inner[:, best]
+        alpha, residuals[str(country)] = out_of_country_alpha(x[train], y[train], countries[train], alphas)
+        pred[held] = fit_ridge(x[train], y[train], alpha).predict(x[held])
+        chosen[str(country)] = alpha
     return OutOfCountry(pred, chosen, residuals)
+
+
+def out_of_country_alpha(
+    x: np.ndarray, y: np.ndarray, countries: np.ndarray, alphas: Sequence[float] = DEFAULT_ALPHAS
+) -> tuple[float, np.ndarray]:
+    """The ridge penalty whose leave-one-country-out predictions of these rows score the
+    best pooled R2, and the residuals of those predictions."""
+    inner = _loco_predictions(x, y, countries, alphas)
+    scores = [coefficient_of_determination(y, inner[:, k]) for k in range(len(alphas))]
+    best = int(np.argmax(scores))
+    return float(alphas[best]), y - inner[:, best]
 
 
 def country_scores(y: np.ndarray, pred: np.ndarray, countries: np.ndarray, years: np.ndarray) -> dict:

@@ -4,15 +4,22 @@ from __future__ import annotations
 from pathlib import Path
 
 PLUGIN_ROOT = Path(__file__).resolve().parents[2]
-DEFAULT_MODEL_PATH = PLUGIN_ROOT / "resources" / "models" / "default.povmodel"
+MODELS_DIR = PLUGIN_ROOT / "resources" / "models"
+# The RGB histogram model: the model of imagery alone, and the algorithms' model when none
+# is given (it needs no night-lights layer).
+DEFAULT_MODEL_PATH = MODELS_DIR / "default.povmodel"
+# The night-lights model: the dock's default, the most trustworthy map for a country
+# without surveys (leave-one-country-out within country-year r2 0.39 against 0.00).
+NIGHTLIGHTS_MODEL_PATH = MODELS_DIR / "africa_nightlights_viirs.povmodel"
 SAMPLE_SCENE_PATH = PLUGIN_ROOT / "resources" / "sample" / "parana_landsat8_l1_rgb_30m.tif"
 
-DEFAULT_MODEL_KEY = "default"
+DEFAULT_MODEL_KEY = "africa_nightlights_viirs"
 # The models shipped with the plugin, by a key that names them wherever the plugin is
 # installed (the dock remembers a bundled model by its key), in the order they are offered.
 BUNDLED_MODELS: dict[str, Path] = {
-    DEFAULT_MODEL_KEY: DEFAULT_MODEL_PATH,
-    "kinshasa_cnn": DEFAULT_MODEL_PATH.with_name("kinshasa_cnn.povmodel"),
+    DEFAULT_MODEL_KEY: NIGHTLIGHTS_MODEL_PATH,
+    "rgb_histogram": DEFAULT_MODEL_PATH,
+    "kinshasa_cnn": MODELS_DIR / "kinshasa_cnn.povmodel",
 }
 
 

@@ -1,0 +1,89 @@
+"""The bundled night-lights model (the dock's default) is what
+scripts/train_nightlights_model.py makes from the real LSMS data, its out-of-country
+figures are reproduced here, its card says its input product, units and scores, and it
+maps a GENERATED VIIRS-like lights raster (tests/generated_world.py)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import rasterio
+
+from conftest import LSMS_DIR
+from generated_world import make_world
+from poverty_mapper.core.evaluation import lsms
+from poverty_mapper.core.evaluation.across_countries import country_years, leave_one_country_out
+from poverty_mapper.core.inference.predict import PredictRequest, predict_poverty_map
+from poverty_mapper.core.models.defaults import DEFAULT_MODEL_KEY, NIGHTLIGHTS_MODEL_PATH, bundled_models
+from poverty_mapper.core.models.model_file import load_model, read_model_info
+from poverty_mapper.core.regression.metrics import interval_half_width, within_r2
+
+RTOL = 1e-6
+
+
+@pytest.fixture(scope="module")
+def shipped():
+    return load_model(NIGHTLIGHTS_MODEL_PATH)
+
+
+@pytest.fixture(scope="module")
+def lsms_set(real_data):
+    return lsms.load_lsms(LSMS_DIR)
+
+
+def test_it_is_the_first_and_default_bundled_model():
+    keys = list(bundled_models())
+    assert keys[0] == DEFAULT_MODEL_KEY and bundled_models()[DEFAULT_MODEL_KEY] == NIGHTLIGHTS_MODEL_PATH
+    assert {"rgb_histogram", "kinshasa_cnn"} <= set(keys)
+
+
+def test_rebuilding_gives_the_shipped_model(shipped, real_data):
+    import train_nightlights_model  # scripts/ is on sys.path (conftest)
+
+    rebuilt = train_nightlights_model.build_nightlights_model(LSMS_DIR)
+    for attr in ("name", "target", "bands", "input_scaling", "provenance", "domain", "nightlights", "scores"):
+        assert getattr(rebuilt, attr) == getattr(shipped, attr), attr
+    assert rebuilt.regressor.alpha == shipped.regressor.alpha
+    np.testing.assert_allclose(rebuilt.regressor.coef, shipped.regressor.coef, rtol=RTOL, atol=1e-12)
+
+
+def test_out_of_country_figures_reproduced(shipped, lsms_set):
+    """Leave one country out on the NIGHTLIGHTS histograms (penalty by inner leave-one-country-out):
+    within country-year r2 0.387, the figure `make eval` prints as variant=nightlights r2_loco."""
+    x = lsms_set.frequencies(("NIGHTLIGHTS",))
+    loco = leave_one_country_out(x, lsms_set.labels, lsms_set.countries)
+    r2 = within_r2(lsms_set.labels, loco.pred, country_years(lsms_set.countries, lsms_set.years))
+    assert r2 == pytest.approx(shipped.scores.out_of_country_r2, abs=1e-4)
+    assert 0.37 < r2 < 0.40
+    assert interval_half_width(lsms_set.labels - loco.pred) == pytest.approx(shipped.scores.interval_80, abs=1e-6)
+
+
+def test_it_beats_the_rgb_model_out_of_country(shipped):
+    rgb = read_model_info(bundled_models()["rgb_histogram"])
+    assert shipped.scores.out_of_country_r2 > rgb.scores.out_of_country_r2 + 0.3
+
+
+def test_the_card_says_product_units_and_out_of_country_score(shipped):
+    card = shipped.card()
+    assert shipped.bands == ("NIGHTLIGHTS",)
+    assert shipped.nightlights.units == "nW/cm²/sr"
+    assert "VIIRS" in card and "VNP46A4" in card and "nW/cm²/sr" in card
+    assert "Out of country (fitted on the other countries): r² 0.39" in card
+    assert "±1.15 of their estimate (out of country" in card
+    assert "levels are less reliable than its rankings" in card
+    np.testing.assert_allclose(shipped.extractor.band_means, [0.557793])
+    np.testing.assert_allclose(shipped.extractor.band_stds, [6.421816])
+
+
+def test_it_maps_a_generated_viirs_like_raster(shipped, tmp_path):
+    """A generated world of 2 x 2 tiles of 6.72 km: lights 0..60 'nW/cm²/sr' in EPSG:4326."""
+    world = make_world(tmp_path / "world", size=448, n_settlements=30, n_clusters=5)
+    result = predict_poverty_map(PredictRequest(
+        str(world.image_path), str(tmp_path / "map.tif"), shipped, device="cpu",
+        nightlights_path=str(world.lights_path), stride_m=3360.0, read_workers=0,
+    ))
+    assert result.n_estimated >= 4
+    with rasterio.open(result.output_path) as dst:
+        estimate = dst.read(1, masked=True)
+        assert dst.tags()["SOURCE_NIGHTLIGHTS"] == world.lights_path.name
+    values = estimate.compressed()
+    assert np.all(np.isfinite(values)) and values.std() > 0
