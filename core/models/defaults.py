@@ -26,3 +26,9 @@ BUNDLED_MODELS: dict[str, Path] = {
 def bundled_models() -> dict[str, Path]:
     """The bundled models whose file is there, by key, in :data:`BUNDLED_MODELS`'s order."""
     return {key: path for key, path in BUNDLED_MODELS.items() if path.is_file()}
+
+
+def default_model_path(with_nightlights: bool) -> Path:
+    """The bundled model a run without a model file gets: the night-lights model where a
+    night-lights layer is given, else the RGB model (which needs imagery alone)."""
+    return NIGHTLIGHTS_MODEL_PATH if with_nightlights else DEFAULT_MODEL_PATH

@@ -167,3 +167,35 @@ def test_a_map_without_estimates_gets_a_sensible_scale(provider, tmp_path):
     apply_poverty_style(layer, "wealth", "index")
     renderer = layer.renderer()
     assert (renderer.classificationMin(), renderer.classificationMax()) == (0.0, 1.0)
+
+
+def test_predict_with_a_night_lights_layer(provider, tmp_path):
+    """The bundled night-lights model through Processing, on a GENERATED world (image in
+    UTM, lights in EPSG:4326): the default model when a night-lights layer is given."""
+    import processing
+
+    from generated_world import make_world
+
+    world = make_world(tmp_path / "world", size=448, n_settlements=30, n_clusters=5)
+    out = tmp_path / "lights_map.tif"
+    processing.run("povertymapper:predict", {
+        "INPUT": str(world.image_path), "NIGHTLIGHTS": str(world.lights_path), "STRIDE": 3360.0, "OUTPUT": str(out),
+    })
+    with rasterio.open(out) as dst:
+        tags = dst.tags()
+        values = dst.read(1, masked=True)
+    assert tags["MODEL"].startswith("Africa night lights (VIIRS)")
+    assert tags["SOURCE_NIGHTLIGHTS"] == world.lights_path.name
+    assert values.count() >= 4 and values.compressed().std() > 0
+
+
+def test_the_night_lights_model_without_a_lights_layer_says_what_to_give(provider, tmp_path):
+    import processing
+
+    from poverty_mapper.core.models.defaults import NIGHTLIGHTS_MODEL_PATH
+
+    with pytest.raises(QgsProcessingException, match=r"night-lights layer.*nW/cm²/sr.*NIGHTLIGHTS parameter"):
+        processing.run("povertymapper:predict", {
+            "INPUT": str(SAMPLE), "MODEL": str(NIGHTLIGHTS_MODEL_PATH), "OUTPUT": str(tmp_path / "x.tif"),
+        })
+    assert not (tmp_path / "x.tif").exists()
