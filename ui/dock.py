@@ -19,11 +19,13 @@ from qgis.PyQt.QtCore import QCoreApplication, pyqtSignal
 from qgis.PyQt.QtWidgets import QDockWidget
 
 from ..core.device import DEVICE_CHOICES
+from ..core.imagery.lights_layer import image_bands
 from ..core.models.model_file import ModelInfo
 from ..provider.base import RADIOMETRY_KEYS
 from .export_panel import ExportPanel
 from .image_panel import ImageChoice, ImagePanel
 from .model_panel import ModelPanel
+from .nightlights_panel import NightLightsPanel
 from .processing_run import LOG_TAG, CollectingFeedback, ProcessingRun, show_error
 from .region_panel import RegionChoice, RegionPanel
 from .result_layer import open_result_layer
@@ -45,6 +47,7 @@ class DockSettings:
     region: RegionChoice
     model_path: str
     options: RunOptions
+    nightlights_layer_id: str | None = None  # for a model that reads night lights
 
 
 @dataclass(frozen=True)
@@ -90,6 +93,8 @@ def predict_parameters(settings: DockSettings) -> dict:
     }
     if region.extent is not None:
         params["EXTENT"] = region.extent
+    if settings.nightlights_layer_id:
+        params["NIGHTLIGHTS"] = settings.nightlights_layer_id
     if region.mask_layer_id:
         params["MASK"] = QgsProcessingFeatureSourceDefinition(region.mask_layer_id, selectedFeaturesOnly=True)
     return params
@@ -108,9 +113,12 @@ class PovertyDock(QDockWidget, FORM_CLASS):
         self.imagePanel = ImagePanel(self.scrollContents)
         self.regionPanel = RegionPanel(iface, self.scrollContents)
         self.modelPanel = ModelPanel(self.scrollContents)
+        self.nightlightsPanel = NightLightsPanel(self.scrollContents)
         self.optionsPanel = RunOptionsPanel(self.scrollContents)
         self.exportPanel = ExportPanel(iface, self.scrollContents)
-        for panel in (self.imagePanel, self.regionPanel, self.modelPanel, self.optionsPanel, self.exportPanel):
+        panels = (self.imagePanel, self.regionPanel, self.modelPanel, self.nightlightsPanel, self.optionsPanel,
+                  self.exportPanel)
+        for panel in panels:
             self.scrollLayout.insertWidget(self.scrollLayout.count() - 1, panel)  # above the spacer
         self._show_model_bands()
         self.modelPanel.modelChanged.connect(self._show_model_bands)
@@ -124,6 +132,7 @@ class PovertyDock(QDockWidget, FORM_CLASS):
             region=self.regionPanel.choice(),
             model_path=self.modelPanel.model_path(),
             options=self.optionsPanel.options(),
+            nightlights_layer_id=self.nightlightsPanel.layer_id(),
         )
 
     def parameters(self, settings: DockSettings | None = None) -> dict:
@@ -132,12 +141,13 @@ class PovertyDock(QDockWidget, FORM_CLASS):
 
     def problem(self) -> str | None:
         """What the user must fix before a run, or None."""
-        panels = (self.imagePanel, self.modelPanel, self.regionPanel, self.optionsPanel)
+        panels = (self.imagePanel, self.modelPanel, self.nightlightsPanel, self.regionPanel, self.optionsPanel)
         return next(filter(None, (panel.problem() for panel in panels)), None)
 
     def _show_model_bands(self) -> None:
         info = self.modelPanel.model_info()
-        self.imagePanel.set_model_bands(info.bands if info else ())
+        self.imagePanel.set_model_bands(image_bands(info.bands) if info else ())  # NIGHTLIGHTS: its own layer
+        self.nightlightsPanel.set_model(info)
 
     # -- running --------------------------------------------------------------------
     def run(self) -> None:

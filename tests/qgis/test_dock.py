@@ -77,7 +77,10 @@ def make_dock(qgis_iface, qgis_new_project, poverty_provider, qtbot):
 
 @pytest.fixture()
 def dock(make_dock):
-    return make_dock()
+    """A dock with the bundled RGB model chosen: the sample scene has no night-lights layer."""
+    widget = make_dock()
+    choose(widget.modelPanel.modelCombo, "rgb_histogram")
+    return widget
 
 
 @pytest.fixture()
@@ -134,7 +137,29 @@ def run_and_wait(dock, qtbot, timeout=120_000) -> tuple[bool, list]:
 
 
 # -- model, layers, device, advanced --------------------------------------------------
-def test_dock_preselects_default_model_and_shows_card(dock):
+def test_dock_preselects_the_night_lights_model_with_its_layer_picker(make_dock, sample_layer, qgis_iface):
+    dock = make_dock()
+    assert dock.modelPanel.model_path().endswith("africa_nightlights_viirs.povmodel")
+    card = dock.modelPanel.modelCard.text()
+    assert "nW/cm²/sr" in card and "Out of country (fitted on the other countries): r² 0.39" in card
+    assert not dock.nightlightsPanel.isHidden() and dock.nightlightsPanel.isEnabled()
+    assert "nW/cm²/sr" in dock.nightlightsPanel.note.text()
+    assert dock.imagePanel.band_combos == ()  # NIGHTLIGHTS comes from its own layer, not the image's bands
+    dock.imagePanel.layerCombo.setLayer(sample_layer)
+    assert "choose a night-lights layer" in dock.problem() and "nW/cm²/sr" in dock.problem()
+    qgis_iface.messageBar().get_messages(Qgis.MessageLevel.Critical).clear()
+    dock.runButton.click()
+    assert not dock.is_running()
+    assert any("choose a night-lights layer" in m for m in qgis_iface.messageBar().get_messages(Qgis.MessageLevel.Critical))
+    dock.nightlightsPanel.layerCombo.setLayer(sample_layer)
+    assert dock.problem() is None
+    assert dock.parameters()["NIGHTLIGHTS"] == sample_layer.id()
+    choose(dock.modelPanel.modelCombo, "rgb_histogram")
+    assert dock.nightlightsPanel.isHidden() and "NIGHTLIGHTS" not in dock.parameters()
+    assert len(dock.imagePanel.band_combos) == 3
+
+
+def test_dock_shows_the_rgb_model_card(dock):
     assert dock.modelPanel.modelCombo.currentText().startswith(MODEL_NAME)
     assert dock.modelPanel.model_path().endswith("default.povmodel")
     assert dock.modelPanel.modelWidget.isHidden()  # no file picker showing the plugin's own path
@@ -437,6 +462,7 @@ def test_a_run_outlives_its_dock_until_qgis_deletes_the_task(qgis_iface, qgis_ne
     from poverty_mapper.ui.dock import PovertyDock
 
     dock = PovertyDock(qgis_iface)
+    choose(dock.modelPanel.modelCombo, "rgb_histogram")
     dock.imagePanel.layerCombo.setLayer(sample_layer)
     dock.optionsPanel.strideSpin.setValue(120)
     dock.runButton.click()
