@@ -173,6 +173,7 @@ def test_a_fresh_map_from_the_dock_is_the_one_exported(dock, qtbot, tmp_path):
     scene = QgsRasterLayer(str(SAMPLE), "Parana Landsat 8")
     QgsProject.instance().addMapLayer(scene)
     dock.imagePanel.layerCombo.setLayer(scene)
+    dock.modelPanel.modelCombo.setCurrentIndex(dock.modelPanel.modelCombo.findData("rgb_histogram"))  # no lights here
     with qtbot.waitSignal(dock.finished, timeout=120_000) as mapped:
         dock.runButton.click()
     assert mapped.args == [True]

@@ -9,9 +9,9 @@ import pytest
 from qgis.core import QgsSettings
 
 from poverty_mapper.core.models import defaults
-from poverty_mapper.core.models.defaults import DEFAULT_MODEL_PATH
+from poverty_mapper.core.models.defaults import DEFAULT_MODEL_KEY, DEFAULT_MODEL_PATH, NIGHTLIGHTS_MODEL_PATH
 
-DEFAULT_LABEL = "LSMS Africa RGB histogram ridge v1 (histogram, 30 m)"
+DEFAULT_LABEL = "Africa night lights (VIIRS) histogram ridge v1 (histogram, 30 m)"
 SECOND_NAME = "Generated second bundled model"
 
 
@@ -42,7 +42,7 @@ def second_model(tmp_path, default_model):
 @pytest.fixture()
 def two_bundled(monkeypatch, second_model):
     """The GENERATED model bundled first, then the default one: the default is not the first entry."""
-    monkeypatch.setattr(defaults, "BUNDLED_MODELS", {"second": second_model, "default": DEFAULT_MODEL_PATH})
+    monkeypatch.setattr(defaults, "BUNDLED_MODELS", {"second": second_model, DEFAULT_MODEL_KEY: DEFAULT_MODEL_PATH})
 
 
 def remember(value: str) -> None:
@@ -64,28 +64,29 @@ def choose(combo, data) -> None:
 
 def test_bundled_models_lists_only_the_files_that_are_there(monkeypatch, tmp_path, second_model):
     monkeypatch.setattr(defaults, "BUNDLED_MODELS", {
-        "default": DEFAULT_MODEL_PATH, "missing": tmp_path / "missing.povmodel", "second": second_model,
+        DEFAULT_MODEL_KEY: DEFAULT_MODEL_PATH, "missing": tmp_path / "missing.povmodel", "second": second_model,
     })
-    assert defaults.bundled_models() == {"default": DEFAULT_MODEL_PATH, "second": second_model}
+    assert defaults.bundled_models() == {DEFAULT_MODEL_KEY: DEFAULT_MODEL_PATH, "second": second_model}
 
 
 def test_the_default_model_is_offered_by_name_and_chosen(make_panel):
     from poverty_mapper.ui.model_panel import OTHER_FILE
 
     panel = make_panel()
-    assert items(panel.modelCombo)[0] == (DEFAULT_LABEL, "default")
+    assert items(panel.modelCombo)[0] == (DEFAULT_LABEL, DEFAULT_MODEL_KEY)
+    assert items(panel.modelCombo)[1][1] == "rgb_histogram"
     assert items(panel.modelCombo)[-1] == ("Other model file…", OTHER_FILE)
-    assert panel.modelCombo.currentData() == "default"
-    assert panel.model_path() == str(DEFAULT_MODEL_PATH)
+    assert panel.modelCombo.currentData() == DEFAULT_MODEL_KEY
+    assert panel.model_path() == str(NIGHTLIGHTS_MODEL_PATH)
     assert panel.modelWidget.isHidden()
-    assert panel.modelCard.text().startswith("LSMS Africa RGB histogram ridge v1: predicts")
+    assert panel.modelCard.text().startswith("Africa night lights (VIIRS) histogram ridge v1: predicts")
     assert panel.problem() is None
 
 
 def test_a_second_bundled_model_is_offered_and_chosen_by_name(make_panel, two_bundled, second_model):
     panel = make_panel()
-    assert [data for _, data in items(panel.modelCombo)][:2] == ["second", "default"]
-    assert panel.modelCombo.currentData() == "default"  # nothing remembered: the default, wherever it is listed
+    assert [data for _, data in items(panel.modelCombo)][:2] == ["second", DEFAULT_MODEL_KEY]
+    assert panel.modelCombo.currentData() == DEFAULT_MODEL_KEY  # nothing remembered: the default, wherever it is listed
     changed = []
     panel.modelChanged.connect(lambda: changed.append(panel.model_info().name))
     choose(panel.modelCombo, "second")
@@ -112,10 +113,10 @@ def test_other_model_file_shows_the_file_widget_and_uses_the_file(make_panel, se
     assert panel.model_info().name == SECOND_NAME and panel.problem() is None
     assert remembered() == str(second_model)
 
-    choose(panel.modelCombo, "default")
+    choose(panel.modelCombo, DEFAULT_MODEL_KEY)
     assert panel.modelWidget.isHidden()
-    assert panel.model_path() == str(DEFAULT_MODEL_PATH)
-    assert remembered() == "bundled:default"
+    assert panel.model_path() == str(NIGHTLIGHTS_MODEL_PATH)
+    assert remembered() == f"bundled:{DEFAULT_MODEL_KEY}"
 
 
 def test_a_remembered_bundled_model_is_restored(make_panel, two_bundled, second_model):
@@ -138,16 +139,16 @@ def test_a_remembered_model_file_is_restored(make_panel, second_model):
     assert panel.model_info().name == SECOND_NAME
 
 
-@pytest.mark.parametrize("value", ["", "bundled:gone", "bundled:unknown"],
-                         ids=["older-versions", "file-gone", "unknown-key"])
+@pytest.mark.parametrize("value", ["", "bundled:gone", "bundled:unknown", "bundled:default"],
+                         ids=["older-versions", "file-gone", "unknown-key", "the-former-default-key"])
 def test_the_default_model_when_nothing_or_a_lost_bundled_model_is_remembered(make_panel, monkeypatch, tmp_path,
                                                                               second_model, value):
     monkeypatch.setattr(defaults, "BUNDLED_MODELS", {
-        "second": second_model, "gone": tmp_path / "gone.povmodel", "default": DEFAULT_MODEL_PATH,
+        "second": second_model, "gone": tmp_path / "gone.povmodel", DEFAULT_MODEL_KEY: DEFAULT_MODEL_PATH,
     })
     remember(value)
     panel = make_panel()
     assert "gone" not in [data for _, data in items(panel.modelCombo)]
-    assert panel.modelCombo.currentData() == "default"
+    assert panel.modelCombo.currentData() == DEFAULT_MODEL_KEY
     assert panel.model_path() == str(DEFAULT_MODEL_PATH)
     assert panel.problem() is None
