@@ -168,7 +168,7 @@ def test_algorithm_failure_reaches_the_message_bar(dock, poverty_map, qgis_iface
     assert not any(layer.name() == "Poverty map cells" for layer in QgsProject.instance().mapLayers().values())
 
 
-def test_a_fresh_map_from_the_dock_is_the_one_exported(dock, qtbot, tmp_path):
+def test_a_fresh_map_from_the_dock_is_the_one_exported(clean_settings, dock, qtbot, tmp_path):
     """Map the bundled real scene from the dock, then export its cells without choosing the map."""
     scene = QgsRasterLayer(str(SAMPLE), "Parana Landsat 8")
     QgsProject.instance().addMapLayer(scene)
