@@ -8,7 +8,7 @@ PLUGIN_DIR := build/plugins
 QGIS_PROCESS := /usr/bin/qgis_process.bin
 export QT_QPA_PLATFORM := offscreen
 
-.PHONY: setup demo test model model-cnn eval bench package clean
+.PHONY: setup demo test model model-nightlights model-cnn eval bench package clean
 
 setup: $(VENV)/.installed
 
@@ -32,8 +32,12 @@ test: setup
 	$(PY) -m pytest
 	ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 $(PY) -m pytest -q tests/engine
 
-model: setup
+# The bundled LSMS models: the RGB histogram model and the night-lights model (the dock's default).
+model: setup model-nightlights
 	$(PY) scripts/train_default_model.py
+
+model-nightlights: setup
+	$(PY) scripts/train_nightlights_model.py
 
 # The proxy networks on the real Kinshasa imagery (ImageNet start, random start, small CNN;
 # about 35 minutes on 2 CPU cores), then the bundled CNN model fitted on the DHS clusters.

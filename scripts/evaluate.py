@@ -30,7 +30,8 @@ are indicative at most.
 
 Prints lines ``dataset=<set> variant=<name> r2=<squared Pearson> R2=<coefficient of
 determination> n=<clusters>``, then one line naming the best LSMS variant and its val
-score; writes the details as JSON.
+score, and one line per bundled LSMS model (``dataset=lsms_bundled``): its variant's
+figures measured here beside the figures its card states; writes the details as JSON.
 """
 from __future__ import annotations
 
@@ -60,7 +61,8 @@ from poverty_mapper.core.evaluation.lsms_features import (  # noqa: E402
     validation_scores,
 )
 from poverty_mapper.core.regression.metrics import coefficient_of_determination, squared_pearson  # noqa: E402
-from poverty_mapper.core.models.model_file import load_model, save_model  # noqa: E402
+from poverty_mapper.core.models.defaults import DEFAULT_MODEL_PATH, NIGHTLIGHTS_MODEL_PATH  # noqa: E402
+from poverty_mapper.core.models.model_file import load_model, read_model_info, save_model  # noqa: E402
 from poverty_mapper.core.training.clusters import fit_clusters  # noqa: E402
 from train_kinshasa_cnn import DEFAULT_OUT as PROXY_DIR  # noqa: E402
 from train_kinshasa_cnn import proxy_paths, train_variants  # noqa: E402
@@ -99,6 +101,26 @@ def _domain_line(name: str, result: dict) -> str:
             f"flagged_loco={dom['out_of_country']['flagged']:.4f} "
             f"coverage_widened={dom['in_country']['coverage_widened']:.4f} "
             f"coverage_loco_widened={dom['out_of_country']['coverage_widened']:.4f} n={result['test']['pooled']['n']}\n")
+
+
+# The bundled LSMS models and the variant that computes their features.
+BUNDLED_LSMS_MODELS = {NIGHTLIGHTS_MODEL_PATH: "nightlights", DEFAULT_MODEL_PATH: "rgb"}
+
+
+def bundled_lines(report: dict) -> list[str]:
+    """Per bundled LSMS model: the figures of its variant measured here, and its card's."""
+    lines = []
+    for path, variant in BUNDLED_LSMS_MODELS.items():
+        r, scores = report["variants"][variant], read_model_info(path).scores
+        lines.append(
+            f"dataset=lsms_bundled model={path.name} variant={variant} r2={r['test']['pooled']['r2']:.4f} "
+            f"R2={r['test']['pooled']['R2']:.4f} r2_within={r['in_country']['r2_within_country_year']:.4f} "
+            f"r2_loco={r['loco']['r2_within_country_year']:.4f} r2_loco_pooled={r['loco']['r2']:.4f} "
+            f"R2_loco_pooled={r['loco']['R2']:.4f} coverage_loco={r['interval']['out_of_country']:.4f} "
+            f"card_r2={scores.pooled.r2:.4f} card_r2_within={scores.within_groups_r2:.4f} "
+            f"card_r2_loco={scores.out_of_country_r2:.4f} card_interval_80={scores.interval_80:.4f}\n"
+        )
+    return lines
 
 
 def _in_country_intervals(x, data, pred) -> tuple[float, dict]:
@@ -224,6 +246,8 @@ def main(argv: list[str] | None = None) -> int:
         f"best={best['variant']} chosen by pooled VAL r2={best['val']['r2']:.4f} "
         f"(R2={best['val']['R2']:.4f}; val splits only, test splits not used for selection)\n"
     )
+    for line in bundled_lines(report):
+        sys.stdout.write(line)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=1) + "\n")
     args.kinshasa_out.parent.mkdir(parents=True, exist_ok=True)
