@@ -181,7 +181,7 @@ class PredictAlgorithm(PovertyAlgorithm):
         feedback.pushInfo(
             self.tr("Estimated {} of {} cells on {}; bands {}; radiometry: {}.").format(
                 result.n_estimated, result.n_cells, result.device,
-                ",".join(map(str, result.band_indexes)), result.radiometry.label,
+                ",".join(map(str, result.band_indexes)) or self.tr("none (night lights only)"), result.radiometry.label,
             )
         )
         for note in result.notes:

@@ -1,4 +1,4 @@
-"""Train the bundled default model on the real LSMS set (deterministic).
+"""Train the bundled RGB histogram model on the real LSMS set (deterministic).
 
     python scripts/train_default_model.py [--data ../shared/data/real/yeh2020_lsms]
                                           [--out resources/models/default.povmodel]
