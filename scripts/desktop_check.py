@@ -89,6 +89,9 @@ def start() -> None:
         plugin.action.setChecked(True)
         dock = plugin.dock
         dock.imagePanel.layerCombo.setLayer(layer)
+        # The scene comes without night lights: the RGB model (the default reads a night-lights layer).
+        combo = dock.modelPanel.modelCombo
+        combo.setCurrentIndex(combo.findData("rgb_histogram"))
         dock.optionsPanel.outputFileRadio.setChecked(True)
         dock.optionsPanel.outputFileWidget.setFilePath(str(OUT / "poverty.tif"))
         dock.finished.connect(on_finished)
