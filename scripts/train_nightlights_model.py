@@ -37,6 +37,7 @@ from poverty_mapper.core.evaluation.across_countries import (  # noqa: E402
 from poverty_mapper.core.evaluation.fixed_folds import fold_summary, fold_test_predictions  # noqa: E402
 from poverty_mapper.core.extractors.histogram import YEH_BIN_EDGES, HistogramExtractor  # noqa: E402
 from poverty_mapper.core.imagery.lights_layer import NIGHTLIGHTS_BAND  # noqa: E402
+from poverty_mapper.core.models.feature_domain import FeatureDomain  # noqa: E402
 from poverty_mapper.core.models.model_file import (  # noqa: E402
     NightLightsInput,
     PovertyModel,
@@ -116,6 +117,7 @@ def build_nightlights_model(data_dir: Path) -> PovertyModel:
         regressor=regressor,
         radiometry="reflectance",
         domain=TrainingDomain.of_outcomes(data.labels),
+        feature_domain=FeatureDomain.of_training(x),
         provenance={
             "data": (
                 f"{len(data)} LSMS cluster-years (Yeh et al. 2020 release), night lights of 224x224 px "
