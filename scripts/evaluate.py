@@ -49,10 +49,10 @@ from poverty_mapper.core.evaluation.across_countries import (  # noqa: E402
     country_scores,
     domain_check,
     interval_coverage,
-    leave_one_country_out,
     loco_domain_check,
     loco_interval_coverage,
 )
+from poverty_mapper.core.regression.leave_group_out import leave_one_country_out  # noqa: E402
 from poverty_mapper.core.evaluation.fixed_folds import fold_summary, fold_test_predictions  # noqa: E402
 from poverty_mapper.core.evaluation.lsms_features import (  # noqa: E402
     VARIANTS,

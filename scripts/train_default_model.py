@@ -20,7 +20,8 @@ from _bootstrap import ROOT, import_plugin_package
 
 import_plugin_package()
 from poverty_mapper.core.evaluation import lsms  # noqa: E402
-from poverty_mapper.core.evaluation.across_countries import country_years, leave_one_country_out  # noqa: E402
+from poverty_mapper.core.evaluation.across_countries import country_years  # noqa: E402
+from poverty_mapper.core.regression.leave_group_out import leave_one_country_out  # noqa: E402
 from poverty_mapper.core.evaluation.fixed_folds import fold_summary, fold_test_predictions  # noqa: E402
 from poverty_mapper.core.regression.metrics import interval_half_width, within_r2  # noqa: E402
 from poverty_mapper.core.extractors.histogram import YEH_BIN_EDGES, HistogramExtractor  # noqa: E402

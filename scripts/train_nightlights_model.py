@@ -28,12 +28,8 @@ from _bootstrap import ROOT, import_plugin_package
 
 import_plugin_package()
 from poverty_mapper.core.evaluation import lsms  # noqa: E402
-from poverty_mapper.core.evaluation.across_countries import (  # noqa: E402
-    country_scores,
-    country_years,
-    leave_one_country_out,
-    out_of_country_alpha,
-)
+from poverty_mapper.core.evaluation.across_countries import country_scores, country_years  # noqa: E402
+from poverty_mapper.core.regression.leave_group_out import leave_one_country_out, out_of_country_alpha  # noqa: E402
 from poverty_mapper.core.evaluation.fixed_folds import fold_summary, fold_test_predictions  # noqa: E402
 from poverty_mapper.core.extractors.histogram import YEH_BIN_EDGES, HistogramExtractor  # noqa: E402
 from poverty_mapper.core.imagery.lights_layer import NIGHTLIGHTS_BAND  # noqa: E402

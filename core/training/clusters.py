@@ -21,11 +21,11 @@ from ..extractors.histogram import HistogramExtractor
 from ..imagery.nightlights import mean_lights_on_grid
 from ..imagery.tile_reader import TileReader, read_batch
 from ..imagery.tiling import PixelWindow, bounds_window, ground_positions_m, pixel_size_m, tile_grid_for
-from ..evaluation.across_countries import leave_one_country_out
 from ..models.feature_domain import FeatureDomain
 from ..models.model_file import PovertyModel, Score, Scores, Target, TrainingDomain
 from ..options import TileOptions
 from ..regression.folds import group_folds, linked_groups
+from ..regression.leave_group_out import leave_one_country_out
 from ..regression.metrics import coefficient_of_determination, interval_half_width, squared_pearson, within_r2
 from ..regression.ridge import DEFAULT_ALPHAS, FeatureScaling, PenaltySearch, RidgeRegressor, choose_alpha, fit_ridge, fit_ridge_cv
 from .outputs import write_training_outputs

@@ -12,10 +12,10 @@ from poverty_mapper.core.evaluation.across_countries import (
     demeaned,
     interval_coverage,
     loco_domain_check,
-    leave_one_country_out,
     loco_interval_coverage,
     within_r2,
 )
+from poverty_mapper.core.regression.leave_group_out import leave_one_country_out
 from poverty_mapper.core.evaluation.fixed_folds import evaluate_on_folds
 from poverty_mapper.core.evaluation.lsms_features import (
     VARIANTS,

@@ -11,7 +11,8 @@ import rasterio
 from conftest import LSMS_DIR
 from generated_world import make_world
 from poverty_mapper.core.evaluation import lsms
-from poverty_mapper.core.evaluation.across_countries import country_years, leave_one_country_out
+from poverty_mapper.core.evaluation.across_countries import country_years
+from poverty_mapper.core.regression.leave_group_out import leave_one_country_out
 from poverty_mapper.core.inference.predict import PredictRequest, predict_poverty_map
 from poverty_mapper.core.models.defaults import DEFAULT_MODEL_KEY, NIGHTLIGHTS_MODEL_PATH, bundled_models
 from poverty_mapper.core.models.model_file import load_model, read_model_info
