@@ -20,7 +20,7 @@ from rasterio.warp import calculate_default_transform, reproject
 
 IMAGE_CRS = CRS.from_epsg(32636)  # UTM 36N
 PIXEL_M = 30.0
-ORIGIN = (480_000.0, 998_400.0)  # multiples of the cell sizes tests use: grids start on them
+ORIGIN = (500_000.0, 1_000_000.0)
 
 
 @dataclass(frozen=True)
