@@ -51,7 +51,7 @@ def atomic_output(
             verify(tmp_path)
         os.replace(tmp_path, path)
     except BaseException as exc:
-        problem = _write_problem(path, tmp_path, exc)
+        problem = _write_problem(path, exc)
         tmp_path.unlink(missing_ok=True)
         if problem is not None:
             raise PovertyMapperError(problem) from exc
@@ -92,23 +92,35 @@ def free_bytes(folder: Path) -> int:
     return (st.f_bfree if os.geteuid() == 0 else st.f_bavail) * st.f_frsize
 
 
-def _write_problem(path: Path, tmp_path: Path, exc: BaseException) -> str | None:
-    """What to tell the user about an error while writing ``path`` (to ``tmp_path``)."""
+def incomplete_output_problem(path: Path, detail: str) -> str:
+    """What to tell the user when ``path`` was written but does not read back whole:
+    a full disk when there is next to no space left beside it, else ``detail``."""
+    kept = " An earlier file of that name is unchanged." if path.exists() else ""
+    try:
+        full = free_bytes(path.parent) < _NEARLY_FULL_BYTES
+    except OSError:
+        full = False
+    if full:
+        return _disk_full(path, kept)
+    return f"{detail} Nothing was written under that name.{kept}"
+
+
+def _disk_full(path: Path, kept: str) -> str:
+    return (
+        f"The disk is full: {path} could not be written. Free some space or choose a "
+        f"folder on another disk; nothing was written under that name.{kept}"
+    )
+
+
+def _write_problem(path: Path, exc: BaseException) -> str | None:
+    """What to tell the user about an error while writing ``path``."""
     kept = " An earlier file of that name is unchanged." if path.exists() else ""
     if isinstance(exc, IncompleteOutput):
-        try:
-            full = free_bytes(path.parent) < _NEARLY_FULL_BYTES
-        except OSError:
-            full = False
-        if not full:
-            return f"{exc} Nothing was written under that name.{kept}"
-    elif not isinstance(exc, OSError):
+        return incomplete_output_problem(path, str(exc))
+    if not isinstance(exc, OSError):
         return None
-    if isinstance(exc, IncompleteOutput) or exc.errno in _DISK_FULL:
-        return (
-            f"The disk is full: {path} could not be written. Free some space or choose a "
-            f"folder on another disk; nothing was written under that name.{kept}"
-        )
+    if exc.errno in _DISK_FULL:
+        return _disk_full(path, kept)
     if exc.errno == errno.EFBIG:
         return (
             f"{path} would be larger than this disk or this process may write (file too large). "
