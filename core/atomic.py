@@ -60,6 +60,49 @@ def atomic_output(
         Path(f"{path}{sidecar}").unlink(missing_ok=True)
 
 
+def check_not_an_input(output: str | os.PathLike, inputs: dict[str, str | os.PathLike | None]) -> None:
+    """Refuse an output that names one of the run's ``inputs`` (by what they are), however
+    spelled: through a link, a relative path, ``..`` or another hard link to the file."""
+    out = Path(output)
+    for what, path in inputs.items():
+        if path is None or str(path) == "":
+            continue
+        if _same_file(out, Path(path)):
+            raise PovertyMapperError(
+                f"The output {out} is the {what} ({path}); writing it would destroy the {what}. "
+                "Choose another output file name."
+            )
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        if a.exists() and b.exists():
+            return os.path.samefile(a, b)
+        return a.resolve() == b.resolve()
+    except OSError:
+        return False
+
+
+def check_writable_folder(path: str | os.PathLike, what: str = "output") -> None:
+    """Refuse, before any work, an output whose folder does not exist or cannot be written
+    (tried with a small file, as permissions, read-only mounts and immutable folders answer)."""
+    path = Path(path)
+    folder = path.parent
+    if not folder.is_dir():
+        raise PovertyMapperError(f"The folder {folder} of the {what} does not exist; choose an existing folder.")
+    if path.is_dir():
+        raise PovertyMapperError(f"{path} is a folder; choose a file name for the {what}.")
+    probe = folder / f".{path.name}.{os.getpid()}-{uuid.uuid4().hex[:12]}.partial.probe"
+    try:
+        probe.touch(exist_ok=False)
+    except OSError as exc:
+        raise PovertyMapperError(
+            f"Cannot write in the folder {folder} of the {what} ({exc.strerror}); choose a folder you can write to. "
+            "Nothing was done."
+        ) from exc
+    probe.unlink(missing_ok=True)
+
+
 def remove_abandoned_partials(path: Path) -> None:
     """Remove temporary files of ``path`` left by runs that were killed (their process is gone)."""
     try:

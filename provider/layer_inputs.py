@@ -10,6 +10,7 @@ from qgis.core import (
     QgsProcessingContext,
     QgsProcessingException,
     QgsProcessingFeatureSource,
+    QgsProviderRegistry,
     QgsRasterLayer,
     QgsWkbTypes,
 )
@@ -24,7 +25,8 @@ def raster_file_path(layer: QgsRasterLayer | None) -> str:
             f"The layer '{layer.name()}' is served by '{layer.providerType()}', not a file; "
             "save it as a GeoTIFF (Export > Save As) and use that."
         )
-    return layer.source().split("|")[0]
+    # Decoded as GDAL does: a '|' may be part of the file name, not only before options.
+    return QgsProviderRegistry.instance().decodeUri("gdal", layer.source())["path"]
 
 
 def mask_geometries(

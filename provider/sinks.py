@@ -23,17 +23,21 @@ from typing import Iterator
 
 from qgis.core import (
     QgsFeatureSink,
+    QgsMapLayer,
     QgsProcessingAlgorithm,
     QgsProcessingContext,
     QgsProcessingException,
+    QgsProcessingFeatureSourceDefinition,
     QgsProcessingOutputLayerDefinition,
     QgsProperty,
+    QgsProviderRegistry,
 )
 from osgeo import ogr
 from qgis.PyQt import sip
 from qgis.PyQt.QtCore import QCoreApplication
 
-from ..core.atomic import incomplete_output_problem, remove_abandoned_partials
+from ..core.atomic import check_not_an_input, incomplete_output_problem, remove_abandoned_partials
+from ..core.errors import PovertyMapperError
 
 # Formats written as one file, or as a shapefile's set of files with the same stem.
 ATOMIC_SUFFIXES = {".gpkg", ".shp", ".geojson", ".json", ".fgb", ".sqlite", ".csv", ".kml"}
@@ -90,6 +94,8 @@ def atomic_sink(
     For a file destination the features go to a hidden folder beside it; the file(s)
     are moved into place when the block completes and removed when it raises."""
     final = _file_destination(parameters.get(name), context)
+    if final is not None:
+        _check_not_an_input(algorithm, parameters, context, final)
     if final is None:
         sink, dest = algorithm.parameterAsSink(parameters, name, context, fields, geometry_type, crs)
         if sink is None:
@@ -140,6 +146,34 @@ def atomic_sink(
         raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def _check_not_an_input(algorithm: QgsProcessingAlgorithm, parameters: dict, context: QgsProcessingContext, final: Path) -> None:
+    """Refuse a destination that is the file of one of the algorithm's input layers or files."""
+    inputs = {}
+    for definition in algorithm.parameterDefinitions():
+        if definition.isDestination() or parameters.get(definition.name()) in (None, ""):
+            continue
+        path = _file_of(parameters[definition.name()], context)
+        if path:
+            inputs[definition.description() or definition.name()] = path
+    try:
+        check_not_an_input(final, inputs)
+    except PovertyMapperError as exc:
+        raise QgsProcessingException(str(exc)) from None
+
+
+def _file_of(value, context: QgsProcessingContext) -> str | None:
+    """The file behind a parameter value: a layer, a layer id of the project, or a path."""
+    if isinstance(value, QgsProcessingFeatureSourceDefinition):
+        value = value.source.staticValue()
+    if isinstance(value, str) and context.project() is not None and context.project().mapLayer(value) is not None:
+        value = context.project().mapLayer(value)
+    if isinstance(value, QgsMapLayer):
+        return QgsProviderRegistry.instance().decodeUri(value.providerType(), value.source()).get("path")
+    if isinstance(value, str):
+        return QgsProviderRegistry.instance().decodeUri("ogr", value).get("path") or value
+    return None
 
 
 def _check_written_layer(staged: Path, final: Path, expected: int) -> None:

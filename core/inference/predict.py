@@ -14,6 +14,7 @@ import numpy as np
 import rasterio
 from rasterio.features import rasterize
 
+from ..atomic import check_not_an_input
 from ..device import device_name, resolve_device
 from ..errors import PovertyMapperError
 from ..imagery.bands import check_band_indexes, guess_band_indexes
@@ -221,6 +222,7 @@ def predict_poverty_map(
     )
     out_path = Path(request.output_path)
     check_output_path(out_path)
+    check_not_an_input(out_path, {"input raster": request.raster_path})
 
     with open_raster(request.raster_path) as ds:
         job, surface = _mapping_job(request, ds)

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from affine import Affine
 
-from ..atomic import atomic_output
+from ..atomic import atomic_output, check_not_an_input, check_writable_folder
 from ..device import device_name
 from ..errors import PovertyMapperError
 from ..extractors.base import FeatureExtractor
@@ -226,6 +226,7 @@ def fit_clusters(
     """Fits the survey outcome in five phases: the tiles of each cluster's box, their
     features, the cross-validation, the nightlights baseline and the report (with the model file)."""
     _check_config(config)
+    _check_outputs(config)
     phases = PhasedProgress(CLUSTER_PHASES, progress, is_canceled)
     notes: list[str] = []
     outcomes, usable = _outcomes(config, notes)
@@ -257,6 +258,18 @@ def _check_config(config: ClusterFitConfig) -> None:
         raise PovertyMapperError(
             "The coverage minimum must be at least one tile and a share of the box between 0 and 1."
         )
+
+
+def _check_outputs(config: ClusterFitConfig) -> None:
+    """Refuse, before the fit, outputs that name an input or lie in folders that cannot be written."""
+    inputs = {"imagery": config.image_path, "nightlights raster": config.nightlights_path}
+    if config.extractor not in EXTRACTOR_CHOICES:
+        inputs["extractor model file"] = config.extractor
+    outputs = {"model file": config.model_path, "report": config.report_path, "scatter plot": config.scatter_path}
+    for what, path in outputs.items():
+        if path:
+            check_not_an_input(path, inputs)
+            check_writable_folder(path, what)
 
 
 def _outcomes(config: ClusterFitConfig, notes: list[str]) -> tuple[np.ndarray, np.ndarray]:

@@ -84,3 +84,76 @@ def test_the_partial_file_of_a_killed_run_is_removed_by_the_next_run(tmp_path, s
     assert list(tmp_path.glob("*.partial*")) == []
     with rasterio.open(out) as ds:
         assert ds.count >= 1
+
+
+# --- an output that is an input -----------------------------------------------------------
+
+
+@pytest.mark.parametrize("spelling", ["same", "dots", "symlink", "hardlink"])
+def test_an_output_naming_the_input_raster_is_refused_and_the_image_kept(tmp_path, small_model, spelling):
+    import os
+
+    scene = _raster(tmp_path / "generated_scene.tif", _reflectance())
+    image = scene.read_bytes()
+    (tmp_path / "sub").mkdir()
+    out = {
+        "same": scene,
+        "dots": tmp_path / "sub" / ".." / scene.name,
+        "symlink": tmp_path / "link.tif",
+        "hardlink": tmp_path / "hard.tif",
+    }[spelling]
+    if spelling == "symlink":
+        out.symlink_to(scene)
+    if spelling == "hardlink":
+        os.link(scene, out)
+    with pytest.raises(PovertyMapperError, match=r"is the input raster .*would destroy the input raster\. Choose another output"):
+        _run(scene, out, small_model)
+    assert scene.read_bytes() == image
+
+
+def test_fitclusters_refuses_a_model_file_over_its_imagery_before_the_fit(tmp_path, small_world):
+    from poverty_mapper.core.training.clusters import Cluster, ClusterFitConfig, fit_clusters
+
+    image = tmp_path / "generated_image.tif"
+    image.write_bytes(Path(small_world.image_path).read_bytes())
+    config = ClusterFitConfig(
+        image_path=str(image), model_path=str(image), outcome_name="wealth",
+        clusters=tuple(Cluster(x, y, o, 1.0, str(i)) for i, (x, y, o, *_) in enumerate(small_world.clusters)),
+    )
+    with pytest.raises(PovertyMapperError, match=r"is the imagery"):
+        fit_clusters(config)
+    assert image.read_bytes() == Path(small_world.image_path).read_bytes()
+
+
+# --- a folder that cannot be written ------------------------------------------------------
+
+
+@pytest.fixture
+def read_only_folder(tmp_path) -> Path:
+    """A real read-only folder: a read-only bind mount, as root; unmounted afterwards."""
+    import subprocess
+
+    folder = tmp_path / "read_only"
+    folder.mkdir()
+    subprocess.run(["mount", "--bind", str(folder), str(folder)], check=True)
+    try:
+        subprocess.run(["mount", "-o", "remount,bind,ro", str(folder)], check=True)
+        yield folder
+    finally:
+        subprocess.run(["umount", str(folder)], check=True)
+
+
+def test_fitclusters_refuses_a_read_only_folder_before_the_fit(tmp_path, small_world, read_only_folder, monkeypatch):
+    from poverty_mapper.core.training import clusters as clusters_module
+    from poverty_mapper.core.training.clusters import Cluster, ClusterFitConfig, fit_clusters
+
+    opened = []
+    monkeypatch.setattr(clusters_module, "open_imagery", lambda *a, **k: opened.append(a))  # records, never opens
+    config = ClusterFitConfig(
+        image_path=str(small_world.image_path), model_path=str(read_only_folder / "m.povmodel"), outcome_name="wealth",
+        clusters=tuple(Cluster(x, y, o, 1.0, str(i)) for i, (x, y, o, *_) in enumerate(small_world.clusters)),
+    )
+    with pytest.raises(PovertyMapperError, match=r"Cannot write in the folder .*read_only of the model file \(Read-only file system\)"):
+        fit_clusters(config)
+    assert opened == []  # refused before any imagery was read
+    assert list(read_only_folder.iterdir()) == []

@@ -78,3 +78,26 @@ def test_a_shapefile_whose_shp_cannot_be_replaced_is_kept_whole(poverty_provider
     assert _files(tmp_path, "cells") == earlier
     assert QgsVectorLayer(str(out), "cells", "ogr").featureCount() == 4
     assert _leftovers(tmp_path) == []
+
+
+@pytest.mark.parametrize("as_layer", [False, True])
+def test_aggregate_refuses_to_write_over_its_own_districts(poverty_provider, tmp_path, as_layer):
+    import processing
+
+    poverty_map = _write_poverty_map(tmp_path / "generated_map.tif", ESTIMATES)
+    districts = tmp_path / "districts.gpkg"
+    processing.run("native:savefeatures", {"INPUT": _districts(UTM), "OUTPUT": str(districts)})
+    earlier = districts.read_bytes()
+    polygons = QgsVectorLayer(str(districts), "districts", "ogr") if as_layer else str(districts)
+    with pytest.raises(QgsProcessingException, match=r"is the .*districts\.gpkg.*Choose another output file name"):
+        processing.run("povertymapper:aggregate", {"INPUT": poverty_map, "POLYGONS": polygons, "OUTPUT": str(tmp_path / "." / "districts.gpkg")})
+    assert districts.read_bytes() == earlier
+
+
+def test_a_bar_in_the_raster_file_name_is_part_of_the_name(poverty_provider, tmp_path):
+    import processing
+
+    poverty_map = _write_poverty_map(tmp_path / "generated|map.tif", ESTIMATES)
+    out = tmp_path / "cells.gpkg"
+    processing.run("povertymapper:topolygons", {"INPUT": poverty_map, "OUTPUT": str(out)})
+    assert QgsVectorLayer(str(out), "cells", "ogr").featureCount() == 15
