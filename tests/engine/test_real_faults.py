@@ -157,3 +157,192 @@ def test_fitclusters_refuses_a_read_only_folder_before_the_fit(tmp_path, small_w
         fit_clusters(config)
     assert opened == []  # refused before any imagery was read
     assert list(read_only_folder.iterdir()) == []
+
+
+# --- model files: every array finite and consistent, only what is used unpacked -------------
+
+
+def _npy(array: np.ndarray) -> bytes:
+    import io
+
+    buf = io.BytesIO()
+    np.lib.format.write_array(buf, array, allow_pickle=False)
+    return buf.getvalue()
+
+
+def _array(path: Path, name: str) -> np.ndarray:
+    import io
+    import zipfile
+
+    with zipfile.ZipFile(path) as zf:
+        return np.lib.format.read_array(io.BytesIO(zf.read(name)))
+
+
+def _with(path: Path, out: Path, entries: dict[str, bytes | None], change_meta=None) -> Path:
+    """A copy of the model file ``path`` with ``entries`` replaced (None: removed)."""
+    import json
+    import zipfile
+
+    with zipfile.ZipFile(path) as zin, zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as zout:
+        for info in zin.infolist():
+            data = zin.read(info)
+            if info.filename == "model.json" and change_meta:
+                meta = json.loads(data)
+                change_meta(meta)
+                data = json.dumps(meta).encode()
+            if info.filename in entries:
+                data = entries[info.filename]
+            if data is not None:
+                zout.writestr(info.filename, data, zipfile.ZIP_DEFLATED)
+        for name, data in entries.items():
+            if name not in zin.namelist() and data is not None:
+                zout.writestr(name, data, zipfile.ZIP_DEFLATED)
+    return out
+
+
+@pytest.fixture
+def saved_small_model(small_model, tmp_path) -> Path:
+    from poverty_mapper.core.models.model_file import save_model
+
+    return save_model(small_model, tmp_path / "generated.povmodel")
+
+
+@pytest.mark.parametrize("entry, index", [
+    ("extractor/band_stds.npy", 1), ("extractor/band_means.npy", 0), ("extractor/edges.npy", 3),
+    ("regressor/coef.npy", 2), ("regressor/x_mean.npy", 0), ("regressor/x_scale.npy", 5),
+])
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_a_model_with_nan_or_infinite_numbers_is_refused_at_load(saved_small_model, tmp_path, entry, index, bad):
+    from poverty_mapper.core.errors import ModelFileError
+    from poverty_mapper.core.models.model_file import load_model
+
+    array = _array(saved_small_model, entry).astype(np.float64)
+    array.flat[index] = bad
+    damaged = _with(saved_small_model, tmp_path / "damaged.povmodel", {entry: _npy(array)})
+    with pytest.raises(ModelFileError, match=rf"damaged\.povmodel: the array {entry} holds NaN or infinite values"):
+        load_model(damaged)
+
+
+@pytest.mark.parametrize("field, value", [("intercept", "NaN"), ("intercept", "Infinity"), ("alpha", "NaN")])
+def test_a_model_with_a_nan_intercept_is_refused_at_load(saved_small_model, tmp_path, field, value):
+    from poverty_mapper.core.errors import ModelFileError
+    from poverty_mapper.core.models.model_file import load_model
+
+    def change(meta):
+        meta["regressor"][field] = value
+
+    damaged = _with(saved_small_model, tmp_path / "damaged.povmodel", {}, change)
+    with pytest.raises(ModelFileError, match=r"damaged\.povmodel: the model file is incomplete or inconsistent"):
+        load_model(damaged)
+
+
+def test_a_model_whose_band_count_disagrees_with_its_arrays_is_refused(saved_small_model, tmp_path):
+    from poverty_mapper.core.errors import ModelFileError
+    from poverty_mapper.core.models.model_file import load_model
+
+    def two_bands(meta):
+        meta["bands"] = ["BLUE", "GREEN"]
+
+    damaged = _with(saved_small_model, tmp_path / "damaged.povmodel", {}, two_bands)
+    with pytest.raises(ModelFileError, match=r"expects 2 bands but its band statistics have 3 and 3 values"):
+        load_model(damaged)
+    short = _array(saved_small_model, "regressor/x_scale.npy")[:-1]
+    damaged = _with(saved_small_model, tmp_path / "damaged2.povmodel", {"regressor/x_scale.npy": _npy(short)})
+    with pytest.raises(ModelFileError, match=r"incomplete or inconsistent \(the regressor's coefficients, means and scales differ"):
+        load_model(damaged)
+
+
+@pytest.mark.parametrize("pixel", [1e308, 1e-320, -30.0])
+def test_a_model_with_an_absurd_pixel_size_is_refused_at_load(saved_small_model, tmp_path, pixel):
+    from poverty_mapper.core.errors import ModelFileError
+    from poverty_mapper.core.models.model_file import load_model
+
+    def change(meta):
+        meta["pixel_size_m"] = pixel
+
+    damaged = _with(saved_small_model, tmp_path / "damaged.povmodel", {}, change)
+    with pytest.raises(ModelFileError, match=r"gives no usable tile size, pixel size or bands"):
+        load_model(damaged)
+
+
+@pytest.mark.parametrize("scores", [{"pooled": {"r2": "high", "R2": 0.5}}, {"interval_80": "wide"},
+                                    {"folds": {"1": "good"}}, {"pooled": {"r2": [1], "R2": 0.5, "n": "many"}}])
+def test_non_numeric_scores_are_a_model_file_error(saved_small_model, tmp_path, scores):
+    from poverty_mapper.core.errors import ModelFileError
+    from poverty_mapper.core.models.model_file import load_model, read_model_info
+
+    def change(meta):
+        meta["scores"] = scores
+
+    damaged = _with(saved_small_model, tmp_path / "damaged.povmodel", {}, change)
+    with pytest.raises(ModelFileError, match=r"incomplete or inconsistent"):
+        load_model(damaged)
+    with pytest.raises(ModelFileError, match=r"incomplete or inconsistent"):
+        read_model_info(damaged)
+
+
+def test_an_unused_array_is_never_unpacked(saved_small_model, tmp_path):
+    import tracemalloc
+
+    from poverty_mapper.core.models.model_file import load_model
+
+    unused = np.zeros(100 * 2**20 // 8)  # 100 MiB of zeros, about 100 kB deflated
+    padded = _with(saved_small_model, tmp_path / "padded.povmodel", {"extractor/unused.npy": _npy(unused)})
+    del unused
+    assert padded.stat().st_size < 2**20
+    tracemalloc.start()
+    try:
+        model = load_model(padded)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert model.bands == ("BLUE", "GREEN", "RED")
+    assert peak < 10 * 2**20, peak
+
+
+def test_a_model_that_would_unpack_to_half_a_gigabyte_is_refused_unread(saved_small_model, tmp_path):
+    import resource
+    import zipfile
+
+    from poverty_mapper.core.errors import ModelFileError
+    from poverty_mapper.core.models.model_file import load_model
+
+    bomb = tmp_path / "bomb.povmodel"
+    with zipfile.ZipFile(saved_small_model) as zin, zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as zout:
+        for info in zin.infolist():
+            zout.writestr(info.filename, zin.read(info))
+        with zout.open("extractor/padding.npy", "w", force_zip64=True) as fh:
+            fh.write(_npy(np.zeros(0)))  # a header, then 512 MiB of zeros, streamed
+            block = bytes(2**24)
+            for _ in range(32):
+                fh.write(block)
+    assert bomb.stat().st_size < 4 * 2**20
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with pytest.raises(ModelFileError, match=r"bomb\.povmodel would unpack to 512 MiB"):
+        load_model(bomb)
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 100 * 1024  # kB: nothing unpacked
+
+
+CNN_MODEL = Path(__file__).resolve().parents[2] / "resources" / "models" / "kinshasa_cnn.povmodel"
+STEM = "extractor/weights/backbone._conv_stem.weight.npy"
+
+
+@pytest.mark.parametrize("damage", ["nan", "shape", "missing"])
+def test_cnn_weights_that_are_nan_of_another_shape_or_missing_are_refused(tmp_path, damage):
+    from poverty_mapper.core.errors import ModelFileError
+    from poverty_mapper.core.models.model_file import load_model
+
+    stem = _array(CNN_MODEL, STEM)
+    replacement = {
+        "nan": _npy(np.where(np.arange(stem.size).reshape(stem.shape) == 7, np.nan, stem).astype(stem.dtype)),
+        "shape": _npy(stem[:, :1]),
+        "missing": None,
+    }[damage]
+    damaged = _with(CNN_MODEL, tmp_path / "damaged.povmodel", {STEM: replacement})
+    message = {
+        "nan": r"the array extractor/weights/backbone\._conv_stem\.weight\.npy holds NaN or infinite values",
+        "shape": r"incomplete or inconsistent \(.*size mismatch for backbone\._conv_stem\.weight",
+        "missing": r"incomplete or inconsistent \(.*Missing key\(s\).*backbone\._conv_stem\.weight",
+    }[damage]
+    with pytest.raises(ModelFileError, match=message):
+        load_model(damaged)
