@@ -15,9 +15,12 @@ from .tiling import PixelWindow
 
 
 def open_raster(path: str, what: str = "raster") -> rasterio.io.DatasetReader:
-    """``rasterio.open`` with a message that names the file and says what to check."""
+    """``rasterio.open`` with a message that names the file and says what to check.
+
+    GDAL's overviews are never read: a coarser read averages the full-resolution pixels,
+    so a stale or nearest-neighbour .ovr beside the image cannot change the result."""
     try:
-        return rasterio.open(path)
+        return rasterio.open(path, OVERVIEW_LEVEL="NONE")
     except RasterioError as exc:
         raise PovertyMapperError(
             f"Cannot open the {what} {path}: {exc}. Check that the file exists and is a complete "

@@ -346,3 +346,29 @@ def test_cnn_weights_that_are_nan_of_another_shape_or_missing_are_refused(tmp_pa
     }[damage]
     with pytest.raises(ModelFileError, match=message):
         load_model(damaged)
+
+
+# --- imagery finer than the model: read without GDAL's overviews ---------------------------
+
+
+def test_a_stale_overview_beside_finer_imagery_does_not_change_the_map(tmp_path, small_model):
+    import shutil
+
+    from rasterio.transform import from_origin
+
+    # 15 m noise: the 30 m model reads each tile at half resolution, averaging 2 x 2 pixels.
+    noise = np.random.default_rng(5).uniform(0.02, 0.2, size=(3, 128, 128)).astype(np.float32)
+    image = _raster(tmp_path / "generated_15m.tif", noise, transform=from_origin(500_000.0, 7_200_000.0, 15.0, 15.0))
+    clean = _run(image, tmp_path / "clean.tif", small_model)
+    # A stale overview: built from other imagery of the same size, left beside this one.
+    other = _raster(tmp_path / "generated_other.tif", noise[:, ::-1, :] * 0.5 + 0.1,
+                    transform=from_origin(500_000.0, 7_200_000.0, 15.0, 15.0))
+    with rasterio.Env(TIFF_USE_OVR=True), rasterio.open(other, "r+") as ds:
+        ds.build_overviews([2, 4], Resampling.nearest)
+    shutil.copy(f"{other}.ovr", f"{image}.ovr")
+    with rasterio.open(image) as ds:
+        assert ds.overviews(1) == [2, 4]  # GDAL would use it
+    stale = _run(image, tmp_path / "stale.tif", small_model)
+    with rasterio.open(tmp_path / "clean.tif") as a, rasterio.open(tmp_path / "stale.tif") as b:
+        assert np.array_equal(a.read(), b.read())
+    assert clean.n_estimated == stale.n_estimated > 0
