@@ -52,8 +52,13 @@ def extent_in_crs(algorithm, parameters, name: str, context: QgsProcessingContex
     if parameters.get(name) in (None, ""):
         return None
     extent = algorithm.parameterAsExtent(parameters, name, context, crs)
-    if extent.isNull() or extent.isEmpty():
+    if extent.isNull():
         return None
+    if extent.isEmpty():  # a point or a line, not "no extent": never the whole raster instead
+        raise QgsProcessingException(
+            f"The extent {extent.toString()} has no area; draw or choose an extent with a width and a "
+            "height, or leave it empty to map the whole raster."
+        )
     return extent.xMinimum(), extent.yMinimum(), extent.xMaximum(), extent.yMaximum()
 
 

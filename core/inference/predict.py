@@ -34,6 +34,7 @@ from ..imagery.surface import surface_bands, surface_codes
 from ..imagery.tiling import TileGrid, region_window, tile_grid_for
 from ..models.model_file import PovertyModel
 from ..options import TileOptions
+from ..resources import check_memory
 from .executors import CancelCheck, Executor, LocalExecutor, MappingJob, ProgressCallback
 from .plan import plan_run
 from .writer import (
@@ -41,6 +42,9 @@ from .writer import (
 )
 
 log = logging.getLogger("poverty_mapper")
+# Memory a map needs per cell of its grid, whatever its tiles: the cell mask, the cells to
+# estimate and the neighbourhood mean's tables (measured: 90-105 bytes with a neighbourhood).
+BYTES_PER_CELL = 128
 
 # GDAL's block cache while mapping: tiles are read about once, so a small cache does
 # (GDAL's default, 5% of RAM, made memory grow with the raster up to that size).
@@ -173,6 +177,10 @@ def _mapping_job(request: PredictRequest, ds: rasterio.io.DatasetReader) -> tupl
     radiometry = resolve_radiometry(request.radiometry, ds.dtypes[(bands or (1,))[0] - 1], model.radiometry)
     region = region_window(ds.transform, ds.width, ds.height, request.bounds)
     grid = tile_grid_for(ds.transform, ds.crs, region, model.tile_size_m, request.stride_m, aligned=True)
+    check_memory(
+        len(grid) * BYTES_PER_CELL, f"Mapping {grid.width:,} x {grid.height:,} cells",
+        "Choose a larger stride (up to the tile size), a smaller extent, or a model with larger tiles.",
+    )
     _check_image_holds_a_tile(ds.width, ds.height, grid, model.tile_size_m, request.min_valid_fraction)
     region_cells = _mask_cells(grid, request.mask_geometries)
     seen = surface_bands(ds, image_bands(model.bands), bands)

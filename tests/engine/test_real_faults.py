@@ -13,7 +13,7 @@ import rasterio
 from rasterio.enums import Resampling
 
 from faults import small_disk
-from test_robustness import EARLIER, _assert_untouched, _earlier, _raster, _reflectance, _run, small_model  # noqa: F401
+from test_robustness import HEIGHT, WIDTH, X0, Y0, EARLIER, _assert_untouched, _earlier, _raster, _reflectance, _run, small_model  # noqa: F401
 from poverty_mapper.core.errors import PovertyMapperError
 
 
@@ -372,3 +372,55 @@ def test_a_stale_overview_beside_finer_imagery_does_not_change_the_map(tmp_path,
     with rasterio.open(tmp_path / "clean.tif") as a, rasterio.open(tmp_path / "stale.tif") as b:
         assert np.array_equal(a.read(), b.read())
     assert clean.n_estimated == stale.n_estimated > 0
+
+
+# --- work larger than the machine: refused before it starts, with the estimate ---------------
+
+
+@pytest.mark.parametrize("stride_m", [0.01, 0.001])
+def test_a_stride_too_fine_for_the_memory_is_refused_before_any_read(tmp_path, small_model, stride_m, monkeypatch):
+    from poverty_mapper.core.imagery.tile_reader import TileReader
+
+    scene = _raster(tmp_path / "generated_scene.tif", _reflectance())
+    out = _earlier(tmp_path / "map.tif")
+    reads = []
+    monkeypatch.setattr(TileReader, "read_dn_into", lambda *a: reads.append(a))  # records, never reads
+    with pytest.raises(PovertyMapperError, match=r"Mapping [\d,]+ x [\d,]+ cells would need about [\d.]+ [TG]B of memory; "
+                                                 r"this machine has [\d.]+ [GMT]B free.*Nothing was started\. Choose a larger stride"):
+        _run(scene, out, small_model, stride_m=stride_m)
+    assert reads == []
+    _assert_untouched(out)
+
+
+def test_a_model_with_a_tiny_pixel_size_is_refused_before_any_read(tmp_path, small_model):
+    import dataclasses
+
+    scene = _raster(tmp_path / "generated_scene.tif", _reflectance())
+    tiny = dataclasses.replace(small_model, pixel_size_m=0.01)  # 8 cm tiles over 1.2 x 0.96 km
+    with pytest.raises(PovertyMapperError, match=r"Mapping 15,000 x 12,000 cells would need about 23 GB of memory"):
+        _run(scene, tmp_path / "map.tif", tiny)
+
+
+def test_a_geotransform_with_pixel_size_zero_is_a_clear_error(tmp_path, small_model):
+    # GeoTIFF will not store a pixel size of 0; a VRT (or a world file) does.
+    scene = _raster(tmp_path / "generated_scene.tif", _reflectance())
+    bands = "".join(
+        f'<VRTRasterBand dataType="Float32" band="{b}"><SimpleSource><SourceFilename relativeToVRT="1">'
+        f"generated_scene.tif</SourceFilename><SourceBand>{b}</SourceBand></SimpleSource></VRTRasterBand>"
+        for b in (1, 2, 3)
+    )
+    vrt = tmp_path / "generated_zero_pixel.vrt"
+    vrt.write_text(
+        f'<VRTDataset rasterXSize="{WIDTH}" rasterYSize="{HEIGHT}"><SRS>EPSG:32621</SRS>'
+        f"<GeoTransform>{X0}, 0.0, 0.0, {Y0}, 0.0, -30.0</GeoTransform>{bands}</VRTDataset>"
+    )
+    with rasterio.open(vrt) as ds:
+        assert ds.transform.a == 0.0
+    with pytest.raises(PovertyMapperError, match=r"georeferencing gives a pixel size of 0 x 30; it is damaged"):
+        _run(vrt, tmp_path / "map.tif", small_model)
+
+
+def test_an_extent_without_area_is_refused_not_taken_as_the_whole_raster(tmp_path, small_model):
+    scene = _raster(tmp_path / "generated_scene.tif", _reflectance())
+    with pytest.raises(PovertyMapperError, match=r"has no area; draw or choose an extent"):
+        _run(scene, tmp_path / "map.tif", small_model, bounds=(X0 + 300, Y0 - 600, X0 + 300, Y0 - 300))
