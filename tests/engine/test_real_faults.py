@@ -424,3 +424,58 @@ def test_an_extent_without_area_is_refused_not_taken_as_the_whole_raster(tmp_pat
     scene = _raster(tmp_path / "generated_scene.tif", _reflectance())
     with pytest.raises(PovertyMapperError, match=r"has no area; draw or choose an extent"):
         _run(scene, tmp_path / "map.tif", small_model, bounds=(X0 + 300, Y0 - 600, X0 + 300, Y0 - 300))
+
+
+# --- fitclusters: memory flat in box size ----------------------------------------------------
+
+
+def _cluster_tiles(world, box_m: float):
+    from poverty_mapper.core.training import clusters as cl
+
+    config = cl.ClusterFitConfig(
+        image_path=str(world.image_path), model_path="unused.povmodel", outcome_name="wealth",
+        clusters=tuple(cl.Cluster(x, y, o, 1.0, str(i)) for i, (x, y, o, *_) in enumerate(world.clusters)),
+        box_size_m=box_m, tile_size_m=240.0,
+    )
+    imagery = cl.open_imagery(config.image_path, config, config.tile_size_m)
+    return config, imagery
+
+
+def test_fitclusters_tiles_are_those_of_each_box_on_the_image_in_order(small_world):
+    with_listing = []
+    config, imagery = _cluster_tiles(small_world, 3000.0)
+    from poverty_mapper.core.imagery.tiling import bounds_window, tile_grid_for
+    from poverty_mapper.core.training import clusters as cl
+
+    with imagery as imagery:
+        ds = imagery.dataset
+        for i, c in enumerate(config.clusters):  # every tile of the box, listed, as it was done before
+            grid = tile_grid_for(ds.transform, ds.crs, bounds_window(ds.transform, cl._box_bounds(ds, c.x, c.y, 3000.0)), 240.0)
+            with_listing += [(i, w) for w in (grid.tile_window(r, col) for r, col in grid.cells())
+                             if w.intersection(ds.width, ds.height) is not None]
+        tiles, _ = cl._tiles_per_cluster(config, imagery, np.ones(len(config.clusters), bool), [])
+        assert list(tiles) == with_listing and len(tiles) == len(with_listing)
+        picks = sorted(np.random.default_rng(0).choice(len(tiles), 50, replace=False))
+        assert tiles.picked(picks) == [with_listing[k] for k in picks]
+        assert [t for chunk in cl._batches(tiles, 7) for t in chunk] == with_listing
+
+
+def test_fitclusters_memory_for_the_tiles_stays_flat_from_10_to_100_km_boxes(small_world):
+    import tracemalloc
+
+    from poverty_mapper.core.training import clusters as cl
+
+    peaks = {}
+    for box in (10_000.0, 100_000.0):
+        config, imagery = _cluster_tiles(small_world, box)
+        with imagery as imagery:
+            tracemalloc.start()
+            try:
+                tiles, in_box = cl._tiles_per_cluster(config, imagery, np.ones(len(config.clusters), bool), [])
+                n = sum(1 for _ in cl._batches(tiles, 64))
+                peaks[box] = tracemalloc.get_traced_memory()[1]
+            finally:
+                tracemalloc.stop()
+        assert n > 0
+    assert in_box.sum() > 6_000_000  # 40 boxes of 100 km in 240 m tiles
+    assert peaks[100_000.0] < 1 * 2**20 and peaks[100_000.0] < 2 * peaks[10_000.0] + 2**16, peaks
