@@ -479,3 +479,18 @@ def test_fitclusters_memory_for_the_tiles_stays_flat_from_10_to_100_km_boxes(sma
         assert n > 0
     assert in_box.sum() > 6_000_000  # 40 boxes of 100 km in 240 m tiles
     assert peaks[100_000.0] < 1 * 2**20 and peaks[100_000.0] < 2 * peaks[10_000.0] + 2**16, peaks
+
+
+# --- rasters of a kind no model reads ------------------------------------------------------
+
+
+def test_a_complex_raster_is_a_clear_error(tmp_path, small_model):
+    values = (_reflectance() * 1000).astype(np.int16)
+    scene = tmp_path / "generated_cint16.tif"
+    with rasterio.open(scene, "w", driver="GTiff", width=WIDTH, height=HEIGHT, count=3, dtype="complex_int16",
+                       crs="EPSG:32621", transform=rasterio.transform.from_origin(X0, Y0, 30.0, 30.0)) as dst:
+        dst.write(values.astype(np.complex64))
+    with rasterio.open(scene) as ds:
+        assert ds.dtypes[0] == "complex_int16"
+    with pytest.raises(PovertyMapperError, match=r"holds complex numbers \(complex_int16\), not image values; convert"):
+        _run(scene, tmp_path / "map.tif", small_model)
