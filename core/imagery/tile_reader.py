@@ -37,6 +37,13 @@ def open_raster(path: str, what: str = "raster") -> rasterio.io.DatasetReader:
     return ds
 
 
+def band_descriptions(ds: rasterio.io.DatasetReader) -> tuple[str | None, ...]:
+    """The band names of a raster from :func:`open_raster` (GDAL's dataset without
+    overviews does not pass them on, so they are read from the file itself)."""
+    with rasterio.open(ds.name) as plain:
+        return plain.descriptions
+
+
 # GDAL's block cache while tiles are read (its default, 5 % of RAM, lets memory grow with
 # the raster read): decoded blocks are reused only by neighbouring tiles.
 READ_CACHE_BYTES = 64 * 2**20

@@ -29,7 +29,7 @@ from ..imagery.lights_layer import (
 from ..imagery.radiometry import Radiometry, resolve_radiometry
 from .neighbourhood import NeighbourhoodMean, neighbourhood_radius
 from .scene_statistics import needs_scene_standardization, scene_band_statistics, scene_note, scene_standardized
-from ..imagery.tile_reader import READ_CACHE_BYTES, open_raster
+from ..imagery.tile_reader import READ_CACHE_BYTES, band_descriptions, open_raster
 from ..imagery.surface import surface_bands, surface_codes
 from ..imagery.tiling import TileGrid, region_window, tile_grid_for
 from ..models.model_file import PovertyModel
@@ -100,8 +100,13 @@ def _mask_cells(grid: TileGrid, geometries: Iterable[dict] | None) -> np.ndarray
         raise PovertyMapperError("The mask layer has no polygons (or none selected); choose polygons to map.")
     burned = rasterize(
         ((g, 1) for g in geometries), out_shape=grid.shape, transform=grid.transform, fill=0, dtype="uint8"
-    )
-    return burned.astype(bool)
+    ).astype(bool)
+    if not burned.any():
+        raise PovertyMapperError(
+            "The mask polygons cover no cell of the raster (or of the extent): they lie outside it, or are "
+            "smaller than one cell. Check the mask layer's location and CRS, or map without a mask."
+        )
+    return burned
 
 
 def _check_image_holds_a_tile(
@@ -146,7 +151,7 @@ def _image_band_indexes(request: PredictRequest, ds: rasterio.io.DatasetReader) 
     """The raster's band for each of the model's image bands (NIGHTLIGHTS comes from the lights layer)."""
     wanted = image_bands(request.model.bands)
     if request.band_indexes is None:
-        return guess_band_indexes(wanted, ds.descriptions, [ci.name for ci in ds.colorinterp]) if wanted else ()
+        return guess_band_indexes(wanted, band_descriptions(ds), [ci.name for ci in ds.colorinterp]) if wanted else ()
     return check_band_indexes(request.band_indexes, wanted, ds.count)
 
 

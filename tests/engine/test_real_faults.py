@@ -494,3 +494,13 @@ def test_a_complex_raster_is_a_clear_error(tmp_path, small_model):
         assert ds.dtypes[0] == "complex_int16"
     with pytest.raises(PovertyMapperError, match=r"holds complex numbers \(complex_int16\), not image values; convert"):
         _run(scene, tmp_path / "map.tif", small_model)
+
+
+def test_a_mask_outside_the_raster_says_so_not_that_tiles_lacked_valid_pixels(tmp_path, small_model):
+    scene = _raster(tmp_path / "generated_scene.tif", _reflectance())
+    out = _earlier(tmp_path / "map.tif")
+    far = {"type": "Polygon", "coordinates": [[(X0 - 9000, Y0 + 9000), (X0 - 8000, Y0 + 9000),
+                                               (X0 - 8000, Y0 + 8000), (X0 - 9000, Y0 + 8000), (X0 - 9000, Y0 + 9000)]]}
+    with pytest.raises(PovertyMapperError, match=r"The mask polygons cover no cell of the raster"):
+        _run(scene, out, small_model, mask_geometries=(far,))
+    _assert_untouched(out)
