@@ -28,7 +28,9 @@ from ..imagery.lights_layer import (
 )
 from ..imagery.radiometry import Radiometry, resolve_radiometry
 from .neighbourhood import NeighbourhoodMean, neighbourhood_radius
-from .scene_statistics import needs_scene_standardization, scene_band_statistics, scene_note, scene_standardized
+from .scene_statistics import (
+    implausible_input_note, knows_band_statistics, needs_scene_standardization, scene_band_statistics, scene_note, scene_standardized,
+)
 from ..imagery.tile_reader import READ_CACHE_BYTES, band_descriptions, open_raster
 from ..imagery.surface import surface_bands, surface_codes
 from ..imagery.tiling import TileGrid, region_window, tile_grid_for
@@ -204,6 +206,11 @@ def _mapping_job(request: PredictRequest, ds: rasterio.io.DatasetReader) -> tupl
         # A scene-standardized run's own note replaces the radiometry's (which speaks of
         # reflectance the model was trained on); a lights-only run reads no image values.
         notes = (radiometry.note,)
+    if lights is None and bands and cell_mask.any() and knows_band_statistics(model) \
+            and not needs_scene_standardization(model, radiometry):
+        mean, std, used = scene_band_statistics(ds, bands, radiometry, model, grid, cell_mask)
+        implausible = implausible_input_note(model, mean, std) if used else None
+        notes += (implausible,) if implausible else ()
     job = MappingJob(
         request.raster_path, bands, radiometry, model, grid, cell_mask, request.min_valid_fraction,
         notes + lights_notes, lights,

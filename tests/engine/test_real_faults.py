@@ -504,3 +504,28 @@ def test_a_mask_outside_the_raster_says_so_not_that_tiles_lacked_valid_pixels(tm
     with pytest.raises(PovertyMapperError, match=r"The mask polygons cover no cell of the raster"):
         _run(scene, out, small_model, mask_geometries=(far,))
     _assert_untouched(out)
+
+
+# --- imagery far outside any plausible range: said, not mapped with confidence ---------------
+
+
+@pytest.mark.parametrize("kind, values", [
+    ("constant", np.full((3, HEIGHT, WIDTH), 0.08, np.float32)),
+    ("saturated", np.full((3, HEIGHT, WIDTH), 1.0, np.float32)),
+    ("negative", -_reflectance()),
+    ("huge", (_reflectance().astype(np.float64) * 1e300)),
+])
+def test_imagery_far_outside_the_trained_range_is_said(tmp_path, small_model, kind, values):
+    scene = _raster(tmp_path / "generated_scene.tif", values)
+    result = _run(scene, tmp_path / "map.tif", small_model)
+    said = [n for n in result.notes if n.startswith("The imagery is")]
+    expected = {"constant": "constant", "saturated": "constant and far outside the values the model was trained on"}.get(
+        kind, "far outside the values the model was trained on")
+    assert len(said) == 1 and f"The imagery is {expected} (BLUE: mean" in said[0], result.notes
+    assert "the estimates are not meaningful" in said[0]
+
+
+def test_ordinary_imagery_gets_no_such_note(tmp_path, small_model):
+    result = _run(_raster(tmp_path / "generated_scene.tif", _reflectance()), tmp_path / "map.tif", small_model)
+    assert result.n_estimated > 0
+    assert not [n for n in result.notes if n.startswith("The imagery is")]
