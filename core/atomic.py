@@ -5,6 +5,7 @@ import errno
 import json
 import os
 import re
+import socket
 import uuid
 from contextlib import contextmanager
 from pathlib import Path
@@ -20,8 +21,10 @@ _NEARLY_FULL_BYTES = 1 << 20
 # Files GDAL keeps beside a raster (statistics, overviews, masks): they describe an
 # earlier file of the name and would show its statistics and, zoomed out, its map.
 STALE_SIDECARS = (".aux.xml", ".ovr", ".msk")
-# The temporary name: the writing process's id lets a later run remove what a killed one left.
-_PARTIAL = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)-[0-9a-f]{12}\.partial(?P<suffix>.*)$")
+# The temporary name: the writing machine and process let a later run on the same machine
+# remove what a killed one left (never what a run on another machine is writing to a share).
+_PARTIAL = re.compile(r"^\.(?P<name>.+)\.(?P<host>[A-Za-z0-9-]+)-(?P<pid>\d+)-[0-9a-f]{12}\.partial(?P<suffix>.*)$")
+_HOST = re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname()) or "host"
 
 
 class IncompleteOutput(PovertyMapperError):
@@ -44,7 +47,7 @@ def atomic_output(
     remove_abandoned_partials(path)
     # Not created here (as mkstemp would, with mode 0600): the writer creates it with
     # the user's usual permissions.
-    tmp_path = path.parent / f".{path.name}.{os.getpid()}-{uuid.uuid4().hex[:12]}.partial{suffix}"
+    tmp_path = partial_path(path, suffix)
     try:
         yield tmp_path
         if verify is not None:
@@ -92,7 +95,7 @@ def check_writable_folder(path: str | os.PathLike, what: str = "output") -> None
         raise PovertyMapperError(f"The folder {folder} of the {what} does not exist; choose an existing folder.")
     if path.is_dir():
         raise PovertyMapperError(f"{path} is a folder; choose a file name for the {what}.")
-    probe = folder / f".{path.name}.{os.getpid()}-{uuid.uuid4().hex[:12]}.partial.probe"
+    probe = partial_path(path, ".probe")
     try:
         probe.touch(exist_ok=False)
     except OSError as exc:
@@ -103,6 +106,11 @@ def check_writable_folder(path: str | os.PathLike, what: str = "output") -> None
     probe.unlink(missing_ok=True)
 
 
+def partial_path(path: Path, suffix: str = "") -> Path:
+    """A temporary name beside ``path``, hidden, that says which machine and process write it."""
+    return path.parent / f".{path.name}.{_HOST}-{os.getpid()}-{uuid.uuid4().hex[:12]}.partial{suffix}"
+
+
 def remove_abandoned_partials(path: Path) -> None:
     """Remove temporary files of ``path`` left by runs that were killed (their process is gone)."""
     try:
@@ -111,7 +119,8 @@ def remove_abandoned_partials(path: Path) -> None:
         return
     for candidate in candidates:
         match = _PARTIAL.match(candidate.name)
-        if match and match["name"] == path.name and not _process_alive(int(match["pid"])) and candidate.is_file():
+        if (match and match["name"] == path.name and match["host"] == _HOST and not _process_alive(int(match["pid"]))
+                and candidate.is_file()):
             candidate.unlink(missing_ok=True)
 
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import uuid
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
@@ -36,7 +35,7 @@ from osgeo import ogr
 from qgis.PyQt import sip
 from qgis.PyQt.QtCore import QCoreApplication
 
-from ..core.atomic import check_not_an_input, incomplete_output_problem, remove_abandoned_partials
+from ..core.atomic import check_not_an_input, incomplete_output_problem, partial_path, remove_abandoned_partials
 from ..core.errors import PovertyMapperError
 
 # Formats written as one file, or as a shapefile's set of files with the same stem.
@@ -104,7 +103,7 @@ def atomic_sink(
         return
 
     remove_abandoned_partials(final)
-    staging = final.parent / f".{final.name}.{os.getpid()}-{uuid.uuid4().hex[:12]}.partial"
+    staging = partial_path(final)
     staged = staging / final.name
     original = parameters[name]
     if isinstance(original, QgsProcessingOutputLayerDefinition):

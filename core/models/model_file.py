@@ -301,7 +301,7 @@ def _read_array(path: Path, zf: zipfile.ZipFile, name: str) -> np.ndarray:
             shape, _, dtype = (np.lib.format.read_array_header_1_0 if version == (1, 0)
                                else np.lib.format.read_array_header_2_0)(fh)
         if dtype.kind not in "biuf":
-            raise ModelFileError(f"{path}: refused the array {name}, which is not plain numeric data ({dtype}).")
+            raise ModelFileError(f"{path}: refused an array that is not plain numeric data ({name}: {dtype}).")
         if math.prod(shape) * dtype.itemsize > info.file_size:
             raise ModelFileError(f"{path}: the array {name} claims more data than its entry holds; the file is damaged.")
         with zf.open(info) as fh:
@@ -313,7 +313,7 @@ def _read_array(path: Path, zf: zipfile.ZipFile, name: str) -> np.ndarray:
             f"{path} is not a readable poverty model file (damaged: its array {name} cannot be read: {exc})."
         ) from exc
     except ValueError as exc:
-        raise ModelFileError(f"{path}: refused the array {name}, which is not plain numeric data ({exc}).") from exc
+        raise ModelFileError(f"{path}: refused an array that is not plain numeric data ({name}: {exc}).") from exc
     if array.dtype.kind == "f" and not np.all(np.isfinite(array)):
         raise ModelFileError(
             f"{path}: the array {name} holds NaN or infinite values; the file is damaged. Fit the model "

@@ -529,3 +529,11 @@ def test_ordinary_imagery_gets_no_such_note(tmp_path, small_model):
     result = _run(_raster(tmp_path / "generated_scene.tif", _reflectance()), tmp_path / "map.tif", small_model)
     assert result.n_estimated > 0
     assert not [n for n in result.notes if n.startswith("The imagery is")]
+
+
+def test_a_partial_file_of_another_machine_is_left_alone(tmp_path, small_model):
+    scene = _raster(tmp_path / "generated_scene.tif", _reflectance())
+    theirs = tmp_path / ".map.tif.another-machine-1-0123456789ab.partial.tif"  # pid 1 of another machine
+    theirs.write_bytes(b"a map another machine is writing to this shared folder")
+    _run(scene, tmp_path / "map.tif", small_model)
+    assert theirs.exists()

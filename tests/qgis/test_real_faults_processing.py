@@ -12,7 +12,7 @@ from qgis.core import QgsProcessingException, QgsVectorLayer
 
 from faults import fill, small_disk
 from test_export import ESTIMATES, UTM, _districts, _write_poverty_map
-from test_robustness_processing import _earlier_layer, _files, _leftovers
+from test_robustness_processing import _earlier_layer, _Feedback, _files, _leftovers
 
 
 def _large_map(path: Path) -> str:
@@ -101,3 +101,22 @@ def test_a_bar_in_the_raster_file_name_is_part_of_the_name(poverty_provider, tmp
     out = tmp_path / "cells.gpkg"
     processing.run("povertymapper:topolygons", {"INPUT": poverty_map, "OUTPUT": str(out)})
     assert QgsVectorLayer(str(out), "cells", "ogr").featureCount() == 15
+
+
+def test_predict_refuses_an_extent_without_area_instead_of_mapping_the_whole_raster(
+    poverty_provider, small_world, tmp_path
+):
+    import processing
+
+    from poverty_mapper.core.models.defaults import DEFAULT_MODEL_PATH
+
+    x, y = small_world.clusters[0][:2]
+    out = tmp_path / "map.tif"
+    feedback = _Feedback()
+    with pytest.raises(QgsProcessingException):
+        processing.run("povertymapper:predict", {
+            "INPUT": str(small_world.image_path), "MODEL": str(DEFAULT_MODEL_PATH), "OUTPUT": str(out),
+            "EXTENT": f"{x},{x},{y - 500},{y + 500}",  # xmin, xmax, ymin, ymax: a line
+        }, feedback=feedback)
+    assert any("has no area; draw or choose an extent" in e for e in feedback.errors), feedback.errors
+    assert not out.exists()
