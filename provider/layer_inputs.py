@@ -10,6 +10,7 @@ from qgis.core import (
     QgsProcessingContext,
     QgsProcessingException,
     QgsProcessingFeatureSource,
+    QgsProviderRegistry,
     QgsRasterLayer,
     QgsWkbTypes,
 )
@@ -24,7 +25,8 @@ def raster_file_path(layer: QgsRasterLayer | None) -> str:
             f"The layer '{layer.name()}' is served by '{layer.providerType()}', not a file; "
             "save it as a GeoTIFF (Export > Save As) and use that."
         )
-    return layer.source().split("|")[0]
+    # Decoded as GDAL does: a '|' may be part of the file name, not only before options.
+    return QgsProviderRegistry.instance().decodeUri("gdal", layer.source())["path"]
 
 
 def mask_geometries(
@@ -50,8 +52,13 @@ def extent_in_crs(algorithm, parameters, name: str, context: QgsProcessingContex
     if parameters.get(name) in (None, ""):
         return None
     extent = algorithm.parameterAsExtent(parameters, name, context, crs)
-    if extent.isNull() or extent.isEmpty():
+    if extent.isNull():
         return None
+    if extent.isEmpty():  # a point or a line, not "no extent": never the whole raster instead
+        raise QgsProcessingException(
+            f"The extent {extent.toString()} has no area; draw or choose an extent with a width and a "
+            "height, or leave it empty to map the whole raster."
+        )
     return extent.xMinimum(), extent.yMinimum(), extent.xMaximum(), extent.yMaximum()
 
 

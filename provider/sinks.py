@@ -6,27 +6,37 @@ would be gone. :func:`atomic_sink` writes a file destination into a hidden folde
 beside it instead, and moves the finished file(s) into place when the block ends
 without an exception. Other destinations (temporary or memory layers, database URIs)
 are passed through unchanged.
+
+Every feature the sink refuses stops the run with the writer's error, and the finished
+file is re-opened and its features counted before it replaces anything: GDAL reports a
+full disk only in its log, and an earlier layer must never give way to a damaged one.
 """
 from __future__ import annotations
 
 import os
 import re
 import shutil
-import uuid
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
 from qgis.core import (
     QgsFeatureSink,
+    QgsMapLayer,
     QgsProcessingAlgorithm,
     QgsProcessingContext,
     QgsProcessingException,
+    QgsProcessingFeatureSourceDefinition,
     QgsProcessingOutputLayerDefinition,
     QgsProperty,
+    QgsProviderRegistry,
 )
+from osgeo import ogr
 from qgis.PyQt import sip
 from qgis.PyQt.QtCore import QCoreApplication
+
+from ..core.atomic import check_not_an_input, incomplete_output_problem, partial_path, remove_abandoned_partials
+from ..core.errors import PovertyMapperError
 
 # Formats written as one file, or as a shapefile's set of files with the same stem.
 ATOMIC_SUFFIXES = {".gpkg", ".shp", ".geojson", ".json", ".fgb", ".sqlite", ".csv", ".kml"}
@@ -56,6 +66,23 @@ def _file_destination(value, context: QgsProcessingContext) -> Path | None:
     return path
 
 
+class CheckedSink:
+    """A feature sink that raises on a feature it could not write and counts those it wrote."""
+
+    def __init__(self, sink: QgsFeatureSink, destination: str, file: Path | None = None):
+        self.sink, self.destination, self.file, self.count = sink, destination, file, 0
+
+    def addFeature(self, feature, flags=QgsFeatureSink.Flags()) -> bool:  # noqa: N802 (QGIS API)
+        if not self.sink.addFeature(feature, flags):
+            error = self.sink.lastError() if hasattr(self.sink, "lastError") else ""
+            problem = _tr("Could not write a feature to {} ({}).").format(
+                self.destination, error or _tr("the writer gave no reason")
+            )
+            raise QgsProcessingException(problem if self.file is None else incomplete_output_problem(self.file, problem))
+        self.count += 1
+        return True
+
+
 @contextmanager
 def atomic_sink(
     algorithm: QgsProcessingAlgorithm, parameters: dict, name: str, context: QgsProcessingContext,
@@ -66,14 +93,17 @@ def atomic_sink(
     For a file destination the features go to a hidden folder beside it; the file(s)
     are moved into place when the block completes and removed when it raises."""
     final = _file_destination(parameters.get(name), context)
+    if final is not None:
+        _check_not_an_input(algorithm, parameters, context, final)
     if final is None:
         sink, dest = algorithm.parameterAsSink(parameters, name, context, fields, geometry_type, crs)
         if sink is None:
             raise QgsProcessingException(_tr("Cannot create the output layer {}; choose another destination.").format(dest))
-        yield sink, dest
+        yield CheckedSink(sink, dest), dest
         return
 
-    staging = final.parent / f".{final.name}.{uuid.uuid4().hex[:12]}.partial"
+    remove_abandoned_partials(final)
+    staging = partial_path(final)
     staged = staging / final.name
     original = parameters[name]
     if isinstance(original, QgsProcessingOutputLayerDefinition):
@@ -98,9 +128,11 @@ def atomic_sink(
         if sink is None:
             raise QgsProcessingException(_tr("Cannot create the output layer {}; choose another destination.").format(final))
         dest = staged_dest.replace(str(staged), str(final))
-        yield sink, dest
+        checked = CheckedSink(sink, str(final), final)
+        yield checked, dest
         sip.delete(sink)  # closes the file: everything is on disk
         sink = None
+        _check_written_layer(staged, final, checked.count)
         _move_into_place(staging, final)
         _rename_layer_to_load(context, staged_dest, dest)
     except BaseException:
@@ -115,23 +147,79 @@ def atomic_sink(
         shutil.rmtree(staging, ignore_errors=True)
 
 
-def _move_into_place(staging: Path, final: Path) -> None:
-    written = sorted(staging.iterdir())
-    if final.suffix.lower() == ".shp":
-        names = {p.name for p in written}
-        for suffix in _STALE_SHAPEFILE_SIDECARS:
-            stale = final.with_suffix(suffix)
-            if stale.name not in names:
-                stale.unlink(missing_ok=True)
-    # The main file last: until it moves, a reader still finds the earlier layer whole
-    # (for a shapefile, as whole as a multi-file format can be).
+def _check_not_an_input(algorithm: QgsProcessingAlgorithm, parameters: dict, context: QgsProcessingContext, final: Path) -> None:
+    """Refuse a destination that is the file of one of the algorithm's input layers or files."""
+    inputs = {}
+    for definition in algorithm.parameterDefinitions():
+        if definition.isDestination() or parameters.get(definition.name()) in (None, ""):
+            continue
+        path = _file_of(parameters[definition.name()], context)
+        if path:
+            inputs[definition.description() or definition.name()] = path
     try:
+        check_not_an_input(final, inputs)
+    except PovertyMapperError as exc:
+        raise QgsProcessingException(str(exc)) from None
+
+
+def _file_of(value, context: QgsProcessingContext) -> str | None:
+    """The file behind a parameter value: a layer, a layer id of the project, or a path."""
+    if isinstance(value, QgsProcessingFeatureSourceDefinition):
+        value = value.source.staticValue()
+    if isinstance(value, str) and context.project() is not None and context.project().mapLayer(value) is not None:
+        value = context.project().mapLayer(value)
+    if isinstance(value, QgsMapLayer):
+        return QgsProviderRegistry.instance().decodeUri(value.providerType(), value.source()).get("path")
+    if isinstance(value, str):
+        return QgsProviderRegistry.instance().decodeUri("ogr", value).get("path") or value
+    return None
+
+
+def _check_written_layer(staged: Path, final: Path, expected: int) -> None:
+    """Re-open the written layer and count its features: a file that does not read back
+    with every feature written never replaces anything."""
+    try:
+        dataset = ogr.Open(str(staged))  # None, or RuntimeError where GDAL's exceptions are on
+        layer = None if dataset is None or dataset.GetLayerCount() != 1 else dataset.GetLayer(0)
+        count = None if layer is None else layer.GetFeatureCount()
+    except RuntimeError:
+        count = None
+    dataset = layer = None  # closes the file
+    if count != expected:
+        found = _tr("no layer") if count is None else _tr("{} of {} features").format(count, expected)
+        raise QgsProcessingException(
+            incomplete_output_problem(final, _tr("The output {} was not written whole: it reads back with {}.").format(final, found))
+        )
+
+
+def _move_into_place(staging: Path, final: Path) -> None:
+    """Move the written file(s) over the earlier ones, all or none: the earlier file(s)
+    are first moved aside into ``staging``, and moved back if anything cannot be moved."""
+    written = sorted(p for p in staging.iterdir() if p.is_file())
+    earlier_names = {p.name for p in written}
+    if final.suffix.lower() == ".shp":
+        earlier_names |= {final.with_suffix(s).name for s in _STALE_SHAPEFILE_SIDECARS}
+    aside = staging / "earlier"
+    aside.mkdir()
+    moved_aside: list[str] = []
+    moved_in: list[str] = []
+    try:
+        # The main file first aside and last in: until it moves, a reader finds the earlier layer.
+        for name in sorted(earlier_names, key=lambda n: n != final.name):
+            if (final.parent / name).exists():
+                os.replace(final.parent / name, aside / name)
+                moved_aside.append(name)
         for path in sorted(written, key=lambda p: p.name == final.name):
             os.replace(path, final.parent / path.name)
+            moved_in.append(path.name)
     except OSError as exc:
+        for name in moved_in:
+            (final.parent / name).unlink(missing_ok=True)
+        for name in moved_aside:
+            os.replace(aside / name, final.parent / name)
         raise QgsProcessingException(
-            _tr("Cannot replace {} ({}); close the layers that use it or choose another "
-                "destination.").format(final, exc.strerror)
+            _tr("Cannot replace {} ({}); the earlier file is unchanged. Close the layers that use it, "
+                "check that it may be changed, or choose another destination.").format(final, exc.strerror)
         ) from None
 
 

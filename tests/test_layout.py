@@ -90,7 +90,7 @@ def test_no_unsafe_model_loading():
 # stage or a sibling, so each stage can be read (and replaced) on its own. Evaluation
 # comes last: it measures the training protocols on real data.
 STAGE_RANKS = {
-    "errors": 0, "device": 0, "atomic": 0, "options": 0,
+    "errors": 0, "device": 0, "atomic": 0, "options": 0, "resources": 0,
     "imagery": 1, "extractors": 1, "regression": 1,
     "models": 2,
     "training": 3, "inference": 3, "maps": 3,

@@ -302,7 +302,7 @@ class CnnExtractor:
     @classmethod
     def from_spec(cls, spec: dict, arrays: dict[str, np.ndarray]) -> "CnnExtractor":
         network = build_network(spec["network"])
-        state = {k.split("/", 1)[1]: torch.from_numpy(np.array(v)) for k, v in arrays.items() if k.startswith("weights/")}
+        state = {k.split("/", 1)[1]: torch.from_numpy(np.array(arrays[k])) for k in arrays if k.startswith("weights/")}
         network.load_state_dict(state)
         # Files of the first EfficientNet models name no input_std: theirs was 0.5, as for every EfficientNet.
         default = 0.5 if network.config["architecture"] != SMALL_CNN else 1.0

@@ -44,9 +44,9 @@ class HistogramExtractor:
         self.edges = np.asarray(edges, dtype=np.float64)
         if self.band_means.shape != self.band_stds.shape or self.band_means.ndim != 1:
             raise ValueError("band_means and band_stds must be 1-d of the same length")
-        if np.any(self.band_stds <= 0):
-            raise ValueError("band standard deviations must be positive")
-        if self.edges.ndim != 1 or self.edges.size < 2 or np.any(np.diff(self.edges) <= 0):
+        if not np.all(self.band_stds > 0) or not np.all(np.isfinite(self.band_means)):
+            raise ValueError("band standard deviations must be positive and band means finite")
+        if self.edges.ndim != 1 or self.edges.size < 2 or not np.all(np.diff(self.edges) > 0):
             raise ValueError("bin edges must be increasing")
         self._cache: dict[torch.device, tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = {}
         self._tables: dict[tuple, torch.Tensor] = {}

@@ -30,6 +30,7 @@ from rasterio.windows import from_bounds
 from ..errors import PovertyMapperError
 from .bands import known_band
 from .radiometry import EIGHT_BIT, Radiometry
+from .tile_reader import band_descriptions
 from .tiling import TileGrid
 
 SAMPLES = 16  # samples per cell side
@@ -65,7 +66,7 @@ def surface_bands(ds, model_bands: tuple[str, ...], band_indexes: tuple[int, ...
     found: dict[str, int] = {}
     for name, index in zip(model_bands, band_indexes):
         found.setdefault(name.upper(), index)
-    for i, desc in enumerate(ds.descriptions):
+    for i, desc in enumerate(band_descriptions(ds)):
         kind = known_band(desc)
         if kind:
             found.setdefault(kind, i + 1)

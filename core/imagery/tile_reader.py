@@ -15,14 +15,33 @@ from .tiling import PixelWindow
 
 
 def open_raster(path: str, what: str = "raster") -> rasterio.io.DatasetReader:
-    """``rasterio.open`` with a message that names the file and says what to check."""
+    """``rasterio.open`` with a message that names the file and says what to check.
+
+    GDAL's overviews are never read: a coarser read averages the full-resolution pixels,
+    so a stale or nearest-neighbour .ovr beside the image cannot change the result."""
     try:
-        return rasterio.open(path)
+        ds = rasterio.open(path, OVERVIEW_LEVEL="NONE")
     except RasterioError as exc:
         raise PovertyMapperError(
             f"Cannot open the {what} {path}: {exc}. Check that the file exists and is a complete "
             "raster (copy or export it again if it may have been cut short)."
         ) from exc
+    complex_types = sorted({t for t in ds.dtypes if t.startswith("complex")})  # numpy has no complex_int16
+    if complex_types:
+        ds.close()
+        raise PovertyMapperError(
+            f"The {what} {path} holds complex numbers ({', '.join(complex_types)}), not image values; convert "
+            "it to real values first (e.g. Raster > Conversion > Translate, or the amplitude from the Raster "
+            "Calculator)."
+        )
+    return ds
+
+
+def band_descriptions(ds: rasterio.io.DatasetReader) -> tuple[str | None, ...]:
+    """The band names of a raster from :func:`open_raster` (GDAL's dataset without
+    overviews does not pass them on, so they are read from the file itself)."""
+    with rasterio.open(ds.name) as plain:
+        return plain.descriptions
 
 
 # GDAL's block cache while tiles are read (its default, 5 % of RAM, lets memory grow with

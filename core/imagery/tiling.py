@@ -63,6 +63,11 @@ def pixel_size_m(transform: Affine, crs: CRS | None, centre: tuple[float, float]
     then the ground size measured at the centre.
     """
     px, py = abs(transform.a), abs(transform.e)
+    if not (math.isfinite(px) and math.isfinite(py) and px > 0 and py > 0):
+        raise PovertyMapperError(
+            f"The raster's georeferencing gives a pixel size of {px:g} x {py:g}; it is damaged. "
+            "Georeference the raster again (Raster > Georeferencer or Assign Projection) or export it anew."
+        )
     if transform.b or transform.d:
         raise PovertyMapperError(
             "The raster is rotated; warp it to a north-up grid (Raster > Projections > Warp) first."
@@ -165,6 +170,12 @@ def region_window(
     full = PixelWindow(0, 0, width, height)
     if bounds is None:
         return full
+    minx, miny, maxx, maxy = bounds
+    if not (maxx > minx and maxy > miny):
+        raise PovertyMapperError(
+            f"The requested extent ({minx:g}, {miny:g}, {maxx:g}, {maxy:g}) has no area; draw or choose "
+            "an extent with a width and a height, or leave it empty to map the whole raster."
+        )
     clipped = bounds_window(transform, bounds).intersection(width, height)
     if clipped is None:
         raise PovertyMapperError(

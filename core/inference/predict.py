@@ -14,6 +14,7 @@ import numpy as np
 import rasterio
 from rasterio.features import rasterize
 
+from ..atomic import check_not_an_input
 from ..device import device_name, resolve_device
 from ..errors import PovertyMapperError
 from ..imagery.bands import check_band_indexes, guess_band_indexes
@@ -27,12 +28,15 @@ from ..imagery.lights_layer import (
 )
 from ..imagery.radiometry import Radiometry, resolve_radiometry
 from .neighbourhood import NeighbourhoodMean, neighbourhood_radius
-from .scene_statistics import needs_scene_standardization, scene_band_statistics, scene_note, scene_standardized
-from ..imagery.tile_reader import READ_CACHE_BYTES, open_raster
+from .scene_statistics import (
+    implausible_input_note, knows_band_statistics, needs_scene_standardization, scene_band_statistics, scene_note, scene_standardized,
+)
+from ..imagery.tile_reader import READ_CACHE_BYTES, band_descriptions, open_raster
 from ..imagery.surface import surface_bands, surface_codes
 from ..imagery.tiling import TileGrid, region_window, tile_grid_for
 from ..models.model_file import PovertyModel
 from ..options import TileOptions
+from ..resources import check_memory
 from .executors import CancelCheck, Executor, LocalExecutor, MappingJob, ProgressCallback
 from .plan import plan_run
 from .writer import (
@@ -40,6 +44,9 @@ from .writer import (
 )
 
 log = logging.getLogger("poverty_mapper")
+# Memory a map needs per cell of its grid, whatever its tiles: the cell mask, the cells to
+# estimate and the neighbourhood mean's tables (measured: 90-105 bytes with a neighbourhood).
+BYTES_PER_CELL = 128
 
 # GDAL's block cache while mapping: tiles are read about once, so a small cache does
 # (GDAL's default, 5% of RAM, made memory grow with the raster up to that size).
@@ -95,8 +102,13 @@ def _mask_cells(grid: TileGrid, geometries: Iterable[dict] | None) -> np.ndarray
         raise PovertyMapperError("The mask layer has no polygons (or none selected); choose polygons to map.")
     burned = rasterize(
         ((g, 1) for g in geometries), out_shape=grid.shape, transform=grid.transform, fill=0, dtype="uint8"
-    )
-    return burned.astype(bool)
+    ).astype(bool)
+    if not burned.any():
+        raise PovertyMapperError(
+            "The mask polygons cover no cell of the raster (or of the extent): they lie outside it, or are "
+            "smaller than one cell. Check the mask layer's location and CRS, or map without a mask."
+        )
+    return burned
 
 
 def _check_image_holds_a_tile(
@@ -141,7 +153,7 @@ def _image_band_indexes(request: PredictRequest, ds: rasterio.io.DatasetReader) 
     """The raster's band for each of the model's image bands (NIGHTLIGHTS comes from the lights layer)."""
     wanted = image_bands(request.model.bands)
     if request.band_indexes is None:
-        return guess_band_indexes(wanted, ds.descriptions, [ci.name for ci in ds.colorinterp]) if wanted else ()
+        return guess_band_indexes(wanted, band_descriptions(ds), [ci.name for ci in ds.colorinterp]) if wanted else ()
     return check_band_indexes(request.band_indexes, wanted, ds.count)
 
 
@@ -172,6 +184,10 @@ def _mapping_job(request: PredictRequest, ds: rasterio.io.DatasetReader) -> tupl
     radiometry = resolve_radiometry(request.radiometry, ds.dtypes[(bands or (1,))[0] - 1], model.radiometry)
     region = region_window(ds.transform, ds.width, ds.height, request.bounds)
     grid = tile_grid_for(ds.transform, ds.crs, region, model.tile_size_m, request.stride_m, aligned=True)
+    check_memory(
+        len(grid) * BYTES_PER_CELL, f"Mapping {grid.width:,} x {grid.height:,} cells",
+        "Choose a larger stride (up to the tile size), a smaller extent, or a model with larger tiles.",
+    )
     _check_image_holds_a_tile(ds.width, ds.height, grid, model.tile_size_m, request.min_valid_fraction)
     region_cells = _mask_cells(grid, request.mask_geometries)
     seen = surface_bands(ds, image_bands(model.bands), bands)
@@ -190,6 +206,11 @@ def _mapping_job(request: PredictRequest, ds: rasterio.io.DatasetReader) -> tupl
         # A scene-standardized run's own note replaces the radiometry's (which speaks of
         # reflectance the model was trained on); a lights-only run reads no image values.
         notes = (radiometry.note,)
+    if lights is None and bands and cell_mask.any() and knows_band_statistics(model) \
+            and not needs_scene_standardization(model, radiometry):
+        mean, std, used = scene_band_statistics(ds, bands, radiometry, model, grid, cell_mask)
+        implausible = implausible_input_note(model, mean, std) if used else None
+        notes += (implausible,) if implausible else ()
     job = MappingJob(
         request.raster_path, bands, radiometry, model, grid, cell_mask, request.min_valid_fraction,
         notes + lights_notes, lights,
@@ -221,6 +242,7 @@ def predict_poverty_map(
     )
     out_path = Path(request.output_path)
     check_output_path(out_path)
+    check_not_an_input(out_path, {"input raster": request.raster_path})
 
     with open_raster(request.raster_path) as ds:
         job, surface = _mapping_job(request, ds)

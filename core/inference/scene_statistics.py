@@ -47,11 +47,13 @@ def scene_band_statistics(
         values, valid = reader.read(grid.tile_window(int(r), int(c)))
         if valid.any():
             v = values[:, valid].astype(np.float64)
-            sums += [v.sum(1), (v**2).sum(1), np.full(len(bands), v.shape[1])]
+            with np.errstate(over="ignore", invalid="ignore"):
+                sums += [v.sum(1), (v**2).sum(1), np.full(len(bands), v.shape[1])]
             used += 1
     count = np.maximum(sums[2], 1)
-    mean = sums[0] / count
-    std = np.sqrt(np.maximum(sums[1] / count - mean**2, 0.0))
+    with np.errstate(over="ignore", invalid="ignore"):
+        mean = sums[0] / count
+        std = np.sqrt(np.maximum(sums[1] / count - mean**2, 0.0))
     return mean, np.maximum(std, 1e-6), used
 
 
@@ -70,4 +72,40 @@ def scene_note(model: PovertyModel, radiometry: Radiometry, used: int) -> str:
         f"'{radiometry.label}': each band was standardized with this scene's own mean and spread (from "
         f"{used} tiles) instead of the training tiles'. Estimates are indicative; they assume the region "
         "holds a mix of land like the training scenes."
+    )
+
+
+# A scene band this many of the training tiles' standard deviations from their mean holds
+# values no training tile was near: the model's estimates there are made up.
+IMPLAUSIBLE_SD = 10.0
+
+
+def knows_band_statistics(model: PovertyModel) -> bool:
+    """Whether the model's extractor says the mean and spread of its training bands."""
+    return all(hasattr(model.extractor, name) for name in ("band_means", "band_stds"))
+
+
+def implausible_input_note(model: PovertyModel, mean: np.ndarray, std: np.ndarray) -> str | None:
+    """What to say when the scene's bands (``mean``, ``std`` per band, in the model's units)
+    are constant or far outside what the model was trained on; None when they are not."""
+    trained_mean, trained_std = np.asarray(model.extractor.band_means), np.asarray(model.extractor.band_stds)
+    if trained_mean.shape != np.shape(mean):
+        return None  # the model reads other bands besides the image's (night lights)
+    with np.errstate(over="ignore", invalid="ignore"):
+        # reflectance (and every radiometry's values) is never negative on average
+        far = ~(np.abs(mean - trained_mean) <= IMPLAUSIBLE_SD * trained_std) | (mean < 0)
+    constant = std <= 1e-6
+    if not far.any() and not constant.all():
+        return None
+    bands = [
+        f"{name}: mean {m:.3g}, sd {s:.3g} (trained on {tm:.3g} +- {ts:.3g})"
+        for name, m, s, tm, ts, bad in zip(model.bands, mean, std, trained_mean, trained_std, far | constant)
+        if bad
+    ]
+    what = " and ".join(
+        w for w, bad in (("constant", constant.all()), ("far outside the values the model was trained on", far.any())) if bad
+    )
+    return (
+        f"The imagery is {what} ({'; '.join(bands)}): the estimates are not meaningful. Check the radiometry "
+        "and the band mapping, and that the image is not saturated, empty or of another product."
     )

@@ -13,7 +13,7 @@ import numpy as np
 import rasterio
 from rasterio.crs import CRS
 
-from ..atomic import atomic_output
+from ..atomic import IncompleteOutput, atomic_output
 from ..errors import PovertyMapperError
 from ..imagery.radiometry import Radiometry
 from ..imagery.tiling import TileGrid
@@ -244,5 +244,25 @@ def estimate_raster(
     """A writer for the map of ``grid``'s cells, written to a temporary file beside
     ``out_path`` and renamed into place only if the block ends without an exception.
     ``reading`` says how to code each estimate; ``preset`` gives cells decided beforehand."""
-    with atomic_output(out_path, ".tif") as tmp, _create_output(tmp, out_path, output_profile(crs, grid)) as dst:
+    profile = output_profile(crs, grid)
+    verify = lambda tmp: check_written_raster(tmp, out_path, profile)  # noqa: E731
+    with atomic_output(out_path, ".tif", verify) as tmp, _create_output(tmp, out_path, profile) as dst:
         yield RowWriter(dst, cell_mask, reading, preset)
+
+
+def check_written_raster(tmp: Path, out_path: Path, profile: dict) -> None:
+    """Re-open the written raster and read every block: GDAL reports a failed write (a full
+    disk) only in its log, so a file that cannot be read back whole is never kept."""
+    try:
+        with rasterio.open(tmp) as ds:
+            shape = (ds.count, ds.height, ds.width)
+            expected = (profile["count"], profile["height"], profile["width"])
+            if shape != expected:
+                raise IncompleteOutput(
+                    f"The output {out_path} was not written whole: it reads back as {shape} "
+                    f"(bands, rows, columns) instead of {expected}."
+                )
+            for _, window in ds.block_windows(1):
+                ds.read(window=window)
+    except rasterio.errors.RasterioError as exc:
+        raise IncompleteOutput(f"The output {out_path} was not written whole: reading it back failed ({exc}).") from exc

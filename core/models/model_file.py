@@ -15,9 +15,11 @@ import math
 import os
 import zipfile
 import zlib
+from collections.abc import Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Iterator
 
 import numpy as np
 
@@ -38,8 +40,12 @@ FORMAT_VERSION = 2  # 2: typed radiometry, band_indexes, domain and scores; free
 MODEL_SUFFIX = ".povmodel"
 _META_ENTRY = "model.json"
 _ZIP_TIME = (1980, 1, 1, 0, 0, 0)
-# A model file unpacks to a few megabytes (a CNN's weights); a zip bomb is refused unread.
-MAX_UNPACKED_BYTES = 1 << 30
+# A model file unpacks to a few megabytes (the bundled CNN's weights: 13 MiB); a zip bomb
+# is refused unread. Arrays are unpacked one at a time, and only those the model uses.
+MAX_UNPACKED_BYTES = 256 << 20
+# A pixel or tile larger than this is no imagery a model maps (and overflows the arithmetic).
+MAX_TILE_SIZE_M = 1_000_000.0
+MIN_PIXEL_SIZE_M = 0.01
 
 
 @dataclass(frozen=True)
@@ -147,13 +153,13 @@ def save_model(model: PovertyModel, path: str | os.PathLike) -> Path:
 
 def read_model_metadata(path: str | os.PathLike) -> dict:
     """The JSON part of a model file, checked for format and version."""
-    meta, _ = _read(path, with_arrays=False)
+    meta = _read_meta(path)
     return meta
 
 
 def read_model_info(path: str | os.PathLike) -> ModelInfo:
     """What a model file says about its model, without its arrays and without torch."""
-    meta, _ = _read(path, with_arrays=False)
+    meta = _read_meta(path)
     try:
         return _info(meta)
     except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
@@ -191,30 +197,36 @@ def _info(meta: dict) -> ModelInfo:
 
 
 def load_model(path: str | os.PathLike) -> PovertyModel:
-    """Read a model file; raises :class:`ModelFileError` with a fix for any problem."""
-    meta, arrays = _read(path, with_arrays=True)
-    try:
-        info = _info(meta)
-        ext_arrays = {k.split("/", 1)[1]: v for k, v in arrays.items() if k.startswith("extractor/")}
-        reg_arrays = {k.split("/", 1)[1]: v for k, v in arrays.items() if k.startswith("regressor/")}
-        extractor = extractor_from_spec(meta["extractor"], ext_arrays)
-        regressor = None if meta.get("regressor") is None else RidgeRegressor.from_spec(meta["regressor"], reg_arrays)
-        dom_arrays = {k.split("/", 1)[1]: v for k, v in arrays.items() if k.startswith("feature_domain/")}
-        feature_domain = None if not meta.get("feature_domain") else FeatureDomain.from_spec(meta["feature_domain"], dom_arrays)
-        model = PovertyModel(
-            name=info.name, target=info.target, bands=info.bands, input_scaling=info.input_scaling,
-            pixel_size_m=info.pixel_size_m, tile_size_px=info.tile_size_px,
-            extractor=extractor, regressor=regressor,
-            radiometry=info.radiometry, band_indexes=info.band_indexes, domain=info.domain,
-            scores=info.scores, provenance=info.provenance, feature_domain=feature_domain,
-            nightlights=info.nightlights,
-        )
-    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
-        raise ModelFileError(f"{path}: the model file is incomplete or inconsistent ({exc}).") from exc
-    if not (model.tile_size_px >= 1 and math.isfinite(model.pixel_size_m) and model.pixel_size_m > 0 and model.bands):
-        raise ModelFileError(
-            f"{path}: the model file gives no usable tile size, pixel size or bands; the file is damaged."
-        )
+    """Read a model file; raises :class:`ModelFileError` with a fix for any problem.
+
+    Only the arrays the extractor, regressor and feature domain ask for are unpacked, one at a time, and
+    each is checked: plain numbers, all finite, no larger than its entry says."""
+    path = Path(path)
+    with _open_zip(path) as zf:
+        meta = _meta(path, zf)
+        try:
+            info = _info(meta)
+            _check_sizes(path, info)
+            ext_arrays = ModelArrays(path, zf, "extractor/")
+            reg_arrays = ModelArrays(path, zf, "regressor/")
+            _check_band_statistics(path, ext_arrays, len(info.bands))
+            extractor = extractor_from_spec(meta["extractor"], ext_arrays)
+            regressor = None if meta.get("regressor") is None else RidgeRegressor.from_spec(meta["regressor"], reg_arrays)
+            dom_arrays = ModelArrays(path, zf, "feature_domain/")
+            feature_domain = None if not meta.get("feature_domain") else FeatureDomain.from_spec(meta["feature_domain"], dom_arrays)
+            model = PovertyModel(
+                name=info.name, target=info.target, bands=info.bands, input_scaling=info.input_scaling,
+                pixel_size_m=info.pixel_size_m, tile_size_px=info.tile_size_px,
+                extractor=extractor, regressor=regressor,
+                radiometry=info.radiometry, band_indexes=info.band_indexes, domain=info.domain,
+                scores=info.scores, provenance=info.provenance, feature_domain=feature_domain,
+                nightlights=info.nightlights,
+            )
+        except ModelFileError:
+            raise
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError, RuntimeError) as exc:
+            # RuntimeError: CNN weights missing or of another shape than the network's
+            raise ModelFileError(f"{path}: the model file is incomplete or inconsistent ({_short(exc)}).") from exc
     if model.regressor is not None and model.extractor.n_features != model.regressor.n_features:
         raise ModelFileError(
             f"{path}: the extractor gives {model.extractor.n_features} features but the regressor "
@@ -228,40 +240,128 @@ def load_model(path: str | os.PathLike) -> PovertyModel:
     return model
 
 
-def _read(path: str | os.PathLike, with_arrays: bool) -> tuple[dict, dict[str, np.ndarray]]:
+def _short(exc: BaseException, limit: int = 300) -> str:
+    """An exception's text on one line, cut at ``limit`` characters."""
+    text = " ".join(str(exc).split())
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def _check_sizes(path: Path, info: ModelInfo) -> None:
+    pixel, tile = info.pixel_size_m, info.tile_size_px
+    if not (tile >= 1 and math.isfinite(pixel) and pixel >= MIN_PIXEL_SIZE_M and pixel * tile <= MAX_TILE_SIZE_M and info.bands):
+        raise ModelFileError(
+            f"{path}: the model file gives no usable tile size, pixel size or bands (pixel {pixel:g} m, "
+            f"tile {tile} px, {len(info.bands)} bands); the file is damaged."
+        )
+
+
+def _check_band_statistics(path: Path, arrays: "ModelArrays", n_bands: int) -> None:
+    """An extractor that standardizes the bands has a mean and a spread per band."""
+    if "band_means" not in arrays and "band_stds" not in arrays:
+        return
+    means, stds = arrays["band_means"], arrays["band_stds"]
+    if means.shape != (n_bands,) or stds.shape != (n_bands,):
+        raise ModelFileError(
+            f"{path}: the model expects {n_bands} bands but its band statistics have "
+            f"{means.size} and {stds.size} values; the file is inconsistent."
+        )
+    if not np.all(stds > 0):
+        raise ModelFileError(f"{path}: a band's standard deviation is zero or negative; the file is damaged.")
+
+
+class ModelArrays(Mapping):
+    """The arrays under ``prefix`` in an open model file, each unpacked when first asked for
+    and checked: plain numbers, finite, and no larger than the entry says."""
+
+    def __init__(self, path: Path, zf: zipfile.ZipFile, prefix: str):
+        self.path, self.zf, self.prefix = path, zf, prefix
+        self._names = [i.filename[len(prefix):-4] for i in zf.infolist()
+                       if i.filename.startswith(prefix) and i.filename.endswith(".npy")]
+        self._loaded: dict[str, np.ndarray] = {}
+
+    def __getitem__(self, key: str) -> np.ndarray:
+        if key not in self._loaded:
+            if key not in self._names:
+                raise KeyError(f"{self.prefix}{key}")
+            self._loaded[key] = _read_array(self.path, self.zf, f"{self.prefix}{key}.npy")
+        return self._loaded[key]
+
+    def __iter__(self):
+        return iter(self._names)
+
+    def __len__(self) -> int:
+        return len(self._names)
+
+
+def _read_array(path: Path, zf: zipfile.ZipFile, name: str) -> np.ndarray:
+    info = zf.getinfo(name)
+    try:
+        with zf.open(info) as fh:
+            version = np.lib.format.read_magic(fh)
+            shape, _, dtype = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                               else np.lib.format.read_array_header_2_0)(fh)
+        if dtype.kind not in "biuf":
+            raise ModelFileError(f"{path}: refused an array that is not plain numeric data ({name}: {dtype}).")
+        if math.prod(shape) * dtype.itemsize > info.file_size:
+            raise ModelFileError(f"{path}: the array {name} claims more data than its entry holds; the file is damaged.")
+        with zf.open(info) as fh:
+            array = np.lib.format.read_array(fh, allow_pickle=False)
+    except ModelFileError:
+        raise
+    except (zipfile.BadZipFile, zlib.error, EOFError, OSError, RuntimeError, NotImplementedError) as exc:
+        raise ModelFileError(
+            f"{path} is not a readable poverty model file (damaged: its array {name} cannot be read: {exc})."
+        ) from exc
+    except ValueError as exc:
+        raise ModelFileError(f"{path}: refused an array that is not plain numeric data ({name}: {exc}).") from exc
+    if array.dtype.kind == "f" and not np.all(np.isfinite(array)):
+        raise ModelFileError(
+            f"{path}: the array {name} holds NaN or infinite values; the file is damaged. Fit the model "
+            "again or use another model file."
+        )
+    return array
+
+
+def _read_meta(path: str | os.PathLike) -> dict:
+    """The checked JSON part of a model file (arrays are read by :func:`load_model`)."""
     path = Path(path)
+    with _open_zip(path) as zf:
+        return _meta(path, zf)
+
+
+@contextmanager
+def _open_zip(path: Path) -> Iterator[zipfile.ZipFile]:
+    """The model file as an open zip, refused unread when it would unpack to too much."""
     if not path.is_file():
         raise ModelFileError(f"Model file not found: {path}")
     try:
-        with zipfile.ZipFile(path) as zf:
-            unpacked = sum(info.file_size for info in zf.infolist())
-            if unpacked > MAX_UNPACKED_BYTES:
-                raise ModelFileError(
-                    f"{path} would unpack to {unpacked / 2**20:.0f} MiB, far more than a model file "
-                    "holds; refused as damaged or hostile."
-                )
-            meta = json.loads(zf.read(_META_ENTRY).decode("utf-8"))
-            _check_format(path, meta)
-            arrays: dict[str, np.ndarray] = {}
-            if with_arrays:
-                for info in zf.infolist():
-                    if info.filename.endswith(".npy"):
-                        with zf.open(info) as fh:
-                            arrays[info.filename[:-4]] = np.lib.format.read_array(
-                                io.BytesIO(fh.read()), allow_pickle=False
-                            )
-    except ModelFileError:
-        raise
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, NotImplementedError, RuntimeError,
-            KeyError, EOFError, OSError) as exc:  # RuntimeError: an encrypted entry
+        zf = zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, OSError, EOFError, ValueError) as exc:
+        raise ModelFileError(
+            f"{path} is not a readable poverty model file (damaged or not a .povmodel file: {exc})."
+        ) from exc
+    with zf:
+        unpacked = sum(info.file_size for info in zf.infolist())
+        if unpacked > MAX_UNPACKED_BYTES:
+            raise ModelFileError(
+                f"{path} would unpack to {unpacked / 2**20:.0f} MiB, far more than a model file "
+                "holds; refused as damaged or hostile."
+            )
+        yield zf
+
+
+def _meta(path: Path, zf: zipfile.ZipFile) -> dict:
+    try:
+        meta = json.loads(zf.read(_META_ENTRY).decode("utf-8"))
+    except (zipfile.BadZipFile, zlib.error, NotImplementedError, RuntimeError, KeyError, EOFError, OSError) as exc:
+        # RuntimeError: an encrypted entry
         raise ModelFileError(
             f"{path} is not a readable poverty model file (damaged or not a .povmodel file: {exc})."
         ) from exc
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ModelFileError(f"{path}: the model description is not valid JSON ({exc}).") from exc
-    except ValueError as exc:  # e.g. an array stored with pickled objects
-        raise ModelFileError(f"{path}: refused an array that is not plain numeric data ({exc}).") from exc
-    return meta, arrays
+    _check_format(path, meta)
+    return meta
 
 
 def _check_format(path: Path, meta: object) -> None:

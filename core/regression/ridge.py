@@ -103,9 +103,10 @@ class RidgeRegressor:
 
     @classmethod
     def from_spec(cls, spec: dict, arrays: dict[str, np.ndarray]) -> "RidgeRegressor":
+        """The regressor a model file describes; ValueError when its numbers cannot make one."""
         if spec.get("kind") != "ridge":
             raise ValueError(f"unknown regressor {spec.get('kind')!r}")
-        return cls(
+        regressor = cls(
             coef=np.asarray(arrays["coef"], dtype=np.float64),
             intercept=float(spec["intercept"]),
             x_mean=np.asarray(arrays["x_mean"], dtype=np.float64),
@@ -113,6 +114,13 @@ class RidgeRegressor:
             alpha=float(spec["alpha"]),
             cv_scores=dict(spec.get("cv_scores", {})),
         )
+        shapes = {a.shape for a in (regressor.coef, regressor.x_mean, regressor.x_scale)}
+        if len(shapes) != 1 or regressor.coef.ndim != 1:
+            raise ValueError(f"the regressor's coefficients, means and scales differ in shape: {sorted(shapes)}")
+        numbers = np.concatenate([regressor.coef, regressor.x_mean, regressor.x_scale, [regressor.intercept]])
+        if not np.all(np.isfinite(numbers)) or not np.all(regressor.x_scale > 0) or not regressor.alpha >= 0:
+            raise ValueError("the regressor's numbers must be finite, its scales positive and its penalty 0 or more")
+        return regressor
 
 
 def _standardize(x: np.ndarray, w: np.ndarray, scaling: FeatureScaling) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

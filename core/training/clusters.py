@@ -7,20 +7,21 @@ import dataclasses
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
+from itertools import islice
+from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 import torch
 from affine import Affine
 
-from ..atomic import atomic_output
+from ..atomic import atomic_output, check_not_an_input, check_writable_folder
 from ..device import device_name
 from ..errors import PovertyMapperError
 from ..extractors.base import FeatureExtractor
 from ..extractors.histogram import HistogramExtractor
 from ..imagery.nightlights import mean_lights_on_grid
 from ..imagery.tile_reader import TileReader, read_batch
-from ..imagery.tiling import PixelWindow, bounds_window, ground_positions_m, pixel_size_m, tile_grid_for
+from ..imagery.tiling import PixelWindow, TileGrid, bounds_window, ground_positions_m, pixel_size_m, tile_grid_for
 from ..models.feature_domain import FeatureDomain
 from ..models.model_file import PovertyModel, Score, Scores, Target, TrainingDomain
 from ..options import TileOptions
@@ -196,7 +197,59 @@ def _number(value) -> float:
         return float("nan")
 
 
-def _box_tiles(ds, x: float, y: float, box_size_m: float, tile_m: float) -> tuple[list[PixelWindow], int] | None:
+@dataclass(frozen=True)
+class BoxTiles:
+    """The tiles of one cluster's box that touch the raster, never listed: a tile's
+    columns do not depend on its row, so they are the on-raster rows x the on-raster
+    columns, in row-major order (a 100 km box of 240 m tiles holds 174,000)."""
+
+    cluster: int
+    grid: TileGrid
+    rows: tuple[int, ...]
+    cols: tuple[int, ...]
+
+    def __len__(self) -> int:
+        return len(self.rows) * len(self.cols)
+
+    def window(self, k: int) -> PixelWindow:
+        """The ``k``-th tile (row-major) that touches the raster."""
+        return self.grid.tile_window(self.rows[k // len(self.cols)], self.cols[k % len(self.cols)])
+
+    def __iter__(self) -> Iterator[PixelWindow]:
+        return (self.grid.tile_window(r, c) for r in self.rows for c in self.cols)
+
+
+@dataclass(frozen=True)
+class ClusterTiles:
+    """The tiles of every cluster's box that touch the raster, one at a time, as
+    (cluster index, window): memory stays flat whatever the box size."""
+
+    boxes: tuple[BoxTiles, ...]
+
+    def __len__(self) -> int:
+        return sum(len(b) for b in self.boxes)
+
+    def __iter__(self) -> Iterator[tuple[int, PixelWindow]]:
+        return ((b.cluster, w) for b in self.boxes for w in b)
+
+    def picked(self, indices: Sequence[int]) -> list[tuple[int, PixelWindow]]:
+        """The tiles at ``indices`` (sorted) of the row-major sequence of all boxes."""
+        starts = np.cumsum([0] + [len(b) for b in self.boxes])
+        out = []
+        for k in indices:
+            box = int(np.searchsorted(starts, k, side="right")) - 1
+            out.append((self.boxes[box].cluster, self.boxes[box].window(int(k - starts[box]))))
+        return out
+
+
+def _batches(items: Iterable, size: int) -> Iterator[list]:
+    """``items`` in lists of ``size`` (the last shorter), taken one at a time."""
+    items = iter(items)
+    while chunk := list(islice(items, size)):
+        yield chunk
+
+
+def _box_tiles(ds, i: int, x: float, y: float, box_size_m: float, tile_m: float) -> tuple[BoxTiles, int] | None:
     """The tiles of the ``box_size_m`` square centred on (x, y) that touch the raster, and
     how many tiles the box has in all; None when the box misses the raster."""
     try:
@@ -206,8 +259,15 @@ def _box_tiles(ds, x: float, y: float, box_size_m: float, tile_m: float) -> tupl
     if box.intersection(ds.width, ds.height) is None:
         return None
     grid = tile_grid_for(ds.transform, ds.crs, box, tile_m)
-    tiles = [grid.tile_window(r, c) for r, c in grid.cells()]
-    return [t for t in tiles if t.intersection(ds.width, ds.height) is not None], len(tiles)
+    cols = tuple(c for c in range(grid.width) if _overlaps(grid.tile_window(0, c), ds.width, ds.height, "x"))
+    rows = tuple(r for r in range(grid.height) if _overlaps(grid.tile_window(r, 0), ds.width, ds.height, "y"))
+    return BoxTiles(i, grid, rows, cols), len(grid)
+
+
+def _overlaps(window: PixelWindow, width: int, height: int, axis: str) -> bool:
+    if axis == "x":
+        return window.col_off < width and window.col_off + window.width > 0
+    return window.row_off < height and window.row_off + window.height > 0
 
 
 def _box_bounds(ds, x: float, y: float, box_size_m: float) -> tuple[float, float, float, float]:
@@ -226,6 +286,7 @@ def fit_clusters(
     """Fits the survey outcome in five phases: the tiles of each cluster's box, their
     features, the cross-validation, the nightlights baseline and the report (with the model file)."""
     _check_config(config)
+    _check_outputs(config)
     phases = PhasedProgress(CLUSTER_PHASES, progress, is_canceled)
     notes: list[str] = []
     outcomes, usable = _outcomes(config, notes)
@@ -259,6 +320,18 @@ def _check_config(config: ClusterFitConfig) -> None:
         )
 
 
+def _check_outputs(config: ClusterFitConfig) -> None:
+    """Refuse, before the fit, outputs that name an input or lie in folders that cannot be written."""
+    inputs = {"imagery": config.image_path, "nightlights raster": config.nightlights_path}
+    if config.extractor not in EXTRACTOR_CHOICES:
+        inputs["extractor model file"] = config.extractor
+    outputs = {"model file": config.model_path, "report": config.report_path, "scatter plot": config.scatter_path}
+    for what, path in outputs.items():
+        if path:
+            check_not_an_input(path, inputs)
+            check_writable_folder(path, what)
+
+
 def _outcomes(config: ClusterFitConfig, notes: list[str]) -> tuple[np.ndarray, np.ndarray]:
     """Each cluster's outcome as a number, and whether it can be used (numeric; > 0 for a log)."""
     outcomes = np.array([_number(c.outcome) for c in config.clusters], np.float64)
@@ -274,28 +347,28 @@ def _outcomes(config: ClusterFitConfig, notes: list[str]) -> tuple[np.ndarray, n
 
 def _tiles_per_cluster(
     config: ClusterFitConfig, imagery: TrainingImagery, usable: np.ndarray, notes: list[str]
-) -> tuple[list[tuple[int, PixelWindow]], np.ndarray]:
-    """(cluster index, tile window) for every tile of each usable cluster's box that
-    touches the image, and the number of tiles in each box (0: not on the image)."""
+) -> tuple[ClusterTiles, np.ndarray]:
+    """The tiles of each usable cluster's box that touch the image, and the number of
+    tiles in each box (0: not on the image)."""
     ds = imagery.dataset
-    windows: list[tuple[int, PixelWindow]] = []
+    boxes: list[BoxTiles] = []
     tiles_in_box = np.zeros(len(config.clusters), np.int64)
     for i, c in enumerate(config.clusters):
         if not usable[i]:
             continue
-        box = _box_tiles(ds, c.x, c.y, config.box_size_m, imagery.tile_m)
-        if box is None:
+        box = _box_tiles(ds, i, c.x, c.y, config.box_size_m, imagery.tile_m)
+        if box is None or len(box[0]) == 0:
             continue
         tiles, tiles_in_box[i] = box
-        windows.extend((i, w) for w in tiles)
+        boxes.append(tiles)
     n_outside = int(usable.sum()) - int(np.count_nonzero(tiles_in_box))
     if n_outside:
         notes.append(f"{n_outside} clusters outside the image left out.")
-    return windows, tiles_in_box
+    return ClusterTiles(tuple(boxes)), tiles_in_box
 
 
 def _features(
-    config: ClusterFitConfig, imagery: TrainingImagery, windows: list[tuple[int, PixelWindow]],
+    config: ClusterFitConfig, imagery: TrainingImagery, windows: ClusterTiles,
     tiles_in_box: np.ndarray, phase: Phase,
 ) -> ClusterFeatures:
     """The extractor (the model file's, or one fitted to this imagery) and each cluster's mean features."""
@@ -547,15 +620,16 @@ def _scores(y: np.ndarray, pred: np.ndarray) -> dict:
 
 
 def _fresh_extractor(
-    config: ClusterFitConfig, reader: TileReader, windows: list[tuple[int, PixelWindow]]
+    config: ClusterFitConfig, reader: TileReader, windows: ClusterTiles
 ) -> FeatureExtractor:
     """A histogram or random-convolution extractor fitted to this imagery: band
     statistics (and random patches) from a seeded sample of the clusters' tiles."""
     rng = np.random.default_rng(config.seed)
-    pick = rng.choice(len(windows), size=min(len(windows), 256), replace=False) if windows else []
+    n_tiles = len(windows)
+    pick = rng.choice(n_tiles, size=min(n_tiles, 256), replace=False) if n_tiles else []
     if len(pick) == 0:
         raise PovertyMapperError("No cluster lies on the image; check that the clusters and the image overlap.")
-    pixels, valid = read_batch(reader, [windows[i][1] for i in sorted(pick)], torch.device("cpu"))
+    pixels, valid = read_batch(reader, [w for _, w in windows.picked(sorted(pick))], torch.device("cpu"))
     values = pixels.transpose(0, 1)[:, valid].double()
     if values.shape[1] == 0:
         raise PovertyMapperError("The tiles around the clusters hold no valid pixels; check the image's nodata.")
@@ -578,7 +652,7 @@ def _fresh_extractor(
 
 
 def _cluster_features(
-    extractor: FeatureExtractor, reader: TileReader, windows: list[tuple[int, PixelWindow]], n_clusters: int,
+    extractor: FeatureExtractor, reader: TileReader, windows: ClusterTiles | Sequence[tuple[int, PixelWindow]], n_clusters: int,
     device: torch.device, config: ClusterFitConfig, phase: Phase,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Mean feature vector of each cluster's tiles with enough valid pixels, the number
@@ -588,9 +662,9 @@ def _cluster_features(
     counts = np.zeros(n_clusters, np.int64)
     valid_pixels = np.zeros(n_clusters, np.float64)
     min_valid = config.min_valid_fraction * reader.size**2
-    for start in range(0, len(windows), config.batch_size):
+    n_tiles, done = len(windows), 0
+    for chunk in _batches(windows, config.batch_size):
         phase.check_canceled()
-        chunk = windows[start : start + config.batch_size]
         pixels, valid = read_batch(reader, [w for _, w in chunk], device)
         n_valid = valid.flatten(1).sum(1).cpu().numpy()
         owners = np.array([i for i, _ in chunk])
@@ -602,7 +676,8 @@ def _cluster_features(
                 feats = extractor.extract(pixels[keep], valid[keep]).double().cpu().numpy()
             np.add.at(sums, owners[enough], feats)
             np.add.at(counts, owners[enough], 1)
-        phase.report((start + len(chunk)) / max(1, len(windows)))
+        done += len(chunk)
+        phase.report(done / max(1, n_tiles))
     with np.errstate(invalid="ignore", divide="ignore"):
         return sums / counts[:, None], counts, valid_pixels
 

@@ -13,7 +13,7 @@ from rasterio.io import DatasetReader
 from ..device import resolve_device
 from ..errors import PovertyMapperError
 from ..imagery.radiometry import Radiometry, resolve_radiometry
-from ..imagery.tile_reader import TileReader, open_raster
+from ..imagery.tile_reader import TileReader, band_descriptions, open_raster
 from ..imagery.tiling import new_model_tile_px, pixel_size_m, region_window
 from ..models.model_file import PovertyModel, load_model
 from ..options import TileOptions
@@ -98,8 +98,9 @@ def ground_pixel_m(ds: DatasetReader, point: tuple[float, float]) -> float:
 def band_name(ds: DatasetReader, band: int) -> str:
     """A band's description, else its colour (RED, GREEN, BLUE), else 'band N'."""
     colour = ds.colorinterp[band - 1]
-    if ds.descriptions[band - 1]:
-        return ds.descriptions[band - 1]
+    descriptions = band_descriptions(ds)
+    if descriptions[band - 1]:
+        return descriptions[band - 1]
     return colour.name.upper() if colour in (ColorInterp.red, ColorInterp.green, ColorInterp.blue) else f"band {band}"
 
 

@@ -770,15 +770,17 @@ def test_a_crash_in_a_reader_thread_reaches_the_caller_without_a_hang(scene, tmp
     threads = []
 
     def read_then_crash(self, *args):
-        threads.append(threading.current_thread().name)
-        if len(threads) > 5:
-            raise RuntimeError("generated crash in a reader thread")
+        # (The calling thread reads a sample of tiles first, for the scene's band statistics.)
+        if threading.current_thread().name.startswith("poverty-read"):
+            threads.append(threading.current_thread().name)
+            if len(threads) > 5:
+                raise RuntimeError("generated crash in a reader thread")
         return real_read(self, *args)
 
     monkeypatch.setattr(TileReader, "read_dn_into", read_then_crash)
     exc = _in_thread(lambda: _run(scene, out, small_model, batch_size=2, read_workers=2))
     assert isinstance(exc, RuntimeError) and "generated crash" in str(exc)
-    assert threads and all(name.startswith("poverty-read") for name in threads)
+    assert len(threads) > 5  # the crash came from a reader thread
     _assert_untouched(out)
     assert not [t for t in threading.enumerate() if t.name.startswith("poverty-read")]
 

@@ -1,0 +1,122 @@
+"""Real faults through QGIS Processing: a full disk is a tmpfs, a shapefile that cannot be
+replaced is an immutable .shp (chattr +i, as root). Whatever fails, the earlier layer
+of the name stays whole, byte for byte, and nothing half-written is left beside it."""
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+from qgis.core import QgsProcessingException, QgsVectorLayer
+
+from faults import fill, small_disk
+from test_export import ESTIMATES, UTM, _districts, _write_poverty_map
+from test_robustness_processing import _earlier_layer, _Feedback, _files, _leftovers
+
+
+def _large_map(path: Path) -> str:
+    """A generated 60 x 60 poverty map: 3,600 cells, a layer of several hundred kB."""
+    values = np.random.default_rng(3).uniform(-1, 1, size=(60, 60))
+    return _write_poverty_map(path, values)
+
+
+@pytest.mark.parametrize("suffix", [".gpkg", ".shp"])
+def test_topolygons_on_a_full_disk_keeps_the_earlier_layer(poverty_provider, tmp_path, suffix):
+    import processing
+
+    poverty_map = _large_map(tmp_path / "generated_map.tif")
+    with small_disk(tmp_path / "small_disk", "1m") as disk:
+        out = disk / f"cells{suffix}"
+        earlier = _earlier_layer(out)
+        (disk / "generated_other_map.tif").unlink()
+        fill(disk, leave_bytes=48 * 1024)
+        with pytest.raises(QgsProcessingException, match=r"The disk is full: .*cells\.(gpkg|shp)"):
+            processing.run("povertymapper:topolygons", {"INPUT": poverty_map, "OUTPUT": str(out)})
+        assert _files(disk, "cells") == earlier
+        assert _leftovers(disk) == []
+
+
+def test_aggregate_on_a_full_disk_keeps_the_earlier_layer(poverty_provider, tmp_path):
+    import processing
+
+    poverty_map = _write_poverty_map(tmp_path / "generated_map.tif", ESTIMATES)
+    with small_disk(tmp_path / "small_disk", "1m") as disk:
+        out = disk / "districts.gpkg"
+        processing.run("povertymapper:aggregate", {"INPUT": poverty_map, "POLYGONS": _districts(UTM), "OUTPUT": str(out)})
+        earlier = out.read_bytes()
+        fill(disk, leave_bytes=16 * 1024)
+        with pytest.raises(QgsProcessingException, match=r"The disk is full: .*districts\.gpkg"):
+            processing.run("povertymapper:aggregate", {"INPUT": poverty_map, "POLYGONS": _districts(UTM), "OUTPUT": str(out)})
+        assert out.read_bytes() == earlier
+        assert _leftovers(disk) == []
+
+
+@pytest.fixture
+def immutable():
+    """chattr +i on the files given, undone afterwards whatever the test did."""
+    fixed: list[Path] = []
+
+    def make(path: Path) -> None:
+        subprocess.run(["chattr", "+i", str(path)], check=True)
+        fixed.append(path)
+
+    yield make
+    for path in fixed:
+        subprocess.run(["chattr", "-i", str(path)], check=True)
+
+
+def test_a_shapefile_whose_shp_cannot_be_replaced_is_kept_whole(poverty_provider, tmp_path, immutable):
+    import processing
+
+    out = tmp_path / "cells.shp"
+    earlier = _earlier_layer(out)
+    immutable(out)
+    poverty_map = _write_poverty_map(tmp_path / "generated_map.tif", ESTIMATES)
+    with pytest.raises(QgsProcessingException, match=r"Cannot replace .*cells\.shp"):
+        processing.run("povertymapper:topolygons", {"INPUT": poverty_map, "OUTPUT": str(out)})
+    assert _files(tmp_path, "cells") == earlier
+    assert QgsVectorLayer(str(out), "cells", "ogr").featureCount() == 4
+    assert _leftovers(tmp_path) == []
+
+
+@pytest.mark.parametrize("as_layer", [False, True])
+def test_aggregate_refuses_to_write_over_its_own_districts(poverty_provider, tmp_path, as_layer):
+    import processing
+
+    poverty_map = _write_poverty_map(tmp_path / "generated_map.tif", ESTIMATES)
+    districts = tmp_path / "districts.gpkg"
+    processing.run("native:savefeatures", {"INPUT": _districts(UTM), "OUTPUT": str(districts)})
+    earlier = districts.read_bytes()
+    polygons = QgsVectorLayer(str(districts), "districts", "ogr") if as_layer else str(districts)
+    with pytest.raises(QgsProcessingException, match=r"is the .*districts\.gpkg.*Choose another output file name"):
+        processing.run("povertymapper:aggregate", {"INPUT": poverty_map, "POLYGONS": polygons, "OUTPUT": str(tmp_path / "." / "districts.gpkg")})
+    assert districts.read_bytes() == earlier
+
+
+def test_a_bar_in_the_raster_file_name_is_part_of_the_name(poverty_provider, tmp_path):
+    import processing
+
+    poverty_map = _write_poverty_map(tmp_path / "generated|map.tif", ESTIMATES)
+    out = tmp_path / "cells.gpkg"
+    processing.run("povertymapper:topolygons", {"INPUT": poverty_map, "OUTPUT": str(out)})
+    assert QgsVectorLayer(str(out), "cells", "ogr").featureCount() == 15
+
+
+def test_predict_refuses_an_extent_without_area_instead_of_mapping_the_whole_raster(
+    poverty_provider, small_world, tmp_path
+):
+    import processing
+
+    from poverty_mapper.core.models.defaults import DEFAULT_MODEL_PATH
+
+    x, y = small_world.clusters[0][:2]
+    out = tmp_path / "map.tif"
+    feedback = _Feedback()
+    with pytest.raises(QgsProcessingException):
+        processing.run("povertymapper:predict", {
+            "INPUT": str(small_world.image_path), "MODEL": str(DEFAULT_MODEL_PATH), "OUTPUT": str(out),
+            "EXTENT": f"{x},{x},{y - 500},{y + 500}",  # xmin, xmax, ymin, ymax: a line
+        }, feedback=feedback)
+    assert any("has no area; draw or choose an extent" in e for e in feedback.errors), feedback.errors
+    assert not out.exists()
