@@ -10,7 +10,7 @@ from qgis.PyQt.QtCore import QCoreApplication
 from qgis.PyQt.QtWidgets import QComboBox, QLabel, QWidget
 
 from ..core.errors import PovertyMapperError
-from ..core.imagery.bands import guess_band_indexes
+from ..core.imagery.bands import duplicate_band_message, guess_band_indexes
 from .combo_box import select_data
 
 FORM_CLASS, _ = uic.loadUiType(str(Path(__file__).with_name("image_panel.ui")))
@@ -32,18 +32,27 @@ def _band_description(layer: QgsRasterLayer, band: int) -> str:
     return name.split(": ", 1)[1] if ": " in name else ""
 
 
-def guessed_bands(model_bands: tuple[str, ...], layer: QgsRasterLayer) -> tuple[int, ...]:
-    """Best guess of the layer band for each model band; else 1..n (capped at the band count)."""
+@dataclass(frozen=True)
+class BandGuess:
+    """The engine's guess of the layer band for each model band, or why it cannot guess."""
+
+    band_indexes: tuple[int, ...] | None
+    problem: str | None = None
+
+
+def guessed_bands(model_bands: tuple[str, ...], layer: QgsRasterLayer) -> BandGuess:
+    """The engine's own guess (by band names, colour interpretation, or in order when the
+    counts agree); when it cannot tell, no guess and its reason: the user chooses."""
     provider = layer.dataProvider()
     count = layer.bandCount()
     try:
-        return guess_band_indexes(
+        return BandGuess(guess_band_indexes(
             model_bands,
             [_band_description(layer, b) for b in range(1, count + 1)],
             [provider.colorInterpretationName(b).lower() for b in range(1, count + 1)],
-        )
-    except PovertyMapperError:
-        return tuple(min(i, count) for i in range(1, len(model_bands) + 1))
+        ))
+    except PovertyMapperError as exc:
+        return BandGuess(None, str(exc))
 
 
 class ImagePanel(QWidget, FORM_CLASS):
@@ -52,6 +61,7 @@ class ImagePanel(QWidget, FORM_CLASS):
         self.setupUi(self)
         self._model_bands: tuple[str, ...] = ()
         self._band_combos: list[QComboBox] = []
+        self._guess_problem: str | None = None
         self.layerCombo.setFilters(QgsMapLayerProxyModel.Filter.RasterLayer)
         self._clear_band_combos()
         self.layerCombo.layerChanged.connect(self._rebuild_band_combos)
@@ -75,9 +85,19 @@ class ImagePanel(QWidget, FORM_CLASS):
 
     def problem(self) -> str | None:
         """What the user must fix here before a run, or None."""
-        if self.layerCombo.currentLayer() is None:
+        layer = self.layerCombo.currentLayer()
+        if layer is None:
             return tr("Choose a satellite image (a raster layer) first.")
-        return None
+        if not self._model_bands:
+            return None
+        if isinstance(layer, QgsRasterLayer) and layer.bandCount() < len(self._model_bands):
+            return self._guess_problem
+        chosen = [combo.currentData() for combo in self._band_combos]
+        if any(band is None for band in chosen):
+            return tr("Choose which band of '{}' holds each of the model's bands ({}): {}").format(
+                layer.name(), ", ".join(self._model_bands), self._guess_problem or ""
+            )
+        return duplicate_band_message(chosen, self._model_bands)
 
     def _rebuild_band_combos(self) -> None:
         """One combo per model band listing the layer's bands, the best guess preselected."""
@@ -85,23 +105,27 @@ class ImagePanel(QWidget, FORM_CLASS):
         layer = self.layerCombo.currentLayer()
         if not self._model_bands or not isinstance(layer, QgsRasterLayer):
             return
-        for model_band, layer_band in zip(self._model_bands, guessed_bands(self._model_bands, layer)):
+        guess = guessed_bands(self._model_bands, layer)
+        self._guess_problem = guess.problem
+        for i, model_band in enumerate(self._model_bands):
             combo = self._band_combo(layer)
-            select_data(combo, layer_band)
+            select_data(combo, guess.band_indexes[i] if guess.band_indexes else None)
+            combo.currentIndexChanged.connect(self._show_band_problem)
             self.bandsLayout.addRow(QLabel(model_band, self.bandsWidget), combo)
             self._band_combos.append(combo)
-        if layer.bandCount() < len(self._model_bands):
-            self.bandsNote.setText(
-                tr("This layer has {} band(s) but the model expects {}: check that it is the right image.").format(
-                    layer.bandCount(), len(self._model_bands)
-                )
-            )
-            self.bandsNote.show()
+        self._show_band_problem()
+
+    def _show_band_problem(self) -> None:
+        """Under the bands: why they cannot be used as they are (the engine's reason)."""
+        problem = self.problem() if self._band_combos else None
+        self.bandsNote.setText(problem or "")
+        self.bandsNote.setVisible(bool(problem))
 
     def _clear_band_combos(self) -> None:
         while self.bandsLayout.rowCount():
             self.bandsLayout.removeRow(0)
         self._band_combos = []
+        self._guess_problem = None
         self.bandsNote.clear()
         self.bandsNote.hide()  # an empty label would still leave a gap under the bands
 
@@ -109,6 +133,7 @@ class ImagePanel(QWidget, FORM_CLASS):
         combo = QComboBox(self.bandsWidget)
         combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
         combo.setMinimumContentsLength(10)
+        combo.addItem(tr("Choose a band…"), None)
         for band in range(1, layer.bandCount() + 1):
             combo.addItem(layer.bandName(band), band)
         return combo

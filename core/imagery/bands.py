@@ -95,7 +95,22 @@ def check_band_indexes(band_indexes: Sequence[int], model_bands: Sequence[str], 
         raise PovertyMapperError(
             f"Band number(s) {', '.join(map(str, bad))} do not exist: the raster has {count} band(s)."
         )
+    repeated = duplicate_band_message(indexes, model_bands)
+    if repeated:
+        raise PovertyMapperError(repeated)
     return indexes
+
+
+def duplicate_band_message(band_indexes: Sequence[int], model_bands: Sequence[str]) -> str | None:
+    """Why a band list that reads one raster band for several model bands is refused, or None."""
+    for band in dict.fromkeys(band_indexes):
+        names = [name for name, b in zip(model_bands, band_indexes) if b == band]
+        if len(names) > 1:
+            return (
+                f"The model's bands {' and '.join(names)} would all read band {band} of the raster; "
+                "each model band needs its own band: choose the raster band that holds each of them."
+            )
+    return None
 
 
 def parse_band_list(text: str) -> tuple[int, ...] | None:

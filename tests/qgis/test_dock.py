@@ -234,8 +234,8 @@ def test_band_mapping_preselects_by_band_name_and_follows_the_combos(dock, four_
               for row in range(dock.imagePanel.bandsLayout.rowCount())]
     assert labels == ["BLUE", "GREEN", "RED"]
     assert [combo.currentData() for combo in dock.imagePanel.band_combos] == [3, 2, 1]
-    assert [dock.imagePanel.band_combos[0].itemText(i) for i in range(4)] == [
-        "Band 1: red", "Band 2: green", "Band 3: blue", "Band 4: nir"]
+    assert [dock.imagePanel.band_combos[0].itemText(i) for i in range(5)] == [
+        "Choose a band…", "Band 1: red", "Band 2: green", "Band 3: blue", "Band 4: nir"]
     assert dock.parameters()["BANDS"] == "3,2,1"
     choose(dock.imagePanel.band_combos[0], 4)
     assert dock.parameters()["BANDS"] == "4,2,1"
@@ -245,6 +245,50 @@ def test_band_mapping_falls_back_to_band_order(dock, sample_layer):
     dock.imagePanel.layerCombo.setLayer(sample_layer)  # three bands without names
     assert dock.parameters()["BANDS"] == "1,2,3"
     assert dock.imagePanel.bandsNote.text() == ""
+
+
+def _refused_with(dock, qgis_iface, text) -> None:
+    """Run is clicked and refused before any task starts, with ``text`` in the message bar."""
+    dock.run()
+    assert not dock.is_running()
+    assert any(text in m for m in qgis_iface.messageBar().get_messages(Qgis.MessageLevel.Critical))
+
+
+def test_a_one_band_raster_is_refused_with_the_engines_reason(dock, tmp_path, qgis_iface):
+    """A population raster chosen as the image: not bands 1,1,1, but the reason it cannot be mapped."""
+    path = tmp_path / "population.tif"
+    with rasterio.open(path, "w", driver="GTiff", width=32, height=32, count=1, dtype="float32", crs="EPSG:32721",
+                       transform=from_origin(700_000, 7_200_000, 100, 100)) as dst:
+        dst.write(np.full((1, 32, 32), 12.5, np.float32))
+    layer = QgsRasterLayer(str(path), "population")
+    QgsProject.instance().addMapLayer(layer)
+    dock.imagePanel.layerCombo.setLayer(layer)
+    assert [combo.currentData() for combo in dock.imagePanel.band_combos] == [None, None, None]
+    assert "has only 1" in dock.imagePanel.bandsNote.text() and dock.imagePanel.bandsNote.isVisibleTo(dock)
+    _refused_with(dock, qgis_iface, "needs 3 bands (BLUE, GREEN, RED) but the raster has only 1")
+
+
+def test_bands_that_cannot_be_matched_are_left_to_the_user(dock, real_data, qgis_iface):
+    """The real 6-band Landsat 7 scene: no silent 1,2,3; the user chooses, then it runs with those."""
+    layer = QgsRasterLayer(str(real_data / "scenes" / "landsat7_olinda_6band_28m.tif"), "Olinda Landsat 7")
+    assert layer.isValid()
+    QgsProject.instance().addMapLayer(layer)
+    dock.imagePanel.layerCombo.setLayer(layer)
+    assert [combo.currentData() for combo in dock.imagePanel.band_combos] == [None, None, None]
+    assert "Cannot tell which of the raster's 6 bands" in dock.imagePanel.bandsNote.text()
+    _refused_with(dock, qgis_iface, "Choose which band of 'Olinda Landsat 7' holds each of the model's bands")
+    for combo, band in zip(dock.imagePanel.band_combos, (1, 2, 3)):  # ETM+ bands 1, 2, 3: blue, green, red
+        choose(combo, band)
+    assert dock.problem() is None and not dock.imagePanel.bandsNote.isVisibleTo(dock)
+    assert dock.parameters()["BANDS"] == "1,2,3"
+
+
+def test_one_band_chosen_for_two_model_bands_is_refused(dock, sample_layer, qgis_iface):
+    dock.imagePanel.layerCombo.setLayer(sample_layer)
+    for combo in dock.imagePanel.band_combos:
+        choose(combo, 1)
+    assert "each model band needs its own band" in dock.imagePanel.bandsNote.text()
+    _refused_with(dock, qgis_iface, "The model's bands BLUE and GREEN and RED would all read band 1")
 
 
 # -- regions ----------------------------------------------------------------------------

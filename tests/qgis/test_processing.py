@@ -112,6 +112,17 @@ def test_wrong_band_list_is_a_clear_error(provider, real_data, tmp_path):
     assert not (tmp_path / "x.tif").exists()
 
 
+def test_one_band_for_two_model_bands_is_a_clear_error(provider, real_data, tmp_path):
+    import processing
+
+    with pytest.raises(QgsProcessingException, match="would all read band 2 of the raster; each model band needs its own"):
+        processing.run(
+            "povertymapper:predict",
+            {"INPUT": str(SAMPLE), "BANDS": "1,2,2", "OUTPUT": str(tmp_path / "x.tif")},
+        )
+    assert not (tmp_path / "x.tif").exists()
+
+
 def test_example_model_is_offered_in_the_toolbox(provider):
     ids = [a.id() for a in provider.algorithms()]
     assert "povertymapper:Poverty by district (fit, predict, aggregate)" in ids
