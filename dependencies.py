@@ -8,18 +8,19 @@ from dataclasses import dataclass
 REQUIRED = {
     "torch": "PyTorch runs the feature extractors (CPU or CUDA)",
     "rasterio": "rasterio reads imagery in windows and writes the estimate rasters",
+    "exactextract": "exactextract measures how much of each map cell lies in a district",
 }
 
 INSTALL_HINT = (
     "Install them into the Python that QGIS uses, then restart QGIS. On Linux: "
-    "'python3 -m pip install --user torch rasterio \"affine<3\"' (for a CPU-only PyTorch add "
+    "'python3 -m pip install --user torch rasterio exactextract \"affine<3\"' (for a CPU-only PyTorch add "
     "'--index-url https://download.pytorch.org/whl/cpu'); on Windows run the same command in "
     "the OSGeo4W Shell. See the plugin's README, section 'Installing into QGIS'."
 )
 
 REPAIR_HINT = (
     "Reinstall them into the Python that QGIS uses, then restart QGIS: "
-    "'python3 -m pip install --user --force-reinstall torch rasterio \"affine<3\"' (on Windows in "
+    "'python3 -m pip install --user --force-reinstall torch rasterio exactextract \"affine<3\"' (on Windows in "
     "the OSGeo4W Shell). A PyTorch built for CUDA fails to load without a matching GPU driver: "
     "update the driver, or install the CPU-only build by adding "
     "'--index-url https://download.pytorch.org/whl/cpu'."

@@ -21,7 +21,7 @@ from qgis.core import (
 )
 from qgis.PyQt.QtCore import QVariant
 
-from ..core.maps.zonal import CELL_BANDS, cell_bands_at, estimate_quantity
+from ..core.maps.zonal import CELL_BANDS, cell_bands_at, check_poverty_map, estimate_quantity
 from .base import PovertyAlgorithm
 from .layer_inputs import raster_file_path
 from .sinks import atomic_sink
@@ -117,6 +117,7 @@ class ToPolygonsAlgorithm(PovertyAlgorithm):
         raster_path = self._raster_path
         name = self.field_name(parameters, context, feedback)
         with self.user_errors():
+            check_poverty_map(raster_path)
             quantity, unit = estimate_quantity(raster_path)
 
         fields = QgsFields()

@@ -55,18 +55,22 @@ PEOPLE = np.array(
      [3, 1, 10, 100]], dtype=np.float64,
 )
 # Districts as (name, code, west, north, east, south) in cells from the map's top-left
-# corner, with their hand-computed numbers: cells, mean, population-weighted mean.
+# corner, with their hand-computed numbers: cells overlapped, coverage share, mean,
+# population-weighted mean, people. Each cell counts with the share of it inside.
 DISTRICTS = (
-    ("north-west", 1, 0, 0, 2, 2),  # estimates 1 2 5 6, people 10 30 0 60
-    ("south-east", 2, 2, 2, 4, 4),  # estimates 11 12 15 (and nodata), people 5 5 10 (100 on nodata)
-    ("south-west", 3, 0, 2, 1.4, 3.6),  # touches 9 10 13 14; holds the centres of 9 and 13 (people 1, 3)
+    ("north-west", 1, 0, 0, 2, 2),  # estimates 1 2 5 6 whole, people 10 30 0 60
+    ("south-east", 2, 2, 2, 4, 4),  # estimates 11 12 15 whole (and nodata: a quarter uncovered), people 5 5 10
+    ("south-west", 3, 0, 2, 1.4, 3.6),  # 9 whole, 10 at 0.4, 13 at 0.6, 14 at 0.24; people 1 1 3 1
     ("outside", 4, 6, 0, 8, 2),  # east of the map
 )
+_SW_SHARES, _SW_VALUES, _SW_PEOPLE = np.array([1, 0.4, 0.6, 0.24]), np.array([9, 10, 13, 14]), np.array([1, 1, 3, 1])
 EXPECTED = {
-    "north-west": (4, 3.5, (1 * 10 + 2 * 30 + 5 * 0 + 6 * 60) / 100),
-    "south-east": (3, 38 / 3, (11 * 5 + 12 * 5 + 15 * 10) / 20),
-    "south-west": (2, 11.0, (9 * 1 + 13 * 3) / 4),
-    "outside": (0, None, None),
+    "north-west": (4, 1.0, 3.5, (1 * 10 + 2 * 30 + 5 * 0 + 6 * 60) / 100, 100),
+    "south-east": (3, 0.75, 38 / 3, (11 * 5 + 12 * 5 + 15 * 10) / 20, 20),
+    "south-west": (4, 1.0, (_SW_SHARES * _SW_VALUES).sum() / _SW_SHARES.sum(),
+                   (_SW_SHARES * _SW_PEOPLE * _SW_VALUES).sum() / (_SW_SHARES * _SW_PEOPLE).sum(),
+                   (_SW_SHARES * _SW_PEOPLE).sum()),
+    "outside": (0, 0.0, None, None, 0),
 }
 
 
@@ -132,7 +136,7 @@ def _value(feature, name):
 def test_algorithms_are_registered_with_help(poverty_provider):
     registry = QgsApplication.processingRegistry()
     for name, keys in (("topolygons", {"INPUT", "FIELD_NAME", "OUTPUT"}),
-                       ("aggregate", {"INPUT", "POLYGONS", "POPULATION", "OUTPUT"})):
+                       ("aggregate", {"INPUT", "POLYGONS", "POPULATION", "POVERTY_LINE", "OUTPUT"})):
         algorithm = registry.algorithmById(f"povertymapper:{name}")
         assert algorithm is not None, name
         assert {p.name() for p in algorithm.parameterDefinitions()} == keys
@@ -246,22 +250,25 @@ def test_aggregate_with_population_over_wgs84_polygons_to_shapefile(poverty_prov
          "OUTPUT": str(tmp_path / "districts.shp")},
     )
     layer, features = _aggregated(result["OUTPUT"])
-    assert layer.fields().names() == ["name", "code", "pov_mean", "pov_wmean", "pov_cells"]
+    assert layer.fields().names() == [
+        "name", "code", "pov_cover", "pov_mean", "pov_wmean", "pov_pop", "pov_extra", "pov_cells"]
     assert all(len(name) <= 10 for name in layer.fields().names())
     assert layer.fields().field("pov_mean").type() == QVariant.Double
     assert layer.fields().field("pov_wmean").type() == QVariant.Double
     assert layer.fields().field("pov_cells").type() in (QVariant.Int, QVariant.LongLong)
     assert layer.crs().authid() == "EPSG:4326"
     assert set(features) == {name for name, *_ in DISTRICTS}
-    for name, (cells, mean, weighted) in EXPECTED.items():
+    for name, (cells, cover, mean, weighted, people) in EXPECTED.items():
         feature = features[name]
         assert feature["code"] == dict((d[0], d[1]) for d in DISTRICTS)[name]
         assert feature["pov_cells"] == cells, name
+        assert feature["pov_cover"] == pytest.approx(cover, abs=1e-4), name  # WGS84 polygons: transformed edges
+        assert feature["pov_pop"] == pytest.approx(people, abs=1e-3), name
         if mean is None:
             assert _value(feature, "pov_mean") is None and _value(feature, "pov_wmean") is None
         else:
-            assert feature["pov_mean"] == pytest.approx(mean, abs=1e-6), name
-            assert feature["pov_wmean"] == pytest.approx(weighted, abs=1e-6), name
+            assert feature["pov_mean"] == pytest.approx(mean, abs=1e-4), name
+            assert feature["pov_wmean"] == pytest.approx(weighted, abs=1e-4), name
     # The geometry is the input's, in its CRS.
     inputs = {f["name"]: f for f in _districts("EPSG:4326").getFeatures()}
     for name, feature in features.items():
@@ -280,8 +287,9 @@ def test_aggregate_without_population(poverty_provider, poverty_map, tmp_path):
     assert "pov_wmean" not in names
     assert {"name", "code", "pov_mean", "pov_cells"} <= set(names)
     assert layer.crs().authid() == UTM
-    for name, (cells, mean, _weighted) in EXPECTED.items():
+    for name, (cells, cover, mean, _weighted, _people) in EXPECTED.items():
         assert features[name]["pov_cells"] == cells, name
+        assert features[name]["pov_cover"] == pytest.approx(cover, abs=1e-6), name  # exactextract: float32 shares
         if mean is None:
             assert _value(features[name], "pov_mean") is None
         else:
@@ -410,3 +418,59 @@ def test_topolygons_carries_the_quality_code_of_a_real_map(poverty_provider, rea
     intervals = sorted(f["interval80"] for f in layer.getFeatures())
     assert intervals == pytest.approx(sorted(interval.data[np.isin(quality.data, (0, 1, 3))].tolist()), rel=1e-6)
     assert min(intervals) >= 0.97 - 1e-3
+
+
+# --- what is refused --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("algorithm", ["topolygons", "aggregate"])
+def test_the_satellite_image_is_refused_as_the_poverty_map(poverty_provider, real_data, tmp_path, algorithm):
+    """The real Haiti image is no poverty map: no 207,545 polygons of pixel values."""
+    import processing
+
+    out = tmp_path / "out.gpkg"
+    with pytest.raises(QgsProcessingException, match="is not a poverty map.*Predict poverty map"):
+        processing.run(f"povertymapper:{algorithm}", {
+            "INPUT": str(real_data / "scenes" / "haiti_rgbn_5m.tif"), "POLYGONS": _districts(UTM), "OUTPUT": str(out)})
+    assert not out.exists()
+
+
+def test_polygons_without_a_crs_are_refused(poverty_provider, poverty_map, tmp_path):
+    import processing
+
+    districts = _districts(UTM)
+    districts.setCrs(QgsCoordinateReferenceSystem())
+    with pytest.raises(QgsProcessingException, match="no coordinate reference system.*Assigned CRS"):
+        processing.run("povertymapper:aggregate",
+                       {"INPUT": poverty_map, "POLYGONS": districts, "OUTPUT": str(tmp_path / "out.gpkg")})
+
+
+def test_share_below_a_poverty_line_for_a_consumption_map(poverty_provider, population, tmp_path):
+    import processing
+
+    consumption_map = _write_poverty_map(tmp_path / "generated_consumption.tif", ESTIMATES)
+    with rasterio.open(consumption_map, "r+") as ds:
+        ds.update_tags(QUANTITY="generated consumption", UNIT="generated USD per person per day")
+    result = processing.run("povertymapper:aggregate", {
+        "INPUT": consumption_map, "POLYGONS": _districts(UTM), "POPULATION": population, "POVERTY_LINE": 5.5,
+        "OUTPUT": str(tmp_path / "districts.gpkg")})
+    _layer, features = _aggregated(result["OUTPUT"])
+    assert features["north-west"]["pov_below"] == pytest.approx(0.4, abs=1e-6)  # 10 + 30 of 100 below 5.5
+    assert features["south-east"]["pov_below"] == pytest.approx(0.0)
+    assert _value(features["outside"], "pov_below") is None
+
+
+def test_a_poverty_line_is_refused_for_an_index_map_and_without_population(poverty_provider, tmp_path, population):
+    import processing
+
+    index_map = tmp_path / "generated_index.tif"
+    _write_poverty_map(index_map, ESTIMATES)
+    with rasterio.open(index_map, "r+") as ds:
+        ds.update_tags(QUANTITY="asset wealth index", UNIT="index (survey standard deviations)")
+    with pytest.raises(QgsProcessingException, match="an index without a poverty line"):
+        processing.run("povertymapper:aggregate", {
+            "INPUT": str(index_map), "POLYGONS": _districts(UTM), "POPULATION": population, "POVERTY_LINE": 0.0,
+            "OUTPUT": str(tmp_path / "a.gpkg")})
+    with pytest.raises(QgsProcessingException, match="give a population raster too"):
+        processing.run("povertymapper:aggregate", {
+            "INPUT": str(index_map), "POLYGONS": _districts(UTM), "POVERTY_LINE": 1.0, "OUTPUT": str(tmp_path / "b.gpkg")})
