@@ -44,6 +44,7 @@ class ExportPanel(QWidget, FORM_CLASS):
             widget.setStorageMode(QgsFileWidget.StorageMode.SaveFile)
             widget.setFilter(tr(VECTOR_FILTER))
             widget.lineEdit().setPlaceholderText(placeholder)
+        self.povertyLineEdit.setPlaceholderText(tr("e.g. 2.15; empty: none"))
         self.cellsButton.clicked.connect(self.export_cells)
         self.aggregateButton.clicked.connect(self.aggregate)
 
@@ -69,14 +70,16 @@ class ExportPanel(QWidget, FORM_CLASS):
         self._start(
             "povertymapper:topolygons",
             {"INPUT": self.mapCombo.currentLayer().id(), "OUTPUT": self.cellsFileWidget.filePath()},
-            tr("Poverty map cells"),
+            tr("{}: cells").format(self.mapCombo.currentLayer().name()),
         )
 
     def aggregate(self) -> None:
         polygons = self.polygonsCombo.currentLayer()
+        line, line_problem = self._poverty_line()
         problem = (
             self._missing_map()
             or (None if polygons else tr("Choose the polygons (e.g. districts) to aggregate onto."))
+            or line_problem
             or self._missing_path(self.aggregateFileWidget)
         )
         if problem:
@@ -89,10 +92,21 @@ class ExportPanel(QWidget, FORM_CLASS):
                 "INPUT": self.mapCombo.currentLayer().id(),
                 "POLYGONS": polygons.id(),
                 "POPULATION": population.id() if population else None,
+                "POVERTY_LINE": line,
                 "OUTPUT": self.aggregateFileWidget.filePath(),
             },
-            tr("{} with poverty estimates").format(polygons.name()),
+            tr("{}: {}").format(polygons.name(), self.mapCombo.currentLayer().name()),
         )
+
+    def _poverty_line(self) -> tuple[float | None, str | None]:
+        """The poverty line typed in (None when empty), or why it cannot be read."""
+        text = self.povertyLineEdit.text().strip().replace(",", ".")
+        if not text:
+            return None, None
+        try:
+            return float(text), None
+        except ValueError:
+            return None, tr("The poverty line '{}' is not a number; write e.g. 2.15, or leave it empty.").format(text)
 
     def _missing_map(self) -> str | None:
         return None if self.mapCombo.currentLayer() else tr("Choose the poverty map to export.")
@@ -137,6 +151,13 @@ class ExportPanel(QWidget, FORM_CLASS):
         layer = QgsVectorLayer(path, layer_name, "ogr")
         if layer.isValid():
             QgsProject.instance().addMapLayer(layer)
-        self.exportStatusLabel.setText(tr("Written: {}").format(path))
-        self.iface.messageBar().pushMessage(LOG_TAG, tr("Written: {}").format(path), level=Qgis.MessageLevel.Success)
+        warnings = [tr("Note: {}").format(w) for w in run.feedback.warnings]
+        self.exportStatusLabel.setText("\n".join([tr("Written: {}").format(path), *warnings]))
+        if warnings:  # polygons without estimates, partly covered ones: said where it is seen
+            self.iface.messageBar().pushMessage(
+                LOG_TAG, tr("Written: {}, with {} note(s): see the dock.").format(path, len(warnings)),
+                level=Qgis.MessageLevel.Warning,
+            )
+        else:
+            self.iface.messageBar().pushMessage(LOG_TAG, tr("Written: {}").format(path), level=Qgis.MessageLevel.Success)
         self.exported.emit(True, path)

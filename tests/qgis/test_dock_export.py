@@ -76,7 +76,7 @@ def test_cells_export_writes_and_adds_the_layer(dock, poverty_map, tmp_path, qtb
     assert written.isValid() and written.featureCount() == 15  # 16 cells, one nodata
     values = sorted(f["estimate"] for f in written.getFeatures())
     assert values == pytest.approx(sorted(VALUES.ravel()[1:].tolist()))
-    added = [layer for layer in QgsProject.instance().mapLayers().values() if layer.name() == "Poverty map cells"]
+    added = [layer for layer in QgsProject.instance().mapLayers().values() if layer.name() == "generated poverty map: cells"]
     assert len(added) == 1 and isinstance(added[0], QgsVectorLayer)
     assert added[0].source().split("|")[0] == str(tmp_path / f"cells{suffix}")
     assert added[0].featureCount() == 15
@@ -86,7 +86,7 @@ def test_cells_export_writes_and_adds_the_layer(dock, poverty_map, tmp_path, qtb
 
 
 @pytest.mark.parametrize("with_population", [False, True])
-def test_aggregate_from_the_dock(dock, poverty_map, districts, tmp_path, qtbot, with_population):
+def test_aggregate_from_the_dock(dock, poverty_map, districts, tmp_path, qtbot, qgis_iface, with_population):
     panel = dock.exportPanel
     panel.mapCombo.setLayer(poverty_map)
     panel.polygonsCombo.setLayer(districts)
@@ -111,7 +111,11 @@ def test_aggregate_from_the_dock(dock, poverty_map, districts, tmp_path, qtbot, 
     assert ("pov_wmean" in layer.fields().names()) is with_population
     assert written["west"]["pov_cells"] == 7 and written["east"]["pov_cells"] == 8
     names = [layer.name() for layer in QgsProject.instance().mapLayers().values()]
-    assert "generated districts with poverty estimates" in names
+    assert "generated districts: generated poverty map" in names  # which polygons, which map
+    # The western half lies on one cell without an estimate: said in the dock, not only in the log.
+    assert written["west"]["pov_cover"] == pytest.approx(7 / 8, abs=1e-6)
+    assert "Note: 1 polygon(s) are covered only in part" in panel.exportStatusLabel.text()
+    assert any("1 note(s)" in m for m in qgis_iface.messageBar().get_messages(Qgis.MessageLevel.Warning))
     west = [v for v in VALUES[:, :2].ravel() if v != -9999.0]
     east = VALUES[:, 2:].ravel()
     assert written["west"]["pov_mean"] == pytest.approx(np.mean(west))
@@ -120,6 +124,17 @@ def test_aggregate_from_the_dock(dock, poverty_map, districts, tmp_path, qtbot, 
         # Only the north row is populated; in the west its first cell has no estimate.
         assert written["west"]["pov_wmean"] == pytest.approx(VALUES[0, 1])
         assert written["east"]["pov_wmean"] == pytest.approx(VALUES[0, 2:].mean())
+
+
+def test_a_poverty_line_that_is_no_number_is_refused(dock, poverty_map, districts, qgis_iface, tmp_path):
+    panel = dock.exportPanel
+    panel.mapCombo.setLayer(poverty_map)
+    panel.polygonsCombo.setLayer(districts)
+    panel.povertyLineEdit.setText("two dollars")
+    panel.aggregateFileWidget.setFilePath(str(tmp_path / "districts.gpkg"))
+    panel.aggregateButton.click()
+    assert not panel.is_running()
+    assert any("'two dollars' is not a number" in m for m in qgis_iface.messageBar().get_messages(Qgis.MessageLevel.Critical))
 
 
 def test_export_without_an_output_file_says_what_to_do(dock, poverty_map, qgis_iface):
@@ -165,7 +180,7 @@ def test_algorithm_failure_reaches_the_message_bar(dock, poverty_map, qgis_iface
     assert "Could not create layer" in panel.exportStatusLabel.text()
     assert messages and messages[-1].endswith(panel.exportStatusLabel.text())
     assert panel.cellsButton.isEnabled() and panel.aggregateButton.isEnabled()
-    assert not any(layer.name() == "Poverty map cells" for layer in QgsProject.instance().mapLayers().values())
+    assert not any(layer.name() == "generated poverty map: cells" for layer in QgsProject.instance().mapLayers().values())
 
 
 def test_a_fresh_map_from_the_dock_is_the_one_exported(clean_settings, dock, qtbot, tmp_path):
