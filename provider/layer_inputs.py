@@ -29,6 +29,16 @@ def raster_file_path(layer: QgsRasterLayer | None) -> str:
     return QgsProviderRegistry.instance().decodeUri("gdal", layer.source())["path"]
 
 
+def check_geotiff_output(path: str) -> str:
+    """The output path of a map, refused unless it names a GeoTIFF (the format the map is written in)."""
+    if not path.lower().endswith((".tif", ".tiff")):
+        raise QgsProcessingException(
+            f"The poverty map is written as a GeoTIFF: give the output file the extension .tif ({path!r} has "
+            "another or none)."
+        )
+    return path
+
+
 def mask_geometries(
     source: QgsProcessingFeatureSource, target_crs, context: QgsProcessingContext
 ) -> tuple[dict, ...]:

@@ -16,7 +16,7 @@ from ..core.models.defaults import default_model_path
 from ..core.models.model_file import MODEL_SUFFIX, load_model
 from ..core.inference.predict import PredictRequest, predict_poverty_map
 from .base import PovertyAlgorithm
-from .layer_inputs import extent_in_crs, mask_geometries, raster_file_path
+from .layer_inputs import check_geotiff_output, extent_in_crs, mask_geometries, raster_file_path
 from .styling import StyleOnLoad, layer_name
 
 
@@ -157,7 +157,7 @@ class PredictAlgorithm(PovertyAlgorithm):
         model_path = self.parameterAsFile(parameters, self.MODEL, context) or str(
             default_model_path(with_nightlights=self._nightlights_path is not None)
         )
-        output = self.parameterAsOutputLayer(parameters, self.OUTPUT, context)
+        output = check_geotiff_output(self.parameterAsOutputLayer(parameters, self.OUTPUT, context))
         with self.user_errors():
             model = load_model(model_path)
             feedback.pushInfo(model.card())

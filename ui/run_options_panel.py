@@ -6,6 +6,7 @@ import enum
 from dataclasses import dataclass
 from pathlib import Path
 
+from qgis.core import QgsProject
 from qgis.gui import QgsFileWidget
 from qgis.PyQt import uic
 from qgis.PyQt.QtCore import QCoreApplication, Qt
@@ -21,6 +22,24 @@ FORM_CLASS, _ = uic.loadUiType(str(Path(__file__).with_name("run_options_panel.u
 
 def tr(text: str) -> str:
     return QCoreApplication.translate("RunOptionsPanel", text)
+
+
+GEOTIFF_SUFFIXES = (".tif", ".tiff")
+
+
+def output_file_problem(path: str) -> str | None:
+    """Why the map cannot be written to ``path`` (a GeoTIFF), or None."""
+    suffix = Path(path).suffix.lower()
+    if suffix not in GEOTIFF_SUFFIXES:
+        return tr("The map is written as a GeoTIFF: give the output file the extension .tif (not '{}').").format(
+            Path(path).name)
+    target = Path(path).resolve()
+    for layer in QgsProject.instance().mapLayers().values():
+        source = layer.source().split("|")[0]
+        if source and Path(source).resolve() == target:
+            return tr("'{}' is the file of the layer '{}' in this project: choose another file name, so as not "
+                      "to overwrite that map.").format(Path(path).name, layer.name())
+    return None
 
 
 class OutputMode(enum.Enum):
@@ -78,9 +97,11 @@ class RunOptionsPanel(QWidget, FORM_CLASS):
 
     def problem(self) -> str | None:
         """What the user must fix here before a run, or None."""
-        if self.outputFileRadio.isChecked() and not self.outputFileWidget.filePath():
+        if not self.outputFileRadio.isChecked():
+            return None
+        if not self.outputFileWidget.filePath():
             return tr("Choose the output file, or choose a temporary layer as output.")
-        return None
+        return output_file_problem(self.outputFileWidget.filePath())
 
     def save_settings(self) -> None:
         DockSetting.DEVICE.write(self.deviceCombo.currentData())
@@ -89,7 +110,8 @@ class RunOptionsPanel(QWidget, FORM_CLASS):
         DockSetting.BATCH_SIZE.write(int(self.batchSpin.value()))
         mode = OutputMode.FILE if self.outputFileRadio.isChecked() else OutputMode.TEMPORARY
         DockSetting.OUTPUT_MODE.write(mode.value)
-        DockSetting.OUTPUT_PATH.write(self.outputFileWidget.filePath())
+        if self.outputFileWidget.filePath():
+            DockSetting.OUTPUT_FOLDER.write(str(Path(self.outputFileWidget.filePath()).parent))
 
     def _restore_settings(self) -> None:
         select_data(self.deviceCombo, DockSetting.DEVICE.read())
@@ -100,7 +122,7 @@ class RunOptionsPanel(QWidget, FORM_CLASS):
         self.batchSpin.setValue(DockSetting.BATCH_SIZE.read())
         self.outputFileRadio.setChecked(DockSetting.OUTPUT_MODE.read() == OutputMode.FILE.value)
         self.outputTempRadio.setChecked(not self.outputFileRadio.isChecked())
-        self.outputFileWidget.setFilePath(DockSetting.OUTPUT_PATH.read())
+        self.outputFileWidget.setDefaultRoot(DockSetting.OUTPUT_FOLDER.read())  # the folder, not the file
 
     def _fill_device_combo(self) -> None:
         self.deviceCombo.addItem(tr("Auto (the GPU when there is one)"), "auto")

@@ -21,7 +21,8 @@ class DockSetting(enum.Enum):
     BATCH_SIZE = ("batch_size", 0)  # 0 = automatic
     REGION = ("region", "layer")
     OUTPUT_MODE = ("output_mode", "temporary")
-    OUTPUT_PATH = ("output_path", "")
+    # the folder of the last output file; never the file itself (a later run would overwrite it)
+    OUTPUT_FOLDER = ("output_folder", "")
 
     def __init__(self, key: str, default: str | float | int) -> None:
         self.key = SETTINGS_PREFIX + key

@@ -582,6 +582,27 @@ def test_file_output_without_a_path_is_refused(dock, sample_layer, qgis_iface):
     assert any("Choose the output file" in m for m in qgis_iface.messageBar().get_messages(Qgis.MessageLevel.Critical))
 
 
+@pytest.mark.parametrize("name", ["poverty.png", "poverty"])
+def test_an_output_that_is_no_geotiff_is_refused(dock, sample_layer, qgis_iface, tmp_path, name):
+    dock.imagePanel.layerCombo.setLayer(sample_layer)
+    dock.optionsPanel.outputFileRadio.setChecked(True)
+    dock.optionsPanel.outputFileWidget.setFilePath(str(tmp_path / name))
+    _refused_with(dock, qgis_iface, f"give the output file the extension .tif (not '{name}')")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_the_file_of_a_loaded_map_is_not_overwritten(dock, sample_layer, qgis_iface, tmp_path):
+    earlier = tmp_path / "earlier.tif"
+    shutil.copy(SAMPLE, earlier)
+    QgsProject.instance().addMapLayer(QgsRasterLayer(str(earlier), "earlier map"))
+    before = earlier.read_bytes()
+    dock.imagePanel.layerCombo.setLayer(sample_layer)
+    dock.optionsPanel.outputFileRadio.setChecked(True)
+    dock.optionsPanel.outputFileWidget.setFilePath(str(earlier))
+    _refused_with(dock, qgis_iface, "'earlier.tif' is the file of the layer 'earlier map' in this project")
+    assert earlier.read_bytes() == before
+
+
 # -- settings ---------------------------------------------------------------------------
 def test_settings_are_remembered_between_sessions(make_dock, tmp_path):
     from poverty_mapper.core.models.defaults import DEFAULT_MODEL_PATH
@@ -609,7 +630,9 @@ def test_settings_are_remembered_between_sessions(make_dock, tmp_path):
     assert second.optionsPanel.batchSpin.value() == 16
     assert second.regionPanel.regionCombo.currentData() == "canvas"
     assert second.optionsPanel.outputFileRadio.isChecked() and not second.optionsPanel.outputTempRadio.isChecked()
-    assert second.optionsPanel.outputFileWidget.filePath() == str(output)
+    # The folder is remembered, never the file: the next run must not overwrite the last map.
+    assert second.optionsPanel.outputFileWidget.filePath() == ""
+    assert second.optionsPanel.outputFileWidget.defaultRoot() == str(output.parent)
 
 
 def test_defaults_without_remembered_settings(dock):

@@ -123,6 +123,15 @@ def test_one_band_for_two_model_bands_is_a_clear_error(provider, real_data, tmp_
     assert not (tmp_path / "x.tif").exists()
 
 
+@pytest.mark.parametrize("name", ["poverty.png", "poverty"])
+def test_an_output_that_is_no_geotiff_is_refused(provider, tmp_path, name):
+    import processing
+
+    with pytest.raises(QgsProcessingException, match="written as a GeoTIFF: give the output file the extension .tif"):
+        processing.run("povertymapper:predict", {"INPUT": str(SAMPLE), "OUTPUT": str(tmp_path / name)})
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_example_model_is_offered_in_the_toolbox(provider):
     ids = [a.id() for a in provider.algorithms()]
     assert "povertymapper:Poverty by district (fit, predict, aggregate)" in ids
