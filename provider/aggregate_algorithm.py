@@ -27,6 +27,7 @@ from ..core.maps.zonal import EstimateMap, ZoneStats, check_poverty_map, estimat
 from .base import PovertyAlgorithm
 from .layer_inputs import raster_file_path
 from .sinks import atomic_sink
+from .styling import write_estimate_polygons_style
 
 COVER_FIELD = "pov_cover"
 MEAN_FIELD = "pov_mean"
@@ -159,6 +160,8 @@ class AggregateAlgorithm(PovertyAlgorithm):
             feedback.pushWarning(
                 self.tr("{} polygon(s) lie on no cell with an estimate; their means are empty.").format(n_empty)
             )
+        field = WEIGHTED_FIELD if self._population_path is not None else MEAN_FIELD
+        write_estimate_polygons_style(dest, field, self._raster_path, self.tr("{} per polygon").format(quantity or field))
         if n_partial:
             feedback.pushWarning(
                 self.tr("{} polygon(s) are covered only in part by cells with an estimate (pov_cover below 0.99); "

@@ -17,7 +17,7 @@ from ..core.models.model_file import MODEL_SUFFIX, load_model
 from ..core.inference.predict import PredictRequest, predict_poverty_map
 from .base import PovertyAlgorithm
 from .layer_inputs import check_geotiff_output, extent_in_crs, mask_geometries, raster_file_path
-from .styling import StyleOnLoad, layer_name
+from .styling import StyleOnLoad, layer_name, write_map_style
 
 
 class PredictAlgorithm(PovertyAlgorithm):
@@ -186,6 +186,7 @@ class PredictAlgorithm(PovertyAlgorithm):
         )
         for note in result.notes:
             feedback.pushWarning(note)
+        write_map_style(output, model.target.name, model.target.unit)  # its look travels with the file
         if context.willLoadLayerOnCompletion(output):
             details = context.layerToLoadOnCompletionDetails(output)
             details.name = layer_name(model.target.name, model.target.unit)

@@ -1,8 +1,16 @@
 """How a poverty map looks when it is added to a project."""
 from __future__ import annotations
 
+from pathlib import Path
+
 from qgis.core import (
+    QgsClassificationEqualInterval,
     QgsColorRampLegendNodeSettings,
+    QgsGraduatedSymbolRenderer,
+    QgsRendererRange,
+    QgsSymbol,
+    QgsVectorLayer,
+    QgsWkbTypes,
     QgsColorRampShader,
     QgsProcessingLayerPostProcessorInterface,
     QgsRasterBandStats,
@@ -83,6 +91,65 @@ def _own_range(provider, layer: QgsRasterLayer) -> tuple[float, float]:
     if not (abs(lo) < 1e300 and abs(hi) < 1e300):  # no estimated cell: GDAL reports the float limits
         return 0.0, 1.0
     return (lo, hi) if hi > lo else (lo - 0.5, lo + 0.5)
+
+
+def write_map_style(path: str, quantity: str, unit: str) -> str | None:
+    """The style of a written poverty map as a .qml beside it (QGIS reads it whenever the
+    file is opened, after the project is closed too); its path, or None when it cannot be written."""
+    layer = QgsRasterLayer(path, layer_name(quantity, unit))
+    if not layer.isValid():
+        return None
+    apply_poverty_style(layer, quantity, unit)
+    return _save_default_style(layer)
+
+
+def write_estimate_polygons_style(path: str, field: str, raster_path: str, title: str) -> str | None:
+    """Polygons coloured by ``field`` on the map's colour scale (red = poorer, blue =
+    wealthier; the model's fixed scale where the map has one), saved as a .qml beside the
+    file; its path, or None (not a file layer, or no such field)."""
+    layer = QgsVectorLayer(path, title, "ogr")
+    if not layer.isValid() or layer.fields().lookupField(field) < 0:
+        return None
+    scale = estimate_scale(raster_path) if raster_path else None
+    lo, hi = (scale[0], scale[1]) if scale else _field_range(layer, field)
+    ramp = QgsStyle.defaultStyle().colorRamp(RAMP_NAME)
+    ranges = []
+    edges = [lo + (hi - lo) * i / N_CLASSES for i in range(N_CLASSES + 1)]
+    edges[0], edges[-1] = -1e300, 1e300  # the scale's ends are open: extrapolations keep the end colours
+    for i in range(N_CLASSES):
+        symbol = QgsSymbol.defaultSymbol(QgsWkbTypes.PolygonGeometry)
+        symbol.setColor(ramp.color(i / (N_CLASSES - 1)))
+        low, high = lo + (hi - lo) * i / N_CLASSES, lo + (hi - lo) * (i + 1) / N_CLASSES
+        label = tr("{:.2f} – {:.2f}").format(low, high)
+        if i == 0:
+            label = tr("below {:.2f} (poorer)").format(high)
+        elif i == N_CLASSES - 1:
+            label = tr("above {:.2f} (wealthier)").format(low)
+        ranges.append(QgsRendererRange(edges[i], edges[i + 1], symbol, label))
+    renderer = QgsGraduatedSymbolRenderer(field, ranges)
+    renderer.setClassificationMethod(QgsClassificationEqualInterval())
+    layer.setRenderer(renderer)
+    layer.setTitle(title)
+    return _save_default_style(layer)
+
+
+def _field_range(layer: QgsVectorLayer, field: str) -> tuple[float, float]:
+    index = layer.fields().lookupField(field)
+    lo, hi = layer.minimumValue(index), layer.maximumValue(index)
+    try:
+        lo, hi = float(lo), float(hi)
+    except (TypeError, ValueError):
+        return 0.0, 1.0
+    return (lo, hi) if hi > lo else (lo - 0.5, lo + 0.5)
+
+
+def _save_default_style(layer) -> str | None:
+    """Saves the layer's style where QGIS looks for it when it opens the file (``name.qml``)."""
+    path = layer.styleURI()
+    if not path.endswith(".qml") or not Path(path).parent.is_dir():
+        return None
+    _message, ok = layer.saveNamedStyle(path)
+    return path if ok else None
 
 
 class StyleOnLoad(QgsProcessingLayerPostProcessorInterface):

@@ -25,6 +25,7 @@ from ..core.maps.zonal import CELL_BANDS, cell_bands_at, check_poverty_map, esti
 from .base import PovertyAlgorithm
 from .layer_inputs import raster_file_path
 from .sinks import atomic_sink
+from .styling import write_estimate_polygons_style
 
 MAX_FIELD_NAME = 10  # dBase, hence shapefiles
 MAX_TEXT = 254  # dBase text fields
@@ -159,6 +160,7 @@ class ToPolygonsAlgorithm(PovertyAlgorithm):
                     extra.append(interval if interval >= 0 else None)  # nodata: not known
                 feature.setAttributes([float(cell[0]), *description, *extra])
                 sink.addFeature(feature, QgsFeatureSink.FastInsert)
+        write_estimate_polygons_style(dest, name, raster_path, self.tr("{} per cell").format(quantity or name))
         feedback.pushInfo(
             self.tr("{} cells with an estimate became polygons (field '{}'{}).").format(
                 polygons.featureCount(), name, self.tr(", {}").format(quantity) if quantity else ""

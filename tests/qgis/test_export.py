@@ -191,6 +191,7 @@ def test_topolygons_to_shapefile(poverty_provider, random_map, tmp_path):
     )
     layer = _check_cells(result["OUTPUT"], random_map, "estimate")
     assert layer.featureCount() == 9 * 7 - 10
+    assert layer.renderer().type() == "graduatedSymbol" and layer.renderer().classAttribute() == "estimate"
 
 
 class _Warnings(QgsProcessingFeedback):
@@ -269,6 +270,10 @@ def test_aggregate_with_population_over_wgs84_polygons_to_shapefile(poverty_prov
         else:
             assert feature["pov_mean"] == pytest.approx(mean, abs=1e-4), name
             assert feature["pov_wmean"] == pytest.approx(weighted, abs=1e-4), name
+    # Styled beside the file (red = poorer ... blue = wealthier, on the population-weighted mean).
+    reopened = QgsVectorLayer(result["OUTPUT"], "reopened", "ogr")
+    assert reopened.renderer().type() == "graduatedSymbol" and reopened.renderer().classAttribute() == "pov_wmean"
+    assert (tmp_path / "districts.qml").is_file()
     # The geometry is the input's, in its CRS.
     inputs = {f["name"]: f for f in _districts("EPSG:4326").getFeatures()}
     for name, feature in features.items():
@@ -285,6 +290,7 @@ def test_aggregate_without_population(poverty_provider, poverty_map, tmp_path):
     layer, features = _aggregated(result["OUTPUT"])
     names = layer.fields().names()
     assert "pov_wmean" not in names
+    assert layer.renderer().type() == "graduatedSymbol" and layer.renderer().classAttribute() == "pov_mean"  # GeoPackage
     assert {"name", "code", "pov_mean", "pov_cells"} <= set(names)
     assert layer.crs().authid() == UTM
     for name, (cells, cover, mean, _weighted, _people) in EXPECTED.items():

@@ -159,10 +159,16 @@ def test_maps_of_one_model_share_its_colour_scale(provider, real_data, tmp_path)
         out = tmp_path / f"{name}.tif"
         processing.run("povertymapper:predict", {"INPUT": str(PARANA_SCENE), "EXTENT": f"{extent} [EPSG:32621]",
                                                  "OUTPUT": str(out)})
+        # The style travels with the file: opened anew (the project closed), the map has its look.
+        assert (tmp_path / f"{name}.qml").is_file()
+        reopened = QgsRasterLayer(str(out), name)
+        items = reopened.renderer().shader().rasterShaderFunction().colorRampItemList()
+        scales[name + "_reopened"] = [(round(i.value, 6), i.label) for i in items]
         layer = QgsRasterLayer(str(out), name)
         apply_poverty_style(layer, "asset wealth index", "index")
         items = layer.renderer().shader().rasterShaderFunction().colorRampItemList()
         scales[name] = [(round(i.value, 6), i.label) for i in items]
+        assert scales[name + "_reopened"] == scales[name]
         with rasterio.open(out) as ds:
             own = ds.read(1, masked=True)
         scales[name + "_own"] = (float(own.min()), float(own.max()))
