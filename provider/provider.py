@@ -15,8 +15,27 @@ from .train_proxy_algorithm import TrainProxyAlgorithm
 
 RESOURCES = Path(__file__).resolve().parents[1] / "resources"
 ICON = RESOURCES / "icon.svg"
-# Example Processing models shipped with the plugin, offered in the toolbox too.
-EXAMPLE_MODELS = (RESOURCES / "models" / "fit_predict_aggregate.model3",)
+# Example Processing models shipped with the plugin, offered in the toolbox too, each under
+# an id without spaces (a model's own name is its display name, spaces and all).
+EXAMPLE_MODELS = {"povertybydistrict": RESOURCES / "models" / "fit_predict_aggregate.model3"}
+
+
+class ExampleModel(QgsProcessingModelAlgorithm):
+    """A shipped Processing model under a short id (``povertymapper:<key>``), shown by its own name."""
+
+    def __init__(self, key: str = "", path: Path | None = None) -> None:
+        super().__init__()
+        self._key, self._path = key, path
+        self.loaded = path is not None and self.fromFile(str(path))
+
+    def name(self) -> str:
+        return self._key
+
+    def displayName(self) -> str:  # noqa: N802 (QGIS API)
+        return super().displayName()
+
+    def createInstance(self):  # noqa: N802 (QGIS API)
+        return ExampleModel(self._key, self._path)
 
 
 class PovertyMapperProvider(QgsProcessingProvider):
@@ -41,9 +60,9 @@ class PovertyMapperProvider(QgsProcessingProvider):
             TrainProxyAlgorithm(), FitClustersAlgorithm(), PredictAlgorithm(), ToPolygonsAlgorithm(), AggregateAlgorithm()
         ):
             self.addAlgorithm(algorithm)
-        for path in EXAMPLE_MODELS:
-            model = QgsProcessingModelAlgorithm()
-            if model.fromFile(str(path)):
+        for key, path in EXAMPLE_MODELS.items():
+            model = ExampleModel(key, path)
+            if model.loaded:
                 self.addAlgorithm(model)
             else:
                 QgsMessageLog.logMessage(f"Cannot read the example model {path}", message_log.TAG, Qgis.Warning)

@@ -19,7 +19,7 @@ from _bootstrap import ROOT, import_plugin_package
 
 DEFAULT_OUT = ROOT / "resources" / "models" / "fit_predict_aggregate.model3"
 MODEL_NAME = "Poverty by district (fit, predict, aggregate)"
-GROUP = "Poverty Mapper"
+GROUP = ""  # the provider's node already says Poverty Mapper: no second one inside it
 HELP = (
     "Fits a poverty model on survey clusters, maps the satellite image with it and sums "
     "the map up per district: the whole method in one run.\n\n"
@@ -28,8 +28,8 @@ HELP = (
     "(consumption, an asset wealth index). Districts: polygons in any CRS. Population "
     "(optional): a people-per-pixel raster for a population-weighted district mean.\n\n"
     "Features are per-band histograms (no training needed); for the nightlight proxy CNN, "
-    "run the three algorithms one by one. Outputs: the districts with pov_mean, pov_cells "
-    "(and pov_wmean with a population raster), and the fitted model file, reusable in "
+    "run the three algorithms one by one. Outputs: the districts with pov_cover (the share "
+    "covered by the map), pov_mean, pov_cells (and pov_wmean, pov_pop with a population raster), and the fitted model file, reusable in "
     "'Predict poverty map'. Read the model's cross-validated scores in the log."
 )
 
@@ -63,7 +63,7 @@ def build_model():
     )
     from qgis.PyQt.QtCore import QPointF
 
-    model = QgsProcessingModelAlgorithm(MODEL_NAME, GROUP, "povertymapper")
+    model = QgsProcessingModelAlgorithm(MODEL_NAME, GROUP, "")
     inputs = (
         QgsProcessingParameterRasterLayer("image", "Satellite image"),
         QgsProcessingParameterFeatureSource("clusters", "Survey clusters (points)", [QgsProcessing.TypeVectorPoint]),

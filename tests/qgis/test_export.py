@@ -374,8 +374,8 @@ def test_example_model_runs_fit_predict_aggregate(poverty_provider, world, tmp_p
         strips.append(feature)
     districts.dataProvider().addFeatures(strips)
 
-    result = processing.run(
-        model,
+    result = processing.run(  # by its toolbox id, as qgis_process runs it
+        "povertymapper:povertybydistrict",
         {
             "image": str(world.image_path),
             "clusters": clusters,

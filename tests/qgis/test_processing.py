@@ -134,8 +134,12 @@ def test_an_output_that_is_no_geotiff_is_refused(provider, tmp_path, name):
 
 def test_example_model_is_offered_in_the_toolbox(provider):
     ids = [a.id() for a in provider.algorithms()]
-    assert "povertymapper:Poverty by district (fit, predict, aggregate)" in ids
-    model = QgsApplication.processingRegistry().algorithmById("povertymapper:Poverty by district (fit, predict, aggregate)")
+    assert "povertymapper:povertybydistrict" in ids
+    assert [i for i in ids if " " in i] == []  # ids a command line takes without quotes
+    model = QgsApplication.processingRegistry().algorithmById("povertymapper:povertybydistrict")
+    assert model.displayName() == "Poverty by district (fit, predict, aggregate)"
+    # One "Poverty Mapper" node in the toolbox: the provider's, with no group of that name inside.
+    assert {a.group() for a in provider.algorithms()} == {""}
     assert {"povertymapper:fitclusters", "povertymapper:predict", "povertymapper:aggregate"} <= {
         model.childAlgorithm(c).algorithmId() for c in model.childAlgorithms()
     }
