@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import json
+import uuid
+from pathlib import Path
 
 from qgis.core import (
     NULL,
@@ -10,6 +12,7 @@ from qgis.core import (
     QgsProcessingContext,
     QgsProcessingException,
     QgsProcessingFeatureSource,
+    QgsProcessingUtils,
     QgsProviderRegistry,
     QgsRasterLayer,
     QgsWkbTypes,
@@ -17,7 +20,11 @@ from qgis.core import (
 
 
 def raster_file_path(layer: QgsRasterLayer | None) -> str:
-    """The GDAL file behind a raster layer, or a message saying what to choose instead."""
+    """The GDAL file behind a raster layer, or a message saying what to choose instead.
+
+    A file without a CRS whose layer was given one in QGIS (Layer Properties > Source) is
+    read through a small VRT beside the Processing temporary files that carries the
+    layer's CRS, so the CRS assigned in QGIS is the one used."""
     if layer is None or not layer.isValid():
         raise QgsProcessingException("Choose a valid raster layer as input.")
     if layer.providerType() != "gdal":
@@ -26,7 +33,32 @@ def raster_file_path(layer: QgsRasterLayer | None) -> str:
             "save it as a GeoTIFF (Export > Save As) and use that."
         )
     # Decoded as GDAL does: a '|' may be part of the file name, not only before options.
-    return QgsProviderRegistry.instance().decodeUri("gdal", layer.source())["path"]
+    path = QgsProviderRegistry.instance().decodeUri("gdal", layer.source())["path"]
+    if layer.crs().isValid() and not _file_has_crs(path):
+        return _with_assigned_crs(path, layer)
+    return path
+
+
+def _file_has_crs(path: str) -> bool:
+    from osgeo import gdal  # QGIS's own GDAL bindings
+
+    dataset = gdal.Open(path)
+    return dataset is None or bool(dataset.GetProjectionRef())  # unreadable: the engine says why
+
+
+def _with_assigned_crs(path: str, layer: QgsRasterLayer) -> str:
+    """A VRT of ``path`` with the CRS assigned to ``layer`` in QGIS."""
+    from osgeo import gdal
+
+    vrt = Path(QgsProcessingUtils.tempFolder()) / f"{Path(path).stem}_{uuid.uuid4().hex[:8]}_crs.vrt"
+    dataset = gdal.Translate(str(vrt), path, format="VRT", outputSRS=layer.crs().toWkt())
+    if dataset is None:
+        raise QgsProcessingException(
+            f"The file of '{layer.name()}' has no CRS and the CRS assigned in QGIS cannot be applied to it; "
+            "assign one with Raster > Projections > Assign Projection."
+        )
+    dataset = None  # written when closed
+    return str(vrt)
 
 
 def check_geotiff_output(path: str) -> str:
@@ -45,6 +77,11 @@ def mask_geometries(
     """Polygons of ``source`` as GeoJSON geometries in ``target_crs``."""
     if QgsWkbTypes.geometryType(source.wkbType()) != QgsWkbTypes.PolygonGeometry:
         raise QgsProcessingException("The mask layer must be a polygon layer.")
+    if not source.sourceCrs().isValid():
+        raise QgsProcessingException(
+            "The mask polygons have no coordinate reference system, so they cannot be placed on the image; "
+            "set it in the layer's properties (Source > Assigned CRS) and run again."
+        )
     transform = QgsCoordinateTransform(source.sourceCrs(), target_crs, context.transformContext())
     request = QgsFeatureRequest().setNoAttributes()
     shapes = []

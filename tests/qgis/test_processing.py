@@ -132,6 +132,48 @@ def test_an_output_that_is_no_geotiff_is_refused(provider, tmp_path, name):
     assert list(tmp_path.iterdir()) == []
 
 
+def _image_without_crs(tmp_path):
+    """A GENERATED 3-band Landsat-like image of 2 x 2 tiles of the default model, without a CRS."""
+    path = tmp_path / "generated_without_crs.tif"
+    rng = np.random.default_rng(1)
+    with rasterio.open(path, "w", driver="GTiff", width=448, height=448, count=3, dtype="uint16",
+                       transform=rasterio.transform.from_origin(700_000, 7_200_000, 30, 30)) as dst:
+        dst.write(rng.integers(7000, 12000, (3, 448, 448), dtype=np.uint16))
+    return path
+
+
+def test_a_crs_assigned_in_qgis_is_the_one_used(provider, tmp_path):
+    """The file has no CRS; the layer was given one in QGIS (Layer Properties > Source): the map has it."""
+    import processing
+
+    layer = QgsRasterLayer(str(_image_without_crs(tmp_path)), "no crs")
+    with pytest.raises(QgsProcessingException, match="no coordinate reference system"):
+        processing.run("povertymapper:predict", {"INPUT": layer, "OUTPUT": str(tmp_path / "refused.tif")})
+    layer.setCrs(QgsCoordinateReferenceSystem("EPSG:32721"))
+    processing.run("povertymapper:predict", {"INPUT": layer, "OUTPUT": str(tmp_path / "map.tif")})
+    with rasterio.open(tmp_path / "map.tif") as ds:
+        assert ds.crs.to_epsg() == 32721 and ds.shape == (2, 2)
+
+
+def test_a_mask_without_crs_is_refused(provider, tmp_path):
+    import processing
+
+    mask = QgsVectorLayer("Polygon", "mask without crs", "memory")
+    feature = QgsFeature()
+    feature.setGeometry(QgsGeometry.fromRect(QgsRectangle(700_000, 7_190_000, 710_000, 7_200_000)))
+    mask.dataProvider().addFeatures([feature])
+    mask.setCrs(QgsCoordinateReferenceSystem())  # as a layer whose file says nothing of its CRS
+    assert not mask.crs().isValid()
+    from poverty_mapper.ui.processing_run import CollectingFeedback
+
+    feedback = CollectingFeedback()  # refused while preparing: the reason goes to the feedback
+    with pytest.raises(QgsProcessingException):
+        processing.run("povertymapper:predict", {"INPUT": str(SAMPLE), "MASK": mask, "OUTPUT": str(tmp_path / "m.tif")},
+                       feedback=feedback)
+    assert any("mask polygons have no coordinate reference system" in e and "Assigned CRS" in e for e in feedback.errors)
+    assert not (tmp_path / "m.tif").exists()
+
+
 def test_example_model_is_offered_in_the_toolbox(provider):
     ids = [a.id() for a in provider.algorithms()]
     assert "povertymapper:povertybydistrict" in ids
