@@ -19,6 +19,7 @@ class PovertyMapperPlugin:
         self.provider: PovertyMapperProvider | None = None
         self.dock = None
         self.action: QAction | None = None
+        self.toolbar = None
 
     @staticmethod
     def tr(text: str) -> str:
@@ -42,15 +43,21 @@ class PovertyMapperPlugin:
         self.action.setChecked(self.dock.isVisible())
         self.action.toggled.connect(self.dock.setVisible)
         self.dock.visibilityChanged.connect(self.action.setChecked)
-        self.iface.addRasterToolBarIcon(self.action)
-        self.iface.addPluginToRasterMenu(self.tr("Poverty Mapper"), self.action)
+        # Its own toolbar, shown in a fresh profile (the Raster toolbar is hidden there), and
+        # one entry in the Raster menu (not Raster > Poverty Mapper > Poverty Mapper).
+        self.toolbar = self.iface.addToolBar(self.tr("Poverty Mapper"))
+        self.toolbar.setObjectName("PovertyMapperToolbar")
+        self.toolbar.addAction(self.action)
+        self.iface.rasterMenu().addAction(self.action)
 
     def unload(self) -> None:
         if self.action is not None:
-            self.iface.removePluginRasterMenu(self.tr("Poverty Mapper"), self.action)
-            self.iface.removeRasterToolBarIcon(self.action)
+            self.iface.rasterMenu().removeAction(self.action)
             self.action.deleteLater()
             self.action = None
+        if self.toolbar is not None:
+            self.toolbar.deleteLater()  # QGIS has no removeToolBar: the toolbar goes with its widget
+            self.toolbar = None
         if self.dock is not None:
             self.dock.unload()
             self.iface.removeDockWidget(self.dock)

@@ -146,13 +146,17 @@ class PovertyDock(QDockWidget, FORM_CLASS):
 
     def _show_model_bands(self) -> None:
         info = self.modelPanel.model_info()
-        self.imagePanel.set_model_bands(image_bands(info.bands) if info else ())  # NIGHTLIGHTS: its own layer
+        self.imagePanel.set_model_bands(  # NIGHTLIGHTS: its own layer
+            image_bands(info.bands) if info else (), info.tile_size_m if info else None)
         self.nightlightsPanel.set_model(info)
 
     # -- running --------------------------------------------------------------------
     def run(self) -> None:
         problem = self.problem()
         if problem:
+            self.progressBar.setValue(0)
+            self.progressLabel.clear()
+            self.statusLabel.setText(problem)  # not the previous run's result
             self._show_error(problem)
             return
         settings = self.settings()
@@ -200,6 +204,8 @@ class PovertyDock(QDockWidget, FORM_CLASS):
     def _set_running(self, running: bool) -> None:
         self.runButton.setEnabled(not running)
         self.cancelButton.setEnabled(running)
+        for panel in (self.imagePanel, self.regionPanel, self.modelPanel, self.optionsPanel):
+            panel.setEnabled(not running)  # the run uses what they said when it started
 
     def _show_progress(self, percent: float) -> None:
         self.progressBar.setValue(int(percent))

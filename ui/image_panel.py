@@ -4,13 +4,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from qgis.core import QgsMapLayerProxyModel, QgsRasterLayer
+from qgis.core import QgsMapLayerProxyModel, QgsRasterLayer, QgsUnitTypes
 from qgis.PyQt import uic
 from qgis.PyQt.QtCore import QCoreApplication
 from qgis.PyQt.QtWidgets import QComboBox, QLabel, QWidget
 
 from ..core.errors import PovertyMapperError
 from ..core.imagery.bands import duplicate_band_message, guess_band_indexes
+from ..core.options import TileOptions
 from .combo_box import select_data
 
 FORM_CLASS, _ = uic.loadUiType(str(Path(__file__).with_name("image_panel.ui")))
@@ -62,6 +63,7 @@ class ImagePanel(QWidget, FORM_CLASS):
         self._model_bands: tuple[str, ...] = ()
         self._band_combos: list[QComboBox] = []
         self._guess_problem: str | None = None
+        self._tile_size_m: float | None = None
         self.layerCombo.setFilters(QgsMapLayerProxyModel.Filter.RasterLayer)
         self._clear_band_combos()
         self.layerCombo.layerChanged.connect(self._rebuild_band_combos)
@@ -71,9 +73,10 @@ class ImagePanel(QWidget, FORM_CLASS):
         """One combo per model band, in the model's band order."""
         return tuple(self._band_combos)
 
-    def set_model_bands(self, bands: tuple[str, ...]) -> None:
-        """The bands the chosen model reads (none when it cannot be read)."""
+    def set_model_bands(self, bands: tuple[str, ...], tile_size_m: float | None = None) -> None:
+        """The bands the chosen model reads (none when it cannot be read), and its tile size."""
         self._model_bands = bands
+        self._tile_size_m = tile_size_m
         self._rebuild_band_combos()
 
     def choice(self) -> ImageChoice:
@@ -97,7 +100,21 @@ class ImagePanel(QWidget, FORM_CLASS):
             return tr("Choose which band of '{}' holds each of the model's bands ({}): {}").format(
                 layer.name(), ", ".join(self._model_bands), self._guess_problem or ""
             )
-        return duplicate_band_message(chosen, self._model_bands)
+        return duplicate_band_message(chosen, self._model_bands) or self._size_problem(layer)
+
+    def _size_problem(self, layer) -> str | None:
+        """An image too small for one tile of the model, said before Run (as the engine would after it)."""
+        crs = layer.crs()
+        if not self._tile_size_m or not crs.isValid() or crs.isGeographic():
+            return None  # degrees: the engine measures it
+        to_m = QgsUnitTypes.fromUnitToUnitFactor(crs.mapUnits(), QgsUnitTypes.DistanceMeters)
+        width_m, height_m = layer.extent().width() * to_m, layer.extent().height() * to_m
+        tile = self._tile_size_m
+        if min(1.0, width_m / tile) * min(1.0, height_m / tile) >= TileOptions().min_valid_fraction:
+            return None
+        return tr("The image '{}' covers {:.1f} x {:.1f} km, smaller than one {:g} km tile of the model: use a "
+                  "larger image, or a model with smaller tiles.").format(
+            layer.name(), width_m / 1000, height_m / 1000, tile / 1000)
 
     def _rebuild_band_combos(self) -> None:
         """One combo per model band listing the layer's bands, the best guess preselected."""

@@ -131,8 +131,11 @@ def run_and_wait(dock, qtbot, timeout=120_000) -> tuple[bool, list]:
         dock.runButton.click()
         assert dock.is_running()
         assert not dock.runButton.isEnabled() and dock.cancelButton.isEnabled()
+        panels = (dock.imagePanel, dock.regionPanel, dock.modelPanel, dock.optionsPanel)
+        assert not any(panel.isEnabled() for panel in panels)  # inputs locked while it runs
     added = [QgsProject.instance().mapLayer(i) for i in set(QgsProject.instance().mapLayers()) - before]
     assert dock.runButton.isEnabled() and not dock.cancelButton.isEnabled()
+    assert all(panel.isEnabled() for panel in panels)
     return blocker.args[0], added
 
 
@@ -601,6 +604,36 @@ def test_the_file_of_a_loaded_map_is_not_overwritten(dock, sample_layer, qgis_if
     dock.optionsPanel.outputFileWidget.setFilePath(str(earlier))
     _refused_with(dock, qgis_iface, "'earlier.tif' is the file of the layer 'earlier map' in this project")
     assert earlier.read_bytes() == before
+
+
+def test_an_image_smaller_than_one_tile_is_refused_before_run(dock, tmp_path, qgis_iface):
+    path = tmp_path / "generated_small.tif"
+    with rasterio.open(path, "w", driver="GTiff", width=100, height=80, count=3, dtype="uint16", crs="EPSG:32721",
+                       transform=from_origin(700_000, 7_200_000, 30, 30)) as dst:
+        dst.write(np.full((3, 80, 100), 9000, np.uint16))
+    layer = QgsRasterLayer(str(path), "small scene")
+    QgsProject.instance().addMapLayer(layer)
+    dock.imagePanel.layerCombo.setLayer(layer)
+    expected = "The image 'small scene' covers 3.0 x 2.4 km, smaller than one 6.72 km tile of the model"
+    assert expected in dock.imagePanel.bandsNote.text()  # seen as soon as the image is chosen
+    _refused_with(dock, qgis_iface, expected)
+
+
+def test_a_refused_run_replaces_the_previous_result_in_the_status_line(dock, sample_layer, qgis_iface):
+    dock.statusLabel.setText("Estimated 42 of 42 cells (an earlier run)")
+    dock.imagePanel.layerCombo.setLayer(sample_layer)
+    dock.optionsPanel.outputFileRadio.setChecked(True)
+    dock.run()
+    assert dock.statusLabel.text() == "Choose the output file, or choose a temporary layer as output."
+
+
+def test_a_narrow_dock_scrolls_sideways(dock, qtbot):
+    dock.resize(200, 600)
+    dock.show()
+    qtbot.waitExposed(dock)
+    qtbot.wait(200)  # the scroll area lays out
+    bar = dock.scrollArea.horizontalScrollBar()
+    assert bar.isVisible() and bar.maximum() > 0  # the cut-off part can be reached
 
 
 # -- settings ---------------------------------------------------------------------------

@@ -52,6 +52,21 @@ def test_zip_installs_and_loads_in_qgis(tmp_path, qgis_iface, qgis_processing):
             del sys.modules[name]
 
 
+def test_the_plugin_has_its_own_toolbar_and_one_raster_menu_entry(qgis_iface, qgis_processing):
+    import poverty_mapper
+
+    plugin = poverty_mapper.classFactory(qgis_iface)
+    plugin.initGui()
+    try:
+        assert plugin.toolbar.windowTitle() == "Poverty Mapper" and plugin.toolbar.actions() == [plugin.action]
+        qgis_iface.rasterMenu().addAction.assert_called_with(plugin.action)  # Raster > Poverty Mapper, one level
+        action = plugin.action
+    finally:
+        plugin.unload()
+    qgis_iface.rasterMenu().removeAction.assert_called_with(action)
+    assert plugin.toolbar is None
+
+
 def test_missing_dependencies_give_a_message_not_a_crash(qgis_iface, monkeypatch):
     import poverty_mapper
     from poverty_mapper import dependencies
