@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import importlib
+import sys
 import importlib.util
 from dataclasses import dataclass
 
@@ -80,7 +81,14 @@ class MissingDependenciesPlugin:
         self.problems = problems
 
     def initProcessing(self) -> None:  # noqa: N802 (QGIS API)
-        pass
+        """Headless (qgis_process): no message bar, and QGIS would only say "Algorithm ... not
+        found": say on stderr what is missing and how to fix it."""
+        if self.iface is None:
+            sys.stderr.write(
+                problems_message(self.problems)
+                + " Under qgis_process, packages installed in a virtual environment are seen only when its "
+                "site-packages folder is on PYTHONPATH (see the README).\n"
+            )
 
     def initGui(self) -> None:  # noqa: N802 (QGIS API)
         from qgis.core import Qgis, QgsMessageLog

@@ -85,6 +85,23 @@ def test_missing_dependencies_give_a_message_not_a_crash(qgis_iface, monkeypatch
     plugin.unload()
 
 
+def test_headless_missing_dependencies_are_said_on_stderr(monkeypatch, capsys):
+    """Under qgis_process (no iface) QGIS would only say 'Algorithm ... not found'."""
+    import poverty_mapper
+    from poverty_mapper import dependencies
+
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        dependencies.importlib.util, "find_spec",
+        lambda name, *a: None if name in ("rasterio", "exactextract") else real_find_spec(name, *a),
+    )
+    plugin = poverty_mapper.classFactory(None)
+    plugin.initProcessing()
+    err = capsys.readouterr().err
+    assert "rasterio: " in err and "exactextract: " in err and "torch: " not in err  # what is missing, only that
+    assert "pip install" in err and "PYTHONPATH" in err
+
+
 def test_a_dependency_that_fails_to_load_gives_a_message_not_a_crash(qgis_iface, monkeypatch):
     import poverty_mapper
     from poverty_mapper import dependencies
