@@ -2,12 +2,22 @@
 from __future__ import annotations
 
 import json
+import math
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 
 from qgis.core import (
     NULL,
+    QgsCoordinateReferenceSystem,
     QgsCoordinateTransform,
+    QgsCoordinateTransformContext,
+    QgsProject,
+    QgsRasterBlockFeedback,
+    QgsRasterFileWriter,
+    QgsRasterPipe,
+    QgsRectangle,
+    QgsUnitTypes,
     QgsFeatureRequest,
     QgsProcessingContext,
     QgsProcessingException,
@@ -17,6 +27,137 @@ from qgis.core import (
     QgsRasterLayer,
     QgsWkbTypes,
 )
+
+
+RENDERED_BANDS = ("red", "green", "blue", "alpha")  # a fetched layer: its rendered image, RGBA
+MAX_FETCH_PIXELS = 100_000_000  # a fetched region larger than this (400 MB as RGBA) is refused
+
+
+def is_file_layer(layer: QgsRasterLayer) -> bool:
+    return layer.providerType() == "gdal"
+
+
+@dataclass
+class FetchedRaster:
+    """A raster layer that is no file (XYZ tiles, WMS, a virtual raster...): its rendered
+    image of the region, fetched into a temporary GeoTIFF at about the model's pixel size
+    when the algorithm runs (in its thread, with progress), bands red, green, blue, alpha."""
+
+    name: str
+    provider: object  # a clone of the layer's data provider (usable in another thread)
+    renderer: object  # a clone of its renderer
+    extent: QgsRectangle  # in the layer's CRS
+    crs: QgsCoordinateReferenceSystem
+    columns: int
+    rows: int
+
+    def fetch(self, feedback) -> str:
+        path = Path(QgsProcessingUtils.tempFolder()) / f"fetched_{uuid.uuid4().hex[:8]}.tif"
+        pipe = QgsRasterPipe()
+        if not pipe.set(self.provider) or not pipe.set(self.renderer):
+            raise QgsProcessingException(f"The layer '{self.name}' cannot be read for mapping; save it as a GeoTIFF.")
+        writer = QgsRasterFileWriter(str(path))
+        writer.setOutputFormat("GTiff")
+        progress = QgsRasterBlockFeedback()
+        progress.progressChanged.connect(feedback.setProgress)
+        feedback.canceled.connect(progress.cancel)
+        feedback.pushInfo(f"Fetching '{self.name}' for the region: {self.columns} x {self.rows} pixels…")
+        error = writer.writeRaster(pipe, self.columns, self.rows, self.extent, self.crs,
+                                   QgsCoordinateTransformContext(), progress)
+        if feedback.isCanceled():
+            raise QgsProcessingException("Canceled: no output was written.")
+        if error != QgsRasterFileWriter.NoError or not path.exists():
+            raise QgsProcessingException(
+                f"The layer '{self.name}' could not be fetched for the region (error {int(error)}); check that it "
+                "draws on the map there, or save it as a GeoTIFF (Export > Save As) and use that."
+            )
+        _name_rendered_bands(path)
+        return str(path)
+
+
+def _name_rendered_bands(path: Path) -> None:
+    from osgeo import gdal
+
+    dataset = gdal.Open(str(path), gdal.GA_Update)
+    interpretations = (gdal.GCI_RedBand, gdal.GCI_GreenBand, gdal.GCI_BlueBand, gdal.GCI_AlphaBand)
+    for index in range(1, min(dataset.RasterCount, 4) + 1):
+        band = dataset.GetRasterBand(index)
+        band.SetDescription(RENDERED_BANDS[index - 1])
+        band.SetColorInterpretation(interpretations[index - 1])
+    dataset = None  # written when closed
+
+
+def fetched_raster(layer: QgsRasterLayer, extent: QgsRectangle | None, pixel_size_m: float) -> FetchedRaster:
+    """What to fetch of a non-file layer for ``extent`` (its CRS; None = the whole layer),
+    refused when larger than MAX_FETCH_PIXELS."""
+    crs = layer.crs()
+    if not crs.isValid():
+        raise QgsProcessingException(f"The layer '{layer.name()}' has no CRS; set it in the layer's properties.")
+    region = QgsRectangle(extent) if extent is not None and not extent.isEmpty() else layer.extent()
+    region = region.intersect(layer.extent()) if not layer.extent().isEmpty() else region
+    step = _pixel_size_in_crs(crs, region, pixel_size_m)
+    columns, rows = max(1, math.ceil(region.width() / step)), max(1, math.ceil(region.height() / step))
+    if columns * rows > MAX_FETCH_PIXELS:
+        raise QgsProcessingException(
+            f"The layer '{layer.name()}' is not a file, so it is fetched for the region at the model's pixel size "
+            f"({pixel_size_m:g} m): that would be {columns} x {rows} pixels ({columns * rows * 4 / 1e9:.1f} GB). "
+            "Choose a smaller region (the map extent, a drawn rectangle or polygons)."
+        )
+    return FetchedRaster(layer.name(), layer.dataProvider().clone(), layer.renderer().clone(), region, crs, columns, rows)
+
+
+def _pixel_size_in_crs(crs: QgsCoordinateReferenceSystem, region: QgsRectangle, pixel_size_m: float) -> float:
+    """About ``pixel_size_m`` on the ground, in the CRS's units at the region's centre."""
+    centre = QgsCoordinateTransform(crs, QgsCoordinateReferenceSystem("EPSG:4326"), QgsProject.instance()).transform(
+        region.center())
+    cos_lat = max(0.05, math.cos(math.radians(centre.y())))
+    if crs.isGeographic():
+        return pixel_size_m / (111_320.0 * cos_lat)
+    to_m = QgsUnitTypes.fromUnitToUnitFactor(crs.mapUnits(), QgsUnitTypes.DistanceMeters)
+    step = pixel_size_m / to_m
+    return step / cos_lat if crs.authid() == "EPSG:3857" else step  # Web Mercator stretches by 1/cos(latitude)
+
+
+@dataclass
+class RasterInput:
+    """The image an algorithm maps: a file, or a layer fetched when the algorithm runs."""
+
+    file_path: str | None = None
+    fetched: FetchedRaster | None = None
+
+    def path(self, feedback) -> str:
+        return self.file_path if self.fetched is None else self.fetched.fetch(feedback)
+
+
+def raster_input(layer: QgsRasterLayer | None, model_path: str, bounds, mask) -> RasterInput:
+    """A file-based layer as its file; any other layer QGIS can draw (XYZ, WMS, ...) to be
+    fetched for the region (``bounds`` or the mask's, in its CRS) at the model's pixel size."""
+    if layer is None or not layer.isValid() or is_file_layer(layer):
+        return RasterInput(file_path=raster_file_path(layer))
+    from ..core.errors import PovertyMapperError
+    from ..core.models.model_file import read_model_info
+
+    try:
+        pixel_size_m = read_model_info(model_path).pixel_size_m
+    except PovertyMapperError as exc:
+        raise QgsProcessingException(str(exc)) from exc
+    if bounds is None and mask:
+        bounds = _shapes_bounds(mask)
+    region = QgsRectangle(*bounds) if bounds is not None else None
+    return RasterInput(fetched=fetched_raster(layer, region, pixel_size_m))
+
+
+def _shapes_bounds(shapes) -> tuple[float, float, float, float]:
+    def points(coordinates):
+        if coordinates and isinstance(coordinates[0], (int, float)):
+            yield coordinates
+        else:
+            for part in coordinates:
+                yield from points(part)
+
+    xy = [p for shape in shapes for p in points(shape["coordinates"])]
+    xs, ys = [p[0] for p in xy], [p[1] for p in xy]
+    return min(xs), min(ys), max(xs), max(ys)
 
 
 def raster_file_path(layer: QgsRasterLayer | None) -> str:

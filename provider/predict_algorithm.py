@@ -16,7 +16,7 @@ from ..core.models.defaults import default_model_path
 from ..core.models.model_file import MODEL_SUFFIX, load_model
 from ..core.inference.predict import PredictRequest, predict_poverty_map
 from .base import PovertyAlgorithm
-from .layer_inputs import check_geotiff_output, extent_in_crs, mask_geometries, raster_file_path
+from .layer_inputs import check_geotiff_output, extent_in_crs, mask_geometries, raster_file_path, raster_input
 from .styling import StyleOnLoad, layer_name, write_map_style
 
 
@@ -142,7 +142,6 @@ class PredictAlgorithm(PovertyAlgorithm):
     def prepareAlgorithm(self, parameters, context: QgsProcessingContext, feedback: QgsProcessingFeedback) -> bool:  # noqa: N802
         """Resolve layers into plain values here, in the main thread."""
         layer = self.parameterAsRasterLayer(parameters, self.INPUT, context)
-        self._raster_path = raster_file_path(layer)
         lights = self.parameterAsRasterLayer(parameters, self.NIGHTLIGHTS, context)
         self._nightlights_path = raster_file_path(lights) if lights is not None else None
         self._bounds = extent_in_crs(self, parameters, self.EXTENT, context, layer.crs())
@@ -151,6 +150,10 @@ class PredictAlgorithm(PovertyAlgorithm):
             source = self.parameterAsSource(parameters, self.MASK, context)
             if source is not None:
                 self._mask = mask_geometries(source, layer.crs(), context)
+        model_path = self.parameterAsFile(parameters, self.MODEL, context) or str(
+            default_model_path(with_nightlights=self._nightlights_path is not None)
+        )
+        self._raster = raster_input(layer, model_path, self._bounds, self._mask)  # a file, or a layer to fetch
         return True
 
     def processAlgorithm(self, parameters, context: QgsProcessingContext, feedback: QgsProcessingFeedback) -> dict:  # noqa: N802
@@ -163,7 +166,7 @@ class PredictAlgorithm(PovertyAlgorithm):
             feedback.pushInfo(model.card())
             result = predict_poverty_map(
                 PredictRequest(
-                    raster_path=self._raster_path,
+                    raster_path=self._raster.path(feedback),
                     output_path=output,
                     model=model,
                     bounds=self._bounds,

@@ -10,6 +10,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import subprocess
+
 import pytest
 
 TESTS = Path(__file__).resolve().parent
@@ -74,3 +76,16 @@ def clean_settings():
     QgsSettings().remove("poverty_mapper")
     yield
     QgsSettings().remove("poverty_mapper")
+
+
+@pytest.fixture(scope="session")
+def xyz_layer_url(tmp_path_factory):
+    """XYZ tiles (zoom 12, file:// URLs) rendered from the bundled real scene, 8-bit red, green, blue:
+    a layer that is no file, as an analyst's XYZ or WMS imagery."""
+    folder = tmp_path_factory.mktemp("xyz")
+    sample = ROOT / "resources" / "sample" / "parana_landsat8_l1_rgb_30m.tif"  # bands blue, green, red
+    subprocess.run(["gdal_translate", "-q", "-ot", "Byte", "-scale", "6000", "14000", "1", "255", "-a_nodata", "0",
+                    "-b", "3", "-b", "2", "-b", "1", str(sample), str(folder / "rgb8.tif")], check=True)
+    subprocess.run(["gdal2tiles.py", "-q", "--xyz", "-z", "12", "-w", "none", str(folder / "rgb8.tif"),
+                    str(folder / "tiles")], check=True)
+    return f"type=xyz&url=file://{folder}/tiles/{{z}}/{{x}}/{{y}}.png&zmin=12&zmax=12"

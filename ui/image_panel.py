@@ -12,6 +12,7 @@ from qgis.PyQt.QtWidgets import QComboBox, QLabel, QWidget
 from ..core.errors import PovertyMapperError
 from ..core.imagery.bands import duplicate_band_message, guess_band_indexes
 from ..core.options import TileOptions
+from ..provider.layer_inputs import RENDERED_BANDS, is_file_layer
 from .combo_box import select_data
 
 FORM_CLASS, _ = uic.loadUiType(str(Path(__file__).with_name("image_panel.ui")))
@@ -41,17 +42,22 @@ class BandGuess:
     problem: str | None = None
 
 
+def layer_bands(layer: QgsRasterLayer) -> list[tuple[str, str, str]]:
+    """(label, description, colour interpretation) of each band the engine will read: a file's
+    own bands; for a layer that is no file (XYZ, WMS...), the bands of its fetched image."""
+    if not is_file_layer(layer):
+        return [(tr("Band {}: {}").format(i, name), name, name) for i, name in enumerate(RENDERED_BANDS, start=1)]
+    provider = layer.dataProvider()
+    return [(layer.bandName(b), _band_description(layer, b), provider.colorInterpretationName(b).lower())
+            for b in range(1, layer.bandCount() + 1)]
+
+
 def guessed_bands(model_bands: tuple[str, ...], layer: QgsRasterLayer) -> BandGuess:
     """The engine's own guess (by band names, colour interpretation, or in order when the
     counts agree); when it cannot tell, no guess and its reason: the user chooses."""
-    provider = layer.dataProvider()
-    count = layer.bandCount()
+    bands = layer_bands(layer)
     try:
-        return BandGuess(guess_band_indexes(
-            model_bands,
-            [_band_description(layer, b) for b in range(1, count + 1)],
-            [provider.colorInterpretationName(b).lower() for b in range(1, count + 1)],
-        ))
+        return BandGuess(guess_band_indexes(model_bands, [b[1] for b in bands], [b[2] for b in bands]))
     except PovertyMapperError as exc:
         return BandGuess(None, str(exc))
 
@@ -93,7 +99,7 @@ class ImagePanel(QWidget, FORM_CLASS):
             return tr("Choose a satellite image (a raster layer) first.")
         if not self._model_bands:
             return None
-        if isinstance(layer, QgsRasterLayer) and layer.bandCount() < len(self._model_bands):
+        if isinstance(layer, QgsRasterLayer) and len(layer_bands(layer)) < len(self._model_bands):
             return self._guess_problem
         chosen = [combo.currentData() for combo in self._band_combos]
         if any(band is None for band in chosen):
@@ -105,7 +111,7 @@ class ImagePanel(QWidget, FORM_CLASS):
     def _size_problem(self, layer) -> str | None:
         """An image too small for one tile of the model, said before Run (as the engine would after it)."""
         crs = layer.crs()
-        if not self._tile_size_m or not crs.isValid() or crs.isGeographic():
+        if not self._tile_size_m or not crs.isValid() or crs.isGeographic() or not is_file_layer(layer):
             return None  # degrees: the engine measures it
         to_m = QgsUnitTypes.fromUnitToUnitFactor(crs.mapUnits(), QgsUnitTypes.DistanceMeters)
         width_m, height_m = layer.extent().width() * to_m, layer.extent().height() * to_m
@@ -151,6 +157,6 @@ class ImagePanel(QWidget, FORM_CLASS):
         combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
         combo.setMinimumContentsLength(10)
         combo.addItem(tr("Choose a band…"), None)
-        for band in range(1, layer.bandCount() + 1):
-            combo.addItem(layer.bandName(band), band)
+        for band, (label, _description, _interpretation) in enumerate(layer_bands(layer), start=1):
+            combo.addItem(label, band)
         return combo

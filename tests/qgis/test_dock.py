@@ -286,6 +286,24 @@ def test_bands_that_cannot_be_matched_are_left_to_the_user(dock, real_data, qgis
     assert dock.parameters()["BANDS"] == "1,2,3"
 
 
+def test_a_layer_that_is_no_file_is_mapped_for_the_map_extent(dock, xyz_layer_url, sample_layer, qtbot, qgis_iface):
+    """XYZ tiles (a 'wms' layer): its fetched image's red, green, blue feed the model; the region is the map extent."""
+    layer = QgsRasterLayer(xyz_layer_url, "XYZ imagery", "wms")
+    assert layer.isValid()
+    QgsProject.instance().addMapLayer(layer)
+    dock.imagePanel.layerCombo.setLayer(layer)
+    assert [combo.currentData() for combo in dock.imagePanel.band_combos] == [3, 2, 1]  # blue, green, red by name
+    qgis_iface.mapCanvas().setDestinationCrs(sample_layer.crs())
+    extent = sample_layer.extent()
+    extent.grow(-3000)
+    qgis_iface.mapCanvas().setExtent(extent)
+    choose(dock.regionPanel.regionCombo, "canvas")
+    ok, added = run_and_wait(dock, qtbot)
+    assert ok is True and len(added) == 1
+    with rasterio.open(added[0].source()) as ds:
+        assert ds.read(1, masked=True).count() >= 16
+
+
 def test_one_band_chosen_for_two_model_bands_is_refused(dock, sample_layer, qgis_iface):
     dock.imagePanel.layerCombo.setLayer(sample_layer)
     for combo in dock.imagePanel.band_combos:

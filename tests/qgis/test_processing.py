@@ -1,6 +1,8 @@
 """The Processing algorithm, run through QGIS's Processing framework on real scenes."""
 from __future__ import annotations
 
+import subprocess
+
 import numpy as np
 import pytest
 import rasterio
@@ -172,6 +174,30 @@ def test_a_mask_without_crs_is_refused(provider, tmp_path):
                        feedback=feedback)
     assert any("mask polygons have no coordinate reference system" in e and "Assigned CRS" in e for e in feedback.errors)
     assert not (tmp_path / "m.tif").exists()
+
+
+def test_a_layer_that_is_no_file_is_fetched_for_the_region(provider, xyz_layer_url, tmp_path):
+    import processing
+
+    layer = QgsRasterLayer(xyz_layer_url, "XYZ tiles of the scene", "wms")
+    assert layer.isValid() and layer.providerType() == "wms"
+    from poverty_mapper.ui.processing_run import CollectingFeedback
+
+    refused = CollectingFeedback()  # the whole world at 30 m: refused while preparing, before any fetch
+    with pytest.raises(QgsProcessingException):
+        processing.run("povertymapper:predict", {"INPUT": layer, "OUTPUT": str(tmp_path / "world.tif")}, feedback=refused)
+    assert any("is not a file, so it is fetched for the region" in e and "smaller region" in e for e in refused.errors)
+    with rasterio.open(SAMPLE) as src:
+        b = src.bounds
+    extent = f"{b.left + 3000},{b.right - 3000},{b.bottom + 3000},{b.top - 3000} [EPSG:32621]"
+    feedback = CollectingFeedback()
+    processing.run("povertymapper:predict", {"INPUT": layer, "EXTENT": extent, "OUTPUT": str(tmp_path / "map.tif")},
+                   feedback=feedback)
+    assert any("Fetching 'XYZ tiles of the scene' for the region" in i for i in feedback.infos)
+    with rasterio.open(tmp_path / "map.tif") as ds:
+        estimates = ds.read(1, masked=True)
+        assert ds.crs.to_epsg() == 3857 and ds.tags()["SOURCE_BANDS"] == "3,2,1"  # found by the fetched band names
+    assert estimates.count() >= 16  # the region is about 32 x 35 km: 4 x 5 tiles of 6.72 km or more
 
 
 def test_example_model_is_offered_in_the_toolbox(provider):
