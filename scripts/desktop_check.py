@@ -1,20 +1,29 @@
 """Run inside the real QGIS desktop (``qgis --code``) by scripts/desktop_check.sh.
 
-Loads the bundled real scene, opens the Poverty Mapper dock, runs a prediction from it,
-then saves a screenshot of the main window, one of the dock scrolled to its opened export
-section, and a JSON of what is on screen, and exits (without the save-project question).
+Drives the Poverty Mapper dock as an analyst would, one step after another:
+
+1. the real 6-band Landsat 7 scene as the image: Run is refused, the bands left to choose;
+2. the bundled real scene mapped to a GeoTIFF: the styled map, its notes in the dock;
+3. the map summed up per district (one district smaller than a cell, one mostly off the
+   map) with exact coverage;
+4. XYZ tiles of the same scene (a layer that is no file) mapped for the map extent.
+
+Saves screenshots of the main window and of the dock at each step, and a JSON of what is
+on screen, then exits (without the save-project question).
 """
 import json
 import os
 import traceback
 from pathlib import Path
 
-from qgis.core import QgsProject, QgsRasterLayer
+from qgis.core import QgsFeature, QgsGeometry, QgsProject, QgsRasterLayer, QgsRectangle, QgsVectorLayer
 from qgis.PyQt.QtCore import QTimer
 from qgis.utils import iface, plugins
 
 OUT = Path(os.environ["DESKTOP_CHECK_OUT"])
 SCENE = Path(os.environ["DESKTOP_CHECK_SCENE"])
+LANDSAT7 = Path(os.environ["DESKTOP_CHECK_LANDSAT7"])
+XYZ_URL = os.environ["DESKTOP_CHECK_XYZ_URL"]
 state = {"errors": []}
 
 
@@ -24,81 +33,178 @@ def finish(code: int = 0) -> None:
     os._exit(code)
 
 
-def screenshot() -> None:
-    try:
-        window = iface.mainWindow()
-        window.grab().save(str(OUT / "screenshot.png"))
-        dock = plugins["poverty_mapper"].dock
-        state["dock_visible"] = bool(dock.isVisible())
-        state["dock_status"] = dock.statusLabel.text()
-        layers = list(QgsProject.instance().mapLayers().values())
-        state["layers"] = [layer.name() for layer in layers]
-        state["renderers"] = {layer.name(): layer.renderer().type() for layer in layers if layer.renderer()}
-        state["window_size"] = [window.width(), window.height()]
-        export_map = dock.exportPanel.mapCombo.currentLayer()
-        state["export_map"] = export_map.name() if export_map else None
-        dock.exportPanel.exportGroup.setCollapsed(False)
-        QTimer.singleShot(500, export_screenshot)
-    except Exception:  # noqa: BLE001 (reported in state.json)
-        state["errors"].append(traceback.format_exc())
+def step(function):
+    """A step that records its failure in state.json and ends the check."""
+    def run(*args):
+        try:
+            function(*args)
+        except Exception:  # noqa: BLE001 (reported in state.json)
+            state["errors"].append(traceback.format_exc())
+            finish(1)
+    return run
+
+
+def dock():
+    return plugins["poverty_mapper"].dock
+
+
+def later(ms: int, function) -> None:
+    QTimer.singleShot(ms, step(function))
+
+
+# 1. wrong bands ------------------------------------------------------------------------
+@step
+def start() -> None:
+    if "poverty_mapper" not in plugins:
+        state["errors"].append(f"plugin not loaded; plugins: {sorted(plugins)}")
         finish(1)
+    iface.mainWindow().setGeometry(0, 0, 1280, 800)  # no window manager under Xvfb to maximize
+    plugin = plugins["poverty_mapper"]
+    state["toolbar"] = [a.text() for a in plugin.toolbar.actions()] if plugin.toolbar.isVisible() else []
+    plugin.action.setChecked(True)
+    # The scenes come without night lights: the RGB model (the default reads a night-lights layer).
+    combo = dock().modelPanel.modelCombo
+    combo.setCurrentIndex(combo.findData("rgb_histogram"))
+    landsat7 = QgsRasterLayer(str(LANDSAT7), "Olinda Landsat 7 (6 bands)")
+    QgsProject.instance().addMapLayer(landsat7)
+    dock().imagePanel.layerCombo.setLayer(landsat7)
+    dock().runButton.click()
+    state["wrong_bands"] = {
+        "running": dock().is_running(),
+        "status": dock().statusLabel.text(),
+        "bands": [combo.currentText() for combo in dock().imagePanel.band_combos],
+    }
+    later(800, lambda: (dock().grab().save(str(OUT / "dock_wrong_bands.png")), map_scene()))
+
+
+# 2. the real scene mapped -----------------------------------------------------------------
+def map_scene() -> None:
+    layer = QgsRasterLayer(str(SCENE), "Parana Landsat 8 (real scene)")
+    QgsProject.instance().addMapLayer(layer)
+    d = dock()
+    d.imagePanel.layerCombo.setLayer(layer)
+    d.modelPanel.modelCombo.setCurrentIndex(d.modelPanel.modelCombo.findData("rgb_histogram"))
+    d.optionsPanel.outputFileRadio.setChecked(True)
+    d.optionsPanel.outputFileWidget.setFilePath(str(OUT / "poverty.tif"))
+    d.finished.connect(on_mapped)
+    d.runButton.click()
+
+
+@step
+def on_mapped(ok: bool) -> None:
+    dock().finished.disconnect(on_mapped)
+    state["run_ok"] = bool(ok)
+    scene = next(layer for layer in QgsProject.instance().mapLayers().values() if layer.name().startswith("Parana"))
+    iface.mapCanvas().setDestinationCrs(scene.crs())  # the project took the first layer's (Landsat 7) CRS
+    iface.mapCanvas().setExtent(scene.extent())  # again: the dock took width from the canvas
+    iface.mapCanvas().refreshAllLayers()
+    later(2500, screenshot)  # let the canvas paint the new layer
+
+
+def screenshot() -> None:
+    window = iface.mainWindow()
+    window.grab().save(str(OUT / "screenshot.png"))
+    d = dock()
+    state["dock_visible"] = bool(d.isVisible())
+    state["dock_status"] = d.statusLabel.text()
+    layers = list(QgsProject.instance().mapLayers().values())
+    state["layers"] = [layer.name() for layer in layers]
+    state["renderers"] = {layer.name(): layer.renderer().type() for layer in layers if layer.renderer()}
+    state["window_size"] = [window.width(), window.height()]
+    state["style_file"] = (OUT / "poverty.qml").is_file()
+    export_map = d.exportPanel.mapCombo.currentLayer()
+    state["export_map"] = export_map.name() if export_map else None
+    d.exportPanel.exportGroup.setCollapsed(False)
+    later(500, export_screenshot)
 
 
 def export_screenshot() -> None:
     """The dock scrolled down to its export section, opened."""
-    try:
-        dock = plugins["poverty_mapper"].dock
-        dock.scrollArea.ensureWidgetVisible(dock.exportPanel)
-        QTimer.singleShot(300, lambda: save_dock(dock))
-    except Exception:  # noqa: BLE001
-        state["errors"].append(traceback.format_exc())
-        finish(1)
+    dock().scrollArea.ensureWidgetVisible(dock().exportPanel)
+    later(300, save_dock)
 
 
-def save_dock(dock) -> None:
-    try:
-        dock.grab().save(str(OUT / "dock_export.png"))
-        state["dock_layout"] = {  # the contents must fit the dock's width: no sideways scrolling
-            "content_width": dock.scrollContents.width(),
-            "viewport_width": dock.scrollArea.viewport().width(),
-            "scrolled_sideways": dock.scrollArea.horizontalScrollBar().value(),
-        }
-    except Exception:  # noqa: BLE001
-        state["errors"].append(traceback.format_exc())
-        finish(1)
-    finish(0)
+def save_dock() -> None:
+    d = dock()
+    d.grab().save(str(OUT / "dock_export.png"))
+    state["dock_layout"] = {  # the contents fit the dock's width: no sideways scrolling
+        "content_width": d.scrollContents.width(),
+        "viewport_width": d.scrollArea.viewport().width(),
+        "scrolled_sideways": d.scrollArea.horizontalScrollBar().value(),
+    }
+    aggregate()
 
 
-def on_finished(ok: bool) -> None:
-    state["run_ok"] = bool(ok)
-    iface.mapCanvas().zoomToFullExtent()  # the dock took width from the canvas since the scene was framed
+# 3. districts ------------------------------------------------------------------------------
+def aggregate() -> None:
+    scene = next(layer for layer in QgsProject.instance().mapLayers().values() if layer.name().startswith("Parana"))
+    e = scene.extent()
+    districts = QgsVectorLayer(f"Polygon?crs={scene.crs().authid()}&field=name:string", "districts", "memory")
+    shapes = {
+        "small (2 km)": QgsRectangle(e.xMinimum() + 15_000, e.yMinimum() + 15_000, e.xMinimum() + 17_000, e.yMinimum() + 17_000),
+        "mostly off the map": QgsRectangle(e.xMinimum() - 20_000, e.yMinimum() + 5_000, e.xMinimum() + 10_000, e.yMinimum() + 25_000),
+        "inside": QgsRectangle(e.center().x(), e.center().y() - 10_000, e.center().x() + 15_000, e.center().y() + 5_000),
+    }
+    features = []
+    for name, rectangle in shapes.items():
+        feature = QgsFeature(districts.fields())
+        feature.setGeometry(QgsGeometry.fromRect(rectangle))
+        feature.setAttributes([name])
+        features.append(feature)
+    districts.dataProvider().addFeatures(features)
+    QgsProject.instance().addMapLayer(districts)
+    panel = dock().exportPanel
+    panel.polygonsCombo.setLayer(districts)
+    panel.aggregateFileWidget.setFilePath(str(OUT / "districts.gpkg"))
+    panel.exported.connect(on_aggregated)
+    panel.aggregateButton.click()
+
+
+@step
+def on_aggregated(ok: bool, path: str) -> None:
+    panel = dock().exportPanel
+    panel.exported.disconnect(on_aggregated)
+    written = QgsVectorLayer(path, "check", "ogr")
+    state["districts"] = {
+        "ok": bool(ok),
+        "status": panel.exportStatusLabel.text(),
+        "fields": written.fields().names(),
+        "rows": {f["name"]: {k: f[k] for k in ("pov_cover", "pov_mean", "pov_cells")} for f in written.getFeatures()},
+        "renderer": written.renderer().type() if written.renderer() else None,
+        "layer_names": [layer.name() for layer in QgsProject.instance().mapLayers().values()],
+    }
     iface.mapCanvas().refreshAllLayers()
-    QTimer.singleShot(2500, screenshot)  # let the canvas paint the new layer
+    dock().scrollArea.ensureWidgetVisible(panel.exportStatusLabel)  # the export's notes
+    later(2500, lambda: (iface.mainWindow().grab().save(str(OUT / "districts.png")),
+                         dock().grab().save(str(OUT / "dock_districts.png")), map_xyz()))
 
 
-def start() -> None:
-    try:
-        if "poverty_mapper" not in plugins:
-            state["errors"].append(f"plugin not loaded; plugins: {sorted(plugins)}")
-            finish(1)
-        iface.mainWindow().setGeometry(0, 0, 1280, 800)  # no window manager under Xvfb to maximize
-        layer = QgsRasterLayer(str(SCENE), "Parana Landsat 8 (real scene)")
-        QgsProject.instance().addMapLayer(layer)
-        iface.mapCanvas().setExtent(layer.extent())
-        plugin = plugins["poverty_mapper"]
-        plugin.action.setChecked(True)
-        dock = plugin.dock
-        dock.imagePanel.layerCombo.setLayer(layer)
-        # The scene comes without night lights: the RGB model (the default reads a night-lights layer).
-        combo = dock.modelPanel.modelCombo
-        combo.setCurrentIndex(combo.findData("rgb_histogram"))
-        dock.optionsPanel.outputFileRadio.setChecked(True)
-        dock.optionsPanel.outputFileWidget.setFilePath(str(OUT / "poverty.tif"))
-        dock.finished.connect(on_finished)
-        dock.runButton.click()
-    except Exception:  # noqa: BLE001
-        state["errors"].append(traceback.format_exc())
-        finish(1)
+# 4. a layer that is no file ---------------------------------------------------------------
+def map_xyz() -> None:
+    layer = QgsRasterLayer(XYZ_URL, "XYZ tiles of the scene", "wms")
+    QgsProject.instance().addMapLayer(layer)
+    scene = next(layer for layer in QgsProject.instance().mapLayers().values() if layer.name().startswith("Parana"))
+    extent = scene.extent()
+    extent.grow(-3000)
+    iface.mapCanvas().setDestinationCrs(scene.crs())  # the project took the Landsat 7 scene's CRS
+    iface.mapCanvas().setExtent(extent)
+    d = dock()
+    # The bundled Kinshasa CNN was fitted on 8-bit true-colour renderings, as XYZ imagery is.
+    d.modelPanel.modelCombo.setCurrentIndex(d.modelPanel.modelCombo.findData("kinshasa_cnn"))
+    d.imagePanel.layerCombo.setLayer(layer)
+    d.regionPanel.regionCombo.setCurrentIndex(d.regionPanel.regionCombo.findData("canvas"))
+    d.optionsPanel.outputTempRadio.setChecked(True)
+    state["xyz_bands"] = [combo.currentText() for combo in d.imagePanel.band_combos]
+    d.finished.connect(on_xyz_mapped)
+    d.runButton.click()
+
+
+@step
+def on_xyz_mapped(ok: bool) -> None:
+    state["xyz"] = {"ok": bool(ok), "status": dock().statusLabel.text(),
+                    "layers": [layer.name() for layer in QgsProject.instance().mapLayers().values()]}
+    iface.mapCanvas().refreshAllLayers()
+    later(2500, lambda: (iface.mainWindow().grab().save(str(OUT / "xyz.png")), finish(0)))
 
 
 QTimer.singleShot(1500, start)

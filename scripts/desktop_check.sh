@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# Starts the real QGIS desktop under Xvfb with the plugin enabled in a fresh profile,
-# runs a prediction from the dock on the bundled real scene, and saves
-# out/desktop/screenshot.png, out/desktop/dock_export.png and out/desktop/state.json
-# (scripts/desktop_check.py). Gives up after DESKTOP_CHECK_TIMEOUT seconds (90).
+# Starts the real QGIS desktop under Xvfb with the plugin enabled in a fresh profile and
+# drives the dock (scripts/desktop_check.py): wrong bands refused, the bundled real scene
+# mapped (with its notes), a district export with coverage, XYZ tiles (a layer that is no
+# file) mapped. Saves screenshots and out/desktop/state.json. Needs the real data beside the
+# clone (../shared/data). Gives up after DESKTOP_CHECK_TIMEOUT seconds (180).
 set -euo pipefail
-limit="${DESKTOP_CHECK_TIMEOUT:-90}"
-for tool in xvfb-run xauth /usr/bin/qgis.bin; do
+limit="${DESKTOP_CHECK_TIMEOUT:-180}"
+for tool in xvfb-run xauth /usr/bin/qgis.bin gdal_translate gdal2tiles.py; do
   command -v "$tool" >/dev/null || { echo "desktop check: $tool is missing (scripts/install_system.sh installs it)" >&2; exit 1; }
 done
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -31,7 +32,14 @@ if ! QT_QPA_PLATFORM=offscreen /usr/bin/python3.11 -c "import sys; sys.path.inse
   tail -n 20 "$out/import.log" >&2
   exit 1
 fi
-export DESKTOP_CHECK_OUT="$out" DESKTOP_CHECK_SCENE="$root/resources/sample/parana_landsat8_l1_rgb_30m.tif"
+scene="$root/resources/sample/parana_landsat8_l1_rgb_30m.tif"
+landsat7="$root/../shared/data/real/scenes/landsat7_olinda_6band_28m.tif"
+[ -f "$landsat7" ] || { echo "desktop check: the real data is expected at $landsat7" >&2; exit 1; }
+# XYZ tiles (file:// URLs) of the scene as 8-bit red, green, blue: imagery that is no file.
+gdal_translate -q -ot Byte -scale 6000 14000 1 255 -a_nodata 0 -b 3 -b 2 -b 1 "$scene" "$out/rgb8.tif"
+gdal2tiles.py -q --xyz -z 12 -w none "$out/rgb8.tif" "$out/xyz"
+export DESKTOP_CHECK_OUT="$out" DESKTOP_CHECK_SCENE="$scene" DESKTOP_CHECK_LANDSAT7="$landsat7"
+export DESKTOP_CHECK_XYZ_URL="type=xyz&url=file://$out/xyz/{z}/{x}/{y}.png&zmin=12&zmax=12"
 unset QT_QPA_PLATFORM
 status=0
 timeout -k 10 "$limit" xvfb-run -a -s "-screen 0 1280x800x24" \
@@ -52,6 +60,7 @@ if [ "$status" -ne 0 ]; then
   cat "$out/state.json" >&2
   exit 1
 fi
-echo "screenshot: $out/screenshot.png"
-echo "dock:       $out/dock_export.png"
+for shot in screenshot dock_wrong_bands dock_export districts dock_districts xyz; do
+  echo "screenshot: $out/$shot.png"
+done
 echo "state:      $out/state.json"

@@ -1,6 +1,7 @@
-"""The real QGIS desktop under Xvfb: the plugin loads from a fresh profile, its dock
-maps the bundled real scene, and the styled result is on screen
-(scripts/desktop_check.sh writes screenshots and a JSON of the state; about 10 s)."""
+"""The real QGIS desktop under Xvfb: the plugin loads from a fresh profile; its dock
+refuses bands it cannot match, maps the bundled real scene (its notes shown in the dock),
+sums the map up per district with exact coverage and maps XYZ tiles, a layer that is no
+file (scripts/desktop_check.sh writes screenshots and a JSON of the state; about 35 s)."""
 from __future__ import annotations
 
 import json
@@ -18,8 +19,8 @@ def _png_size(path) -> tuple[int, int]:
 
 def test_dock_maps_the_scene_in_the_real_desktop():
     done = subprocess.run(
-        ["bash", str(ROOT / "scripts" / "desktop_check.sh")], cwd=ROOT, capture_output=True, text=True, timeout=120
-    )  # the script gives up by itself after 90 s, with the tail of QGIS's log
+        ["bash", str(ROOT / "scripts" / "desktop_check.sh")], cwd=ROOT, capture_output=True, text=True, timeout=240
+    )  # the script gives up by itself after 180 s, with the tail of QGIS's log
     assert done.returncode == 0, done.stderr + done.stdout
     out = ROOT / "out" / "desktop"
     state = json.loads((out / "state.json").read_text())
@@ -27,6 +28,14 @@ def test_dock_maps_the_scene_in_the_real_desktop():
     assert state["run_ok"] is True
     assert state["dock_visible"] is True
     assert "Parana Landsat 8 (real scene)" in state["layers"]
+    assert state["toolbar"] == ["Poverty Mapper"]  # its own toolbar, shown in a fresh profile
+    # 1. The 6-band Landsat 7 scene: refused, the bands left to choose.
+    assert state["wrong_bands"]["running"] is False
+    assert "Cannot tell which of the raster's 6 bands" in state["wrong_bands"]["status"]
+    assert state["wrong_bands"]["bands"] == ["Choose a band…"] * 3
+    # 2. The map, its notes in the dock, its style beside the file.
+    assert "Note: Level-1 DN converted to top-of-atmosphere reflectance" in state["dock_status"]
+    assert state["style_file"] is True
     result = [name for name in state["layers"] if name.startswith("Poverty map")]
     assert len(result) == 1
     assert state["renderers"][result[0]] == "singlebandpseudocolor"
@@ -38,3 +47,17 @@ def test_dock_maps_the_scene_in_the_real_desktop():
     layout = state["dock_layout"]
     assert layout["content_width"] <= layout["viewport_width"] and layout["scrolled_sideways"] == 0
     assert _png_size(out / "dock_export.png")[1] >= 400
+    # 3. Districts with exact coverage: one of 2 km (smaller than a 6.72 km cell) gets its cell,
+    # one two-thirds off the map says so.
+    districts = state["districts"]
+    assert districts["ok"] is True and districts["renderer"] == "graduatedSymbol"
+    rows = districts["rows"]
+    assert rows["small (2 km)"]["pov_cells"] == 1 and rows["small (2 km)"]["pov_mean"] is not None
+    assert abs(rows["mostly off the map"]["pov_cover"] - 1 / 3) < 0.01
+    assert "Note: 1 polygon(s) are covered only in part" in districts["status"]
+    assert "districts: " + result[0] in districts["layer_names"]
+    # 4. XYZ tiles, fetched for the map extent.
+    assert state["xyz"]["ok"] is True and state["xyz_bands"] == ["Band 1: red", "Band 2: green", "Band 3: blue"]
+    assert "Estimated" in state["xyz"]["status"]
+    for shot in ("dock_wrong_bands", "districts", "dock_districts", "xyz"):
+        assert _png_size(out / f"{shot}.png")[1] >= 400
