@@ -4,15 +4,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from qgis.core import QgsMapLayerProxyModel, QgsRasterLayer, QgsUnitTypes
+from qgis.core import QgsMapLayerProxyModel, QgsProject, QgsRasterLayer, QgsUnitTypes
 from qgis.PyQt import uic
 from qgis.PyQt.QtCore import QCoreApplication
-from qgis.PyQt.QtWidgets import QComboBox, QLabel, QWidget
+from qgis.PyQt.QtWidgets import QComboBox, QFileDialog, QLabel, QWidget
 
 from ..core.errors import PovertyMapperError
 from ..core.imagery.bands import duplicate_band_message, guess_band_indexes
 from ..core.options import TileOptions
 from ..provider.layer_inputs import RENDERED_BANDS, is_file_layer
+from .band_set import build_band_set
 from .combo_box import select_data
 
 FORM_CLASS, _ = uic.loadUiType(str(Path(__file__).with_name("image_panel.ui")))
@@ -73,6 +74,7 @@ class ImagePanel(QWidget, FORM_CLASS):
         self.layerCombo.setFilters(QgsMapLayerProxyModel.Filter.RasterLayer)
         self._clear_band_combos()
         self.layerCombo.layerChanged.connect(self._rebuild_band_combos)
+        self.bandSetButton.clicked.connect(self._choose_band_set)
 
     @property
     def band_combos(self) -> tuple[QComboBox, ...]:
@@ -121,6 +123,25 @@ class ImagePanel(QWidget, FORM_CLASS):
         return tr("The image '{}' covers {:.1f} x {:.1f} km, smaller than one {:g} km tile of the model: use a "
                   "larger image, or a model with smaller tiles.").format(
             layer.name(), width_m / 1000, height_m / 1000, tile / 1000)
+
+    def add_band_set(self, paths: list[str]) -> QgsRasterLayer:
+        """Stacks single-band files into one image (a VRT beside them), adds it and chooses it."""
+        vrt = build_band_set(paths)
+        layer = QgsRasterLayer(str(vrt), vrt.stem)
+        QgsProject.instance().addMapLayer(layer)
+        self.layerCombo.setLayer(layer)
+        return layer
+
+    def _choose_band_set(self) -> None:
+        paths, _ = QFileDialog.getOpenFileNames(
+            self, tr("Single-band files, one per band"), "", tr("Rasters (*.tif *.TIF *.tiff *.jp2 *.vrt);;All files (*)"))
+        if not paths:
+            return
+        try:
+            self.add_band_set(paths)
+        except PovertyMapperError as exc:
+            self.bandsNote.setText(str(exc))
+            self.bandsNote.show()
 
     def _rebuild_band_combos(self) -> None:
         """One combo per model band listing the layer's bands, the best guess preselected."""

@@ -304,6 +304,44 @@ def test_a_layer_that_is_no_file_is_mapped_for_the_map_extent(dock, xyz_layer_ur
         assert ds.read(1, masked=True).count() >= 16
 
 
+def _split_sample(folder) -> list[str]:
+    """The bundled real scene (Landsat 8 B2, B3, B4) as per-band files named as USGS names them."""
+    paths = []
+    with rasterio.open(SAMPLE) as src:
+        for band, number in ((3, 4), (2, 3), (1, 2)):  # chosen red, green, blue: not the model's order
+            path = folder / f"LC08_L1TP_224077_20200518_20200527_01_T1_B{number}.TIF"
+            profile = {**src.profile, "count": 1}
+            with rasterio.open(path, "w", **profile) as dst:
+                dst.write(src.read(band), 1)
+            paths.append(str(path))
+    return paths
+
+
+def test_a_band_set_of_single_band_files_is_mapped(dock, tmp_path, qtbot, monkeypatch):
+    from qgis.PyQt.QtWidgets import QFileDialog
+
+    paths = _split_sample(tmp_path)
+    monkeypatch.setattr(QFileDialog, "getOpenFileNames", lambda *args, **kwargs: (paths, ""))
+    dock.imagePanel.bandSetButton.click()
+    layer = dock.imagePanel.layerCombo.currentLayer()
+    assert layer.source().endswith("LC08_L1TP_224077_20200518_20200527_01_T1_red_green_blue.vrt")
+    assert [combo.currentData() for combo in dock.imagePanel.band_combos] == [3, 2, 1]  # BLUE is B2, the third file
+    ok, added = run_and_wait(dock, qtbot)
+    assert ok is True and len(added) == 1
+
+
+def test_a_band_set_says_what_is_wrong(dock, tmp_path, monkeypatch):
+    from qgis.PyQt.QtWidgets import QFileDialog
+
+    from poverty_mapper.ui.band_set import band_name
+
+    assert [band_name(f"LE07_L1TP_214066_20020622_B{n}.TIF") for n in (1, 2, 3, 8)] == ["blue", "green", "red", "B8"]
+    assert band_name("LC09_L2SP_224077_20220518_SR_B2.TIF") == "blue"
+    monkeypatch.setattr(QFileDialog, "getOpenFileNames", lambda *args, **kwargs: ([str(SAMPLE), str(SAMPLE)], ""))
+    dock.imagePanel.bandSetButton.click()
+    assert "has 3 bands; a band set is made of single-band files" in dock.imagePanel.bandsNote.text()
+
+
 def test_one_band_chosen_for_two_model_bands_is_refused(dock, sample_layer, qgis_iface):
     dock.imagePanel.layerCombo.setLayer(sample_layer)
     for combo in dock.imagePanel.band_combos:
