@@ -6,8 +6,9 @@ def classFactory(iface):  # noqa: N802 (QGIS entry point name)
     """QGIS calls this to create the plugin. The dependencies are imported here first, so
     one that is missing or fails to load (e.g. a CUDA library) gives a message saying
     what to do instead of breaking QGIS start-up; the plugin's own imports stay lazy."""
-    from .dependencies import dependency_problems
+    from .dependencies import add_dependencies_folder, dependency_problems
 
+    add_dependencies_folder()  # packages the plugin installed for QGIS's Python
     problems = dependency_problems()
     if problems:
         from .dependencies import MissingDependenciesPlugin

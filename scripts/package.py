@@ -19,7 +19,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = "poverty_mapper"
 INCLUDE_DIRS = ("core", "provider", "ui", "resources")
-INCLUDE_FILES = ("metadata.txt", "__init__.py", "plugin.py", "dependencies.py", "README.md", "LICENSE")
+INCLUDE_FILES = ("metadata.txt", "__init__.py", "plugin.py", "dependencies.py", "dependency_installer.py", "README.md", "LICENSE")
 # Not needed to run the plugin: the demo scene is for `make demo` from a clone.
 EXCLUDE_PREFIXES = ("resources/sample/",)
 ZIP_TIME = (1980, 1, 1, 0, 0, 0)
