@@ -45,8 +45,8 @@ class InstallDialog(QDialog):
         self.task: InstallTask | None = None
         self.setWindowTitle(tr("Poverty Mapper: install dependencies"))
         layout = QVBoxLayout(self)
-        self.summary = QLabel(tr("The plugin needs {} for QGIS's Python. They are installed into {} (about 1 GB "
-                                 "with PyTorch's CPU build), which QGIS reads at start-up.").format(
+        self.summary = QLabel(tr("The plugin needs {} for QGIS's Python. They are installed into {} (PyTorch's CPU "
+                                 "build alone takes several hundred MB), which QGIS reads at start-up.").format(
             ", ".join(plan.requirements), plan.target))
         self.summary.setWordWrap(True)
         self.progress = QProgressBar()
