@@ -64,8 +64,10 @@ class PredictAlgorithm(PovertyAlgorithm):
         self.add(
             QgsProcessingParameterRasterLayer(self.INPUT, self.tr("Satellite image")),
             self.tr(
-                "The image to map: a raster file with the bands the model expects, at about its pixel "
-                "size (the bundled model: Landsat blue, green, red at 30 m). Any CRS in metres or degrees."
+                "The image to map: a raster with the bands the model expects, at about its pixel "
+                "size (the bundled model: Landsat blue, green, red at 30 m). Any CRS in metres or degrees. "
+                "A layer that is no file (XYZ, WMS) is fetched for the extent (or the mask) at about the "
+                "model's pixel size, its rendered red, green, blue as bands 1-3."
             ),
         )
         self.add(
