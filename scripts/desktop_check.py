@@ -18,6 +18,7 @@ from pathlib import Path
 
 from qgis.core import QgsFeature, QgsGeometry, QgsProject, QgsRasterLayer, QgsRectangle, QgsVectorLayer
 from qgis.PyQt.QtCore import QTimer
+from qgis.PyQt.QtWidgets import QWidget
 from qgis.utils import iface, plugins
 
 OUT = Path(os.environ["DESKTOP_CHECK_OUT"])
@@ -131,6 +132,8 @@ def save_dock() -> None:
         "content_width": d.scrollContents.width(),
         "viewport_width": d.scrollArea.viewport().width(),
         "scrolled_sideways": d.scrollArea.horizontalScrollBar().value(),
+        "widest": sorted(((w.minimumSizeHint().width(), w.objectName() or type(w).__name__)
+                          for w in d.scrollContents.findChildren(QWidget) if w.isVisible()), reverse=True)[:6],
     }
     aggregate()
 
