@@ -35,6 +35,7 @@ WEIGHTED_FIELD = "pov_wmean"
 POPULATION_FIELD = "pov_pop"
 BELOW_FIELD = "pov_below"
 EXTRAPOLATED_FIELD = "pov_extra"
+OUT_OF_DOMAIN_FIELD = "pov_ood"
 CELLS_FIELD = "pov_cells"
 
 
@@ -74,7 +75,9 @@ class AggregateAlgorithm(PovertyAlgorithm):
             "the line; a cell's estimate is the mean of a place, so this is not a headcount ratio of "
             "households;\n"
             "pov_extra: the share of the estimated part on cells flagged as extrapolation (outside "
-            "the range of the survey outcomes);\n"
+            "the range of the survey outcomes); pov_ood: on cells whose imagery is unlike the model's "
+            "training imagery (out of domain); cells left without an estimate (fill, water, cloud) do not "
+            "count;\n"
             "pov_cells: how many cells with an estimate the polygon overlaps.\n"
             "Polygons outside the map get pov_cover 0 and empty means.\n\n"
             "Estimates are model predictions, not survey measurements: compare places, and "
@@ -120,7 +123,7 @@ class AggregateAlgorithm(PovertyAlgorithm):
                 self.OUTPUT, self.tr("Polygons with poverty estimates"), QgsProcessing.TypeVectorPolygon
             ),
             self.tr(
-                "The polygons with all their fields plus pov_cover, pov_mean, pov_extra, pov_cells and (with a "
+                "The polygons with all their fields plus pov_cover, pov_mean, pov_extra, pov_ood, pov_cells and (with a "
                 "population raster) pov_wmean, pov_pop and, with a poverty line, pov_below; a .shp or .gpkg "
                 "file, or a temporary layer."
             ),
@@ -193,7 +196,7 @@ class AggregateAlgorithm(PovertyAlgorithm):
             ours += [number(WEIGHTED_FIELD), number(POPULATION_FIELD)]
             if line is not None:
                 ours.append(number(BELOW_FIELD))
-        ours += [number(EXTRAPOLATED_FIELD), QgsField(CELLS_FIELD, QVariant.Int, "integer", 10)]
+        ours += [number(EXTRAPOLATED_FIELD), number(OUT_OF_DOMAIN_FIELD), QgsField(CELLS_FIELD, QVariant.Int, "integer", 10)]
         replaced = {f.name().lower() for f in ours}
         kept = [i for i, f in enumerate(source.fields()) if f.name().lower() not in replaced]
         fields = QgsFields()
@@ -228,7 +231,7 @@ class AggregateAlgorithm(PovertyAlgorithm):
                     values += [stats.weighted_mean, stats.population]
                     if line is not None:
                         values.append(stats.below_line)
-                values += [stats.extrapolated, stats.cells]
+                values += [stats.extrapolated, stats.out_of_domain, stats.cells]
                 attributes = polygon.attributes()
                 feature = QgsFeature(fields)
                 feature.setGeometry(polygon.geometry())

@@ -29,9 +29,12 @@ from ..errors import PovertyMapperError
 from ..models.metadata import legend_from_tags
 
 BLOCK_ROWS = 256  # rows of the estimate raster read at once for one polygon
+# Quality codes of band 2 of the plugin's maps (written by core/inference/writer.py, a stage
+# beside this one; a test keeps the two in step): codes with an estimate, and two flags.
+QUALITY_WITH_ESTIMATE = (0, 1, 3)  # within range, extrapolation, out of domain; 2, 4, 5: none
+QUALITY_EXTRAPOLATED = 1
+QUALITY_OUT_OF_DOMAIN = 3
 SLIVER = 1e-6  # a cell covered less than this is not counted among a polygon's cells (edges after reprojection)
-QUALITY_EXTRAPOLATED = 1  # band 2 of a map: an estimate outside the survey outcomes' range
-QUALITY_NO_ESTIMATE = 2  # band 2 of a map: a cell without an estimate
 
 
 @dataclass(frozen=True)
@@ -45,6 +48,7 @@ class ZoneStats:
     population: float | None = None  # people on the estimated part of the polygon
     below_line: float | None = None  # share of those people on cells estimated below the poverty line
     extrapolated: float | None = None  # share of the estimated part on cells flagged as extrapolation
+    out_of_domain: float | None = None  # share of the estimated part on imagery unlike the model's training imagery
 
 
 @dataclass
@@ -56,6 +60,7 @@ class _Sums:
     people_value: float = 0.0
     people_below: float = 0.0
     flagged: float = 0.0
+    unlike: float = 0.0
 
     def add(self, coverage, values, people, quality, poverty_line) -> None:
         self.cells += int((coverage > SLIVER).sum())
@@ -63,6 +68,7 @@ class _Sums:
         self.value += float((coverage * values).sum())
         if quality is not None:
             self.flagged += float(coverage[quality == QUALITY_EXTRAPOLATED].sum())
+            self.unlike += float(coverage[quality == QUALITY_OUT_OF_DOMAIN].sum())
         if people is not None:
             weight = coverage * people
             self.people += float(weight.sum())
@@ -74,7 +80,8 @@ class _Sums:
         coverage = min(1.0, self.area / polygon_cells) if polygon_cells > 0 else 0.0
         if self.area <= 0:
             return ZoneStats(0, coverage, None, population=0.0 if with_people else None)
-        stats = ZoneStats(self.cells, coverage, self.value / self.area, extrapolated=self.flagged / self.area)
+        stats = ZoneStats(self.cells, coverage, self.value / self.area, extrapolated=self.flagged / self.area,
+                          out_of_domain=self.unlike / self.area)
         if not with_people:
             return stats
         has_people = self.people > 0
@@ -83,7 +90,7 @@ class _Sums:
             weighted_mean=self.people_value / self.people if has_people else None,
             population=self.people,
             below_line=self.people_below / self.people if has_people and poverty_line is not None else None,
-            extrapolated=stats.extrapolated,
+            extrapolated=stats.extrapolated, out_of_domain=stats.out_of_domain,
         )
 
 
@@ -202,7 +209,7 @@ class EstimateMap:
         quality = None
         if self._quality_band is not None:
             quality = self._ds.read(self._quality_band, window=block)
-            estimated &= quality != QUALITY_NO_ESTIMATE
+            estimated &= np.isin(quality, QUALITY_WITH_ESTIMATE)  # 2 no estimate, 4 water, 5 cloud: left out
         keep = estimated.ravel()[ids]
         ids, coverage = ids[keep], coverage[keep]
         people = None

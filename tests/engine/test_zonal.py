@@ -88,6 +88,17 @@ def test_no_estimate_cells_are_left_out_and_extrapolations_are_counted(tmp_path)
     assert stats.cells == 2
 
 
+def test_water_and_cloud_are_left_out_and_out_of_domain_counted(tmp_path):
+    """The top row: 1 water (4), 2 cloud (5), 3 out of the model's domain (3, an estimate to distrust)."""
+    quality = QUALITY.copy()
+    quality[0] = [4, 5, 3]
+    with EstimateMap(_map(tmp_path, quality=quality)) as estimates:
+        stats = estimates.stats(_box(0, 0, 3, 1))
+    assert (stats.mean, stats.cells) == (3.0, 1)
+    assert stats.coverage == pytest.approx(1 / 3, abs=1e-6)
+    assert stats.out_of_domain == pytest.approx(1.0) and stats.extrapolated == 0.0
+
+
 def test_population_weighted_mean_total_and_share_below_a_line(tmp_path):
     people = [[10, 0, 0], [30, 60, 0], [0, 0, 0]]
     with EstimateMap(_map(tmp_path), _population(tmp_path, people)) as estimates:
@@ -132,6 +143,16 @@ def test_polygon_area_takes_holes_out():
     hole = [(2, 2), (2, 4), (4, 4), (4, 2), (2, 2)]
     assert polygon_area({"type": "Polygon", "coordinates": [outer, hole]}) == pytest.approx(96)
     assert polygon_area({"type": "MultiPolygon", "coordinates": [[outer], [hole]]}) == pytest.approx(104)
+
+
+def test_the_quality_codes_are_the_writers():
+    from poverty_mapper.core.inference import writer
+    from poverty_mapper.core.maps import zonal
+
+    codes = np.arange(10)
+    assert codes[np.isin(codes, zonal.QUALITY_WITH_ESTIMATE)].tolist() == codes[writer.has_estimate(codes)].tolist()
+    assert (zonal.QUALITY_EXTRAPOLATED, zonal.QUALITY_OUT_OF_DOMAIN) == (
+        writer.QUALITY_EXTRAPOLATED, writer.QUALITY_OUT_OF_DOMAIN)
 
 
 def test_an_index_has_no_poverty_line():

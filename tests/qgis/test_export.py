@@ -252,7 +252,7 @@ def test_aggregate_with_population_over_wgs84_polygons_to_shapefile(poverty_prov
     )
     layer, features = _aggregated(result["OUTPUT"])
     assert layer.fields().names() == [
-        "name", "code", "pov_cover", "pov_mean", "pov_wmean", "pov_pop", "pov_extra", "pov_cells"]
+        "name", "code", "pov_cover", "pov_mean", "pov_wmean", "pov_pop", "pov_extra", "pov_ood", "pov_cells"]
     assert all(len(name) <= 10 for name in layer.fields().names())
     assert layer.fields().field("pov_mean").type() == QVariant.Double
     assert layer.fields().field("pov_wmean").type() == QVariant.Double
