@@ -175,6 +175,11 @@ def on_aggregated(ok: bool, path: str) -> None:
         "rows": {f["name"]: {k: f[k] for k in ("pov_cover", "pov_mean", "pov_cells")} for f in written.getFeatures()},
         "renderer": written.renderer().type() if written.renderer() else None,
         "layer_names": [layer.name() for layer in QgsProject.instance().mapLayers().values()],
+        # where the map starts (a whole cell west of the scene at most) and the district's west and east
+        "map_west": dock().exportPanel.mapCombo.currentLayer().extent().xMinimum(),
+        "off_map_west_east": [f.geometry().boundingBox().xMinimum() for f in written.getFeatures()
+                              if f["name"] == "mostly off the map"]
+        + [f.geometry().boundingBox().xMaximum() for f in written.getFeatures() if f["name"] == "mostly off the map"],
     }
     iface.mapCanvas().refreshAllLayers()
     dock().scrollArea.ensureWidgetVisible(panel.exportStatusLabel)  # the export's notes

@@ -135,11 +135,12 @@ def test_an_output_that_is_no_geotiff_is_refused(provider, tmp_path, name):
 
 
 def _image_without_crs(tmp_path):
-    """A GENERATED 3-band Landsat-like image of 2 x 2 tiles of the default model, without a CRS."""
+    """A GENERATED 3-band Landsat-like image of 2 x 2 tiles of the default model, without a CRS
+    (its corner on a multiple of the 6720 m cell, where the map's grid starts)."""
     path = tmp_path / "generated_without_crs.tif"
     rng = np.random.default_rng(1)
     with rasterio.open(path, "w", driver="GTiff", width=448, height=448, count=3, dtype="uint16",
-                       transform=rasterio.transform.from_origin(700_000, 7_200_000, 30, 30)) as dst:
+                       transform=rasterio.transform.from_origin(104 * 6720, 1071 * 6720, 30, 30)) as dst:
         dst.write(rng.integers(7000, 12000, (3, 448, 448), dtype=np.uint16))
     return path
 
