@@ -204,7 +204,7 @@ class PovertyDock(QDockWidget, FORM_CLASS):
     def _set_running(self, running: bool) -> None:
         self.runButton.setEnabled(not running)
         self.cancelButton.setEnabled(running)
-        for panel in (self.imagePanel, self.regionPanel, self.modelPanel, self.optionsPanel):
+        for panel in (self.imagePanel, self.nightlightsPanel, self.regionPanel, self.modelPanel, self.optionsPanel):
             panel.setEnabled(not running)  # the run uses what they said when it started
 
     def _show_progress(self, percent: float) -> None:

