@@ -92,3 +92,12 @@ def make_world(
         clusters.append((x, y, float(2.0 * local + rng.normal(0, 0.05)), float(rng.integers(8, 25))))
     return GeneratedWorld(image_path, lights_path, d, transform, clusters)
 
+
+
+def density_on(world: GeneratedWorld, ds) -> np.ndarray:
+    """The world's density averaged over each cell of the open map ``ds`` (NaN off the
+    world), wherever the map's grid starts."""
+    out = np.full(ds.shape, np.nan)
+    reproject(world.density, out, src_transform=world.transform, src_crs=IMAGE_CRS, dst_transform=ds.transform,
+              dst_crs=ds.crs, resampling=Resampling.average, src_nodata=np.nan, dst_nodata=np.nan)
+    return out

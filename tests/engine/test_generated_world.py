@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import rasterio
 
-from generated_world import make_world
+from generated_world import density_on, make_world
 from poverty_mapper.core.training.clusters import Cluster, ClusterFitConfig, fit_clusters
 from poverty_mapper.core.models.model_file import load_model
 from poverty_mapper.core.inference.predict import PredictRequest, predict_poverty_map
@@ -88,7 +88,7 @@ def test_cnn_features_recover_the_planted_relation(world, proxy, tmp_path):
     predict_poverty_map(PredictRequest(str(world.image_path), str(tmp_path / "map.tif"), load_model(tmp_path / "fit.povmodel")))
     with rasterio.open(tmp_path / "map.tif") as ds:
         estimate = ds.read(1, masked=True)
-        density = _density_on(world, ds)
+        density = density_on(world, ds)
     ok = ~estimate.mask & np.isfinite(density)
     assert np.corrcoef(estimate[ok], density[ok])[0, 1] ** 2 > 0.7
 
@@ -161,18 +161,6 @@ def test_imagenet_started_features_recover_the_planted_relation(world, imagenet_
     pooled = result.report["cv"]["pooled"]
     assert pooled["n"] == len(world.clusters)
     assert pooled["r2"] >= 0.7 and pooled["R2"] >= 0.6, pooled
-
-
-def _density_on(world, ds):
-    """The world's density averaged over each cell of the map ``ds`` (NaN off the world)."""
-    from generated_world import IMAGE_CRS
-    from rasterio.enums import Resampling
-    from rasterio.warp import reproject
-
-    out = np.full(ds.shape, np.nan)
-    reproject(world.density, out, src_transform=world.transform, src_crs=IMAGE_CRS, dst_transform=ds.transform,
-              dst_crs=ds.crs, resampling=Resampling.average, src_nodata=np.nan, dst_nodata=np.nan)
-    return out
 
 
 def _planted_truth(world, transform, shape, box_m):
