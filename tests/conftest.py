@@ -89,3 +89,30 @@ def xyz_layer_url(tmp_path_factory):
     subprocess.run(["gdal2tiles.py", "-q", "--xyz", "-z", "12", "-w", "none", str(folder / "rgb8.tif"),
                     str(folder / "tiles")], check=True)
     return f"type=xyz&url=file://{folder}/tiles/{{z}}/{{x}}/{{y}}.png&zmin=12&zmax=12"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def layers_outlive_qgis_safely():
+    """QGIS layers still alive when the session ends are never destroyed by Python.
+
+    pytest-qgis closes QGIS when pytest ends. A layer that a test's Processing run left
+    referenced (seen: the traceback of an exception raised in an algorithm's prepareAlgorithm,
+    held from outside Python, and with it the frames and their layers) was destroyed at
+    interpreter exit, after its data providers were gone, and crashed the process (exit
+    code 139 after every test had passed). Such layers are handed to C++, which never
+    frees them: the process ends without running their destructors.
+    """
+    yield
+    import gc
+    import warnings
+
+    from qgis.core import QgsMapLayer
+    from qgis.PyQt import sip
+
+    gc.collect()
+    with warnings.catch_warnings():  # isinstance() on every live object wakes deprecated module attributes
+        warnings.simplefilter("ignore")
+        layers = [obj for obj in gc.get_objects() if isinstance(obj, QgsMapLayer)]
+    for layer in layers:
+        if not sip.isdeleted(layer) and sip.ispyowned(layer):
+            sip.transferto(layer, None)
