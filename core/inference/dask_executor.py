@@ -1,0 +1,229 @@
+"""Mapping on a Dask distributed cluster: the batches of a job run on the cluster's
+workers, the estimates come back to this process and go to the sink (the writer).
+
+- Workers open the imagery themselves, from the job's path: a file on a file system they
+  share, or a GDAL virtual file system URL they can reach (/vsicurl/, /vsis3/). The run
+  checks first that every worker can open it.
+- The job (with the model) goes to each worker once, as a worker plugin: the scheduler
+  keeps it and hands it to every worker, including one that joins or restarts mid-run.
+- Each batch is a task. A worker that dies has its batches redone by the scheduler on
+  another worker; this process hands each batch's estimates to the sink once, whichever
+  attempt computed them, so the map has no hole and no cell written twice.
+- Canceling cancels the batches not yet done; at most a few batches per worker thread are
+  given to the cluster at a time, so a continent's millions of cells never wait in memory.
+
+``distributed`` is imported only here, when a run asks for a cluster: the plugin works
+without it.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import threading
+import uuid
+from typing import Any, Iterator
+
+import numpy as np
+
+from ..errors import Canceled, PovertyMapperError
+from ..imagery.tile_reader import TileReader, open_raster
+from .executors import CancelCheck, Cell, EstimateSink, MappingJob, ProgressCallback, cell_batches, estimate_tiles
+from .plan import RunPlan, torch_threads
+
+try:  # the job's carrier must be a worker plugin where distributed is installed
+    from distributed.diagnostics.plugin import WorkerPlugin as _PluginBase
+except ImportError:  # pragma: no cover (runs refuse before using it: _distributed())
+    _PluginBase = object
+
+CONNECT_TIMEOUT_S = 30.0  # to reach the scheduler, and for its first worker to be there
+CANCEL_POLL_S = 0.5  # how often cancel is looked at while batches run
+BATCHES_PER_THREAD = 2  # batches handed to the cluster at a time, per worker thread
+INSTALL_HINT = (
+    "Mapping on a Dask cluster needs the Python packages 'distributed' and 'dask' on this machine "
+    "and on the workers: pip install distributed==2026.8.0 (see requirements.txt)."
+)
+
+
+def _distributed():
+    try:
+        import distributed
+    except ImportError as exc:
+        raise PovertyMapperError(INSTALL_HINT) from exc
+    return distributed
+
+
+def connect(scheduler: str, timeout_s: float = CONNECT_TIMEOUT_S):
+    """A client of the scheduler at ``scheduler`` (e.g. tcp://10.0.0.5:8786) that has at
+    least one worker; clear errors when it cannot be reached or has no workers."""
+    distributed = _distributed()
+    try:
+        client = distributed.Client(scheduler, timeout=timeout_s, set_as_default=False)
+    except (OSError, TimeoutError, ValueError) as exc:
+        raise PovertyMapperError(
+            f"Cannot reach the Dask scheduler at '{scheduler}' within {timeout_s:g} s ({exc}). Start one with "
+            "`dask scheduler` and give the address it prints (e.g. tcp://10.0.0.5:8786), and check that this "
+            "machine can reach its port."
+        ) from exc
+    try:
+        client.wait_for_workers(1, timeout=timeout_s)
+    except (TimeoutError, OSError) as exc:
+        client.close()
+        raise PovertyMapperError(
+            f"The Dask scheduler at '{scheduler}' has no workers after {timeout_s:g} s. Start some with "
+            f"`dask worker {scheduler}` on machines that can read the imagery."
+        ) from exc
+    return client
+
+
+def worker_path(path: str) -> str:
+    """The imagery path as the workers get it: GDAL virtual file system URLs as they are,
+    local paths made absolute (a worker's working directory is not this one's)."""
+    if path.startswith("/vsi") or "://" in path:
+        return path
+    return os.path.abspath(path)
+
+
+def _try_open(path: str) -> str | None:
+    """Run on each worker: None when the imagery opens there, else the error."""
+    try:
+        open_raster(path).close()
+    except Exception as exc:  # noqa: BLE001 (any failure is reported, per worker)
+        return f"{type(exc).__name__}: {exc}"
+    return None
+
+
+def check_workers_read(client, path: str) -> None:
+    """Refuse a path that some worker cannot open, naming the workers and their errors."""
+    errors = {worker: error for worker, error in client.run(_try_open, path).items() if error}
+    if errors:
+        listed = "; ".join(f"{worker}: {error}" for worker, error in sorted(errors.items()))
+        raise PovertyMapperError(
+            f"{len(errors)} of the cluster's Dask workers cannot open the imagery '{path}' ({listed}). Workers open "
+            "the imagery themselves: put it on a file system every worker mounts at the same path, or give a URL "
+            "they can reach (/vsicurl/https://..., /vsis3/bucket/key.tif), best as a cloud-optimised GeoTIFF."
+        )
+
+
+class _JobPlugin(_PluginBase):
+    """The job on a worker, with the worker's open datasets (one per thread). Handed to
+    every worker once by the scheduler; closed when the run ends."""
+
+    def __init__(self, name: str, job: MappingJob):
+        self.name = name
+        self.job = job
+        self._local = threading.local()
+        self._datasets: list[Any] = []
+        self._lock = threading.Lock()
+
+    def __getstate__(self) -> dict:
+        return {"name": self.name, "job": self.job}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__init__(state["name"], state["job"])
+
+    def setup(self, worker) -> None:
+        pass
+
+    def teardown(self, worker) -> None:
+        with self._lock:
+            for ds in self._datasets:
+                ds.close()
+            self._datasets.clear()
+
+    def reader(self) -> TileReader:
+        reader = getattr(self._local, "reader", None)
+        if reader is None:
+            ds = open_raster(self.job.raster_path)
+            with self._lock:
+                self._datasets.append(ds)
+            job = self.job
+            reader = self._local.reader = TileReader(ds, job.band_indexes, job.model.tile_size_px, job.radiometry)
+        return reader
+
+
+def _estimate_on_worker(plugin_name: str, plan: RunPlan, cells: list[Cell]) -> np.ndarray:
+    """One batch, on a worker: read its tiles, estimate them ([n, 1 + k])."""
+    from distributed import get_worker
+
+    plugin: _JobPlugin = get_worker().plugins[plugin_name]
+    job, reader = plugin.job, plugin.reader()
+    size = job.model.tile_size_px
+    dn = np.empty((len(cells), len(job.band_indexes), size, size), reader.dtype)
+    valid = np.empty((len(cells), size, size), bool)
+    for i, window in enumerate(job.windows(cells)):
+        reader.read_dn_into(window, dn[i], valid[i])
+    with torch_threads(plan.torch_threads):
+        return estimate_tiles(job, plan, dn, valid)
+
+
+class DaskExecutor:
+    """Runs a job's batches on the Dask cluster of ``scheduler`` (an address such as
+    tcp://10.0.0.5:8786, or a connected ``distributed.Client``, which is left open)."""
+
+    def __init__(self, scheduler, connect_timeout_s: float = CONNECT_TIMEOUT_S, batches_per_thread: int = BATCHES_PER_THREAD):
+        self.scheduler = scheduler
+        self.connect_timeout_s = connect_timeout_s
+        self.batches_per_thread = max(1, batches_per_thread)
+
+    def run(
+        self, job: MappingJob, plan: RunPlan, sink: EstimateSink,
+        progress: ProgressCallback, is_canceled: CancelCheck,
+    ) -> None:
+        own = isinstance(self.scheduler, str)
+        client = connect(self.scheduler, self.connect_timeout_s) if own else self.scheduler
+        try:
+            self._run(client, job, plan, sink, progress, is_canceled)
+        finally:
+            if own:
+                client.close()
+
+    def _run(self, client, job, plan, sink, progress, is_canceled) -> None:
+        distributed = _distributed()
+        job = dataclasses.replace(job, raster_path=worker_path(job.raster_path))
+        check_workers_read(client, job.raster_path)
+        # The readers of the local pipeline are threads of one process; a worker reads its
+        # own batches in its task (its threads are the cluster's parallelism).
+        plan = dataclasses.replace(plan, read_workers=0)
+        run_id = uuid.uuid4().hex[:12]
+        name = f"poverty-mapper-job-{run_id}"
+        client.register_plugin(_JobPlugin(name, job), name=name)
+        pending: dict[Any, list[Cell]] = {}
+        try:
+            batches = enumerate(cell_batches(job.cell_mask, plan.batch_size))
+            total, done = max(1, job.n_cells), 0
+            self._submit(client, batches, pending, name, plan, run_id)
+            while pending:
+                if is_canceled():
+                    raise Canceled()
+                try:
+                    finished = distributed.wait(list(pending), timeout=CANCEL_POLL_S, return_when="FIRST_COMPLETED").done
+                except TimeoutError:
+                    continue
+                for future in finished:
+                    cells = pending.pop(future)
+                    values = future.result()  # a failed batch raises its error here
+                    future.release()
+                    sink.add(cells, values)
+                    done += len(cells)
+                    progress(done / total)
+                if is_canceled():
+                    raise Canceled()
+                self._submit(client, batches, pending, name, plan, run_id)
+            progress(1.0)
+        finally:
+            if pending:
+                client.cancel(list(pending), force=True)
+            client.unregister_worker_plugin(name)
+
+    def _submit(self, client, batches: Iterator[tuple[int, list[Cell]]], pending: dict, name: str, plan: RunPlan, run_id: str) -> None:
+        """Hands batches to the cluster until it has ``batches_per_thread`` per worker thread."""
+        threads = sum(client.nthreads().values()) or 1
+        while len(pending) < self.batches_per_thread * threads:
+            item = next(batches, None)
+            if item is None:
+                return
+            index, cells = item
+            future = client.submit(
+                _estimate_on_worker, name, plan, cells, key=f"poverty-mapper-batch-{run_id}-{index}", pure=False
+            )
+            pending[future] = cells
