@@ -21,11 +21,12 @@ import dataclasses
 import os
 import threading
 import uuid
-from typing import Any, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
 
 from ..errors import Canceled, PovertyMapperError
+from ..imagery.radiometry import Radiometry
 from ..imagery.tile_reader import TileReader, open_raster
 from .executors import CancelCheck, Cell, EstimateSink, MappingJob, ProgressCallback, cell_batches, estimate_tiles
 from .plan import RunPlan, torch_threads
@@ -104,22 +105,32 @@ def check_workers_read(client, path: str) -> None:
         )
 
 
-class _JobPlugin(_PluginBase):
-    """The job on a worker, with the worker's open datasets (one per thread). Handed to
-    every worker once by the scheduler; closed when the run ends."""
+@dataclasses.dataclass(frozen=True)
+class WorkerImagery:
+    """How workers read the tiles: the image (a path or URL they reach), its bands, the tile size."""
 
-    def __init__(self, name: str, job: MappingJob):
-        self.name = name
-        self.job = job
+    path: str
+    band_indexes: tuple[int, ...]
+    tile_px: int
+    radiometry: Radiometry
+
+
+class _JobPlugin(_PluginBase):
+    """A run's imagery and payload (the job, the model) on a worker, with the worker's open
+    datasets (one per thread). Handed to every worker once by the scheduler, also to one
+    that joins or restarts mid-run; closed when the run ends."""
+
+    def __init__(self, name: str, imagery: WorkerImagery, payload: Any):
+        self.name, self.imagery, self.payload = name, imagery, payload
         self._local = threading.local()
         self._datasets: list[Any] = []
         self._lock = threading.Lock()
 
     def __getstate__(self) -> dict:
-        return {"name": self.name, "job": self.job}
+        return {"name": self.name, "imagery": self.imagery, "payload": self.payload}
 
     def __setstate__(self, state: dict) -> None:
-        self.__init__(state["name"], state["job"])
+        self.__init__(state["name"], state["imagery"], state["payload"])
 
     def setup(self, worker) -> None:
         pass
@@ -133,20 +144,103 @@ class _JobPlugin(_PluginBase):
     def reader(self) -> TileReader:
         reader = getattr(self._local, "reader", None)
         if reader is None:
-            ds = open_raster(self.job.raster_path)
+            ds = open_raster(self.imagery.path)
             with self._lock:
                 self._datasets.append(ds)
-            job = self.job
-            reader = self._local.reader = TileReader(ds, job.band_indexes, job.model.tile_size_px, job.radiometry)
+            im = self.imagery
+            reader = self._local.reader = TileReader(ds, im.band_indexes, im.tile_px, im.radiometry)
         return reader
 
 
-def _estimate_on_worker(plugin_name: str, plan: RunPlan, cells: list[Cell]) -> np.ndarray:
-    """One batch, on a worker: read its tiles, estimate them ([n, 1 + k])."""
+def _run_task(plugin_name: str, task: Callable[[Any, TileReader, Any], Any], batch: Any) -> Any:
+    """On a worker: ``task(payload, reader, batch)`` with the run's payload and reader."""
     from distributed import get_worker
 
     plugin: _JobPlugin = get_worker().plugins[plugin_name]
-    job, reader = plugin.job, plugin.reader()
+    return task(plugin.payload, plugin.reader(), batch)
+
+
+class ClusterRun:
+    """One run's batches on a cluster: the imagery checked on every worker, the payload
+    sent to each worker once, batches handed out a few per worker thread at a time and
+    their results given back once each, in the order they complete; on leaving, batches
+    not done are canceled and the payload removed from the workers.
+
+    ``task(payload, reader, batch)`` must be a module-level function (workers import it)."""
+
+    def __init__(self, client, imagery: WorkerImagery, payload: Any, batches_per_thread: int = BATCHES_PER_THREAD):
+        self.client, self.batches_per_thread = client, max(1, batches_per_thread)
+        self.imagery = dataclasses.replace(imagery, path=worker_path(imagery.path))
+        self.payload = payload
+        self.run_id = uuid.uuid4().hex[:12]
+        self.name = f"poverty-mapper-job-{self.run_id}"
+        self._pending: dict[Any, Any] = {}
+
+    def __enter__(self) -> "ClusterRun":
+        check_workers_read(self.client, self.imagery.path)
+        self.client.register_plugin(_JobPlugin(self.name, self.imagery, self.payload), name=self.name)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._pending:
+            self.client.cancel(list(self._pending), force=True)
+            self._pending.clear()
+        self.client.unregister_worker_plugin(self.name)
+
+    def results(self, task: Callable, batches: Iterable[Any], is_canceled: CancelCheck) -> Iterator[tuple[Any, Any]]:
+        """(batch, task's result) for every batch, as they complete; raises :class:`Canceled`
+        when ``is_canceled`` says so (looked at every CANCEL_POLL_S), and a batch's error."""
+        distributed = _distributed()
+        numbered = enumerate(batches)
+        self._submit(task, numbered)
+        while self._pending:
+            if is_canceled():
+                raise Canceled()
+            try:
+                finished = distributed.wait(list(self._pending), timeout=CANCEL_POLL_S, return_when="FIRST_COMPLETED").done
+            except TimeoutError:
+                continue
+            for future in finished:
+                batch = self._pending.pop(future)
+                result = future.result()  # a failed batch raises its error here
+                future.release()
+                yield batch, result
+            if is_canceled():
+                raise Canceled()
+            self._submit(task, numbered)
+
+    def _submit(self, task: Callable, numbered: Iterator[tuple[int, Any]]) -> None:
+        threads = sum(self.client.nthreads().values()) or 1
+        while len(self._pending) < self.batches_per_thread * threads:
+            item = next(numbered, None)
+            if item is None:
+                return
+            index, batch = item
+            future = self.client.submit(
+                _run_task, self.name, task, batch, key=f"poverty-mapper-batch-{self.run_id}-{index}", pure=False
+            )
+            self._pending[future] = batch
+
+
+class scheduler_client:  # noqa: N801 (used as a context manager, like open())
+    """A connected client: the one given (left open), or one to the address given (closed on leaving)."""
+
+    def __init__(self, scheduler, timeout_s: float = CONNECT_TIMEOUT_S):
+        self.scheduler, self.timeout_s = scheduler, timeout_s
+        self.own = isinstance(scheduler, str)
+
+    def __enter__(self):
+        self.client = connect(self.scheduler, self.timeout_s) if self.own else self.scheduler
+        return self.client
+
+    def __exit__(self, *exc) -> None:
+        if self.own:
+            self.client.close()
+
+
+def _estimate_cells(payload: tuple[MappingJob, RunPlan], reader: TileReader, cells: list[Cell]) -> np.ndarray:
+    """One batch of a mapping job, on a worker: read its tiles, estimate them ([n, 1 + k])."""
+    job, plan = payload
     size = job.model.tile_size_px
     dn = np.empty((len(cells), len(job.band_indexes), size, size), reader.dtype)
     valid = np.empty((len(cells), size, size), bool)
@@ -163,67 +257,25 @@ class DaskExecutor:
     def __init__(self, scheduler, connect_timeout_s: float = CONNECT_TIMEOUT_S, batches_per_thread: int = BATCHES_PER_THREAD):
         self.scheduler = scheduler
         self.connect_timeout_s = connect_timeout_s
-        self.batches_per_thread = max(1, batches_per_thread)
+        self.batches_per_thread = batches_per_thread
 
     def run(
         self, job: MappingJob, plan: RunPlan, sink: EstimateSink,
         progress: ProgressCallback, is_canceled: CancelCheck,
     ) -> None:
-        own = isinstance(self.scheduler, str)
-        client = connect(self.scheduler, self.connect_timeout_s) if own else self.scheduler
-        try:
+        with scheduler_client(self.scheduler, self.connect_timeout_s) as client:
             self._run(client, job, plan, sink, progress, is_canceled)
-        finally:
-            if own:
-                client.close()
 
-    def _run(self, client, job, plan, sink, progress, is_canceled) -> None:
-        distributed = _distributed()
+    def _run(self, client, job: MappingJob, plan: RunPlan, sink, progress, is_canceled) -> None:
         job = dataclasses.replace(job, raster_path=worker_path(job.raster_path))
-        check_workers_read(client, job.raster_path)
-        # The readers of the local pipeline are threads of one process; a worker reads its
-        # own batches in its task (its threads are the cluster's parallelism).
+        imagery = WorkerImagery(job.raster_path, job.band_indexes, job.model.tile_size_px, job.radiometry)
+        # The local pipeline's readers are threads of one process; a worker reads its own
+        # batches in its task (the workers' threads are the cluster's parallelism).
         plan = dataclasses.replace(plan, read_workers=0)
-        run_id = uuid.uuid4().hex[:12]
-        name = f"poverty-mapper-job-{run_id}"
-        client.register_plugin(_JobPlugin(name, job), name=name)
-        pending: dict[Any, list[Cell]] = {}
-        try:
-            batches = enumerate(cell_batches(job.cell_mask, plan.batch_size))
-            total, done = max(1, job.n_cells), 0
-            self._submit(client, batches, pending, name, plan, run_id)
-            while pending:
-                if is_canceled():
-                    raise Canceled()
-                try:
-                    finished = distributed.wait(list(pending), timeout=CANCEL_POLL_S, return_when="FIRST_COMPLETED").done
-                except TimeoutError:
-                    continue
-                for future in finished:
-                    cells = pending.pop(future)
-                    values = future.result()  # a failed batch raises its error here
-                    future.release()
-                    sink.add(cells, values)
-                    done += len(cells)
-                    progress(done / total)
-                if is_canceled():
-                    raise Canceled()
-                self._submit(client, batches, pending, name, plan, run_id)
-            progress(1.0)
-        finally:
-            if pending:
-                client.cancel(list(pending), force=True)
-            client.unregister_worker_plugin(name)
-
-    def _submit(self, client, batches: Iterator[tuple[int, list[Cell]]], pending: dict, name: str, plan: RunPlan, run_id: str) -> None:
-        """Hands batches to the cluster until it has ``batches_per_thread`` per worker thread."""
-        threads = sum(client.nthreads().values()) or 1
-        while len(pending) < self.batches_per_thread * threads:
-            item = next(batches, None)
-            if item is None:
-                return
-            index, cells = item
-            future = client.submit(
-                _estimate_on_worker, name, plan, cells, key=f"poverty-mapper-batch-{run_id}-{index}", pure=False
-            )
-            pending[future] = cells
+        total, done = max(1, job.n_cells), 0
+        with ClusterRun(client, imagery, (job, plan), self.batches_per_thread) as run:
+            for cells, values in run.results(_estimate_cells, cell_batches(job.cell_mask, plan.batch_size), is_canceled):
+                sink.add(cells, values)
+                done += len(cells)
+                progress(done / total)
+        progress(1.0)
