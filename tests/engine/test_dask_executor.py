@@ -186,3 +186,29 @@ def test_an_unreachable_scheduler_is_refused_with_what_to_do(raster, tmp_path):
     with pytest.raises(PovertyMapperError, match=r"Cannot reach the Dask scheduler at 'tcp://127.0.0.1:9'.*dask scheduler"):
         predict_poverty_map(request, executor=DaskExecutor("tcp://127.0.0.1:9", connect_timeout_s=2))
     assert list(tmp_path.iterdir()) == [tmp_path / "generated_scene.tif"]
+
+
+@pytest.mark.parametrize("extractor", ["histogram", "random"])
+def test_a_fit_on_the_cluster_gives_the_local_fit(small_world, tmp_path, client, extractor):
+    from poverty_mapper.core.models.model_file import load_model
+    from poverty_mapper.core.training.clusters import Cluster, ClusterFitConfig, fit_clusters
+
+    clusters = tuple(Cluster(x, y, o, w, str(i)) for i, (x, y, o, w) in enumerate(small_world.clusters))
+
+    def fit(name, **options):
+        progress: list[float] = []
+        config = ClusterFitConfig(str(small_world.image_path), clusters, str(tmp_path / f"{name}.povmodel"),
+                                  extractor=extractor, box_size_m=1500.0, tile_size_m=480.0, fold_distance_m=750.0, device="cpu",
+                                  batch_size=8, n_random_filters=16, **options)
+        return fit_clusters(config, progress.append), progress
+
+    local, _ = fit("local")
+    dask, progress = fit("dask", scheduler=client.scheduler.address)  # by address, as the command line gives it
+    np.testing.assert_array_equal(dask.used, local.used)
+    np.testing.assert_array_equal(dask.coverage.tiles_used, local.coverage.tiles_used)
+    np.testing.assert_allclose(dask.coverage.covered_share, local.coverage.covered_share, rtol=1e-12)
+    # Chunks come back in another order: features summed in another order, equal to rounding.
+    np.testing.assert_allclose(dask.predicted, local.predicted, rtol=1e-6, atol=1e-9)
+    assert dask.report["cv"]["pooled"]["r2"] == pytest.approx(local.report["cv"]["pooled"]["r2"], rel=1e-6)
+    assert load_model(tmp_path / "dask.povmodel").card() == load_model(tmp_path / "local.povmodel").card()
+    assert progress == sorted(progress) and progress[-1] == 1.0
