@@ -53,10 +53,11 @@ def _distributed():
     return distributed
 
 
-def connect(scheduler: str, timeout_s: float = CONNECT_TIMEOUT_S):
+def connect(scheduler: str, timeout_s: float | None = None):
     """A client of the scheduler at ``scheduler`` (e.g. tcp://10.0.0.5:8786) that has at
     least one worker; clear errors when it cannot be reached or has no workers."""
     distributed = _distributed()
+    timeout_s = timeout_s or CONNECT_TIMEOUT_S
     try:
         client = distributed.Client(scheduler, timeout=timeout_s, set_as_default=False)
     except (OSError, TimeoutError, ValueError) as exc:
@@ -225,7 +226,7 @@ class ClusterRun:
 class scheduler_client:  # noqa: N801 (used as a context manager, like open())
     """A connected client: the one given (left open), or one to the address given (closed on leaving)."""
 
-    def __init__(self, scheduler, timeout_s: float = CONNECT_TIMEOUT_S):
+    def __init__(self, scheduler, timeout_s: float | None = None):
         self.scheduler, self.timeout_s = scheduler, timeout_s
         self.own = isinstance(scheduler, str)
 
@@ -254,7 +255,7 @@ class DaskExecutor:
     """Runs a job's batches on the Dask cluster of ``scheduler`` (an address such as
     tcp://10.0.0.5:8786, or a connected ``distributed.Client``, which is left open)."""
 
-    def __init__(self, scheduler, connect_timeout_s: float = CONNECT_TIMEOUT_S, batches_per_thread: int = BATCHES_PER_THREAD):
+    def __init__(self, scheduler, connect_timeout_s: float | None = None, batches_per_thread: int = BATCHES_PER_THREAD):
         self.scheduler = scheduler
         self.connect_timeout_s = connect_timeout_s
         self.batches_per_thread = batches_per_thread

@@ -212,3 +212,18 @@ def test_a_fit_on_the_cluster_gives_the_local_fit(small_world, tmp_path, client,
     assert dask.report["cv"]["pooled"]["r2"] == pytest.approx(local.report["cv"]["pooled"]["r2"], rel=1e-6)
     assert load_model(tmp_path / "dask.povmodel").card() == load_model(tmp_path / "local.povmodel").card()
     assert progress == sorted(progress) and progress[-1] == 1.0
+
+
+def test_the_command_line_maps_on_the_cluster_by_its_address(raster, tmp_path, client, capsys):
+    from poverty_mapper import cli
+    from poverty_mapper.core.models.model_file import save_model
+
+    model = _model(HistogramExtractor(MEANS, STDS))
+    save_model(model, tmp_path / "m.povmodel")
+    common = ["--model", str(tmp_path / "m.povmodel"), "--device", "cpu", "--batch-size", "4"]
+    assert cli.main(["predict", str(raster), str(tmp_path / "local.tif"), *common]) == 0
+    assert cli.main(["predict", str(raster), str(tmp_path / "dask.tif"), *common,
+                     "--scheduler", client.scheduler.address]) == 0
+    with rasterio.open(tmp_path / "local.tif") as local, rasterio.open(tmp_path / "dask.tif") as dask:
+        _assert_same_map(dask.read(), local.read())
+    assert "predict: 100 %" in capsys.readouterr().err
