@@ -113,10 +113,10 @@ def _add_imagery_options(parser: argparse.ArgumentParser, config, with_batch: bo
                                  + ("; 0 = by device)" if _default(config, "batch_size") == 0 else ")"))
 
 
-def _add_scheduler(parser: argparse.ArgumentParser, what: str) -> None:
-    parser.add_argument("--scheduler", metavar="ADDRESS", default=None,
-                        help=f"run {what} on the Dask cluster of this scheduler (e.g. tcp://10.0.0.5:8786); the "
-                             "workers open the image themselves: give a path they share or a /vsicurl/ or /vsis3/ URL")
+def _add_scheduler(parser: argparse.ArgumentParser) -> None:
+    from .core.options import SCHEDULER_HELP
+
+    parser.add_argument("--scheduler", metavar="ADDRESS", default=None, help=SCHEDULER_HELP.replace("%", "%%"))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -147,7 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--stride", type=float, default=0.0, metavar="METRES",
                          help="distance between tile centres, the output cell size (default: 0 = the tile size)")
     _add_imagery_options(predict, PredictRequest)
-    _add_scheduler(predict, "the tile batches")
+    _add_scheduler(predict)
     predict.set_defaults(run=_predict)
 
     fit = commands.add_parser(
@@ -185,7 +185,7 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--report", default=None, help="write the fit's report (JSON) here")
     fit.add_argument("--scatter", default=None, help="write a scatter plot of out-of-fold predictions (PNG) here")
     _add_imagery_options(fit, ClusterFitConfig)
-    _add_scheduler(fit, "the clusters' features")
+    _add_scheduler(fit)
     fit.set_defaults(run=_fit)
 
     proxy = commands.add_parser(

@@ -703,7 +703,7 @@ def _chunk_results(extractor, reader: TileReader, chunks, min_valid: float, devi
             phase.check_canceled()
             yield chunk, chunk_features(payload, reader, chunk)
         return
-    from ..inference.dask_executor import ClusterRun, WorkerImagery, scheduler_client
+    from ..imagery.dask_cluster import ClusterRun, WorkerImagery, scheduler_client
 
     imagery = WorkerImagery(config.image_path, tuple(reader.bands), reader.size, reader.radiometry)
     with scheduler_client(config.scheduler) as client, ClusterRun(client, imagery, payload) as run:
