@@ -26,14 +26,6 @@ from poverty_mapper.core.training.clusters import Cluster, ClusterFitConfig, fit
 from test_executors import _model, raster  # noqa: F401 (the generated scene fixture)
 
 
-@pytest.fixture(scope="module")
-def package_path(tmp_path_factory):
-    """A folder where `poverty_mapper` is this checkout, for commands run in a new process."""
-    folder = tmp_path_factory.mktemp("package")
-    (folder / "poverty_mapper").symlink_to(ROOT, target_is_directory=True)
-    return folder
-
-
 def _run(package_path, *args, code="from poverty_mapper.cli import main; sys.exit(main(sys.argv[1:]))"):
     env = dict(os.environ, PYTHONPATH=str(package_path))
     return subprocess.run([sys.executable, "-c", f"import sys\n{code}", *map(str, args)], env=env,

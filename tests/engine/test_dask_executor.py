@@ -67,10 +67,12 @@ class Counting:
 
 
 @pytest.fixture(scope="module")
-def client():
+def client(package_path):
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
             Client(cluster) as client:
         client.wait_for_workers(2, timeout=120)
+        # The workers run this checkout's code (conftest's package_path).
+        assert set(client.run(lambda: __import__("poverty_mapper").__path__[0]).values()) == {str(package_path / "poverty_mapper")}
         yield client
 
 

@@ -298,7 +298,7 @@ def test_the_night_lights_model_without_a_lights_layer_says_what_to_give(provide
             "INPUT": str(SAMPLE), "MODEL": str(NIGHTLIGHTS_MODEL_PATH), "OUTPUT": str(tmp_path / "x.tif"),
         })
     assert not (tmp_path / "x.tif").exists()
-def test_predict_and_fit_take_a_dask_scheduler_as_an_advanced_parameter(provider, tmp_path, monkeypatch):
+def test_predict_and_fit_take_a_dask_scheduler_as_an_advanced_parameter(provider, tmp_path, monkeypatch, package_path):
     import processing
     from distributed import LocalCluster
     from qgis.core import QgsProcessingParameterDefinition
