@@ -163,7 +163,7 @@ def pipeline(path: Path, model: PovertyModel, device: str, rows: int | None, exe
     stats = _rates(result.n_cells, seconds)
     plan = thread_plan(torch.device(device), model.extractor.kind, options.get("read_workers"))
     stats["batch_size"] = options.get("batch_size") or auto_batch_size(torch.device(device), model.extractor.kind)
-    stats["read_workers"] = plan.read_workers
+    stats["read_workers"] = plan.read_workers if executor is None else 0  # a Dask worker reads in its task
     stats["torch_threads"] = plan.torch_threads or torch.get_num_threads()
     if device == "cuda":
         stats["gpu_memory_peak_mb"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)

@@ -6,6 +6,7 @@ what to do."""
 from __future__ import annotations
 
 import os
+import sys
 import time
 
 import numpy as np
@@ -229,3 +230,12 @@ def test_the_command_line_maps_on_the_cluster_by_its_address(raster, tmp_path, c
     with rasterio.open(tmp_path / "local.tif") as local, rasterio.open(tmp_path / "dask.tif") as dask:
         _assert_same_map(dask.read(), local.read())
     assert "predict: 100 %" in capsys.readouterr().err
+
+
+def test_without_distributed_a_cluster_run_says_what_to_install(raster, tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "distributed", None)  # as where it is not installed
+    model = _model(HistogramExtractor(MEANS, STDS))
+    request = PredictRequest(str(raster), str(tmp_path / "map.tif"), model, device="cpu")
+    with pytest.raises(PovertyMapperError, match=r"needs the Python packages 'distributed'.*pip install distributed"):
+        predict_poverty_map(request, executor=DaskExecutor("tcp://127.0.0.1:9"))
+    assert list(tmp_path.iterdir()) == [tmp_path / "generated_scene.tif"]
