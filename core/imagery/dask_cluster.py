@@ -39,7 +39,7 @@ CONNECT_TIMEOUT_S = 30.0  # to reach the scheduler, and for its first worker to 
 CANCEL_POLL_S = 0.5  # how often cancel is looked at while batches run
 BATCHES_PER_THREAD = 2  # batches handed to the cluster at a time, per worker thread
 INSTALL_HINT = (
-    "Mapping on a Dask cluster needs the Python packages 'distributed' and 'dask' on this machine "
+    "Running on a Dask cluster (a scheduler given) needs the Python packages 'distributed' and 'dask' on this machine "
     "and on the workers: pip install distributed==2026.8.0 (see requirements.txt)."
 )
 

@@ -8,9 +8,7 @@ import dataclasses
 
 import numpy as np
 
-from ..imagery.dask_cluster import (  # noqa: F401 (CONNECT_TIMEOUT_S: the connection's limit)
-    BATCHES_PER_THREAD, CONNECT_TIMEOUT_S, ClusterRun, WorkerImagery, scheduler_client, worker_path,
-)
+from ..imagery.dask_cluster import BATCHES_PER_THREAD, ClusterRun, WorkerImagery, scheduler_client, worker_path
 from ..imagery.tile_reader import TileReader
 from .executors import CancelCheck, Cell, EstimateSink, MappingJob, ProgressCallback, cell_batches, estimate_tiles
 from .plan import RunPlan, torch_threads
