@@ -120,30 +120,35 @@ class _JobPlugin(_PluginBase):
     datasets (one per thread). Handed to every worker once by the scheduler, also to one
     that joins or restarts mid-run; closed when the run ends."""
 
-    def __init__(self, name: str, imagery: WorkerImagery, payload: Any):
-        self.name, self.imagery, self.payload = name, imagery, payload
+    def __init__(self, name: str, imagery: WorkerImagery, payload: Any, open_reader: Callable | None = None):
+        self.name, self.imagery, self.payload, self.open_reader = name, imagery, payload, open_reader
         self._local = threading.local()
         self._datasets: list[Any] = []
         self._lock = threading.Lock()
 
     def __getstate__(self) -> dict:
-        return {"name": self.name, "imagery": self.imagery, "payload": self.payload}
+        return {"name": self.name, "imagery": self.imagery, "payload": self.payload, "open_reader": self.open_reader}
 
     def __setstate__(self, state: dict) -> None:
-        self.__init__(state["name"], state["imagery"], state["payload"])
+        self.__init__(state["name"], state["imagery"], state["payload"], state["open_reader"])
 
     def setup(self, worker) -> None:
         pass
 
     def teardown(self, worker) -> None:
         with self._lock:
-            for ds in self._datasets:
-                ds.close()
+            for opened in self._datasets:
+                opened.close()
             self._datasets.clear()
 
-    def reader(self) -> TileReader:
+    def reader(self) -> Any:
+        """This thread's reader: ``open_reader(payload)`` where given, else a TileReader."""
         reader = getattr(self._local, "reader", None)
-        if reader is None:
+        if reader is None and self.open_reader is not None:
+            reader = self._local.reader = self.open_reader(self.payload)
+            with self._lock:
+                self._datasets.append(reader)  # closed with the run
+        elif reader is None:
             ds = open_raster(self.imagery.path)
             with self._lock:
                 self._datasets.append(ds)
@@ -152,7 +157,7 @@ class _JobPlugin(_PluginBase):
         return reader
 
 
-def _run_task(plugin_name: str, task: Callable[[Any, TileReader, Any], Any], batch: Any) -> Any:
+def _run_task(plugin_name: str, task: Callable[[Any, Any, Any], Any], batch: Any) -> Any:
     """On a worker: ``task(payload, reader, batch)`` with the run's payload and reader."""
     from distributed import get_worker
 
@@ -166,20 +171,28 @@ class ClusterRun:
     their results given back once each, in the order they complete; on leaving, batches
     not done are canceled and the payload removed from the workers.
 
-    ``task(payload, reader, batch)`` must be a module-level function (workers import it)."""
+    ``task(payload, reader, batch)`` must be a module-level function (workers import it),
+    as ``open_reader(payload)``, where given: the reader each worker thread opens (with a
+    ``close``), instead of a TileReader of ``imagery``."""
 
-    def __init__(self, client, imagery: WorkerImagery, payload: Any, batches_per_thread: int = BATCHES_PER_THREAD):
+    def __init__(
+        self, client, imagery: WorkerImagery, payload: Any, batches_per_thread: int = BATCHES_PER_THREAD,
+        open_reader: Callable | None = None, more_paths: tuple[str, ...] = (),
+    ):
         self.client, self.batches_per_thread = client, max(1, batches_per_thread)
         self.imagery = dataclasses.replace(imagery, path=worker_path(imagery.path))
-        self.payload = payload
+        self.payload, self.open_reader = payload, open_reader
+        self.more_paths = tuple(worker_path(p) for p in more_paths)  # further inputs the workers open (night lights)
         self.run_id = uuid.uuid4().hex[:12]
         self.name = f"poverty-mapper-job-{self.run_id}"
         self._pending: dict[Any, Any] = {}
         self._done: queue.Queue = queue.Queue()  # futures as they finish (their callbacks put them here)
 
     def __enter__(self) -> "ClusterRun":
-        check_workers_read(self.client, self.imagery.path)
-        self.client.register_plugin(_JobPlugin(self.name, self.imagery, self.payload), name=self.name)
+        for path in (self.imagery.path, *self.more_paths):
+            check_workers_read(self.client, path)
+        plugin = _JobPlugin(self.name, self.imagery, self.payload, self.open_reader)
+        self.client.register_plugin(plugin, name=self.name)
         return self
 
     def __exit__(self, *exc) -> None:

@@ -9,19 +9,22 @@ import dataclasses
 import numpy as np
 
 from ..imagery.dask_cluster import BATCHES_PER_THREAD, ClusterRun, WorkerImagery, scheduler_client, worker_path
-from ..imagery.tile_reader import TileReader
+from ..imagery.prefetch import PrefetchingReader
 from .executors import CancelCheck, Cell, EstimateSink, MappingJob, ProgressCallback, cell_batches, estimate_tiles
 from .plan import RunPlan, torch_threads
 
 
-def _estimate_cells(payload: tuple[MappingJob, RunPlan], reader: TileReader, cells: list[Cell]) -> np.ndarray:
+def _open_job_reader(payload: tuple[MappingJob, RunPlan]) -> PrefetchingReader:
+    """On a worker: the job's own reader (imagery, and night lights where the model reads
+    them), reading in the calling thread."""
+    job, plan = payload
+    return job.reader(plan)
+
+
+def _estimate_cells(payload: tuple[MappingJob, RunPlan], reader: PrefetchingReader, cells: list[Cell]) -> np.ndarray:
     """One batch of a mapping job, on a worker: read its tiles, estimate them ([n, 1 + k])."""
     job, plan = payload
-    size = job.model.tile_size_px
-    dn = np.empty((len(cells), len(job.band_indexes), size, size), reader.dtype)
-    valid = np.empty((len(cells), size, size), bool)
-    for i, window in enumerate(job.windows(cells)):
-        reader.read_dn_into(window, dn[i], valid[i])
+    dn, valid = reader.read(job.windows(cells))
     with torch_threads(plan.torch_threads):
         return estimate_tiles(job, plan, dn, valid)
 
@@ -43,13 +46,15 @@ class DaskExecutor:
             self._run(client, job, plan, sink, progress, is_canceled)
 
     def _run(self, client, job: MappingJob, plan: RunPlan, sink, progress, is_canceled) -> None:
-        job = dataclasses.replace(job, raster_path=worker_path(job.raster_path))
+        lights = job.nightlights and dataclasses.replace(job.nightlights, path=worker_path(job.nightlights.path))
+        job = dataclasses.replace(job, raster_path=worker_path(job.raster_path), nightlights=lights)
         imagery = WorkerImagery(job.raster_path, job.band_indexes, job.model.tile_size_px, job.radiometry)
         # The local pipeline's readers are threads of one process; a worker reads its own
         # batches in its task (the workers' threads are the cluster's parallelism).
         plan = dataclasses.replace(plan, read_workers=0)
         total, done = max(1, job.n_cells), 0
-        with ClusterRun(client, imagery, (job, plan), self.batches_per_thread) as run:
+        with ClusterRun(client, imagery, (job, plan), self.batches_per_thread, open_reader=_open_job_reader,
+                        more_paths=(lights.path,) if lights else ()) as run:
             for cells, values in run.results(_estimate_cells, cell_batches(job.cell_mask, plan.batch_size), is_canceled):
                 sink.add(cells, values)
                 done += len(cells)

@@ -239,3 +239,23 @@ def test_without_distributed_a_cluster_run_says_what_to_install(raster, tmp_path
     with pytest.raises(PovertyMapperError, match=r"needs the Python packages 'distributed'.*pip install distributed"):
         predict_poverty_map(request, executor=DaskExecutor("tcp://127.0.0.1:9"))
     assert list(tmp_path.iterdir()) == [tmp_path / "generated_scene.tif"]
+
+
+def test_a_model_that_reads_night_lights_maps_on_the_cluster_as_locally(tmp_path, client):
+    """The bundled night-lights model: the workers read the lights layer beside the imagery."""
+    from generated_world import make_world
+
+    from poverty_mapper.core.models.defaults import default_model_path
+    from poverty_mapper.core.models.model_file import load_model
+
+    world = make_world(tmp_path / "world", size=448, n_settlements=30, n_clusters=5)
+    model = load_model(default_model_path(with_nightlights=True))
+    maps = []
+    for name, executor in (("local", LocalExecutor()), ("dask", DaskExecutor(client))):
+        request = PredictRequest(str(world.image_path), str(tmp_path / f"{name}.tif"), model, device="cpu",
+                                 nightlights_path=str(world.lights_path), stride_m=3360.0)
+        predict_poverty_map(request, executor=executor)
+        with rasterio.open(tmp_path / f"{name}.tif") as ds:
+            maps.append(ds.read())
+    assert (maps[0][0] != NODATA).sum() >= 4
+    np.testing.assert_allclose(maps[1], maps[0], rtol=1e-5, atol=1e-6)
