@@ -137,7 +137,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     predict.add_argument("image", help="the satellite image (a file, or a GDAL URL such as /vsis3/bucket/scene.tif)")
     predict.add_argument("output", help="the map to write (GeoTIFF; written atomically)")
-    predict.add_argument("--model", default=None, help="a .povmodel file (default: the bundled model)")
+    predict.add_argument("--model", default=None, help="a .povmodel file (default: the bundled night-lights model "
+                                                       "with --nightlights, else the bundled RGB model)")
+    predict.add_argument("--nightlights", default=None, metavar="LIGHTS.tif",
+                         help="a night-lights raster, for a model that reads night lights")
     predict.add_argument("--bounds", type=_bounds, default=None, metavar="XMIN,YMIN,XMAX,YMAX",
                          help="map only this rectangle, in the image's CRS")
     predict.add_argument("--mask", default=None, metavar="POLYGONS.geojson",
@@ -248,10 +251,10 @@ def _mask_polygons(path: str, crs_from: str, crs_to) -> tuple[dict, ...]:
 def _predict(args, progress: Callable[[float], None], is_canceled) -> None:
     from .core.imagery.tile_reader import open_raster
     from .core.inference.predict import PredictRequest, predict_poverty_map
-    from .core.models.defaults import DEFAULT_MODEL_PATH
+    from .core.models.defaults import default_model_path
     from .core.models.model_file import load_model
 
-    model = load_model(args.model or DEFAULT_MODEL_PATH)
+    model = load_model(args.model or default_model_path(with_nightlights=args.nightlights is not None))
     print(model.card(), file=sys.stderr)
     mask = None
     if args.mask:
@@ -266,6 +269,7 @@ def _predict(args, progress: Callable[[float], None], is_canceled) -> None:
         PredictRequest(
             args.image, args.output, model, bounds=args.bounds, mask_geometries=mask, band_indexes=args.bands,
             radiometry=args.radiometry, stride_m=args.stride or None, device=args.device, batch_size=args.batch_size,
+            nightlights_path=args.nightlights,
         ),
         progress=progress, is_canceled=is_canceled, executor=executor,
     )

@@ -50,7 +50,7 @@ def test_the_command_is_installed_and_its_version_is_the_plugins():
 
 
 @pytest.mark.parametrize("command, expected", [
-    ("predict", ["--model", "--bounds", "--mask", "--stride", "--bands", "--radiometry", "--device", "--batch-size",
+    ("predict", ["--model", "--nightlights", "--bounds", "--mask", "--stride", "--bands", "--radiometry", "--device", "--batch-size",
                  "--scheduler"]),
     ("fit", ["--outcome", "--weight", "--group", "--box-size", "--extractor", "--nightlights", "--tile-size", "--folds",
              "--fold-distance", "--min-tiles", "--min-coverage", "--seed", "--report", "--scatter", "--scheduler"]),
@@ -156,3 +156,15 @@ def test_errors_say_what_to_fix_and_exit_1(raster, tmp_path, model_file, capsys,
     (error,) = [line for line in capsys.readouterr().err.splitlines() if line.startswith("poverty-mapper: error: ")]
     assert message in error
     assert not (tmp_path / "m.tif").exists() and not (tmp_path / "m.povmodel").exists()
+
+
+def test_predict_with_night_lights_takes_the_night_lights_model(tmp_path, capsys):
+    from generated_world import make_world
+
+    world = make_world(tmp_path / "world", size=448, n_settlements=30, n_clusters=5)
+    out = tmp_path / "lights_map.tif"
+    assert cli.main(["predict", str(world.image_path), str(out), "--nightlights", str(world.lights_path),
+                     "--stride", "3360", "--device", "cpu"]) == 0, capsys.readouterr().err
+    with rasterio.open(out) as dst:
+        assert dst.tags()["MODEL"].startswith("Africa night lights (VIIRS)")
+        assert dst.tags()["SOURCE_NIGHTLIGHTS"] == world.lights_path.name
