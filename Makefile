@@ -12,10 +12,13 @@ export QT_QPA_PLATFORM := offscreen
 
 setup: $(VENV)/.installed
 
-$(VENV)/.installed: requirements.txt requirements-dev.txt scripts/install_system.sh
+# The checkout is installed editable as the package `poverty_mapper`, with the command
+# line `poverty-mapper` in $(VENV)/bin (pyproject.toml), for servers and Dask workers.
+$(VENV)/.installed: requirements.txt requirements-dev.txt scripts/install_system.sh pyproject.toml
 	scripts/install_system.sh
 	[ -x $(PY) ] || /usr/bin/python3.11 -m venv --system-site-packages $(VENV)
 	$(PY) -m pip install -q -r requirements-dev.txt
+	$(PY) -m pip install -q --no-deps --no-build-isolation -e .
 	touch $@
 
 # Registers this checkout as the plugin `poverty_mapper` for qgis_process.

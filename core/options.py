@@ -20,3 +20,13 @@ class TileOptions:
     device: str = "auto"  # 'auto', 'cpu' or 'cuda'
     batch_size: int = 32  # tiles per batch
     min_valid_fraction: float = 0.5  # share of a tile's pixels that must be valid for it to count
+
+
+# The scheduler option of mapping and fitting, as the command line and the Processing
+# algorithms describe it.
+SCHEDULER_HELP = (
+    "Runs the tile batches (mapping) or the clusters' features (fitting) on the Dask cluster of this scheduler, "
+    "e.g. tcp://10.0.0.5:8786 (started with `dask scheduler`, workers with `dask worker ADDRESS`). The workers "
+    "open the image themselves: it must be a file on a file system they share, at the same path, or a URL "
+    "they can reach (/vsicurl/https://..., /vsis3/bucket/scene.tif). Empty: this machine."
+)

@@ -18,6 +18,7 @@ from ..core.imagery.bands import parse_band_list
 from ..core.device import DEVICE_CHOICES
 from ..core.errors import Canceled, PovertyMapperError
 from ..core.imagery.radiometry import PRESETS
+from ..core.options import SCHEDULER_HELP
 
 RADIOMETRY_KEYS = ("auto", *PRESETS)
 
@@ -28,6 +29,7 @@ class PovertyAlgorithm(QgsProcessingAlgorithm):
     BANDS = "BANDS"
     RADIOMETRY = "RADIOMETRY"
     DEVICE = "DEVICE"
+    SCHEDULER = "SCHEDULER"
 
     def tr(self, text: str) -> str:
         return QCoreApplication.translate(type(self).__name__, text)
@@ -78,6 +80,18 @@ class PovertyAlgorithm(QgsProcessingAlgorithm):
                 ),
                 advanced=True,
             )
+
+    def add_scheduler_parameter(self) -> None:
+        self.add(
+            QgsProcessingParameterString(
+                self.SCHEDULER, self.tr("Dask scheduler address (empty = this machine)"), optional=True
+            ),
+            self.tr(SCHEDULER_HELP),
+            advanced=True,
+        )
+
+    def scheduler(self, parameters, context) -> str | None:
+        return self.parameterAsString(parameters, self.SCHEDULER, context).strip() or None
 
     def add_int(
         self, name: str, label: str, default: int, minimum: int, maximum: int,

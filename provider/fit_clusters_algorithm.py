@@ -245,6 +245,7 @@ class FitClustersAlgorithm(PovertyAlgorithm):
                 "scores. Change it to see how much the scores depend on the split."
             ),
         )
+        self.add_scheduler_parameter()
 
     def _add_outputs(self) -> None:
         self.add(
@@ -332,6 +333,7 @@ class FitClustersAlgorithm(PovertyAlgorithm):
             scatter_path=scatter_out,
             device=self.device(parameters, context),
             seed=self.parameterAsInt(parameters, self.SEED, context),
+            scheduler=self.scheduler(parameters, context),
         )
         with self.user_errors():
             result = fit_clusters(config, lambda f: feedback.setProgress(100.0 * f), feedback.isCanceled)

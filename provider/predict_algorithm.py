@@ -133,6 +133,7 @@ class PredictAlgorithm(PovertyAlgorithm):
                 "effect after the current batch."
             ),
         )
+        self.add_scheduler_parameter()
         self.add(
             QgsProcessingParameterRasterDestination(self.OUTPUT, self.tr("Poverty map")),
             self.tr(
@@ -163,6 +164,12 @@ class PredictAlgorithm(PovertyAlgorithm):
             default_model_path(with_nightlights=self._nightlights_path is not None)
         )
         output = check_geotiff_output(self.parameterAsOutputLayer(parameters, self.OUTPUT, context))
+        scheduler = self.scheduler(parameters, context)
+        executor = None
+        if scheduler:
+            from ..core.inference.dask_executor import DaskExecutor
+
+            executor = DaskExecutor(scheduler)
         with self.user_errors():
             model = load_model(model_path)
             feedback.pushInfo(model.card())
@@ -182,6 +189,7 @@ class PredictAlgorithm(PovertyAlgorithm):
                 ),
                 progress=lambda fraction: feedback.setProgress(100.0 * fraction),
                 is_canceled=feedback.isCanceled,
+                executor=executor,
             )
         feedback.pushInfo(
             self.tr("Estimated {} of {} cells on {}; bands {}; radiometry: {}.").format(

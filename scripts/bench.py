@@ -8,7 +8,10 @@ pixels), then measures in one run:
 - pipeline throughput per extractor (histogram, random, cnn) and its ratio to raw read;
 - a naive baseline for cnn (one tile at a time, synchronous, batch 1) and the ratio;
 - peak resident memory of a histogram and of a cnn run on the whole large and the
-  whole small raster (each in its own process).
+  whole small raster (each in its own process);
+- the same maps (histogram, cnn) on a Dask LocalCluster of 1 and of 2 worker processes
+  (1 thread each) against the local pipeline, on a strip of the large raster
+  (``--only-dask`` measures only these).
 Writes out/bench/<device>.json and prints a table. The models are throughput models
 (untrained CNN, random filters, zero regressor for cnn/random): no estimate here is
 meaningful, only the speed.
@@ -146,25 +149,72 @@ def _rates(tiles: int, seconds: float) -> dict:
             "megapixels_per_s": round(tiles * TILE_PX**2 / seconds / 1e6, 2)}
 
 
-def pipeline(path: Path, model: PovertyModel, device: str, rows: int | None, **options) -> dict:
+def pipeline(path: Path, model: PovertyModel, device: str, rows: int | None, executor=None, **options) -> dict:
     grid, bounds = grid_for(path, rows)
     out = OUT / "bench_output.tif"
     request = PredictRequest(str(path), str(out), model, bounds=bounds, radiometry="eight_bit", device=device, **options)
     if device == "cuda":
         torch.cuda.reset_peak_memory_stats()
     t0 = time.perf_counter()
-    result = predict_poverty_map(request)
+    result = predict_poverty_map(request, executor=executor)
     if device == "cuda":
         torch.cuda.synchronize()
     seconds = time.perf_counter() - t0
     stats = _rates(result.n_cells, seconds)
     plan = thread_plan(torch.device(device), model.extractor.kind, options.get("read_workers"))
     stats["batch_size"] = options.get("batch_size") or auto_batch_size(torch.device(device), model.extractor.kind)
-    stats["read_workers"] = plan.read_workers
+    stats["read_workers"] = plan.read_workers if executor is None else 0  # a Dask worker reads in its task
     stats["torch_threads"] = plan.torch_threads or torch.get_num_threads()
     if device == "cuda":
         stats["gpu_memory_peak_mb"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
     return stats
+
+
+def package_on_path() -> None:
+    """Dask's worker processes copy this import path when they start: put a folder where
+    ``poverty_mapper`` is this checkout first on it, so that they run this code."""
+    folder = OUT / "package"
+    folder.mkdir(parents=True, exist_ok=True)
+    link = folder / "poverty_mapper"
+    if not link.is_symlink():
+        link.symlink_to(ROOT, target_is_directory=True)
+    sys.path.insert(0, str(folder))
+
+
+def dask_workers(path: Path, models: dict, device: str, rows: int, repeats: int) -> dict:
+    """The local pipeline, then a LocalCluster of 1 and of 2 worker processes (1 thread
+    each; cluster start-up, the workers' imports and the model's first transfer left out
+    by a warm-up run), on the first ``rows`` rows of ``path``."""
+    from distributed import Client, LocalCluster
+
+    from poverty_mapper.core.inference.dask_executor import DaskExecutor
+
+    package_on_path()
+    results: dict = {}
+    for name in ("histogram", "cnn"):
+        model = models[name]
+        results[name] = {"local": best_of(repeats, lambda: pipeline(path, model, device, rows))}
+        for n in (1, 2):
+            with LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
+                    Client(cluster) as client:
+                executor = DaskExecutor(client)
+                pipeline(path, model, device, 448, executor)
+                results[name][f"dask_{n}_workers"] = best_of(repeats, lambda: pipeline(path, model, device, rows, executor))
+        local = results[name]["local"]["tiles_per_s"]
+        one, two = (results[name][f"dask_{n}_workers"]["tiles_per_s"] for n in (1, 2))
+        results[name]["ratios"] = {"dask_1_vs_local": round(one / local, 3), "dask_2_vs_local": round(two / local, 3),
+                                   "dask_2_vs_dask_1": round(two / one, 3)}
+    return results
+
+
+def print_dask(results: dict) -> None:
+    sys.stdout.write(f"{'Dask LocalCluster (1 thread per worker)':36} {'tiles':>6} {'tiles/s':>9} {'MP/s':>8}  ratio\n")
+    for name, rows in results.items():
+        for what in ("local", "dask_1_workers", "dask_2_workers"):
+            stats = rows[what]
+            ratio = "" if what == "local" else f"{rows['ratios'][what.replace('_workers', '') + '_vs_local']:.2f} x local"
+            label = f"{name} {what.replace('_', ' ')}"
+            sys.stdout.write(f"{label:36} {stats['tiles']:>6} {stats['tiles_per_s']:>9.1f} {stats['megapixels_per_s']:>8.1f}  {ratio}\n")
 
 
 def peak_memory(path: Path, device: str, model_path: Path) -> float:
@@ -191,12 +241,26 @@ def main() -> int:
                         help="rows of the large raster used for the slow extractors (random, cnn)")
     parser.add_argument("--repeats", type=int, default=2, help="measurements per figure; the fastest is kept")
     parser.add_argument("--naive-rows", type=int, default=896, help="rows used for the naive cnn baseline")
+    parser.add_argument("--dask-rows", type=int, default=2048, help="rows of the large raster mapped on Dask workers")
+    parser.add_argument("--only-dask", action="store_true", help="measure only the Dask rows (out/bench/<device>_dask.json)")
     args = parser.parse_args()
     if args.device == "cuda" and not torch.cuda.is_available():
         parser.error("--device cuda: PyTorch sees no CUDA device on this machine (run with --device cpu)")
     large, small = generated_raster(args.size), generated_raster(args.size // 2)
     models = throughput_models(large)
     fast_rows = None if args.device == "cuda" else args.strip_rows
+    if args.only_dask:
+        for model in (models["histogram"], models["cnn"]):
+            pipeline(large, model, args.device, 448)  # warm-up, as below
+        dask = {"device": args.device, "cpu_threads": torch.get_num_threads(), "machine": platform.platform(),
+                "raster": f"first {args.dask_rows} rows of {args.size}x{args.size} uint8 x3 (generated)",
+                "repeats": f"best of {args.repeats} per figure",
+                "dask": dask_workers(large, models, args.device, args.dask_rows, args.repeats)}
+        OUT.mkdir(parents=True, exist_ok=True)
+        (OUT / f"{args.device}_dask.json").write_text(json.dumps(dask, indent=2))
+        print_dask(dask["dask"])
+        sys.stdout.write(f"written: {OUT / (args.device + '_dask.json')}\n")
+        return 0
 
     results: dict = {
         "device": args.device if args.device == "cpu" else f"cuda ({torch.cuda.get_device_name()})",
@@ -238,6 +302,7 @@ def main() -> int:
         results["peak_memory_mb"][name] = {"large": mem_large, "small": mem_small,
                                            "large_vs_small": round(mem_large / mem_small, 3)}
 
+    results["dask"] = dask_workers(large, models, args.device, args.dask_rows, n)
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / f"{args.device}.json").write_text(json.dumps(results, indent=2))
     rows = [("raw read (rasterio alone)", results["raw_read"]["full"], "")]
@@ -253,6 +318,7 @@ def main() -> int:
     for name, m in results["peak_memory_mb"].items():
         sys.stdout.write(f"peak memory ({name} run, whole raster): large {m['large']} MB, small {m['small']} MB, "
                          f"ratio {m['large_vs_small']}\n")
+    print_dask(results["dask"])
     sys.stdout.write(f"written: {OUT / (args.device + '.json')}\n")
     return 0
 

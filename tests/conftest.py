@@ -37,6 +37,18 @@ def real_data() -> Path:
 
 
 @pytest.fixture(scope="session")
+def package_path(tmp_path_factory) -> Path:
+    """A folder where ``poverty_mapper`` is this checkout, put first on the import path:
+    processes started from the tests (Dask workers, which copy the import path when
+    spawned; commands run with it as PYTHONPATH) import the code under test, whatever
+    checkout the environment has installed."""
+    folder = tmp_path_factory.mktemp("package")
+    (folder / "poverty_mapper").symlink_to(ROOT, target_is_directory=True)
+    sys.path.insert(0, str(folder))
+    return folder
+
+
+@pytest.fixture(scope="session")
 def default_model():
     from poverty_mapper.core.models.defaults import DEFAULT_MODEL_PATH
     from poverty_mapper.core.models.model_file import load_model

@@ -88,6 +88,7 @@ class ClusterFitConfig(TileOptions, _ClusterFitConfigInputs):
     batch_size: int = 64
     n_random_filters: int = 256
     seed: int = 0
+    scheduler: str | None = None  # a Dask scheduler's address: the clusters' features are computed on its workers
 
 
 @dataclass(frozen=True)
@@ -657,29 +658,56 @@ def _cluster_features(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Mean feature vector of each cluster's tiles with enough valid pixels, the number
     of such tiles, and the valid pixels of all its tiles. Tiles with too few valid
-    pixels are read (for the coverage) but not run through the extractor."""
+    pixels are read (for the coverage) but not run through the extractor. The chunks of
+    tiles run here, or on the workers of ``config.scheduler``'s Dask cluster."""
     sums = np.zeros((n_clusters, extractor.n_features))
     counts = np.zeros(n_clusters, np.int64)
     valid_pixels = np.zeros(n_clusters, np.float64)
     min_valid = config.min_valid_fraction * reader.size**2
     n_tiles, done = len(windows), 0
-    for chunk in _batches(windows, config.batch_size):
-        phase.check_canceled()
-        pixels, valid = read_batch(reader, [w for _, w in chunk], device)
-        n_valid = valid.flatten(1).sum(1).cpu().numpy()
+    chunks = _batches(windows, config.batch_size)  # taken one at a time, never listed
+    for chunk, (n_valid, enough, feats) in _chunk_results(extractor, reader, chunks, min_valid, device, config, phase):
         owners = np.array([i for i, _ in chunk])
         np.add.at(valid_pixels, owners, n_valid)
-        enough = n_valid >= min_valid
         if enough.any():
-            keep = torch.from_numpy(enough).to(pixels.device)
-            with torch.inference_mode():
-                feats = extractor.extract(pixels[keep], valid[keep]).double().cpu().numpy()
             np.add.at(sums, owners[enough], feats)
             np.add.at(counts, owners[enough], 1)
         done += len(chunk)
         phase.report(done / max(1, n_tiles))
     with np.errstate(invalid="ignore", divide="ignore"):
         return sums / counts[:, None], counts, valid_pixels
+
+
+def chunk_features(
+    payload: tuple[FeatureExtractor, float, torch.device], reader: TileReader, chunk: list[tuple[int, PixelWindow]]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One chunk of cluster tiles: each tile's valid pixels, whether it has enough, and
+    the features of those that do (float64)."""
+    extractor, min_valid, device = payload
+    pixels, valid = read_batch(reader, [w for _, w in chunk], device)
+    n_valid = valid.flatten(1).sum(1).cpu().numpy()
+    enough = n_valid >= min_valid
+    feats = np.zeros((0, extractor.n_features))
+    if enough.any():
+        keep = torch.from_numpy(enough).to(pixels.device)
+        with torch.inference_mode():
+            feats = extractor.extract(pixels[keep], valid[keep]).double().cpu().numpy()
+    return n_valid, enough, feats
+
+
+def _chunk_results(extractor, reader: TileReader, chunks, min_valid: float, device, config: ClusterFitConfig, phase: Phase):
+    """(chunk, :func:`chunk_features`) for every chunk: here in order, or on a Dask cluster as they complete."""
+    payload = (extractor, min_valid, device)
+    if not config.scheduler:
+        for chunk in chunks:
+            phase.check_canceled()
+            yield chunk, chunk_features(payload, reader, chunk)
+        return
+    from ..imagery.dask_cluster import ClusterRun, WorkerImagery, scheduler_client
+
+    imagery = WorkerImagery(config.image_path, tuple(reader.bands), reader.size, reader.radiometry)
+    with scheduler_client(config.scheduler) as client, ClusterRun(client, imagery, payload) as run:
+        yield from run.results(chunk_features, chunks, phase.is_canceled)
 
 
 def _box_lights(path: str, ds, x: float, y: float, box_size_m: float) -> float:

@@ -298,3 +298,25 @@ def test_the_night_lights_model_without_a_lights_layer_says_what_to_give(provide
             "INPUT": str(SAMPLE), "MODEL": str(NIGHTLIGHTS_MODEL_PATH), "OUTPUT": str(tmp_path / "x.tif"),
         })
     assert not (tmp_path / "x.tif").exists()
+def test_predict_and_fit_take_a_dask_scheduler_as_an_advanced_parameter(provider, tmp_path, monkeypatch, package_path):
+    import processing
+    from distributed import LocalCluster
+    from qgis.core import QgsProcessingParameterDefinition
+
+    registry = QgsApplication.processingRegistry()
+    for name in ("predict", "fitclusters"):
+        parameter = registry.algorithmById(f"povertymapper:{name}").parameterDefinition("SCHEDULER")
+        assert parameter.flags() & QgsProcessingParameterDefinition.FlagAdvanced and "dask worker" in parameter.help()
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+        processing.run("povertymapper:predict", {"INPUT": str(SAMPLE), "MODEL": "", "OUTPUT": str(tmp_path / "local.tif")})
+        processing.run("povertymapper:predict", {"INPUT": str(SAMPLE), "MODEL": "", "SCHEDULER": cluster.scheduler_address,
+                                                 "OUTPUT": str(tmp_path / "dask.tif")})
+    with rasterio.open(tmp_path / "local.tif") as local, rasterio.open(tmp_path / "dask.tif") as dask:
+        expected = local.read()
+        assert (expected[0] != local.nodata).any()
+        np.testing.assert_allclose(dask.read(), expected, rtol=1e-5, atol=1e-6)
+    monkeypatch.setattr("poverty_mapper.core.imagery.dask_cluster.CONNECT_TIMEOUT_S", 3.0)
+    with pytest.raises(QgsProcessingException, match="Cannot reach the Dask scheduler at 'tcp://127.0.0.1:9'"):
+        processing.run("povertymapper:predict", {"INPUT": str(SAMPLE), "MODEL": "", "SCHEDULER": "tcp://127.0.0.1:9",
+                                                 "OUTPUT": str(tmp_path / "unreachable.tif")})
+    assert not (tmp_path / "unreachable.tif").exists()

@@ -1,0 +1,385 @@
+"""``poverty-mapper``: the plugin's engine on a command line, without QGIS or Qt.
+
+    poverty-mapper predict IMAGE OUTPUT.tif [--model M.povmodel] [--scheduler tcp://host:8786]
+    poverty-mapper fit IMAGE CLUSTERS.csv MODEL.povmodel --outcome FIELD [--scheduler ...]
+    poverty-mapper trainproxy IMAGE NIGHTLIGHTS MODEL.povmodel
+    poverty-mapper info MODEL.povmodel
+
+The subcommands take the parameters of the Processing algorithms (predict, fit poverty
+model on survey clusters, train proxy network), with their defaults read from the
+engine's own configurations, and run the same engine. A progress bar is drawn on a
+terminal; elsewhere (logs, a batch system) progress comes as plain lines. Ctrl-C cancels
+after the current batch, leaving no output file behind.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import dataclasses
+import json
+import signal
+import sys
+from pathlib import Path
+from typing import Callable, Sequence, TextIO
+
+EXIT_ERROR, EXIT_CANCELED = 1, 130
+
+
+def _default(config, name: str):
+    """A configuration field's default: one source for the defaults of both front ends."""
+    return {f.name: f.default for f in dataclasses.fields(config)}[name]
+
+
+class Progress:
+    """A bar redrawn in place on a terminal; plain lines, one per ``step`` of the run, elsewhere."""
+
+    def __init__(self, label: str, stream: TextIO | None = None, step: float = 0.1, width: int = 30):
+        self.label, self.stream, self.step, self.width = label, stream or sys.stderr, step, width
+        self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
+        self._next, self._last = 0.0, -1
+
+    def __call__(self, fraction: float) -> None:
+        fraction = min(1.0, max(0.0, fraction))
+        if self.tty:
+            percent = int(100 * fraction)
+            if percent != self._last:
+                filled = int(self.width * fraction)
+                self.stream.write(f"\r{self.label} [{'#' * filled}{'.' * (self.width - filled)}] {percent:3d}%")
+                self.stream.flush()
+                self._last = percent
+        elif fraction >= self._next - 1e-9:
+            self.stream.write(f"{self.label}: {100 * fraction:.0f} %\n")
+            self.stream.flush()
+            self._next = (int(fraction / self.step + 1e-9) + 1) * self.step
+
+    def close(self) -> None:
+        if self.tty and self._last >= 0:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+class CancelOnInterrupt:
+    """Ctrl-C asks the engine to stop after its current batch; a second Ctrl-C stops at once."""
+
+    def __init__(self):
+        self.canceled = False
+
+    def __call__(self) -> bool:
+        return self.canceled
+
+    def __enter__(self) -> "CancelOnInterrupt":
+        self._before = signal.getsignal(signal.SIGINT)
+
+        def ask(_signum, _frame):
+            self.canceled = True
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+            print("\nCanceling after the current batch (Ctrl-C again to stop at once) ...", file=sys.stderr)
+
+        signal.signal(signal.SIGINT, ask)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        signal.signal(signal.SIGINT, self._before)
+
+
+def _bands(text: str):
+    from .core.imagery.bands import parse_band_list
+
+    return parse_band_list(text)
+
+
+def _bounds(text: str) -> tuple[float, float, float, float]:
+    try:
+        xmin, ymin, xmax, ymax = (float(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError("give xmin,ymin,xmax,ymax in the image's CRS, e.g. 500000,8900000,560000,8960000")
+    return xmin, ymin, xmax, ymax
+
+
+def _add_imagery_options(parser: argparse.ArgumentParser, config, with_batch: bool = True) -> None:
+    from .core.device import DEVICE_CHOICES
+    from .core.imagery.radiometry import PRESETS
+
+    parser.add_argument("--bands", type=_bands, default=None, metavar="3,2,1",
+                        help="the image's band numbers giving the model's bands, in its order (default: guessed "
+                             "from band names, else the first bands)")
+    parser.add_argument("--radiometry", choices=("auto", *PRESETS), default=_default(config, "radiometry"),
+                        help="how pixel values become reflectance (default: %(default)s, from the data type)")
+    parser.add_argument("--device", choices=DEVICE_CHOICES, default=_default(config, "device"),
+                        help="where the network runs (default: %(default)s: a CUDA GPU when PyTorch sees one)")
+    if with_batch:
+        parser.add_argument("--batch-size", type=int, default=_default(config, "batch_size"),
+                            help="tiles read and estimated together (default: %(default)s"
+                                 + ("; 0 = by device)" if _default(config, "batch_size") == 0 else ")"))
+
+
+def _add_scheduler(parser: argparse.ArgumentParser) -> None:
+    from .core.options import SCHEDULER_HELP
+
+    parser.add_argument("--scheduler", metavar="ADDRESS", default=None, help=SCHEDULER_HELP.replace("%", "%%"))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .core.inference.predict import PredictRequest
+    from .core.training.clusters import EXTRACTOR_CHOICES, ClusterFitConfig
+    from .core.training.proxy import ARCHITECTURES, ProxyTrainingConfig
+
+    parser = argparse.ArgumentParser(
+        prog="poverty-mapper", description="Poverty maps from satellite imagery, without QGIS.",
+        epilog="Each command has its own --help.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="{predict,fit,trainproxy,info}")
+
+    predict = commands.add_parser(
+        "predict", help="write the poverty map of an image",
+        description="Estimates wealth for every tile of a satellite image and writes the estimates as a GeoTIFF "
+                    "(band 1: the estimate, band 2: the quality code, band 3: the 80 %% interval's half width).",
+    )
+    predict.add_argument("image", help="the satellite image (a file, or a GDAL URL such as /vsis3/bucket/scene.tif)")
+    predict.add_argument("output", help="the map to write (GeoTIFF; written atomically)")
+    predict.add_argument("--model", default=None, help="a .povmodel file (default: the bundled night-lights model "
+                                                       "with --nightlights, else the bundled RGB model)")
+    predict.add_argument("--nightlights", default=None, metavar="LIGHTS.tif",
+                         help="a night-lights raster, for a model that reads night lights")
+    predict.add_argument("--bounds", type=_bounds, default=None, metavar="XMIN,YMIN,XMAX,YMAX",
+                         help="map only this rectangle, in the image's CRS")
+    predict.add_argument("--mask", default=None, metavar="POLYGONS.geojson",
+                         help="map only cells whose centre lies in these polygons (GeoJSON)")
+    predict.add_argument("--mask-crs", default="EPSG:4326",
+                         help="the CRS of the mask's coordinates (default: %(default)s, as GeoJSON has them)")
+    predict.add_argument("--stride", type=float, default=0.0, metavar="METRES",
+                         help="distance between tile centres, the output cell size (default: 0 = the tile size)")
+    _add_imagery_options(predict, PredictRequest)
+    _add_scheduler(predict)
+    predict.set_defaults(run=_predict)
+
+    fit = commands.add_parser(
+        "fit", help="fit a poverty model on survey clusters",
+        description="Fits a model of a survey outcome on the image's features around surveyed clusters, with "
+                    "spatially blocked cross-validation, and writes it as a .povmodel file.",
+    )
+    fit.add_argument("image", help="the satellite image")
+    fit.add_argument("clusters", help="the survey clusters: a CSV file with a row per cluster, or GeoJSON points")
+    fit.add_argument("model", help="the .povmodel file to write")
+    fit.add_argument("--outcome", required=True, help="the field holding the survey outcome (e.g. an asset index)")
+    fit.add_argument("--weight", default=None, help="a field of cluster weights (e.g. households surveyed)")
+    fit.add_argument("--group", default=None, help="a field of groups (country, survey round) for scores within groups")
+    fit.add_argument("--x-field", default="lon", help="the CSV's x or longitude column (default: %(default)s)")
+    fit.add_argument("--y-field", default="lat", help="the CSV's y or latitude column (default: %(default)s)")
+    fit.add_argument("--clusters-crs", default="EPSG:4326", help="the clusters' CRS (default: %(default)s)")
+    fit.add_argument("--log-outcome", action="store_true", help="fit the outcome's logarithm")
+    fit.add_argument("--box-size", type=float, default=_default(ClusterFitConfig, "box_size_m"), metavar="METRES",
+                     help="side of the box around each cluster whose tiles are averaged (default: %(default)g)")
+    fit.add_argument("--extractor", default=_default(ClusterFitConfig, "extractor"),
+                     help=f"features: {' or '.join(EXTRACTOR_CHOICES)}, or a .povmodel file whose extractor to use "
+                          "(e.g. a proxy CNN from trainproxy) (default: %(default)s)")
+    fit.add_argument("--nightlights", default=None, help="a nightlights raster for the baseline score")
+    fit.add_argument("--tile-size", type=float, default=_default(ClusterFitConfig, "tile_size_m"), metavar="METRES",
+                     help="tile size for histogram and random features (default: %(default)g)")
+    fit.add_argument("--folds", type=int, default=_default(ClusterFitConfig, "n_folds"),
+                     help="cross-validation folds (default: %(default)s)")
+    fit.add_argument("--fold-distance", type=float, default=None, metavar="METRES",
+                     help="clusters closer than this share a fold (default: the box size)")
+    fit.add_argument("--min-tiles", type=int, default=_default(ClusterFitConfig, "min_tiles"),
+                     help="tiles with enough valid pixels a cluster needs (default: %(default)s)")
+    fit.add_argument("--min-coverage", type=float, default=_default(ClusterFitConfig, "min_covered_share"),
+                     help="share of a cluster's box that must be valid pixels (default: %(default)g)")
+    fit.add_argument("--seed", type=int, default=_default(ClusterFitConfig, "seed"), help="(default: %(default)s)")
+    fit.add_argument("--report", default=None, help="write the fit's report (JSON) here")
+    fit.add_argument("--scatter", default=None, help="write a scatter plot of out-of-fold predictions (PNG) here")
+    _add_imagery_options(fit, ClusterFitConfig)
+    _add_scheduler(fit)
+    fit.set_defaults(run=_fit)
+
+    proxy = commands.add_parser(
+        "trainproxy", help="train a proxy network on night lights",
+        description="Trains a CNN to tell night-light classes from daytime imagery; its features then serve "
+                    "'fit --extractor MODEL'.",
+    )
+    proxy.add_argument("image", help="the satellite image")
+    proxy.add_argument("nightlights", help="the nightlights raster")
+    proxy.add_argument("model", help="the .povmodel file to write (the feature extractor)")
+    proxy.add_argument("--more-images", nargs="*", default=(), help="further scenes of the same place, same bands")
+    proxy.add_argument("--bounds", type=_bounds, default=None, metavar="XMIN,YMIN,XMAX,YMAX",
+                       help="train only on this rectangle, in the image's CRS")
+    proxy.add_argument("--network", choices=ARCHITECTURES, default=_default(ProxyTrainingConfig, "architecture"),
+                       help="(default: %(default)s)")
+    proxy.add_argument("--random-start", action="store_true", help="EfficientNet: start from random weights, not ImageNet's")
+    proxy.add_argument("--frozen-blocks", type=int, default=_default(ProxyTrainingConfig, "frozen_blocks"),
+                       help="EfficientNet: lowest blocks kept as started (default: %(default)s)")
+    proxy.add_argument("--tile-size", type=float, default=_default(ProxyTrainingConfig, "tile_size_m"),
+                       metavar="METRES", help="(default: %(default)g)")
+    proxy.add_argument("--classes", type=int, default=_default(ProxyTrainingConfig, "n_classes"),
+                       help="night-light classes (default: %(default)s)")
+    proxy.add_argument("--binning", choices=("auto", "dark_then_quantiles", "quantiles"),
+                       default=_default(ProxyTrainingConfig, "binning"), help="(default: %(default)s)")
+    proxy.add_argument("--thresholds", default=None, metavar="A,B", help="fixed class edges in radiance")
+    proxy.add_argument("--epochs", type=int, default=_default(ProxyTrainingConfig, "epochs"), help="(default: %(default)s)")
+    proxy.add_argument("--learning-rate", type=float, default=_default(ProxyTrainingConfig, "learning_rate"),
+                       help="(default: %(default)g)")
+    proxy.add_argument("--val-share", type=float, default=_default(ProxyTrainingConfig, "val_fraction"),
+                       help="share of tiles held out, in spatial blocks (default: %(default)g)")
+    proxy.add_argument("--block-size", type=int, default=_default(ProxyTrainingConfig, "block_size_tiles"),
+                       help="side, in tiles, of the spatial blocks held out together (default: %(default)s)")
+    proxy.add_argument("--start-model", default=None, help="reuse the lower layers of this model's CNN")
+    proxy.add_argument("--seed", type=int, default=_default(ProxyTrainingConfig, "seed"), help="(default: %(default)s)")
+    proxy.add_argument("--report", default=None, help="write the training report (JSON) here")
+    proxy.add_argument("--plot", default=None, help="write the training curves (PNG) here")
+    _add_imagery_options(proxy, ProxyTrainingConfig)
+    proxy.set_defaults(run=_trainproxy)
+
+    info = commands.add_parser("info", help="print a model's card", description="Prints a .povmodel file's model card.")
+    info.add_argument("model", help="a .povmodel file")
+    info.set_defaults(run=_info)
+    return parser
+
+
+def _mask_polygons(path: str, crs_from: str, crs_to) -> tuple[dict, ...]:
+    from rasterio.warp import transform_geom
+
+    data = json.loads(Path(path).read_text(encoding="utf-8"))
+    features = data.get("features", [data]) if data.get("type") == "FeatureCollection" else [data]
+    geometries = [f.get("geometry", f) for f in features]
+    polygons = [g for g in geometries if g and g.get("type") in ("Polygon", "MultiPolygon")]
+    if not polygons:
+        from .core.errors import PovertyMapperError
+
+        raise PovertyMapperError(f"The mask '{path}' holds no polygons; give a GeoJSON file of polygons.")
+    return tuple(transform_geom(crs_from, crs_to, g) for g in polygons)
+
+
+def _predict(args, progress: Callable[[float], None], is_canceled) -> None:
+    from .core.imagery.tile_reader import open_raster
+    from .core.inference.predict import PredictRequest, predict_poverty_map
+    from .core.models.defaults import default_model_path
+    from .core.models.model_file import load_model
+
+    model = load_model(args.model or default_model_path(with_nightlights=args.nightlights is not None))
+    print(model.card(), file=sys.stderr)
+    mask = None
+    if args.mask:
+        with open_raster(args.image) as ds:
+            mask = _mask_polygons(args.mask, args.mask_crs, ds.crs)
+    executor = None
+    if args.scheduler:
+        from .core.inference.dask_executor import DaskExecutor
+
+        executor = DaskExecutor(args.scheduler)
+    result = predict_poverty_map(
+        PredictRequest(
+            args.image, args.output, model, bounds=args.bounds, mask_geometries=mask, band_indexes=args.bands,
+            radiometry=args.radiometry, stride_m=args.stride or None, device=args.device, batch_size=args.batch_size,
+            nightlights_path=args.nightlights,
+        ),
+        progress=progress, is_canceled=is_canceled, executor=executor,
+    )
+    print(f"Estimated {result.n_estimated} of {result.n_cells} cells on {result.device}; bands "
+          f"{','.join(map(str, result.band_indexes))}; radiometry: {result.radiometry.label}. Wrote {result.output_path}.")
+    for note in result.notes:
+        print(f"Note: {note}", file=sys.stderr)
+
+
+def _read_clusters(args, crs_to) -> tuple:
+    """Clusters from a CSV (x and y columns) or GeoJSON points, in the image's CRS."""
+    from rasterio.warp import transform
+
+    from .core.errors import PovertyMapperError
+    from .core.training.clusters import Cluster
+
+    path = Path(args.clusters)
+    if path.suffix.lower() in (".geojson", ".json"):
+        features = json.loads(path.read_text(encoding="utf-8")).get("features", [])
+        rows = [dict(f.get("properties") or {}, **{"__x": f["geometry"]["coordinates"][0],
+                                                   "__y": f["geometry"]["coordinates"][1]})
+                for f in features if (f.get("geometry") or {}).get("type") == "Point"]
+        x_field, y_field = "__x", "__y"
+    else:
+        with path.open(newline="", encoding="utf-8-sig") as f:
+            rows = list(csv.DictReader(f))
+        x_field, y_field = args.x_field, args.y_field
+    if not rows:
+        raise PovertyMapperError(f"'{path}' holds no clusters (a CSV with a row per cluster, or GeoJSON points).")
+    for field in filter(None, (x_field, y_field, args.outcome, args.weight, args.group)):
+        if field not in rows[0]:
+            raise PovertyMapperError(
+                f"'{path}' has no field '{field}'; its fields: {', '.join(k for k in rows[0] if not k.startswith('__'))}."
+            )
+    try:
+        xs, ys = transform(args.clusters_crs, crs_to, [float(r[x_field]) for r in rows], [float(r[y_field]) for r in rows])
+    except ValueError as exc:
+        raise PovertyMapperError(f"The clusters' coordinates ({x_field}, {y_field}) must be numbers: {exc}") from exc
+    return tuple(
+        Cluster(x, y, r[args.outcome], float(r[args.weight]) if args.weight else 1.0, str(i),
+                str(r[args.group]) if args.group else "")
+        for i, (x, y, r) in enumerate(zip(xs, ys, rows))
+    )
+
+
+def _fit(args, progress, is_canceled) -> None:
+    from .core.imagery.tile_reader import open_raster
+    from .core.training.clusters import ClusterFitConfig, fit_clusters
+
+    with open_raster(args.image) as ds:
+        clusters = _read_clusters(args, ds.crs)
+    config = ClusterFitConfig(
+        image_path=args.image, clusters=clusters, model_path=args.model, outcome_name=args.outcome,
+        extractor=args.extractor, band_indexes=args.bands, radiometry=args.radiometry, box_size_m=args.box_size,
+        tile_size_m=args.tile_size, log_outcome=args.log_outcome, use_weights=bool(args.weight), n_folds=args.folds,
+        fold_distance_m=args.fold_distance, min_tiles=args.min_tiles, min_covered_share=args.min_coverage,
+        nightlights_path=args.nightlights, report_path=args.report, scatter_path=args.scatter, device=args.device,
+        seed=args.seed, batch_size=args.batch_size, scheduler=args.scheduler,
+    )
+    result = fit_clusters(config, progress, is_canceled)
+    pooled = result.report["cv"]["pooled"]
+    print(f"Out-of-fold scores on {pooled['n']} clusters: r² {pooled['r2']:.3f} (squared Pearson), "
+          f"R² {pooled['R2']:.3f}. Wrote {result.model_path}.")
+    for note in result.notes:
+        print(f"Note: {note}", file=sys.stderr)
+
+
+def _trainproxy(args, progress, is_canceled) -> None:
+    from .core.training.proxy import ProxyTrainingConfig, train_proxy
+
+    thresholds = tuple(float(v) for v in args.thresholds.split(",")) if args.thresholds else None
+    config = ProxyTrainingConfig(
+        image_path=args.image, nightlights_path=args.nightlights, model_path=args.model,
+        more_image_paths=tuple(args.more_images), report_path=args.report, plot_path=args.plot, bounds=args.bounds,
+        tile_size_m=args.tile_size, architecture=args.network, imagenet_start=not args.random_start,
+        frozen_blocks=args.frozen_blocks, n_classes=args.classes, binning=args.binning, thresholds=thresholds,
+        epochs=args.epochs, learning_rate=args.learning_rate, start_model_path=args.start_model,
+        val_fraction=args.val_share, block_size_tiles=args.block_size, seed=args.seed, band_indexes=args.bands, radiometry=args.radiometry,
+        device=args.device, batch_size=args.batch_size,
+    )
+    result = train_proxy(config, progress, is_canceled, status=lambda line: print(line, file=sys.stderr))
+    print(f"Wrote {result.model_path}.")
+
+
+def _info(args, progress, is_canceled) -> None:
+    from .core.models.model_file import load_model
+
+    print(load_model(args.model).card())
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Runs one command; returns the exit status (0, 1 for an error, 130 when canceled)."""
+    from .core.errors import Canceled, PovertyMapperError
+
+    args = build_parser().parse_args(argv)
+    bar = Progress(args.command)
+    try:
+        with CancelOnInterrupt() as is_canceled:
+            args.run(args, bar, is_canceled)
+    except Canceled:
+        bar.close()
+        print("poverty-mapper: canceled; no output was written.", file=sys.stderr)
+        return EXIT_CANCELED
+    except (PovertyMapperError, FileNotFoundError) as exc:
+        bar.close()
+        print(f"poverty-mapper: error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    bar.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

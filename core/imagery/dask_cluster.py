@@ -1,0 +1,255 @@
+"""Reading tiles on a Dask distributed cluster: the workers open the imagery themselves
+and run batches of a task on it; this process gets each batch's result once.
+
+- Workers open the imagery from its path: a file on a file system they share, or a GDAL
+  virtual file system URL they can reach (/vsicurl/, /vsis3/). A run checks first that
+  every worker can open it, and names those that cannot.
+- A run's payload (the job, the model) goes to each worker once, as a worker plugin: the
+  scheduler keeps it and hands it to every worker, including one that joins or restarts
+  mid-run.
+- Each batch is a task. A worker that dies has its batches redone by the scheduler on
+  another worker; this process takes each batch's result once, whichever attempt computed
+  it, so nothing is lost and nothing counted twice.
+- Canceling cancels the batches not yet done; at most a few batches per worker thread are
+  given to the cluster at a time, so a continent's millions of tiles never wait in memory.
+
+``distributed`` is imported only when a run asks for a cluster: the plugin works without it.
+Mapping (inference.dask_executor) and fitting (training.clusters) run on it.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import queue
+import threading
+import uuid
+from typing import Any, Callable, Iterable, Iterator
+
+from ..errors import Canceled, PovertyMapperError
+from .radiometry import Radiometry
+from .tile_reader import TileReader, open_raster
+
+try:  # the payload's carrier must be a worker plugin where distributed is installed
+    from distributed.diagnostics.plugin import WorkerPlugin as _PluginBase
+except ImportError:  # runs refuse before using it: _distributed()
+    _PluginBase = object
+
+CancelCheck = Callable[[], bool]
+CONNECT_TIMEOUT_S = 30.0  # to reach the scheduler, and for its first worker to be there
+CANCEL_POLL_S = 0.5  # how often cancel is looked at while batches run
+BATCHES_PER_THREAD = 2  # batches handed to the cluster at a time, per worker thread
+INSTALL_HINT = (
+    "Running on a Dask cluster (a scheduler given) needs the Python packages 'distributed' and 'dask' on this machine "
+    "and on the workers: pip install distributed==2026.8.0 (see requirements.txt)."
+)
+
+
+def _distributed():
+    try:
+        import distributed
+    except ImportError as exc:
+        raise PovertyMapperError(INSTALL_HINT) from exc
+    return distributed
+
+
+def connect(scheduler: str, timeout_s: float | None = None):
+    """A client of the scheduler at ``scheduler`` (e.g. tcp://10.0.0.5:8786) that has at
+    least one worker; clear errors when it cannot be reached or has no workers."""
+    distributed = _distributed()
+    timeout_s = timeout_s or CONNECT_TIMEOUT_S
+    try:
+        client = distributed.Client(scheduler, timeout=timeout_s, set_as_default=False)
+    except (OSError, TimeoutError, ValueError) as exc:
+        raise PovertyMapperError(
+            f"Cannot reach the Dask scheduler at '{scheduler}' within {timeout_s:g} s ({exc}). Start one with "
+            "`dask scheduler` and give the address it prints (e.g. tcp://10.0.0.5:8786), and check that this "
+            "machine can reach its port."
+        ) from exc
+    try:
+        client.wait_for_workers(1, timeout=timeout_s)
+    except (TimeoutError, OSError) as exc:
+        client.close()
+        raise PovertyMapperError(
+            f"The Dask scheduler at '{scheduler}' has no workers after {timeout_s:g} s. Start some with "
+            f"`dask worker {scheduler}` on machines that can read the imagery."
+        ) from exc
+    return client
+
+
+def worker_path(path: str) -> str:
+    """The imagery path as the workers get it: GDAL virtual file system URLs as they are,
+    local paths made absolute (a worker's working directory is not this one's)."""
+    if path.startswith("/vsi") or "://" in path:
+        return path
+    return os.path.abspath(path)
+
+
+def _try_open(path: str) -> str | None:
+    """Run on each worker: None when the imagery opens there, else the error."""
+    try:
+        open_raster(path).close()
+    except Exception as exc:  # noqa: BLE001 (any failure is reported, per worker)
+        return f"{type(exc).__name__}: {exc}"
+    return None
+
+
+def check_workers_read(client, path: str) -> None:
+    """Refuse a path that some worker cannot open, naming the workers and their errors."""
+    errors = {worker: error for worker, error in client.run(_try_open, path).items() if error}
+    if errors:
+        listed = "; ".join(f"{worker}: {error}" for worker, error in sorted(errors.items()))
+        raise PovertyMapperError(
+            f"{len(errors)} of the cluster's Dask workers cannot open the imagery '{path}' ({listed}). Workers open "
+            "the imagery themselves: put it on a file system every worker mounts at the same path, or give a URL "
+            "they can reach (/vsicurl/https://..., /vsis3/bucket/key.tif), best as a cloud-optimised GeoTIFF."
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class WorkerImagery:
+    """How workers read the tiles: the image (a path or URL they reach), its bands, the tile size."""
+
+    path: str
+    band_indexes: tuple[int, ...]
+    tile_px: int
+    radiometry: Radiometry
+
+
+class _JobPlugin(_PluginBase):
+    """A run's imagery and payload (the job, the model) on a worker, with the worker's open
+    datasets (one per thread). Handed to every worker once by the scheduler, also to one
+    that joins or restarts mid-run; closed when the run ends."""
+
+    def __init__(self, name: str, imagery: WorkerImagery, payload: Any, open_reader: Callable | None = None):
+        self.name, self.imagery, self.payload, self.open_reader = name, imagery, payload, open_reader
+        self._local = threading.local()
+        self._datasets: list[Any] = []
+        self._lock = threading.Lock()
+
+    def __getstate__(self) -> dict:
+        return {"name": self.name, "imagery": self.imagery, "payload": self.payload, "open_reader": self.open_reader}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__init__(state["name"], state["imagery"], state["payload"], state["open_reader"])
+
+    def setup(self, worker) -> None:
+        pass
+
+    def teardown(self, worker) -> None:
+        with self._lock:
+            for opened in self._datasets:
+                opened.close()
+            self._datasets.clear()
+
+    def reader(self) -> Any:
+        """This thread's reader: ``open_reader(payload)`` where given, else a TileReader."""
+        reader = getattr(self._local, "reader", None)
+        if reader is None and self.open_reader is not None:
+            reader = self._local.reader = self.open_reader(self.payload)
+            with self._lock:
+                self._datasets.append(reader)  # closed with the run
+        elif reader is None:
+            ds = open_raster(self.imagery.path)
+            with self._lock:
+                self._datasets.append(ds)
+            im = self.imagery
+            reader = self._local.reader = TileReader(ds, im.band_indexes, im.tile_px, im.radiometry)
+        return reader
+
+
+def _run_task(plugin_name: str, task: Callable[[Any, Any, Any], Any], batch: Any) -> Any:
+    """On a worker: ``task(payload, reader, batch)`` with the run's payload and reader."""
+    from distributed import get_worker
+
+    plugin: _JobPlugin = get_worker().plugins[plugin_name]
+    return task(plugin.payload, plugin.reader(), batch)
+
+
+class ClusterRun:
+    """One run's batches on a cluster: the imagery checked on every worker, the payload
+    sent to each worker once, batches handed out a few per worker thread at a time and
+    their results given back once each, in the order they complete; on leaving, batches
+    not done are canceled and the payload removed from the workers.
+
+    ``task(payload, reader, batch)`` must be a module-level function (workers import it),
+    as ``open_reader(payload)``, where given: the reader each worker thread opens (with a
+    ``close``), instead of a TileReader of ``imagery``."""
+
+    def __init__(
+        self, client, imagery: WorkerImagery, payload: Any, batches_per_thread: int = BATCHES_PER_THREAD,
+        open_reader: Callable | None = None, more_paths: tuple[str, ...] = (),
+    ):
+        self.client, self.batches_per_thread = client, max(1, batches_per_thread)
+        self.imagery = dataclasses.replace(imagery, path=worker_path(imagery.path))
+        self.payload, self.open_reader = payload, open_reader
+        self.more_paths = tuple(worker_path(p) for p in more_paths)  # further inputs the workers open (night lights)
+        self.run_id = uuid.uuid4().hex[:12]
+        self.name = f"poverty-mapper-job-{self.run_id}"
+        self._pending: dict[Any, Any] = {}
+        self._done: queue.Queue = queue.Queue()  # futures as they finish (their callbacks put them here)
+
+    def __enter__(self) -> "ClusterRun":
+        for path in (self.imagery.path, *self.more_paths):
+            check_workers_read(self.client, path)
+        plugin = _JobPlugin(self.name, self.imagery, self.payload, self.open_reader)
+        self.client.register_plugin(plugin, name=self.name)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._pending:
+            self.client.cancel(list(self._pending), force=True)
+            self._pending.clear()
+        self.client.unregister_worker_plugin(self.name)
+
+    def results(self, task: Callable, batches: Iterable[Any], is_canceled: CancelCheck) -> Iterator[tuple[Any, Any]]:
+        """(batch, task's result) for every batch, as they complete; raises :class:`Canceled`
+        when ``is_canceled`` says so (looked at every CANCEL_POLL_S), and a batch's error."""
+        numbered = enumerate(batches)
+        self._submit(task, numbered)
+        while self._pending:
+            if is_canceled():
+                raise Canceled()
+            try:
+                future = self._done.get(timeout=CANCEL_POLL_S)
+            except queue.Empty:
+                continue
+            if future not in self._pending:  # already taken
+                continue
+            batch = self._pending.pop(future)
+            result = future.result()  # a failed batch raises its error here
+            future.release()
+            yield batch, result
+            if is_canceled():
+                raise Canceled()
+            self._submit(task, numbered)
+
+    def _submit(self, task: Callable, numbered: Iterator[tuple[int, Any]]) -> None:
+        threads = sum(self.client.nthreads().values()) or 1
+        while len(self._pending) < self.batches_per_thread * threads:
+            item = next(numbered, None)
+            if item is None:
+                return
+            index, batch = item
+            future = self.client.submit(
+                _run_task, self.name, task, batch, key=f"poverty-mapper-batch-{self.run_id}-{index}", pure=False
+            )
+            self._pending[future] = batch
+            future.add_done_callback(self._done.put)
+
+
+class scheduler_client:  # noqa: N801 (used as a context manager, like open())
+    """A connected client: the one given (left open), or one to the address given (closed on leaving)."""
+
+    def __init__(self, scheduler, timeout_s: float | None = None):
+        self.scheduler, self.timeout_s = scheduler, timeout_s
+        self.own = isinstance(scheduler, str)
+
+    def __enter__(self):
+        self.client = connect(self.scheduler, self.timeout_s) if self.own else self.scheduler
+        return self.client
+
+    def __exit__(self, *exc) -> None:
+        if self.own:
+            self.client.close()
+
+

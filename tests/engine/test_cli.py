@@ -1,0 +1,170 @@
+"""The command line `poverty-mapper`: installed into the environment, --help for every
+command, the maps, fits and proxy networks of the engine from the same parameters, plain
+progress lines when not on a terminal and a bar on one, errors that say what to fix, and
+no QGIS or Qt."""
+from __future__ import annotations
+
+import configparser
+import csv
+import io
+import os
+import subprocess
+import sys
+import tomllib
+from importlib.metadata import entry_points
+
+import numpy as np
+import pytest
+import rasterio
+
+from conftest import ROOT
+from poverty_mapper import cli
+from poverty_mapper.core.extractors.histogram import HistogramExtractor
+from poverty_mapper.core.inference.predict import PredictRequest, predict_poverty_map
+from poverty_mapper.core.models.model_file import load_model, save_model
+from poverty_mapper.core.training.clusters import Cluster, ClusterFitConfig, fit_clusters
+from test_executors import _model, raster  # noqa: F401 (the generated scene fixture)
+
+
+def _run(package_path, *args, code="from poverty_mapper.cli import main; sys.exit(main(sys.argv[1:]))"):
+    env = dict(os.environ, PYTHONPATH=str(package_path))
+    return subprocess.run([sys.executable, "-c", f"import sys\n{code}", *map(str, args)], env=env,
+                          capture_output=True, text=True, timeout=300)
+
+
+@pytest.fixture
+def model_file(tmp_path):
+    path = tmp_path / "generated.povmodel"
+    save_model(_model(HistogramExtractor(np.array([0.1] * 3), np.array([0.05] * 3))), path)
+    return path
+
+
+def test_the_command_is_installed_and_its_version_is_the_plugins():
+    (script,) = entry_points(group="console_scripts", name="poverty-mapper")
+    assert script.value == "poverty_mapper.cli:main"
+    assert os.access(os.path.join(os.path.dirname(sys.executable), "poverty-mapper"), os.X_OK)
+    metadata = configparser.ConfigParser()
+    metadata.read(ROOT / "metadata.txt", encoding="utf-8")
+    with open(ROOT / "pyproject.toml", "rb") as f:
+        assert tomllib.load(f)["project"]["version"] == metadata["general"]["version"]
+
+
+@pytest.mark.parametrize("command, expected", [
+    ("predict", ["--model", "--nightlights", "--bounds", "--mask", "--stride", "--bands", "--radiometry", "--device", "--batch-size",
+                 "--scheduler"]),
+    ("fit", ["--outcome", "--weight", "--group", "--box-size", "--extractor", "--nightlights", "--tile-size", "--folds",
+             "--fold-distance", "--min-tiles", "--min-coverage", "--seed", "--report", "--scatter", "--scheduler"]),
+    ("trainproxy", ["--more-images", "--network", "--frozen-blocks", "--classes", "--binning", "--thresholds",
+                    "--epochs", "--learning-rate", "--val-share", "--start-model", "--report", "--plot"]),
+    ("info", ["model"]),
+])
+def test_every_command_has_help(package_path, command, expected):
+    result = _run(package_path, command, "--help")
+    assert result.returncode == 0, result.stderr
+    missing = [option for option in expected if option not in result.stdout]
+    assert missing == []
+
+
+def test_defaults_come_from_the_engine():
+    parser = cli.build_parser()
+    fit = parser.parse_args(["fit", "i.tif", "c.csv", "m.povmodel", "--outcome", "o"])
+    config = ClusterFitConfig("i.tif", (), "m.povmodel")
+    assert (fit.box_size, fit.tile_size, fit.folds, fit.batch_size) == (
+        config.box_size_m, config.tile_size_m, config.n_folds, config.batch_size)
+    predict = parser.parse_args(["predict", "i.tif", "o.tif"])
+    assert (predict.batch_size, predict.radiometry, predict.device) == (0, "auto", "auto")
+
+
+def test_predict_writes_the_engines_map_without_qgis_or_qt(package_path, raster, tmp_path, model_file):
+    out = tmp_path / "cli.tif"
+    code = ("from poverty_mapper.cli import main\nstatus = main(sys.argv[1:])\n"
+            "loaded = sorted(m for m in sys.modules if m.split('.')[0] in ('qgis', 'PyQt5', 'PyQt6', 'sip'))\n"
+            "print('loaded:', loaded)\nsys.exit(status)")
+    result = _run(package_path, "predict", raster, out, "--model", model_file, "--device", "cpu", "--batch-size", "4",
+                  code=code)
+    assert result.returncode == 0, result.stderr
+    assert "loaded: []" in result.stdout and f"Wrote {out}" in result.stdout
+    # Not a terminal: plain progress lines, from 0 to 100 %.
+    lines = [line for line in result.stderr.splitlines() if line.startswith("predict: ")]
+    assert lines[-1] == "predict: 100 %" and len(lines) >= 3 and "\r" not in result.stderr
+    predict_poverty_map(PredictRequest(str(raster), str(tmp_path / "engine.tif"), load_model(model_file),
+                                       device="cpu", batch_size=4))
+    with rasterio.open(out) as a, rasterio.open(tmp_path / "engine.tif") as b:
+        np.testing.assert_array_equal(a.read(), b.read())
+        assert a.tags() == b.tags()
+
+
+def test_info_prints_the_model_card(capsys, model_file):
+    assert cli.main(["info", str(model_file)]) == 0
+    assert capsys.readouterr().out.strip() == load_model(model_file).card().strip()
+
+
+def test_progress_is_a_bar_on_a_terminal_and_lines_elsewhere():
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    terminal, log = Terminal(), io.StringIO()
+    bar, lines = cli.Progress("predict", terminal), cli.Progress("predict", log)
+    for fraction in np.linspace(0, 1, 41):
+        bar(fraction)
+        lines(fraction)
+    bar.close()
+    assert terminal.getvalue().count("\r") == 41 and terminal.getvalue().endswith("100%\n")
+    assert log.getvalue().splitlines() == [f"predict: {p} %" for p in range(0, 101, 10)]
+
+
+def test_fit_from_a_csv_gives_the_engines_fit(small_world, tmp_path, capsys):
+    table = tmp_path / "clusters.csv"
+    with table.open("w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["x", "y", "asset_index", "households"])
+        writer.writerows(small_world.clusters)
+    options = dict(box_size_m=1500.0, tile_size_m=480.0, fold_distance_m=750.0)
+    status = cli.main(["fit", str(small_world.image_path), str(table), str(tmp_path / "cli.povmodel"),
+                       "--outcome", "asset_index", "--weight", "households", "--x-field", "x", "--y-field", "y",
+                       "--clusters-crs", "EPSG:32636", "--box-size", "1500", "--tile-size", "480",
+                       "--fold-distance", "750", "--device", "cpu", "--report", str(tmp_path / "cli.json")])
+    assert status == 0, capsys.readouterr().err
+    clusters = tuple(Cluster(x, y, o, w, str(i)) for i, (x, y, o, w) in enumerate(small_world.clusters))
+    engine = fit_clusters(ClusterFitConfig(str(small_world.image_path), clusters, str(tmp_path / "engine.povmodel"),
+                                           outcome_name="asset_index", use_weights=True, device="cpu", **options))
+    pooled = engine.report["cv"]["pooled"]
+    assert f"r² {pooled['r2']:.3f}" in capsys.readouterr().out
+    assert load_model(tmp_path / "cli.povmodel").card() == load_model(tmp_path / "engine.povmodel").card()
+
+
+def test_trainproxy_trains_the_engines_network(small_world, tmp_path, capsys):
+    status = cli.main(["trainproxy", str(small_world.image_path), str(small_world.lights_path),
+                       str(tmp_path / "proxy.povmodel"), "--network", "small_cnn", "--tile-size", "480",
+                       "--epochs", "1", "--binning", "quantiles", "--block-size", "2", "--device", "cpu"])
+    assert status == 0, capsys.readouterr().err
+    model = load_model(tmp_path / "proxy.povmodel")
+    assert model.extractor.kind == "cnn" and model.tile_size_m == 480.0 and not model.can_predict
+
+
+@pytest.mark.parametrize("args, message", [
+    (["info", "missing.povmodel"], "missing.povmodel"),
+    (["predict", "{raster}", "{tmp}/m.tif", "--model", "{model}", "--scheduler", "tcp://127.0.0.1:9"],
+     "Cannot reach the Dask scheduler at 'tcp://127.0.0.1:9'"),
+    (["fit", "{raster}", "{tmp}/none.csv", "{tmp}/m.povmodel", "--outcome", "o"], "none.csv"),
+])
+def test_errors_say_what_to_fix_and_exit_1(raster, tmp_path, model_file, capsys, monkeypatch, args, message):
+    monkeypatch.setattr("poverty_mapper.core.imagery.dask_cluster.CONNECT_TIMEOUT_S", 2.0)
+    args = [a.format(raster=raster, tmp=tmp_path, model=model_file) for a in args]
+    assert cli.main(args) == 1
+    (error,) = [line for line in capsys.readouterr().err.splitlines() if line.startswith("poverty-mapper: error: ")]
+    assert message in error
+    assert not (tmp_path / "m.tif").exists() and not (tmp_path / "m.povmodel").exists()
+
+
+def test_predict_with_night_lights_takes_the_night_lights_model(tmp_path, capsys):
+    from generated_world import make_world
+
+    world = make_world(tmp_path / "world", size=448, n_settlements=30, n_clusters=5)
+    out = tmp_path / "lights_map.tif"
+    assert cli.main(["predict", str(world.image_path), str(out), "--nightlights", str(world.lights_path),
+                     "--stride", "3360", "--device", "cpu"]) == 0, capsys.readouterr().err
+    with rasterio.open(out) as dst:
+        assert dst.tags()["MODEL"].startswith("Africa night lights (VIIRS)")
+        assert dst.tags()["SOURCE_NIGHTLIGHTS"] == world.lights_path.name
