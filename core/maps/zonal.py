@@ -29,6 +29,8 @@ from ..errors import PovertyMapperError
 from ..models.metadata import legend_from_tags
 
 BLOCK_ROWS = 256  # rows of the estimate raster read at once for one polygon
+BLOCK_COLS = 2048  # and columns: memory stays bounded however large the district
+CACHE_BYTES = 64 * 2**20  # GDAL's block cache while reading (its default, 5 % of RAM, grew with the raster)
 # Quality codes of band 2 of the plugin's maps (written by core/inference/writer.py, a stage
 # beside this one; a test keeps the two in step): codes with an estimate, and two flags.
 QUALITY_WITH_ESTIMATE = (0, 1, 3)  # within range, extrapolation, out of domain; 2, 4, 5: none
@@ -193,9 +195,11 @@ class EstimateMap:
         window = _geometry_window(self._ds.transform, (self._ds.height, self._ds.width), geometry)
         if window is not None:
             row0, row1, col0, col1 = window
-            for top in range(row0, row1, self._block_rows):
-                block = Window(col0, top, col1 - col0, min(self._block_rows, row1 - top))
-                self._add_block(sums, block, geometry, poverty_line)
+            with rasterio.Env(GDAL_CACHEMAX=CACHE_BYTES):
+                for top in range(row0, row1, self._block_rows):
+                    for left in range(col0, col1, BLOCK_COLS):
+                        block = Window(left, top, min(BLOCK_COLS, col1 - left), min(self._block_rows, row1 - top))
+                        self._add_block(sums, block, geometry, poverty_line)
         return sums.stats(polygon_cells, self.with_population, poverty_line)
 
     def _add_block(self, sums: _Sums, block: Window, geometry: dict, poverty_line: float | None) -> None:
