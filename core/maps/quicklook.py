@@ -45,6 +45,7 @@ def write_quicklook(
         b = ds.bounds
         tags = ds.tags()
         title = ds.descriptions[0] or "estimate"
+        flagged = _flagged_cells(ds)
     extent = (b.left, b.right, b.bottom, b.top)
     panels = 2 if image_path else 1
     fig, axes = plt.subplots(1, panels, figsize=(6.5 * panels, 6.8), squeeze=False, constrained_layout=True)
@@ -76,6 +77,10 @@ def write_quicklook(
         fontsize=9,
     )
     ax.set_facecolor("#bbbbbb")
+    if flagged is not None and flagged.any():
+        _hatch(ax, flagged, extent)
+        ax.set_xlabel(f"hatched: {int(flagged.sum())} cells extrapolated or from imagery unlike the model's "
+                      "(read with care)", fontsize=7)
     for a in axes[0]:
         a.tick_params(labelsize=7)
         a.ticklabel_format(style="plain", useOffset=False)
@@ -85,6 +90,27 @@ def write_quicklook(
     fig.savefig(png_path, dpi=110)
     plt.close(fig)
     return png_path
+
+
+def _flagged_cells(ds) -> np.ndarray | None:
+    """Cells whose estimate the map's quality band flags (1 extrapolation, 3 out of the
+    model's domain), or None for a raster without that band."""
+    band = next((i + 1 for i, d in enumerate(ds.descriptions) if i and (d or "").startswith("quality")), None)
+    if band is None:
+        return None
+    quality = ds.read(band)
+    return (quality == 1) | (quality == 3)
+
+
+def _hatch(ax, flagged: np.ndarray, extent: tuple) -> None:
+    """Hatching over the flagged cells (one square per cell)."""
+    from matplotlib.collections import PatchCollection
+    from matplotlib.patches import Rectangle
+
+    left, right, bottom, top = extent
+    w, h = (right - left) / flagged.shape[1], (top - bottom) / flagged.shape[0]
+    squares = [Rectangle((left + c * w, top - (r + 1) * h), w, h) for r, c in np.argwhere(flagged)]
+    ax.add_collection(PatchCollection(squares, facecolor="none", edgecolor="#333333", linewidth=0, hatch="///"))
 
 
 def _guess_rgb_bands(image_path: str | Path, tags: dict) -> tuple[int, int, int]:
