@@ -26,7 +26,7 @@ from poverty_mapper.core.evaluation.fixed_folds import fold_summary, fold_test_p
 from poverty_mapper.core.regression.metrics import interval_half_width, within_r2  # noqa: E402
 from poverty_mapper.core.extractors.histogram import YEH_BIN_EDGES, HistogramExtractor  # noqa: E402
 from poverty_mapper.core.models.feature_domain import FeatureDomain  # noqa: E402
-from poverty_mapper.core.models.model_file import PovertyModel, Scores, Target, TrainingDomain, save_model  # noqa: E402
+from poverty_mapper.core.models.model_file import PovertyModel, Scores, TrainingDomain, save_model  # noqa: E402
 from poverty_mapper.core.regression.ridge import fit_ridge_cv  # noqa: E402
 
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "real" / "yeh2020_lsms"
@@ -52,14 +52,7 @@ def build_default_model(data_dir: Path) -> PovertyModel:
     )
     return PovertyModel(
         name="LSMS Africa RGB histogram ridge v1",
-        target=Target(
-            name="asset wealth index",
-            unit="LSMS asset index",
-            description=(
-                "Cluster-level asset wealth index of the LSMS surveys (Ethiopia, Malawi, "
-                "Nigeria, Tanzania, Uganda, 2005-2016); 0 is about the survey mean, higher is wealthier."
-            ),
-        ),
+        target=lsms.TARGET,
         bands=BANDS,
         input_scaling="Landsat surface reflectance 0-1",
         pixel_size_m=lsms.PIXEL_SIZE_M,

@@ -38,7 +38,6 @@ from poverty_mapper.core.models.model_file import (  # noqa: E402
     NightLightsInput,
     PovertyModel,
     Scores,
-    Target,
     TrainingDomain,
     save_model,
 )
@@ -97,14 +96,7 @@ def build_nightlights_model(data_dir: Path) -> PovertyModel:
     extractor = HistogramExtractor([lsms.BAND_MEANS["VIIRS"]], [lsms.BAND_STDS["VIIRS"]], YEH_BIN_EDGES)
     return PovertyModel(
         name="Africa night lights (VIIRS) histogram ridge v1",
-        target=Target(
-            name="asset wealth index",
-            unit="LSMS asset index",
-            description=(
-                "Cluster-level asset wealth index of the LSMS surveys (Ethiopia, Malawi, "
-                "Nigeria, Tanzania, Uganda, 2005-2016); 0 is about the survey mean, higher is wealthier."
-            ),
-        ),
+        target=lsms.TARGET,
         bands=BANDS,
         input_scaling="night-light radiance from a separate night-lights layer (the imagery gives the grid and region)",
         pixel_size_m=lsms.PIXEL_SIZE_M,

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..models.metadata import Target
+
 BANDS = ("BLUE", "GREEN", "RED", "SWIR1", "SWIR2", "TEMP1", "NIR", "NIGHTLIGHTS")
 # Per-band standardization of the release (reflectance 0..1, TEMP1 in kelvin).
 BAND_MEANS = {
@@ -26,6 +28,16 @@ BAND_STDS = {
 TILE_SIZE_PX = 224
 PIXEL_SIZE_M = 30.0
 FOLD_NAMES = ("A", "B", "C", "D", "E")
+
+# What the models fitted on this set predict (the bundled RGB and night-lights models).
+TARGET = Target(
+    name="asset wealth index",
+    unit="LSMS asset index",
+    description=(
+        "Cluster-level asset wealth index of the LSMS surveys (Ethiopia, Malawi, "
+        "Nigeria, Tanzania, Uganda, 2005-2016); 0 is about the survey mean, higher is wealthier."
+    ),
+)
 
 
 @dataclass(frozen=True)
