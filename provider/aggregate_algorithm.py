@@ -1,6 +1,8 @@
 """``povertymapper:aggregate``: a poverty map summed up per polygon (e.g. districts)."""
 from __future__ import annotations
 
+from functools import partial
+
 import json
 
 from qgis.core import (
@@ -164,7 +166,8 @@ class AggregateAlgorithm(PovertyAlgorithm):
                 self.tr("{} polygon(s) lie on no cell with an estimate; their means are empty.").format(n_empty)
             )
         field = WEIGHTED_FIELD if self._population_path is not None else MEAN_FIELD
-        write_estimate_polygons_style(dest, field, self._raster_path, self.tr("{} per polygon").format(quantity or field))
+        title = self.tr("{} per polygon").format(quantity or field)
+        self.in_main_thread_after_run(partial(write_estimate_polygons_style, dest, field, self._raster_path, title))
         if n_partial:
             feedback.pushWarning(
                 self.tr("{} polygon(s) are covered only in part by cells with an estimate (pov_cover below 0.99); "

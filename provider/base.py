@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from contextlib import contextmanager
-from typing import Iterator
+from typing import Callable, Iterator
 
 from qgis.core import (
     QgsProcessingAlgorithm,
@@ -127,3 +127,14 @@ class PovertyAlgorithm(QgsProcessingAlgorithm):
             raise QgsProcessingException(self.tr("Canceled: no output was written.")) from None
         except PovertyMapperError as exc:
             raise QgsProcessingException(str(exc)) from exc
+
+    def in_main_thread_after_run(self, action: Callable[[], object]) -> None:
+        """Runs ``action`` once the algorithm has run, in the main thread (QGIS calls
+        postProcessAlgorithm there): for work with QGIS objects that are not for worker
+        threads, such as the default style's colour ramps and symbols."""
+        self.__dict__.setdefault("_after_run", []).append(action)
+
+    def postProcessAlgorithm(self, context, feedback) -> dict:  # noqa: N802 (QGIS API)
+        for action in self.__dict__.pop("_after_run", []):
+            action()
+        return {}

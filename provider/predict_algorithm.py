@@ -1,6 +1,8 @@
 """``povertymapper:predict``: the estimate raster for a region of an image."""
 from __future__ import annotations
 
+from functools import partial
+
 from qgis.core import (
     QgsProcessing,
     QgsProcessingContext,
@@ -199,7 +201,8 @@ class PredictAlgorithm(PovertyAlgorithm):
         )
         for note in result.notes:
             feedback.pushWarning(note)
-        write_map_style(output, model.target.name, model.target.unit)  # its look travels with the file
+        # Its look travels with the file (a .qml beside it), written in the main thread.
+        self.in_main_thread_after_run(partial(write_map_style, output, model.target.name, model.target.unit))
         if context.willLoadLayerOnCompletion(output):
             details = context.layerToLoadOnCompletionDetails(output)
             details.name = layer_name(model.target.name, model.target.unit)

@@ -1,6 +1,8 @@
 """``povertymapper:topolygons``: a poverty map as one polygon per estimated cell."""
 from __future__ import annotations
 
+from functools import partial
+
 import re
 
 from qgis.core import (
@@ -160,7 +162,8 @@ class ToPolygonsAlgorithm(PovertyAlgorithm):
                     extra.append(interval if interval >= 0 else None)  # nodata: not known
                 feature.setAttributes([float(cell[0]), *description, *extra])
                 sink.addFeature(feature, QgsFeatureSink.FastInsert)
-        write_estimate_polygons_style(dest, name, raster_path, self.tr("{} per cell").format(quantity or name))
+        title = self.tr("{} per cell").format(quantity or name)
+        self.in_main_thread_after_run(partial(write_estimate_polygons_style, dest, name, raster_path, title))
         feedback.pushInfo(
             self.tr("{} cells with an estimate became polygons (field '{}'{}).").format(
                 polygons.featureCount(), name, self.tr(", {}").format(quantity) if quantity else ""
