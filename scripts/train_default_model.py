@@ -24,9 +24,7 @@ from poverty_mapper.core.evaluation.across_countries import country_years  # noq
 from poverty_mapper.core.regression.leave_group_out import leave_one_country_out  # noqa: E402
 from poverty_mapper.core.evaluation.fixed_folds import fold_summary, fold_test_predictions  # noqa: E402
 from poverty_mapper.core.regression.metrics import interval_half_width, within_r2  # noqa: E402
-from poverty_mapper.core.extractors.histogram import YEH_BIN_EDGES, HistogramExtractor  # noqa: E402
-from poverty_mapper.core.models.feature_domain import FeatureDomain  # noqa: E402
-from poverty_mapper.core.models.model_file import PovertyModel, Scores, TrainingDomain, save_model  # noqa: E402
+from poverty_mapper.core.models.model_file import PovertyModel, Scores, save_model  # noqa: E402
 from poverty_mapper.core.regression.ridge import fit_ridge_cv  # noqa: E402
 
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "real" / "yeh2020_lsms"
@@ -47,21 +45,10 @@ def build_default_model(data_dir: Path) -> PovertyModel:
         "out_of_country_r2": round(within_r2(data.labels, loco.pred, groups), 4),
     }
     regressor = fit_ridge_cv(x, data.labels, data.test_fold_of_each())
-    extractor = HistogramExtractor(
-        [lsms.BAND_MEANS[b] for b in BANDS], [lsms.BAND_STDS[b] for b in BANDS], YEH_BIN_EDGES
-    )
-    return PovertyModel(
+    return lsms.histogram_model(
+        data.labels, x, BANDS, BANDS, regressor,
         name="LSMS Africa RGB histogram ridge v1",
-        target=lsms.TARGET,
-        bands=BANDS,
         input_scaling="Landsat surface reflectance 0-1",
-        pixel_size_m=lsms.PIXEL_SIZE_M,
-        tile_size_px=lsms.TILE_SIZE_PX,
-        extractor=extractor,
-        regressor=regressor,
-        radiometry="reflectance",
-        domain=TrainingDomain.of_outcomes(data.labels),
-        feature_domain=FeatureDomain.of_training(x),
         provenance={
             "data": (
                 f"{len(data)} LSMS cluster-years (Yeh et al. 2020 release), Landsat 224x224 px "

@@ -31,14 +31,11 @@ from poverty_mapper.core.evaluation import lsms  # noqa: E402
 from poverty_mapper.core.evaluation.across_countries import country_scores, country_years  # noqa: E402
 from poverty_mapper.core.regression.leave_group_out import leave_one_country_out, out_of_country_alpha  # noqa: E402
 from poverty_mapper.core.evaluation.fixed_folds import fold_summary, fold_test_predictions  # noqa: E402
-from poverty_mapper.core.extractors.histogram import YEH_BIN_EDGES, HistogramExtractor  # noqa: E402
 from poverty_mapper.core.imagery.lights_layer import NIGHTLIGHTS_BAND  # noqa: E402
-from poverty_mapper.core.models.feature_domain import FeatureDomain  # noqa: E402
 from poverty_mapper.core.models.model_file import (  # noqa: E402
     NightLightsInput,
     PovertyModel,
     Scores,
-    TrainingDomain,
     save_model,
 )
 from poverty_mapper.core.regression.metrics import interval_half_width, within_r2  # noqa: E402
@@ -93,19 +90,10 @@ def build_nightlights_model(data_dir: Path) -> PovertyModel:
     }
     alpha, _ = out_of_country_alpha(x, data.labels, data.countries)
     regressor = fit_ridge(x, data.labels, alpha)
-    extractor = HistogramExtractor([lsms.BAND_MEANS["VIIRS"]], [lsms.BAND_STDS["VIIRS"]], YEH_BIN_EDGES)
-    return PovertyModel(
+    return lsms.histogram_model(
+        data.labels, x, BANDS, ("VIIRS",), regressor,
         name="Africa night lights (VIIRS) histogram ridge v1",
-        target=lsms.TARGET,
-        bands=BANDS,
         input_scaling="night-light radiance from a separate night-lights layer (the imagery gives the grid and region)",
-        pixel_size_m=lsms.PIXEL_SIZE_M,
-        tile_size_px=lsms.TILE_SIZE_PX,
-        extractor=extractor,
-        regressor=regressor,
-        radiometry="reflectance",
-        domain=TrainingDomain.of_outcomes(data.labels),
-        feature_domain=FeatureDomain.of_training(x),
         provenance={
             "data": (
                 f"{len(data)} LSMS cluster-years (Yeh et al. 2020 release), night lights of 224x224 px "

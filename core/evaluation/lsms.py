@@ -11,7 +11,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ..models.metadata import Target
+from ..extractors.histogram import YEH_BIN_EDGES, HistogramExtractor
+from ..models.feature_domain import FeatureDomain
+from ..models.metadata import Target, TrainingDomain
+from ..models.model_file import PovertyModel
 
 BANDS = ("BLUE", "GREEN", "RED", "SWIR1", "SWIR2", "TEMP1", "NIR", "NIGHTLIGHTS")
 # Per-band standardization of the release (reflectance 0..1, TEMP1 in kelvin).
@@ -38,6 +41,22 @@ TARGET = Target(
         "Nigeria, Tanzania, Uganda, 2005-2016); 0 is about the survey mean, higher is wealthier."
     ),
 )
+
+
+def histogram_model(
+    labels: np.ndarray, x: np.ndarray, bands: tuple[str, ...], statistics: tuple[str, ...], regressor, **card
+) -> PovertyModel:
+    """A model of :data:`TARGET` from per-band histograms of the set's tiles (224 px at 30 m,
+    102 bins on values standardized with the release's ``statistics``, one key of
+    :data:`BAND_MEANS` per band), fitted as ``regressor`` on features ``x`` of clusters with
+    outcomes ``labels``; the outcome's and the features' training domains come from them.
+    ``card``: name, input_scaling, scores, provenance and any further model field."""
+    extractor = HistogramExtractor([BAND_MEANS[k] for k in statistics], [BAND_STDS[k] for k in statistics], YEH_BIN_EDGES)
+    return PovertyModel(
+        target=TARGET, bands=bands, pixel_size_m=PIXEL_SIZE_M, tile_size_px=TILE_SIZE_PX, extractor=extractor,
+        regressor=regressor, radiometry="reflectance", domain=TrainingDomain.of_outcomes(labels),
+        feature_domain=FeatureDomain.of_training(x), **card,
+    )
 
 
 @dataclass(frozen=True)
