@@ -5,6 +5,7 @@ import errno
 import json
 import os
 import re
+import shutil
 import socket
 import uuid
 from contextlib import contextmanager
@@ -112,16 +113,33 @@ def partial_path(path: Path, suffix: str = "") -> Path:
 
 
 def remove_abandoned_partials(path: Path) -> None:
-    """Remove temporary files of ``path`` left by runs that were killed (their process is gone)."""
+    """Remove temporary files of ``path``, and the temporary folders vector outputs are
+    written in, left by runs that were killed (their process is gone)."""
     try:
         candidates = list(path.parent.glob(f".{glob_escape(path.name)}.*.partial*"))
     except OSError:
         return
     for candidate in candidates:
         match = _PARTIAL.match(candidate.name)
-        if (match and match["name"] == path.name and match["host"] == _HOST and not _process_alive(int(match["pid"]))
-                and candidate.is_file()):
+        if not (match and match["name"] == path.name and match["host"] == _HOST and not _process_alive(int(match["pid"]))):
+            continue
+        if candidate.is_dir() and not candidate.is_symlink():
+            _restore_moved_aside(candidate / "earlier", path.parent)
+            shutil.rmtree(candidate, ignore_errors=True)
+        elif candidate.is_file():
             candidate.unlink(missing_ok=True)
+
+
+def _restore_moved_aside(aside: Path, folder: Path) -> None:
+    """Files of an earlier output that a killed run had moved aside (``aside``) while
+    moving its own in go back where they were, unless a file of the name stands there."""
+    try:
+        earlier = [p for p in aside.iterdir() if p.is_file()] if aside.is_dir() else []
+        for file in earlier:
+            if not (folder / file.name).exists():
+                os.replace(file, folder / file.name)
+    except OSError:
+        pass
 
 
 def glob_escape(name: str) -> str:

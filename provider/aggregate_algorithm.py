@@ -25,7 +25,9 @@ from qgis.core import (
 from qgis.PyQt.QtCore import QVariant
 
 from ..core.errors import PovertyMapperError
-from ..core.maps.zonal import EstimateMap, ZoneStats, check_poverty_map, estimate_quantity, is_index, zone_stats
+from ..core.maps.zonal import ZoneStats, check_poverty_map, estimate_quantity, is_index
+from ..core.maps.zonal_worker import IsolatedEstimateMap
+from ..dependencies import qgis_python
 from .base import PovertyAlgorithm
 from .layer_inputs import raster_file_path
 from .sinks import atomic_sink
@@ -152,8 +154,10 @@ class AggregateAlgorithm(PovertyAlgorithm):
             check_poverty_map(self._raster_path)
             quantity, unit = estimate_quantity(self._raster_path)
         line = self._poverty_line(parameters, context, quantity, unit)
-        with self.user_errors(), EstimateMap(self._raster_path, self._population_path) as estimates:
-            if estimates.crs is None:
+        # In a separate Python process: inside QGIS the GEOS, GDAL and PROJ that wheels bundle
+        # clash with QGIS's own (core/maps/zonal_worker.py).
+        with self.user_errors(), IsolatedEstimateMap(self._raster_path, self._population_path, qgis_python()) as estimates:
+            if estimates.crs_wkt is None:
                 raise PovertyMapperError(f"The poverty map {self._raster_path} has no coordinate reference system.")
             dest, n_empty, n_partial = self._write(parameters, context, feedback, source, estimates, line)
         feedback.pushInfo(
@@ -209,7 +213,7 @@ class AggregateAlgorithm(PovertyAlgorithm):
             fields.append(field)
         return fields, kept, ours
 
-    def _write(self, parameters, context, feedback, source, estimates: EstimateMap, line: float | None):
+    def _write(self, parameters, context, feedback, source, estimates: IsolatedEstimateMap, line: float | None):
         with_population = estimates.with_population
         fields, kept, ours = self._fields(source, with_population, line)
         if len(kept) < source.fields().count():
@@ -218,7 +222,7 @@ class AggregateAlgorithm(PovertyAlgorithm):
                         "replaced in the output.").format(", ".join(f.name() for f in ours))
             )
         to_raster = QgsCoordinateTransform(
-            source.sourceCrs(), QgsCoordinateReferenceSystem.fromWkt(estimates.crs.to_wkt()), context.transformContext()
+            source.sourceCrs(), QgsCoordinateReferenceSystem.fromWkt(estimates.crs_wkt), context.transformContext()
         )
         total = max(1, source.featureCount())
         n_empty = n_partial = 0
@@ -243,7 +247,7 @@ class AggregateAlgorithm(PovertyAlgorithm):
                 feedback.setProgress(100.0 * (i + 1) / total)
         return dest, n_empty, n_partial
 
-    def _zone_stats(self, estimates: EstimateMap, polygon: QgsFeature, to_raster: QgsCoordinateTransform,
+    def _zone_stats(self, estimates: IsolatedEstimateMap, polygon: QgsFeature, to_raster: QgsCoordinateTransform,
                     line: float | None) -> ZoneStats:
         geometry = polygon.geometry()
         if geometry.isNull() or geometry.isEmpty():
@@ -255,4 +259,4 @@ class AggregateAlgorithm(PovertyAlgorithm):
                 self.tr("Polygon {} cannot be transformed to the poverty map's CRS ({}); check the "
                         "layer's CRS.").format(polygon.id(), exc)
             ) from exc
-        return zone_stats(estimates, json.loads(geometry.asJson()), line)
+        return estimates.stats(json.loads(geometry.asJson()), line)

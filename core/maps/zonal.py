@@ -173,6 +173,11 @@ class EstimateMap:
         return self._ds.crs
 
     @property
+    def crs_wkt(self) -> str | None:
+        """The map's CRS as WKT (None when it has none)."""
+        return self._ds.crs.to_wkt() if self._ds.crs else None
+
+    @property
     def with_population(self) -> bool:
         return self._population is not None
 

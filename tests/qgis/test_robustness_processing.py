@@ -376,16 +376,16 @@ def test_aggregate_failing_midway_keeps_the_earlier_layer(poverty_provider, tmp_
     poverty_map = _write_poverty_map(tmp_path / "generated_map.tif", ESTIMATES)
     out = tmp_path / "districts.shp"
     earlier = _earlier_layer(out)
-    real_zone_stats = aggregate_algorithm.zone_stats
+    real_stats = aggregate_algorithm.IsolatedEstimateMap.stats
     calls = []
 
-    def zone_stats_then_fail(*args):
+    def stats_then_fail(*args):
         calls.append(1)
         if len(calls) == 3:
             raise OSError(28, "No space left on device (generated)")
-        return real_zone_stats(*args)
+        return real_stats(*args)
 
-    monkeypatch.setattr(aggregate_algorithm, "zone_stats", zone_stats_then_fail)
+    monkeypatch.setattr(aggregate_algorithm.IsolatedEstimateMap, "stats", stats_then_fail)
     with pytest.raises(QgsProcessingException):
         processing.run("povertymapper:aggregate", {"INPUT": poverty_map, "POLYGONS": _districts(UTM), "OUTPUT": str(out)})
     assert len(calls) == 3
