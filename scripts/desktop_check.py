@@ -5,7 +5,7 @@ Drives the Poverty Mapper dock as an analyst would, one step after another:
 1. the real 6-band Landsat 7 scene as the image: Run is refused, the bands left to choose;
 2. the bundled real scene mapped to a GeoTIFF: the styled map, its notes in the dock;
 3. the map summed up per district (one district smaller than a cell, one mostly off the
-   map) with exact coverage;
+   map, one concave with a hole) with exact coverage;
 4. XYZ tiles of the same scene (a layer that is no file) mapped for the map extent.
 
 Saves screenshots of the main window and of the dock at each step, and a JSON of what is
@@ -148,10 +148,16 @@ def aggregate() -> None:
         "mostly off the map": QgsRectangle(e.xMinimum() - 20_000, e.yMinimum() + 5_000, e.xMinimum() + 10_000, e.yMinimum() + 25_000),
         "inside": QgsRectangle(e.center().x(), e.center().y() - 10_000, e.center().x() + 15_000, e.center().y() + 5_000),
     }
+    shapes = {name: QgsGeometry.fromRect(rectangle) for name, rectangle in shapes.items()}
+    # Not a rectangle (such districts crashed QGIS when the statistics ran in its process):
+    # the crash report's quadrilateral with a notch and a hole, moved off the scene's fill corner.
+    shapes["concave with a hole"] = QgsGeometry.fromWkt(
+        "POLYGON((737000 -2817000,752000 -2817000,750000 -2802000,744000 -2808000,738000 -2804000,737000 -2817000),"
+        "(741000 -2814000,745000 -2810000,747000 -2814000,741000 -2814000))")
     features = []
-    for name, rectangle in shapes.items():
+    for name, geometry in shapes.items():
         feature = QgsFeature(districts.fields())
-        feature.setGeometry(QgsGeometry.fromRect(rectangle))
+        feature.setGeometry(geometry)
         feature.setAttributes([name])
         features.append(feature)
     districts.dataProvider().addFeatures(features)

@@ -1,6 +1,6 @@
 """The real QGIS desktop under Xvfb: the plugin loads from a fresh profile; its dock
 refuses bands it cannot match, maps the bundled real scene (its notes shown in the dock),
-sums the map up per district with exact coverage and maps XYZ tiles, a layer that is no
+sums the map up per district (one concave with a hole) with exact coverage and maps XYZ tiles, a layer that is no
 file (scripts/desktop_check.sh writes screenshots and a JSON of the state; about 35 s)."""
 from __future__ import annotations
 
@@ -59,6 +59,9 @@ def test_dock_maps_the_scene_in_the_real_desktop():
     on_map = (east - districts["map_west"]) / (east - west)
     assert 0.1 < rows["mostly off the map"]["pov_cover"] <= on_map + 1e-6 and on_map < 0.6
     assert "Note: 1 polygon(s) are covered only in part" in districts["status"]
+    # Not a rectangle: computed (QGIS crashed on such districts), on several cells, all of it on the map.
+    shaped = rows["concave with a hole"]
+    assert shaped["pov_cells"] >= 4 and shaped["pov_mean"] is not None and shaped["pov_cover"] > 0.99
     assert "districts: " + result[0] in districts["layer_names"]
     # 4. XYZ tiles, fetched for the map extent.
     assert state["xyz"]["ok"] is True and state["xyz_bands"] == ["Band 1: red", "Band 2: green", "Band 3: blue"]
