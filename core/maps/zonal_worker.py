@@ -157,6 +157,7 @@ def _start(python: str, stderr) -> subprocess.Popen:
         return subprocess.Popen(
             [python, "-u", str(Path(__file__).absolute()), _PACKAGE or "poverty_mapper", str(root)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr, env=env,
+            creationflags=getattr(subprocess, "CREATE_NO_WINDOW", 0),  # no console window on Windows
         )
     except OSError as exc:
         raise WorkerError(
