@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 from pathlib import Path
 
@@ -115,6 +116,35 @@ def test_real_shaped_districts_in_another_crs_through_processing(poverty_provide
     assert result["OUTPUT"] == str(out)
     _check(_rows(str(out)), poverty_map, population)
     assert list(tmp_path.glob("*.partial*")) == []
+
+
+def test_a_worker_that_crashes_midway_fails_the_run_cleanly(poverty_provider, generated, tmp_path, monkeypatch):
+    """As a library's fault in the worker would: the run fails with a message, QGIS stays
+    up, the earlier output stays and nothing hidden is left beside it."""
+    import processing
+    from qgis.core import QgsProcessingException
+
+    from poverty_mapper.provider import aggregate_algorithm
+
+    poverty_map, _ = generated
+    out = tmp_path / "districts.gpkg"
+    processing.run("povertymapper:aggregate", {"INPUT": poverty_map, "POLYGONS": _districts_in_wgs84(), "OUTPUT": str(out)})
+    earlier = out.read_bytes()
+    real_stats = aggregate_algorithm.IsolatedEstimateMap.stats
+    calls = []
+
+    def stats_then_crash(estimates, *args):
+        calls.append(1)
+        if len(calls) == 2:
+            os.kill(estimates._process.pid, signal.SIGSEGV)
+        return real_stats(estimates, *args)
+
+    monkeypatch.setattr(aggregate_algorithm.IsolatedEstimateMap, "stats", stats_then_crash)
+    with pytest.raises(QgsProcessingException, match=r"stopped \(killed by signal 11\)"):
+        processing.run("povertymapper:aggregate",
+                       {"INPUT": poverty_map, "POLYGONS": _districts_in_wgs84(), "OUTPUT": str(out)})
+    assert len(calls) == 2
+    assert out.read_bytes() == earlier and list(tmp_path.glob("*.partial*")) == []
 
 
 def test_real_shaped_districts_from_the_dock(qgis_iface, qgis_new_project, poverty_provider, generated, tmp_path, qtbot):
