@@ -31,8 +31,7 @@ from qgis.core import (
 from qgis.PyQt.QtCore import QVariant
 
 import district_shapes
-from conftest import ROOT
-from test_zonal_worker import check_against_reference
+from test_zonal_worker import _dead_pid, check_against_reference
 
 QGIS_PROCESS = "/usr/bin/qgis_process.bin"
 WGS84 = "EPSG:4326"
@@ -203,16 +202,10 @@ def _staging_folder_of_a_crashed_run(out: Path) -> Path:
     from poverty_mapper.core.atomic import partial_path
 
     folder = partial_path(out)
-    folder = folder.with_name(folder.name.replace(f"-{os.getpid()}-", f"-{_ended_pid()}-"))
+    folder = folder.with_name(folder.name.replace(f"-{os.getpid()}-", f"-{_dead_pid()}-"))
     folder.mkdir()
     (folder / out.name).write_bytes(b"half-written")
     return folder
-
-
-def _ended_pid() -> int:
-    process = subprocess.Popen(["true"])
-    process.wait()
-    return process.pid
 
 
 def _site_packages() -> str:
