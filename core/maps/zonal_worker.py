@@ -4,12 +4,14 @@ in a separate Python process.
 QGIS's programs (the desktop, ``qgis_process``) link GDAL, GEOS and PROJ when they
 start, so those libraries' symbols come first for every library loaded later. The
 copies that Python wheels bundle (exactextract's GEOS, rasterio's GDAL, GEOS and PROJ)
-keep their functions' names, so inside QGIS a wheel's call can land in QGIS's older
-library with another memory layout: exactextract then crashes QGIS for any polygon that
-is not a rectangle. A plain Python process has no such libraries loaded first, so the
-statistics are computed there, with the very same code (:mod:`.zonal`) and results. A
-worker that dies takes nothing else down: the caller gets a
-:class:`~..errors.PovertyMapperError` saying so.
+keep their functions' names, so inside QGIS a wheel's call lands in QGIS's library
+whenever that has a function of the name. exactextract's GEOS context and prepared
+polygon were then made by QGIS's GEOS (3.11 on Debian 12) and handed to the one function
+only the wheel's GEOS has (``GEOSPreparedContainsXY_r``, 3.12+), which read past the
+older context: QGIS crashed (signal 11) for any polygon that is not a rectangle. A plain
+Python process has no such libraries loaded first, so the statistics are computed there,
+with the very same code (:mod:`.zonal`) and results. A worker that dies takes nothing
+else down: the caller gets a :class:`WorkerError` saying so.
 
 The worker is this file run as a script by the given interpreter (inside QGIS,
 ``sys.executable`` is QGIS itself) with the caller's import path; it loads the plugin's
