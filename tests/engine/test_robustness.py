@@ -119,6 +119,22 @@ def test_a_raster_without_crs_is_refused_before_any_output(tmp_path, small_model
     _assert_untouched(out)
 
 
+@pytest.mark.filterwarnings("ignore::rasterio.errors.NotGeoreferencedWarning")  # writing the photo
+def test_a_jpeg_without_georeference_is_refused_as_such(tmp_path, small_model):
+    """A plain JPEG (no world file, no GCPs): its pixels have no place on the ground. It
+    was refused as 'rotated', from the undefined transform rasterio gives such a file."""
+    photo = tmp_path / "photo.jpg"
+    with rasterio.open(photo, "w", driver="JPEG", width=64, height=64, count=3, dtype="uint8") as dst:
+        dst.write(np.full((3, 64, 64), 120, np.uint8))
+    out = _earlier(tmp_path / "map.tif")
+    with pytest.raises(PovertyMapperError, match=r"photo\.jpg has no georeference .*Georeference it \(Raster > Georeferencer\)"):
+        _run(photo, out, small_model)
+    _assert_untouched(out)
+    (tmp_path / "photo.jgw").write_text("30\n0\n0\n-30\n500015\n7000015\n")  # a world file, and still no CRS
+    with pytest.raises(PovertyMapperError, match="no coordinate reference system; assign one"):
+        _run(photo, out, small_model)
+
+
 def test_a_geographic_raster_at_latitude_60_gets_tiles_of_the_right_size_in_metres(tmp_path, small_model):
     """EPSG:4326, 0.0005 degree pixels around latitude 60 (27.8 m across, 55.3 m down):
     240 m tiles are about 8.6 pixels wide and 4.3 high, and output cells 240 m square,
