@@ -180,10 +180,12 @@ def test_dock_lists_only_raster_layers(dock, sample_layer, polygons):
     assert mask_names == ["districts"]
 
 
-def test_without_gpu_cuda_is_disabled_and_auto_says_cpu(dock):
-    from poverty_mapper.core.device import cuda_device_name
+def test_without_gpu_cuda_is_disabled_and_auto_says_cpu(make_dock, monkeypatch):
+    from poverty_mapper.ui import run_options_panel
 
-    assert cuda_device_name() is None  # this machine's PyTorch is a CPU build
+    monkeypatch.setattr(run_options_panel, "cuda_device_name", lambda: None)  # whatever GPU this machine has
+    dock = make_dock()
+    choose(dock.modelPanel.modelCombo, "rgb_histogram")
     index = dock.optionsPanel.deviceCombo.findData("cuda")
     assert not dock.optionsPanel.deviceCombo.model().item(index).isEnabled()
     assert "no CUDA GPU" in dock.optionsPanel.deviceCombo.itemData(index, Qt.ItemDataRole.ToolTipRole)
