@@ -87,6 +87,33 @@ def without_figures(text: str) -> str:
     return re.sub(r"-?\d+(\.\d+)?(e[-+]?\d+)?", "#", text)
 
 
+# --- Maps made through QGIS compared with the engine's own -----------------------------------
+
+
+def engine_map(image, out, model_path, **request) -> Path:
+    """The map the engine itself makes of ``image`` with the model file ``model_path``
+    (on the CPU, every other choice the engine's default)."""
+    from poverty_mapper.core.models.model_file import load_model
+
+    request.setdefault("device", "cpu")
+    result = predict_poverty_map(PredictRequest(str(image), str(out), load_model(model_path), **request))
+    return Path(result.output_path)
+
+
+def assert_same_map(path, engine_path) -> None:
+    """Cell for cell the engine's map: the same grid (CRS, transform, size), the same cells
+    without estimate, and the same values in every band (estimate, quality, interval), to
+    float32 rounding (batches of other sizes may sum in another order)."""
+    with rasterio.open(path) as got, rasterio.open(engine_path) as want:
+        assert (got.crs, got.count, got.shape) == (want.crs, want.count, want.shape)
+        np.testing.assert_allclose(tuple(got.transform), tuple(want.transform), rtol=1e-12, atol=1e-9)
+        assert got.nodata == want.nodata
+        a, b = got.read(masked=True), want.read(masked=True)
+    np.testing.assert_array_equal(a.mask, b.mask)
+    assert b.count() > 0  # not two empty maps
+    np.testing.assert_allclose(a.filled(0), b.filled(0), rtol=1e-5, atol=1e-6)
+
+
 # --- Tiling grids --------------------------------------------------------------------------
 
 

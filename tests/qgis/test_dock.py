@@ -29,6 +29,8 @@ from qgis.PyQt.QtCore import Qt
 from rasterio.transform import from_origin
 
 from conftest import ROOT
+from helpers import assert_same_map, engine_map
+from poverty_mapper.core.models.defaults import DEFAULT_MODEL_PATH
 
 SAMPLE = ROOT / "resources" / "sample" / "parana_landsat8_l1_rgb_30m.tif"
 MODEL_NAME = "LSMS Africa RGB histogram ridge v1"
@@ -329,6 +331,8 @@ def test_a_band_set_of_single_band_files_is_mapped(dock, tmp_path, qtbot, monkey
     assert [combo.currentData() for combo in dock.imagePanel.band_combos] == [3, 2, 1]  # BLUE is B2, the third file
     ok, added = run_and_wait(dock, qtbot)
     assert ok is True and len(added) == 1
+    # Cell for cell the engine's map of the three-band scene the files were cut from.
+    assert_same_map(added[0].source().split("|")[0], engine_map(SAMPLE, tmp_path / "engine.tif", DEFAULT_MODEL_PATH))
 
 
 def test_a_band_set_says_what_is_wrong(dock, tmp_path, monkeypatch):

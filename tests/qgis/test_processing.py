@@ -9,6 +9,8 @@ import rasterio
 from qgis.core import QgsApplication, QgsProcessingException, QgsRasterLayer, QgsReferencedRectangle, QgsRectangle, QgsCoordinateReferenceSystem, QgsVectorLayer, QgsFeature, QgsGeometry, QgsProject
 
 from conftest import PARANA_SCENE, ROOT
+from helpers import assert_same_map, engine_map
+from poverty_mapper.core.models.defaults import DEFAULT_MODEL_PATH
 
 SAMPLE = ROOT / "resources" / "sample" / "parana_landsat8_l1_rgb_30m.tif"
 
@@ -66,6 +68,8 @@ def test_predict_on_real_scene(provider, real_data, tmp_path):
     # Estimates of an asset index: a spread, within the range seen in the survey labels.
     assert values.std() > 0.01
     assert -3 < values.min() and values.max() < 3
+    # Cell for cell the engine's own map (a band-order or extent slip would show here).
+    assert_same_map(out, engine_map(PARANA_SCENE, tmp_path / "engine.tif", DEFAULT_MODEL_PATH))
 
 
 def test_predict_with_extent_in_another_crs_and_mask(provider, real_data, tmp_path):
