@@ -80,7 +80,10 @@ def _torch_kernels() -> dict[str, str]:
     torch.nn.functional.conv2d(x, torch.ones(64, 64, 3, 3))
     a = torch.ones(64, 64, dtype=torch.float64)
     _ = a @ a
-    return {"torch": torch.backends.cpu.get_cpu_capability()}
+    return {
+        "torch": torch.backends.cpu.get_cpu_capability(),
+        "has": {"onednn": torch.backends.mkldnn.is_available(), "mkl": torch.backends.mkl.is_available()},
+    }
 
 
 def report() -> dict:
@@ -112,10 +115,12 @@ def wider_than_avx2(found: dict) -> list[str]:
     """What in ``found`` still runs AVX-512 or AMX kernels (empty: AVX2 at most)."""
     wide = [f"numpy: {name}" for name in found["numpy"] if name.startswith("AVX512")]
     wide += [f"OpenBLAS {path}: {core}" for path, core in found["openblas"].items() if core not in AVX2_CORES]
+    if not found["openblas"]:
+        wide.append("OpenBLAS: no core name read (numpy's BLAS is not an OpenBLAS this script knows)")
     if found["torch"] not in ("AVX2", "DEFAULT"):
         wide.append(f"PyTorch: {found['torch']}")
-    for name in ("onednn", "mkl"):
-        if found[name] is None or WIDE.search(found[name]):
+    for name in ("onednn", "mkl"):  # where PyTorch has them, their own lines must be read
+        if found.get("has", {}).get(name, True) and (found[name] is None or WIDE.search(found[name])):
             wide.append(f"{name}: {found[name]}")
     return wide
 

@@ -17,6 +17,7 @@ def test_the_avx2_environment_takes_every_library_to_avx2():
     assert found["torch"] == "AVX2"
     assert found["onednn"] == "Intel AVX2"
     assert "AVX2" in found["numpy"] and not [name for name in found["numpy"] if name.startswith("AVX512")]
+    assert found["has"] == {"onednn": True, "mkl": True}  # the PyTorch wheel of requirements.txt
     assert found["mkl"] is not None and emulate_cpu.wider_than_avx2(found) == []
 
 
@@ -30,6 +31,11 @@ def test_a_library_left_on_wider_kernels_is_named():
     wide = emulate_cpu.wider_than_avx2(found)
     assert wide == ["numpy: AVX512F", "OpenBLAS /lib/libopenblas.so: Cooperlake", "PyTorch: AVX512",
                     f"onednn: {found['onednn']}", f"mkl: {found['mkl']}"]
+    # A library whose report could not be read is not taken for an AVX2 one.
+    unread = {"numpy": ["AVX2"], "openblas": {}, "torch": "AVX2", "onednn": None, "mkl": None,
+              "has": {"onednn": True, "mkl": False}}
+    assert emulate_cpu.wider_than_avx2(unread) == [
+        "OpenBLAS: no core name read (numpy's BLAS is not an OpenBLAS this script knows)", "onednn: None"]
 
 
 def test_the_command_runs_under_the_emulation_and_its_status_is_kept(tmp_path):
