@@ -3,8 +3,9 @@ the real data beside the repository (../shared/data) is located, and the generat
 world that several modules train on is built once per session.
 
 ``engine/`` holds the tests of ``core/`` (plain pytest, no QGIS); ``qgis/`` the tests of
-the plugin in QGIS (Processing, the dock, packaging, the desktop). Both folders are on
-the import path, so a test module can reuse another's generated inputs by name."""
+the plugin in QGIS (Processing, the dock, packaging, the desktop). What several test
+modules share (generated inputs, comparisons) lives in ``helpers.py`` beside this file,
+never in a test module."""
 from __future__ import annotations
 
 import sys
@@ -17,7 +18,6 @@ import pytest
 TESTS = Path(__file__).resolve().parent
 ROOT = TESTS.parent
 sys.path.insert(0, str(ROOT / "scripts"))
-sys.path[1:1] = [str(TESTS / "engine"), str(TESTS / "qgis")]
 from _bootstrap import import_plugin_package  # noqa: E402
 
 import_plugin_package()

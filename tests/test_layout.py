@@ -165,3 +165,17 @@ def test_no_engine_function_is_longer_than_80_lines():
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.end_lineno - node.lineno + 1 > 80
     ]
     assert long == []
+
+
+def test_no_test_module_imports_another():
+    """Shared test code lives in tests/helpers.py (or generated_world, faults): a test
+    module imported by another would also have its tests' fixtures and state shared."""
+    tests = ROOT / "tests"
+    offenders = [
+        f"{path.relative_to(ROOT)}: {module}"
+        for path in sorted(tests.rglob("test_*.py"))
+        for module in _imported_modules(path)
+        if module.split(".")[0].startswith("test_")
+    ]
+    assert offenders == []
+    assert len(list(tests.rglob("test_*.py"))) >= 40  # not vacuous

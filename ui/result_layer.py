@@ -7,7 +7,7 @@ from qgis.core import QgsLayerMetadata, QgsRasterLayer
 from qgis.PyQt.QtCore import QCoreApplication
 
 from ..core.models.model_file import ModelInfo
-from ..provider.styling import apply_poverty_style, layer_name
+from ..provider.styling import apply_poverty_style, layer_name, open_map_layer
 
 KEYWORD_VOCABULARY = "Poverty Mapper"
 
@@ -42,7 +42,7 @@ def poverty_layer_metadata(model: ModelInfo, input_name: str, made_on: date) -> 
 def open_result_layer(path: str, model: ModelInfo, input_name: str, made_on: date) -> QgsRasterLayer | None:
     """The map at ``path`` styled like every poverty map, with its metadata; None if unreadable."""
     quantity, unit = model.target.name, model.target.unit
-    layer = QgsRasterLayer(path, layer_name(quantity, unit))
+    layer = open_map_layer(path, quantity, unit)
     if not layer.isValid():
         return None
     apply_poverty_style(layer, quantity, unit)

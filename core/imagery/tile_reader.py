@@ -1,31 +1,51 @@
 """Reading tiles of a raster as the reflectance a model expects."""
 from __future__ import annotations
 
+import threading
+import warnings
 from typing import Sequence
 
 import numpy as np
 import rasterio
 import torch
 from rasterio.enums import MaskFlags, Resampling
-from rasterio.errors import RasterioError
+from rasterio.errors import NotGeoreferencedWarning, RasterioError
 
 from ..errors import PovertyMapperError
 from .radiometry import Radiometry
 from .tiling import PixelWindow
 
 
+# Python's warning filters are the process's: opens that watch for a warning take turns.
+_WATCHING_WARNINGS = threading.Lock()
+
+
 def open_raster(path: str, what: str = "raster") -> rasterio.io.DatasetReader:
     """``rasterio.open`` with a message that names the file and says what to check.
 
     GDAL's overviews are never read: a coarser read averages the full-resolution pixels,
-    so a stale or nearest-neighbour .ovr beside the image cannot change the result."""
-    try:
-        ds = rasterio.open(path, OVERVIEW_LEVEL="NONE")
-    except RasterioError as exc:
+    so a stale or nearest-neighbour .ovr beside the image cannot change the result.
+    A raster without georeference (no geotransform, GCPs or RPCs: a plain photo or JPEG)
+    is refused; rasterio would give it an undefined transform."""
+    with _WATCHING_WARNINGS, warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always", NotGeoreferencedWarning)
+        try:
+            ds = rasterio.open(path, OVERVIEW_LEVEL="NONE")
+        except RasterioError as exc:
+            raise PovertyMapperError(
+                f"Cannot open the {what} {path}: {exc}. Check that the file exists and is a complete "
+                "raster (copy or export it again if it may have been cut short)."
+            ) from exc
+    for warning in seen:
+        if not issubclass(warning.category, NotGeoreferencedWarning):
+            warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
+    if any(issubclass(warning.category, NotGeoreferencedWarning) for warning in seen):
+        ds.close()
         raise PovertyMapperError(
-            f"Cannot open the {what} {path}: {exc}. Check that the file exists and is a complete "
-            "raster (copy or export it again if it may have been cut short)."
-        ) from exc
+            f"The {what} {path} has no georeference (no geotransform, ground control points or RPCs), so "
+            "its pixels cannot be placed on the ground. Georeference it (Raster > Georeferencer), or put its "
+            "world file (such as .jgw or .wld) beside it, then try again."
+        )
     complex_types = sorted({t for t in ds.dtypes if t.startswith("complex")})  # numpy has no complex_int16
     if complex_types:
         ds.close()

@@ -11,6 +11,7 @@ from rasterio.enums import Resampling
 from ..models.metadata import legend_from_tags
 
 MAX_SIDE = 1200  # pixels of the image panel; larger scenes are read decimated
+DPI = 110
 
 
 def _true_colour(path: str | Path, band_indexes: tuple[int, int, int]) -> tuple[np.ndarray, tuple]:
@@ -35,6 +36,23 @@ def write_quicklook(
     image_path: str | Path | None = None,
     image_bands: tuple[int, int, int] | None = None,
 ) -> Path:
+    """The quicklook of ``estimate_path`` (beside the image, where given) as a PNG."""
+    import matplotlib.pyplot as plt
+
+    fig, _ = quicklook_figure(estimate_path, image_path, image_bands)
+    png_path = Path(png_path)
+    png_path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(png_path, dpi=DPI)
+    plt.close(fig)
+    return png_path
+
+
+def quicklook_figure(
+    estimate_path: str | Path,
+    image_path: str | Path | None = None,
+    image_bands: tuple[int, int, int] | None = None,
+):
+    """The quicklook's matplotlib figure (at the PNG's resolution) and the map's axes."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -48,7 +66,7 @@ def write_quicklook(
         flagged = _flagged_cells(ds)
     extent = (b.left, b.right, b.bottom, b.top)
     panels = 2 if image_path else 1
-    fig, axes = plt.subplots(1, panels, figsize=(6.5 * panels, 6.8), squeeze=False, constrained_layout=True)
+    fig, axes = plt.subplots(1, panels, figsize=(6.5 * panels, 6.8), squeeze=False, constrained_layout=True, dpi=DPI)
     if image_path:
         bands = image_bands or _guess_rgb_bands(image_path, tags)
         rgb, img_extent = _true_colour(image_path, bands)
@@ -85,11 +103,7 @@ def write_quicklook(
         a.tick_params(labelsize=7)
         a.ticklabel_format(style="plain", useOffset=False)
     fig.text(0.01, 0.005, "Model estimates, not survey measurements: compare places, not absolute values.", fontsize=7)
-    png_path = Path(png_path)
-    png_path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(png_path, dpi=110)
-    plt.close(fig)
-    return png_path
+    return fig, ax
 
 
 def _flagged_cells(ds) -> np.ndarray | None:

@@ -23,7 +23,7 @@ from poverty_mapper.core.extractors.histogram import HistogramExtractor
 from poverty_mapper.core.inference.predict import PredictRequest, predict_poverty_map
 from poverty_mapper.core.models.model_file import load_model, save_model
 from poverty_mapper.core.training.clusters import Cluster, ClusterFitConfig, fit_clusters
-from test_executors import _model, raster  # noqa: F401 (the generated scene fixture)
+from helpers import scene_model, raster  # noqa: F401 (raster: fixtures)
 
 
 def _run(package_path, *args, code="from poverty_mapper.cli import main; sys.exit(main(sys.argv[1:]))"):
@@ -35,7 +35,7 @@ def _run(package_path, *args, code="from poverty_mapper.cli import main; sys.exi
 @pytest.fixture
 def model_file(tmp_path):
     path = tmp_path / "generated.povmodel"
-    save_model(_model(HistogramExtractor(np.array([0.1] * 3), np.array([0.05] * 3))), path)
+    save_model(scene_model(HistogramExtractor(np.array([0.1] * 3), np.array([0.05] * 3))), path)
     return path
 
 

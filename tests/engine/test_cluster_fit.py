@@ -11,6 +11,7 @@ import pytest
 import rasterio
 import torch
 
+from helpers import assert_folds_keep_groups_whole, fold_members, neighbour_groups
 from poverty_mapper.core.errors import PovertyMapperError
 from poverty_mapper.core.imagery.radiometry import REFLECTANCE
 from poverty_mapper.core.imagery.tile_reader import TileReader
@@ -55,6 +56,11 @@ def test_clusters_closer_than_the_fold_distance_share_a_fold(world, tmp_path):
     assert folds["sizes"] == np.bincount(result.fold, minlength=5).tolist() and sum(folds["sizes"]) == 40
     assert folds["groups"] == result.report["clusters"]["groups"] >= 5
     assert folds["largest_group"] == max(folds["sizes"])  # here the largest group fills a fold alone
+    # Which clusters share a fold: whole groups of neighbours (found here, apart from the engine).
+    groups = neighbour_groups(xy, 1000.0)
+    assert len(groups) == folds["groups"]
+    assert_folds_keep_groups_whole(result.fold, groups)
+    assert max(groups, key=len) in fold_members(result.fold)
 
 
 def test_the_fold_distance_defaults_to_the_box_size(world, tmp_path):

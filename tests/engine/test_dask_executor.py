@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import sys
-import time
 
 import numpy as np
 import pytest
@@ -21,7 +20,7 @@ from poverty_mapper.core.inference.dask_executor import DaskExecutor
 from poverty_mapper.core.inference.executors import LocalExecutor
 from poverty_mapper.core.inference.predict import PredictRequest, predict_poverty_map
 from poverty_mapper.core.inference.writer import NODATA
-from test_executors import _model, raster  # noqa: F401 (the generated scene fixture)
+from helpers import scene_model, raster  # noqa: F401 (raster: fixtures)
 
 
 class DyingHistogram(HistogramExtractor):
@@ -98,12 +97,12 @@ def _assert_same_map(values, local_values):
 @pytest.mark.parametrize("extractor", ["histogram", "cnn"])
 def test_a_local_cluster_gives_the_map_of_the_local_pipeline(raster, tmp_path, client, extractor):
     if extractor == "histogram":
-        model = _model(HistogramExtractor(MEANS, STDS))
+        model = scene_model(HistogramExtractor(MEANS, STDS))
     else:
         from poverty_mapper.core.extractors.cnn import CnnExtractor, ProxyCNN
 
         torch.manual_seed(0)
-        model = _model(CnnExtractor(ProxyCNN(3, 3, width=8, feature_dim=16).eval(), MEANS, STDS))
+        model = scene_model(CnnExtractor(ProxyCNN(3, 3, width=8, feature_dim=16).eval(), MEANS, STDS))
     local, local_values, _ = _map(raster, tmp_path / "local.tif", model, LocalExecutor(), batch_size=4)
     dask, dask_values, progress = _map(raster, tmp_path / "dask.tif", model, DaskExecutor(client), batch_size=4)
     _assert_same_map(dask_values, local_values)
@@ -114,8 +113,8 @@ def test_a_local_cluster_gives_the_map_of_the_local_pipeline(raster, tmp_path, c
 
 def test_a_worker_killed_mid_run_leaves_no_hole_and_no_cell_twice(raster, tmp_path, client):
     marker = tmp_path / "a worker died"
-    local_model = _model(HistogramExtractor(MEANS, STDS))
-    dying_model = _model(DyingHistogram(MEANS, STDS, str(marker), after=3))
+    local_model = scene_model(HistogramExtractor(MEANS, STDS))
+    dying_model = scene_model(DyingHistogram(MEANS, STDS, str(marker), after=3))
     local, dask = Counting(LocalExecutor()), Counting(DaskExecutor(client))
     _, local_values, _ = _map(raster, tmp_path / "local.tif", local_model, local, batch_size=2)
     pids_before = set(client.run(os.getpid).values())
@@ -130,7 +129,7 @@ def test_a_worker_killed_mid_run_leaves_no_hole_and_no_cell_twice(raster, tmp_pa
 
 
 def test_the_job_goes_to_each_worker_once_and_is_removed_after_the_run(raster, tmp_path, client):
-    model = _model(HistogramExtractor(MEANS, STDS))
+    model = scene_model(HistogramExtractor(MEANS, STDS))
     seen: list[dict] = []
 
     def progress(_fraction):
@@ -147,26 +146,48 @@ def test_the_job_goes_to_each_worker_once_and_is_removed_after_the_run(raster, t
 
 
 def test_cancel_stops_the_work_on_the_cluster_and_writes_nothing(raster, tmp_path, client):
-    model = _model(HistogramExtractor(MEANS, STDS))
+    """Canceled as the first batch's estimates arrive: no further batch reaches the map,
+    and the batches still queued or running on the cluster are dropped."""
+    import threading
+
+    model = scene_model(HistogramExtractor(MEANS, STDS))
     done: list[float] = []
+    first_batch = threading.Event()
+
+    def progress(fraction: float) -> None:
+        done.append(fraction)
+        first_batch.set()
+
     request = PredictRequest(str(raster), str(tmp_path / "map.tif"), model, device="cpu", batch_size=1)
     with pytest.raises(Canceled):
-        predict_poverty_map(request, progress=done.append, is_canceled=lambda: len(done) >= 3,
-                            executor=DaskExecutor(client))
-    assert 3 <= len(done) < 40  # far from the job's cells: the rest was never run
+        predict_poverty_map(request, progress=progress, is_canceled=first_batch.is_set, executor=DaskExecutor(client))
+    assert len(done) == 1 and done[0] < 0.1  # one cell of the job's cells, then nothing more
     assert list(tmp_path.iterdir()) == [tmp_path / "generated_scene.tif"]
 
-    def batches(dask_scheduler):
-        return [str(k) for k in dask_scheduler.tasks if "poverty-mapper-batch" in str(k)]
+    async def batches_left(dask_scheduler):
+        """Waits on the scheduler until it holds no batch of a run (it drops canceled ones as
+        their cancel message arrives), then names those it holds (none; some only if they
+        were never dropped, after a bound far beyond any machine's pace)."""
+        import asyncio
 
-    deadline = time.monotonic() + 60
-    while client.run_on_scheduler(batches) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert client.run_on_scheduler(batches) == []
+        def left():
+            return [str(k) for k in dask_scheduler.tasks if "poverty-mapper-batch" in str(k)]
+
+        async def drained():
+            while left():
+                await asyncio.sleep(0.05)
+
+        try:
+            await asyncio.wait_for(drained(), timeout=300)
+        except asyncio.TimeoutError:
+            pass
+        return left()
+
+    assert client.run_on_scheduler(batches_left) == []
 
 
 def test_imagery_the_workers_cannot_open_is_refused(raster, tmp_path, client):
-    model = _model(HistogramExtractor(MEANS, STDS))
+    model = scene_model(HistogramExtractor(MEANS, STDS))
     request = PredictRequest(str(raster), str(tmp_path / "map.tif"), model, device="cpu")
     import poverty_mapper.core.inference.dask_executor as dask_executor
 
@@ -184,7 +205,7 @@ def test_imagery_the_workers_cannot_open_is_refused(raster, tmp_path, client):
 
 
 def test_an_unreachable_scheduler_is_refused_with_what_to_do(raster, tmp_path):
-    model = _model(HistogramExtractor(MEANS, STDS))
+    model = scene_model(HistogramExtractor(MEANS, STDS))
     request = PredictRequest(str(raster), str(tmp_path / "map.tif"), model, device="cpu")
     with pytest.raises(PovertyMapperError, match=r"Cannot reach the Dask scheduler at 'tcp://127.0.0.1:9'.*dask scheduler"):
         predict_poverty_map(request, executor=DaskExecutor("tcp://127.0.0.1:9", connect_timeout_s=2))
@@ -221,7 +242,7 @@ def test_the_command_line_maps_on_the_cluster_by_its_address(raster, tmp_path, c
     from poverty_mapper import cli
     from poverty_mapper.core.models.model_file import save_model
 
-    model = _model(HistogramExtractor(MEANS, STDS))
+    model = scene_model(HistogramExtractor(MEANS, STDS))
     save_model(model, tmp_path / "m.povmodel")
     common = ["--model", str(tmp_path / "m.povmodel"), "--device", "cpu", "--batch-size", "4"]
     assert cli.main(["predict", str(raster), str(tmp_path / "local.tif"), *common]) == 0
@@ -234,7 +255,7 @@ def test_the_command_line_maps_on_the_cluster_by_its_address(raster, tmp_path, c
 
 def test_without_distributed_a_cluster_run_says_what_to_install(raster, tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "distributed", None)  # as where it is not installed
-    model = _model(HistogramExtractor(MEANS, STDS))
+    model = scene_model(HistogramExtractor(MEANS, STDS))
     request = PredictRequest(str(raster), str(tmp_path / "map.tif"), model, device="cpu")
     with pytest.raises(PovertyMapperError, match=r"needs the Python packages 'distributed'.*pip install distributed"):
         predict_poverty_map(request, executor=DaskExecutor("tcp://127.0.0.1:9"))

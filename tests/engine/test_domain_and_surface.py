@@ -21,7 +21,7 @@ from poverty_mapper.core.inference.writer import (
 )
 from poverty_mapper.core.models.feature_domain import FeatureDomain
 from poverty_mapper.core.models.model_file import Scores, load_model, save_model
-from test_scene_standardization import SIZE, TILE_PX, _model, _raster
+from helpers import CNN_SCENE_SIZE, CNN_TILE_PX, cnn_model, cnn_scene
 
 TRANSFORM = Affine(30.0, 0, 480_000.0, 0, -30.0, 998_400.0)
 
@@ -67,21 +67,21 @@ def _tile_features(model, images):
     """The model's features of every non-overlapping tile of 8-bit images [3, H, W]."""
     tiles = []
     for image in images:
-        for r in range(0, image.shape[1] - TILE_PX + 1, TILE_PX):
-            for c in range(0, image.shape[2] - TILE_PX + 1, TILE_PX):
-                tiles.append(image[:, r:r + TILE_PX, c:c + TILE_PX])
+        for r in range(0, image.shape[1] - CNN_TILE_PX + 1, CNN_TILE_PX):
+            for c in range(0, image.shape[2] - CNN_TILE_PX + 1, CNN_TILE_PX):
+                tiles.append(image[:, r:r + CNN_TILE_PX, c:c + CNN_TILE_PX])
     pixels = torch.from_numpy(np.stack(tiles).astype(np.float32) * EIGHT_BIT.scale)
     with torch.no_grad():
-        return model.extractor.extract(pixels, torch.ones(pixels.shape[0], TILE_PX, TILE_PX, dtype=torch.bool)).numpy()
+        return model.extractor.extract(pixels, torch.ones(pixels.shape[0], CNN_TILE_PX, CNN_TILE_PX, dtype=torch.bool)).numpy()
 
 
-def _ordinary(rng, shape=(3, SIZE, SIZE)):
+def _ordinary(rng, shape=(3, CNN_SCENE_SIZE, CNN_SCENE_SIZE)):
     return np.clip(rng.normal(110, 30, shape), 1, 255).astype(np.uint8)
 
 
 def test_a_map_flags_imagery_unlike_the_training_clusters(tmp_path):
     rng = np.random.default_rng(4)
-    model = _model()
+    model = cnn_model()
     training = _tile_features(model, [_ordinary(rng) for _ in range(3)])
     model = replace(model, feature_domain=FeatureDomain.of_training(training), scores=Scores(interval_80=0.5))
     path = tmp_path / "model.povmodel"
@@ -89,9 +89,9 @@ def test_a_map_flags_imagery_unlike_the_training_clusters(tmp_path):
     model = load_model(path)
     image = _ordinary(rng)
     # A purple, sharply striped surface: never seen in training (and not white like a cloud).
-    stripes = np.where(np.arange(SIZE // 2) % 4 < 2, 1.0, 0.2)[None, None, :]
-    image[:, :, SIZE // 2:] = (np.array([230, 20, 160])[:, None, None] * stripes).astype(np.uint8)
-    result = predict_poverty_map(PredictRequest(_raster(tmp_path / "image.tif", image), str(tmp_path / "map.tif"),
+    stripes = np.where(np.arange(CNN_SCENE_SIZE // 2) % 4 < 2, 1.0, 0.2)[None, None, :]
+    image[:, :, CNN_SCENE_SIZE // 2:] = (np.array([230, 20, 160])[:, None, None] * stripes).astype(np.uint8)
+    result = predict_poverty_map(PredictRequest(cnn_scene(tmp_path / "image.tif", image), str(tmp_path / "map.tif"),
                                                 model, device="cpu"))
     with rasterio.open(tmp_path / "map.tif") as ds:
         estimate, quality, interval = ds.read(1, masked=True), ds.read(2), ds.read(3, masked=True)
@@ -110,7 +110,7 @@ def test_a_map_flags_imagery_unlike_the_training_clusters(tmp_path):
 
 
 def test_a_model_file_with_a_domain_of_other_features_is_refused(tmp_path):
-    model = _model()
+    model = cnn_model()
     wrong = FeatureDomain.of_training(np.random.default_rng(0).normal(size=(50, 7)))
     save_model(replace(model, feature_domain=wrong), tmp_path / "bad.povmodel")
     with pytest.raises(ModelFileError, match="feature domain describes 7 features"):
@@ -120,11 +120,11 @@ def test_a_model_file_with_a_domain_of_other_features_is_refused(tmp_path):
 def _four_band_scene(path, water, cloud):
     """Reflectance: vegetation (NIR bright), a lake (NIR dark) and a cloud (white) block."""
     rng = np.random.default_rng(5)
-    data = np.empty((4, SIZE, SIZE), np.float32)
-    data[:] = np.array([0.04, 0.08, 0.05, 0.35])[:, None, None] + rng.normal(0, 0.01, (4, SIZE, SIZE))
+    data = np.empty((4, CNN_SCENE_SIZE, CNN_SCENE_SIZE), np.float32)
+    data[:] = np.array([0.04, 0.08, 0.05, 0.35])[:, None, None] + rng.normal(0, 0.01, (4, CNN_SCENE_SIZE, CNN_SCENE_SIZE))
     data[(slice(None), *water)] = np.array([0.06, 0.05, 0.03, 0.01])[:, None, None]
     data[(slice(None), *cloud)] = np.array([0.62, 0.6, 0.58, 0.6])[:, None, None]
-    with rasterio.open(path, "w", driver="GTiff", width=SIZE, height=SIZE, count=4, dtype="float32",
+    with rasterio.open(path, "w", driver="GTiff", width=CNN_SCENE_SIZE, height=CNN_SCENE_SIZE, count=4, dtype="float32",
                        crs="EPSG:32636", transform=TRANSFORM) as dst:
         dst.write(data)
         dst.descriptions = ("blue", "green", "red", "nir")
@@ -135,7 +135,7 @@ def test_water_and_cloud_cells_get_no_estimate(tmp_path):
     water = (slice(0, 96), slice(0, 96))  # cells (0..2, 0..2) of 32-px cells
     cloud = (slice(128, 192), slice(128, 192))  # cells (4..5, 4..5)
     image = _four_band_scene(tmp_path / "scene.tif", water, cloud)
-    model = replace(_model(), bands=("BLUE", "GREEN", "RED"), radiometry="reflectance", band_indexes=())
+    model = replace(cnn_model(), bands=("BLUE", "GREEN", "RED"), radiometry="reflectance", band_indexes=())
     result = predict_poverty_map(PredictRequest(image, str(tmp_path / "map.tif"), model, radiometry="reflectance",
                                                 device="cpu"))
     with rasterio.open(tmp_path / "map.tif") as ds:
@@ -152,8 +152,8 @@ def test_water_and_cloud_cells_get_no_estimate(tmp_path):
 
 def test_imagery_without_nir_says_water_was_not_looked_for(tmp_path):
     rng = np.random.default_rng(6)
-    result = predict_poverty_map(PredictRequest(_raster(tmp_path / "rgb.tif", _ordinary(rng)),
-                                                str(tmp_path / "map.tif"), _model(), device="cpu"))
+    result = predict_poverty_map(PredictRequest(cnn_scene(tmp_path / "rgb.tif", _ordinary(rng)),
+                                                str(tmp_path / "map.tif"), cnn_model(), device="cpu"))
     assert result.n_water == 0 and any("no near-infrared band" in n for n in result.notes)
 
 
@@ -204,9 +204,9 @@ def test_a_real_landsat_scene_without_nir_gets_no_water_or_cloud_codes(real_data
 def test_reflectance_imagery_uses_the_reflectance_brightness_floor(tmp_path):
     """A grey (0.45) block is cloud-bright for reflectance, not for an 8-bit stretch."""
     rng = np.random.default_rng(7)
-    data = np.full((3, SIZE, SIZE), 0.05, np.float32) + rng.normal(0, 0.005, (3, SIZE, SIZE)).astype(np.float32)
+    data = np.full((3, CNN_SCENE_SIZE, CNN_SCENE_SIZE), 0.05, np.float32) + rng.normal(0, 0.005, (3, CNN_SCENE_SIZE, CNN_SCENE_SIZE)).astype(np.float32)
     data[:, :64, :64] = np.array([0.47, 0.45, 0.43])[:, None, None]
-    path = _raster(tmp_path / "grey.tif", data)
+    path = cnn_scene(tmp_path / "grey.tif", data)
     with rasterio.open(path) as ds:
         grid = tile_grid_for(ds.transform, ds.crs, region_window(ds.transform, ds.width, ds.height), 960.0)
         bands = surface_bands(ds, ("RED", "GREEN", "BLUE"), (3, 2, 1))

@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 import rasterio
 import torch
-from rasterio.transform import from_origin
 
 from poverty_mapper.core.errors import Canceled
 from poverty_mapper.core.extractors.cnn import CnnExtractor, ProxyCNN
@@ -19,49 +18,22 @@ from poverty_mapper.core.inference.executors import LocalExecutor, MappingJob, e
 from poverty_mapper.core.inference.plan import RunPlan, plan_run
 from poverty_mapper.core.inference.predict import PredictRequest, predict_poverty_map
 from poverty_mapper.core.inference.writer import NODATA
-from poverty_mapper.core.models.model_file import PovertyModel, Target
-from poverty_mapper.core.regression.ridge import fit_ridge
-
-PIXEL = 30.0
-TILE_PX = 8
-WIDTH, HEIGHT = 72, 56  # 9 x 7 cells of 8 px
-FILL = -1.0
-
-
-def _model(extractor) -> PovertyModel:
-    rng = np.random.default_rng(2)
-    pixels = torch.from_numpy(rng.uniform(0.02, 0.2, (60, 3, TILE_PX, TILE_PX)).astype(np.float32))
-    with torch.inference_mode():
-        x = extractor.extract(pixels, torch.ones(60, TILE_PX, TILE_PX, dtype=torch.bool)).numpy()
-    return PovertyModel("generated model", Target("generated index", "generated units"), ("BLUE", "GREEN", "RED"),
-                        "reflectance 0-1", PIXEL, TILE_PX, extractor, fit_ridge(x, rng.normal(size=60), alpha=1.0))
+from poverty_mapper.core.models.model_file import PovertyModel
+from helpers import raster, scene_model  # noqa: F401 (raster: a fixture)
 
 
 @pytest.fixture(scope="module", params=["histogram", "cnn"])
 def model(request) -> PovertyModel:
     means, stds = np.array([0.1, 0.1, 0.1]), np.array([0.05, 0.05, 0.05])
     if request.param == "histogram":
-        return _model(HistogramExtractor(means, stds))
+        return scene_model(HistogramExtractor(means, stds))
     torch.manual_seed(0)
     network = ProxyCNN(3, 3, width=8, feature_dim=16)
     network.train()
     with torch.no_grad():
         network(torch.randn(16, 3, 16, 16) * 0.05 + 0.1)
     network.eval()
-    return _model(CnnExtractor(network, means, stds))
-
-
-@pytest.fixture
-def raster(tmp_path):
-    """Generated 3-band float32 reflectance with a nodata block (some cells too empty to estimate)."""
-    data = np.random.default_rng(3).uniform(0.02, 0.2, (3, HEIGHT, WIDTH)).astype(np.float32)
-    data[:, :20, :28] = FILL
-    path = tmp_path / "generated_scene.tif"
-    with rasterio.open(path, "w", driver="GTiff", width=WIDTH, height=HEIGHT, count=3, dtype="float32",
-                       crs="EPSG:32621", transform=from_origin(480_000.0, 7_200_000.0, PIXEL, PIXEL), nodata=FILL) as dst:
-        dst.write(data)
-        dst.descriptions = ("blue", "green", "red")
-    return path
+    return scene_model(CnnExtractor(network, means, stds))
 
 
 class SequentialExecutor:

@@ -10,13 +10,13 @@ import rasterio
 
 from poverty_mapper.core.inference.predict import PredictRequest, predict_poverty_map
 from poverty_mapper.core.models.model_file import TrainingDomain
-from test_scene_standardization import SIZE, _model, _raster
+from helpers import CNN_SCENE_SIZE, cnn_model, cnn_scene
 
 
 def _map(tmp_path, domain):
     rng = np.random.default_rng(2)
-    image = _raster(tmp_path / "image.tif", np.clip(rng.normal(110, 40, (3, SIZE, SIZE)), 1, 255).astype(np.uint8))
-    model = replace(_model(), domain=domain)
+    image = cnn_scene(tmp_path / "image.tif", np.clip(rng.normal(110, 40, (3, CNN_SCENE_SIZE, CNN_SCENE_SIZE)), 1, 255).astype(np.uint8))
+    model = replace(cnn_model(), domain=domain)
     result = predict_poverty_map(PredictRequest(image, str(tmp_path / "map.tif"), model, device="cpu"))
     with rasterio.open(tmp_path / "map.tif") as ds:
         return result, ds.read(1, masked=True).compressed()
@@ -48,11 +48,11 @@ def test_a_map_of_one_value_says_so(tmp_path):
     run must say so rather than finish silently."""
     from poverty_mapper.core.regression.ridge import RidgeRegressor
 
-    model = _model()
+    model = cnn_model()
     n = model.extractor.n_features
     flat = replace(model, regressor=RidgeRegressor(np.zeros(n), 0.5, np.zeros(n), np.ones(n), 1.0))
     rng = np.random.default_rng(3)
-    image = _raster(tmp_path / "image.tif", np.clip(rng.normal(110, 40, (3, SIZE, SIZE)), 1, 255).astype(np.uint8))
+    image = cnn_scene(tmp_path / "image.tif", np.clip(rng.normal(110, 40, (3, CNN_SCENE_SIZE, CNN_SCENE_SIZE)), 1, 255).astype(np.uint8))
     result = predict_poverty_map(PredictRequest(image, str(tmp_path / "flat.tif"), flat, device="cpu"))
     assert result.value_min == result.value_max == 0.5
     assert any("hold the same value" in note for note in result.notes)

@@ -6,8 +6,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from conftest import SHARED_DATA
+from helpers import assert_folds_keep_groups_whole, fold_members, neighbour_groups
+from rasterio.crs import CRS
 
 from poverty_mapper.core.evaluation import dhs, kinshasa
+from poverty_mapper.core.imagery.tiling import ground_positions_m
 
 
 @pytest.fixture(scope="module")
@@ -37,6 +40,13 @@ def test_kinshasa_folds_keep_the_city_together(fit):
     # Within 10 km the city's clusters chain into one group of 35: one fold holds it alone.
     assert folds["groups"] == 9 and folds["largest_group"] == 35 and max(folds["sizes"]) == 35
     assert sum(folds["sizes"]) == 44
+    # Which clusters: the linked groups found here from their ground positions.
+    survey = dhs.load_dhs_clusters(SHARED_DATA / dhs.KINSHASA_CLUSTERS, crs="EPSG:3857")
+    groups = neighbour_groups(ground_positions_m(CRS.from_epsg(3857), survey.x, survey.y), 10_000.0)
+    assert sorted(len(g) for g in groups) == [1, 1, 1, 1, 1, 1, 1, 2, 35]
+    assert_folds_keep_groups_whole(fit.fold, groups)
+    city = max(groups, key=len)
+    assert city in fold_members(fit.fold)  # the city's fold holds the city alone
 
 
 def test_kinshasa_boxes_are_fully_covered(fit):

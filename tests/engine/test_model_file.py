@@ -8,7 +8,6 @@ import json
 import subprocess
 import sys
 import zipfile
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -30,6 +29,7 @@ from poverty_mapper.core.models.model_file import (
     save_model,
 )
 from poverty_mapper.core.regression.ridge import fit_ridge_cv
+from helpers import object_npy, rewrite_model_zip
 
 
 def _generated_model():
@@ -63,23 +63,6 @@ def _generated_model():
 @pytest.fixture(scope="module")
 def model():
     return _generated_model()
-
-
-def _rewrite(src, dst, change_meta=None, extra=None):
-    """Copy the zip ``src`` to ``dst``, optionally editing model.json or adding entries."""
-    with zipfile.ZipFile(src) as zin, zipfile.ZipFile(dst, "w") as zout:
-        for info in zin.infolist():
-            data = zin.read(info)
-            if info.filename == "model.json" and change_meta:
-                meta = json.loads(data)
-                change_meta(meta)
-                data = json.dumps(meta).encode()
-            if extra and info.filename in extra:
-                data = extra.pop(info.filename)
-            zout.writestr(info, data)
-        for name, data in (extra or {}).items():
-            zout.writestr(name, data)
-    return dst
 
 
 def test_round_trip_keeps_everything(model, tmp_path):
@@ -175,7 +158,7 @@ def test_a_truncated_file_is_refused(model, tmp_path):
 
 def test_a_newer_format_version_asks_to_update_the_plugin(model, tmp_path):
     path = save_model(model, tmp_path / "m.povmodel")
-    newer = _rewrite(path, tmp_path / "newer.povmodel", change_meta=lambda m: m.update(format_version=999))
+    newer = rewrite_model_zip(path, tmp_path / "newer.povmodel", change_meta=lambda m: m.update(format_version=999))
     with pytest.raises(ModelFileError, match=r"999.*update the Poverty Mapper plugin"):
         load_model(newer)
     with pytest.raises(ModelFileError, match="update"):
@@ -210,41 +193,25 @@ def test_inconsistent_sizes_are_refused(model, tmp_path):
     path = save_model(model, tmp_path / "m.povmodel")
     buf = io.BytesIO()
     np.lib.format.write_array(buf, np.zeros(5))
-    bad = _rewrite(path, tmp_path / "bad.povmodel", extra={"regressor/coef.npy": buf.getvalue()})
+    bad = rewrite_model_zip(path, tmp_path / "bad.povmodel", extra={"regressor/coef.npy": buf.getvalue()})
     with pytest.raises(ModelFileError):
         load_model(bad)
-
-
-class _Payload:
-    """Unpickling this creates ``marker``: proof that code from the file ran."""
-
-    def __init__(self, marker):
-        self.marker = str(marker)
-
-    def __reduce__(self):
-        return (open, (self.marker, "w"))
-
-
-def _object_npy(marker):
-    buf = io.BytesIO()
-    np.lib.format.write_array(buf, np.array([_Payload(marker)], dtype=object), allow_pickle=True)
-    return buf.getvalue()
 
 
 def test_a_pickled_object_array_is_refused_and_never_run(model, tmp_path):
     # The payload really does act when unpickled (control, with another marker) ...
     control = tmp_path / "control-marker"
-    np.lib.format.read_array(io.BytesIO(_object_npy(control)), allow_pickle=True)
+    np.lib.format.read_array(io.BytesIO(object_npy(control)), allow_pickle=True)
     assert control.exists()
     # ... but loading a model file holding it refuses it without unpickling.
     marker = tmp_path / "marker"
     path = save_model(model, tmp_path / "m.povmodel")
-    evil = _rewrite(path, tmp_path / "evil.povmodel", extra={"regressor/coef.npy": _object_npy(marker)})
+    evil = rewrite_model_zip(path, tmp_path / "evil.povmodel", extra={"regressor/coef.npy": object_npy(marker)})
     with pytest.raises(ModelFileError, match="not plain numeric data"):
         load_model(evil)
     assert not marker.exists()
     # As an extra entry the loader does not need, it is never even unpacked.
-    evil2 = _rewrite(path, tmp_path / "evil2.povmodel", extra={"extractor/extra.npy": _object_npy(marker)})
+    evil2 = rewrite_model_zip(path, tmp_path / "evil2.povmodel", extra={"extractor/extra.npy": object_npy(marker)})
     assert load_model(evil2).name == model.name
     assert not marker.exists()
 

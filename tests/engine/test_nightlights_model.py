@@ -10,16 +10,14 @@ import rasterio
 
 from conftest import LSMS_DIR
 from generated_world import make_world
+from helpers import SCORE_ABS, assert_same_domain, assert_same_fit, assert_scores_close, without_figures
 from poverty_mapper.core.evaluation import lsms
 from poverty_mapper.core.evaluation.across_countries import country_years
-from poverty_mapper.core.regression.leave_group_out import leave_one_country_out
+from poverty_mapper.core.regression.leave_group_out import leave_one_country_out, out_of_country_alpha
 from poverty_mapper.core.inference.predict import PredictRequest, predict_poverty_map
 from poverty_mapper.core.models.defaults import DEFAULT_MODEL_KEY, NIGHTLIGHTS_MODEL_PATH, bundled_models
-from poverty_mapper.core.models.model_file import load_model, read_model_info
+from poverty_mapper.core.models.model_file import load_model, read_model_info, save_model
 from poverty_mapper.core.regression.metrics import interval_half_width, within_r2
-
-RTOL = 1e-6
-
 
 @pytest.fixture(scope="module")
 def shipped():
@@ -37,14 +35,42 @@ def test_it_is_the_first_and_default_bundled_model():
     assert {"rgb_histogram", "kinshasa_cnn"} <= set(keys)
 
 
-def test_rebuilding_gives_the_shipped_model(shipped, real_data):
+def _loco_score(lsms_set):
+    """The pooled R2 of a penalty's leave-one-country-out predictions (how the model's
+    penalty is chosen)."""
+    x, y = lsms_set.frequencies(("NIGHTLIGHTS",)), lsms_set.labels
+
+    def score(alpha: float) -> float:
+        _, residuals = out_of_country_alpha(x, y, lsms_set.countries, [alpha])
+        return 1.0 - float(residuals @ residuals) / float(((y - y.mean()) ** 2).sum())
+
+    return score
+
+
+def test_rebuilding_gives_the_shipped_model(shipped, lsms_set):
+    """The shipped file was built on another CPU: the same description, scores within
+    what another CPU's sums move (a penalty may flip on a near tie: its score is compared)."""
     import train_nightlights_model  # scripts/ is on sys.path (conftest)
 
     rebuilt = train_nightlights_model.build_nightlights_model(LSMS_DIR)
-    for attr in ("name", "target", "bands", "input_scaling", "provenance", "domain", "nightlights", "scores"):
+    for attr in ("name", "target", "bands", "input_scaling", "nightlights"):
         assert getattr(rebuilt, attr) == getattr(shipped, attr), attr
-    assert rebuilt.regressor.alpha == shipped.regressor.alpha
-    np.testing.assert_allclose(rebuilt.regressor.coef, shipped.regressor.coef, rtol=RTOL, atol=1e-12)
+    assert_same_domain(rebuilt.domain, shipped.domain)
+    assert {k: without_figures(v) for k, v in rebuilt.provenance.items()} == {
+        k: without_figures(v) for k, v in shipped.provenance.items()
+    }
+    assert_scores_close(rebuilt.scores.to_json(), shipped.scores.to_json())
+    assert_same_fit(rebuilt.regressor, shipped.regressor, _loco_score(lsms_set))
+    np.testing.assert_allclose(rebuilt.extractor.band_means, shipped.extractor.band_means, rtol=1e-6)
+    np.testing.assert_allclose(rebuilt.extractor.band_stds, shipped.extractor.band_stds, rtol=1e-6)
+
+
+def test_rebuilding_twice_here_gives_identical_bytes(tmp_path, real_data):
+    import train_nightlights_model
+
+    first = save_model(train_nightlights_model.build_nightlights_model(LSMS_DIR), tmp_path / "a.povmodel")
+    second = save_model(train_nightlights_model.build_nightlights_model(LSMS_DIR), tmp_path / "b.povmodel")
+    assert first.read_bytes() == second.read_bytes()
 
 
 def test_out_of_country_figures_reproduced(shipped, lsms_set):
@@ -53,9 +79,9 @@ def test_out_of_country_figures_reproduced(shipped, lsms_set):
     x = lsms_set.frequencies(("NIGHTLIGHTS",))
     loco = leave_one_country_out(x, lsms_set.labels, lsms_set.countries)
     r2 = within_r2(lsms_set.labels, loco.pred, country_years(lsms_set.countries, lsms_set.years))
-    assert r2 == pytest.approx(shipped.scores.out_of_country_r2, abs=1e-4)
+    assert r2 == pytest.approx(shipped.scores.out_of_country_r2, abs=SCORE_ABS)
     assert 0.37 < r2 < 0.40
-    assert interval_half_width(lsms_set.labels - loco.pred) == pytest.approx(shipped.scores.interval_80, abs=1e-6)
+    assert interval_half_width(lsms_set.labels - loco.pred) == pytest.approx(shipped.scores.interval_80, abs=SCORE_ABS)
 
 
 def test_it_beats_the_rgb_model_out_of_country(shipped):

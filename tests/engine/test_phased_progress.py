@@ -61,11 +61,20 @@ def test_the_cancel_check_is_asked_once_per_check_and_raises_when_canceled():
     assert len(asked) == 3
 
 
-def test_without_callbacks_nothing_happens():
-    phases = PhasedProgress({"only": 1.0})
-    phases["only"].report(0.5)
-    phases["only"].check_canceled()
-    phases.done()
+def test_without_callbacks_the_bar_is_split_alike_and_nothing_cancels():
+    """A run given no progress bar nor cancel check (a script) splits its phases as one
+    given them, is never canceled, and its reports go nowhere."""
+    seen = []
+    heard = PhasedProgress({"read": 1.0, "train": 3.0}, seen.append)
+    silent = PhasedProgress({"read": 1.0, "train": 3.0})
+    assert [(p.name, p.start, p.share) for p in silent.phases.values()] == \
+        [(p.name, p.start, p.share) for p in heard.phases.values()] == [("read", 0.0, 0.25), ("train", 0.25, 0.75)]
+    assert [phase.is_canceled() for phase in silent.phases.values()] == [False, False]
+    for _ in range(3):
+        silent["train"].check_canceled()  # raises Canceled if anything said stop
+    assert silent["read"].report(0.5) is None and silent.done() is None
+    heard["read"].report(0.5)
+    assert seen == [0.125]  # the same report, heard where a callback is given
 
 
 @settings(max_examples=60, deadline=None)

@@ -6,7 +6,7 @@ import rasterio
 from rasterio.transform import from_origin
 
 from poverty_mapper.core.inference.writer import INTERVAL_DESCRIPTION, QUALITY_DESCRIPTION
-from poverty_mapper.core.maps.quicklook import _flagged_cells, write_quicklook
+from poverty_mapper.core.maps.quicklook import _flagged_cells, quicklook_figure, write_quicklook
 
 
 def _map(path, quality):
@@ -21,6 +21,30 @@ def _map(path, quality):
     return path
 
 
+def _cells_of_one_colour(path, png: np.ndarray) -> np.ndarray:
+    """Per map cell: whether the inside of its square in ``png`` (the quicklook of
+    ``path``) is of one colour. The squares are placed with the axes of the same figure,
+    drawn again; that drawing is checked to be the PNG."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = quicklook_figure(path)
+    fig.canvas.draw()
+    drawn = np.asarray(fig.canvas.buffer_rgba(), dtype=np.float64) / 255.0
+    assert drawn.shape == png.shape and np.abs(drawn - png).max() < 1e-6  # what was written is what is measured
+    with rasterio.open(path) as ds:
+        b, (rows, cols) = ds.bounds, ds.shape
+    w, h = (b.right - b.left) / cols, (b.top - b.bottom) / rows
+    one_colour = np.zeros((rows, cols), bool)
+    for r in range(rows):
+        for c in range(cols):
+            (x0, y0), (x1, y1) = ax.transData.transform([(b.left + c * w, b.top - (r + 1) * h), (b.left + (c + 1) * w, b.top - r * h)])
+            inside = png[png.shape[0] - int(y1) + 3 : png.shape[0] - int(y0) - 3, int(x0) + 3 : int(x1) - 3]
+            assert inside.shape[0] > 10 and inside.shape[1] > 10
+            one_colour[r, c] = bool(np.all(inside == inside[0, 0]))
+    plt.close(fig)
+    return one_colour
+
+
 def test_extrapolated_and_out_of_domain_cells_are_hatched(tmp_path):
     quality = np.zeros((6, 8), np.int64)
     quality[0, :3] = 1  # extrapolations
@@ -30,12 +54,12 @@ def test_extrapolated_and_out_of_domain_cells_are_hatched(tmp_path):
     plain = _map(tmp_path / "plain.tif", np.where(np.isin(quality, (1, 3)), 0, quality))
     with rasterio.open(flagged) as ds:
         np.testing.assert_array_equal(_flagged_cells(ds), np.isin(quality, (1, 3)))
-    write_quicklook(flagged, tmp_path / "flagged.png")
-    write_quicklook(plain, tmp_path / "plain.png")
     import matplotlib.image as mpimg
 
-    a, b = mpimg.imread(tmp_path / "flagged.png"), mpimg.imread(tmp_path / "plain.png")
-    assert a.shape == b.shape and not np.array_equal(a, b)  # the hatching (and its caption) are drawn
+    for path, hatched in ((flagged, np.isin(quality, (1, 3))), (plain, np.zeros(quality.shape, bool))):
+        png = mpimg.imread(write_quicklook(path, tmp_path / f"{path.stem}.png"))
+        # Where the PNG's hatching falls: a cell's inside is of one colour unless hatched.
+        np.testing.assert_array_equal(_cells_of_one_colour(path, png), ~hatched, err_msg=path.stem)
 
 
 def test_a_raster_without_a_quality_band_has_nothing_to_hatch(tmp_path):

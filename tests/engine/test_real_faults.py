@@ -13,8 +13,11 @@ import rasterio
 from rasterio.enums import Resampling
 
 from faults import small_disk
-from test_robustness import HEIGHT, WIDTH, X0, Y0, EARLIER, _assert_untouched, _earlier, _raster, _reflectance, _run, small_model  # noqa: F401
 from poverty_mapper.core.errors import PovertyMapperError
+from helpers import (  # noqa: F401 (small_model: fixtures)
+    EARLIER, HEIGHT, WIDTH, X0, Y0, assert_untouched, make_reflectance, predict_to, write_earlier, write_geotiff,
+    small_model,
+)
 
 
 @pytest.fixture
@@ -25,24 +28,24 @@ def disk(tmp_path) -> Path:
 
 def test_a_full_disk_while_mapping_keeps_the_earlier_map(tmp_path, disk, small_model):
     # 400 x 400 px: 50 x 50 cells, two float32 bands of noise, about 12 kB, more than the 8 kB disk holds.
-    scene = _raster(tmp_path / "generated_scene.tif", _reflectance(400, 400))
-    out = _earlier(disk / "map.tif")
+    scene = write_geotiff(tmp_path / "generated_scene.tif", make_reflectance(400, 400))
+    out = write_earlier(disk / "map.tif")
     with pytest.raises(PovertyMapperError, match=r"The disk is full: .*map\.tif could not be written\. Free some space"):
-        _run(scene, out, small_model)
-    _assert_untouched(out)
+        predict_to(scene, out, small_model)
+    assert_untouched(out)
 
 
 def test_a_replaced_map_loses_the_statistics_and_overviews_of_the_earlier_one(tmp_path, small_model):
-    scene = _raster(tmp_path / "generated_scene.tif", _reflectance())
+    scene = write_geotiff(tmp_path / "generated_scene.tif", make_reflectance())
     out = tmp_path / "map.tif"
-    _run(scene, out, small_model)
+    predict_to(scene, out, small_model)
     with rasterio.open(out, "r+") as ds:  # as QGIS leaves them: statistics and pyramids
         ds.update_tags(1, STATISTICS_MEAN="1234")
     with rasterio.Env(TIFF_USE_OVR=True), rasterio.open(out, "r+") as ds:
         ds.build_overviews([2], Resampling.nearest)
     Path(f"{out}.aux.xml").write_text("<PAMDataset/>")
     assert Path(f"{out}.ovr").exists()
-    _run(scene, out, small_model)
+    predict_to(scene, out, small_model)
     assert not Path(f"{out}.aux.xml").exists() and not Path(f"{out}.ovr").exists()
     with rasterio.open(out) as ds:
         assert ds.overviews(1) == []
@@ -68,8 +71,8 @@ def test_the_partial_file_of_a_killed_run_is_removed_by_the_next_run(tmp_path, s
 
     from conftest import ROOT
 
-    scene = _raster(tmp_path / "generated_scene.tif", _reflectance())
-    out = _earlier(tmp_path / "map.tif")
+    scene = write_geotiff(tmp_path / "generated_scene.tif", make_reflectance())
+    out = write_earlier(tmp_path / "map.tif")
     code = _KILLED_WRITER.format(scripts=str(ROOT / "scripts"), out=str(out))
     proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
     try:
@@ -80,7 +83,7 @@ def test_the_partial_file_of_a_killed_run_is_removed_by_the_next_run(tmp_path, s
     assert proc.returncode == -signal.SIGKILL
     partials = list(tmp_path.glob(".map.tif.*.partial.tif"))
     assert len(partials) == 1 and out.read_bytes() == EARLIER  # what a killed run leaves
-    _run(scene, out, small_model)
+    predict_to(scene, out, small_model)
     assert list(tmp_path.glob("*.partial*")) == []
     with rasterio.open(out) as ds:
         assert ds.count >= 1
@@ -93,7 +96,7 @@ def test_the_partial_file_of_a_killed_run_is_removed_by_the_next_run(tmp_path, s
 def test_an_output_naming_the_input_raster_is_refused_and_the_image_kept(tmp_path, small_model, spelling):
     import os
 
-    scene = _raster(tmp_path / "generated_scene.tif", _reflectance())
+    scene = write_geotiff(tmp_path / "generated_scene.tif", make_reflectance())
     image = scene.read_bytes()
     (tmp_path / "sub").mkdir()
     out = {
@@ -107,7 +110,7 @@ def test_an_output_naming_the_input_raster_is_refused_and_the_image_kept(tmp_pat
     if spelling == "hardlink":
         os.link(scene, out)
     with pytest.raises(PovertyMapperError, match=r"is the input raster .*would destroy the input raster\. Choose another output"):
-        _run(scene, out, small_model)
+        predict_to(scene, out, small_model)
     assert scene.read_bytes() == image
 
 
@@ -358,17 +361,17 @@ def test_a_stale_overview_beside_finer_imagery_does_not_change_the_map(tmp_path,
 
     # 15 m noise: the 30 m model reads each tile at half resolution, averaging 2 x 2 pixels.
     noise = np.random.default_rng(5).uniform(0.02, 0.2, size=(3, 128, 128)).astype(np.float32)
-    image = _raster(tmp_path / "generated_15m.tif", noise, transform=from_origin(500_000.0, 7_200_000.0, 15.0, 15.0))
-    clean = _run(image, tmp_path / "clean.tif", small_model)
+    image = write_geotiff(tmp_path / "generated_15m.tif", noise, transform=from_origin(500_000.0, 7_200_000.0, 15.0, 15.0))
+    clean = predict_to(image, tmp_path / "clean.tif", small_model)
     # A stale overview: built from other imagery of the same size, left beside this one.
-    other = _raster(tmp_path / "generated_other.tif", noise[:, ::-1, :] * 0.5 + 0.1,
+    other = write_geotiff(tmp_path / "generated_other.tif", noise[:, ::-1, :] * 0.5 + 0.1,
                     transform=from_origin(500_000.0, 7_200_000.0, 15.0, 15.0))
     with rasterio.Env(TIFF_USE_OVR=True), rasterio.open(other, "r+") as ds:
         ds.build_overviews([2, 4], Resampling.nearest)
     shutil.copy(f"{other}.ovr", f"{image}.ovr")
     with rasterio.open(image) as ds:
         assert ds.overviews(1) == [2, 4]  # GDAL would use it
-    stale = _run(image, tmp_path / "stale.tif", small_model)
+    stale = predict_to(image, tmp_path / "stale.tif", small_model)
     with rasterio.open(tmp_path / "clean.tif") as a, rasterio.open(tmp_path / "stale.tif") as b:
         assert np.array_equal(a.read(), b.read())
     assert clean.n_estimated == stale.n_estimated > 0
@@ -381,29 +384,29 @@ def test_a_stale_overview_beside_finer_imagery_does_not_change_the_map(tmp_path,
 def test_a_stride_too_fine_for_the_memory_is_refused_before_any_read(tmp_path, small_model, stride_m, monkeypatch):
     from poverty_mapper.core.imagery.tile_reader import TileReader
 
-    scene = _raster(tmp_path / "generated_scene.tif", _reflectance())
-    out = _earlier(tmp_path / "map.tif")
+    scene = write_geotiff(tmp_path / "generated_scene.tif", make_reflectance())
+    out = write_earlier(tmp_path / "map.tif")
     reads = []
     monkeypatch.setattr(TileReader, "read_dn_into", lambda *a: reads.append(a))  # records, never reads
     with pytest.raises(PovertyMapperError, match=r"Mapping [\d,]+ x [\d,]+ cells would need about [\d.]+ [TG]B of memory; "
                                                  r"this machine has [\d.]+ [GMT]B free.*Nothing was started\. Choose a larger stride"):
-        _run(scene, out, small_model, stride_m=stride_m)
+        predict_to(scene, out, small_model, stride_m=stride_m)
     assert reads == []
-    _assert_untouched(out)
+    assert_untouched(out)
 
 
 def test_a_model_with_a_tiny_pixel_size_is_refused_before_any_read(tmp_path, small_model):
     import dataclasses
 
-    scene = _raster(tmp_path / "generated_scene.tif", _reflectance())
+    scene = write_geotiff(tmp_path / "generated_scene.tif", make_reflectance())
     tiny = dataclasses.replace(small_model, pixel_size_m=0.01)  # 8 cm tiles over 1.2 x 0.96 km
     with pytest.raises(PovertyMapperError, match=r"Mapping 15,000 x 12,000 cells would need about 23 GB of memory"):
-        _run(scene, tmp_path / "map.tif", tiny)
+        predict_to(scene, tmp_path / "map.tif", tiny)
 
 
 def test_a_geotransform_with_pixel_size_zero_is_a_clear_error(tmp_path, small_model):
     # GeoTIFF will not store a pixel size of 0; a VRT (or a world file) does.
-    scene = _raster(tmp_path / "generated_scene.tif", _reflectance())
+    scene = write_geotiff(tmp_path / "generated_scene.tif", make_reflectance())
     bands = "".join(
         f'<VRTRasterBand dataType="Float32" band="{b}"><SimpleSource><SourceFilename relativeToVRT="1">'
         f"generated_scene.tif</SourceFilename><SourceBand>{b}</SourceBand></SimpleSource></VRTRasterBand>"
@@ -417,13 +420,13 @@ def test_a_geotransform_with_pixel_size_zero_is_a_clear_error(tmp_path, small_mo
     with rasterio.open(vrt) as ds:
         assert ds.transform.a == 0.0
     with pytest.raises(PovertyMapperError, match=r"georeferencing gives a pixel size of 0 x 30; it is damaged"):
-        _run(vrt, tmp_path / "map.tif", small_model)
+        predict_to(vrt, tmp_path / "map.tif", small_model)
 
 
 def test_an_extent_without_area_is_refused_not_taken_as_the_whole_raster(tmp_path, small_model):
-    scene = _raster(tmp_path / "generated_scene.tif", _reflectance())
+    scene = write_geotiff(tmp_path / "generated_scene.tif", make_reflectance())
     with pytest.raises(PovertyMapperError, match=r"has no area; draw or choose an extent"):
-        _run(scene, tmp_path / "map.tif", small_model, bounds=(X0 + 300, Y0 - 600, X0 + 300, Y0 - 300))
+        predict_to(scene, tmp_path / "map.tif", small_model, bounds=(X0 + 300, Y0 - 600, X0 + 300, Y0 - 300))
 
 
 # --- fitclusters: memory flat in box size ----------------------------------------------------
@@ -485,7 +488,7 @@ def test_fitclusters_memory_for_the_tiles_stays_flat_from_10_to_100_km_boxes(sma
 
 
 def test_a_complex_raster_is_a_clear_error(tmp_path, small_model):
-    values = (_reflectance() * 1000).astype(np.int16)
+    values = (make_reflectance() * 1000).astype(np.int16)
     scene = tmp_path / "generated_cint16.tif"
     with rasterio.open(scene, "w", driver="GTiff", width=WIDTH, height=HEIGHT, count=3, dtype="complex_int16",
                        crs="EPSG:32621", transform=rasterio.transform.from_origin(X0, Y0, 30.0, 30.0)) as dst:
@@ -493,17 +496,17 @@ def test_a_complex_raster_is_a_clear_error(tmp_path, small_model):
     with rasterio.open(scene) as ds:
         assert ds.dtypes[0] == "complex_int16"
     with pytest.raises(PovertyMapperError, match=r"holds complex numbers \(complex_int16\), not image values; convert"):
-        _run(scene, tmp_path / "map.tif", small_model)
+        predict_to(scene, tmp_path / "map.tif", small_model)
 
 
 def test_a_mask_outside_the_raster_says_so_not_that_tiles_lacked_valid_pixels(tmp_path, small_model):
-    scene = _raster(tmp_path / "generated_scene.tif", _reflectance())
-    out = _earlier(tmp_path / "map.tif")
+    scene = write_geotiff(tmp_path / "generated_scene.tif", make_reflectance())
+    out = write_earlier(tmp_path / "map.tif")
     far = {"type": "Polygon", "coordinates": [[(X0 - 9000, Y0 + 9000), (X0 - 8000, Y0 + 9000),
                                                (X0 - 8000, Y0 + 8000), (X0 - 9000, Y0 + 8000), (X0 - 9000, Y0 + 9000)]]}
     with pytest.raises(PovertyMapperError, match=r"The mask polygons cover no cell of the raster"):
-        _run(scene, out, small_model, mask_geometries=(far,))
-    _assert_untouched(out)
+        predict_to(scene, out, small_model, mask_geometries=(far,))
+    assert_untouched(out)
 
 
 # --- imagery far outside any plausible range: said, not mapped with confidence ---------------
@@ -511,14 +514,14 @@ def test_a_mask_outside_the_raster_says_so_not_that_tiles_lacked_valid_pixels(tm
 
 @pytest.mark.parametrize("kind, values", [
     ("constant", np.full((3, HEIGHT, WIDTH), 0.08, np.float32)),
-    ("saturated", np.concatenate([_reflectance()[:2], np.ones((1, HEIGHT, WIDTH), np.float32)])),  # a white
+    ("saturated", np.concatenate([make_reflectance()[:2], np.ones((1, HEIGHT, WIDTH), np.float32)])),  # a white
     # scene is cloud (no estimate); a saturated red band is imagery no model was trained on
-    ("negative", -_reflectance()),
-    ("huge", (_reflectance().astype(np.float64) * 1e300)),
+    ("negative", -make_reflectance()),
+    ("huge", (make_reflectance().astype(np.float64) * 1e300)),
 ])
 def test_imagery_far_outside_the_trained_range_is_said(tmp_path, small_model, kind, values):
-    scene = _raster(tmp_path / "generated_scene.tif", values)
-    result = _run(scene, tmp_path / "map.tif", small_model)
+    scene = write_geotiff(tmp_path / "generated_scene.tif", values)
+    result = predict_to(scene, tmp_path / "map.tif", small_model)
     said = [n for n in result.notes if n.startswith("The imagery is")]
     expected = "constant" if kind == "constant" else "far outside the values the model was trained on"
     assert len(said) == 1 and f"The imagery is {expected} (" in said[0], result.notes
@@ -526,14 +529,14 @@ def test_imagery_far_outside_the_trained_range_is_said(tmp_path, small_model, ki
 
 
 def test_ordinary_imagery_gets_no_such_note(tmp_path, small_model):
-    result = _run(_raster(tmp_path / "generated_scene.tif", _reflectance()), tmp_path / "map.tif", small_model)
+    result = predict_to(write_geotiff(tmp_path / "generated_scene.tif", make_reflectance()), tmp_path / "map.tif", small_model)
     assert result.n_estimated > 0
     assert not [n for n in result.notes if n.startswith("The imagery is")]
 
 
 def test_a_partial_file_of_another_machine_is_left_alone(tmp_path, small_model):
-    scene = _raster(tmp_path / "generated_scene.tif", _reflectance())
+    scene = write_geotiff(tmp_path / "generated_scene.tif", make_reflectance())
     theirs = tmp_path / ".map.tif.another-machine-1-0123456789ab.partial.tif"  # pid 1 of another machine
     theirs.write_bytes(b"a map another machine is writing to this shared folder")
-    _run(scene, tmp_path / "map.tif", small_model)
+    predict_to(scene, tmp_path / "map.tif", small_model)
     assert theirs.exists()

@@ -234,6 +234,9 @@ def test_group_folds_deal_large_groups_first_to_the_emptiest_fold():
     assert sorted(np.bincount(folds, minlength=5).tolist()) == [2, 2, 2, 3, 35]
     for g in range(len(sizes)):
         assert len(np.unique(folds[groups == g])) == 1
+    # Which groups share a fold: the 35 alone; the pair with one single; the singles in pairs.
+    sizes_by_fold = sorted(sorted(sizes[g] for g in set(groups[folds == f].tolist())) for f in range(5))
+    assert sizes_by_fold == [[1, 1], [1, 1], [1, 1], [1, 2], [35]]
 
 
 def test_group_folds_refuse_too_few_groups():

@@ -28,15 +28,13 @@ from rasterio.errors import RasterioIOError
 from rasterio.transform import from_origin
 from rasterio.warp import transform as warp_transform
 
-from test_tiling import _assert_cells_cover_region, _assert_centres_match
 from poverty_mapper.core.models import model_file as model_file_module
 from poverty_mapper.core.inference import executors as executors_module
 from poverty_mapper.core.inference import writer as writer_module
 from poverty_mapper.core.atomic import write_json
 from poverty_mapper.core.training.clusters import Cluster, ClusterFitConfig, fit_clusters
 from poverty_mapper.core.errors import Canceled, ModelFileError, PovertyMapperError
-from poverty_mapper.core.extractors.histogram import HistogramExtractor
-from poverty_mapper.core.models.model_file import PovertyModel, Target, load_model, save_model
+from poverty_mapper.core.models.model_file import load_model, save_model
 from poverty_mapper.core.imagery.nightlights import mean_lights_on_grid
 from poverty_mapper.core.inference.estimate import estimate_batch
 from poverty_mapper.core.inference.plan import plan_run
@@ -44,63 +42,12 @@ from poverty_mapper.core.inference.predict import PredictRequest, predict_povert
 from poverty_mapper.core.inference.writer import NODATA
 from poverty_mapper.core.training.proxy import ProxyTrainingConfig, train_proxy
 from poverty_mapper.core.imagery.radiometry import REFLECTANCE
-from poverty_mapper.core.regression.ridge import fit_ridge
 from poverty_mapper.core.imagery.tile_reader import TileReader
 from poverty_mapper.core.imagery.tiling import PixelWindow, pixel_size_m, region_window, tile_grid_for
-
-UTM = "EPSG:32621"
-X0, Y0, PIXEL = 480_000.0, 7_200_000.0, 30.0  # multiples of the cell sizes used: grids start on them
-WIDTH, HEIGHT = 40, 32  # 5 x 4 cells of the 8-pixel (240 m) tiles of the small model
-EARLIER = b"an earlier output of the same name, to be kept byte for byte"
-
-
-@pytest.fixture(scope="module")
-def small_model() -> PovertyModel:
-    """Histogram features of generated 8 x 8 px tiles at 30 m, ridge to a generated target."""
-    rng = np.random.default_rng(0)
-    extractor = HistogramExtractor(np.array([0.0626, 0.0907, 0.1056]), np.array([0.024, 0.0321, 0.0519]))
-    brightness = rng.uniform(0.3, 1.2, size=(80, 1, 1, 1))
-    pixels = (rng.uniform(0.02, 0.2, size=(80, 3, 8, 8)) * brightness).astype(np.float32)
-    x = extractor.extract(torch.from_numpy(pixels), torch.ones(80, 8, 8, dtype=torch.bool)).numpy()
-    return PovertyModel(
-        name="generated small model", target=Target("generated index", "generated units"),
-        bands=("BLUE", "GREEN", "RED"), input_scaling="reflectance 0-1", pixel_size_m=PIXEL,
-        tile_size_px=8, extractor=extractor, regressor=fit_ridge(x, brightness.ravel() * 2 - 1, alpha=1.0),
-    )
-
-
-def _reflectance(height=HEIGHT, width=WIDTH, bands=3, seed=1) -> np.ndarray:
-    return np.random.default_rng(seed).uniform(0.02, 0.2, size=(bands, height, width)).astype(np.float32)
-
-
-def _raster(path, data, crs=UTM, transform=None, nodata=None, descriptions=("blue", "green", "red"), **creation):
-    """A generated GeoTIFF of ``data`` [bands, rows, cols]."""
-    transform = transform if transform is not None else from_origin(X0, Y0, PIXEL, PIXEL)
-    with rasterio.open(
-        path, "w", driver="GTiff", width=data.shape[2], height=data.shape[1], count=data.shape[0],
-        dtype=data.dtype, crs=crs, transform=transform, nodata=nodata, **creation,
-    ) as dst:
-        dst.write(data)
-        for i, name in enumerate(descriptions[: data.shape[0]], start=1):
-            dst.set_band_description(i, name)
-    return Path(path)
-
-
-def _earlier(path) -> Path:
-    path = Path(path)
-    path.write_bytes(EARLIER)
-    return path
-
-
-def _assert_untouched(out: Path) -> None:
-    """The earlier file is byte-identical and no temporary file is left beside it."""
-    assert out.read_bytes() == EARLIER
-    assert list(out.parent.glob("*.partial*")) == []
-
-
-def _run(raster, out, model, **kw):
-    kw.setdefault("device", "cpu")
-    return predict_poverty_map(PredictRequest(str(raster), str(out), model, **kw))
+from helpers import (  # noqa: F401 (small_model: a fixture)
+    PIXEL, X0, Y0, assert_cells_cover_region, assert_centres_match, assert_untouched, make_reflectance, predict_to,
+    small_model, write_earlier, write_geotiff,
+)
 
 
 def _values(path) -> np.ndarray:
@@ -112,11 +59,27 @@ def _values(path) -> np.ndarray:
 
 
 def test_a_raster_without_crs_is_refused_before_any_output(tmp_path, small_model):
-    raster = _raster(tmp_path / "generated_no_crs.tif", _reflectance(), crs=None)
-    out = _earlier(tmp_path / "map.tif")
+    raster = write_geotiff(tmp_path / "generated_no_crs.tif", make_reflectance(), crs=None)
+    out = write_earlier(tmp_path / "map.tif")
     with pytest.raises(PovertyMapperError, match="no coordinate reference system; assign one"):
-        _run(raster, out, small_model)
-    _assert_untouched(out)
+        predict_to(raster, out, small_model)
+    assert_untouched(out)
+
+
+@pytest.mark.filterwarnings("ignore::rasterio.errors.NotGeoreferencedWarning")  # writing the photo
+def test_a_jpeg_without_georeference_is_refused_as_such(tmp_path, small_model):
+    """A plain JPEG (no world file, no GCPs): its pixels have no place on the ground. It
+    was refused as 'rotated', from the undefined transform rasterio gives such a file."""
+    photo = tmp_path / "photo.jpg"
+    with rasterio.open(photo, "w", driver="JPEG", width=64, height=64, count=3, dtype="uint8") as dst:
+        dst.write(np.full((3, 64, 64), 120, np.uint8))
+    out = write_earlier(tmp_path / "map.tif")
+    with pytest.raises(PovertyMapperError, match=r"photo\.jpg has no georeference .*Georeference it \(Raster > Georeferencer\)"):
+        predict_to(photo, out, small_model)
+    assert_untouched(out)
+    (tmp_path / "photo.jgw").write_text("30\n0\n0\n-30\n500015\n7000015\n")  # a world file, and still no CRS
+    with pytest.raises(PovertyMapperError, match="no coordinate reference system; assign one"):
+        predict_to(photo, out, small_model)
 
 
 def test_a_geographic_raster_at_latitude_60_gets_tiles_of_the_right_size_in_metres(tmp_path, small_model):
@@ -124,12 +87,12 @@ def test_a_geographic_raster_at_latitude_60_gets_tiles_of_the_right_size_in_metr
     240 m tiles are about 8.6 pixels wide and 4.3 high, and output cells 240 m square,
     measured independently by projecting their corners to UTM 32N."""
     transform = from_origin(10.0, 60.01, 0.0005, 0.0005)  # 40 x 40 px: centre at latitude 60.0
-    raster = _raster(tmp_path / "generated_wgs84.tif", _reflectance(40, 40), crs="EPSG:4326", transform=transform)
+    raster = write_geotiff(tmp_path / "generated_wgs84.tif", make_reflectance(40, 40), crs="EPSG:4326", transform=transform)
     region = region_window(transform, 40, 40)
     grid = tile_grid_for(transform, CRS.from_epsg(4326), region, 240.0)
     assert grid.tile_x == pytest.approx(8.62, abs=0.05) and grid.tile_y == pytest.approx(4.34, abs=0.05)
 
-    result = _run(raster, tmp_path / "map.tif", small_model)
+    result = predict_to(raster, tmp_path / "map.tif", small_model)
     with rasterio.open(tmp_path / "map.tif") as ds:
         t, shape, values = ds.transform, ds.shape, ds.read(1)
     assert shape == (math.ceil(40 / grid.tile_y), math.ceil(40 / grid.tile_x)) == (10, 5)
@@ -147,38 +110,38 @@ def test_a_geographic_raster_at_latitude_60_gets_tiles_of_the_right_size_in_metr
 
 def test_an_image_smaller_than_one_tile_is_refused_naming_both_sizes(tmp_path, small_model):
     big_tiles = dataclasses.replace(small_model, tile_size_px=224)  # 6.72 km tiles
-    raster = _raster(tmp_path / "generated_small.tif", _reflectance(100, 130), transform=from_origin(X0, Y0, 20.0, 20.0))
-    out = _earlier(tmp_path / "map.tif")
+    raster = write_geotiff(tmp_path / "generated_small.tif", make_reflectance(100, 130), transform=from_origin(X0, Y0, 20.0, 20.0))
+    out = write_earlier(tmp_path / "map.tif")
     with pytest.raises(PovertyMapperError, match=r"The image covers 2\.6 x 2\.0 km, smaller than one 6\.72 km tile"):
-        _run(raster, out, big_tiles)
-    _assert_untouched(out)
-    tiny = _raster(tmp_path / "generated_tiny.tif", _reflectance(5, 5))
+        predict_to(raster, out, big_tiles)
+    assert_untouched(out)
+    tiny = write_geotiff(tmp_path / "generated_tiny.tif", make_reflectance(5, 5))
     with pytest.raises(PovertyMapperError, match=r"0\.15 x 0\.15 km, smaller than one 0\.24 km tile.*smaller tiles"):
-        _run(tiny, out, small_model)
-    _assert_untouched(out)
+        predict_to(tiny, out, small_model)
+    assert_untouched(out)
 
 
 def test_the_rule_is_whether_any_tile_can_reach_the_valid_fraction(tmp_path, small_model):
     """5 of the 8 pixels of a tile across (62%) can reach 50%; 3 of 8 (38%) cannot."""
-    narrow = _raster(tmp_path / "generated_5px.tif", _reflectance(40, 5))
-    result = _run(narrow, tmp_path / "map.tif", small_model)
+    narrow = write_geotiff(tmp_path / "generated_5px.tif", make_reflectance(40, 5))
+    result = predict_to(narrow, tmp_path / "map.tif", small_model)
     assert result.n_estimated == result.n_cells == 5
-    narrower = _raster(tmp_path / "generated_3px.tif", _reflectance(40, 3))
+    narrower = write_geotiff(tmp_path / "generated_3px.tif", make_reflectance(40, 3))
     with pytest.raises(PovertyMapperError, match="0.09 x 1.20 km"):
-        _run(narrower, tmp_path / "map2.tif", small_model)
+        predict_to(narrower, tmp_path / "map2.tif", small_model)
     assert not (tmp_path / "map2.tif").exists()
     # With a lower valid fraction the same image is fine.
-    assert _run(narrower, tmp_path / "map3.tif", small_model, min_valid_fraction=0.3).n_estimated == 5
+    assert predict_to(narrower, tmp_path / "map3.tif", small_model, min_valid_fraction=0.3).n_estimated == 5
 
 
 def test_a_region_outside_the_raster_is_refused_and_one_partly_outside_is_clipped(tmp_path, small_model):
-    raster = _raster(tmp_path / "generated_scene.tif", _reflectance())
-    out = _earlier(tmp_path / "map.tif")
+    raster = write_geotiff(tmp_path / "generated_scene.tif", make_reflectance())
+    out = write_earlier(tmp_path / "map.tif")
     with pytest.raises(PovertyMapperError, match="does not overlap the raster; choose an extent inside"):
-        _run(raster, out, small_model, bounds=(X0 - 9000, Y0 - 900, X0 - 3000, Y0 - 300))
-    _assert_untouched(out)
+        predict_to(raster, out, small_model, bounds=(X0 - 9000, Y0 - 900, X0 - 3000, Y0 - 300))
+    assert_untouched(out)
     # 3 km west and north of the raster, 600 m (20 px) into it: clipped to its corner.
-    result = _run(raster, tmp_path / "clipped.tif", small_model, bounds=(X0 - 3000, Y0 - 600, X0 + 600, Y0 + 3000))
+    result = predict_to(raster, tmp_path / "clipped.tif", small_model, bounds=(X0 - 3000, Y0 - 600, X0 + 600, Y0 + 3000))
     with rasterio.open(tmp_path / "clipped.tif") as ds:
         assert (ds.transform.c, ds.transform.f) == (X0, Y0)
         assert ds.shape == (3, 3)  # ceil(20 / 8)
@@ -187,10 +150,10 @@ def test_a_region_outside_the_raster_is_refused_and_one_partly_outside_is_clippe
 
 
 def test_an_all_nodata_region_gives_a_note_and_a_nodata_map(tmp_path, small_model):
-    data = _reflectance()
+    data = make_reflectance()
     data[:, :16, :16] = -1.0  # declared nodata: the region below holds nothing else
-    raster = _raster(tmp_path / "generated_gap.tif", data, nodata=-1.0)
-    result = _run(raster, tmp_path / "map.tif", small_model, bounds=(X0, Y0 - 16 * PIXEL, X0 + 16 * PIXEL, Y0))
+    raster = write_geotiff(tmp_path / "generated_gap.tif", data, nodata=-1.0)
+    result = predict_to(raster, tmp_path / "map.tif", small_model, bounds=(X0, Y0 - 16 * PIXEL, X0 + 16 * PIXEL, Y0))
     assert result.n_cells == 4 and result.n_estimated == 0
     assert result.value_mean is None
     assert any("only nodata" in note and "region covers imagery" in note for note in result.notes)
@@ -211,23 +174,23 @@ def test_auto_radiometry_follows_the_model_trained_on_collection_2(tmp_path, sma
     """A model fitted on Collection 2 Level-2 DN maps 16-bit imagery with that preset under
     'auto', not with the Level-1 guess from the pixel type (the guess gave other values)."""
     c2_model = dataclasses.replace(small_model, radiometry="landsat_c2_l2")
-    raster = _raster(tmp_path / "generated_c2_l2.tif", _c2_l2_dn(_reflectance()))
-    auto = _run(raster, tmp_path / "auto.tif", c2_model)
-    _run(raster, tmp_path / "explicit.tif", c2_model, radiometry="landsat_c2_l2")
-    guessed = _run(raster, tmp_path / "guessed.tif", small_model)  # a model that names no radiometry
+    raster = write_geotiff(tmp_path / "generated_c2_l2.tif", _c2_l2_dn(make_reflectance()))
+    auto = predict_to(raster, tmp_path / "auto.tif", c2_model)
+    predict_to(raster, tmp_path / "explicit.tif", c2_model, radiometry="landsat_c2_l2")
+    guessed = predict_to(raster, tmp_path / "guessed.tif", small_model)  # a model that names no radiometry
     assert auto.radiometry.key == "landsat_c2_l2" and guessed.radiometry.key == "landsat_c1_l1"
     np.testing.assert_array_equal(_values(tmp_path / "auto.tif"), _values(tmp_path / "explicit.tif"))
     assert np.abs(_values(tmp_path / "auto.tif") - _values(tmp_path / "guessed.tif")).max() > 0.01
     # 8-bit renders cannot hold Collection 2 DN: 'auto' then falls back to the pixel type's guess.
-    eight_bit = _raster(tmp_path / "generated_8bit.tif", np.round(_reflectance() * 255).astype("uint8"))
-    assert _run(eight_bit, tmp_path / "eight.tif", c2_model).radiometry.key == "eight_bit"
+    eight_bit = write_geotiff(tmp_path / "generated_8bit.tif", np.round(make_reflectance() * 255).astype("uint8"))
+    assert predict_to(eight_bit, tmp_path / "eight.tif", c2_model).radiometry.key == "eight_bit"
 
 
 def test_a_fit_on_collection_2_dn_is_mapped_as_collection_2(tmp_path):
     """The chain the bug broke: fitclusters with the Collection 2 preset writes the preset
     into the model file, and predict with 'auto' follows it."""
-    refl = _reflectance(64, 64, seed=3)
-    raster = _raster(tmp_path / "generated_c2_l2.tif", _c2_l2_dn(refl))
+    refl = make_reflectance(64, 64, seed=3)
+    raster = write_geotiff(tmp_path / "generated_c2_l2.tif", _c2_l2_dn(refl))
     rng = np.random.default_rng(5)
     clusters = [Cluster(X0 + x, Y0 - y, float(v)) for x, y, v in
                 zip(rng.uniform(300, 1600, 30), rng.uniform(300, 1600, 30), rng.normal(size=30))]
@@ -239,18 +202,18 @@ def test_a_fit_on_collection_2_dn_is_mapped_as_collection_2(tmp_path):
     ))
     model = load_model(model_path)
     assert model.radiometry == "landsat_c2_l2" and model.band_indexes == (1, 2, 3)
-    assert _run(raster, tmp_path / "map.tif", model).radiometry.key == "landsat_c2_l2"
+    assert predict_to(raster, tmp_path / "map.tif", model).radiometry.key == "landsat_c2_l2"
 
 
 @pytest.mark.parametrize("radiometry", ["auto", "landsat_c1_l1", "landsat_c2_l2", "sentinel2_l2a"])
 def test_fill_value_zero_without_declared_nodata_is_fill_for_the_product_presets(tmp_path, small_model, radiometry):
     # Level-1 DN for every preset but Sentinel-2's (read as Sentinel-2 they would be
     # reflectances of 0.6 and more: cloud-bright, and screened as cloud).
-    dn = np.round(_reflectance() * 1e4).astype("uint16") if radiometry == "sentinel2_l2a" else _landsat_dn(_reflectance())
+    dn = np.round(make_reflectance() * 1e4).astype("uint16") if radiometry == "sentinel2_l2a" else _landsat_dn(make_reflectance())
     dn[:, :16, :16] = 0  # the fill corner of a scene: 0 in every band, no nodata declared
     dn[0, 20, 20] = 0  # 0 in one band only is a (dark) pixel, not fill
-    raster = _raster(tmp_path / "generated_dn.tif", dn)
-    result = _run(raster, tmp_path / "map.tif", small_model, radiometry=radiometry)
+    raster = write_geotiff(tmp_path / "generated_dn.tif", dn)
+    result = predict_to(raster, tmp_path / "map.tif", small_model, radiometry=radiometry)
     values = _values(tmp_path / "map.tif")
     assert np.all(values[:2, :2] == NODATA)
     rest = np.ones(values.shape, bool)
@@ -260,33 +223,33 @@ def test_fill_value_zero_without_declared_nodata_is_fill_for_the_product_presets
 
 
 def test_with_a_declared_nodata_the_product_fill_value_is_data(tmp_path, small_model):
-    dn = _landsat_dn(_reflectance())
+    dn = _landsat_dn(make_reflectance())
     dn[:, :16, :16] = 0
-    raster = _raster(tmp_path / "generated_dn_nodata.tif", dn, nodata=65535)
-    assert _run(raster, tmp_path / "map.tif", small_model).n_estimated == 20
+    raster = write_geotiff(tmp_path / "generated_dn_nodata.tif", dn, nodata=65535)
+    assert predict_to(raster, tmp_path / "map.tif", small_model).n_estimated == 20
 
 
 @pytest.mark.parametrize("dtype", ["uint8", "uint16", "int16", "float32", "float64"])
 def test_every_pixel_type_gives_finite_estimates(tmp_path, small_model, dtype):
-    refl = _reflectance()
+    refl = make_reflectance()
     if dtype == "uint8":
         data = np.round(refl * 255).astype(dtype)
     elif dtype in ("uint16", "int16"):
         data = _landsat_dn(refl, dtype)
     else:
         data = refl.astype(dtype)
-    result = _run(_raster(tmp_path / f"generated_{dtype}.tif", data), tmp_path / "map.tif", small_model)
+    result = predict_to(write_geotiff(tmp_path / f"generated_{dtype}.tif", data), tmp_path / "map.tif", small_model)
     values = _values(tmp_path / "map.tif")
     assert result.n_estimated == 20
     assert np.all(np.isfinite(values)) and np.all(values != NODATA)
 
 
 def test_the_same_numbers_give_the_same_estimates_whatever_the_type(tmp_path, small_model):
-    refl = _reflectance()
+    refl = make_reflectance()
     maps = {}
     for dtype in ("uint16", "int16", "float32", "float64"):
         data = _landsat_dn(refl, dtype) if dtype.endswith("int16") else refl.astype(dtype)
-        _run(_raster(tmp_path / f"generated_{dtype}.tif", data), tmp_path / f"map_{dtype}.tif", small_model)
+        predict_to(write_geotiff(tmp_path / f"generated_{dtype}.tif", data), tmp_path / f"map_{dtype}.tif", small_model)
         maps[dtype] = _values(tmp_path / f"map_{dtype}.tif")
     np.testing.assert_array_equal(maps["uint16"], maps["int16"])
     np.testing.assert_allclose(maps["float32"], maps["float64"], rtol=1e-5, atol=1e-5)
@@ -294,15 +257,15 @@ def test_the_same_numbers_give_the_same_estimates_whatever_the_type(tmp_path, sm
 
 @pytest.mark.parametrize("nodata", [None, -1.0])
 def test_nan_and_infinity_are_invalid_pixels(tmp_path, small_model, nodata):
-    data = _reflectance()
+    data = make_reflectance()
     data[:, 0:8, 0:8] = np.nan  # cell (0, 0)
     data[:, 0:8, 8:16] = np.inf  # cell (0, 1)
     data[2, 8:16, 0:8] = -np.inf  # cell (1, 0): one band suffices to make a pixel invalid
     nan_pixels = np.zeros((8, 8), bool)
     nan_pixels[:2, :] = True  # cell (1, 1): 16 of 64 pixels NaN in one band
     data[1, 8:16, 8:16][nan_pixels] = np.nan
-    raster = _raster(tmp_path / "generated_nan.tif", data, nodata=nodata)
-    result = _run(raster, tmp_path / "map.tif", small_model)
+    raster = write_geotiff(tmp_path / "generated_nan.tif", data, nodata=nodata)
+    result = predict_to(raster, tmp_path / "map.tif", small_model)
     values = _values(tmp_path / "map.tif")
     assert values[0, 0] == values[0, 1] == values[1, 0] == NODATA
     assert result.n_estimated == 20 - 3 and np.all(np.isfinite(values))
@@ -314,58 +277,58 @@ def test_nan_and_infinity_are_invalid_pixels(tmp_path, small_model, nodata):
 
 
 def test_fewer_or_more_bands_than_the_model_expects(tmp_path, small_model):
-    out = _earlier(tmp_path / "map.tif")
-    two = _raster(tmp_path / "generated_2bands.tif", _reflectance(bands=2), descriptions=("", ""))
+    out = write_earlier(tmp_path / "map.tif")
+    two = write_geotiff(tmp_path / "generated_2bands.tif", make_reflectance(bands=2), descriptions=("", ""))
     with pytest.raises(PovertyMapperError, match=r"needs 3 bands \(BLUE, GREEN, RED\) but the raster has only 2"):
-        _run(two, out, small_model)
-    four = _raster(tmp_path / "generated_4bands.tif", _reflectance(bands=4), descriptions=("", "", "", ""))
+        predict_to(two, out, small_model)
+    four = write_geotiff(tmp_path / "generated_4bands.tif", make_reflectance(bands=4), descriptions=("", "", "", ""))
     with pytest.raises(PovertyMapperError, match=r"which of the raster's 4 bands are the model's BLUE, GREEN, RED"):
-        _run(four, out, small_model)
+        predict_to(four, out, small_model)
     with pytest.raises(PovertyMapperError, match=r"needs 3 bands \(BLUE, GREEN, RED\) but 2 band numbers"):
-        _run(four, out, small_model, band_indexes=(1, 2))
-    _assert_untouched(out)
+        predict_to(four, out, small_model, band_indexes=(1, 2))
+    assert_untouched(out)
     # Four bands with names: the model's three are found by name.
-    named = _raster(tmp_path / "generated_named.tif", _reflectance(bands=4), descriptions=("nir", "red", "green", "blue"))
-    assert _run(named, tmp_path / "named.tif", small_model).band_indexes == (4, 3, 2)
+    named = write_geotiff(tmp_path / "generated_named.tif", make_reflectance(bands=4), descriptions=("nir", "red", "green", "blue"))
+    assert predict_to(named, tmp_path / "named.tif", small_model).band_indexes == (4, 3, 2)
 
 
 def test_a_model_whose_bands_the_raster_does_not_have_is_refused_naming_both(tmp_path, small_model):
     swir_model = dataclasses.replace(small_model, bands=("NIR", "SWIR1", "SWIR2"))
-    raster = _raster(tmp_path / "generated_rgb.tif", _reflectance())  # described blue, green, red
-    out = _earlier(tmp_path / "map.tif")
+    raster = write_geotiff(tmp_path / "generated_rgb.tif", make_reflectance())  # described blue, green, red
+    out = write_earlier(tmp_path / "map.tif")
     with pytest.raises(PovertyMapperError, match=r"expects the bands NIR, SWIR1, SWIR2, but the raster's bands are blue, green, red"):
-        _run(raster, out, swir_model)
-    _assert_untouched(out)
+        predict_to(raster, out, swir_model)
+    assert_untouched(out)
     # Without names the bands are taken in order, as before.
-    unnamed = _raster(tmp_path / "generated_unnamed.tif", _reflectance(), descriptions=("", "", ""))
-    assert _run(unnamed, tmp_path / "unnamed.tif", swir_model).band_indexes == (1, 2, 3)
+    unnamed = write_geotiff(tmp_path / "generated_unnamed.tif", make_reflectance(), descriptions=("", "", ""))
+    assert predict_to(unnamed, tmp_path / "unnamed.tif", swir_model).band_indexes == (1, 2, 3)
 
 
 @pytest.mark.parametrize("layout", [{}, {"tiled": True, "blockxsize": 64, "blockysize": 64, "compress": "deflate"}])
 @pytest.mark.parametrize("read_workers", [0, 2])
 def test_a_truncated_geotiff_is_a_clear_error_naming_the_file(tmp_path, small_model, layout, read_workers):
     """The TIFF directory comes first: the file opens, and the damage shows when reading."""
-    full = _raster(tmp_path / "generated_full.tif", _reflectance(256, 256), descriptions=(), **layout)
+    full = write_geotiff(tmp_path / "generated_full.tif", make_reflectance(256, 256), descriptions=(), **layout)
     cut = tmp_path / "generated_truncated.tif"
     data = full.read_bytes()
     cut.write_bytes(data[: int(len(data) * 0.6)])  # a copy cut short
     with rasterio.open(cut) as ds:
         assert ds.shape == (256, 256)
-    out = _earlier(tmp_path / "map.tif")
+    out = write_earlier(tmp_path / "map.tif")
     with pytest.raises(PovertyMapperError, match=r"Cannot read the raster .*generated_truncated\.tif.*damaged or incomplete.*cut short"):
-        _run(cut, out, small_model, read_workers=read_workers)
-    _assert_untouched(out)
+        predict_to(cut, out, small_model, read_workers=read_workers)
+    assert_untouched(out)
 
 
 def test_a_truncated_geotiff_whose_directory_is_lost_cannot_be_opened(tmp_path, small_model):
     """Band names written after the pixels move the TIFF directory to the end of the file."""
-    full = _raster(tmp_path / "generated_full.tif", _reflectance(256, 256))
+    full = write_geotiff(tmp_path / "generated_full.tif", make_reflectance(256, 256))
     cut = tmp_path / "generated_truncated.tif"
     cut.write_bytes(full.read_bytes()[:-4096])
-    out = _earlier(tmp_path / "map.tif")
+    out = write_earlier(tmp_path / "map.tif")
     with pytest.raises(PovertyMapperError, match=r"Cannot open the raster .*generated_truncated\.tif.*complete raster.*cut short"):
-        _run(cut, out, small_model)
-    _assert_untouched(out)
+        predict_to(cut, out, small_model)
+    assert_untouched(out)
 
 
 # --- survey clusters --------------------------------------------------------------------
@@ -420,17 +383,17 @@ def test_clusters_at_the_same_location_share_a_fold(world, tmp_path):
 
 
 def test_fewer_clusters_or_locations_than_cross_validation_needs(world, tmp_path):
-    out = _earlier(tmp_path / "m.povmodel")
+    out = write_earlier(tmp_path / "m.povmodel")
     with pytest.raises(PovertyMapperError, match=r"Only 6 clusters have imagery and a valid outcome; at least 10 are needed for 5-fold"):
         _fit(world, _clusters(world)[:6], out)
-    _assert_untouched(out)
+    assert_untouched(out)
     # Twelve clusters but at three places: folds by location cannot make five.
     places = _clusters(world)[:3]
     clusters = [dataclasses.replace(places[i % 3], outcome=float(i)) for i in range(12)]
     with pytest.raises(PovertyMapperError, match=r"The 12 clusters form only 3 groups of neighbours closer than 750 m "
                        r"\(each group stays in one fold\), too few for 5 folds; lower the number of folds or the fold distance"):
         _fit(world, clusters, out)
-    _assert_untouched(out)
+    assert_untouched(out)
 
 
 def test_too_few_valid_pixels_for_random_filters_is_a_clear_error(world, tmp_path):
@@ -472,7 +435,7 @@ def test_nightlights_in_another_crs_and_resolution_are_averaged_onto_the_grid(tm
     west, north, n = 32.9, 9.1, 300  # around the generated world (UTM 36N)
     lon = west + (np.arange(n) + 0.5) * 0.001
     lights = np.repeat((1000 * lon)[None, :], n, 0).astype(np.float32)
-    path = _raster(tmp_path / "generated_lights_wgs84.tif", lights[None], crs="EPSG:4326",
+    path = write_geotiff(tmp_path / "generated_lights_wgs84.tif", lights[None], crs="EPSG:4326",
                    transform=from_origin(west, north, 0.001, 0.001), descriptions=())
     grid_transform = from_origin(500_000.0, 1_000_000.0, 1000.0, 1000.0)
     grid_crs = CRS.from_epsg(32636)
@@ -486,16 +449,16 @@ def test_nightlights_in_another_crs_and_resolution_are_averaged_onto_the_grid(tm
 
 def _far_lights(tmp_path) -> Path:
     """Generated nightlights over South America, nowhere near the generated world."""
-    return _raster(tmp_path / "generated_far_lights.tif", np.ones((1, 50, 50), np.float32), crs="EPSG:4326",
+    return write_geotiff(tmp_path / "generated_far_lights.tif", np.ones((1, 50, 50), np.float32), crs="EPSG:4326",
                    transform=from_origin(-60.0, -20.0, 0.01, 0.01), descriptions=())
 
 
 def test_nightlights_that_miss_the_region_are_a_clear_error(world, tmp_path):
-    out = _earlier(tmp_path / "proxy.povmodel")
+    out = write_earlier(tmp_path / "proxy.povmodel")
     with pytest.raises(PovertyMapperError, match="does not cover the region of the image; choose nightlights that overlap it"):
         train_proxy(ProxyTrainingConfig(str(world.image_path), str(_far_lights(tmp_path)), str(out),
                                         tile_size_m=480.0, epochs=1, device="cpu"))
-    _assert_untouched(out)
+    assert_untouched(out)
 
 
 def test_nightlights_that_miss_the_clusters_leave_the_fit_without_a_baseline(world, tmp_path):
@@ -585,25 +548,25 @@ def test_a_model_file_that_would_unpack_to_gigabytes_is_refused_unread(small_mod
 
 @pytest.fixture
 def scene(tmp_path) -> Path:
-    return _raster(tmp_path / "generated_scene.tif", _reflectance())
+    return write_geotiff(tmp_path / "generated_scene.tif", make_reflectance())
 
 
 def test_an_output_folder_that_is_not_writable_is_refused_before_the_run(scene, tmp_path, small_model, monkeypatch):
     # Tests may run as root, for whom every folder is writable: the refusal is simulated
     # where the operating system answers.
-    out = _earlier(tmp_path / "map.tif")
+    out = write_earlier(tmp_path / "map.tif")
     real_access = writer_module.os.access
     monkeypatch.setattr(writer_module.os, "access", lambda p, mode: False if Path(p) == tmp_path else real_access(p, mode))
     reads = []
     monkeypatch.setattr(TileReader, "read_dn_into", lambda *a: reads.append(a))
     with pytest.raises(PovertyMapperError, match="is not writable; choose another output file"):
-        _run(scene, out, small_model)
+        predict_to(scene, out, small_model)
     assert reads == []
-    _assert_untouched(out)
+    assert_untouched(out)
 
 
 def test_an_output_that_cannot_be_created_or_renamed_is_a_clear_error(scene, tmp_path, small_model, monkeypatch):
-    out = _earlier(tmp_path / "map.tif")
+    out = write_earlier(tmp_path / "map.tif")
     real_open = rasterio.open
 
     def open_refusing_writes(path, mode="r", *args, **kw):
@@ -614,8 +577,8 @@ def test_an_output_that_cannot_be_created_or_renamed_is_a_clear_error(scene, tmp
     with monkeypatch.context() as m:
         m.setattr(rasterio, "open", open_refusing_writes)
         with pytest.raises(PovertyMapperError, match=r"Cannot create the output .*map\.tif.*choose a folder you can write to"):
-            _run(scene, out, small_model)
-    _assert_untouched(out)
+            predict_to(scene, out, small_model)
+    assert_untouched(out)
 
     def replace_refused(src, dst):
         raise PermissionError(errno.EACCES, "Permission denied", str(dst))
@@ -623,14 +586,14 @@ def test_an_output_that_cannot_be_created_or_renamed_is_a_clear_error(scene, tmp
     with monkeypatch.context() as m:
         m.setattr("poverty_mapper.core.atomic.os.replace", replace_refused)
         with pytest.raises(PovertyMapperError, match=r"Cannot write .*map\.tif: permission denied.*earlier file of that name is unchanged"):
-            _run(scene, out, small_model)
-    _assert_untouched(out)
+            predict_to(scene, out, small_model)
+    assert_untouched(out)
 
 
 def test_an_output_name_that_is_a_folder_is_refused(scene, tmp_path, small_model):
     (tmp_path / "map.tif").mkdir()
     with pytest.raises(PovertyMapperError, match="is a folder; choose a file name"):
-        _run(scene, tmp_path / "map.tif", small_model)
+        predict_to(scene, tmp_path / "map.tif", small_model)
     (tmp_path / "model.povmodel").mkdir()
     with pytest.raises(PovertyMapperError, match="is a folder; choose a file name"):
         save_model(small_model, tmp_path / "model.povmodel")
@@ -670,16 +633,16 @@ class _DiskFillingDataset:
 
 @pytest.mark.parametrize("rows", [0, 2])
 def test_a_disk_filling_up_mid_run_says_so_and_leaves_the_earlier_map(scene, tmp_path, small_model, monkeypatch, rows):
-    out = _earlier(tmp_path / "map.tif")
+    out = write_earlier(tmp_path / "map.tif")
     real_create = writer_module._create_output
     monkeypatch.setattr(writer_module, "_create_output", lambda *a: _DiskFillingDataset(real_create(*a), rows))
     with pytest.raises(PovertyMapperError, match=r"The disk is full: .*map\.tif could not be written\. Free some space"):
-        _run(scene, out, small_model, batch_size=2)
-    _assert_untouched(out)
+        predict_to(scene, out, small_model, batch_size=2)
+    assert_untouched(out)
 
 
 def test_a_disk_filling_up_while_saving_a_model_or_report(small_model, tmp_path, monkeypatch):
-    model_out, report_out = _earlier(tmp_path / "m.povmodel"), _earlier(tmp_path / "cv.json")
+    model_out, report_out = write_earlier(tmp_path / "m.povmodel"), write_earlier(tmp_path / "cv.json")
     real_writestr = zipfile.ZipFile.writestr
     written = []
 
@@ -694,12 +657,12 @@ def test_a_disk_filling_up_while_saving_a_model_or_report(small_model, tmp_path,
         with pytest.raises(PovertyMapperError, match=r"The disk is full: .*m\.povmodel"):
             save_model(small_model, model_out)
     assert len(written) == 1  # the disk filled up after the first entry
-    _assert_untouched(model_out)
+    assert_untouched(model_out)
     with monkeypatch.context() as m:
         m.setattr(Path, "write_text", lambda *a, **k: (_ for _ in ()).throw(OSError(errno.ENOSPC, "No space left")))
         with pytest.raises(PovertyMapperError, match=r"The disk is full: .*cv\.json"):
             write_json(report_out, {"r2": 0.5})
-    _assert_untouched(report_out)
+    assert_untouched(report_out)
 
 
 def _cancel_after(k: int):
@@ -710,7 +673,7 @@ def _cancel_after(k: int):
 
 @pytest.mark.parametrize("k", [0, 1, 3, 7])
 def test_cancel_after_any_number_of_batches_leaves_the_earlier_map(scene, tmp_path, small_model, k):
-    out = _earlier(tmp_path / "map.tif")
+    out = write_earlier(tmp_path / "map.tif")
     done = []
     with pytest.raises(Canceled):
         predict_poverty_map(
@@ -718,33 +681,33 @@ def test_cancel_after_any_number_of_batches_leaves_the_earlier_map(scene, tmp_pa
             progress=done.append, is_canceled=_cancel_after(k),
         )
     assert len([f for f in done if f < 1]) == k
-    _assert_untouched(out)
+    assert_untouched(out)
     assert not [t for t in threading.enumerate() if t.name.startswith("poverty-read")]
 
 
 @pytest.mark.parametrize("k", [0, 1])
 def test_cancel_during_a_cluster_fit_leaves_the_earlier_model(world, tmp_path, k):
-    out = _earlier(tmp_path / "m.povmodel")
+    out = write_earlier(tmp_path / "m.povmodel")
     with pytest.raises(Canceled):
         fit_clusters(
             ClusterFitConfig(str(world.image_path), tuple(_clusters(world)), str(out), box_size_m=1500,
                              tile_size_m=480, device="cpu", batch_size=16),
             is_canceled=_cancel_after(k),
         )
-    _assert_untouched(out)
+    assert_untouched(out)
 
 
 @pytest.mark.parametrize("k", [0, 1, 4])
 def test_cancel_during_proxy_training_leaves_the_earlier_model(world, tmp_path, k):
     """k = 0 and 1: while reading tiles; 4: while training."""
-    out = _earlier(tmp_path / "proxy.povmodel")
+    out = write_earlier(tmp_path / "proxy.povmodel")
     with pytest.raises(Canceled):
         train_proxy(
             ProxyTrainingConfig(str(world.image_path), str(world.lights_path), str(out), tile_size_m=240.0,
                                 epochs=1, batch_size=32, block_size_tiles=2, device="cpu"),
             is_canceled=_cancel_after(k),
         )
-    _assert_untouched(out)
+    assert_untouched(out)
 
 
 def _in_thread(function, timeout: float = 60.0):
@@ -765,7 +728,7 @@ def _in_thread(function, timeout: float = 60.0):
 
 
 def test_a_crash_in_a_reader_thread_reaches_the_caller_without_a_hang(scene, tmp_path, small_model, monkeypatch):
-    out = _earlier(tmp_path / "map.tif")
+    out = write_earlier(tmp_path / "map.tif")
     real_read = TileReader.read_dn_into
     threads = []
 
@@ -778,15 +741,15 @@ def test_a_crash_in_a_reader_thread_reaches_the_caller_without_a_hang(scene, tmp
         return real_read(self, *args)
 
     monkeypatch.setattr(TileReader, "read_dn_into", read_then_crash)
-    exc = _in_thread(lambda: _run(scene, out, small_model, batch_size=2, read_workers=2))
+    exc = _in_thread(lambda: predict_to(scene, out, small_model, batch_size=2, read_workers=2))
     assert isinstance(exc, RuntimeError) and "generated crash" in str(exc)
     assert len(threads) > 5  # the crash came from a reader thread
-    _assert_untouched(out)
+    assert_untouched(out)
     assert not [t for t in threading.enumerate() if t.name.startswith("poverty-read")]
 
 
 def test_a_crash_in_the_model_while_readers_are_ahead_does_not_hang(scene, tmp_path, small_model, monkeypatch):
-    out = _earlier(tmp_path / "map.tif")
+    out = write_earlier(tmp_path / "map.tif")
     calls = []
 
     def estimate_then_crash(*args):
@@ -796,9 +759,9 @@ def test_a_crash_in_the_model_while_readers_are_ahead_does_not_hang(scene, tmp_p
         return estimate_batch(*args)
 
     monkeypatch.setattr(executors_module, "estimate_batch", estimate_then_crash)
-    exc = _in_thread(lambda: _run(scene, out, small_model, batch_size=2, read_workers=2, prefetch_batches=4))
+    exc = _in_thread(lambda: predict_to(scene, out, small_model, batch_size=2, read_workers=2, prefetch_batches=4))
     assert isinstance(exc, RuntimeError) and "generated crash in the model" in str(exc)
-    _assert_untouched(out)
+    assert_untouched(out)
     assert not [t for t in threading.enumerate() if t.name.startswith("poverty-read")]
 
 
@@ -848,9 +811,9 @@ def test_cuda_out_of_memory_on_a_single_tile_says_to_use_the_cpu(small_model):
 
 
 def test_out_of_memory_in_a_whole_run_gives_the_same_map(scene, tmp_path, small_model):
-    _run(scene, tmp_path / "plain.tif", small_model, batch_size=8)
+    predict_to(scene, tmp_path / "plain.tif", small_model, batch_size=8)
     flaky = _OutOfMemoryAboveTwo(small_model.extractor)
-    _run(scene, tmp_path / "halved.tif", dataclasses.replace(small_model, extractor=flaky), batch_size=8)
+    predict_to(scene, tmp_path / "halved.tif", dataclasses.replace(small_model, extractor=flaky), batch_size=8)
     assert max(flaky.sizes) == 8
     # Same map up to float32 rounding: the ridge's matrix product over 8 tiles and over 2
     # may sum in another order (BLAS kernels differ between CPUs and matrix shapes).
@@ -902,11 +865,11 @@ def test_property_grids_in_random_crss_cover_the_region_and_centre_their_tiles(c
     assert grid.tile_x * mx == pytest.approx(tile_m) and grid.tile_y * my == pytest.approx(tile_m)
     assert grid.step_x * mx == pytest.approx(tile_m * stride_fraction)
     assert grid.step_y * my == pytest.approx(tile_m * stride_fraction)
-    _assert_cells_cover_region(grid)
+    assert_cells_cover_region(grid)
     if len(grid) > 400:
         return
     # Each output cell's centre is its tile's centre (to half a raster pixel).
-    _assert_centres_match(grid)
+    assert_centres_match(grid)
     for row, col in grid.cells():
         win = grid.tile_window(row, col)
         assert (win.width, win.height) == (max(1, round(grid.tile_x)), max(1, round(grid.tile_y)))

@@ -19,6 +19,7 @@ from poverty_mapper.core.imagery.tiling import (
     region_window,
     tile_grid_for,
 )
+from helpers import assert_cells_cover_region, assert_centres_match
 
 UTM21 = CRS.from_epsg(32621)
 WGS84 = CRS.from_epsg(4326)
@@ -76,46 +77,18 @@ def test_region_window_of_an_empty_extent_raises():
 # --- TileGrid ----------------------------------------------------------------------------
 
 
-def _assert_cells_cover_region(grid):
-    """The union of output cells contains the region and exceeds it by less than one cell."""
-    r = grid.region
-    assert grid.width * grid.step_x >= r.width - 1e-6
-    assert grid.height * grid.step_y >= r.height - 1e-6
-    assert grid.width * grid.step_x - r.width < grid.step_x
-    assert grid.height * grid.step_y - r.height < grid.step_y
-    # The same in world coordinates, through the output transform.
-    ox, oy = grid.transform * (0, 0)
-    ex, ey = grid.transform * (grid.width, grid.height)
-    rx0, ry0 = _world(grid.raster_transform, r.col_off, r.row_off)
-    rx1, ry1 = _world(grid.raster_transform, r.col_off + r.width, r.row_off + r.height)
-    assert (ox, oy) == pytest.approx((rx0, ry0))
-    cell_x, cell_y = abs(grid.transform.a), abs(grid.transform.e)
-    assert 0 <= (ex - rx1) * math.copysign(1, grid.transform.a) + 1e-6 * cell_x < cell_x
-    assert 0 <= (ey - ry1) * math.copysign(1, grid.transform.e) + 1e-6 * cell_y < cell_y
-
-
-def _assert_centres_match(grid, tolerance_px=0.5):
-    """Each output cell centre is the centre of its tile window (in raster pixels)."""
-    inv = ~grid.raster_transform
-    for row, col in grid.cells():
-        win = grid.tile_window(row, col)
-        cc, cr = inv * (grid.transform * (col + 0.5, row + 0.5))
-        assert abs(cc - (win.col_off + win.width / 2)) <= tolerance_px + 1e-9, (row, col, win)
-        assert abs(cr - (win.row_off + win.height / 2)) <= tolerance_px + 1e-9, (row, col, win)
-
-
 def test_grid_covers_region_exactly_when_it_divides():
     grid = TileGrid(TRANSFORM, PixelWindow(10, 20, 40, 24), 8, 8, 8, 8)
     assert grid.shape == (3, 5)
     assert len(grid) == 15
-    _assert_cells_cover_region(grid)
+    assert_cells_cover_region(grid)
     assert grid.transform * (grid.width, grid.height) == pytest.approx(_world(TRANSFORM, 50, 44))
 
 
 def test_grid_covers_region_with_a_partial_last_cell():
     grid = TileGrid(TRANSFORM, PixelWindow(0, 0, 41, 17), 8, 8, 8, 8)
     assert grid.shape == (3, 6)
-    _assert_cells_cover_region(grid)
+    assert_cells_cover_region(grid)
 
 
 def test_stride_equal_to_tile_gives_adjacent_non_overlapping_tiles():
@@ -139,20 +112,20 @@ def test_smaller_stride_gives_overlapping_tiles_and_a_finer_grid():
     a, b = fine.tile_window(0, 1), fine.tile_window(0, 2)
     assert b.col_off - a.col_off == 4 and a.width == 8  # overlap of 4 pixels
     assert fine.transform.a == pytest.approx(4 * 30.0)
-    _assert_centres_match(fine)
+    assert_centres_match(fine)
 
 
 def test_output_transform_maps_cell_centres_to_tile_centres():
     grid = TileGrid(TRANSFORM, PixelWindow(7, 2, 50, 33), 9, 9, 5, 5)
     assert grid.transform.a == pytest.approx(5 * 30.0) and grid.transform.e == pytest.approx(-5 * 30.0)
-    _assert_centres_match(grid)
+    assert_centres_match(grid)
 
 
 def test_output_transform_cell_centres_for_a_fractional_tile_size():
     """A tile of 7.4 x 7.4 pixels is read as 7 x 7 whole pixels; the best placement of
     7 pixels puts their centre within half a pixel of the cell centre."""
     grid = TileGrid(TRANSFORM, PixelWindow(0, 0, 60, 60), 7.4, 7.4, 7.4, 7.4)
-    _assert_centres_match(grid)
+    assert_centres_match(grid)
 
 
 # --- pixel_size_m and tile_grid_for -------------------------------------------------------
@@ -249,7 +222,7 @@ def test_property_cells_cover_the_region(region, tile, stride_fraction):
     width, height, window = region
     step = max(tile * stride_fraction, 0.5)
     grid = TileGrid(TRANSFORM, window, tile, tile, step, step)
-    _assert_cells_cover_region(grid)
+    assert_cells_cover_region(grid)
     # A cell that overlaps the region by more than half a pixel reads part of it.
     for row, col in grid.cells():
         if col * step >= window.width - 0.5 or row * step >= window.height - 0.5:
@@ -268,7 +241,7 @@ def test_property_whole_pixel_tiles_are_centred_on_their_cells(region, tile, ste
     step = tile / step_divisor
     grid = TileGrid(TRANSFORM, window, tile, tile, step, step)
     if len(grid) <= 400:
-        _assert_centres_match(grid)
+        assert_centres_match(grid)
 
 
 @settings(max_examples=150, deadline=None)

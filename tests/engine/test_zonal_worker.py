@@ -1,5 +1,5 @@
 """Statistics per polygon in a separate Python process (core/maps/zonal_worker.py), on
-GENERATED maps and real-shaped GENERATED districts (tests/engine/district_shapes.py), and
+GENERATED maps and real-shaped GENERATED districts (tests/district_shapes.py), and
 the clean-up of what a killed run leaves beside a vector output (core/atomic.py)."""
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ import pytest
 import rasterio
 
 import district_shapes
+from district_shapes import check_against_reference, dead_pid
 from poverty_mapper.core.atomic import partial_path, remove_abandoned_partials
 from poverty_mapper.core.errors import PovertyMapperError
 from poverty_mapper.core.maps.zonal import EstimateMap
@@ -24,16 +25,6 @@ from poverty_mapper.core.maps.zonal_worker import IsolatedEstimateMap, WorkerErr
 def generated(tmp_path):
     return (district_shapes.write_map(tmp_path / "generated_map.tif"),
             district_shapes.write_population(tmp_path / "generated_population.tif"))
-
-
-def check_against_reference(stats, expected: dict, name: str) -> None:
-    """Exact coverage against point counts on a 16 x 16 grid per cell (see district_shapes)."""
-    assert stats.mean == pytest.approx(expected["mean"], abs=2e-3), name
-    assert stats.coverage == pytest.approx(expected["coverage"], abs=2e-3), name
-    assert expected["cells"] <= stats.cells <= expected["cells"] + 5, name  # slivers the points miss
-    if "weighted_mean" in expected:
-        assert stats.weighted_mean == pytest.approx(expected["weighted_mean"], abs=2e-3), name
-        assert stats.population == pytest.approx(expected["population"], rel=5e-3), name
 
 
 def test_the_worker_gives_the_engines_numbers_for_real_shaped_districts(generated):
@@ -79,18 +70,12 @@ def test_a_program_that_is_not_python_is_not_started(generated):
         IsolatedEstimateMap(generated[0], python="/nonexistent/python3")
 
 
-def _dead_pid() -> int:
-    process = subprocess.Popen([sys.executable, "-c", "pass"])
-    process.wait()
-    return process.pid
-
-
 def test_the_staging_folder_of_a_killed_run_is_removed_by_the_next_run(tmp_path):
     """A vector output is written in a hidden folder beside it; a run killed while writing
     (e.g. QGIS crashing) leaves it, the next run for that output removes it."""
     out = tmp_path / "districts.gpkg"
     mine = partial_path(out)
-    killed = mine.with_name(mine.name.replace(f"-{os.getpid()}-", f"-{_dead_pid()}-"))
+    killed = mine.with_name(mine.name.replace(f"-{os.getpid()}-", f"-{dead_pid()}-"))
     for folder in (mine, killed):
         folder.mkdir()
         (folder / out.name).write_bytes(b"half-written")
@@ -101,7 +86,7 @@ def test_the_staging_folder_of_a_killed_run_is_removed_by_the_next_run(tmp_path)
 def test_an_earlier_output_a_killed_run_had_moved_aside_comes_back(tmp_path):
     out = tmp_path / "districts.gpkg"
     mine = partial_path(out)
-    killed = mine.with_name(mine.name.replace(f"-{os.getpid()}-", f"-{_dead_pid()}-"))
+    killed = mine.with_name(mine.name.replace(f"-{os.getpid()}-", f"-{dead_pid()}-"))
     (killed / "earlier").mkdir(parents=True)
     (killed / "earlier" / out.name).write_bytes(b"earlier layer")
     remove_abandoned_partials(out)

@@ -6,8 +6,10 @@ from __future__ import annotations
 import base64
 import hashlib
 import importlib
+import subprocess
 import sys
 import zipfile
+from pathlib import Path
 
 import pytest
 from qgis.core import Qgis
@@ -50,11 +52,17 @@ def local_plan(tmp_path, monkeypatch) -> InstallPlan:
 
 def test_the_plan_installs_for_qgis_python_into_the_plugins_folder(qgis_app):
     plan = install_plan([DependencyProblem("torch"), DependencyProblem("rasterio")])
-    assert plan.python == "/usr/bin/python3.11"  # Debian's QGIS runs the system interpreter, not a venv
+    # QGIS runs the interpreter it embeds (Debian's: the system one), never a virtual
+    # environment the tests may run in; asked, it says so, and its version is QGIS's.
+    version = f"{sys.version_info.major}.{sys.version_info.minor}"
+    assert Path(plan.python) == Path(sys.base_exec_prefix) / "bin" / f"python{version}"
+    asked = subprocess.run([plan.python, "-c", "import sys; print(sys.prefix == sys.base_prefix, sys.version_info[:2])"],
+                           capture_output=True, text=True, timeout=60, check=True)
+    assert asked.stdout.split() == ["True", f"({sys.version_info.major},", f"{sys.version_info.minor})"]
     assert plan.target == dependencies.dependencies_folder()
     assert plan.requirements == ("torch", "rasterio>=1.4,<1.5", "affine<3", "numpy<2")
     command = plan.command()
-    assert command[:4] == ["/usr/bin/python3.11", "-m", "pip", "install"]
+    assert command[:4] == [plan.python, "-m", "pip", "install"]
     assert command[command.index("--target") + 1] == str(plan.target)
     assert command[command.index("--extra-index-url") + 1] == dependencies.TORCH_CPU_INDEX  # no CUDA gigabytes
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 import dataclasses
 import os
 import shutil
-import time
 from datetime import date
 
 import numpy as np
@@ -30,6 +29,8 @@ from qgis.PyQt.QtCore import Qt
 from rasterio.transform import from_origin
 
 from conftest import ROOT
+from helpers import assert_same_map, engine_map
+from poverty_mapper.core.models.defaults import DEFAULT_MODEL_PATH
 
 SAMPLE = ROOT / "resources" / "sample" / "parana_landsat8_l1_rgb_30m.tif"
 MODEL_NAME = "LSMS Africa RGB histogram ridge v1"
@@ -180,10 +181,12 @@ def test_dock_lists_only_raster_layers(dock, sample_layer, polygons):
     assert mask_names == ["districts"]
 
 
-def test_without_gpu_cuda_is_disabled_and_auto_says_cpu(dock):
-    from poverty_mapper.core.device import cuda_device_name
+def test_without_gpu_cuda_is_disabled_and_auto_says_cpu(make_dock, monkeypatch):
+    from poverty_mapper.ui import run_options_panel
 
-    assert cuda_device_name() is None  # this machine's PyTorch is a CPU build
+    monkeypatch.setattr(run_options_panel, "cuda_device_name", lambda: None)  # whatever GPU this machine has
+    dock = make_dock()
+    choose(dock.modelPanel.modelCombo, "rgb_histogram")
     index = dock.optionsPanel.deviceCombo.findData("cuda")
     assert not dock.optionsPanel.deviceCombo.model().item(index).isEnabled()
     assert "no CUDA GPU" in dock.optionsPanel.deviceCombo.itemData(index, Qt.ItemDataRole.ToolTipRole)
@@ -328,6 +331,8 @@ def test_a_band_set_of_single_band_files_is_mapped(dock, tmp_path, qtbot, monkey
     assert [combo.currentData() for combo in dock.imagePanel.band_combos] == [3, 2, 1]  # BLUE is B2, the third file
     ok, added = run_and_wait(dock, qtbot)
     assert ok is True and len(added) == 1
+    # Cell for cell the engine's map of the three-band scene the files were cut from.
+    assert_same_map(added[0].source().split("|")[0], engine_map(SAMPLE, tmp_path / "engine.tif", DEFAULT_MODEL_PATH))
 
 
 def test_a_band_set_says_what_is_wrong(dock, tmp_path, monkeypatch):
@@ -492,7 +497,24 @@ def test_run_on_selected_features_succeeds(dock, sample_layer, polygons, qtbot):
     assert added[0].width() < 6 and added[0].height() < 7  # the selection's bounds, not the scene's
 
 
-def test_cancel_stops_the_run_and_leaves_no_file(dock, sample_layer, qtbot, qgis_iface, tmp_path):
+def test_cancel_stops_the_run_and_leaves_no_file(dock, sample_layer, qtbot, qgis_iface, tmp_path, monkeypatch):
+    """The run is held inside its first batch until Cancel is clicked, then let go: it
+    stops before a second batch, whatever the machine's speed."""
+    import threading
+
+    from poverty_mapper.core.inference import executors
+
+    first_batch, clicked, batches = threading.Event(), threading.Event(), []
+    estimate_tiles = executors.estimate_tiles
+
+    def held_first_batch(*args):
+        batches.append(len(args[2]))
+        if len(batches) == 1:
+            first_batch.set()
+            clicked.wait(timeout=600)  # never waits for ever should the test itself fail
+        return estimate_tiles(*args)
+
+    monkeypatch.setattr(executors, "estimate_tiles", held_first_batch)
     target = tmp_path / "canceled.tif"
     dock.imagePanel.layerCombo.setLayer(sample_layer)
     dock.optionsPanel.strideSpin.setValue(120)  # about 110,000 overlapping tiles: minutes of work
@@ -503,13 +525,12 @@ def test_cancel_stops_the_run_and_leaves_no_file(dock, sample_layer, qtbot, qgis
     criticals = len(qgis_iface.messageBar().get_messages(Qgis.MessageLevel.Critical))
     dock.runButton.click()
     assert dock.is_running()
-    # Wait until the engine is writing its temporary file, then cancel.
-    qtbot.waitUntil(lambda: dock.task is not None and dock.task.status() == QgsTask.TaskStatus.Running, timeout=30_000)
-    qtbot.waitUntil(lambda: bool(partial_files(tmp_path)), timeout=60_000)
-    with qtbot.waitSignal(dock.finished, timeout=30_000) as blocker:
+    qtbot.waitUntil(first_batch.is_set, timeout=300_000)
+    assert partial_files(tmp_path) != []  # the engine is writing its temporary file
+    with qtbot.waitSignal(dock.finished, timeout=300_000) as blocker:
         dock.cancelButton.click()
-        canceled_at = time.monotonic()
-    assert time.monotonic() - canceled_at < 20  # within a batch or so, not the whole map
+        clicked.set()
+    assert batches == [16]  # the batch it was in finished; no other began
     assert blocker.args == [False]
     assert set(QgsProject.instance().mapLayers()) == before
     assert not target.exists()

@@ -18,7 +18,6 @@ from affine import Affine
 from qgis.core import (
     QgsApplication,
     QgsCoordinateReferenceSystem,
-    QgsCoordinateTransform,
     QgsFeature,
     QgsField,
     QgsGeometry,
@@ -26,7 +25,6 @@ from qgis.core import (
     QgsProcessingException,
     QgsProcessingFeedback,
     QgsProcessingModelAlgorithm,
-    QgsProject,
     QgsRectangle,
     QgsVectorLayer,
 )
@@ -34,34 +32,18 @@ from qgis.PyQt.QtCore import QVariant
 
 from conftest import ROOT
 from generated_world import IMAGE_CRS, PIXEL_M, make_world
+from helpers import (
+    DISTRICTS, MAP_CELL, MAP_ESTIMATES, MAP_NODATA, MAP_UTM, MAP_X0, MAP_Y0, districts_layer, write_poverty_map,
+)
 
 EXAMPLE_MODEL = ROOT / "resources" / "models" / "fit_predict_aggregate.model3"
-UTM = "EPSG:32636"
-X0, Y0, CELL = 500_000.0, 1_000_000.0, 1000.0
-NODATA = -9999.0
 
-# The generated poverty map: 4 x 4 cells of 1 km, one without an estimate.
-ESTIMATES = np.array(
-    [[1, 2, 3, 4],
-     [5, 6, 7, 8],
-     [9, 10, 11, 12],
-     [13, 14, 15, NODATA]], dtype=np.float32,
-)
 # People per poverty cell (the generated population raster has 2 x 2 pixels per cell).
 PEOPLE = np.array(
     [[10, 30, 1, 1],
      [0, 60, 1, 1],
      [1, 1, 5, 5],
      [3, 1, 10, 100]], dtype=np.float64,
-)
-# Districts as (name, code, west, north, east, south) in cells from the map's top-left
-# corner, with their hand-computed numbers: cells overlapped, coverage share, mean,
-# population-weighted mean, people. Each cell counts with the share of it inside.
-DISTRICTS = (
-    ("north-west", 1, 0, 0, 2, 2),  # estimates 1 2 5 6 whole, people 10 30 0 60
-    ("south-east", 2, 2, 2, 4, 4),  # estimates 11 12 15 whole (and nodata: a quarter uncovered), people 5 5 10
-    ("south-west", 3, 0, 2, 1.4, 3.6),  # 9 whole, 10 at 0.4, 13 at 0.6, 14 at 0.24; people 1 1 3 1
-    ("outside", 4, 6, 0, 8, 2),  # east of the map
 )
 _SW_SHARES, _SW_VALUES, _SW_PEOPLE = np.array([1, 0.4, 0.6, 0.24]), np.array([9, 10, 13, 14]), np.array([1, 1, 3, 1])
 EXPECTED = {
@@ -74,21 +56,10 @@ EXPECTED = {
 }
 
 
-def _write_poverty_map(path, values: np.ndarray, cell: float = CELL) -> str:
-    with rasterio.open(
-        path, "w", driver="GTiff", width=values.shape[1], height=values.shape[0], count=1, dtype="float32",
-        crs=UTM, transform=Affine(cell, 0, X0, 0, -cell, Y0), nodata=NODATA,
-    ) as dst:
-        dst.write(values.astype(np.float32), 1)
-        dst.set_band_description(1, "generated index (generated units)")
-        dst.update_tags(QUANTITY="generated index", UNIT="generated units", MODEL="generated")
-    return str(path)
-
-
 @pytest.fixture()
 def poverty_map(tmp_path) -> str:
-    """The generated 4 x 4 poverty map of ESTIMATES."""
-    return _write_poverty_map(tmp_path / "generated_poverty.tif", ESTIMATES)
+    """The generated 4 x 4 poverty map of MAP_ESTIMATES."""
+    return write_poverty_map(tmp_path / "generated_poverty.tif", MAP_ESTIMATES)
 
 
 @pytest.fixture()
@@ -100,32 +71,10 @@ def population(tmp_path) -> str:
     pixels[0:2, 2:4] = [[15, 15], [-1, -1]]
     with rasterio.open(
         tmp_path / "generated_population.tif", "w", driver="GTiff", width=8, height=8, count=1, dtype="float32",
-        crs=UTM, transform=Affine(CELL / 2, 0, X0, 0, -CELL / 2, Y0), nodata=-1,
+        crs=MAP_UTM, transform=Affine(MAP_CELL / 2, 0, MAP_X0, 0, -MAP_CELL / 2, MAP_Y0), nodata=-1,
     ) as dst:
         dst.write(pixels, 1)
     return str(tmp_path / "generated_population.tif")
-
-
-def _districts(crs: str) -> QgsVectorLayer:
-    """DISTRICTS as a memory polygon layer in ``crs`` (built in UTM, then transformed)."""
-    layer = QgsVectorLayer(f"Polygon?crs={crs}", "districts", "memory")
-    layer.dataProvider().addAttributes([QgsField("name", QVariant.String), QgsField("code", QVariant.Int)])
-    layer.updateFields()
-    transform = QgsCoordinateTransform(
-        QgsCoordinateReferenceSystem(UTM), QgsCoordinateReferenceSystem(crs), QgsProject.instance()
-    )
-    features = []
-    for name, code, west, north, east, south in DISTRICTS:
-        geometry = QgsGeometry.fromRect(
-            QgsRectangle(X0 + west * CELL, Y0 - south * CELL, X0 + east * CELL, Y0 - north * CELL)
-        )
-        geometry.transform(transform)
-        feature = QgsFeature(layer.fields())
-        feature.setGeometry(geometry)
-        feature.setAttributes([name, code])
-        features.append(feature)
-    layer.dataProvider().addFeatures(features)
-    return layer
 
 
 def _value(feature, name):
@@ -156,7 +105,7 @@ def _check_cells(path: str, raster: str, field: str) -> QgsVectorLayer:
     assert [n for n in layer.fields().names() if n != "fid"] == [field, "quantity", "unit"]  # fid: GeoPackage's key
     assert layer.fields().field(field).type() == QVariant.Double
     assert layer.fields().field("quantity").type() == QVariant.String
-    assert layer.crs().authid() == UTM
+    assert layer.crs().authid() == MAP_UTM
     with rasterio.open(raster) as ds:
         values = ds.read(1, masked=True)
         cell_area = abs(ds.transform.a * ds.transform.e)
@@ -179,8 +128,8 @@ def random_map(tmp_path) -> str:
     """A generated 9 x 7 poverty map of random values with float32 precision, 10 nodata cells."""
     rng = np.random.default_rng(3)
     values = rng.normal(0, 1.5, (7, 9)).astype(np.float32) / 7
-    values.ravel()[rng.choice(values.size, 10, replace=False)] = NODATA
-    return _write_poverty_map(tmp_path / "generated_random_poverty.tif", values, cell=240.0)
+    values.ravel()[rng.choice(values.size, 10, replace=False)] = MAP_NODATA
+    return write_poverty_map(tmp_path / "generated_random_poverty.tif", values, cell=240.0)
 
 
 def test_topolygons_to_shapefile(poverty_provider, random_map, tmp_path):
@@ -247,7 +196,7 @@ def test_aggregate_with_population_over_wgs84_polygons_to_shapefile(poverty_prov
 
     result = processing.run(
         "povertymapper:aggregate",
-        {"INPUT": poverty_map, "POLYGONS": _districts("EPSG:4326"), "POPULATION": population,
+        {"INPUT": poverty_map, "POLYGONS": districts_layer("EPSG:4326"), "POPULATION": population,
          "OUTPUT": str(tmp_path / "districts.shp")},
     )
     layer, features = _aggregated(result["OUTPUT"])
@@ -275,7 +224,7 @@ def test_aggregate_with_population_over_wgs84_polygons_to_shapefile(poverty_prov
     assert reopened.renderer().type() == "graduatedSymbol" and reopened.renderer().classAttribute() == "pov_wmean"
     assert (tmp_path / "districts.qml").is_file()
     # The geometry is the input's, in its CRS.
-    inputs = {f["name"]: f for f in _districts("EPSG:4326").getFeatures()}
+    inputs = {f["name"]: f for f in districts_layer("EPSG:4326").getFeatures()}
     for name, feature in features.items():
         assert feature.geometry().boundingBox().toString(6) == inputs[name].geometry().boundingBox().toString(6)
 
@@ -285,14 +234,14 @@ def test_aggregate_without_population(poverty_provider, poverty_map, tmp_path):
 
     result = processing.run(
         "povertymapper:aggregate",
-        {"INPUT": poverty_map, "POLYGONS": _districts(UTM), "OUTPUT": str(tmp_path / "districts.gpkg")},
+        {"INPUT": poverty_map, "POLYGONS": districts_layer(MAP_UTM), "OUTPUT": str(tmp_path / "districts.gpkg")},
     )
     layer, features = _aggregated(result["OUTPUT"])
     names = layer.fields().names()
     assert "pov_wmean" not in names
     assert layer.renderer().type() == "graduatedSymbol" and layer.renderer().classAttribute() == "pov_mean"  # GeoPackage
     assert {"name", "code", "pov_mean", "pov_cells"} <= set(names)
-    assert layer.crs().authid() == UTM
+    assert layer.crs().authid() == MAP_UTM
     for name, (cells, cover, mean, _weighted, _people) in EXPECTED.items():
         assert features[name]["pov_cells"] == cells, name
         assert features[name]["pov_cover"] == pytest.approx(cover, abs=1e-6), name  # exactextract: float32 shares
@@ -307,9 +256,9 @@ def test_aggregate_replaces_result_fields_of_an_earlier_run(poverty_provider, po
 
     first = processing.run(
         "povertymapper:aggregate",
-        {"INPUT": poverty_map, "POLYGONS": _districts(UTM), "OUTPUT": str(tmp_path / "first.gpkg")},
+        {"INPUT": poverty_map, "POLYGONS": districts_layer(MAP_UTM), "OUTPUT": str(tmp_path / "first.gpkg")},
     )
-    doubled = _write_poverty_map(tmp_path / "generated_doubled.tif", np.where(ESTIMATES == NODATA, NODATA, 2 * ESTIMATES))
+    doubled = write_poverty_map(tmp_path / "generated_doubled.tif", np.where(MAP_ESTIMATES == MAP_NODATA, MAP_NODATA, 2 * MAP_ESTIMATES))
     second = processing.run(
         "povertymapper:aggregate",
         {"INPUT": doubled, "POLYGONS": first["OUTPUT"], "OUTPUT": str(tmp_path / "second.gpkg")},
@@ -438,14 +387,14 @@ def test_the_satellite_image_is_refused_as_the_poverty_map(poverty_provider, rea
     out = tmp_path / "out.gpkg"
     with pytest.raises(QgsProcessingException, match="is not a poverty map.*Predict poverty map"):
         processing.run(f"povertymapper:{algorithm}", {
-            "INPUT": str(real_data / "scenes" / "haiti_rgbn_5m.tif"), "POLYGONS": _districts(UTM), "OUTPUT": str(out)})
+            "INPUT": str(real_data / "scenes" / "haiti_rgbn_5m.tif"), "POLYGONS": districts_layer(MAP_UTM), "OUTPUT": str(out)})
     assert not out.exists()
 
 
 def test_polygons_without_a_crs_are_refused(poverty_provider, poverty_map, tmp_path):
     import processing
 
-    districts = _districts(UTM)
+    districts = districts_layer(MAP_UTM)
     districts.setCrs(QgsCoordinateReferenceSystem())
     with pytest.raises(QgsProcessingException, match="no coordinate reference system.*Assigned CRS"):
         processing.run("povertymapper:aggregate",
@@ -455,11 +404,11 @@ def test_polygons_without_a_crs_are_refused(poverty_provider, poverty_map, tmp_p
 def test_share_below_a_poverty_line_for_a_consumption_map(poverty_provider, population, tmp_path):
     import processing
 
-    consumption_map = _write_poverty_map(tmp_path / "generated_consumption.tif", ESTIMATES)
+    consumption_map = write_poverty_map(tmp_path / "generated_consumption.tif", MAP_ESTIMATES)
     with rasterio.open(consumption_map, "r+") as ds:
         ds.update_tags(QUANTITY="generated consumption", UNIT="generated USD per person per day")
     result = processing.run("povertymapper:aggregate", {
-        "INPUT": consumption_map, "POLYGONS": _districts(UTM), "POPULATION": population, "POVERTY_LINE": 5.5,
+        "INPUT": consumption_map, "POLYGONS": districts_layer(MAP_UTM), "POPULATION": population, "POVERTY_LINE": 5.5,
         "OUTPUT": str(tmp_path / "districts.gpkg")})
     _layer, features = _aggregated(result["OUTPUT"])
     assert features["north-west"]["pov_below"] == pytest.approx(0.4, abs=1e-6)  # 10 + 30 of 100 below 5.5
@@ -471,13 +420,13 @@ def test_a_poverty_line_is_refused_for_an_index_map_and_without_population(pover
     import processing
 
     index_map = tmp_path / "generated_index.tif"
-    _write_poverty_map(index_map, ESTIMATES)
+    write_poverty_map(index_map, MAP_ESTIMATES)
     with rasterio.open(index_map, "r+") as ds:
         ds.update_tags(QUANTITY="asset wealth index", UNIT="index (survey standard deviations)")
     with pytest.raises(QgsProcessingException, match="an index without a poverty line"):
         processing.run("povertymapper:aggregate", {
-            "INPUT": str(index_map), "POLYGONS": _districts(UTM), "POPULATION": population, "POVERTY_LINE": 0.0,
+            "INPUT": str(index_map), "POLYGONS": districts_layer(MAP_UTM), "POPULATION": population, "POVERTY_LINE": 0.0,
             "OUTPUT": str(tmp_path / "a.gpkg")})
     with pytest.raises(QgsProcessingException, match="give a population raster too"):
         processing.run("povertymapper:aggregate", {
-            "INPUT": str(index_map), "POLYGONS": _districts(UTM), "POVERTY_LINE": 1.0, "OUTPUT": str(tmp_path / "b.gpkg")})
+            "INPUT": str(index_map), "POLYGONS": districts_layer(MAP_UTM), "POVERTY_LINE": 1.0, "OUTPUT": str(tmp_path / "b.gpkg")})

@@ -9,6 +9,8 @@ import rasterio
 from qgis.core import QgsApplication, QgsProcessingException, QgsRasterLayer, QgsReferencedRectangle, QgsRectangle, QgsCoordinateReferenceSystem, QgsVectorLayer, QgsFeature, QgsGeometry, QgsProject
 
 from conftest import PARANA_SCENE, ROOT
+from helpers import assert_same_map, engine_map
+from poverty_mapper.core.models.defaults import DEFAULT_MODEL_PATH
 
 SAMPLE = ROOT / "resources" / "sample" / "parana_landsat8_l1_rgb_30m.tif"
 
@@ -66,6 +68,8 @@ def test_predict_on_real_scene(provider, real_data, tmp_path):
     # Estimates of an asset index: a spread, within the range seen in the survey labels.
     assert values.std() > 0.01
     assert -3 < values.min() and values.max() < 3
+    # Cell for cell the engine's own map (a band-order or extent slip would show here).
+    assert_same_map(out, engine_map(PARANA_SCENE, tmp_path / "engine.tif", DEFAULT_MODEL_PATH))
 
 
 def test_predict_with_extent_in_another_crs_and_mask(provider, real_data, tmp_path):
@@ -266,6 +270,45 @@ def test_a_map_without_estimates_gets_a_sensible_scale(provider, tmp_path):
     apply_poverty_style(layer, "wealth", "index")
     renderer = layer.renderer()
     assert (renderer.classificationMin(), renderer.classificationMax()) == (0.0, 1.0)
+
+
+def test_a_one_cell_map_is_written_and_opened_without_gdal_errors(provider, tmp_path, capfd):
+    """A map of one estimated cell (its estimate and interval bands each of one value):
+    QGIS's default colour stretch asked GDAL for those bands' histograms, and every run
+    printed 'ERROR 5: ... dfMax should be strictly greater than dfMin' twice."""
+    import processing
+
+    from poverty_mapper.core.models.model_file import read_model_info
+    from poverty_mapper.core.models.defaults import DEFAULT_MODEL_PATH
+    from poverty_mapper.ui.result_layer import open_result_layer
+
+    corner = tmp_path / "corner.tif"  # 240 x 240 px of the real scene: one cell of 224 px has enough pixels
+    subprocess.run(["gdal_translate", "-q", "-srcwin", "0", "0", "240", "240", str(SAMPLE), str(corner)], check=True)
+    out = tmp_path / "one.tif"
+    capfd.readouterr()
+    processing.run("povertymapper:predict", {"INPUT": str(corner), "MODEL": "", "OUTPUT": str(out)})
+    with rasterio.open(out) as dst:
+        assert dst.count >= 3 and dst.read(1, masked=True).count() == 1
+    (tmp_path / "one.qml").unlink()  # opened as the dock opens a map it has not styled yet
+    from datetime import date
+
+    layer = open_result_layer(str(out), read_model_info(DEFAULT_MODEL_PATH), "corner", date(2026, 1, 1))
+    assert layer.renderer().type() == "singlebandpseudocolor"
+    err = capfd.readouterr().err
+    assert "dfMax" not in err and "ERROR" not in err, err
+
+
+def test_other_gdal_messages_still_reach_the_analyst_while_a_map_opens(capfd):
+    from osgeo import gdal
+
+    from poverty_mapper.provider.styling import constant_bands_unreported
+
+    with constant_bands_unreported():
+        gdal.Error(gdal.CE_Failure, 5, "x.tif, band 1: dfMax should be strictly greater than dfMin")
+        gdal.Error(gdal.CE_Warning, 1, "x.tif: TIFFReadDirectory: unknown field with tag 42113")
+    err = capfd.readouterr().err
+    assert "dfMax" not in err
+    assert "Warning 1: x.tif: TIFFReadDirectory: unknown field with tag 42113" in err
 
 
 def test_predict_with_a_night_lights_layer(provider, tmp_path):

@@ -11,14 +11,16 @@ import pytest
 from qgis.core import QgsProcessingException, QgsVectorLayer
 
 from faults import fill, small_disk
-from test_export import ESTIMATES, UTM, _districts, _write_poverty_map
-from test_robustness_processing import _earlier_layer, _Feedback, _files, _leftovers
+from helpers import (
+    MAP_ESTIMATES, MAP_UTM, districts_layer, layer_files, partial_leftovers, recording_feedback,
+    write_earlier_layer, write_poverty_map,
+)
 
 
 def _large_map(path: Path) -> str:
     """A generated 60 x 60 poverty map: 3,600 cells, a layer of several hundred kB."""
     values = np.random.default_rng(3).uniform(-1, 1, size=(60, 60))
-    return _write_poverty_map(path, values)
+    return write_poverty_map(path, values)
 
 
 @pytest.mark.parametrize("suffix", [".gpkg", ".shp"])
@@ -28,28 +30,28 @@ def test_topolygons_on_a_full_disk_keeps_the_earlier_layer(poverty_provider, tmp
     poverty_map = _large_map(tmp_path / "generated_map.tif")
     with small_disk(tmp_path / "small_disk", "1m") as disk:
         out = disk / f"cells{suffix}"
-        earlier = _earlier_layer(out)
+        earlier = write_earlier_layer(out)
         (disk / "generated_other_map.tif").unlink()
         fill(disk, leave_bytes=48 * 1024)
         with pytest.raises(QgsProcessingException, match=r"The disk is full: .*cells\.(gpkg|shp)"):
             processing.run("povertymapper:topolygons", {"INPUT": poverty_map, "OUTPUT": str(out)})
-        assert _files(disk, "cells") == earlier
-        assert _leftovers(disk) == []
+        assert layer_files(disk, "cells") == earlier
+        assert partial_leftovers(disk) == []
 
 
 def test_aggregate_on_a_full_disk_keeps_the_earlier_layer(poverty_provider, tmp_path):
     import processing
 
-    poverty_map = _write_poverty_map(tmp_path / "generated_map.tif", ESTIMATES)
+    poverty_map = write_poverty_map(tmp_path / "generated_map.tif", MAP_ESTIMATES)
     with small_disk(tmp_path / "small_disk", "1m") as disk:
         out = disk / "districts.gpkg"
-        processing.run("povertymapper:aggregate", {"INPUT": poverty_map, "POLYGONS": _districts(UTM), "OUTPUT": str(out)})
+        processing.run("povertymapper:aggregate", {"INPUT": poverty_map, "POLYGONS": districts_layer(MAP_UTM), "OUTPUT": str(out)})
         earlier = out.read_bytes()
         fill(disk, leave_bytes=16 * 1024)
         with pytest.raises(QgsProcessingException, match=r"The disk is full: .*districts\.gpkg"):
-            processing.run("povertymapper:aggregate", {"INPUT": poverty_map, "POLYGONS": _districts(UTM), "OUTPUT": str(out)})
+            processing.run("povertymapper:aggregate", {"INPUT": poverty_map, "POLYGONS": districts_layer(MAP_UTM), "OUTPUT": str(out)})
         assert out.read_bytes() == earlier
-        assert _leftovers(disk) == []
+        assert partial_leftovers(disk) == []
 
 
 @pytest.fixture
@@ -70,23 +72,23 @@ def test_a_shapefile_whose_shp_cannot_be_replaced_is_kept_whole(poverty_provider
     import processing
 
     out = tmp_path / "cells.shp"
-    earlier = _earlier_layer(out)
+    earlier = write_earlier_layer(out)
     immutable(out)
-    poverty_map = _write_poverty_map(tmp_path / "generated_map.tif", ESTIMATES)
+    poverty_map = write_poverty_map(tmp_path / "generated_map.tif", MAP_ESTIMATES)
     with pytest.raises(QgsProcessingException, match=r"Cannot replace .*cells\.shp"):
         processing.run("povertymapper:topolygons", {"INPUT": poverty_map, "OUTPUT": str(out)})
-    assert _files(tmp_path, "cells") == earlier
+    assert layer_files(tmp_path, "cells") == earlier
     assert QgsVectorLayer(str(out), "cells", "ogr").featureCount() == 4
-    assert _leftovers(tmp_path) == []
+    assert partial_leftovers(tmp_path) == []
 
 
 @pytest.mark.parametrize("as_layer", [False, True])
 def test_aggregate_refuses_to_write_over_its_own_districts(poverty_provider, tmp_path, as_layer):
     import processing
 
-    poverty_map = _write_poverty_map(tmp_path / "generated_map.tif", ESTIMATES)
+    poverty_map = write_poverty_map(tmp_path / "generated_map.tif", MAP_ESTIMATES)
     districts = tmp_path / "districts.gpkg"
-    processing.run("native:savefeatures", {"INPUT": _districts(UTM), "OUTPUT": str(districts)})
+    processing.run("native:savefeatures", {"INPUT": districts_layer(MAP_UTM), "OUTPUT": str(districts)})
     earlier = districts.read_bytes()
     polygons = QgsVectorLayer(str(districts), "districts", "ogr") if as_layer else str(districts)
     with pytest.raises(QgsProcessingException, match=r"is the .*districts\.gpkg.*Choose another output file name"):
@@ -97,7 +99,7 @@ def test_aggregate_refuses_to_write_over_its_own_districts(poverty_provider, tmp
 def test_a_bar_in_the_raster_file_name_is_part_of_the_name(poverty_provider, tmp_path):
     import processing
 
-    poverty_map = _write_poverty_map(tmp_path / "generated|map.tif", ESTIMATES)
+    poverty_map = write_poverty_map(tmp_path / "generated|map.tif", MAP_ESTIMATES)
     out = tmp_path / "cells.gpkg"
     processing.run("povertymapper:topolygons", {"INPUT": poverty_map, "OUTPUT": str(out)})
     assert QgsVectorLayer(str(out), "cells", "ogr").featureCount() == 15
@@ -112,7 +114,7 @@ def test_predict_refuses_an_extent_without_area_instead_of_mapping_the_whole_ras
 
     x, y = small_world.clusters[0][:2]
     out = tmp_path / "map.tif"
-    feedback = _Feedback()
+    feedback = recording_feedback()
     with pytest.raises(QgsProcessingException):
         processing.run("povertymapper:predict", {
             "INPUT": str(small_world.image_path), "MODEL": str(DEFAULT_MODEL_PATH), "OUTPUT": str(out),

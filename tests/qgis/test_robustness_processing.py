@@ -32,42 +32,14 @@ from qgis.core import (
 from qgis.PyQt.QtCore import QVariant
 
 from generated_world import IMAGE_CRS
-from test_export import ESTIMATES, UTM, _districts, _write_poverty_map
-from test_model_file import _object_npy, _rewrite
 from poverty_mapper.core.training.clusters import Cluster, ClusterFitConfig, fit_clusters
 from poverty_mapper.provider import aggregate_algorithm, to_polygons_algorithm
+from helpers import (
+    MAP_ESTIMATES, MAP_UTM, districts_layer, layer_files, object_npy, partial_leftovers, recording_feedback,
+    rewrite_model_zip, write_earlier_layer, write_poverty_map,
+)
 
 EARLIER = b"an earlier output of the same name, to be kept byte for byte"
-
-
-class _Feedback(QgsProcessingFeedback):
-    """Keeps errors and warnings; cancels itself after ``cancel_after`` progress reports."""
-
-    def __init__(self, cancel_after: int | None = None):
-        super().__init__()
-        self.errors: list[str] = []
-        self.warnings: list[str] = []
-        self._reports = 0
-        self._cancel_after = cancel_after
-        self.progressChanged.connect(self._count)
-
-    def _count(self, _progress: float) -> None:
-        self._reports += 1
-        if self._cancel_after is not None and self._reports > self._cancel_after:
-            self.cancel()
-
-    def reportError(self, error, fatalError=False):  # noqa: N802,N803 (QGIS API)
-        self.errors.append(error)
-        super().reportError(error, fatalError)
-
-    def pushWarning(self, warning):  # noqa: N802 (QGIS API)
-        self.warnings.append(warning)
-        super().pushWarning(warning)
-
-
-def _leftovers(folder: Path) -> list[Path]:
-    """Temporary files or folders of an unfinished output."""
-    return sorted(folder.glob("*.partial*"))
 
 
 @pytest.fixture(scope="module")
@@ -118,7 +90,7 @@ def test_fitclusters_with_clusters_in_another_crs_counts_what_it_leaves_out(pove
     rows += [(east + 3000, rows[5][1], "1.0"), (east + 9000, rows[6][1], "1.0")]  # outside the image
     rows += [(x, y, "0.5") for x, y, _ in rows[10:14]]  # surveyed again at the same places
     (tmp_path / "oof.gpkg").write_bytes(EARLIER)  # replaced, as it should be, by a complete run
-    feedback = _Feedback()
+    feedback = recording_feedback()
     result = processing.run(
         "povertymapper:fitclusters",
         {"INPUT": str(world.image_path), "CLUSTERS": _wgs84_clusters(rows), "OUTCOME": "wealth", "BOX_SIZE": 1500,
@@ -137,7 +109,7 @@ def test_fitclusters_with_clusters_in_another_crs_counts_what_it_leaves_out(pove
     for feature in predictions.getFeatures():
         folds_at.setdefault(feature.geometry().asWkt(6), set()).add(feature["fold"])
     assert len(folds_at) == 37 and all(len(folds) == 1 for folds in folds_at.values())
-    assert _leftovers(tmp_path) == []
+    assert partial_leftovers(tmp_path) == []
 
 
 def test_fitclusters_predictions_carry_the_cluster_fields_the_lights_and_the_coverage(poverty_provider, world, tmp_path):
@@ -186,7 +158,7 @@ def test_fitclusters_names_the_fields_when_the_outcome_field_does_not_exist(pove
 
     out = tmp_path / "m.povmodel"
     out.write_bytes(EARLIER)
-    feedback = _Feedback()
+    feedback = recording_feedback()
     with pytest.raises(QgsProcessingException):
         processing.run(
             "povertymapper:fitclusters",
@@ -233,12 +205,12 @@ def test_predict_refuses_a_truncated_model_naming_it(poverty_provider, world, fi
     out.write_bytes(EARLIER)
     with pytest.raises(QgsProcessingException, match=r"cut\.povmodel is not a readable poverty model file"):
         _predict(world, cut, out)
-    assert out.read_bytes() == EARLIER and _leftovers(tmp_path) == []
+    assert out.read_bytes() == EARLIER and partial_leftovers(tmp_path) == []
 
 
 def test_predict_refuses_a_model_file_crafted_to_run_code_and_runs_none(poverty_provider, world, fitted_model, tmp_path):
     marker = tmp_path / "marker-created-by-unpickling"
-    evil = _rewrite(fitted_model, tmp_path / "evil.povmodel", extra={"regressor/coef.npy": _object_npy(marker)})
+    evil = rewrite_model_zip(fitted_model, tmp_path / "evil.povmodel", extra={"regressor/coef.npy": object_npy(marker)})
     with pytest.raises(QgsProcessingException, match=r"evil\.povmodel: refused an array that is not plain numeric data"):
         _predict(world, evil, tmp_path / "map.tif")
     assert not marker.exists()
@@ -246,7 +218,7 @@ def test_predict_refuses_a_model_file_crafted_to_run_code_and_runs_none(poverty_
 
 
 def test_predict_names_the_bands_when_the_model_wants_other_bands(poverty_provider, world, fitted_model, tmp_path):
-    swir = _rewrite(fitted_model, tmp_path / "swir.povmodel",
+    swir = rewrite_model_zip(fitted_model, tmp_path / "swir.povmodel",
                     change_meta=lambda m: m.update(bands=["NIR", "SWIR1", "SWIR2"], provenance={}))
     with pytest.raises(QgsProcessingException, match=r"expects the bands NIR, SWIR1, SWIR2, but the raster's bands are blue, green, red"):
         _predict(world, swir, tmp_path / "map.tif")
@@ -268,7 +240,7 @@ def test_predict_on_a_truncated_raster_names_the_file(poverty_provider, world, f
     with pytest.raises(QgsProcessingException, match=r"Cannot read the raster .*generated_cut\.tif.*damaged or incomplete"):
         processing.run("povertymapper:predict", {"INPUT": str(cut), "MODEL": fitted_model, "BANDS": "1,2,3",
                                                  "OUTPUT": str(out)})
-    assert out.read_bytes() == EARLIER and _leftovers(tmp_path) == []
+    assert out.read_bytes() == EARLIER and partial_leftovers(tmp_path) == []
 
 
 def test_predict_refuses_a_folder_as_output(poverty_provider, world, fitted_model, tmp_path):
@@ -287,36 +259,21 @@ def test_predict_canceled_keeps_the_earlier_map(poverty_provider, world, fitted_
         processing.run(
             "povertymapper:predict",
             {"INPUT": str(world.image_path), "MODEL": fitted_model, "STRIDE": 240, "BATCH_SIZE": 4, "OUTPUT": str(out)},
-            feedback=_Feedback(cancel_after=after),
+            feedback=recording_feedback(cancel_after=after),
         )
-    assert out.read_bytes() == EARLIER and _leftovers(tmp_path) == []
+    assert out.read_bytes() == EARLIER and partial_leftovers(tmp_path) == []
 
 
 # --- vector outputs appear only when complete -------------------------------------------
-
-
-def _files(folder: Path, stem: str) -> dict[str, bytes]:
-    return {p.name: p.read_bytes() for p in sorted(folder.glob(f"{stem}.*"))}
-
-
-def _earlier_layer(path: Path) -> dict[str, bytes]:
-    """An earlier output of the same name: a real layer (all its files), recorded byte for byte."""
-    import processing
-
-    other = _write_poverty_map(path.parent / "generated_other_map.tif", ESTIMATES[:2, :2])
-    processing.run("povertymapper:topolygons", {"INPUT": other, "OUTPUT": str(path)})
-    files = _files(path.parent, path.stem)
-    assert path.name in files
-    return files
 
 
 @pytest.mark.parametrize("suffix", [".gpkg", ".shp"])
 def test_topolygons_failing_midway_keeps_the_earlier_layer(poverty_provider, tmp_path, monkeypatch, suffix):
     import processing
 
-    poverty_map = _write_poverty_map(tmp_path / "generated_map.tif", ESTIMATES)
+    poverty_map = write_poverty_map(tmp_path / "generated_map.tif", MAP_ESTIMATES)
     out = tmp_path / f"cells{suffix}"
-    earlier = _earlier_layer(out)
+    earlier = write_earlier_layer(out)
     made = []
 
     def feature_then_fail(*args):
@@ -329,17 +286,17 @@ def test_topolygons_failing_midway_keeps_the_earlier_layer(poverty_provider, tmp
     with pytest.raises(QgsProcessingException):
         processing.run("povertymapper:topolygons", {"INPUT": poverty_map, "OUTPUT": str(out)})
     assert len(made) == 5  # it failed with a layer half written
-    assert _files(tmp_path, "cells") == earlier
-    assert _leftovers(tmp_path) == []
+    assert layer_files(tmp_path, "cells") == earlier
+    assert partial_leftovers(tmp_path) == []
 
 
 @pytest.mark.parametrize("suffix", [".gpkg", ".shp"])
 def test_topolygons_replaces_the_earlier_layer_when_complete(poverty_provider, tmp_path, suffix):
     import processing
 
-    poverty_map = _write_poverty_map(tmp_path / "generated_map.tif", ESTIMATES)
+    poverty_map = write_poverty_map(tmp_path / "generated_map.tif", MAP_ESTIMATES)
     out = tmp_path / f"cells{suffix}"
-    _earlier_layer(out)
+    write_earlier_layer(out)
     (tmp_path / "cells.qix").write_bytes(b"a stale spatial index of the earlier shapefile")
     result = processing.run("povertymapper:topolygons", {"INPUT": poverty_map, "OUTPUT": str(out)})
     assert result["OUTPUT"] == str(out)
@@ -350,32 +307,32 @@ def test_topolygons_replaces_the_earlier_layer_when_complete(poverty_provider, t
     else:
         assert not (tmp_path / "cells.qix").exists()
         assert {p.suffix for p in tmp_path.glob("cells.*")} >= {".shp", ".shx", ".dbf", ".prj"}
-    assert _leftovers(tmp_path) == []
+    assert partial_leftovers(tmp_path) == []
 
 
 def test_aggregate_canceled_midway_keeps_the_earlier_layer(poverty_provider, tmp_path):
     import processing
 
-    poverty_map = _write_poverty_map(tmp_path / "generated_map.tif", ESTIMATES)
+    poverty_map = write_poverty_map(tmp_path / "generated_map.tif", MAP_ESTIMATES)
     out = tmp_path / "districts.gpkg"
-    processing.run("povertymapper:aggregate", {"INPUT": poverty_map, "POLYGONS": _districts(UTM), "OUTPUT": str(out)})
+    processing.run("povertymapper:aggregate", {"INPUT": poverty_map, "POLYGONS": districts_layer(MAP_UTM), "OUTPUT": str(out)})
     earlier = out.read_bytes()
-    doubled = _write_poverty_map(tmp_path / "generated_doubled.tif", np.where(ESTIMATES == -9999, -9999, 2 * ESTIMATES))
+    doubled = write_poverty_map(tmp_path / "generated_doubled.tif", np.where(MAP_ESTIMATES == -9999, -9999, 2 * MAP_ESTIMATES))
     with pytest.raises(QgsProcessingException, match="Canceled: no output was written"):
         processing.run(
-            "povertymapper:aggregate", {"INPUT": doubled, "POLYGONS": _districts(UTM), "OUTPUT": str(out)},
-            feedback=_Feedback(cancel_after=1),  # after the first of four districts
+            "povertymapper:aggregate", {"INPUT": doubled, "POLYGONS": districts_layer(MAP_UTM), "OUTPUT": str(out)},
+            feedback=recording_feedback(cancel_after=1),  # after the first of four districts
         )
     assert out.read_bytes() == earlier
-    assert _leftovers(tmp_path) == []
+    assert partial_leftovers(tmp_path) == []
 
 
 def test_aggregate_failing_midway_keeps_the_earlier_layer(poverty_provider, tmp_path, monkeypatch):
     import processing
 
-    poverty_map = _write_poverty_map(tmp_path / "generated_map.tif", ESTIMATES)
+    poverty_map = write_poverty_map(tmp_path / "generated_map.tif", MAP_ESTIMATES)
     out = tmp_path / "districts.shp"
-    earlier = _earlier_layer(out)
+    earlier = write_earlier_layer(out)
     real_stats = aggregate_algorithm.IsolatedEstimateMap.stats
     calls = []
 
@@ -387,15 +344,15 @@ def test_aggregate_failing_midway_keeps_the_earlier_layer(poverty_provider, tmp_
 
     monkeypatch.setattr(aggregate_algorithm.IsolatedEstimateMap, "stats", stats_then_fail)
     with pytest.raises(QgsProcessingException):
-        processing.run("povertymapper:aggregate", {"INPUT": poverty_map, "POLYGONS": _districts(UTM), "OUTPUT": str(out)})
+        processing.run("povertymapper:aggregate", {"INPUT": poverty_map, "POLYGONS": districts_layer(MAP_UTM), "OUTPUT": str(out)})
     assert len(calls) == 3
-    assert _files(tmp_path, "districts") == earlier
-    assert _leftovers(tmp_path) == []
+    assert layer_files(tmp_path, "districts") == earlier
+    assert partial_leftovers(tmp_path) == []
 
 
 def test_a_layer_to_load_is_registered_under_its_final_name(poverty_provider, tmp_path):
     """As the toolbox runs it (open the output after running): QGIS loads the final file."""
-    poverty_map = _write_poverty_map(tmp_path / "generated_map.tif", ESTIMATES)
+    poverty_map = write_poverty_map(tmp_path / "generated_map.tif", MAP_ESTIMATES)
     out = tmp_path / "cells.gpkg"
     algorithm = QgsApplication.processingRegistry().createAlgorithmById("povertymapper:topolygons")
     context = QgsProcessingContext()
@@ -405,13 +362,13 @@ def test_a_layer_to_load_is_registered_under_its_final_name(poverty_provider, tm
     assert ok and results["OUTPUT"] == str(out)
     assert list(context.layersToLoadOnCompletion()) == [str(out)]
     assert QgsVectorLayer(str(out), "cells", "ogr").featureCount() == 15
-    assert _leftovers(tmp_path) == []
+    assert partial_leftovers(tmp_path) == []
 
 
 def test_temporary_and_memory_outputs_still_work(poverty_provider, tmp_path):
     import processing
 
-    poverty_map = _write_poverty_map(tmp_path / "generated_map.tif", ESTIMATES)
+    poverty_map = write_poverty_map(tmp_path / "generated_map.tif", MAP_ESTIMATES)
     for destination in ("TEMPORARY_OUTPUT", "memory:cells"):
         result = processing.run("povertymapper:topolygons", {"INPUT": poverty_map, "OUTPUT": destination})
         layer = result["OUTPUT"] if isinstance(result["OUTPUT"], QgsVectorLayer) else QgsVectorLayer(result["OUTPUT"])

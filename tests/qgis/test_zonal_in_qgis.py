@@ -31,7 +31,7 @@ from qgis.core import (
 from qgis.PyQt.QtCore import QVariant
 
 import district_shapes
-from test_zonal_worker import _dead_pid, check_against_reference
+from district_shapes import check_against_reference, dead_pid
 
 QGIS_PROCESS = "/usr/bin/qgis_process.bin"
 WGS84 = "EPSG:4326"
@@ -202,7 +202,7 @@ def _staging_folder_of_a_crashed_run(out: Path) -> Path:
     from poverty_mapper.core.atomic import partial_path
 
     folder = partial_path(out)
-    folder = folder.with_name(folder.name.replace(f"-{os.getpid()}-", f"-{_dead_pid()}-"))
+    folder = folder.with_name(folder.name.replace(f"-{os.getpid()}-", f"-{dead_pid()}-"))
     folder.mkdir()
     (folder / out.name).write_bytes(b"half-written")
     return folder

@@ -8,7 +8,11 @@ involved.
 Shared by tests/engine/test_zonal_worker.py and tests/qgis/test_zonal_in_qgis.py."""
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import numpy as np
+import pytest
 import rasterio
 from affine import Affine
 from matplotlib.path import Path
@@ -120,3 +124,20 @@ def reference(map_path: str, geometry: dict, population_path: str | None = None,
 def _inside_ring(ring: np.ndarray, px: np.ndarray, py: np.ndarray) -> np.ndarray:
     """Whether each point lies inside the (simple) ring: matplotlib's point-in-polygon test."""
     return Path(ring).contains_points(np.column_stack([px, py]))
+
+
+def check_against_reference(stats, expected: dict, name: str) -> None:
+    """Exact coverage against point counts on a 16 x 16 grid per cell (see reference)."""
+    assert stats.mean == pytest.approx(expected["mean"], abs=2e-3), name
+    assert stats.coverage == pytest.approx(expected["coverage"], abs=2e-3), name
+    assert expected["cells"] <= stats.cells <= expected["cells"] + 5, name  # slivers the points miss
+    if "weighted_mean" in expected:
+        assert stats.weighted_mean == pytest.approx(expected["weighted_mean"], abs=2e-3), name
+        assert stats.population == pytest.approx(expected["population"], rel=5e-3), name
+
+
+def dead_pid() -> int:
+    """The id of a process that has ended (a run killed before it cleaned up)."""
+    process = subprocess.Popen([sys.executable, "-c", "pass"])
+    process.wait()
+    return process.pid
