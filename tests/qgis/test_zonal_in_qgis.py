@@ -7,7 +7,7 @@ district export, and through ``qgis_process``.
 their symbols come first for the libraries that wheels bundle; a Python host (this test
 process) loads QGIS without that. The ``qgis_process`` run is what crashed (exit 139)
 when exactextract ran inside QGIS's process. The numbers are checked against the engine
-in this process and against point counts (tests/engine/district_shapes.py)."""
+in this process and against point counts (tests/district_shapes.py)."""
 from __future__ import annotations
 
 import json
