@@ -150,8 +150,9 @@ def test_dock_preselects_the_night_lights_model_with_its_layer_picker(make_dock,
     assert dock.imagePanel.band_combos == ()  # NIGHTLIGHTS comes from its own layer, not the image's bands
     dock.imagePanel.layerCombo.setLayer(sample_layer)
     assert "choose a night-lights layer" in dock.problem() and "nW/cm²/sr" in dock.problem()
+    assert not dock.runButton.isEnabled() and "night-lights layer" in dock.runHint.text()
     qgis_iface.messageBar().get_messages(Qgis.MessageLevel.Critical).clear()
-    dock.runButton.click()
+    dock.run()
     assert not dock.is_running()
     assert any("choose a night-lights layer" in m for m in qgis_iface.messageBar().get_messages(Qgis.MessageLevel.Critical))
     dock.nightlightsPanel.layerCombo.setLayer(sample_layer)
@@ -514,7 +515,7 @@ def test_cancel_stops_the_run_and_leaves_no_file(dock, sample_layer, qtbot, qgis
     assert set(QgsProject.instance().mapLayers()) == before
     assert not target.exists()
     assert partial_files(tmp_path) == []
-    assert "Canceled" in dock.statusLabel.text()
+    assert "Cancelled" in dock.statusLabel.text()
     assert len(qgis_iface.messageBar().get_messages(Qgis.MessageLevel.Critical)) == criticals  # not an error
     assert dock.progressBar.value() < 100
     assert dock.runButton.isEnabled() and not dock.cancelButton.isEnabled()
