@@ -22,6 +22,7 @@ class SampleDataRow(QWidget):
     def __init__(self, parent=None):
         super().__init__(parent)
         label = QLabel(tr("No imagery at hand?"), self)
+        label.setWordWrap(True)  # the button keeps its width in a narrow dock
         self.loadButton = QPushButton(tr("Load sample data"), self)
         self.loadButton.setToolTip(tr(
             "Adds the bundled Landsat 8 scene of Paraná (Brazil, 30 m, red, green, blue) to the project and "
