@@ -14,7 +14,7 @@ from qgis.core import Qgis, QgsMessageLog
 from qgis.PyQt import sip
 from qgis.PyQt.QtCore import QCoreApplication, QTimer
 
-LOG_TAG = "Poverty Mapper"
+from .processing_run import LOG_TAG
 
 
 def qgis_task_notices() -> tuple[str, ...]:
