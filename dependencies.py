@@ -46,7 +46,7 @@ REPAIR_HINT = (
     "'python3 -m pip install --user --force-reinstall torch --index-url https://download.pytorch.org/whl/cpu' "
     "(PyTorch's CPU build) and 'python3 -m pip install --user --force-reinstall rasterio exactextract "
     "\"affine<3\"' (on Windows in the OSGeo4W Shell). A PyTorch built for CUDA fails to load without a matching "
-    "GPU driver: update the driver, or install the CPU build as above."
+    "GPU driver: update the driver, or install the CPU-only build as above."
 )
 
 
@@ -135,7 +135,7 @@ class TorchBuild:
 
 TORCH_BUILDS = {
     "cpu": TorchBuild("cpu", TORCH_CPU_INDEX, "about 200 MB to download (the Linux wheel of torch 2.13 is 192 MB), "
-                                              "about 750 MB installed"),
+                                              "about 850 MB installed with its dependencies"),
     "cuda": TorchBuild("cuda", TORCH_CUDA_INDEX, "several GB to download: about 5.6 GB installed with NVIDIA's CUDA "
                                                  "libraries and Triton"),
 }
