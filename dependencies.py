@@ -306,6 +306,12 @@ def _check_cpu_build(plan: InstallPlan, staging: Path, outcome: InstallOutcome, 
         code = _run_pip(command, outcome, on_line, is_canceled)
         if code is None:
             return None
+        if code != 0 and any("no such option: --dry-run" in line or "no such option: --report" in line
+                             for line in outcome.output):
+            outcome.problem = ("The pip of QGIS's Python is too old to say first what it would install (pip 22.2 "
+                               "or later can), so nothing was installed. Upgrade it: "
+                               f"'{plan.python} -m pip install --user --upgrade pip', then try again.")
+            return False
         if code != 0:
             outcome.problem = (f"PyTorch's CPU build could not be had from {plan.torch_index} (pip's last lines "
                                "are above); nothing was installed. Check the network connection and try again.")

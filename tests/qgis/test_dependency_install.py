@@ -290,3 +290,14 @@ def test_the_dialogs_cancel_stops_the_install(local_plan, qgis_iface, qtbot, tmp
     assert dialog.status.text().startswith("Cancelled: nothing was installed")
     assert not local_plan.target.exists() and leftovers(local_plan.target.parent) == []
     assert dialog.installButton.isEnabled()  # can start again
+
+
+def test_a_pip_too_old_to_report_says_to_upgrade_it(tmp_path, pip_alone):
+    old_pip = tmp_path / "python3"  # pip before 22.2 knows neither --dry-run nor --report
+    old_pip.write_text('#!/bin/sh\necho "ERROR: no such option: --dry-run" >&2\nexit 2\n')
+    old_pip.chmod(0o755)
+    target = tmp_path / "deps"
+    outcome = run_install(install_plan([DependencyProblem("torch")], target, python=str(old_pip)))
+    assert not outcome.ok
+    assert "too old" in outcome.problem and f"'{old_pip} -m pip install --user --upgrade pip'" in outcome.problem
+    assert not target.exists() and leftovers(tmp_path) == []
