@@ -267,7 +267,8 @@ def _predict(args, progress: Callable[[float], None], is_canceled) -> None:
         executor = DaskExecutor(args.scheduler)
     result = predict_poverty_map(
         PredictRequest(
-            args.image, args.output, model, bounds=args.bounds, mask_geometries=mask, band_indexes=args.bands,
+            args.image, args.output, model, bounds=args.bounds, mask_geometries=mask, mask_name=args.mask,
+            band_indexes=args.bands,
             radiometry=args.radiometry, stride_m=args.stride or None, device=args.device, batch_size=args.batch_size,
             nightlights_path=args.nightlights,
         ),

@@ -235,6 +235,30 @@ def mask_geometries(
     return tuple(shapes)
 
 
+def _coordinates_box(coordinates, box: list[float]) -> None:
+    if coordinates and isinstance(coordinates[0], (int, float)):
+        x, y = coordinates[0], coordinates[1]
+        box[:] = [min(box[0], x), min(box[1], y), max(box[2], x), max(box[3], y)]
+        return
+    for part in coordinates:
+        _coordinates_box(part, box)
+
+
+def check_mask_overlaps(shapes: tuple[dict, ...], mask_name: str, layer: QgsRasterLayer) -> None:
+    """Refuse mask polygons (in the layer's CRS) that lie wholly beside the image, naming both."""
+    box = [math.inf, math.inf, -math.inf, -math.inf]
+    for shape in shapes:
+        _coordinates_box(shape.get("coordinates", ()), box)
+    if not shapes or box[0] > box[2]:
+        return  # no polygons: the engine says so
+    if not QgsRectangle(*box).intersects(layer.extent()):
+        raise QgsProcessingException(
+            f"The mask polygons of '{mask_name}' do not overlap the image '{layer.name()}': they lie beside it. "
+            f"Select polygons of '{mask_name}' that lie over the image, check that layer's CRS "
+            "(Layer Properties > Source), or map without a mask."
+        )
+
+
 def extent_in_crs(algorithm, parameters, name: str, context: QgsProcessingContext, crs) -> tuple[float, float, float, float] | None:
     """An optional extent parameter as (minx, miny, maxx, maxy) in ``crs``, or None."""
     if parameters.get(name) in (None, ""):

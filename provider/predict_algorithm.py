@@ -18,7 +18,9 @@ from ..core.models.defaults import default_model_path
 from ..core.models.model_file import MODEL_SUFFIX, load_model
 from ..core.inference.predict import PredictRequest, predict_poverty_map
 from .base import PovertyAlgorithm
-from .layer_inputs import check_geotiff_output, extent_in_crs, mask_geometries, raster_file_path, raster_input
+from .layer_inputs import (
+    check_geotiff_output, check_mask_overlaps, extent_in_crs, mask_geometries, raster_file_path, raster_input,
+)
 from .styling import StyleOnLoad, layer_name, write_map_style
 
 
@@ -150,11 +152,13 @@ class PredictAlgorithm(PovertyAlgorithm):
         lights = self.parameterAsRasterLayer(parameters, self.NIGHTLIGHTS, context)
         self._nightlights_path = raster_file_path(lights) if lights is not None else None
         self._bounds = extent_in_crs(self, parameters, self.EXTENT, context, layer.crs())
-        self._mask = None
+        self._mask, self._mask_name = None, None
         if parameters.get(self.MASK) not in (None, ""):
             source = self.parameterAsSource(parameters, self.MASK, context)
             if source is not None:
                 self._mask = mask_geometries(source, layer.crs(), context)
+                self._mask_name = source.sourceName() or None
+                check_mask_overlaps(self._mask, self._mask_name or self.tr("the mask layer"), layer)
         model_path = self.parameterAsFile(parameters, self.MODEL, context) or str(
             default_model_path(with_nightlights=self._nightlights_path is not None)
         )
@@ -182,6 +186,7 @@ class PredictAlgorithm(PovertyAlgorithm):
                     model=model,
                     bounds=self._bounds,
                     mask_geometries=self._mask,
+                    mask_name=self._mask_name,
                     band_indexes=self.band_indexes(parameters, context),
                     radiometry=self.radiometry(parameters, context),
                     stride_m=self.parameterAsDouble(parameters, self.STRIDE, context) or None,

@@ -20,8 +20,9 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = "poverty_mapper"
 INCLUDE_DIRS = ("core", "provider", "ui", "resources")
 INCLUDE_FILES = ("metadata.txt", "__init__.py", "plugin.py", "dependencies.py", "dependency_installer.py", "README.md", "LICENSE")
-# Not needed to run the plugin: the demo scene is for `make demo` from a clone.
-EXCLUDE_PREFIXES = ("resources/sample/",)
+# Everything under resources/ ships, the sample scene too: the dock's "Load sample data"
+# makes a first map from it (with its licence beside it).
+EXCLUDE_PREFIXES: tuple[str, ...] = ()
 ZIP_TIME = (1980, 1, 1, 0, 0, 0)
 
 

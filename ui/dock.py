@@ -14,22 +14,26 @@ from datetime import date
 from pathlib import Path
 
 from qgis.core import Qgis, QgsMessageLog, QgsProcessing, QgsProcessingFeatureSourceDefinition, QgsProject
-from qgis.PyQt import uic
-from qgis.PyQt.QtCore import QCoreApplication, pyqtSignal
-from qgis.PyQt.QtWidgets import QDockWidget
+from qgis.PyQt import sip, uic
+from qgis.PyQt.QtCore import QCoreApplication, QTimer, pyqtSignal
+from qgis.PyQt.QtWidgets import QDockWidget, QLabel
 
 from ..core.device import DEVICE_CHOICES
 from ..core.imagery.lights_layer import image_bands
+from ..core.models.defaults import SAMPLE_MODEL_KEY
 from ..core.models.model_file import ModelInfo
 from ..provider.base import RADIOMETRY_KEYS
 from .export_panel import ExportPanel
 from .image_panel import ImageChoice, ImagePanel
 from .model_panel import ModelPanel
 from .nightlights_panel import NightLightsPanel
-from .processing_run import LOG_TAG, CollectingFeedback, ProcessingRun, show_error
-from .region_panel import RegionChoice, RegionPanel
+from .messages import LOG_TAG, RunMessages
+from .processing_run import CollectingFeedback, ProcessingRun
+from .combo_box import select_data
+from .region_panel import Region, RegionChoice, RegionPanel
 from .result_layer import open_result_layer
 from .run_options_panel import RunOptions, RunOptionsPanel
+from .sample_data import SampleDataRow, load_sample_layer
 
 FORM_CLASS, _ = uic.loadUiType(str(Path(__file__).with_name("dock.ui")))
 ALGORITHM_ID = "povertymapper:predict"
@@ -107,6 +111,7 @@ class PovertyDock(QDockWidget, FORM_CLASS):
         super().__init__(parent)
         self.setupUi(self)
         self.iface = iface
+        self.messages = RunMessages(iface)
         self._run: ProcessingRun | None = None
         self._last_feedback: CollectingFeedback | None = None
         self._run_info: _RunInfo | None = None
@@ -114,14 +119,21 @@ class PovertyDock(QDockWidget, FORM_CLASS):
         self.regionPanel = RegionPanel(iface, self.scrollContents)
         self.modelPanel = ModelPanel(self.scrollContents)
         self.nightlightsPanel = NightLightsPanel(self.scrollContents)
+        self.modelPanel.add_below_choice(self.nightlightsPanel)  # above the model's summary
         self.optionsPanel = RunOptionsPanel(self.scrollContents)
         self.exportPanel = ExportPanel(iface, self.scrollContents)
-        panels = (self.imagePanel, self.regionPanel, self.modelPanel, self.nightlightsPanel, self.optionsPanel,
+        self.sampleRow = SampleDataRow(self.scrollContents)
+        panels = (self.sampleRow, self.imagePanel, self.regionPanel, self.modelPanel, self.optionsPanel,
                   self.exportPanel)
         for panel in panels:
             self.scrollLayout.insertWidget(self.scrollLayout.count() - 1, panel)  # above the spacer
+        self.runHint = QLabel(self.dockContents)  # why Run is disabled, in one line
+        self.runHint.setWordWrap(True)
+        self.mainLayout.insertWidget(self.mainLayout.indexOf(self.scrollArea) + 2, self.runHint)  # under Run
         self._show_model_bands()
         self.modelPanel.modelChanged.connect(self._show_model_bands)
+        self.nightlightsPanel.layerCombo.layerChanged.connect(self._show_run_state)
+        self.sampleRow.loadButton.clicked.connect(self.load_sample_data)
         self.runButton.clicked.connect(self.run)
         self.cancelButton.clicked.connect(self.cancel)
 
@@ -149,9 +161,29 @@ class PovertyDock(QDockWidget, FORM_CLASS):
         self.imagePanel.set_model_bands(  # NIGHTLIGHTS: its own layer
             image_bands(info.bands) if info else (), info.tile_size_m if info else None)
         self.nightlightsPanel.set_model(info)
+        self._show_run_state()
+
+    def _show_run_state(self) -> None:
+        """Run is disabled, with a one-line reason, while the model waits for its night lights."""
+        hint = self.nightlightsPanel.run_hint()
+        self.runHint.setText(hint or "")
+        self.runHint.setVisible(bool(hint))
+        self.runButton.setEnabled(not hint and not self.is_running())
+
+    def load_sample_data(self) -> None:
+        """The bundled sample scene as the image, the whole of it as the region, and a model
+        that maps it from that image alone: a first map with one click on Run."""
+        layer = load_sample_layer(self.iface)
+        self.imagePanel.layerCombo.setLayer(layer)
+        select_data(self.regionPanel.regionCombo, Region.LAYER.value)
+        self.modelPanel.select_bundled(SAMPLE_MODEL_KEY)
+        self.progressLabel.clear()
+        self.statusLabel.setText(tr("Sample loaded: {} with the model '{}'. Click Run for a first map.").format(
+            layer.name(), self.modelPanel.modelCombo.currentText()))
 
     # -- running --------------------------------------------------------------------
     def run(self) -> None:
+        self.messages.clear()  # the errors and notes of earlier runs
         problem = self.problem()
         if problem:
             self.progressBar.setValue(0)
@@ -202,10 +234,12 @@ class PovertyDock(QDockWidget, FORM_CLASS):
         return self.task is not None
 
     def _set_running(self, running: bool) -> None:
-        self.runButton.setEnabled(not running)
         self.cancelButton.setEnabled(running)
-        for panel in (self.imagePanel, self.nightlightsPanel, self.regionPanel, self.modelPanel, self.optionsPanel):
+        for panel in (self.sampleRow, self.imagePanel, self.regionPanel, self.modelPanel, self.optionsPanel):
             panel.setEnabled(not running)  # the run uses what they said when it started
+        self.runButton.setEnabled(not running)
+        if not running:
+            self._show_run_state()
 
     def _show_progress(self, percent: float) -> None:
         self.progressBar.setValue(int(percent))
@@ -213,27 +247,31 @@ class PovertyDock(QDockWidget, FORM_CLASS):
             self.progressLabel.setText(progress_text(percent, time.monotonic() - self._run_info.started))
 
     def _finished(self, successful: bool, results: dict) -> None:
-        """Main thread: add the styled layer, or say what went wrong."""
+        """Main thread: add the styled layer, or say what went wrong. The message bar hears
+        of it once QGIS has said the task ended (:class:`RunMessages`); then ``finished``."""
         run_info, feedback = self._run_info, self._run.feedback
+        task_description = self._run.task.description()
         self._last_feedback, self._run = feedback, None
         self._set_running(False)
         elapsed = duration_text(time.monotonic() - run_info.started)
         if not successful:
             if feedback.isCanceled():
-                self.progressLabel.setText(tr("Canceled after {}.").format(elapsed))
-                self.statusLabel.setText(tr("Canceled: no output was written."))
-                QgsMessageLog.logMessage(tr("Canceled: no output was written."), LOG_TAG, Qgis.MessageLevel.Info)
-                self.finished.emit(False)
+                self.progressLabel.setText(tr("Cancelled after {}.").format(elapsed))
+                self.statusLabel.setText(tr("Cancelled: no output was written."))
+                QgsMessageLog.logMessage(tr("Cancelled: no output was written."), LOG_TAG, Qgis.MessageLevel.Info)
+                self._say_after(task_description, False, tr("Cancelled: no map was written."), Qgis.MessageLevel.Info)
             else:
                 message = (feedback.errors[-1] if feedback.errors else "") or tr(
                     "The prediction failed; see the Poverty Mapper log for details."
                 )
-                self._show_failure(message, feedback.textLog())
+                self.progressLabel.clear()
+                self.statusLabel.setText(message)
+                self.messages.after_task(task_description, lambda: self._report_failure(message, feedback.textLog()))
             return
         layer = open_result_layer(results["OUTPUT"], run_info.model, run_info.input_name, date.today())
         if layer is None:
-            self._show_error(tr("The prediction ran but its output cannot be opened: {}").format(results["OUTPUT"]))
-            self.finished.emit(False)
+            message = tr("The prediction ran but its output cannot be opened: {}").format(results["OUTPUT"])
+            self.messages.after_task(task_description, lambda: self._report_failure(message))
             return
         QgsProject.instance().addMapLayer(layer)
         self.exportPanel.set_poverty_map(layer)
@@ -242,19 +280,37 @@ class PovertyDock(QDockWidget, FORM_CLASS):
         summary = feedback.infos[-1] if feedback.infos else ""
         warnings = [tr("Note: {}").format(w) for w in feedback.warnings]
         self.statusLabel.setText("\n".join(filter(None, [summary, *warnings, tr("Output: {}").format(results["OUTPUT"])])))
+        note = None
         if feedback.warnings:  # extrapolations, another radiometry, a constant map: said where it is seen
-            self.iface.messageBar().pushMessage(
-                tr("Poverty Mapper"), tr("The map is done, with {} note(s): see the dock.").format(len(warnings)),
-                Qgis.MessageLevel.Warning, 8,
-            )
-        self.finished.emit(True)
+            note = tr("The map is done, with {} note(s): see the dock.").format(len(warnings))
+        self._say_after(task_description, True, note, Qgis.MessageLevel.Warning, 0)  # until the next run
+
+    def _say_after(self, task_description: str, ok: bool, text: str | None, level, duration: int = -1) -> None:
+        """Once QGIS has said the task ended: the run's own message on top (QGIS's notice
+        taken away where there is one), then ``finished``."""
+        def say() -> None:
+            if sip.isdeleted(self):  # the plugin was unloaded meanwhile
+                return
+            if text:
+                self.messages.push(text, level, duration)
+            self.finished.emit(ok)
+
+        if text:
+            self.messages.after_task(task_description, say)
+        else:  # QGIS's "Task complete" says all there is to say
+            QTimer.singleShot(0, say)
+
+    def _report_failure(self, message: str, details: str = "") -> None:
+        if sip.isdeleted(self):
+            return
+        self._show_error(message, details)
+        self.finished.emit(False)
 
     def _show_failure(self, message: str, details: str = "") -> None:
         self.progressLabel.clear()
         self.statusLabel.setText(message)
-        self._show_error(message, details)
-        self.finished.emit(False)
+        self._report_failure(message, details)
 
     def _show_error(self, message: str, details: str = "") -> None:
         """The message bar says what to fix; the log panel keeps the details."""
-        show_error(self.iface, message, details)
+        self.messages.error(message, details)

@@ -1,4 +1,5 @@
-"""Model section of the dock: one of the bundled models, by name, or a model file; and its card.
+"""Model section of the dock: one of the bundled models, by name, or a model file; a
+two-line summary of it, and its whole card behind "Details".
 
 The names and the card come from the files' descriptions alone (:func:`read_model_info`),
 so choosing a model neither loads its arrays nor imports torch; the prediction loads it.
@@ -9,7 +10,7 @@ from pathlib import Path
 
 from qgis.gui import QgsFileWidget
 from qgis.PyQt import uic
-from qgis.PyQt.QtCore import QCoreApplication, pyqtSignal
+from qgis.PyQt.QtCore import QCoreApplication, Qt, pyqtSignal
 from qgis.PyQt.QtWidgets import QWidget
 
 from ..core.errors import PovertyMapperError
@@ -50,6 +51,8 @@ class ModelPanel(QWidget, FORM_CLASS):
         self.modelCombo.addItem(tr("Other model file…"), OTHER_FILE)
         self.modelWidget.setStorageMode(QgsFileWidget.StorageMode.GetFile)
         self.modelWidget.setFilter(tr("Poverty models (*{})").format(MODEL_SUFFIX))
+        self.modelCard.setVisible(False)
+        self.detailsButton.toggled.connect(self._show_details)
         self._restore_settings()
         self._show_model()
         self.modelCombo.currentIndexChanged.connect(self._on_model_changed)
@@ -59,6 +62,15 @@ class ModelPanel(QWidget, FORM_CLASS):
         """The chosen bundled model's file, or the chosen model file ("" when none is chosen)."""
         key = self.modelCombo.currentData()
         return self.modelWidget.filePath() if key == OTHER_FILE else str(self._bundled[key])
+
+    def add_below_choice(self, widget: QWidget) -> None:
+        """Puts ``widget`` (what the chosen model needs besides the image) right under the
+        model choice, above its summary."""
+        self.modelLayout.insertWidget(self.modelLayout.indexOf(self.modelWidget) + 1, widget)
+
+    def select_bundled(self, key: str) -> bool:
+        """Chooses the bundled model ``key``; False when it is not there."""
+        return select_data(self.modelCombo, key)
 
     def model_info(self) -> ModelInfo | None:
         """What the chosen file says about its model; None when it cannot be read."""
@@ -93,18 +105,24 @@ class ModelPanel(QWidget, FORM_CLASS):
         self.save_settings()
         self.modelChanged.emit()
 
+    def _show_details(self, shown: bool) -> None:
+        self.detailsButton.setArrowType(Qt.ArrowType.DownArrow if shown else Qt.ArrowType.RightArrow)
+        self.modelCard.setVisible(shown and self._info is not None)
+
     def _show_model(self) -> None:
-        """The file widget only for "Other model file…"; the chosen model's card below."""
+        """The file widget only for "Other model file…"; the chosen model's summary below,
+        its card behind "Details" (what is wrong with the file in the summary's place)."""
         self.modelWidget.setVisible(self.modelCombo.currentData() == OTHER_FILE)
         path = self.model_path()
+        self._info = None
         if not path:
-            self._info = None
-            self.modelCard.setText(tr("Choose a model file ({}).").format(MODEL_SUFFIX))
-            return
-        try:
-            self._info = read_model_info(path)
-        except PovertyMapperError as exc:
-            self._info = None
-            self.modelCard.setText(str(exc))
+            text = tr("Choose a model file ({}).").format(MODEL_SUFFIX)
         else:
-            self.modelCard.setText(self._info.card())
+            try:
+                self._info = read_model_info(path)
+            except PovertyMapperError as exc:
+                text = str(exc)
+        self.modelCard.setText(self._info.card() if self._info else text)
+        self.modelSummary.setText(self._info.summary() if self._info else text)
+        self.detailsButton.setVisible(self._info is not None)
+        self._show_details(self.detailsButton.isChecked())

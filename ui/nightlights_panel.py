@@ -1,11 +1,11 @@
-"""Night-lights section of the dock: the night-lights layer a model with a NIGHTLIGHTS
-band reads beside the image; shown only for such a model."""
+"""Night-lights picker of the dock: the night-lights layer a model with a NIGHTLIGHTS band
+reads beside the image; shown only for such a model, right under the model choice."""
 from __future__ import annotations
 
 from qgis.core import QgsMapLayerProxyModel
 from qgis.gui import QgsMapLayerComboBox
 from qgis.PyQt.QtCore import QCoreApplication
-from qgis.PyQt.QtWidgets import QGroupBox, QLabel, QVBoxLayout, QWidget
+from qgis.PyQt.QtWidgets import QLabel, QVBoxLayout, QWidget
 
 from ..core.imagery.lights_layer import uses_nightlights
 from ..core.models.model_file import ModelInfo
@@ -24,19 +24,18 @@ class NightLightsPanel(QWidget):
     def __init__(self, parent=None):
         super().__init__(parent)
         self._info: ModelInfo | None = None
-        group = QGroupBox(tr("Night-lights layer"), self)
-        self.layerCombo = QgsMapLayerComboBox(group)
+        self.title = QLabel(tr("<b>Night-lights layer</b>"), self)
+        self.layerCombo = QgsMapLayerComboBox(self)
         self.layerCombo.setFilters(QgsMapLayerProxyModel.Filter.RasterLayer)
         self.layerCombo.setAllowEmptyLayer(True)
         self.layerCombo.setLayer(None)
-        self.note = QLabel(group)
+        self.note = QLabel(self)
         self.note.setWordWrap(True)
-        inner = QVBoxLayout(group)
-        inner.addWidget(self.note)
-        inner.addWidget(self.layerCombo)
-        outer = QVBoxLayout(self)
-        outer.setContentsMargins(0, 0, 0, 0)
-        outer.addWidget(group)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.title)
+        layout.addWidget(self.layerCombo)
+        layout.addWidget(self.note)
         self.set_model(None)
 
     @property
@@ -50,7 +49,9 @@ class NightLightsPanel(QWidget):
         self.setVisible(self.needed)
         self.setEnabled(self.needed)
         if self.needed:
-            self.note.setText(tr(
+            self.note.setText(tr("Radiance in {}, covering the image; any CRS.").format(info.nightlights.units)
+                              if info.nightlights else tr("The night lights the model was trained on."))
+            self.setToolTip(tr(
                 "The model reads night lights beside the image: {}. Any CRS and resolution; the layer "
                 "must cover the image, which gives the map's grid."
             ).format(expected_lights(info)))
@@ -64,7 +65,13 @@ class NightLightsPanel(QWidget):
         """What the user must fix here before a run, or None."""
         if self.needed and self.layerCombo.currentLayer() is None:
             return tr(
-                "The model '{}' reads night lights: choose a night-lights layer ({}) under "
-                "'Night-lights layer', or choose another model."
-            ).format(self._info.name, expected_lights(self._info))
+                "The model '{}' reads night lights: choose a night-lights layer ({}) under the model, or "
+                "choose another model."
+            ).format(self._info.name, self._info.nightlights.units if self._info.nightlights else tr("radiance"))
+        return None
+
+    def run_hint(self) -> str | None:
+        """One line under Run while the model still waits for its night-lights layer, or None."""
+        if self.needed and self.layerCombo.currentLayer() is None:
+            return tr("To run: choose a night-lights layer under the model, or another model.")
         return None

@@ -8,7 +8,6 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable
 
 import numpy as np
 import rasterio
@@ -67,6 +66,7 @@ class PredictRequest(TileOptions, _PredictRequestInputs):
 
     bounds: tuple[float, float, float, float] | None = None
     mask_geometries: tuple[dict, ...] | None = None  # GeoJSON-like polygons
+    mask_name: str | None = None  # the mask's layer or file, as messages name it
     stride_m: float | None = None  # None = tile size
     batch_size: int = 0  # tiles per batch; 0 = automatic (auto_batch_size)
     mixed_precision: bool = True  # bf16 for cnn/random features where the hardware is fast at it
@@ -93,20 +93,22 @@ class PredictResult:
     n_cloud: int = 0  # cells without an estimate: mostly cloud
 
 
-def _mask_cells(grid: TileGrid, geometries: Iterable[dict] | None) -> np.ndarray:
+def _mask_cells(grid: TileGrid, request: PredictRequest) -> np.ndarray:
     """True for output cells whose centre lies inside the mask polygons (all, without a mask)."""
-    if geometries is None:
+    if request.mask_geometries is None:
         return np.ones(grid.shape, bool)
-    geometries = list(geometries)
+    geometries = list(request.mask_geometries)
+    mask = f"'{request.mask_name}'" if request.mask_name else "the mask layer"
     if not geometries:
-        raise PovertyMapperError("The mask layer has no polygons (or none selected); choose polygons to map.")
+        raise PovertyMapperError(f"The mask {mask} has no polygons (or none selected); choose polygons to map.")
     burned = rasterize(
         ((g, 1) for g in geometries), out_shape=grid.shape, transform=grid.transform, fill=0, dtype="uint8"
     ).astype(bool)
     if not burned.any():
         raise PovertyMapperError(
-            "The mask polygons cover no cell of the raster (or of the extent): they lie outside it, or are "
-            "smaller than one cell. Check the mask layer's location and CRS, or map without a mask."
+            f"The mask polygons of {mask} cover no cell of the raster {Path(request.raster_path).name} (or of the "
+            f"extent): they lie outside it, or are smaller than one cell. Check where {mask} lies and its CRS, "
+            "choose polygons over the image, or map without a mask."
         )
     return burned
 
@@ -189,7 +191,7 @@ def _mapping_job(request: PredictRequest, ds: rasterio.io.DatasetReader) -> tupl
         "Choose a larger stride (up to the tile size), a smaller extent, or a model with larger tiles.",
     )
     _check_image_holds_a_tile(ds.width, ds.height, grid, model.tile_size_m, request.min_valid_fraction)
-    region_cells = _mask_cells(grid, request.mask_geometries)
+    region_cells = _mask_cells(grid, request)
     seen = surface_bands(ds, image_bands(model.bands), bands)
     preset = surface_codes(ds, grid, region_cells, seen, radiometry, QUALITY_WATER, QUALITY_CLOUD)
     cell_mask = region_cells & (preset == 0)

@@ -12,6 +12,9 @@ DEFAULT_MODEL_PATH = MODELS_DIR / "default.povmodel"
 # without surveys (leave-one-country-out within country-year r2 0.39 against 0.00).
 NIGHTLIGHTS_MODEL_PATH = MODELS_DIR / "africa_nightlights_viirs.povmodel"
 SAMPLE_SCENE_PATH = PLUGIN_ROOT / "resources" / "sample" / "parana_landsat8_l1_rgb_30m.tif"
+# The bundled model that maps the sample scene: from its own bands, without night lights
+# (no night-light radiance ships with the plugin).
+SAMPLE_MODEL_KEY = "rgb_histogram"
 
 DEFAULT_MODEL_KEY = "africa_nightlights_viirs"
 # The models shipped with the plugin, by a key that names them wherever the plugin is

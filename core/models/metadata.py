@@ -237,6 +237,26 @@ class ModelInfo:
     def can_predict(self) -> bool:
         return self.target is not None and self.alpha is not None
 
+    def summary(self) -> str:
+        """Two lines for a first look: what it predicts from what, and how well it scored."""
+        if not self.can_predict:
+            return f"{self.name}: a feature extractor only (fit it on survey clusters before mapping)."
+        if self.nightlights is not None:
+            reads = f"night lights ({self.nightlights.units}) beside any image of the area"
+        else:
+            reads = f"{', '.join(self.bands)} imagery at {self.pixel_size_m:.3g} m"
+        scores = []
+        if self.scores.out_of_country_r2 is not None:
+            scores.append(f"r² {self.scores.out_of_country_r2:.2f} within countries without surveys")
+        elif self.scores.pooled is not None:
+            scores.append(f"r² {self.scores.pooled.r2:.2f} cross-validated")
+        if self.scores.interval_80 is not None:
+            scores.append(f"80 % of held-out clusters within ±{self.scores.interval_80:.2f}")
+        lines = [f"Predicts {self.target.name} from {reads}."]
+        if scores:
+            lines.append("Scored " + "; ".join(scores) + ".")
+        return "\n".join(lines)
+
     def card(self) -> str:
         """A short human-readable summary (what, from what, how good)."""
         per_tile = f" ({self.n_features} per tile)" if self.n_features else ""

@@ -220,3 +220,17 @@ def test_the_shipped_default_model_round_trips(default_model, tmp_path):
     again = load_model(save_model(default_model, tmp_path / "default.povmodel"))
     assert again.card() == default_model.card()
     np.testing.assert_array_equal(again.regressor.coef, default_model.regressor.coef)
+
+
+def test_the_summary_says_what_from_what_and_how_well_in_two_lines(model):
+    """The dock's first look at a model (its whole card behind 'Details')."""
+    from poverty_mapper.core.models.defaults import BUNDLED_MODELS
+
+    lines = model.info.summary().split("\n")
+    assert lines[0] == "Predicts generated brightness from BLUE, GREEN, RED imagery at 30 m."
+    assert len(lines) == 2 and lines[1].startswith("Scored r² ") and "cross-validated" in lines[1]
+    lights = read_model_info(BUNDLED_MODELS["africa_nightlights_viirs"]).summary()
+    assert "from night lights (nW/cm²/sr) beside any image of the area" in lights
+    assert "r² 0.39 within countries without surveys" in lights  # the out-of-country score, where there is one
+    extractor = dataclasses.replace(model, regressor=None, target=None, name="generated extractor")
+    assert extractor.info.summary() == "generated extractor: a feature extractor only (fit it on survey clusters before mapping)."

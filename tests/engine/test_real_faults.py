@@ -504,9 +504,16 @@ def test_a_mask_outside_the_raster_says_so_not_that_tiles_lacked_valid_pixels(tm
     out = write_earlier(tmp_path / "map.tif")
     far = {"type": "Polygon", "coordinates": [[(X0 - 9000, Y0 + 9000), (X0 - 8000, Y0 + 9000),
                                                (X0 - 8000, Y0 + 8000), (X0 - 9000, Y0 + 8000), (X0 - 9000, Y0 + 9000)]]}
-    with pytest.raises(PovertyMapperError, match=r"The mask polygons cover no cell of the raster"):
+    with pytest.raises(PovertyMapperError, match=r"The mask polygons of the mask layer cover no cell of the raster "
+                                                 r"generated_scene.tif"):
         predict_to(scene, out, small_model, mask_geometries=(far,))
     assert_untouched(out)
+    with pytest.raises(PovertyMapperError) as raised:  # named: which of the project's layers to look at
+        predict_to(scene, out, small_model, mask_geometries=(far,), mask_name="districts_2019")
+    assert "The mask polygons of 'districts_2019' cover no cell of the raster generated_scene.tif" in str(raised.value)
+    assert "Check where 'districts_2019' lies and its CRS" in str(raised.value)
+    with pytest.raises(PovertyMapperError, match=r"The mask 'districts_2019' has no polygons"):
+        predict_to(scene, out, small_model, mask_geometries=(), mask_name="districts_2019")
 
 
 # --- imagery far outside any plausible range: said, not mapped with confidence ---------------

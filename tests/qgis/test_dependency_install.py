@@ -1,14 +1,19 @@
 """Installing missing packages for QGIS's Python from the plugin, against a local wheel
-folder (pip --no-index --find-links), never the network. The wheel is a GENERATED
-one-module package built here, so the test needs nothing but pip."""
+folder (pip --no-index --find-links) or local package indexes (file:// URLs), never the
+network. The wheels are GENERATED one-module packages built here (a stand-in "torch" too:
+1.0.0+cpu on the CPU index, 2.0.0 needing a stand-in NVIDIA library on "PyPI"), so the
+tests need nothing but pip; pip's own configuration files are not read."""
 from __future__ import annotations
 
 import base64
 import hashlib
 import importlib
+import os
 import subprocess
 import sys
+import time
 import zipfile
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -20,22 +25,55 @@ from poverty_mapper.dependencies import DependencyProblem, InstallPlan, install_
 PACKAGE = "generated_povmap_dependency"
 
 
-def _wheel(folder) -> None:
-    """A minimal pure-Python wheel of PACKAGE 0.1 (the layout pip installs from)."""
+def _wheel(folder, name: str = PACKAGE, version: str = "0.1", requires: tuple[str, ...] = ()):
+    """A minimal pure-Python wheel (the layout pip installs from); returns its path."""
+    module = name.replace("-", "_")
+    info = f"{module}-{version}.dist-info"
+    metadata = f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n" + "".join(
+        f"Requires-Dist: {r}\n" for r in requires)
     files = {
-        f"{PACKAGE}/__init__.py": b"VALUE = 42\n",
-        f"{PACKAGE}-0.1.dist-info/METADATA": f"Metadata-Version: 2.1\nName: {PACKAGE}\nVersion: 0.1\n".encode(),
-        f"{PACKAGE}-0.1.dist-info/WHEEL": b"Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+        f"{module}/__init__.py": b"VALUE = 42\n",
+        f"{info}/METADATA": metadata.encode(),
+        f"{info}/WHEEL": b"Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
     }
     record = []
-    for name, data in files.items():
+    for entry, data in files.items():
         digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
-        record.append(f"{name},sha256={digest},{len(data)}")
-    record.append(f"{PACKAGE}-0.1.dist-info/RECORD,,")
-    files[f"{PACKAGE}-0.1.dist-info/RECORD"] = ("\n".join(record) + "\n").encode()
-    with zipfile.ZipFile(folder / f"{PACKAGE}-0.1-py3-none-any.whl", "w") as wheel:
-        for name, data in files.items():
-            wheel.writestr(name, data)
+        record.append(f"{entry},sha256={digest},{len(data)}")
+    record.append(f"{info}/RECORD,,")
+    files[f"{info}/RECORD"] = ("\n".join(record) + "\n").encode()
+    path = folder / f"{module}-{version}-py3-none-any.whl"
+    with zipfile.ZipFile(path, "w") as wheel:
+        for entry, data in files.items():
+            wheel.writestr(entry, data)
+    return path
+
+
+def _index(folder, *wheels: tuple) -> str:
+    """A local package index (pip's 'simple' layout, one page per project) of generated wheels; its URL."""
+    for name, version, requires in wheels:
+        project = folder / name.lower().replace("_", "-")  # the project's normalized name (PEP 503)
+        project.mkdir(parents=True, exist_ok=True)
+        wheel = _wheel(project, name, version, requires)
+        page = project / "index.html"
+        links = page.read_text() if page.exists() else ""
+        page.write_text(links + f'<a href="{wheel.name}">{wheel.name}</a>\n')
+    return folder.as_uri()
+
+
+@pytest.fixture()
+def pip_alone(monkeypatch):
+    """pip with neither its configuration files nor find-links from the environment."""
+    monkeypatch.setenv("PIP_CONFIG_FILE", os.devnull)
+    for name in ("PIP_FIND_LINKS", "PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL", "PIP_NO_INDEX"):
+        monkeypatch.delenv(name, raising=False)
+
+
+CUDA_LIKE = [("torch", "2.0.0", ("nvidia-fake-cublas",)), ("nvidia-fake-cublas", "12.0", ())]  # PyPI's kind
+
+
+def leftovers(folder) -> list[str]:
+    return [entry.name for entry in folder.iterdir() if ".installing-" in entry.name] if folder.exists() else []
 
 
 @pytest.fixture()
@@ -46,6 +84,7 @@ def local_plan(tmp_path, monkeypatch) -> InstallPlan:
     _wheel(wheels)
     monkeypatch.setitem(dependencies.REQUIREMENTS, PACKAGE, (f"{PACKAGE}==0.1",))
     monkeypatch.delenv("PIP_FIND_LINKS", raising=False)
+    monkeypatch.setenv("PIP_CONFIG_FILE", os.devnull)
     monkeypatch.setenv("PIP_NO_INDEX", "1")  # and never an index, whatever the plan says
     return install_plan([DependencyProblem(PACKAGE)], tmp_path / "target", find_links=[wheels], no_index=True)
 
@@ -61,10 +100,16 @@ def test_the_plan_installs_for_qgis_python_into_the_plugins_folder(qgis_app):
     assert asked.stdout.split() == ["True", f"({sys.version_info.major},", f"{sys.version_info.minor})"]
     assert plan.target == dependencies.dependencies_folder()
     assert plan.requirements == ("torch", "rasterio>=1.4,<1.5", "affine<3", "numpy<2")
-    command = plan.command()
-    assert command[:4] == [plan.python, "-m", "pip", "install"]
-    assert command[command.index("--target") + 1] == str(plan.target)
-    assert command[command.index("--extra-index-url") + 1] == dependencies.TORCH_CPU_INDEX  # no CUDA gigabytes
+    torch_step, others = plan.steps()
+    assert torch_step[:4] == [plan.python, "-m", "pip", "install"]
+    assert torch_step[torch_step.index("--target") + 1] == str(plan.target)
+    # PyTorch from the CPU index alone: pip has no other index to take a CUDA build from.
+    assert torch_step[torch_step.index("--index-url") + 1] == dependencies.TORCH_CPU_INDEX
+    assert torch_step[-1] == "torch" and "torch" not in others
+    assert not any("--extra-index-url" in step for step in (torch_step, others))
+    assert "--index-url" not in others and others[-3:] == ["rasterio>=1.4,<1.5", "affine<3", "numpy<2"]
+    cuda = plan.with_torch_build("cuda").steps()[0]
+    assert cuda[cuda.index("--index-url") + 1] == dependencies.TORCH_CUDA_INDEX
 
 
 def test_packages_install_from_a_local_wheel_folder_and_load(local_plan, monkeypatch):
@@ -114,7 +159,8 @@ def test_when_it_cannot_install_it_says_what_to_do(local_plan, qgis_iface, qtbot
     with qtbot.waitSignal(failing.finished_install, timeout=120_000) as blocker:
         failing.installButton.click()
     assert blocker.args == [False]
-    assert "Installing failed" in failing.status.text() and "run the command shown above" in failing.status.text()
+    assert "Installing failed" in failing.status.text() and "run the commands shown above" in failing.status.text()
+    assert "nothing was installed" in failing.status.text()
     assert failing.installButton.isEnabled()  # try again after fixing it
 
 
@@ -133,3 +179,133 @@ def test_a_missing_package_offers_the_installer(qgis_iface, monkeypatch):
         assert any("exactextract" in m and "'Install dependencies' on the Poverty Mapper toolbar" in m for m in warnings)
     finally:
         plugin.unload()
+
+
+# -- PyTorch's build: the CPU build never swapped for a CUDA one ------------------------------
+def test_an_unreachable_cpu_index_installs_nothing_rather_than_pypis_cuda_build(tmp_path, monkeypatch, pip_alone):
+    pypi = _index(tmp_path / "pypi", *CUDA_LIKE)
+    monkeypatch.setenv("PIP_INDEX_URL", pypi)  # pip's usual index offers a torch with NVIDIA libraries
+    monkeypatch.setattr(dependencies, "TORCH_CPU_INDEX", (tmp_path / "cpu-index-unreachable").as_uri())
+    target = tmp_path / "profile" / "deps"
+    plan = install_plan([DependencyProblem("torch")], target)
+    outcome = run_install(plan)
+    assert not outcome.ok
+    assert "PyTorch's CPU build could not be had from" in outcome.problem and "nothing was installed" in outcome.problem
+    assert not target.exists() and leftovers(target.parent) == []
+
+
+def test_another_index_offering_a_cuda_torch_is_caught_before_anything_is_installed(tmp_path, monkeypatch, pip_alone):
+    cpu = _index(tmp_path / "cpu", ("torch", "1.0.0+cpu", ()))
+    monkeypatch.setenv("PIP_EXTRA_INDEX_URL", _index(tmp_path / "pypi", *CUDA_LIKE))  # e.g. from a pip.conf
+    monkeypatch.setattr(dependencies, "TORCH_CPU_INDEX", cpu)
+    target = tmp_path / "deps"
+    outcome = run_install(install_plan([DependencyProblem("torch")], target))
+    assert not outcome.ok and not outcome.canceled
+    assert "pip would install torch 2.0.0" in outcome.problem and "PIP_EXTRA_INDEX_URL" in outcome.problem
+    assert not target.exists() and leftovers(tmp_path) == []
+
+
+def test_the_cpu_build_installs_from_its_index_then_the_rest_from_pips_index(tmp_path, monkeypatch, pip_alone):
+    monkeypatch.setattr(dependencies, "TORCH_CPU_INDEX", _index(tmp_path / "cpu", ("torch", "1.0.0+cpu", ())))
+    monkeypatch.setenv("PIP_INDEX_URL", _index(tmp_path / "pypi", *CUDA_LIKE, (PACKAGE, "0.1", ())))
+    monkeypatch.setitem(dependencies.REQUIREMENTS, PACKAGE, (f"{PACKAGE}==0.1",))
+    target = tmp_path / "deps"
+    plan = install_plan([DependencyProblem("torch"), DependencyProblem(PACKAGE)], target)
+    outcome = run_install(plan)
+    assert outcome.ok, outcome.tail()
+    installed = sorted(entry.name for entry in target.iterdir())
+    assert installed == sorted(["torch", "torch-1.0.0+cpu.dist-info", PACKAGE, f"{PACKAGE}-0.1.dist-info"])
+    assert leftovers(tmp_path) == []
+
+
+def test_the_report_check_names_what_is_not_the_cpu_build():
+    def report(*items):
+        return {"install": [{"metadata": {"name": n, "version": v}, "download_info": {"url": f"https://x/{n}-{v}.whl"}}
+                            for n, v in items]}
+
+    assert dependencies.not_the_cpu_build(report(("torch", "2.13.0+cpu"), ("sympy", "1.13"))) is None
+    assert dependencies.not_the_cpu_build(report(("torch", "2.13.0"))).startswith("torch 2.13.0 (https://x/")
+    assert dependencies.not_the_cpu_build(report(("torch", "2.13.0+cpu"), ("triton", "3.0"))).startswith("triton 3.0")
+    assert dependencies.not_the_cpu_build(report(("nvidia_cublas_cu12", "12.4"))).startswith("nvidia-cublas-cu12")
+
+
+# -- a temporary folder, moved into place; Cancel -----------------------------------------------
+def test_the_install_lands_whole_beside_what_was_there(local_plan):
+    target = local_plan.target
+    (target / "kept_package").mkdir(parents=True)
+    (target / f"{PACKAGE}-0.0.dist-info").mkdir()  # an older version's metadata
+    outcome = run_install(local_plan)
+    assert outcome.ok, outcome.tail()
+    assert sorted(e.name for e in target.iterdir()) == sorted(["kept_package", PACKAGE, f"{PACKAGE}-0.1.dist-info"])
+    assert leftovers(target.parent) == []
+
+
+def _hanging_pip(tmp_path):
+    """A stand-in for QGIS's Python whose pip says its version, then writes part of a package
+    into its --target folder and hangs, printing nothing (a long download)."""
+    script = tmp_path / "python3"
+    script.write_text(
+        "#!/bin/sh\n"
+        'case "$*" in *--version*) echo "pip 99 (stand-in)"; exit 0;; esac\n'
+        'while [ "$1" != "--target" ]; do shift; done\n'
+        'mkdir -p "$2/half_installed" && echo "Collecting generated-package" && sleep 60\n'
+    )
+    script.chmod(0o755)
+    return str(script)
+
+
+def test_cancel_stops_pip_at_once_and_leaves_nothing(local_plan, tmp_path):
+    plan = replace(local_plan, python=_hanging_pip(tmp_path))
+    started = time.monotonic()
+    lines = []
+    outcome = run_install(plan, lines.append, lambda: bool(lines) and time.monotonic() - started > 1)
+    assert outcome.canceled and not outcome.ok
+    assert time.monotonic() - started < 10  # not the 60 s pip would have hung
+    assert lines == ["Collecting generated-package"]
+    assert not plan.target.exists() and leftovers(plan.target.parent) == []
+
+
+def test_the_dialog_says_each_build_and_its_download(qgis_iface, tmp_path, monkeypatch):
+    from poverty_mapper import dependency_installer
+    from poverty_mapper.dependency_installer import InstallDialog
+
+    plan = install_plan([DependencyProblem("torch"), DependencyProblem("rasterio")], tmp_path / "deps")
+    monkeypatch.setattr(dependency_installer, "nvidia_gpu_name", lambda: None)
+    dialog = InstallDialog(plan)
+    assert dialog.cpuRadio.isChecked() and "about 200 MB to download" in dialog.cpuRadio.text()
+    assert not dialog.cudaRadio.isEnabled() and "no NVIDIA GPU" in dialog.cudaRadio.text()
+    assert f"--index-url {dependencies.TORCH_CPU_INDEX} torch" in dialog.log.toPlainText()
+    monkeypatch.setattr(dependency_installer, "nvidia_gpu_name", lambda: "NVIDIA H100 80GB HBM3")
+    dialog = InstallDialog(plan)
+    assert dialog.cpuRadio.isChecked() and dialog.cudaRadio.isEnabled()  # the CPU build unless the user chooses
+    assert "NVIDIA H100 80GB HBM3" in dialog.cudaRadio.text() and "5.6 GB installed" in dialog.cudaRadio.text()
+    dialog.cudaRadio.setChecked(True)
+    assert dialog.plan.torch_build == "cuda"
+    assert f"--index-url {dependencies.TORCH_CUDA_INDEX} torch" in dialog.log.toPlainText()
+    no_torch = InstallDialog(install_plan([DependencyProblem("rasterio")], tmp_path / "deps"))
+    assert no_torch.cpuRadio is None and no_torch.cudaRadio is None
+
+
+def test_the_dialogs_cancel_stops_the_install(local_plan, qgis_iface, qtbot, tmp_path):
+    from poverty_mapper.dependency_installer import InstallDialog
+
+    dialog = InstallDialog(replace(local_plan, python=_hanging_pip(tmp_path)))
+    dialog.installButton.click()
+    qtbot.waitUntil(lambda: "Collecting generated-package" in dialog.log.toPlainText(), timeout=30_000)
+    with qtbot.waitSignal(dialog.finished_install, timeout=15_000) as blocker:
+        dialog.cancelButton.click()
+    assert blocker.args == [False]
+    assert dialog.status.text().startswith("Cancelled: nothing was installed")
+    assert not local_plan.target.exists() and leftovers(local_plan.target.parent) == []
+    assert dialog.installButton.isEnabled()  # can start again
+
+
+def test_a_pip_too_old_to_report_says_to_upgrade_it(tmp_path, pip_alone):
+    old_pip = tmp_path / "python3"  # pip before 22.2 knows neither --dry-run nor --report
+    old_pip.write_text('#!/bin/sh\necho "ERROR: no such option: --dry-run" >&2\nexit 2\n')
+    old_pip.chmod(0o755)
+    target = tmp_path / "deps"
+    outcome = run_install(install_plan([DependencyProblem("torch")], target, python=str(old_pip)))
+    assert not outcome.ok
+    assert "too old" in outcome.problem and f"'{old_pip} -m pip install --user --upgrade pip'" in outcome.problem
+    assert not target.exists() and leftovers(tmp_path) == []

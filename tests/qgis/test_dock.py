@@ -29,16 +29,11 @@ from qgis.PyQt.QtCore import Qt
 from rasterio.transform import from_origin
 
 from conftest import ROOT
+from dock_helpers import SAMPLE, choose, make_dock, run_and_wait, sample_layer  # noqa: F401 (fixtures)
 from helpers import assert_same_map, engine_map
 from poverty_mapper.core.models.defaults import DEFAULT_MODEL_PATH
 
-SAMPLE = ROOT / "resources" / "sample" / "parana_landsat8_l1_rgb_30m.tif"
 MODEL_NAME = "LSMS Africa RGB histogram ridge v1"
-
-
-def choose(combo, data) -> None:
-    combo.setCurrentIndex(combo.findData(data))
-    assert combo.currentData() == data
 
 
 def choose_model_file(dock, path) -> None:
@@ -57,39 +52,11 @@ pytestmark = pytest.mark.usefixtures("clean_settings")  # no remembered choices 
 
 
 @pytest.fixture()
-def make_dock(qgis_iface, qgis_new_project, poverty_provider, qtbot):
-    from poverty_mapper.ui.dock import PovertyDock
-
-    docks = []
-
-    def make():
-        widget = PovertyDock(qgis_iface)
-        docks.append(widget)
-        return widget
-
-    yield make
-    for widget in docks:
-        if widget.is_running():
-            with qtbot.waitSignal(widget.finished, timeout=60_000):
-                widget.cancel()
-        widget.unload()
-        widget.deleteLater()
-
-
-@pytest.fixture()
 def dock(make_dock):
     """A dock with the bundled RGB model chosen: the sample scene has no night-lights layer."""
     widget = make_dock()
     choose(widget.modelPanel.modelCombo, "rgb_histogram")
     return widget
-
-
-@pytest.fixture()
-def sample_layer(qgis_new_project):
-    layer = QgsRasterLayer(str(SAMPLE), "Parana Landsat 8")
-    assert layer.isValid()
-    QgsProject.instance().addMapLayer(layer)
-    return layer
 
 
 @pytest.fixture()
@@ -125,19 +92,7 @@ def four_band_layer(tmp_path, qgis_new_project):
     return layer
 
 
-def run_and_wait(dock, qtbot, timeout=120_000) -> tuple[bool, list]:
-    """Clicks Run and waits for the run to end; returns its outcome and the layers it added."""
-    before = set(QgsProject.instance().mapLayers())
-    with qtbot.waitSignal(dock.finished, timeout=timeout) as blocker:
-        dock.runButton.click()
-        assert dock.is_running()
-        assert not dock.runButton.isEnabled() and dock.cancelButton.isEnabled()
-        panels = (dock.imagePanel, dock.regionPanel, dock.modelPanel, dock.optionsPanel)
-        assert not any(panel.isEnabled() for panel in panels)  # inputs locked while it runs
-    added = [QgsProject.instance().mapLayer(i) for i in set(QgsProject.instance().mapLayers()) - before]
-    assert dock.runButton.isEnabled() and not dock.cancelButton.isEnabled()
-    assert all(panel.isEnabled() for panel in panels)
-    return blocker.args[0], added
+
 
 
 # -- model, layers, device, advanced --------------------------------------------------
@@ -151,8 +106,9 @@ def test_dock_preselects_the_night_lights_model_with_its_layer_picker(make_dock,
     assert dock.imagePanel.band_combos == ()  # NIGHTLIGHTS comes from its own layer, not the image's bands
     dock.imagePanel.layerCombo.setLayer(sample_layer)
     assert "choose a night-lights layer" in dock.problem() and "nW/cm²/sr" in dock.problem()
+    assert not dock.runButton.isEnabled() and "night-lights layer" in dock.runHint.text()
     qgis_iface.messageBar().get_messages(Qgis.MessageLevel.Critical).clear()
-    dock.runButton.click()
+    dock.run()
     assert not dock.is_running()
     assert any("choose a night-lights layer" in m for m in qgis_iface.messageBar().get_messages(Qgis.MessageLevel.Critical))
     dock.nightlightsPanel.layerCombo.setLayer(sample_layer)
@@ -535,7 +491,7 @@ def test_cancel_stops_the_run_and_leaves_no_file(dock, sample_layer, qtbot, qgis
     assert set(QgsProject.instance().mapLayers()) == before
     assert not target.exists()
     assert partial_files(tmp_path) == []
-    assert "Canceled" in dock.statusLabel.text()
+    assert "Cancelled" in dock.statusLabel.text()
     assert len(qgis_iface.messageBar().get_messages(Qgis.MessageLevel.Critical)) == criticals  # not an error
     assert dock.progressBar.value() < 100
     assert dock.runButton.isEnabled() and not dock.cancelButton.isEnabled()

