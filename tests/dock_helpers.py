@@ -15,6 +15,14 @@ def choose(combo, data) -> None:
     assert combo.currentData() == data
 
 
+def choose_model_file(dock, path) -> None:
+    """Chooses "Other model file…", then the file, as a user would."""
+    from poverty_mapper.ui.model_panel import OTHER_FILE
+
+    choose(dock.modelPanel.modelCombo, OTHER_FILE)
+    dock.modelPanel.modelWidget.setFilePath(str(path))
+
+
 @pytest.fixture()
 def make_dock(qgis_iface, qgis_new_project, poverty_provider, qtbot):
     from poverty_mapper.ui.dock import PovertyDock

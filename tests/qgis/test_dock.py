@@ -29,19 +29,11 @@ from qgis.PyQt.QtCore import Qt
 from rasterio.transform import from_origin
 
 from conftest import ROOT
-from dock_helpers import SAMPLE, choose, make_dock, run_and_wait, sample_layer  # noqa: F401 (fixtures)
+from dock_helpers import SAMPLE, choose, choose_model_file, make_dock, run_and_wait, sample_layer  # noqa: F401 (fixtures)
 from helpers import assert_same_map, engine_map
 from poverty_mapper.core.models.defaults import DEFAULT_MODEL_PATH
 
 MODEL_NAME = "LSMS Africa RGB histogram ridge v1"
-
-
-def choose_model_file(dock, path) -> None:
-    """Chooses "Other model file…", then the file, as a user would."""
-    from poverty_mapper.ui.model_panel import OTHER_FILE
-
-    choose(dock.modelPanel.modelCombo, OTHER_FILE)
-    dock.modelPanel.modelWidget.setFilePath(str(path))
 
 
 def partial_files(folder) -> list[str]:

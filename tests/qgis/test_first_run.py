@@ -7,7 +7,7 @@ import pytest
 from qgis.core import QgsProject
 from qgis.PyQt.QtCore import QPoint
 
-from dock_helpers import choose, make_dock, run_and_wait, sample_layer  # noqa: F401 (fixtures)
+from dock_helpers import choose, choose_model_file, make_dock, run_and_wait, sample_layer  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.usefixtures("clean_settings")
 
@@ -55,7 +55,6 @@ def test_the_model_card_is_a_summary_with_its_details_behind_a_button(make_dock,
 
 
 def test_an_unreadable_model_file_shows_why_in_the_summary(make_dock, tmp_path):  # noqa: F811
-    from test_dock import choose_model_file
 
     dock = make_dock()
     bad = tmp_path / "broken.povmodel"
