@@ -83,6 +83,13 @@ PRESETS: dict[str, Radiometry] = {
 }
 
 
+def radiometry_note(radiometry: Radiometry, model_radiometry: str | None) -> str:
+    """What to know about reading imagery with ``radiometry`` for a model trained on imagery
+    of ``model_radiometry`` (a preset key; None: not known): the preset's caveat, or none when
+    the model was trained on that same radiometry (e.g. 8-bit renders for a model fitted on them)."""
+    return "" if radiometry.key == model_radiometry else radiometry.note
+
+
 def guess_radiometry(dtype: str) -> Radiometry:
     """Best guess from the raster's data type, for the ``auto`` choice."""
     kind = np.dtype(dtype)

@@ -26,7 +26,7 @@ from ..imagery.lights_layer import (
     open_lights,
     uses_nightlights,
 )
-from ..imagery.radiometry import Radiometry, resolve_radiometry
+from ..imagery.radiometry import Radiometry, radiometry_note, resolve_radiometry
 from .neighbourhood import NeighbourhoodMean, neighbourhood_radius
 from .scene_statistics import (
     implausible_input_note, knows_band_statistics, needs_scene_standardization, scene_band_statistics, scene_note, scene_standardized,
@@ -202,10 +202,10 @@ def _mapping_job(request: PredictRequest, ds: rasterio.io.DatasetReader) -> tupl
         mean, std, used = scene_band_statistics(ds, bands, radiometry, model, grid, cell_mask)
         if used:
             model, notes = scene_standardized(model, mean, std), (scene_note(model, radiometry, used),)
-    if not notes and bands and radiometry.note:
+    if not notes and bands and radiometry_note(radiometry, model.radiometry):
         # A scene-standardized run's own note replaces the radiometry's (which speaks of
         # reflectance the model was trained on); a lights-only run reads no image values.
-        notes = (radiometry.note,)
+        notes = (radiometry_note(radiometry, model.radiometry),)
     if lights is None and bands and cell_mask.any() and knows_band_statistics(model) \
             and not needs_scene_standardization(model, radiometry):
         mean, std, used = scene_band_statistics(ds, bands, radiometry, model, grid, cell_mask)
