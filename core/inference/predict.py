@@ -21,6 +21,7 @@ from ..imagery.bands import check_band_indexes, guess_band_indexes
 from ..imagery.lights_layer import (
     NIGHTLIGHTS_BAND,
     LightsInput,
+    check_lights_are_radiance,
     check_lights_overlap,
     image_bands,
     open_lights,
@@ -172,6 +173,8 @@ def _lights_input(request: PredictRequest, ds: rasterio.io.DatasetReader) -> tup
         )
     with open_lights(request.nightlights_path) as lights:
         check_lights_overlap(lights, ds)
+        check_lights_are_radiance(
+            lights, ds, model.nightlights.describe() if model.nightlights else "the night-lights product the model was fitted on")
     return LightsInput(request.nightlights_path, model.bands.index(NIGHTLIGHTS_BAND)), ()
 
 
