@@ -19,7 +19,8 @@ from ..core.models.model_file import MODEL_SUFFIX, load_model
 from ..core.inference.predict import PredictRequest, predict_poverty_map
 from .base import PovertyAlgorithm
 from .layer_inputs import check_geotiff_output, extent_in_crs, mask_geometries, raster_file_path, raster_input
-from .styling import StyleOnLoad, layer_name, write_map_style
+from .map_layers import map_name
+from .styling import StyleOnLoad, write_map_style
 
 
 class PredictAlgorithm(PovertyAlgorithm):
@@ -147,14 +148,17 @@ class PredictAlgorithm(PovertyAlgorithm):
     def prepareAlgorithm(self, parameters, context: QgsProcessingContext, feedback: QgsProcessingFeedback) -> bool:  # noqa: N802
         """Resolve layers into plain values here, in the main thread."""
         layer = self.parameterAsRasterLayer(parameters, self.INPUT, context)
+        self._input_name = layer.name()
         lights = self.parameterAsRasterLayer(parameters, self.NIGHTLIGHTS, context)
         self._nightlights_path = raster_file_path(lights) if lights is not None else None
         self._bounds = extent_in_crs(self, parameters, self.EXTENT, context, layer.crs())
-        self._mask = None
+        self._mask = self._mask_name = None
         if parameters.get(self.MASK) not in (None, ""):
             source = self.parameterAsSource(parameters, self.MASK, context)
             if source is not None:
                 self._mask = mask_geometries(source, layer.crs(), context)
+            mask_layer = self.parameterAsVectorLayer(parameters, self.MASK, context)
+            self._mask_name = mask_layer.name() if mask_layer is not None else None
         model_path = self.parameterAsFile(parameters, self.MODEL, context) or str(
             default_model_path(with_nightlights=self._nightlights_path is not None)
         )
@@ -205,6 +209,6 @@ class PredictAlgorithm(PovertyAlgorithm):
         self.in_main_thread_after_run(partial(write_map_style, output, model.target.name, model.target.unit))
         if context.willLoadLayerOnCompletion(output):
             details = context.layerToLoadOnCompletionDetails(output)
-            details.name = layer_name(model.target.name, model.target.unit)
+            details.name = map_name(model.name, self._input_name, self._mask_name)  # made unique when loaded
             details.setPostProcessor(StyleOnLoad.create(model.target.name, model.target.unit))
         return {self.OUTPUT: output}

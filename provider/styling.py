@@ -14,6 +14,7 @@ from qgis.core import (
     QgsColorRampShader,
     QgsProcessingLayerPostProcessorInterface,
     QgsRasterBandStats,
+    QgsProject,
     QgsRasterLayer,
     QgsRasterShader,
     QgsSingleBandPseudoColorRenderer,
@@ -23,6 +24,7 @@ from qgis.PyQt.QtCore import QCoreApplication
 
 from ..core.errors import PovertyMapperError
 from ..core.maps.zonal import estimate_scale
+from .map_layers import group_loaded_map
 
 RAMP_NAME = "RdYlBu"  # red = poorer, blue = wealthier; readable for most colour-blind users
 N_CLASSES = 5
@@ -164,6 +166,7 @@ class StyleOnLoad(QgsProcessingLayerPostProcessorInterface):
     def postProcessLayer(self, layer, context, feedback) -> None:  # noqa: N802 (QGIS API)
         if isinstance(layer, QgsRasterLayer):
             apply_poverty_style(layer, self.quantity, self.unit)
+            group_loaded_map(layer, context.project() or QgsProject.instance())  # unique name, quality layer
 
     @classmethod
     def create(cls, quantity: str, unit: str) -> "StyleOnLoad":

@@ -22,6 +22,7 @@ from ..core.device import DEVICE_CHOICES
 from ..core.imagery.lights_layer import image_bands
 from ..core.models.model_file import ModelInfo
 from ..provider.base import RADIOMETRY_KEYS
+from ..provider.map_layers import add_map_to_project
 from .export_panel import ExportPanel
 from .image_panel import ImageChoice, ImagePanel
 from .model_panel import ModelPanel
@@ -57,6 +58,7 @@ class _RunInfo:
     model: ModelInfo
     input_name: str
     started: float  # time.monotonic()
+    mask_name: str | None = None  # the polygons the map is limited to
 
 
 def duration_text(seconds: float) -> str:
@@ -161,7 +163,9 @@ class PovertyDock(QDockWidget, FORM_CLASS):
             return
         settings = self.settings()
         layer = QgsProject.instance().mapLayer(settings.image.layer_id)
-        self._run_info = _RunInfo(self.modelPanel.model_info(), layer.name(), time.monotonic())
+        mask = QgsProject.instance().mapLayer(settings.region.mask_layer_id) if settings.region.mask_layer_id else None
+        self._run_info = _RunInfo(self.modelPanel.model_info(), layer.name(), time.monotonic(),
+                                  mask.name() if mask is not None else None)
         self._run = ProcessingRun(ALGORITHM_ID, self.parameters(settings), self._finished, self._show_progress)
         refused = self._run.start()
         if refused:
@@ -230,12 +234,12 @@ class PovertyDock(QDockWidget, FORM_CLASS):
                 )
                 self._show_failure(message, feedback.textLog())
             return
-        layer = open_result_layer(results["OUTPUT"], run_info.model, run_info.input_name, date.today())
+        layer = open_result_layer(results["OUTPUT"], run_info.model, run_info.input_name, date.today(), run_info.mask_name)
         if layer is None:
             self._show_error(tr("The prediction ran but its output cannot be opened: {}").format(results["OUTPUT"]))
             self.finished.emit(False)
             return
-        QgsProject.instance().addMapLayer(layer)
+        add_map_to_project(layer)  # in a group with its quality layer: where not to trust it
         self.exportPanel.set_poverty_map(layer)
         self.progressBar.setValue(100)
         self.progressLabel.setText(tr("Done in {}.").format(elapsed))

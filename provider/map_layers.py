@@ -1,0 +1,123 @@
+"""A poverty map as it enters a project: named after its model and image, unique in the
+project, and grouped with a layer of its quality band that shows where not to trust it.
+
+The quality layer reads band 2 of the same file: cells whose estimate is an extrapolation
+(code 1) are washed pale and cells from imagery unlike the model's training imagery (code 3)
+are greyed over; trusted cells (0) stay clear. Used by the dock and by Processing."""
+from __future__ import annotations
+
+from qgis.core import QgsPalettedRasterRenderer, QgsProject, QgsRasterLayer
+from qgis.PyQt.QtCore import QCoreApplication
+from qgis.PyQt.QtGui import QColor
+
+from ..core.inference.writer import (
+    QUALITY_CLOUD,
+    QUALITY_CODES,
+    QUALITY_EXTRAPOLATED,
+    QUALITY_NO_ESTIMATE,
+    QUALITY_OK,
+    QUALITY_OUT_OF_DOMAIN,
+    QUALITY_WATER,
+)
+
+QUALITY_BAND = 2
+ROLE_PROPERTY = "poverty_mapper/role"  # "quality" on the quality layers, which are not maps to export
+QUALITY_ROLE = "quality"
+# Overlay colours (red, green, blue, alpha): clear where the estimate can be read as it is.
+QUALITY_COLOURS = {
+    QUALITY_OK: (255, 255, 255, 0),
+    QUALITY_EXTRAPOLATED: (255, 255, 255, 150),  # washed pale: read as 'below' or 'above' the survey range
+    QUALITY_NO_ESTIMATE: (255, 255, 255, 0),  # no estimate to cover
+    QUALITY_OUT_OF_DOMAIN: (40, 40, 40, 190),  # greyed over: not to be trusted
+    QUALITY_WATER: (70, 130, 200, 160),
+    QUALITY_CLOUD: (230, 230, 230, 170),
+}
+
+
+def tr(text: str) -> str:
+    return QCoreApplication.translate("PovertyMapLayers", text)
+
+
+def map_name(model_name: str, image_name: str, mask_name: str | None = None) -> str:
+    """The name of a map: its model and image (and the polygons it was limited to)."""
+    name = tr("Poverty map: {model} on {image}").format(model=model_name, image=image_name)
+    return tr("{name}, within {mask}").format(name=name, mask=mask_name) if mask_name else name
+
+
+def quality_name(name: str) -> str:
+    """The quality layer's name for the map called ``name``."""
+    prefix = tr("Poverty map: ")
+    return tr("Where not to trust (quality): {}").format(name[len(prefix):] if name.startswith(prefix) else name)
+
+
+def unique_name(name: str, project: QgsProject, ignore: QgsRasterLayer | None = None) -> str:
+    """``name``, or ``name (2)``, ``name (3)``… when a layer of the project has it already."""
+    taken = {layer.name() for layer in project.mapLayers().values() if layer is not ignore}
+    candidate, n = name, 1
+    while candidate in taken:
+        n += 1
+        candidate = f"{name} ({n})"
+    return candidate
+
+
+def quality_label(code: int) -> str:
+    return tr("{} = {}").format(code, QUALITY_CODES[code])
+
+
+def quality_layer(source: str, name: str) -> QgsRasterLayer | None:
+    """Band 2 of the map at ``source``, each code drawn and labelled in the legend; None if unreadable."""
+    layer = QgsRasterLayer(source, quality_name(name))
+    if not layer.isValid() or layer.bandCount() < QUALITY_BAND:
+        return None
+    classes = [
+        QgsPalettedRasterRenderer.Class(code, QColor(*QUALITY_COLOURS[code]), quality_label(code))
+        for code in sorted(QUALITY_CODES)
+    ]
+    renderer = QgsPalettedRasterRenderer(layer.dataProvider(), QUALITY_BAND, classes)
+    layer.setRenderer(renderer)
+    layer.setCustomProperty(ROLE_PROPERTY, QUALITY_ROLE)
+    layer.setTitle(tr("Where the estimates should not be trusted"))
+    layer.setAbstract(tr(
+        "Band 2 of the poverty map: pale where the estimate lies outside the range of the survey outcomes "
+        "(an extrapolation), grey where the imagery is unlike the model's training imagery (out of its "
+        "domain): read those estimates with care, or not at all."
+    ))
+    return layer
+
+
+def is_quality_layer(layer) -> bool:
+    return layer is not None and layer.customProperty(ROLE_PROPERTY) == QUALITY_ROLE
+
+
+def add_map_to_project(layer: QgsRasterLayer, project: QgsProject | None = None) -> QgsRasterLayer | None:
+    """Adds the map ``layer`` (named with :func:`map_name`) under a unique name, in a group
+    with its quality layer above it; returns the quality layer (None for a map without one)."""
+    project = project or QgsProject.instance()
+    layer.setName(unique_name(layer.name(), project))
+    project.addMapLayer(layer, False)
+    group = project.layerTreeRoot().insertGroup(0, layer.name())
+    return _fill_group(group, layer, project)
+
+
+def group_loaded_map(layer: QgsRasterLayer, project: QgsProject) -> QgsRasterLayer | None:
+    """For a map already in the project (loaded by Processing): a unique name, and a group with
+    its quality layer where the map's node was; returns the quality layer."""
+    layer.setName(unique_name(layer.name(), project, ignore=layer))
+    root = project.layerTreeRoot()
+    node = root.findLayer(layer.id())
+    if node is None:
+        return None
+    parent = node.parent()
+    group = parent.insertGroup(parent.children().index(node), layer.name())
+    quality = _fill_group(group, layer, project)
+    parent.removeChildNode(node)  # the map stays: the group holds it now
+    return quality
+
+
+def _fill_group(group, layer: QgsRasterLayer, project: QgsProject) -> QgsRasterLayer | None:
+    quality = quality_layer(layer.source(), layer.name())
+    if quality is not None:
+        project.addMapLayer(quality, False)
+        group.addLayer(quality)
+    group.addLayer(layer)
+    return quality
