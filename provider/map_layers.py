@@ -2,8 +2,8 @@
 project, and grouped with a layer of its quality band that shows where not to trust it.
 
 The quality layer reads band 2 of the same file: cells whose estimate is an extrapolation
-(code 1) are washed pale and cells from imagery unlike the model's training imagery (code 3)
-are greyed over; trusted cells (0) stay clear. Used by the dock and by Processing."""
+(code 1) are greyed and cells from imagery unlike the model's training imagery (code 3) are darkened
+(greys the map's colour scale never uses); trusted cells (0) stay clear. Used by the dock and by Processing."""
 from __future__ import annotations
 
 from qgis.core import QgsPalettedRasterRenderer, QgsProject, QgsRasterLayer
@@ -12,7 +12,6 @@ from qgis.PyQt.QtGui import QColor
 
 from ..core.inference.writer import (
     QUALITY_CLOUD,
-    QUALITY_CODES,
     QUALITY_EXTRAPOLATED,
     QUALITY_NO_ESTIMATE,
     QUALITY_OK,
@@ -23,12 +22,14 @@ from ..core.inference.writer import (
 QUALITY_BAND = 2
 ROLE_PROPERTY = "poverty_mapper/role"  # "quality" on the quality layers, which are not maps to export
 QUALITY_ROLE = "quality"
-# Overlay colours (red, green, blue, alpha): clear where the estimate can be read as it is.
+# Overlay colours (red, green, blue, alpha), greys that the map's red-yellow-blue scale never
+# uses: clear where the estimate can be read as it is, grey over extrapolations, dark grey over
+# estimates from imagery unlike the model's.
 QUALITY_COLOURS = {
     QUALITY_OK: (255, 255, 255, 0),
-    QUALITY_EXTRAPOLATED: (255, 255, 255, 150),  # washed pale: read as 'below' or 'above' the survey range
+    QUALITY_EXTRAPOLATED: (128, 128, 128, 150),
     QUALITY_NO_ESTIMATE: (255, 255, 255, 0),  # no estimate to cover
-    QUALITY_OUT_OF_DOMAIN: (40, 40, 40, 190),  # greyed over: not to be trusted
+    QUALITY_OUT_OF_DOMAIN: (30, 30, 30, 200),
     QUALITY_WATER: (70, 130, 200, 160),
     QUALITY_CLOUD: (230, 230, 230, 170),
 }
@@ -60,8 +61,16 @@ def unique_name(name: str, project: QgsProject, ignore: QgsRasterLayer | None = 
     return candidate
 
 
-def quality_label(code: int) -> str:
-    return tr("{} = {}").format(code, QUALITY_CODES[code])
+def quality_labels() -> dict[int, str]:
+    """Each code in words short enough for the layer panel (the band's tags say more)."""
+    return {
+        QUALITY_OK: tr("0 = trusted (within the surveyed range)"),
+        QUALITY_EXTRAPOLATED: tr("1 = extrapolation (beyond the surveyed range)"),
+        QUALITY_NO_ESTIMATE: tr("2 = no estimate"),
+        QUALITY_OUT_OF_DOMAIN: tr("3 = out of the model's domain (imagery unlike its training)"),
+        QUALITY_WATER: tr("4 = no estimate: water"),
+        QUALITY_CLOUD: tr("5 = no estimate: cloud"),
+    }
 
 
 def quality_layer(source: str, name: str) -> QgsRasterLayer | None:
@@ -70,15 +79,15 @@ def quality_layer(source: str, name: str) -> QgsRasterLayer | None:
     if not layer.isValid() or layer.bandCount() < QUALITY_BAND:
         return None
     classes = [
-        QgsPalettedRasterRenderer.Class(code, QColor(*QUALITY_COLOURS[code]), quality_label(code))
-        for code in sorted(QUALITY_CODES)
+        QgsPalettedRasterRenderer.Class(code, QColor(*QUALITY_COLOURS[code]), label)
+        for code, label in sorted(quality_labels().items())
     ]
     renderer = QgsPalettedRasterRenderer(layer.dataProvider(), QUALITY_BAND, classes)
     layer.setRenderer(renderer)
     layer.setCustomProperty(ROLE_PROPERTY, QUALITY_ROLE)
     layer.setTitle(tr("Where the estimates should not be trusted"))
     layer.setAbstract(tr(
-        "Band 2 of the poverty map: pale where the estimate lies outside the range of the survey outcomes "
+        "Band 2 of the poverty map: grey where the estimate lies outside the range of the survey outcomes "
         "(an extrapolation), grey where the imagery is unlike the model's training imagery (out of its "
         "domain): read those estimates with care, or not at all."
     ))

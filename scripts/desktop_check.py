@@ -6,7 +6,9 @@ Drives the Poverty Mapper dock as an analyst would, one step after another:
 2. the bundled real scene mapped to a GeoTIFF: the styled map, its notes in the dock;
 3. the map summed up per district (one district smaller than a cell, one mostly off the
    map) with exact coverage;
-4. XYZ tiles of the same scene (a layer that is no file) mapped for the map extent.
+4. XYZ tiles of the same scene (a layer that is no file) mapped for the map extent;
+5. the real scene mapped again: each map named after its model and image, unique, in a
+   group with its quality layer, which shows the cells not to trust on the map.
 
 Saves screenshots of the main window and of the dock at each step, and a JSON of what is
 on screen, then exits (without the save-project question).
@@ -209,10 +211,67 @@ def map_xyz() -> None:
 
 @step
 def on_xyz_mapped(ok: bool) -> None:
+    dock().finished.disconnect(on_xyz_mapped)  # the next run is another step's
     state["xyz"] = {"ok": bool(ok), "status": dock().statusLabel.text(),
                     "layers": [layer.name() for layer in QgsProject.instance().mapLayers().values()]}
     iface.mapCanvas().refreshAllLayers()
-    later(2500, lambda: (iface.mainWindow().grab().save(str(OUT / "xyz.png")), finish(0)))
+    later(2500, lambda: (iface.mainWindow().grab().save(str(OUT / "xyz.png")), map_again()))
+
+
+# 5. map names and quality layers ----------------------------------------------------------
+def map_again() -> None:
+    """The real scene mapped once more with the same model: a second name, not the same one."""
+    scene = next(layer for layer in QgsProject.instance().mapLayers().values() if layer.name().startswith("Parana"))
+    d = dock()
+    d.modelPanel.modelCombo.setCurrentIndex(d.modelPanel.modelCombo.findData("rgb_histogram"))
+    d.imagePanel.layerCombo.setLayer(scene)
+    d.regionPanel.regionCombo.setCurrentIndex(d.regionPanel.regionCombo.findData("layer"))
+    d.optionsPanel.outputFileRadio.setChecked(True)
+    d.optionsPanel.outputFileWidget.setFilePath(str(OUT / "poverty_again.tif"))
+    d.finished.connect(on_mapped_again)
+    d.runButton.click()
+
+
+@step
+def on_mapped_again(ok: bool) -> None:
+    from poverty_mapper.provider.map_layers import is_quality_layer
+
+    dock().finished.disconnect(on_mapped_again)
+    project = QgsProject.instance()
+    root = project.layerTreeRoot()
+    maps, groups = [], []
+    for layer in project.mapLayers().values():
+        node = root.findLayer(layer.id())
+        if layer.name().startswith("Poverty map") and node is not None:
+            maps.append(layer.name())
+            group = node.parent()
+            groups.append({
+                "group": group.name(),
+                "children": [child.layer().name() for child in group.children()],
+                "quality_visible": [child.isVisible() for child in group.children() if is_quality_layer(child.layer())],
+                "quality_renderer": [child.layer().renderer().type() for child in group.children()
+                                     if is_quality_layer(child.layer())],
+            })
+    combo = dock().exportPanel.mapCombo
+    state["names"] = {"ok": bool(ok), "maps": maps, "groups": groups,
+                      "export_list": [combo.layer(i).name() for i in range(combo.count())]}
+    # The first map of the scene alone, with its quality layer over it.
+    first = next(layer for layer in project.mapLayers().values() if layer.source() == str(OUT / "poverty.tif")
+                 and not is_quality_layer(layer))
+    for node in root.findLayers():
+        node.setItemVisibilityChecked(node.layer().source() == first.source())
+    first_group = root.findLayer(first.id()).parent()
+    first_group.setItemVisibilityChecked(True)
+    for group in root.findGroups():
+        group.setExpanded(True)
+    iface.mapCanvas().setExtent(first.extent())
+    iface.mapCanvas().refreshAllLayers()
+    later(2500, quality_screenshot)
+
+
+def quality_screenshot() -> None:
+    iface.mainWindow().grab().save(str(OUT / "names_quality.png"))
+    finish(0)
 
 
 QTimer.singleShot(1500, start)

@@ -103,7 +103,7 @@ def test_the_quality_layer_draws_extrapolated_and_out_of_domain_cells_and_names_
     renderer = layer.renderer()
     assert isinstance(renderer, QgsPalettedRasterRenderer) and renderer.band() == 2
     labels = {int(c.value): c.label for c in renderer.classes()}
-    assert labels[QUALITY_OUT_OF_DOMAIN].startswith("3 = ") and "out of domain" in labels[QUALITY_OUT_OF_DOMAIN]
+    assert labels[QUALITY_OUT_OF_DOMAIN].startswith("3 = out of the model's domain")
     assert labels[QUALITY_EXTRAPOLATED].startswith("1 = ") and "extrapolation" in labels[QUALITY_EXTRAPOLATED]
     legend = [text for text, _icon in renderer.legendSymbologyItems()]
     assert labels[QUALITY_OUT_OF_DOMAIN] in legend  # the layer panel names what the colours mean
