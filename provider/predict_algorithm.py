@@ -102,7 +102,8 @@ class PredictAlgorithm(PovertyAlgorithm):
                 "A night-lights raster for a model with a NIGHTLIGHTS band (its card names the product and "
                 "units; the bundled night-lights model: VIIRS annual or monthly average radiance in nW/cm²/sr, "
                 "e.g. NASA Black Marble VNP46A4 or the Earth Observation Group's annual VNL). Any CRS and "
-                "resolution: it is read on the image's pixels (nearest). It must cover the image."
+                "resolution: it is read on the image's pixels (nearest). It must cover the image. A colour "
+                "rendering (e.g. a Black Marble RGB image) is not radiance and is refused."
             ),
         )
         self.add(
@@ -141,7 +142,9 @@ class PredictAlgorithm(PovertyAlgorithm):
             QgsProcessingParameterRasterDestination(self.OUTPUT, self.tr("Poverty map")),
             self.tr(
                 "The estimate raster (GeoTIFF; one cell per tile or stride step, in the image's CRS), "
-                "styled red (poorer) to blue (wealthier) when loaded."
+                "styled red (poorer) to blue (wealthier) when loaded, in a group named after the model and "
+                "the image with a layer of its quality band above it (grey: extrapolations; dark grey: "
+                "imagery unlike the model's, out of its domain)."
             ),
         )
 

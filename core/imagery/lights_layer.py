@@ -86,8 +86,7 @@ def check_lights_are_radiance(lights: rasterio.io.DatasetReader, imagery: raster
         raise PovertyMapperError(
             f"The night-lights layer {name} is a colour composite ({lights.count} bands of "
             f"{lights.dtypes[0]}, e.g. a Black Marble RGB image rendered for display), not radiance: its "
-            f"colours are not the values the model reads. Give {expected} instead: a single-band radiance "
-            "GeoTIFF (e.g. NASA Black Marble VNP46A4 or the Earth Observation Group's annual VNL)."
+            f"colours are not the values the model reads. Give a single-band radiance raster instead: {expected}."
         )
     values = _lights_over(lights, imagery)
     if values.size and float(values.max()) < 0:
