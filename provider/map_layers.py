@@ -3,10 +3,21 @@ project, and grouped with a layer of its quality band that shows where not to tr
 
 The quality layer reads band 2 of the same file: cells whose estimate is an extrapolation
 (code 1) are greyed and cells from imagery unlike the model's training imagery (code 3) are darkened
-(greys the map's colour scale never uses); trusted cells (0) stay clear. Used by the dock and by Processing."""
+(greys the map's colour scale never uses); trusted cells (0) stay clear. Below the estimate,
+hidden until asked for, a layer of band 3: the half-width of each cell's 80 % interval.
+Used by the dock and by Processing."""
 from __future__ import annotations
 
-from qgis.core import QgsPalettedRasterRenderer, QgsProject, QgsRasterLayer
+from qgis.core import (
+    QgsColorRampShader,
+    QgsPalettedRasterRenderer,
+    QgsProject,
+    QgsRasterBandStats,
+    QgsRasterLayer,
+    QgsRasterShader,
+    QgsSingleBandPseudoColorRenderer,
+    QgsStyle,
+)
 from qgis.PyQt.QtCore import QCoreApplication
 from qgis.PyQt.QtGui import QColor
 
@@ -19,9 +30,9 @@ from ..core.inference.writer import (
     QUALITY_WATER,
 )
 
-QUALITY_BAND = 2
-ROLE_PROPERTY = "poverty_mapper/role"  # "quality" on the quality layers, which are not maps to export
-QUALITY_ROLE = "quality"
+QUALITY_BAND, INTERVAL_BAND = 2, 3
+ROLE_PROPERTY = "poverty_mapper/role"  # on the layers that go with a map and are no maps to export
+QUALITY_ROLE, INTERVAL_ROLE = "quality", "interval"
 # Overlay colours (red, green, blue, alpha), greys that the map's red-yellow-blue scale never
 # uses: clear where the estimate can be read as it is, grey over extrapolations, dark grey over
 # estimates from imagery unlike the model's.
@@ -94,8 +105,43 @@ def quality_layer(source: str, name: str) -> QgsRasterLayer | None:
     return layer
 
 
+def interval_name(name: str) -> str:
+    prefix = tr("Poverty map: ")
+    return tr("80 % interval (±): {}").format(name[len(prefix):] if name.startswith(prefix) else name)
+
+
+def interval_layer(source: str, name: str) -> QgsRasterLayer | None:
+    """Band 3 of the map at ``source``: light (narrow) to dark purple (wide); None if unreadable."""
+    layer = QgsRasterLayer(source, interval_name(name))
+    if not layer.isValid() or layer.bandCount() < INTERVAL_BAND:
+        return None
+    provider = layer.dataProvider()
+    stats = provider.bandStatistics(INTERVAL_BAND, QgsRasterBandStats.Min | QgsRasterBandStats.Max, layer.extent(), 0)
+    lo, hi = stats.minimumValue, stats.maximumValue
+    if not (abs(lo) < 1e300 and abs(hi) < 1e300):  # no interval: GDAL reports the float limits
+        lo, hi = 0.0, 1.0
+    elif hi <= lo:  # one width everywhere
+        lo, hi = lo - 0.5, lo + 0.5
+    shader = QgsColorRampShader(lo, hi, QgsStyle.defaultStyle().colorRamp("Purples"))
+    shader.classifyColorRamp(5, INTERVAL_BAND, layer.extent(), provider)
+    raster_shader = QgsRasterShader()
+    raster_shader.setRasterShaderFunction(shader)
+    renderer = QgsSingleBandPseudoColorRenderer(provider, INTERVAL_BAND, raster_shader)
+    renderer.setClassificationMin(lo)
+    renderer.setClassificationMax(hi)
+    layer.setRenderer(renderer)
+    layer.setCustomProperty(ROLE_PROPERTY, INTERVAL_ROLE)
+    layer.setTitle(tr("Half-width of each estimate's 80 % interval"))
+    return layer
+
+
 def is_quality_layer(layer) -> bool:
     return layer is not None and layer.customProperty(ROLE_PROPERTY) == QUALITY_ROLE
+
+
+def is_companion_layer(layer) -> bool:
+    """A layer that goes with a map (its quality or interval band), not a map itself."""
+    return layer is not None and layer.customProperty(ROLE_PROPERTY) in (QUALITY_ROLE, INTERVAL_ROLE)
 
 
 def add_map_to_project(layer: QgsRasterLayer, project: QgsProject | None = None) -> QgsRasterLayer | None:
@@ -129,4 +175,8 @@ def _fill_group(group, layer: QgsRasterLayer, project: QgsProject) -> QgsRasterL
         project.addMapLayer(quality, False)
         group.addLayer(quality)
     group.addLayer(layer)
+    interval = interval_layer(layer.source(), layer.name())
+    if interval is not None:
+        project.addMapLayer(interval, False)
+        group.addLayer(interval).setItemVisibilityChecked(False)  # there when asked for
     return quality

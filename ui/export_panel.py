@@ -13,7 +13,7 @@ from qgis.PyQt import uic
 from qgis.PyQt.QtCore import QCoreApplication, pyqtSignal
 from qgis.PyQt.QtWidgets import QWidget
 
-from ..provider.map_layers import is_quality_layer
+from ..provider.map_layers import is_companion_layer
 from .processing_run import LOG_TAG, ProcessingRun, show_error
 
 FORM_CLASS, _ = uic.loadUiType(str(Path(__file__).with_name("export_panel.ui")))
@@ -34,9 +34,9 @@ class ExportPanel(QWidget, FORM_CLASS):
         self.iface = iface
         self._run: ProcessingRun | None = None
         self.mapCombo.setFilters(QgsMapLayerProxyModel.Filter.RasterLayer)
-        QgsProject.instance().layersAdded.connect(self._hide_quality_layers)  # not maps to export
+        QgsProject.instance().layersAdded.connect(self._hide_companion_layers)  # not maps to export
         self._watching_layers = True
-        self._hide_quality_layers()
+        self._hide_companion_layers()
         self.polygonsCombo.setFilters(QgsMapLayerProxyModel.Filter.PolygonLayer)
         self.populationCombo.setFilters(QgsMapLayerProxyModel.Filter.RasterLayer)
         self.populationCombo.setAllowEmptyLayer(True)
@@ -52,9 +52,9 @@ class ExportPanel(QWidget, FORM_CLASS):
         self.cellsButton.clicked.connect(self.export_cells)
         self.aggregateButton.clicked.connect(self.aggregate)
 
-    def _hide_quality_layers(self, *_added) -> None:
+    def _hide_companion_layers(self, *_added) -> None:
         layers = QgsProject.instance().mapLayers().values()
-        self.mapCombo.setExceptedLayerList([layer for layer in layers if is_quality_layer(layer)])
+        self.mapCombo.setExceptedLayerList([layer for layer in layers if is_companion_layer(layer)])
 
     def set_poverty_map(self, layer: QgsRasterLayer) -> None:
         """Preselect a freshly mapped layer."""
@@ -66,7 +66,7 @@ class ExportPanel(QWidget, FORM_CLASS):
     def unload(self) -> None:
         """Stop an export before the dock goes (its context and feedback must outlive it)."""
         if self._watching_layers:  # unload may come twice
-            QgsProject.instance().layersAdded.disconnect(self._hide_quality_layers)
+            QgsProject.instance().layersAdded.disconnect(self._hide_companion_layers)
             self._watching_layers = False
         if self._run is not None and self._run.task is not None:
             task = self._run.task

@@ -27,7 +27,7 @@ from ..imagery.lights_layer import (
     open_lights,
     uses_nightlights,
 )
-from ..imagery.radiometry import Radiometry, radiometry_note, resolve_radiometry
+from ..imagery.radiometry import Radiometry, as_trained, resolve_radiometry
 from .neighbourhood import NeighbourhoodMean, neighbourhood_radius
 from .scene_statistics import (
     implausible_input_note, knows_band_statistics, needs_scene_standardization, scene_band_statistics, scene_note, scene_standardized,
@@ -184,7 +184,8 @@ def _mapping_job(request: PredictRequest, ds: rasterio.io.DatasetReader) -> tupl
     model = request.model
     bands = _image_band_indexes(request, ds)
     lights, lights_notes = _lights_input(request, ds)
-    radiometry = resolve_radiometry(request.radiometry, ds.dtypes[(bands or (1,))[0] - 1], model.radiometry)
+    radiometry = as_trained(  # no caveat for the imagery the model itself was trained on
+        resolve_radiometry(request.radiometry, ds.dtypes[(bands or (1,))[0] - 1], model.radiometry), model.radiometry)
     region = region_window(ds.transform, ds.width, ds.height, request.bounds)
     grid = tile_grid_for(ds.transform, ds.crs, region, model.tile_size_m, request.stride_m, aligned=True)
     check_memory(
@@ -205,10 +206,10 @@ def _mapping_job(request: PredictRequest, ds: rasterio.io.DatasetReader) -> tupl
         mean, std, used = scene_band_statistics(ds, bands, radiometry, model, grid, cell_mask)
         if used:
             model, notes = scene_standardized(model, mean, std), (scene_note(model, radiometry, used),)
-    if not notes and bands and radiometry_note(radiometry, model.radiometry):
+    if not notes and bands and radiometry.note:
         # A scene-standardized run's own note replaces the radiometry's (which speaks of
         # reflectance the model was trained on); a lights-only run reads no image values.
-        notes = (radiometry_note(radiometry, model.radiometry),)
+        notes = (radiometry.note,)
     if lights is None and bands and cell_mask.any() and knows_band_statistics(model) \
             and not needs_scene_standardization(model, radiometry):
         mean, std, used = scene_band_statistics(ds, bands, radiometry, model, grid, cell_mask)

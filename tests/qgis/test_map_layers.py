@@ -33,6 +33,7 @@ from poverty_mapper.core.inference.writer import (
 )
 from poverty_mapper.provider.map_layers import (
     add_map_to_project,
+    is_companion_layer,
     is_quality_layer,
     map_name,
     quality_layer,
@@ -146,8 +147,10 @@ def test_two_dock_runs_give_two_named_groups_with_quality_layers_and_an_export_l
     for layer in maps:
         group = root.findLayer(layer.id()).parent()
         assert group.name() == layer.name()
-        quality, estimate = [child.layer() for child in group.children()]
+        quality, estimate, interval = [child.layer() for child in group.children()]
         assert estimate is layer and is_quality_layer(quality) and child_visible(group, quality)
+        assert is_companion_layer(interval) and interval.renderer().band() == 3
+        assert not group.findLayer(interval.id()).isVisible()  # the interval: there when asked for
         assert quality.source() == layer.source() and quality.renderer().band() == 2
         assert quality.name() != layer.name() and "quality" in quality.name()
         assert layer.metadata().title() == layer.name()
@@ -157,7 +160,7 @@ def test_two_dock_runs_give_two_named_groups_with_quality_layers_and_an_export_l
     combo = dock.exportPanel.mapCombo
     listed = [combo.layer(i).name() for i in range(combo.count())]
     assert expected in listed and expected + " (2)" in listed
-    assert not any("quality" in name for name in listed)  # the quality layers are no maps to export
+    assert not any("quality" in name or "interval" in name for name in listed)  # no maps to export
 
 
 def child_visible(group, layer) -> bool:
@@ -180,12 +183,13 @@ def test_processing_loads_the_map_named_and_grouped_with_its_quality(poverty_pro
              "MASK": districts.id(), "OUTPUT": str(tmp_path / name)},
         )
     maps = [layer for layer in QgsProject.instance().mapLayers().values()
-            if layer.name().startswith("Poverty map") and not is_quality_layer(layer)]
+            if layer.name().startswith("Poverty map") and not is_companion_layer(layer)]
     expected = f"Poverty map: {MODEL_NAME} on Parana scene, within generated districts"
     assert sorted(m.name() for m in maps) == [expected, expected + " (2)"]
     root = QgsProject.instance().layerTreeRoot()
     for layer in maps:
         group = root.findLayer(layer.id()).parent()
         assert group.name() == layer.name()
-        assert [is_quality_layer(child.layer()) for child in group.children()] == [True, False]
+        assert [is_quality_layer(child.layer()) for child in group.children()] == [True, False, False]
+        assert group.children()[1].layer() is layer
         assert root.findLayerIds().count(layer.id()) == 1  # one node: moved into the group, not copied
