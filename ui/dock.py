@@ -234,7 +234,8 @@ class PovertyDock(QDockWidget, FORM_CLASS):
                 )
                 self._show_failure(message, feedback.textLog())
             return
-        layer = open_result_layer(results["OUTPUT"], run_info.model, run_info.input_name, date.today(), run_info.mask_name)
+        layer = open_result_layer(
+            results["OUTPUT"], run_info.model, run_info.input_name, date.today(), run_info.mask_name)
         if layer is None:
             self._show_error(tr("The prediction ran but its output cannot be opened: {}").format(results["OUTPUT"]))
             self.finished.emit(False)

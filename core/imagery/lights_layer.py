@@ -102,7 +102,8 @@ def _lights_over(lights: rasterio.io.DatasetReader, imagery: rasterio.io.Dataset
     :data:`SAMPLE_PX` x :data:`SAMPLE_PX` pixels."""
     bounds = transform_bounds(imagery.crs, lights.crs, *imagery.bounds, densify_pts=21)
     try:
-        window = from_bounds(*bounds, transform=lights.transform).intersection(Window(0, 0, lights.width, lights.height))
+        window = from_bounds(*bounds, transform=lights.transform)
+        window = window.intersection(Window(0, 0, lights.width, lights.height))
     except rasterio.errors.WindowError:
         return np.empty(0, np.float32)
     window = window.round_offsets().round_lengths()

@@ -173,8 +173,8 @@ def _lights_input(request: PredictRequest, ds: rasterio.io.DatasetReader) -> tup
         )
     with open_lights(request.nightlights_path) as lights:
         check_lights_overlap(lights, ds)
-        check_lights_are_radiance(
-            lights, ds, model.nightlights.describe() if model.nightlights else "the night-lights product the model was fitted on")
+        expected = model.nightlights.describe() if model.nightlights else "the night-lights product the model was fitted on"
+        check_lights_are_radiance(lights, ds, expected)
     return LightsInput(request.nightlights_path, model.bands.index(NIGHTLIGHTS_BAND)), ()
 
 

@@ -54,7 +54,8 @@ def _generated_map(path) -> str:
     with rasterio.open(path, "w", driver="GTiff", width=3, height=2, count=3, dtype="float32", crs=UTM,
                        transform=from_origin(X0, Y0, CELL, CELL), nodata=NODATA) as dst:
         dst.write(np.stack([np.full((2, 3), 0.5), CODES, np.full((2, 3), 0.3)]).astype(np.float32))
-        for band, text in enumerate(("generated index (generated units)", QUALITY_DESCRIPTION, INTERVAL_DESCRIPTION), 1):
+        names = ("generated index (generated units)", QUALITY_DESCRIPTION, INTERVAL_DESCRIPTION)
+        for band, text in enumerate(names, 1):
             dst.set_band_description(band, text)
         dst.update_tags(QUANTITY="generated index", UNIT="generated units", MODEL="generated")
     return str(path)
