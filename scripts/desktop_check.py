@@ -8,7 +8,9 @@ Drives the Poverty Mapper dock as an analyst would, one step after another:
    map) with exact coverage;
 4. XYZ tiles of the same scene (a layer that is no file) mapped for the map extent;
 5. the real scene mapped again: each map named after its model and image, unique, in a
-   group with its quality layer, which shows the cells not to trust on the map.
+   group with its quality layer, which shows the cells not to trust on the map;
+6. Identify on a flagged cell of the quality layer: the band names in the results panel,
+   which opens beside the dock, and the room the dock's form keeps.
 
 Saves screenshots of the main window and of the dock at each step, and a JSON of what is
 on screen, then exits (without the save-project question).
@@ -271,6 +273,70 @@ def on_mapped_again(ok: bool) -> None:
 
 def quality_screenshot() -> None:
     iface.mainWindow().grab().save(str(OUT / "names_quality.png"))
+    later(100, identify_flagged_cell)
+
+
+# 6. Identify -----------------------------------------------------------------------------
+def identify_flagged_cell() -> None:
+    """Centres the map on a cell of the first map that its quality band flags, and opens
+    QGIS's Identify tool (its results panel opens below the dock)."""
+    import numpy as np
+    import rasterio
+    from qgis.core import QgsPointXY
+
+    from poverty_mapper.provider.map_layers import is_quality_layer
+
+    with rasterio.open(OUT / "poverty.tif") as ds:
+        codes = ds.read(2)
+        row, col = (int(v) for v in np.argwhere(np.isin(codes, (1, 3)))[0])
+        x, y = ds.xy(row, col)
+    quality = next(layer for layer in QgsProject.instance().mapLayers().values()
+                   if is_quality_layer(layer) and layer.source() == str(OUT / "poverty.tif"))
+    iface.setActiveLayer(quality)
+    iface.actionIdentify().trigger()
+    iface.mapCanvas().setCenter(QgsPointXY(x, y))
+    iface.mapCanvas().refresh()
+    state["identify"] = {"code": int(codes[row, col]),
+                         "window_before": [iface.mainWindow().width(), iface.mainWindow().height()]}
+    later(1500, click_flagged_cell)
+
+
+def click_flagged_cell() -> None:
+    """The click as the canvas hands it to its map tool (QGIS's own Identify action), at the
+    centre of the map: the flagged cell."""
+    from qgis.gui import QgsMapMouseEvent
+    from qgis.PyQt.QtCore import QEvent, QPoint, Qt
+
+    canvas = iface.mapCanvas()
+    where = QPoint(canvas.width() // 2, canvas.height() // 2)
+    canvas.mapTool().canvasReleaseEvent(QgsMapMouseEvent(canvas, QEvent.MouseButtonRelease, where, Qt.LeftButton))
+    later(1500, identify_screenshot)
+
+
+def identify_screenshot() -> None:
+    from qgis.PyQt.QtWidgets import QDockWidget, QTreeWidget
+
+    panel = iface.mainWindow().findChild(QDockWidget, "IdentifyResultsDock")
+    rows = []
+    if panel is not None:
+        for tree in panel.findChildren(QTreeWidget):
+            items = [tree.topLevelItem(i) for i in range(tree.topLevelItemCount())]
+            while items:
+                item = items.pop(0)
+                rows.append([item.text(0), item.text(1)])
+                items.extend(item.child(i) for i in range(item.childCount()))
+    d = dock()
+    state["identify"].update({
+        "panel_visible": bool(panel is not None and panel.isVisible()),
+        "rows": rows,
+        "dock_height": d.height(), "form_height": d.scrollArea.height(),
+        "notes_height": d.notesArea.height() if hasattr(d, "notesArea") else None,
+        "panel_height": panel.height() if panel is not None else None,
+        "dock_min_height": d.minimumSizeHint().height(),
+        "panel_min_height": panel.minimumSizeHint().height() if panel is not None else None,
+        "window_size": [iface.mainWindow().width(), iface.mainWindow().height()],
+    })
+    iface.mainWindow().grab().save(str(OUT / "identify.png"))
     finish(0)
 
 

@@ -61,7 +61,7 @@ if [ "$status" -ne 0 ]; then
   cat "$out/state.json" >&2
   exit 1
 fi
-for shot in screenshot dock_wrong_bands dock_export districts dock_districts xyz names_quality; do
+for shot in screenshot dock_wrong_bands dock_export districts dock_districts xyz names_quality identify; do
   echo "screenshot: $out/$shot.png"
 done
 echo "state:      $out/state.json"

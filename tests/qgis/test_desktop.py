@@ -78,3 +78,9 @@ def test_dock_maps_the_scene_in_the_real_desktop():
     assert set(names["maps"]) <= set(names["export_list"])
     assert not any("quality" in name or "interval" in name for name in names["export_list"])
     assert _png_size(out / "names_quality.png")[1] >= 400
+    # 6. Identify on a flagged cell: its results panel opens below the dock, which keeps its form.
+    identify = state["identify"]
+    assert identify["panel_visible"] is True and identify["code"] in (1, 3)
+    assert ["Band 2: quality (1 extrapolation, 3 out of domain)", str(identify["code"])] in identify["rows"]
+    assert identify["form_height"] >= 150
+    assert _png_size(out / "identify.png")[1] >= 400
