@@ -1,49 +1,27 @@
 """A poverty map as it enters a project: named after its model and image, unique in the
-project, and grouped with a layer of its quality band that shows where not to trust it.
-
-The quality layer reads band 2 of the same file: cells whose estimate is an extrapolation
-(code 1) are greyed and cells from imagery unlike the model's training imagery (code 3) are darkened
-(greys the map's colour scale never uses); trusted cells (0) stay clear. Below the estimate,
-hidden until asked for, a layer of band 3: the half-width of each cell's 80 % interval.
+project, and grouped with what says how far to trust it: above the estimate, the cells its
+quality band flags, hatched (:mod:`.quality_overlay`: Identify names each one); below it,
+hidden until asked for, a layer of band 3, the half-width of each cell's 80 % interval.
 Used by the dock and by Processing."""
 from __future__ import annotations
 
 from qgis.core import (
     QgsColorRampShader,
-    QgsPalettedRasterRenderer,
     QgsProject,
     QgsRasterBandStats,
     QgsRasterLayer,
     QgsRasterShader,
     QgsSingleBandPseudoColorRenderer,
     QgsStyle,
+    QgsVectorLayer,
 )
 from qgis.PyQt.QtCore import QCoreApplication
-from qgis.PyQt.QtGui import QColor
 
-from ..core.inference.writer import (
-    QUALITY_CLOUD,
-    QUALITY_EXTRAPOLATED,
-    QUALITY_NO_ESTIMATE,
-    QUALITY_OK,
-    QUALITY_OUT_OF_DOMAIN,
-    QUALITY_WATER,
-)
+from .quality_overlay import quality_overlay
 
-QUALITY_BAND, INTERVAL_BAND = 2, 3
+INTERVAL_BAND = 3
 ROLE_PROPERTY = "poverty_mapper/role"  # on the layers that go with a map and are no maps to export
 QUALITY_ROLE, INTERVAL_ROLE = "quality", "interval"
-# Overlay colours (red, green, blue, alpha), greys that the map's red-yellow-blue scale never
-# uses: clear where the estimate can be read as it is, grey over extrapolations, dark grey over
-# estimates from imagery unlike the model's.
-QUALITY_COLOURS = {
-    QUALITY_OK: (255, 255, 255, 0),
-    QUALITY_EXTRAPOLATED: (128, 128, 128, 150),
-    QUALITY_NO_ESTIMATE: (255, 255, 255, 0),  # no estimate to cover
-    QUALITY_OUT_OF_DOMAIN: (30, 30, 30, 200),
-    QUALITY_WATER: (70, 130, 200, 160),
-    QUALITY_CLOUD: (230, 230, 230, 170),
-}
 
 
 def tr(text: str) -> str:
@@ -70,39 +48,6 @@ def unique_name(name: str, project: QgsProject, ignore: QgsRasterLayer | None = 
         n += 1
         candidate = f"{name} ({n})"
     return candidate
-
-
-def quality_labels() -> dict[int, str]:
-    """Each code in words short enough for the layer panel (the band's tags say more)."""
-    return {
-        QUALITY_OK: tr("0 = trusted (within the surveyed range)"),
-        QUALITY_EXTRAPOLATED: tr("1 = extrapolation (beyond the surveyed range)"),
-        QUALITY_NO_ESTIMATE: tr("2 = no estimate"),
-        QUALITY_OUT_OF_DOMAIN: tr("3 = out of the model's domain (imagery unlike its training)"),
-        QUALITY_WATER: tr("4 = no estimate: water"),
-        QUALITY_CLOUD: tr("5 = no estimate: cloud"),
-    }
-
-
-def quality_layer(source: str, name: str) -> QgsRasterLayer | None:
-    """Band 2 of the map at ``source``, each code drawn and labelled in the legend; None if unreadable."""
-    layer = QgsRasterLayer(source, quality_name(name))
-    if not layer.isValid() or layer.bandCount() < QUALITY_BAND:
-        return None
-    classes = [
-        QgsPalettedRasterRenderer.Class(code, QColor(*QUALITY_COLOURS[code]), label)
-        for code, label in sorted(quality_labels().items())
-    ]
-    renderer = QgsPalettedRasterRenderer(layer.dataProvider(), QUALITY_BAND, classes)
-    layer.setRenderer(renderer)
-    layer.setCustomProperty(ROLE_PROPERTY, QUALITY_ROLE)
-    layer.setTitle(tr("Where the estimates should not be trusted"))
-    layer.setAbstract(tr(
-        "Band 2 of the poverty map: grey where the estimate lies outside the range of the survey outcomes "
-        "(an extrapolation), grey where the imagery is unlike the model's training imagery (out of its "
-        "domain): read those estimates with care, or not at all."
-    ))
-    return layer
 
 
 def interval_name(name: str) -> str:
@@ -144,7 +89,7 @@ def is_companion_layer(layer) -> bool:
     return layer is not None and layer.customProperty(ROLE_PROPERTY) in (QUALITY_ROLE, INTERVAL_ROLE)
 
 
-def add_map_to_project(layer: QgsRasterLayer, project: QgsProject | None = None) -> QgsRasterLayer | None:
+def add_map_to_project(layer: QgsRasterLayer, project: QgsProject | None = None) -> QgsVectorLayer | None:
     """Adds the map ``layer`` (named with :func:`map_name`) under a unique name, in a group
     with its quality layer above it; returns the quality layer (None for a map without one)."""
     project = project or QgsProject.instance()
@@ -154,7 +99,7 @@ def add_map_to_project(layer: QgsRasterLayer, project: QgsProject | None = None)
     return _fill_group(group, layer, project)
 
 
-def group_loaded_map(layer: QgsRasterLayer, project: QgsProject) -> QgsRasterLayer | None:
+def group_loaded_map(layer: QgsRasterLayer, project: QgsProject) -> QgsVectorLayer | None:
     """For a map already in the project (loaded by Processing): a unique name, and a group with
     its quality layer where the map's node was; returns the quality layer."""
     layer.setName(unique_name(layer.name(), project, ignore=layer))
@@ -169,7 +114,15 @@ def group_loaded_map(layer: QgsRasterLayer, project: QgsProject) -> QgsRasterLay
     return quality
 
 
-def _fill_group(group, layer: QgsRasterLayer, project: QgsProject) -> QgsRasterLayer | None:
+def quality_layer(source: str, name: str) -> QgsVectorLayer | None:
+    """The flagged cells of the map at ``source`` (:mod:`.quality_overlay`), marked as going with it."""
+    layer = quality_overlay(source, quality_name(name))
+    if layer is not None:
+        layer.setCustomProperty(ROLE_PROPERTY, QUALITY_ROLE)
+    return layer
+
+
+def _fill_group(group, layer: QgsRasterLayer, project: QgsProject) -> QgsVectorLayer | None:
     quality = quality_layer(layer.source(), layer.name())
     if quality is not None:
         project.addMapLayer(quality, False)

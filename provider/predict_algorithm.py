@@ -143,8 +143,9 @@ class PredictAlgorithm(PovertyAlgorithm):
             self.tr(
                 "The estimate raster (GeoTIFF; one cell per tile or stride step, in the image's CRS), "
                 "styled red (poorer) to blue (wealthier) when loaded, in a group named after the model and "
-                "the image with a layer of its quality band above it (grey: extrapolations; dark grey: "
-                "imagery unlike the model's, out of its domain)."
+                "the image with the cells its quality band flags above it (hatched grey: extrapolations; "
+                "cross-hatched dark: imagery unlike the model's, out of its domain; kept as NAME.quality.gpkg "
+                "beside the map)."
             ),
         )
 

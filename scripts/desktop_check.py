@@ -260,9 +260,10 @@ def on_mapped_again(ok: bool) -> None:
     # The first map of the scene alone, with its quality layer over it.
     first = next(layer for layer in project.mapLayers().values() if layer.source() == str(OUT / "poverty.tif")
                  and not is_quality_layer(layer))
-    for node in root.findLayers():
-        node.setItemVisibilityChecked(node.layer().source() == first.source())
     first_group = root.findLayer(first.id()).parent()
+    shown = {node.layer().id() for node in first_group.findLayers() if node.isVisible()}  # its own choice
+    for node in root.findLayers():
+        node.setItemVisibilityChecked(node.layer().id() in shown)
     first_group.setItemVisibilityChecked(True)
     for group in root.findGroups():
         group.setExpanded(True)
@@ -290,8 +291,10 @@ def identify_flagged_cell() -> None:
         codes = ds.read(2)
         row, col = (int(v) for v in np.argwhere(np.isin(codes, (1, 3)))[0])
         x, y = ds.xy(row, col)
-    quality = next(layer for layer in QgsProject.instance().mapLayers().values()
-                   if is_quality_layer(layer) and layer.source() == str(OUT / "poverty.tif"))
+    first = next(layer for layer in QgsProject.instance().mapLayers().values()
+                 if layer.source() == str(OUT / "poverty.tif") and not is_quality_layer(layer))
+    group = QgsProject.instance().layerTreeRoot().findLayer(first.id()).parent()
+    quality = next(node.layer() for node in group.findLayers() if is_quality_layer(node.layer()))
     iface.setActiveLayer(quality)
     iface.actionIdentify().trigger()
     iface.mapCanvas().setCenter(QgsPointXY(x, y))

@@ -53,8 +53,9 @@ class ExportPanel(QWidget, FORM_CLASS):
         self.aggregateButton.clicked.connect(self.aggregate)
 
     def _hide_companion_layers(self, *_added) -> None:
-        layers = QgsProject.instance().mapLayers().values()
-        self.mapCombo.setExceptedLayerList([layer for layer in layers if is_companion_layer(layer)])
+        companions = [layer for layer in QgsProject.instance().mapLayers().values() if is_companion_layer(layer)]
+        self.mapCombo.setExceptedLayerList(companions)
+        self.polygonsCombo.setExceptedLayerList(companions)  # the flagged cells are no districts
 
     def set_poverty_map(self, layer: QgsRasterLayer) -> None:
         """Preselect a freshly mapped layer."""

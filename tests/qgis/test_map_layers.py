@@ -11,11 +11,12 @@ from qgis.core import (
     QgsFeature,
     QgsGeometry,
     QgsMapRendererSequentialJob,
+    QgsCategorizedSymbolRenderer,
     QgsMapSettings,
-    QgsPalettedRasterRenderer,
     QgsPointXY,
     QgsProject,
     QgsRasterLayer,
+    QgsRectangle,
     QgsVectorLayer,
 )
 from qgis.gui import QgsMapCanvas, QgsMapToolIdentify
@@ -65,19 +66,24 @@ def _cell_centre(row: int, col: int) -> QgsPointXY:
     return QgsPointXY(X0 + (col + 0.5) * CELL, Y0 - (row + 0.5) * CELL)
 
 
-def _render(layer: QgsRasterLayer):
-    """The layer alone, drawn over nothing at 30 px per cell."""
+def _render(layer):
+    """The layer alone, drawn over nothing at 30 px per cell: each cell's mean colour."""
     settings = QgsMapSettings()
     settings.setLayers([layer])
     settings.setDestinationCrs(layer.crs())
-    settings.setExtent(layer.extent())
+    settings.setExtent(QgsRectangle(X0, Y0 - 2 * CELL, X0 + 3 * CELL, Y0))
     settings.setOutputSize(QSize(90, 60))
     settings.setBackgroundColor(QColor(0, 0, 0, 0))
     job = QgsMapRendererSequentialJob(settings)
     job.start()
     job.waitForFinished()
     image = job.renderedImage()
-    return lambda row, col: QColor(image.pixelColor(col * 30 + 15, row * 30 + 15))
+
+    def cell(row: int, col: int) -> QColor:
+        pixels = [image.pixelColor(col * 30 + i, row * 30 + j) for i in range(3, 27) for j in range(3, 27)]
+        mean = [sum(getattr(p, part)() for p in pixels) / len(pixels) for part in ("red", "green", "blue", "alpha")]
+        return QColor(*(int(round(v)) for v in mean))
+    return cell
 
 
 def test_names_follow_model_image_and_mask_and_are_unique_in_the_project(qgis_new_project, tmp_path):
@@ -98,21 +104,38 @@ def test_names_follow_model_image_and_mask_and_are_unique_in_the_project(qgis_ne
     assert unique_name("Poverty map: m on i", project) == "Poverty map: m on i (3)"
 
 
-def test_the_quality_layer_draws_extrapolated_and_out_of_domain_cells_and_names_each_code(qgis_new_project, tmp_path):
+def test_the_quality_layer_hatches_extrapolated_and_out_of_domain_cells_and_names_each_code(
+        qgis_new_project, tmp_path):
     path = _generated_map(tmp_path / "generated_map.tif")
     layer = quality_layer(path, "Poverty map: generated model on generated image")
-    assert layer is not None and is_quality_layer(layer)
+    assert isinstance(layer, QgsVectorLayer) and layer.isValid() and is_quality_layer(layer)
+    assert (tmp_path / "generated_map.quality.gpkg").is_file()  # kept beside the map, for the saved project
+    assert sorted(f["quality"] for f in layer.getFeatures()) == [QUALITY_EXTRAPOLATED, QUALITY_OUT_OF_DOMAIN]
     renderer = layer.renderer()
-    assert isinstance(renderer, QgsPalettedRasterRenderer) and renderer.band() == 2
-    labels = {int(c.value): c.label for c in renderer.classes()}
+    assert isinstance(renderer, QgsCategorizedSymbolRenderer) and renderer.classAttribute() == "quality"
+    labels = {int(c.value()): c.label() for c in renderer.categories()}
     assert labels[QUALITY_OUT_OF_DOMAIN].startswith("3 = out of the model's domain")
-    assert labels[QUALITY_EXTRAPOLATED].startswith("1 = ") and "extrapolation" in labels[QUALITY_EXTRAPOLATED]
-    legend = [text for text, _icon in renderer.legendSymbologyItems()]
-    assert labels[QUALITY_OUT_OF_DOMAIN] in legend  # the layer panel names what the colours mean
-    pixel = _render(layer)
-    assert pixel(1, 0).alpha() == 0 and pixel(0, 0).alpha() == 0  # trusted: the map shows through
-    assert pixel(0, 1).alpha() > 0 and pixel(0, 2).alpha() > 0  # extrapolated, out of domain: covered
-    assert pixel(0, 2).lightness() < pixel(0, 1).lightness()  # out of domain darker than extrapolated
+    assert labels[QUALITY_EXTRAPOLATED].startswith("1 = extrapolation")
+    cell = _render(layer)
+    assert cell(1, 0).alpha() == 0 and cell(0, 0).alpha() == 0  # trusted: the map shows through
+    assert cell(0, 1).alpha() > 0 and cell(0, 2).alpha() > 0  # extrapolated, out of domain: covered
+    assert cell(0, 2).lightness() < cell(0, 1).lightness()  # out of domain darker than extrapolated
+
+
+def test_identify_on_the_quality_layer_names_the_cell(qgis_new_project, tmp_path):
+    path = _generated_map(tmp_path / "generated_map.tif")
+    layer = quality_layer(path, "Poverty map: generated model on generated image")
+    QgsProject.instance().addMapLayer(layer)
+    canvas = QgsMapCanvas()
+    canvas.setDestinationCrs(layer.crs())
+    canvas.setExtent(QgsRectangle(X0, Y0 - 2 * CELL, X0 + 3 * CELL, Y0))
+    canvas.resize(300, 200)
+    results = QgsMapToolIdentify(canvas).identify(
+        QgsGeometry.fromPointXY(_cell_centre(0, 2)), QgsMapToolIdentify.TopDownAll, [layer],
+        QgsMapToolIdentify.VectorLayer)
+    assert len(results) == 1 and results[0].mFeature["meaning"].startswith("3 = out of the model's domain")
+    assert layer.displayExpression() == '"meaning"'  # Identify's feature line reads the meaning too
+    canvas.deleteLater()
 
 
 def test_identify_names_the_quality_and_interval_bands(qgis_new_project, tmp_path):
@@ -152,7 +175,7 @@ def test_two_dock_runs_give_two_named_groups_with_quality_layers_and_an_export_l
         assert estimate is layer and is_quality_layer(quality) and child_visible(group, quality)
         assert is_companion_layer(interval) and interval.renderer().band() == 3
         assert not group.findLayer(interval.id()).isVisible()  # the interval: there when asked for
-        assert quality.source() == layer.source() and quality.renderer().band() == 2
+        assert isinstance(quality, QgsVectorLayer) and quality.source().startswith(layer.source()[:-4] + ".quality.gpkg")
         assert quality.name() != layer.name() and "quality" in quality.name()
         assert layer.metadata().title() == layer.name()
     # The sample is a Brazilian scene: its quality band flags cells, and the quality layer is drawn there.
