@@ -185,6 +185,8 @@ def test_two_dock_runs_give_two_named_groups_with_quality_layers_and_an_export_l
     listed = [combo.layer(i).name() for i in range(combo.count())]
     assert expected in listed and expected + " (2)" in listed
     assert not any("quality" in name or "interval" in name for name in listed)  # no maps to export
+    polygons = dock.exportPanel.polygonsCombo
+    assert not any(is_companion_layer(polygons.layer(i)) for i in range(polygons.count()))  # no districts
 
 
 def child_visible(group, layer) -> bool:
