@@ -9,14 +9,13 @@ import numpy as np
 import rasterio
 import rasterio.features
 
-from ..inference.writer import QUALITY_CLOUD, QUALITY_EXTRAPOLATED, QUALITY_OUT_OF_DOMAIN, QUALITY_WATER
-
-# The flagged codes, in words short enough to read whole where Identify shows them.
+# The flagged codes of band 2 (as the map's writer sets them, see inference.writer), in words
+# short enough to read whole where Identify shows them.
 MEANINGS = {
-    QUALITY_EXTRAPOLATED: "1 = extrapolation: beyond the range of the survey outcomes (read as below or above it)",
-    QUALITY_OUT_OF_DOMAIN: "3 = out of the model's domain: imagery unlike its training imagery (do not trust)",
-    QUALITY_WATER: "4 = no estimate: water",
-    QUALITY_CLOUD: "5 = no estimate: cloud",
+    1: "1 = extrapolation: beyond the range of the survey outcomes (read as below or above it)",
+    3: "3 = out of the model's domain: imagery unlike its training imagery (do not trust)",
+    4: "4 = no estimate: water",
+    5: "5 = no estimate: cloud",
 }
 
 

@@ -5,8 +5,11 @@ import numpy as np
 import rasterio
 from rasterio.transform import from_origin
 
-from poverty_mapper.core.inference.writer import INTERVAL_DESCRIPTION, NODATA, QUALITY_DESCRIPTION
-from poverty_mapper.core.maps.quality_regions import quality_regions
+from poverty_mapper.core.inference.writer import (
+    INTERVAL_DESCRIPTION, NODATA, QUALITY_CLOUD, QUALITY_DESCRIPTION, QUALITY_EXTRAPOLATED, QUALITY_OUT_OF_DOMAIN,
+    QUALITY_WATER,
+)
+from poverty_mapper.core.maps.quality_regions import MEANINGS, quality_regions
 
 CELL = 1000.0
 
@@ -20,6 +23,11 @@ def _map(path, codes: np.ndarray, descriptions=("generated index (generated unit
         for band, text in enumerate(descriptions, 1):
             dst.set_band_description(band, text)
     return str(path)
+
+
+def test_the_meanings_are_those_of_the_writers_codes():
+    assert set(MEANINGS) == {QUALITY_EXTRAPOLATED, QUALITY_OUT_OF_DOMAIN, QUALITY_WATER, QUALITY_CLOUD}
+    assert all(text.startswith(f"{code} = ") for code, text in MEANINGS.items())
 
 
 def test_each_connected_region_of_a_flagged_code_is_one_region_with_its_meaning(tmp_path):
