@@ -26,6 +26,7 @@ from ..provider.map_layers import add_map_to_project
 from .export_panel import ExportPanel
 from .image_panel import ImageChoice, ImagePanel
 from .model_panel import ModelPanel
+from .notes_area import NotesArea
 from .nightlights_panel import NightLightsPanel
 from .processing_run import LOG_TAG, CollectingFeedback, ProcessingRun, show_error
 from .region_panel import RegionChoice, RegionPanel
@@ -108,6 +109,9 @@ class PovertyDock(QDockWidget, FORM_CLASS):
     def __init__(self, iface, parent=None):
         super().__init__(parent)
         self.setupUi(self)
+        self.notesArea = NotesArea(self.dockContents)  # the notes scroll; the form keeps its room
+        self.mainLayout.replaceWidget(self.statusLabel, self.notesArea)
+        self.notesArea.hold(self.statusLabel)
         self.iface = iface
         self._run: ProcessingRun | None = None
         self._last_feedback: CollectingFeedback | None = None
