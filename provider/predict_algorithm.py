@@ -21,7 +21,8 @@ from .base import PovertyAlgorithm
 from .layer_inputs import (
     check_geotiff_output, check_mask_overlaps, extent_in_crs, mask_geometries, raster_file_path, raster_input,
 )
-from .styling import StyleOnLoad, layer_name, write_map_style
+from .map_layers import map_name
+from .styling import StyleOnLoad, write_map_style
 
 
 class PredictAlgorithm(PovertyAlgorithm):
@@ -103,7 +104,8 @@ class PredictAlgorithm(PovertyAlgorithm):
                 "A night-lights raster for a model with a NIGHTLIGHTS band (its card names the product and "
                 "units; the bundled night-lights model: VIIRS annual or monthly average radiance in nW/cm²/sr, "
                 "e.g. NASA Black Marble VNP46A4 or the Earth Observation Group's annual VNL). Any CRS and "
-                "resolution: it is read on the image's pixels (nearest). It must cover the image."
+                "resolution: it is read on the image's pixels (nearest). It must cover the image. A colour "
+                "rendering (e.g. a Black Marble RGB image) is not radiance and is refused."
             ),
         )
         self.add(
@@ -142,13 +144,17 @@ class PredictAlgorithm(PovertyAlgorithm):
             QgsProcessingParameterRasterDestination(self.OUTPUT, self.tr("Poverty map")),
             self.tr(
                 "The estimate raster (GeoTIFF; one cell per tile or stride step, in the image's CRS), "
-                "styled red (poorer) to blue (wealthier) when loaded."
+                "styled red (poorer) to blue (wealthier) when loaded, in a group named after the model and "
+                "the image with the cells its quality band flags above it (hatched grey: extrapolations; "
+                "cross-hatched dark: imagery unlike the model's, out of its domain; kept as NAME.quality.gpkg "
+                "beside the map)."
             ),
         )
 
     def prepareAlgorithm(self, parameters, context: QgsProcessingContext, feedback: QgsProcessingFeedback) -> bool:  # noqa: N802
         """Resolve layers into plain values here, in the main thread."""
         layer = self.parameterAsRasterLayer(parameters, self.INPUT, context)
+        self._input_name = layer.name()
         lights = self.parameterAsRasterLayer(parameters, self.NIGHTLIGHTS, context)
         self._nightlights_path = raster_file_path(lights) if lights is not None else None
         self._bounds = extent_in_crs(self, parameters, self.EXTENT, context, layer.crs())
@@ -210,6 +216,6 @@ class PredictAlgorithm(PovertyAlgorithm):
         self.in_main_thread_after_run(partial(write_map_style, output, model.target.name, model.target.unit))
         if context.willLoadLayerOnCompletion(output):
             details = context.layerToLoadOnCompletionDetails(output)
-            details.name = layer_name(model.target.name, model.target.unit)
+            details.name = map_name(model.name, self._input_name, self._mask_name)  # made unique when loaded
             details.setPostProcessor(StyleOnLoad.create(model.target.name, model.target.unit))
         return {self.OUTPUT: output}

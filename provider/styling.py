@@ -17,6 +17,7 @@ from qgis.core import (
     QgsColorRampShader,
     QgsProcessingLayerPostProcessorInterface,
     QgsRasterBandStats,
+    QgsProject,
     QgsRasterLayer,
     QgsRasterShader,
     QgsSingleBandPseudoColorRenderer,
@@ -26,6 +27,7 @@ from qgis.PyQt.QtCore import QCoreApplication
 
 from ..core.errors import PovertyMapperError
 from ..core.maps.zonal import estimate_scale
+from .map_layers import group_loaded_map
 
 # GDAL's refusal of a histogram of a band of one value (min == max).
 CONSTANT_BAND_HISTOGRAM = "dfMax should be strictly greater than dfMin"
@@ -204,6 +206,7 @@ class StyleOnLoad(QgsProcessingLayerPostProcessorInterface):
     def postProcessLayer(self, layer, context, feedback) -> None:  # noqa: N802 (QGIS API)
         if isinstance(layer, QgsRasterLayer):
             apply_poverty_style(layer, self.quantity, self.unit)
+            group_loaded_map(layer, context.project() or QgsProject.instance())  # unique name, quality layer
 
     @classmethod
     def create(cls, quantity: str, unit: str) -> "StyleOnLoad":

@@ -6,7 +6,11 @@ Drives the Poverty Mapper dock as an analyst would, one step after another:
 2. the bundled real scene mapped to a GeoTIFF: the styled map, its notes in the dock;
 3. the map summed up per district (one district smaller than a cell, one mostly off the
    map, one concave with a hole) with exact coverage;
-4. XYZ tiles of the same scene (a layer that is no file) mapped for the map extent.
+4. XYZ tiles of the same scene (a layer that is no file) mapped for the map extent;
+5. the real scene mapped again: each map named after its model and image, unique, in a
+   group with its quality layer, which shows the cells not to trust on the map;
+6. Identify on a flagged cell of the quality layer: the band names in the results panel,
+   which opens beside the dock, and the room the dock's form keeps.
 
 Saves screenshots of the main window and of the dock at each step, and a JSON of what is
 on screen, then exits (without the save-project question).
@@ -215,10 +219,134 @@ def map_xyz() -> None:
 
 @step
 def on_xyz_mapped(ok: bool) -> None:
+    dock().finished.disconnect(on_xyz_mapped)  # the next run is another step's
     state["xyz"] = {"ok": bool(ok), "status": dock().statusLabel.text(),
                     "layers": [layer.name() for layer in QgsProject.instance().mapLayers().values()]}
     iface.mapCanvas().refreshAllLayers()
-    later(2500, lambda: (iface.mainWindow().grab().save(str(OUT / "xyz.png")), finish(0)))
+    later(2500, lambda: (iface.mainWindow().grab().save(str(OUT / "xyz.png")), map_again()))
+
+
+# 5. map names and quality layers ----------------------------------------------------------
+def map_again() -> None:
+    """The real scene mapped once more with the same model: a second name, not the same one."""
+    scene = next(layer for layer in QgsProject.instance().mapLayers().values() if layer.name().startswith("Parana"))
+    d = dock()
+    d.modelPanel.modelCombo.setCurrentIndex(d.modelPanel.modelCombo.findData("rgb_histogram"))
+    d.imagePanel.layerCombo.setLayer(scene)
+    d.regionPanel.regionCombo.setCurrentIndex(d.regionPanel.regionCombo.findData("layer"))
+    d.optionsPanel.outputFileRadio.setChecked(True)
+    d.optionsPanel.outputFileWidget.setFilePath(str(OUT / "poverty_again.tif"))
+    d.finished.connect(on_mapped_again)
+    d.runButton.click()
+
+
+@step
+def on_mapped_again(ok: bool) -> None:
+    from poverty_mapper.provider.map_layers import is_quality_layer
+
+    dock().finished.disconnect(on_mapped_again)
+    project = QgsProject.instance()
+    root = project.layerTreeRoot()
+    maps, groups = [], []
+    for layer in project.mapLayers().values():
+        node = root.findLayer(layer.id())
+        if layer.name().startswith("Poverty map") and node is not None:
+            maps.append(layer.name())
+            group = node.parent()
+            groups.append({
+                "group": group.name(),
+                "children": [child.layer().name() for child in group.children()],
+                "quality_visible": [child.isVisible() for child in group.children() if is_quality_layer(child.layer())],
+                "quality_renderer": [child.layer().renderer().type() for child in group.children()
+                                     if is_quality_layer(child.layer())],
+            })
+    combo = dock().exportPanel.mapCombo
+    state["names"] = {"ok": bool(ok), "maps": maps, "groups": groups,
+                      "export_list": [combo.layer(i).name() for i in range(combo.count())]}
+    # The first map of the scene alone, with its quality layer over it.
+    first = next(layer for layer in project.mapLayers().values() if layer.source() == str(OUT / "poverty.tif")
+                 and not is_quality_layer(layer))
+    first_group = root.findLayer(first.id()).parent()
+    shown = {node.layer().id() for node in first_group.findLayers() if node.isVisible()}  # its own choice
+    for node in root.findLayers():
+        node.setItemVisibilityChecked(node.layer().id() in shown)
+    first_group.setItemVisibilityChecked(True)
+    for group in root.findGroups():
+        group.setExpanded(True)
+    iface.mapCanvas().setExtent(first.extent())
+    iface.mapCanvas().refreshAllLayers()
+    later(2500, quality_screenshot)
+
+
+def quality_screenshot() -> None:
+    iface.mainWindow().grab().save(str(OUT / "names_quality.png"))
+    later(100, identify_flagged_cell)
+
+
+# 6. Identify -----------------------------------------------------------------------------
+def identify_flagged_cell() -> None:
+    """Centres the map on a cell of the first map that its quality band flags, and opens
+    QGIS's Identify tool (its results panel opens below the dock)."""
+    import numpy as np
+    import rasterio
+    from qgis.core import QgsPointXY
+
+    from poverty_mapper.provider.map_layers import is_quality_layer
+
+    with rasterio.open(OUT / "poverty.tif") as ds:
+        codes = ds.read(2)
+        row, col = (int(v) for v in np.argwhere(np.isin(codes, (1, 3)))[0])
+        x, y = ds.xy(row, col)
+    first = next(layer for layer in QgsProject.instance().mapLayers().values()
+                 if layer.source() == str(OUT / "poverty.tif") and not is_quality_layer(layer))
+    group = QgsProject.instance().layerTreeRoot().findLayer(first.id()).parent()
+    quality = next(node.layer() for node in group.findLayers() if is_quality_layer(node.layer()))
+    iface.setActiveLayer(quality)
+    iface.actionIdentify().trigger()
+    iface.mapCanvas().setCenter(QgsPointXY(x, y))
+    iface.mapCanvas().refresh()
+    state["identify"] = {"code": int(codes[row, col]),
+                         "window_before": [iface.mainWindow().width(), iface.mainWindow().height()]}
+    later(1500, click_flagged_cell)
+
+
+def click_flagged_cell() -> None:
+    """The click as the canvas hands it to its map tool (QGIS's own Identify action), at the
+    centre of the map: the flagged cell."""
+    from qgis.gui import QgsMapMouseEvent
+    from qgis.PyQt.QtCore import QEvent, QPoint, Qt
+
+    canvas = iface.mapCanvas()
+    where = QPoint(canvas.width() // 2, canvas.height() // 2)
+    canvas.mapTool().canvasReleaseEvent(QgsMapMouseEvent(canvas, QEvent.MouseButtonRelease, where, Qt.LeftButton))
+    later(1500, identify_screenshot)
+
+
+def identify_screenshot() -> None:
+    from qgis.PyQt.QtWidgets import QDockWidget, QTreeWidget
+
+    panel = iface.mainWindow().findChild(QDockWidget, "IdentifyResultsDock")
+    rows = []
+    if panel is not None:
+        for tree in panel.findChildren(QTreeWidget):
+            items = [tree.topLevelItem(i) for i in range(tree.topLevelItemCount())]
+            while items:
+                item = items.pop(0)
+                rows.append([item.text(0), item.text(1)])
+                items.extend(item.child(i) for i in range(item.childCount()))
+    d = dock()
+    state["identify"].update({
+        "panel_visible": bool(panel is not None and panel.isVisible()),
+        "rows": rows,
+        "dock_height": d.height(), "form_height": d.scrollArea.height(),
+        "notes_height": d.notesArea.height() if hasattr(d, "notesArea") else None,
+        "panel_height": panel.height() if panel is not None else None,
+        "dock_min_height": d.minimumSizeHint().height(),
+        "panel_min_height": panel.minimumSizeHint().height() if panel is not None else None,
+        "window_size": [iface.mainWindow().width(), iface.mainWindow().height()],
+    })
+    iface.mainWindow().grab().save(str(OUT / "identify.png"))
+    finish(0)
 
 
 QTimer.singleShot(1500, start)

@@ -2,8 +2,9 @@
 # Starts the real QGIS desktop under Xvfb with the plugin enabled in a fresh profile and
 # drives the dock (scripts/desktop_check.py): wrong bands refused, the bundled real scene
 # mapped (with its notes), a district export with coverage, XYZ tiles (a layer that is no
-# file) mapped. Saves screenshots and out/desktop/state.json. Needs the real data beside the
-# clone (../shared/data). Gives up after DESKTOP_CHECK_TIMEOUT seconds (180).
+# file) mapped, maps named and grouped with their quality layers. Saves screenshots and
+# out/desktop/state.json. Needs the real data beside the clone (../shared/data). Gives up
+# after DESKTOP_CHECK_TIMEOUT seconds (180).
 set -euo pipefail
 limit="${DESKTOP_CHECK_TIMEOUT:-180}"
 for tool in xvfb-run xauth /usr/bin/qgis.bin gdal_translate gdal2tiles.py; do
@@ -60,7 +61,7 @@ if [ "$status" -ne 0 ]; then
   cat "$out/state.json" >&2
   exit 1
 fi
-for shot in screenshot dock_wrong_bands dock_export districts dock_districts xyz; do
+for shot in screenshot dock_wrong_bands dock_export districts dock_districts xyz names_quality identify; do
   echo "screenshot: $out/$shot.png"
 done
 echo "state:      $out/state.json"

@@ -23,9 +23,11 @@ from ..core.imagery.lights_layer import image_bands
 from ..core.models.defaults import SAMPLE_MODEL_KEY
 from ..core.models.model_file import ModelInfo
 from ..provider.base import RADIOMETRY_KEYS
+from ..provider.map_layers import add_map_to_project
 from .export_panel import ExportPanel
 from .image_panel import ImageChoice, ImagePanel
 from .model_panel import ModelPanel
+from .notes_area import NotesArea
 from .nightlights_panel import NightLightsPanel
 from .messages import LOG_TAG, RunMessages
 from .processing_run import CollectingFeedback, ProcessingRun
@@ -61,6 +63,7 @@ class _RunInfo:
     model: ModelInfo
     input_name: str
     started: float  # time.monotonic()
+    mask_name: str | None = None  # the polygons the map is limited to
 
 
 def duration_text(seconds: float) -> str:
@@ -110,6 +113,9 @@ class PovertyDock(QDockWidget, FORM_CLASS):
     def __init__(self, iface, parent=None):
         super().__init__(parent)
         self.setupUi(self)
+        self.notesArea = NotesArea(self.dockContents)  # the notes scroll; the form keeps its room
+        self.mainLayout.replaceWidget(self.statusLabel, self.notesArea)
+        self.notesArea.hold(self.statusLabel)
         self.iface = iface
         self.messages = RunMessages(iface)
         self._run: ProcessingRun | None = None
@@ -193,7 +199,9 @@ class PovertyDock(QDockWidget, FORM_CLASS):
             return
         settings = self.settings()
         layer = QgsProject.instance().mapLayer(settings.image.layer_id)
-        self._run_info = _RunInfo(self.modelPanel.model_info(), layer.name(), time.monotonic())
+        mask = QgsProject.instance().mapLayer(settings.region.mask_layer_id) if settings.region.mask_layer_id else None
+        self._run_info = _RunInfo(self.modelPanel.model_info(), layer.name(), time.monotonic(),
+                                  mask.name() if mask is not None else None)
         self._run = ProcessingRun(ALGORITHM_ID, self.parameters(settings), self._finished, self._show_progress)
         refused = self._run.start()
         if refused:
@@ -268,12 +276,13 @@ class PovertyDock(QDockWidget, FORM_CLASS):
                 self.statusLabel.setText(message)
                 self.messages.after_task(task_description, lambda: self._report_failure(message, feedback.textLog()))
             return
-        layer = open_result_layer(results["OUTPUT"], run_info.model, run_info.input_name, date.today())
+        layer = open_result_layer(
+            results["OUTPUT"], run_info.model, run_info.input_name, date.today(), run_info.mask_name)
         if layer is None:
             message = tr("The prediction ran but its output cannot be opened: {}").format(results["OUTPUT"])
             self.messages.after_task(task_description, lambda: self._report_failure(message))
             return
-        QgsProject.instance().addMapLayer(layer)
+        add_map_to_project(layer)  # in a group with its quality layer: where not to trust it
         self.exportPanel.set_poverty_map(layer)
         self.progressBar.setValue(100)
         self.progressLabel.setText(tr("Done in {}.").format(elapsed))

@@ -13,6 +13,7 @@ from qgis.PyQt import uic
 from qgis.PyQt.QtCore import QCoreApplication, pyqtSignal
 from qgis.PyQt.QtWidgets import QWidget
 
+from ..provider.map_layers import is_companion_layer
 from .processing_run import LOG_TAG, ProcessingRun, show_error
 
 FORM_CLASS, _ = uic.loadUiType(str(Path(__file__).with_name("export_panel.ui")))
@@ -33,6 +34,9 @@ class ExportPanel(QWidget, FORM_CLASS):
         self.iface = iface
         self._run: ProcessingRun | None = None
         self.mapCombo.setFilters(QgsMapLayerProxyModel.Filter.RasterLayer)
+        QgsProject.instance().layersAdded.connect(self._hide_companion_layers)  # not maps to export
+        self._watching_layers = True
+        self._hide_companion_layers()
         self.polygonsCombo.setFilters(QgsMapLayerProxyModel.Filter.PolygonLayer)
         self.populationCombo.setFilters(QgsMapLayerProxyModel.Filter.RasterLayer)
         self.populationCombo.setAllowEmptyLayer(True)
@@ -48,6 +52,11 @@ class ExportPanel(QWidget, FORM_CLASS):
         self.cellsButton.clicked.connect(self.export_cells)
         self.aggregateButton.clicked.connect(self.aggregate)
 
+    def _hide_companion_layers(self, *_added) -> None:
+        companions = [layer for layer in QgsProject.instance().mapLayers().values() if is_companion_layer(layer)]
+        self.mapCombo.setExceptedLayerList(companions)
+        self.polygonsCombo.setExceptedLayerList(companions)  # the flagged cells are no districts
+
     def set_poverty_map(self, layer: QgsRasterLayer) -> None:
         """Preselect a freshly mapped layer."""
         self.mapCombo.setLayer(layer)
@@ -57,6 +66,9 @@ class ExportPanel(QWidget, FORM_CLASS):
 
     def unload(self) -> None:
         """Stop an export before the dock goes (its context and feedback must outlive it)."""
+        if self._watching_layers:  # unload may come twice
+            QgsProject.instance().layersAdded.disconnect(self._hide_companion_layers)
+            self._watching_layers = False
         if self._run is not None and self._run.task is not None:
             task = self._run.task
             self._run.cancel()

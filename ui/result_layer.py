@@ -3,11 +3,12 @@ from __future__ import annotations
 
 from datetime import date
 
-from qgis.core import QgsLayerMetadata, QgsRasterLayer
+from qgis.core import QgsLayerMetadata, QgsProject, QgsRasterLayer
 from qgis.PyQt.QtCore import QCoreApplication
 
 from ..core.models.model_file import ModelInfo
-from ..provider.styling import apply_poverty_style, layer_name, open_map_layer
+from ..provider.map_layers import map_name, unique_name
+from ..provider.styling import apply_poverty_style, open_map_layer
 
 KEYWORD_VOCABULARY = "Poverty Mapper"
 
@@ -16,11 +17,11 @@ def tr(text: str) -> str:
     return QCoreApplication.translate("PovertyResultLayer", text)
 
 
-def poverty_layer_metadata(model: ModelInfo, input_name: str, made_on: date) -> QgsLayerMetadata:
+def poverty_layer_metadata(model: ModelInfo, input_name: str, made_on: date, title: str) -> QgsLayerMetadata:
     """Title, abstract (the model, the input image, the date) and keywords of a map."""
     quantity, unit = model.target.name, model.target.unit
     metadata = QgsLayerMetadata()
-    metadata.setTitle(layer_name(quantity, unit))
+    metadata.setTitle(title)
     metadata.setType("dataset")
     metadata.setAbstract(
         tr(
@@ -39,14 +40,19 @@ def poverty_layer_metadata(model: ModelInfo, input_name: str, made_on: date) -> 
     return metadata
 
 
-def open_result_layer(path: str, model: ModelInfo, input_name: str, made_on: date) -> QgsRasterLayer | None:
-    """The map at ``path`` styled like every poverty map, with its metadata; None if unreadable."""
+def open_result_layer(
+    path: str, model: ModelInfo, input_name: str, made_on: date, mask_name: str | None = None
+) -> QgsRasterLayer | None:
+    """The map at ``path`` styled like every poverty map, with its metadata, named after its
+    model and image (unique in the project); None if unreadable."""
     quantity, unit = model.target.name, model.target.unit
+    name = unique_name(map_name(model.name, input_name, mask_name), QgsProject.instance())
     layer = open_map_layer(path, quantity, unit)
+    layer.setName(name)
     if not layer.isValid():
         return None
     apply_poverty_style(layer, quantity, unit)
-    metadata = poverty_layer_metadata(model, input_name, made_on)
+    metadata = poverty_layer_metadata(model, input_name, made_on, name)
     metadata.setCrs(layer.crs())
     layer.setMetadata(metadata)
     return layer

@@ -8,6 +8,9 @@ reads both. The imagery still defines the grid, the region and the cells. The li
 are read as they are, in the product's units (times the file's own scale and offset,
 where it declares them); the model's feature extractor standardizes them.
 A pixel is valid where both the imagery and the lights are.
+
+Such a model reads radiance: a colour composite (a rendering for display) is refused, and
+so is a layer without a single non-negative value over the imagery.
 """
 from __future__ import annotations
 
@@ -19,8 +22,10 @@ import rasterio
 from rasterio.enums import Resampling
 from rasterio.vrt import WarpedVRT
 from rasterio.warp import transform_bounds
+from rasterio.windows import Window, from_bounds
 
 from ..errors import PovertyMapperError
+from .nightlights import is_colour_composite
 from .radiometry import Radiometry
 from .tile_reader import TileReader, open_raster
 from .tiling import PixelWindow
@@ -66,6 +71,46 @@ def check_lights_overlap(lights: rasterio.io.DatasetReader, imagery: rasterio.io
             f"The night-lights layer {lights.name} does not overlap the satellite image {imagery.name}: "
             "choose a night-lights raster that covers the image's area."
         )
+
+
+SAMPLE_PX = 256  # the lights over the imagery are checked on at most this many pixels a side
+
+
+def check_lights_are_radiance(lights: rasterio.io.DatasetReader, imagery: rasterio.io.DatasetReader,
+                              expected: str) -> None:
+    """Refuse a night-lights layer that cannot be radiance: a colour composite (its band 1 is a
+    display colour, not nW/cm²/sr), or one whose values over the imagery are all negative.
+    ``expected``: what the model reads, in words (the product and its units)."""
+    name = lights.name
+    if is_colour_composite(lights):
+        raise PovertyMapperError(
+            f"The night-lights layer {name} is a colour composite ({lights.count} bands of "
+            f"{lights.dtypes[0]}, e.g. a Black Marble RGB image rendered for display), not radiance: its "
+            f"colours are not the values the model reads. Give a single-band radiance raster instead: {expected}."
+        )
+    values = _lights_over(lights, imagery)
+    if values.size and float(values.max()) < 0:
+        raise PovertyMapperError(
+            f"The night-lights layer {name} holds only negative values over the image (at most "
+            f"{float(values.max()):.3g}): radiance cannot be negative everywhere (a logarithm, an anomaly "
+            f"or a standardized product?). Give {expected} instead."
+        )
+
+
+def _lights_over(lights: rasterio.io.DatasetReader, imagery: rasterio.io.DatasetReader) -> np.ndarray:
+    """The valid values of band 1 (in the product's units) over the imagery, read on at most
+    :data:`SAMPLE_PX` x :data:`SAMPLE_PX` pixels."""
+    bounds = transform_bounds(imagery.crs, lights.crs, *imagery.bounds, densify_pts=21)
+    try:
+        window = from_bounds(*bounds, transform=lights.transform)
+        window = window.intersection(Window(0, 0, lights.width, lights.height))
+    except rasterio.errors.WindowError:
+        return np.empty(0, np.float32)
+    window = window.round_offsets().round_lengths()
+    shape = (max(1, min(int(window.height), SAMPLE_PX)), max(1, min(int(window.width), SAMPLE_PX)))
+    data = lights.read(1, window=window, out_shape=shape, masked=True, resampling=Resampling.nearest)
+    values = lights_radiometry(lights).apply(np.ma.filled(data.astype(np.float64), np.nan))
+    return values[np.isfinite(values)]
 
 
 def lights_on_grid(lights: rasterio.io.DatasetReader, imagery: rasterio.io.DatasetReader) -> WarpedVRT:

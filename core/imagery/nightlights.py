@@ -2,9 +2,10 @@
 any CRS and resolution.
 
 A single-band raster (VIIRS or DMSP radiance) is used as it is. A colour composite
-(three or more bands whose first three are red, green and blue, e.g. NASA's Black
-Marble images) is not radiance: its luminance ``0.2126 R + 0.7152 G + 0.0722 B``
-(Rec. 709) serves as an ordinal intensity. Anything else: band 1.
+(:func:`is_colour_composite`, e.g. NASA's Black Marble images) is not radiance: its
+luminance ``0.2126 R + 0.7152 G + 0.0722 B`` (Rec. 709) serves as an ordinal intensity.
+Anything else: band 1. Models that read radiance refuse a colour composite
+(:mod:`.lights_layer`): one rule says what a layer is, for every reader.
 """
 from __future__ import annotations
 
@@ -23,10 +24,16 @@ LUMINANCE_WEIGHTS = (0.2126, 0.7152, 0.0722)  # Rec. 709, of red, green, blue
 _RGB = (ColorInterp.red, ColorInterp.green, ColorInterp.blue)
 
 
+def is_colour_composite(src: rasterio.io.DatasetReader) -> bool:
+    """Whether a night-lights raster is a colour rendering (e.g. a Black Marble RGB image)
+    rather than radiance: three or more bands whose first three are marked red, green and blue."""
+    return src.count >= 3 and tuple(src.colorinterp[:3]) == _RGB
+
+
 def light_bands(src: rasterio.io.DatasetReader) -> dict[int, float]:
-    """Band number -> weight of the nightlight intensity: the luminance of an RGB
+    """Band number -> weight of the nightlight intensity: the luminance of a colour
     composite, else band 1."""
-    if src.count >= 3 and tuple(src.colorinterp[:3]) == _RGB:
+    if is_colour_composite(src):
         return dict(zip((1, 2, 3), LUMINANCE_WEIGHTS))
     return {1: 1.0}
 

@@ -7,7 +7,7 @@ when the raster declares no nodata of its own.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -24,6 +24,7 @@ class Radiometry:
     offset: float
     fill_value: float | None = None
     note: str = ""
+    own_label: str = ""  # the label, without its caveat, for a model trained on such imagery
 
     def apply(self, dn: np.ndarray) -> np.ndarray:
         """Convert digital numbers to reflectance (float32)."""
@@ -76,11 +77,22 @@ EIGHT_BIT = Radiometry(
         "8-bit imagery is a display stretch, not reflectance; DN / 255 is a rough "
         "stand-in and estimates on it are indicative only."
     ),
+    own_label="8-bit display imagery (DN / 255)",
 )
 
 PRESETS: dict[str, Radiometry] = {
     r.key: r for r in (REFLECTANCE, LANDSAT_C1_L1, LANDSAT_C2_L2, SENTINEL2_L2A, EIGHT_BIT)
 }
+
+
+def as_trained(radiometry: Radiometry, model_radiometry: str | None) -> Radiometry:
+    """``radiometry`` as read for a model trained on imagery of ``model_radiometry`` (a preset
+    key; None: not known): the preset itself, or, for the model's own training radiometry
+    (e.g. 8-bit renders for a model fitted on them), said so, without the preset's caveat."""
+    if radiometry.key != model_radiometry:
+        return radiometry
+    label = f"{radiometry.own_label or radiometry.label}, as the model was trained on"
+    return replace(radiometry, label=label, note="")
 
 
 def guess_radiometry(dtype: str) -> Radiometry:

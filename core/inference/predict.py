@@ -20,12 +20,13 @@ from ..imagery.bands import check_band_indexes, guess_band_indexes
 from ..imagery.lights_layer import (
     NIGHTLIGHTS_BAND,
     LightsInput,
+    check_lights_are_radiance,
     check_lights_overlap,
     image_bands,
     open_lights,
     uses_nightlights,
 )
-from ..imagery.radiometry import Radiometry, resolve_radiometry
+from ..imagery.radiometry import Radiometry, as_trained, resolve_radiometry
 from .neighbourhood import NeighbourhoodMean, neighbourhood_radius
 from .scene_statistics import (
     implausible_input_note, knows_band_statistics, needs_scene_standardization, scene_band_statistics, scene_note, scene_standardized,
@@ -174,6 +175,8 @@ def _lights_input(request: PredictRequest, ds: rasterio.io.DatasetReader) -> tup
         )
     with open_lights(request.nightlights_path) as lights:
         check_lights_overlap(lights, ds)
+        expected = model.nightlights.describe() if model.nightlights else "the night-lights product the model was fitted on"
+        check_lights_are_radiance(lights, ds, expected)
     return LightsInput(request.nightlights_path, model.bands.index(NIGHTLIGHTS_BAND)), ()
 
 
@@ -183,7 +186,8 @@ def _mapping_job(request: PredictRequest, ds: rasterio.io.DatasetReader) -> tupl
     model = request.model
     bands = _image_band_indexes(request, ds)
     lights, lights_notes = _lights_input(request, ds)
-    radiometry = resolve_radiometry(request.radiometry, ds.dtypes[(bands or (1,))[0] - 1], model.radiometry)
+    radiometry = as_trained(  # no caveat for the imagery the model itself was trained on
+        resolve_radiometry(request.radiometry, ds.dtypes[(bands or (1,))[0] - 1], model.radiometry), model.radiometry)
     region = region_window(ds.transform, ds.width, ds.height, request.bounds)
     grid = tile_grid_for(ds.transform, ds.crs, region, model.tile_size_m, request.stride_m, aligned=True)
     check_memory(

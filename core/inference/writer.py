@@ -37,11 +37,15 @@ QUALITY_CODES = {
     QUALITY_WATER: "no estimate: water",
     QUALITY_CLOUD: "no estimate: cloud",
 }
-QUALITY_DESCRIPTION = "quality: " + ", ".join(f"{code} = {text}" for code, text in QUALITY_CODES.items())
-INTERVAL_DESCRIPTION = (
-    "80 % interval half-width: the estimate +- this (from cross-validation; widened where the "
-    "imagery lies far from the training clusters')"
-)
+# Band names short enough to read whole where QGIS shows them ("Band 2: quality (…)" in
+# Identify); the meaning of every code, and of the interval, in the bands' own tags.
+QUALITY_DESCRIPTION = "quality (1 extrapolation, 3 out of domain)"
+QUALITY_TAGS = {f"CODE_{code}": text for code, text in QUALITY_CODES.items()}
+INTERVAL_DESCRIPTION = "interval80: 80 % interval half-width"
+INTERVAL_TAGS = {
+    "MEANING": "the estimate +- this held 80 % of held-out survey clusters (from cross-validation; "
+               "widened where the imagery lies far from the training clusters')",
+}
 
 
 def has_estimate(quality: np.ndarray) -> np.ndarray:
@@ -208,6 +212,8 @@ class RowWriter:
         self.dst.set_band_description(1, description)
         self.dst.set_band_description(2, QUALITY_DESCRIPTION)
         self.dst.set_band_description(3, INTERVAL_DESCRIPTION)
+        self.dst.update_tags(2, **QUALITY_TAGS)
+        self.dst.update_tags(3, **INTERVAL_TAGS)
         self.dst.update_tags(**tags)
         n_water = int(np.count_nonzero(self.preset == QUALITY_WATER))
         n_cloud = int(np.count_nonzero(self.preset == QUALITY_CLOUD))

@@ -121,3 +121,16 @@ def test_with_three_groups_each_is_also_predicted_from_the_others(small_world, t
     model = load_model(tmp_path / "fit.povmodel")
     assert model.scores.out_of_country_r2 == within["out_of_group_r2"]
     assert f"Out of country (fitted on the other countries): r² {within['out_of_group_r2']:.2f}" in model.card()
+
+
+def test_band_names_are_short_and_each_quality_code_is_named_in_the_band_tags(tmp_path):
+    _map(tmp_path, None)
+    with rasterio.open(tmp_path / "map.tif") as ds:
+        names, quality_tags, interval_tags = ds.descriptions, ds.tags(2), ds.tags(3)
+    # Short enough to read whole in QGIS's Identify ("Band 2: quality (…)"), and still found by their words.
+    assert all(len(name) <= 45 for name in names[1:]), names
+    assert names[1].startswith("quality") and "3 out of domain" in names[1]
+    assert names[2].startswith("interval80") and "interval half-width" in names[2]
+    assert "out of domain" in quality_tags["CODE_3"] and "extrapolation" in quality_tags["CODE_1"]
+    assert {f"CODE_{code}" for code in range(6)} <= set(quality_tags)
+    assert "80 %" in interval_tags["MEANING"]

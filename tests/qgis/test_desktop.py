@@ -1,7 +1,8 @@
 """The real QGIS desktop under Xvfb: the plugin loads from a fresh profile; its dock
 refuses bands it cannot match, maps the bundled real scene (its notes shown in the dock),
-sums the map up per district (one concave with a hole) with exact coverage and maps XYZ tiles, a layer that is no
-file (scripts/desktop_check.sh writes screenshots and a JSON of the state; about 35 s)."""
+sums the map up per district (one concave with a hole) with exact coverage, maps XYZ tiles,
+a layer that is no file, and names each map apart, grouped with its quality layer
+(scripts/desktop_check.sh writes screenshots and a JSON of the state; about 40 s)."""
 from __future__ import annotations
 
 import json
@@ -9,6 +10,7 @@ import struct
 import subprocess
 
 from conftest import ROOT
+from poverty_mapper.core.maps.quality_regions import MEANINGS
 
 
 def _png_size(path) -> tuple[int, int]:
@@ -68,3 +70,22 @@ def test_dock_maps_the_scene_in_the_real_desktop():
     assert "Estimated" in state["xyz"]["status"]
     for shot in ("dock_wrong_bands", "districts", "dock_districts", "xyz"):
         assert _png_size(out / f"{shot}.png")[1] >= 400
+    # 5. Each map named after its model and image, unique; grouped with its quality layer, shown.
+    names = state["names"]
+    assert names["ok"] is True
+    assert len(names["maps"]) == len(set(names["maps"])) == 3
+    assert result[0] + " (2)" in names["maps"]
+    assert any("Kinshasa CNN" in name and "XYZ tiles of the scene" in name for name in names["maps"])
+    for group in names["groups"]:
+        assert group["group"] in names["maps"] and group["children"][1] == group["group"]
+        assert group["quality_visible"] == [True] and group["quality_renderer"] == ["categorizedSymbol"]
+    assert set(names["maps"]) <= set(names["export_list"])
+    assert not any("quality" in name or "interval" in name for name in names["export_list"])
+    assert _png_size(out / "names_quality.png")[1] >= 400
+    # 6. Identify on a flagged cell: its results panel opens below the dock, which keeps its form.
+    identify = state["identify"]
+    assert identify["panel_visible"] is True and identify["code"] in (1, 3)
+    meaning = MEANINGS[identify["code"]]  # the cell's code in words, not a bare number
+    assert ["meaning", meaning] in identify["rows"]
+    assert identify["form_height"] >= 150
+    assert _png_size(out / "identify.png")[1] >= 400

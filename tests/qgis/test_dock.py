@@ -32,6 +32,7 @@ from conftest import ROOT
 from dock_helpers import SAMPLE, choose, choose_model_file, make_dock, run_and_wait, sample_layer  # noqa: F401 (fixtures)
 from helpers import assert_same_map, engine_map
 from poverty_mapper.core.models.defaults import DEFAULT_MODEL_PATH
+from poverty_mapper.provider.map_layers import is_companion_layer
 
 MODEL_NAME = "LSMS Africa RGB histogram ridge v1"
 
@@ -386,7 +387,7 @@ def test_run_adds_a_styled_poverty_layer_with_metadata(dock, sample_layer, qtbot
     assert len(added) == 1
     layer = added[0]
     assert isinstance(layer, QgsRasterLayer) and layer.isValid()
-    assert layer.name() == "Poverty map: asset wealth index (LSMS asset index)"
+    assert layer.name() == f"Poverty map: {MODEL_NAME} on Parana Landsat 8"
     assert isinstance(layer.renderer(), QgsSingleBandPseudoColorRenderer)
     metadata = layer.metadata()
     assert metadata.title() == layer.name()
