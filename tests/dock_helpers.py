@@ -6,6 +6,7 @@ import pytest
 from qgis.core import QgsProject, QgsRasterLayer
 
 from conftest import ROOT
+from poverty_mapper.provider.map_layers import is_companion_layer
 
 SAMPLE = ROOT / "resources" / "sample" / "parana_landsat8_l1_rgb_30m.tif"
 
@@ -61,6 +62,7 @@ def run_and_wait(dock, qtbot, timeout=120_000) -> tuple[bool, list]:
         panels = (dock.imagePanel, dock.regionPanel, dock.modelPanel, dock.optionsPanel)
         assert not any(panel.isEnabled() for panel in panels)  # inputs locked while it runs
     added = [QgsProject.instance().mapLayer(i) for i in set(QgsProject.instance().mapLayers()) - before]
+    added = [layer for layer in added if not is_companion_layer(layer)]  # the maps; their quality layers apart
     assert dock.runButton.isEnabled() and not dock.cancelButton.isEnabled()
     assert all(panel.isEnabled() for panel in panels)
     return blocker.args[0], added

@@ -32,7 +32,6 @@ from conftest import ROOT
 from dock_helpers import SAMPLE, choose, choose_model_file, make_dock, run_and_wait, sample_layer  # noqa: F401 (fixtures)
 from helpers import assert_same_map, engine_map
 from poverty_mapper.core.models.defaults import DEFAULT_MODEL_PATH
-from poverty_mapper.provider.map_layers import is_companion_layer
 
 MODEL_NAME = "LSMS Africa RGB histogram ridge v1"
 
