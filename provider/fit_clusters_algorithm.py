@@ -30,6 +30,7 @@ from qgis.PyQt.QtCore import QVariant
 
 from ..core.training.clusters import EXTRACTOR_CHOICES, Cluster, ClusterFitConfig, fit_clusters
 from ..core.models.model_file import MODEL_SUFFIX
+from ..core.regression.metrics import describe_r2
 from .base import PovertyAlgorithm
 from .layer_inputs import cluster_points, raster_file_path
 from .sinks import atomic_sink
@@ -81,7 +82,8 @@ class FitClustersAlgorithm(PovertyAlgorithm):
             "proxy CNN from 'Train nightlight proxy CNN', the method of the paper).\n"
             "Nightlights (optional): scores a nightlights-only model beside it, the baseline the "
             "method should beat.\n\n"
-            "The reported r² (squared Pearson correlation) and R² (coefficient of determination) "
+            "The reported r² (squared Pearson correlation, with the correlation's sign: below 0 is no "
+            "skill) and R² (coefficient of determination) "
             "are out-of-fold: nested cross-validation, folds by location (clusters closer than the "
             "box size, whose boxes share imagery, stay in one fold, and so do chains of them), ridge "
             "penalty chosen inside each training fold. The report gives the fold sizes, the penalty "
@@ -338,8 +340,8 @@ class FitClustersAlgorithm(PovertyAlgorithm):
         with self.user_errors():
             result = fit_clusters(config, lambda f: feedback.setProgress(100.0 * f), feedback.isCanceled)
         pooled = result.report["cv"]["pooled"]
-        feedback.pushInfo(self.tr("Out-of-fold scores on {} clusters: r² {:.3f} (squared Pearson), R² {:.3f}.").format(
-            pooled["n"], pooled["r2"], pooled["R2"]))
+        feedback.pushInfo(self.tr("Out-of-fold scores on {} clusters: {} (squared Pearson, signed), R² {:.3f}.").format(
+            pooled["n"], describe_r2(pooled["r2"]), pooled["R2"]))
         folds, coverage = result.report["folds"], result.report["coverage"]
         feedback.pushInfo(self.tr("Folds of {} groups of neighbours closer than {:g} m; clusters per fold: {}.").format(
             folds["groups"], folds["distance_m"], ", ".join(str(n) for n in folds["sizes"])))
@@ -347,8 +349,8 @@ class FitClustersAlgorithm(PovertyAlgorithm):
             coverage["median_tiles_used"], coverage["median_covered_share"]))
         baseline = result.report.get("nightlights_baseline")
         if baseline:
-            feedback.pushInfo(self.tr("Nightlights alone: r² {:.3f}, R² {:.3f}.").format(
-                baseline["pooled"]["r2"], baseline["pooled"]["R2"]))
+            feedback.pushInfo(self.tr("Nightlights alone: {}, R² {:.3f}.").format(
+                describe_r2(baseline["pooled"]["r2"]), baseline["pooled"]["R2"]))
         for note in result.notes:
             feedback.pushWarning(note)
 

@@ -57,6 +57,7 @@ def connect(scheduler: str, timeout_s: float | None = None):
     least one worker; clear errors when it cannot be reached or has no workers."""
     distributed = _distributed()
     timeout_s = timeout_s or CONNECT_TIMEOUT_S
+    _check_address(scheduler)
     try:
         client = distributed.Client(scheduler, timeout=timeout_s, set_as_default=False)
     except (OSError, TimeoutError, ValueError) as exc:
@@ -74,6 +75,31 @@ def connect(scheduler: str, timeout_s: float | None = None):
             f"`dask worker {scheduler}` on machines that can read the imagery."
         ) from exc
     return client
+
+
+def _check_address(scheduler: str) -> None:
+    """Refuse at once an address that names no reachable host or no port number (a
+    wrong name otherwise costs the whole connect timeout, and more)."""
+    import socket
+
+    from distributed.comm import parse_address
+    from distributed.comm.addressing import parse_host_port
+
+    example = "give the address `dask scheduler` prints, e.g. tcp://10.0.0.5:8786"
+    try:
+        protocol, location = parse_address(scheduler)
+        if protocol not in ("tcp", "tls"):
+            return
+        host, port = parse_host_port(location, default_port=8786)
+    except (ValueError, TypeError) as exc:
+        raise PovertyMapperError(f"'{scheduler}' is not a Dask scheduler address ({exc}); {example}.") from None
+    try:
+        socket.getaddrinfo(host, port)
+    except (socket.gaierror, UnicodeError) as exc:
+        raise PovertyMapperError(
+            f"The Dask scheduler address '{scheduler}' names a host '{host}' that this machine cannot find "
+            f"({exc.args[-1] if exc.args else exc}); {example}."
+        ) from None
 
 
 def worker_path(path: str) -> str:

@@ -6,6 +6,7 @@ feeds the writer (:mod:`.writer`)."""
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
@@ -240,6 +241,13 @@ def predict_poverty_map(
         device, model.extractor.kind, request.batch_size, request.read_workers,
         request.prefetch_batches, request.mixed_precision,
     )
+    if request.stride_m is not None and not (math.isfinite(request.stride_m) and request.stride_m > 0):
+        raise PovertyMapperError(
+            f"The stride (distance between cell centres) must be more than 0 m, not {request.stride_m:g}; "
+            "leave it empty for the tile size."
+        )
+    if request.batch_size < 0:
+        raise PovertyMapperError(f"The batch size must be 0 (by device) or more, not {request.batch_size}.")
     out_path = Path(request.output_path)
     check_output_path(out_path)
     check_not_an_input(out_path, {"input raster": request.raster_path})
