@@ -70,7 +70,7 @@ class CancelOnInterrupt:
     SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
     def __init__(self):
-        self.canceled = False
+        self.canceled = self.stopped = False
         self.signum: int | None = None
 
     def __call__(self) -> bool:
@@ -81,7 +81,10 @@ class CancelOnInterrupt:
 
         def ask(signum, _frame):
             if self.canceled:
-                raise Stopped()
+                if not self.stopped:  # once: a third signal while the second unwinds is not another error
+                    self.stopped = True
+                    raise Stopped()
+                return
             self.canceled, self.signum = True, signum
             again = "Ctrl-C" if signum == signal.SIGINT else "SIGTERM"
             print(f"\nCanceling after the current batch ({again} again to stop at once) ...", file=sys.stderr)
@@ -299,8 +302,10 @@ def _predict(args, progress: Callable[[float], None], is_canceled) -> None:
         ),
         progress=progress, is_canceled=is_canceled, executor=executor,
     )
-    print(f"Estimated {result.n_estimated} of {result.n_cells} cells on {result.device}; bands "
-          f"{','.join(map(str, result.band_indexes))}; radiometry: {result.radiometry.label}. Wrote {result.output_path}.")
+    reading = (f"bands {','.join(map(str, result.band_indexes))}; radiometry: {result.radiometry.label}"
+               if result.band_indexes else "night lights only, no image bands")
+    print(f"Estimated {result.n_estimated} of {result.n_cells} cells on {result.device}; {reading}. "
+          f"Wrote {result.output_path}.")
     for note in result.notes:
         print(f"Note: {note}", file=sys.stderr)
 
@@ -416,18 +421,19 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     args = build_parser().parse_args(argv)
     bar = Progress(args.command)
-    interrupt = CancelOnInterrupt()
-    try:
-        with interrupt:
+    # The handlers stay until the status is known: a second Ctrl-C while the first one's
+    # cancel is reported must not end in a traceback.
+    with CancelOnInterrupt() as interrupt:
+        try:
             args.run(args, bar, interrupt)
-    except (Canceled, KeyboardInterrupt):
-        bar.close()
-        print("poverty-mapper: canceled; no output was written.", file=sys.stderr)
-        return 128 + interrupt.signum if interrupt.signum == signal.SIGTERM else EXIT_CANCELED
-    except (PovertyMapperError, FileNotFoundError) as exc:
-        bar.close()
-        print(f"poverty-mapper: error: {exc}", file=sys.stderr)
-        return EXIT_ERROR
+        except (Canceled, KeyboardInterrupt):
+            bar.close()
+            print("poverty-mapper: canceled; no output was written.", file=sys.stderr)
+            return 128 + interrupt.signum if interrupt.signum == signal.SIGTERM else EXIT_CANCELED
+        except (PovertyMapperError, FileNotFoundError) as exc:
+            bar.close()
+            print(f"poverty-mapper: error: {exc}", file=sys.stderr)
+            return EXIT_ERROR
     bar.close()
     return 0
 

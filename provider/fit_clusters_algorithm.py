@@ -32,8 +32,8 @@ from ..core.training.clusters import EXTRACTOR_CHOICES, Cluster, ClusterFitConfi
 from ..core.models.model_file import MODEL_SUFFIX
 from ..core.regression.metrics import describe_r2
 from .base import PovertyAlgorithm
-from .layer_inputs import cluster_points, raster_file_path
-from .sinks import atomic_sink
+from .layer_inputs import cluster_points, count_not_points, raster_file_path
+from .sinks import atomic_sink, check_sink_folder
 
 EXTRACTOR_OPTIONS = (*EXTRACTOR_CHOICES, "model file")
 
@@ -300,7 +300,8 @@ class FitClustersAlgorithm(PovertyAlgorithm):
             self._lights = raster_file_path(lights)
         # Original coordinates and fields, for the prediction layer in the clusters' own CRS.
         self._fields = source.fields()
-        self._rows = {f.id(): (f.geometry().centroid().asPoint(), f.attributes()) for f in source.getFeatures()}
+        self._rows = {f.id(): (_point(f.geometry()), f.attributes()) for f in source.getFeatures()}
+        self._not_points = count_not_points(source)
         return True
 
     def processAlgorithm(self, parameters, context: QgsProcessingContext, feedback: QgsProcessingFeedback) -> dict:  # noqa: N802
@@ -337,6 +338,10 @@ class FitClustersAlgorithm(PovertyAlgorithm):
             seed=self.parameterAsInt(parameters, self.SEED, context),
             scheduler=self.scheduler(parameters, context),
         )
+        check_sink_folder(parameters.get(self.OUTPUT_PREDICTIONS), context, self.tr("out-of-fold predictions"))
+        if self._not_points:
+            feedback.pushWarning(self.tr("{} clusters are lines or polygons, not points: each was taken at its "
+                                         "centroid.").format(self._not_points))
         with self.user_errors():
             result = fit_clusters(config, lambda f: feedback.setProgress(100.0 * f), feedback.isCanceled)
         pooled = result.report["cv"]["pooled"]
@@ -390,6 +395,13 @@ class FitClustersAlgorithm(PovertyAlgorithm):
                 ])
                 sink.addFeature(feature, QgsFeatureSink.FastInsert)
         return dest
+
+
+def _point(geometry) -> QgsPointXY | None:
+    """A cluster's place in its layer's CRS (a polygon's centroid); None without geometry."""
+    if geometry.isNull() or geometry.isEmpty():
+        return None
+    return geometry.centroid().asPoint()
 
 
 # The out-of-fold layer's own fields (names of at most 10 characters, for shapefiles),

@@ -36,7 +36,13 @@ from osgeo import ogr
 from qgis.PyQt import sip
 from qgis.PyQt.QtCore import QCoreApplication, QVariant
 
-from ..core.atomic import check_not_an_input, incomplete_output_problem, partial_path, remove_abandoned_partials
+from ..core.atomic import (
+    check_not_an_input,
+    check_writable_folder,
+    incomplete_output_problem,
+    partial_path,
+    remove_abandoned_partials,
+)
 from ..core.errors import PovertyMapperError
 
 # Formats written as one file, or as a shapefile's set of files with the same stem.
@@ -73,6 +79,17 @@ def _present(value) -> bool:
     if value is None or (isinstance(value, QVariant) and value.isNull()) or value == "":
         return False
     return not (isinstance(value, float) and math.isnan(value))
+
+
+def check_sink_folder(value, context: QgsProcessingContext, what: str) -> None:
+    """Refuse, before any work, a file destination in a folder that cannot be written."""
+    final = _file_destination(value, context)
+    if final is None:
+        return
+    try:
+        check_writable_folder(final, what)
+    except PovertyMapperError as exc:
+        raise QgsProcessingException(str(exc)) from None
 
 
 class CheckedSink:

@@ -23,6 +23,7 @@ from ..imagery.lights_layer import (
     NIGHTLIGHTS_BAND,
     LightsInput,
     check_lights_overlap,
+    lights_notes,
     image_bands,
     open_lights,
     uses_nightlights,
@@ -173,7 +174,8 @@ def _lights_input(request: PredictRequest, ds: rasterio.io.DatasetReader) -> tup
         )
     with open_lights(request.nightlights_path) as lights:
         check_lights_overlap(lights, ds)
-    return LightsInput(request.nightlights_path, model.bands.index(NIGHTLIGHTS_BAND)), ()
+        notes = lights_notes(lights, ds)
+    return LightsInput(request.nightlights_path, model.bands.index(NIGHTLIGHTS_BAND)), notes
 
 
 def _mapping_job(request: PredictRequest, ds: rasterio.io.DatasetReader) -> tuple[MappingJob, _Surface]:
@@ -320,13 +322,16 @@ def _result(job: MappingJob, surface: _Surface, out_path: Path, device: str, sum
     if summary.n_estimated > 1 and summary.value_min == summary.value_max:
         notes.append(
             f"All {summary.n_estimated} estimated cells hold the same value ({summary.value_min:.4g}): the map "
-            "shows no differences between places. Check the band mapping and the radiometry, and that the "
-            "imagery is not constant."
+            "shows no differences between places. "
+            + ("Check that the night-lights layer varies over the region."
+               if job.nightlights is not None and not job.band_indexes
+               else "Check the band mapping and the radiometry, and that the imagery is not constant.")
         )
     if summary.n_estimated == 0:
         notes.append(
             "No tile had enough valid pixels: the output holds only nodata. Check the band "
-            "mapping, the radiometry and that the region covers imagery."
+            "mapping, the radiometry and that the region covers imagery"
+            + (" and that the night-lights layer has data there." if job.nightlights is not None else ".")
         )
     return PredictResult(
         output_path=str(out_path),

@@ -205,3 +205,43 @@ def test_sigterm_cancels_like_ctrl_c_and_leaves_no_partial_file(package_path, tm
     assert process.returncode == 128 + signal.SIGTERM, err
     assert "canceled; no output was written" in err and "Traceback" not in err
     assert list(tmp_path.glob(".lights_map.tif*")) == [] and not out.exists()
+
+
+# A batch that does not look at cancel (a long read): the first Ctrl-C can only ask, the second stops it.
+_STUCK_BATCH = """
+import sys, time
+from poverty_mapper.core import atomic
+from poverty_mapper.core.inference import predict
+
+def stuck(request, progress=None, is_canceled=None, executor=None):
+    with atomic.atomic_output(request.output_path) as tmp:
+        tmp.write_bytes(b"half a map")
+        print("batch running", file=sys.stderr, flush=True)
+        while True:
+            time.sleep(0.01)
+
+predict.predict_poverty_map = stuck
+from poverty_mapper.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_a_second_ctrl_c_stops_at_once_without_a_traceback_or_a_file(package_path, raster, model_file, tmp_path):  # noqa: F811
+    out = tmp_path / "map.tif"
+    process = subprocess.Popen(
+        [sys.executable, "-c", _STUCK_BATCH, "predict", str(raster), str(out), "--model", str(model_file),
+         "--device", "cpu"],
+        env={**__import__("os").environ, "PYTHONPATH": str(package_path)}, stderr=subprocess.PIPE, text=True,
+    )
+    seen = []
+    for wanted, then in (("batch running", signal.SIGINT), ("Canceling after the current batch", signal.SIGINT)):
+        while not any(wanted in line for line in seen):
+            line = process.stderr.readline()
+            assert line, "".join(seen)
+            seen.append(line)
+        process.send_signal(then)
+    _, err = process.communicate(timeout=60)
+    err = "".join(seen) + err
+    assert process.returncode == 130, err
+    assert "canceled; no output was written" in err and "Traceback" not in err
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(("map", ".map"))) == []

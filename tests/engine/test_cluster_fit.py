@@ -255,3 +255,13 @@ def test_impossible_fold_and_coverage_settings_are_refused(world, tmp_path, bad)
     with pytest.raises(PovertyMapperError, match="fold distance must be 0 m or more|coverage minimum must be"):
         _fit(world, tmp_path, **bad)
     assert not (tmp_path / "m.povmodel").exists()
+
+
+def test_too_few_clusters_left_by_the_log_outcome_says_which_were_left_out(world, tmp_path):
+    """Clusters whose outcome has no logarithm were dropped without a word in the error that followed."""
+    clusters = tuple(Cluster(x, y, -abs(o) if i >= 8 else abs(o) + 0.1, w, str(i))
+                     for i, (x, y, o, w) in enumerate(world.clusters))
+    with pytest.raises(PovertyMapperError, match=r"Only 8 clusters have imagery.*Left out: 32 clusters have an "
+                                                 r"outcome of 0 or less, which has no logarithm"):
+        _fit(world, tmp_path, clusters=clusters, log_outcome=True, fold_distance_m=750.0)
+    assert not (tmp_path / "m.povmodel").exists()
