@@ -376,9 +376,11 @@ def _outcomes(config: ClusterFitConfig, notes: list[str]) -> tuple[np.ndarray, n
                          "left out (log transform).")
     located = np.array([math.isfinite(c.x) and math.isfinite(c.y) for c in config.clusters])
     if not np.any(usable & located):
+        n = int(usable.sum())
         raise PovertyMapperError(
-            f"None of the {int(usable.sum())} clusters with an outcome has a valid location (they have no geometry, "
-            "or coordinates that are not numbers or outside their CRS's range); check the clusters' coordinates."
+            ("The one cluster with an outcome has" if n == 1 else f"None of the {n} clusters with an outcome has")
+            + " a valid location (no geometry, or coordinates that are not numbers or outside their CRS's range); "
+            "check the clusters' coordinates."
         )
     if np.any(usable & ~located):
         notes.append(f"{_clusters(int(np.sum(usable & ~located)))} no valid location (no geometry, coordinates that "

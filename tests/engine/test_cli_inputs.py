@@ -127,6 +127,36 @@ def test_a_semicolon_cp1252_table_is_read_as_a_spreadsheet_saves_it(tmp_path):
     assert any("cp1252" in n for n in table.notes)
 
 
+def test_geojson_points_with_empty_coordinates_or_no_geometry_have_no_location(tmp_path):
+    """Empty coordinates ended in an IndexError."""
+    features = [{"type": "Feature", "geometry": {"type": "Point", "coordinates": []}, "properties": {"wealth": 1}},
+                {"type": "Feature", "geometry": None, "properties": {"wealth": 2}},
+                {"type": "Feature", "geometry": {"type": "Point", "coordinates": [30.5, -1.5]}, "properties": {"wealth": 3}}]
+    path = tmp_path / "clusters.geojson"
+    path.write_text(json.dumps({"type": "FeatureCollection", "features": features}), encoding="utf-8")
+    table = read_clusters_table(str(path), "lon", "lat")
+    assert [r["wealth"] for r in table.rows] == [1, 2, 3]
+    assert [np.isnan(r["__x"]) for r in table.rows] == [True, True, False]
+    assert (table.rows[2]["__x"], table.rows[2]["__y"]) == (30.5, -1.5)
+
+
+def test_without_gdal_bindings_geojson_is_still_read_and_other_formats_are_refused(tmp_path, monkeypatch):
+    from poverty_mapper.core.errors import PovertyMapperError
+
+    monkeypatch.setitem(sys.modules, "osgeo", None)  # as in an environment with rasterio alone
+    features = [{"type": "Feature", "geometry": {"type": "Point", "coordinates": []}, "properties": {"wealth": 1}},
+                {"type": "Feature", "geometry": {"type": "Point", "coordinates": [30.5, -1.5]}, "properties": {"wealth": 3}}]
+    (tmp_path / "c.geojson").write_text(json.dumps({"type": "FeatureCollection", "features": features}), encoding="utf-8")
+    table = read_clusters_table(str(tmp_path / "c.geojson"), "lon", "lat")
+    assert np.isnan(table.rows[0]["__x"]) and table.rows[1]["__x"] == 30.5
+    (tmp_path / "c.gpkg").write_bytes(b"SQLite format 3\0")
+    with pytest.raises(PovertyMapperError, match=r"needs GDAL's Python bindings .* give the clusters as GeoJSON or CSV"):
+        read_clusters_table(str(tmp_path / "c.gpkg"), "lon", "lat")
+    (tmp_path / "bad.geojson").write_text("{not json", encoding="utf-8")
+    with pytest.raises(PovertyMapperError, match=r"is not valid GeoJSON"):
+        read_clusters_table(str(tmp_path / "bad.geojson"), "lon", "lat")
+
+
 def test_fit_reads_clusters_from_a_geopackage_and_counts_those_without_a_location(small_world, tmp_path, capsys):
     """A GeoPackage (a UnicodeDecodeError before) in its own CRS, with a NULL geometry,
     GeoJSON-style empty coordinates and a latitude of 95 among the points."""
