@@ -14,9 +14,8 @@ after the current batch, leaving no output file behind.
 from __future__ import annotations
 
 import argparse
-import csv
 import dataclasses
-import json
+import math
 import signal
 import sys
 from pathlib import Path
@@ -114,6 +113,16 @@ def _bounds(text: str) -> tuple[float, float, float, float]:
     except ValueError:
         raise argparse.ArgumentTypeError("give xmin,ymin,xmax,ymax in the image's CRS, e.g. 500000,8900000,560000,8960000")
     return xmin, ymin, xmax, ymax
+
+
+def _thresholds(text: str) -> tuple[float, ...]:
+    try:
+        values = tuple(float(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError("give class edges in radiance as numbers, e.g. 0.5,5") from None
+    if len(values) != len(set(values)) or not all(math.isfinite(v) for v in values):
+        raise argparse.ArgumentTypeError("give distinct class edges in radiance as numbers, e.g. 0.5,5")
+    return values
 
 
 def _add_imagery_options(parser: argparse.ArgumentParser, config, with_batch: bool = True) -> None:
@@ -243,7 +252,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="night-light classes (default: %(default)s)")
     proxy.add_argument("--binning", choices=("auto", "dark_then_quantiles", "quantiles"),
                        default=_default(ProxyTrainingConfig, "binning"), help="(default: %(default)s)")
-    proxy.add_argument("--thresholds", default=None, metavar="A,B", help="fixed class edges in radiance")
+    proxy.add_argument("--thresholds", type=_thresholds, default=None, metavar="A,B", help="fixed class edges in radiance")
     proxy.add_argument("--epochs", type=int, default=_default(ProxyTrainingConfig, "epochs"), help="(default: %(default)s)")
     proxy.add_argument("--learning-rate", type=float, default=_default(ProxyTrainingConfig, "learning_rate"),
                        help="(default: %(default)g)")
@@ -395,12 +404,11 @@ def _fit(args, progress, is_canceled) -> None:
 def _trainproxy(args, progress, is_canceled) -> None:
     from .core.training.proxy import ProxyTrainingConfig, train_proxy
 
-    thresholds = tuple(float(v) for v in args.thresholds.split(",")) if args.thresholds else None
     config = ProxyTrainingConfig(
         image_path=args.image, nightlights_path=args.nightlights, model_path=args.model,
         more_image_paths=tuple(args.more_images), report_path=args.report, plot_path=args.plot, bounds=args.bounds,
         tile_size_m=args.tile_size, architecture=args.network, imagenet_start=not args.random_start,
-        frozen_blocks=args.frozen_blocks, n_classes=args.classes, binning=args.binning, thresholds=thresholds,
+        frozen_blocks=args.frozen_blocks, n_classes=args.classes, binning=args.binning, thresholds=args.thresholds,
         epochs=args.epochs, learning_rate=args.learning_rate, start_model_path=args.start_model,
         val_fraction=args.val_share, block_size_tiles=args.block_size, seed=args.seed, band_indexes=args.bands, radiometry=args.radiometry,
         device=args.device, batch_size=args.batch_size,

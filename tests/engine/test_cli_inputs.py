@@ -98,6 +98,7 @@ def test_fit_errors_are_one_line_that_says_what_to_fix(small_world, tmp_path, ca
     (["trainproxy", "{raster}", "{raster}", "{tmp}/m.povmodel", "--learning-rate", "-1"], "The learning rate must be above 0"),
     (["trainproxy", "{raster}", "{raster}", "{tmp}/m.povmodel", "--frozen-blocks", "99"], "The frozen blocks must be 0 to 16"),
     (["trainproxy", "{raster}", "{raster}", "{tmp}/m.povmodel", "--classes", "1"], "at least 2 night-light classes"),
+    (["trainproxy", "{raster}", "{raster}", "{tmp}/m.povmodel", "--thresholds", "a,b"], "give class edges in radiance"),
 ])
 def test_predict_and_trainproxy_errors_are_one_line(raster, tmp_path, model_file, capsys, args, message):  # noqa: F811
     (tmp_path / "bad.json").write_text("{not json", encoding="utf-8")
