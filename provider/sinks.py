@@ -75,9 +75,11 @@ def _file_destination(value, context: QgsProcessingContext) -> Path | None:
 
 def _present(value) -> bool:
     """Whether an attribute value is one every format stores and reads back as a value:
-    not NULL, not an empty text (a shapefile reads it as NULL), not NaN."""
-    if value is None or (isinstance(value, QVariant) and value.isNull()) or value == "":
+    not NULL, not a text of blanks alone (a shapefile reads it as NULL), not NaN."""
+    if value is None or (isinstance(value, QVariant) and value.isNull()):
         return False
+    if isinstance(value, str):
+        return bool(value.strip())
     return not (isinstance(value, float) and math.isnan(value))
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from qgis.core import QgsProcessingException, QgsVectorLayer
+from qgis.core import QgsProcessingException, QgsVectorLayer, edit
 
 from faults import fill, small_disk
 from test_export import ESTIMATES, UTM, _districts, _write_poverty_map
@@ -176,3 +176,20 @@ def test_fitclusters_predictions_on_a_nearly_full_disk_write_nothing(poverty_pro
             )
         assert _files(disk, "p") == {}
         assert _leftovers(disk) == []
+
+
+@pytest.mark.parametrize("suffix", [".shp", ".gpkg"])
+def test_blank_and_null_attributes_read_back_as_written(poverty_provider, tmp_path, suffix):
+    """The read-back check counts values that every format keeps: a name of blanks or NULL
+    (a shapefile reads both as NULL) is no missing value."""
+    import processing
+
+    districts = _districts(UTM)
+    names = iter(["   ", None])
+    with edit(districts):
+        for feature in list(districts.getFeatures())[:2]:
+            districts.changeAttributeValue(feature.id(), 0, next(names))
+    poverty_map = _write_poverty_map(tmp_path / "generated_map.tif", ESTIMATES)
+    out = tmp_path / f"agg{suffix}"
+    processing.run("povertymapper:aggregate", {"INPUT": poverty_map, "POLYGONS": districts, "OUTPUT": str(out)})
+    assert QgsVectorLayer(str(out), "agg", "ogr").featureCount() == districts.featureCount()
