@@ -14,9 +14,8 @@ after the current batch, leaving no output file behind.
 from __future__ import annotations
 
 import argparse
-import csv
 import dataclasses
-import json
+import math
 import signal
 import sys
 from pathlib import Path
@@ -58,34 +57,54 @@ class Progress:
             self.stream.flush()
 
 
+class Stopped(KeyboardInterrupt):
+    """A second Ctrl-C, or a second SIGTERM: stop at once (temporary files are still removed)."""
+
+
 class CancelOnInterrupt:
-    """Ctrl-C asks the engine to stop after its current batch; a second Ctrl-C stops at once."""
+    """Ctrl-C, or SIGTERM (a batch system's or `kill`'s request to stop), asks the engine to
+    stop after its current batch; a second one stops at once. Either way the output's
+    temporary file is removed, as on any other failure."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
     def __init__(self):
-        self.canceled = False
+        self.canceled = self.stopped = False
+        self.signum: int | None = None
 
     def __call__(self) -> bool:
         return self.canceled
 
     def __enter__(self) -> "CancelOnInterrupt":
-        self._before = signal.getsignal(signal.SIGINT)
+        self._before = {signum: signal.getsignal(signum) for signum in self.SIGNALS}
 
-        def ask(_signum, _frame):
-            self.canceled = True
-            signal.signal(signal.SIGINT, signal.default_int_handler)
-            print("\nCanceling after the current batch (Ctrl-C again to stop at once) ...", file=sys.stderr)
+        def ask(signum, _frame):
+            if self.canceled:
+                if not self.stopped:  # once: a third signal while the second unwinds is not another error
+                    self.stopped = True
+                    raise Stopped()
+                return
+            self.canceled, self.signum = True, signum
+            again = "Ctrl-C" if signum == signal.SIGINT else "SIGTERM"
+            print(f"\nCanceling after the current batch ({again} again to stop at once) ...", file=sys.stderr)
 
-        signal.signal(signal.SIGINT, ask)
+        for signum in self.SIGNALS:
+            signal.signal(signum, ask)
         return self
 
     def __exit__(self, *exc) -> None:
-        signal.signal(signal.SIGINT, self._before)
+        for signum, handler in self._before.items():
+            signal.signal(signum, handler)
 
 
 def _bands(text: str):
+    from .core.errors import PovertyMapperError
     from .core.imagery.bands import parse_band_list
 
-    return parse_band_list(text)
+    try:
+        return parse_band_list(text)
+    except PovertyMapperError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _bounds(text: str) -> tuple[float, float, float, float]:
@@ -94,6 +113,16 @@ def _bounds(text: str) -> tuple[float, float, float, float]:
     except ValueError:
         raise argparse.ArgumentTypeError("give xmin,ymin,xmax,ymax in the image's CRS, e.g. 500000,8900000,560000,8960000")
     return xmin, ymin, xmax, ymax
+
+
+def _thresholds(text: str) -> tuple[float, ...]:
+    try:
+        values = tuple(float(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError("give class edges in radiance as numbers, e.g. 0.5,5") from None
+    if len(values) != len(set(values)) or not all(math.isfinite(v) for v in values):
+        raise argparse.ArgumentTypeError("give distinct class edges in radiance as numbers, e.g. 0.5,5")
+    return values
 
 
 def _add_imagery_options(parser: argparse.ArgumentParser, config, with_batch: bool = True) -> None:
@@ -119,12 +148,19 @@ def _add_scheduler(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--scheduler", metavar="ADDRESS", default=None, help=SCHEDULER_HELP.replace("%", "%%"))
 
 
+class _Parser(argparse.ArgumentParser):
+    """Argument errors as one line that says what to fix, and exit status 1 as every other error."""
+
+    def error(self, message: str):
+        self.exit(EXIT_ERROR, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .core.inference.predict import PredictRequest
     from .core.training.clusters import EXTRACTOR_CHOICES, ClusterFitConfig
     from .core.training.proxy import ARCHITECTURES, ProxyTrainingConfig
 
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="poverty-mapper", description="Poverty maps from satellite imagery, without QGIS.",
         epilog="Each command has its own --help.",
     )
@@ -133,7 +169,7 @@ def build_parser() -> argparse.ArgumentParser:
     predict = commands.add_parser(
         "predict", help="write the poverty map of an image",
         description="Estimates wealth for every tile of a satellite image and writes the estimates as a GeoTIFF "
-                    "(band 1: the estimate, band 2: the quality code, band 3: the 80 %% interval's half width).",
+                    "(band 1: the estimate, band 2: the quality code, band 3: the 80 % interval's half width).",
     )
     predict.add_argument("image", help="the satellite image (a file, or a GDAL URL such as /vsis3/bucket/scene.tif)")
     predict.add_argument("output", help="the map to write (GeoTIFF; written atomically)")
@@ -144,9 +180,10 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--bounds", type=_bounds, default=None, metavar="XMIN,YMIN,XMAX,YMAX",
                          help="map only this rectangle, in the image's CRS")
     predict.add_argument("--mask", default=None, metavar="POLYGONS.geojson",
-                         help="map only cells whose centre lies in these polygons (GeoJSON)")
-    predict.add_argument("--mask-crs", default="EPSG:4326",
-                         help="the CRS of the mask's coordinates (default: %(default)s, as GeoJSON has them)")
+                         help="map only cells whose centre lies in these polygons (GeoJSON, GeoPackage, shapefile)")
+    predict.add_argument("--mask-crs", default=None,
+                         help="the CRS of the mask's coordinates (default: the file's own, else EPSG:4326 as GeoJSON "
+                              "has them)")
     predict.add_argument("--stride", type=float, default=0.0, metavar="METRES",
                          help="distance between tile centres, the output cell size (default: 0 = the tile size)")
     _add_imagery_options(predict, PredictRequest)
@@ -159,14 +196,16 @@ def build_parser() -> argparse.ArgumentParser:
                     "spatially blocked cross-validation, and writes it as a .povmodel file.",
     )
     fit.add_argument("image", help="the satellite image")
-    fit.add_argument("clusters", help="the survey clusters: a CSV file with a row per cluster, or GeoJSON points")
+    fit.add_argument("clusters", help="the survey clusters: a CSV file with a row per cluster (comma, semicolon or tab "
+                                      "separated), or a vector file of points (GeoJSON, GeoPackage, shapefile)")
     fit.add_argument("model", help="the .povmodel file to write")
     fit.add_argument("--outcome", required=True, help="the field holding the survey outcome (e.g. an asset index)")
     fit.add_argument("--weight", default=None, help="a field of cluster weights (e.g. households surveyed)")
     fit.add_argument("--group", default=None, help="a field of groups (country, survey round) for scores within groups")
     fit.add_argument("--x-field", default="lon", help="the CSV's x or longitude column (default: %(default)s)")
     fit.add_argument("--y-field", default="lat", help="the CSV's y or latitude column (default: %(default)s)")
-    fit.add_argument("--clusters-crs", default="EPSG:4326", help="the clusters' CRS (default: %(default)s)")
+    fit.add_argument("--clusters-crs", default=None,
+                     help="the clusters' CRS (default: a vector file's own, else EPSG:4326)")
     fit.add_argument("--log-outcome", action="store_true", help="fit the outcome's logarithm")
     fit.add_argument("--box-size", type=float, default=_default(ClusterFitConfig, "box_size_m"), metavar="METRES",
                      help="side of the box around each cluster whose tiles are averaged (default: %(default)g)")
@@ -213,7 +252,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="night-light classes (default: %(default)s)")
     proxy.add_argument("--binning", choices=("auto", "dark_then_quantiles", "quantiles"),
                        default=_default(ProxyTrainingConfig, "binning"), help="(default: %(default)s)")
-    proxy.add_argument("--thresholds", default=None, metavar="A,B", help="fixed class edges in radiance")
+    proxy.add_argument("--thresholds", type=_thresholds, default=None, metavar="A,B", help="fixed class edges in radiance")
     proxy.add_argument("--epochs", type=int, default=_default(ProxyTrainingConfig, "epochs"), help="(default: %(default)s)")
     proxy.add_argument("--learning-rate", type=float, default=_default(ProxyTrainingConfig, "learning_rate"),
                        help="(default: %(default)g)")
@@ -234,18 +273,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _mask_polygons(path: str, crs_from: str, crs_to) -> tuple[dict, ...]:
+def _mask_polygons(path: str, crs_from: str | None, crs_to) -> tuple[dict, ...]:
     from rasterio.warp import transform_geom
 
-    data = json.loads(Path(path).read_text(encoding="utf-8"))
-    features = data.get("features", [data]) if data.get("type") == "FeatureCollection" else [data]
-    geometries = [f.get("geometry", f) for f in features]
-    polygons = [g for g in geometries if g and g.get("type") in ("Polygon", "MultiPolygon")]
-    if not polygons:
-        from .core.errors import PovertyMapperError
+    from .cli_inputs import read_mask_polygons
 
-        raise PovertyMapperError(f"The mask '{path}' holds no polygons; give a GeoJSON file of polygons.")
-    return tuple(transform_geom(crs_from, crs_to, g) for g in polygons)
+    polygons, file_crs = read_mask_polygons(path)
+    return tuple(transform_geom(crs_from or file_crs or "EPSG:4326", crs_to, g) for g in polygons)
 
 
 def _predict(args, progress: Callable[[float], None], is_canceled) -> None:
@@ -254,6 +288,10 @@ def _predict(args, progress: Callable[[float], None], is_canceled) -> None:
     from .core.models.defaults import default_model_path
     from .core.models.model_file import load_model
 
+    from .core.errors import PovertyMapperError
+
+    if Path(args.output).suffix.lower() not in (".tif", ".tiff"):
+        raise PovertyMapperError(f"The map is written as a GeoTIFF: give it a .tif name, not '{Path(args.output).name}'.")
     model = load_model(args.model or default_model_path(with_nightlights=args.nightlights is not None))
     print(model.card(), file=sys.stderr)
     mask = None
@@ -274,46 +312,67 @@ def _predict(args, progress: Callable[[float], None], is_canceled) -> None:
         ),
         progress=progress, is_canceled=is_canceled, executor=executor,
     )
-    print(f"Estimated {result.n_estimated} of {result.n_cells} cells on {result.device}; bands "
-          f"{','.join(map(str, result.band_indexes))}; radiometry: {result.radiometry.label}. Wrote {result.output_path}.")
+    reading = (f"bands {','.join(map(str, result.band_indexes))}; radiometry: {result.radiometry.label}"
+               if result.band_indexes else "night lights only, no image bands")
+    print(f"Estimated {result.n_estimated} of {result.n_cells} cells on {result.device}; {reading}. "
+          f"Wrote {result.output_path}.")
     for note in result.notes:
         print(f"Note: {note}", file=sys.stderr)
 
 
 def _read_clusters(args, crs_to) -> tuple:
-    """Clusters from a CSV (x and y columns) or GeoJSON points, in the image's CRS."""
-    from rasterio.warp import transform
+    """Clusters from a CSV (x and y columns) or a vector file, in the image's CRS. Their
+    values go to the engine as read: it counts and names what it cannot use."""
+    import numpy as np
 
+    from .cli_inputs import read_clusters_table
     from .core.errors import PovertyMapperError
     from .core.training.clusters import Cluster
 
-    path = Path(args.clusters)
-    if path.suffix.lower() in (".geojson", ".json"):
-        features = json.loads(path.read_text(encoding="utf-8")).get("features", [])
-        rows = [dict(f.get("properties") or {}, **{"__x": f["geometry"]["coordinates"][0],
-                                                   "__y": f["geometry"]["coordinates"][1]})
-                for f in features if (f.get("geometry") or {}).get("type") == "Point"]
-        x_field, y_field = "__x", "__y"
-    else:
-        with path.open(newline="", encoding="utf-8-sig") as f:
-            rows = list(csv.DictReader(f))
-        x_field, y_field = args.x_field, args.y_field
-    if not rows:
-        raise PovertyMapperError(f"'{path}' holds no clusters (a CSV with a row per cluster, or GeoJSON points).")
-    for field in filter(None, (x_field, y_field, args.outcome, args.weight, args.group)):
-        if field not in rows[0]:
-            raise PovertyMapperError(
-                f"'{path}' has no field '{field}'; its fields: {', '.join(k for k in rows[0] if not k.startswith('__'))}."
-            )
-    try:
-        xs, ys = transform(args.clusters_crs, crs_to, [float(r[x_field]) for r in rows], [float(r[y_field]) for r in rows])
-    except ValueError as exc:
-        raise PovertyMapperError(f"The clusters' coordinates ({x_field}, {y_field}) must be numbers: {exc}") from exc
+    table = read_clusters_table(args.clusters, args.x_field, args.y_field)
+    if not table.rows:
+        raise PovertyMapperError(f"'{args.clusters}' holds no clusters (a CSV with a row per cluster, or a vector file "
+                                 "of points).")
+    for field in filter(None, (args.outcome, args.weight, args.group)):
+        if field not in table.fields:
+            raise PovertyMapperError(f"'{args.clusters}' has no field '{field}'; its fields: {', '.join(table.fields)}.")
+    for note in table.notes:
+        print(f"Note: {note}", file=sys.stderr)
+    xs = np.array([r["__x"] for r in table.rows], np.float64)
+    ys = np.array([r["__y"] for r in table.rows], np.float64)
+    tx, ty = _to_image_crs(xs, ys, args.clusters_crs or table.crs or "EPSG:4326", crs_to)
     return tuple(
-        Cluster(x, y, r[args.outcome], float(r[args.weight]) if args.weight else 1.0, str(i),
-                str(r[args.group]) if args.group else "")
-        for i, (x, y, r) in enumerate(zip(xs, ys, rows))
+        Cluster(float(x), float(y), r[args.outcome], r[args.weight] if args.weight else 1.0, str(i),
+                str(r[args.group]) if args.group and r[args.group] is not None else "")
+        for i, (x, y, r) in enumerate(zip(tx, ty, table.rows))
     )
+
+
+def _to_image_crs(xs, ys, crs_from: str, crs_to):
+    """Coordinates in the image's CRS; NaN for those that are not numbers or that the
+    projection refuses (a latitude of 95), which the engine counts and leaves out."""
+    import numpy as np
+    from rasterio.errors import CRSError
+    from rasterio.warp import transform
+
+    from .core.errors import PovertyMapperError
+
+    tx, ty = np.full(xs.size, np.nan), np.full(ys.size, np.nan)
+    located = np.flatnonzero(np.isfinite(xs) & np.isfinite(ys))
+    try:
+        tx[located], ty[located] = transform(crs_from, crs_to, xs[located].tolist(), ys[located].tolist())
+    except CRSError as exc:
+        raise PovertyMapperError(f"'{crs_from}' is not a CRS the clusters can be read in ({exc}); "
+                                 "give e.g. --clusters-crs EPSG:4326.") from None
+    except Exception:  # noqa: BLE001 (PROJ refuses the whole batch for one point outside its range)
+        for i in located:
+            try:
+                (tx[i],), (ty[i],) = transform(crs_from, crs_to, [xs[i]], [ys[i]])
+            except Exception:  # noqa: BLE001 (this point alone is outside the CRS's range)
+                tx[i] = ty[i] = np.nan
+    bad = ~(np.isfinite(tx) & np.isfinite(ty))
+    tx[bad] = ty[bad] = np.nan
+    return tx, ty
 
 
 def _fit(args, progress, is_canceled) -> None:
@@ -331,9 +390,14 @@ def _fit(args, progress, is_canceled) -> None:
         seed=args.seed, batch_size=args.batch_size, scheduler=args.scheduler,
     )
     result = fit_clusters(config, progress, is_canceled)
+    from .core.regression.metrics import describe_r2
+
     pooled = result.report["cv"]["pooled"]
-    print(f"Out-of-fold scores on {pooled['n']} clusters: r² {pooled['r2']:.3f} (squared Pearson), "
+    print(f"Out-of-fold scores on {pooled['n']} clusters: {describe_r2(pooled['r2'])} (squared Pearson, signed), "
           f"R² {pooled['R2']:.3f}. Wrote {result.model_path}.")
+    baseline = result.report.get("nightlights_baseline")
+    if baseline:
+        print(f"Nightlights alone: {describe_r2(baseline['pooled']['r2'])}, R² {baseline['pooled']['R2']:.3f}.")
     for note in result.notes:
         print(f"Note: {note}", file=sys.stderr)
 
@@ -341,12 +405,11 @@ def _fit(args, progress, is_canceled) -> None:
 def _trainproxy(args, progress, is_canceled) -> None:
     from .core.training.proxy import ProxyTrainingConfig, train_proxy
 
-    thresholds = tuple(float(v) for v in args.thresholds.split(",")) if args.thresholds else None
     config = ProxyTrainingConfig(
         image_path=args.image, nightlights_path=args.nightlights, model_path=args.model,
         more_image_paths=tuple(args.more_images), report_path=args.report, plot_path=args.plot, bounds=args.bounds,
         tile_size_m=args.tile_size, architecture=args.network, imagenet_start=not args.random_start,
-        frozen_blocks=args.frozen_blocks, n_classes=args.classes, binning=args.binning, thresholds=thresholds,
+        frozen_blocks=args.frozen_blocks, n_classes=args.classes, binning=args.binning, thresholds=args.thresholds,
         epochs=args.epochs, learning_rate=args.learning_rate, start_model_path=args.start_model,
         val_fraction=args.val_share, block_size_tiles=args.block_size, seed=args.seed, band_indexes=args.bands, radiometry=args.radiometry,
         device=args.device, batch_size=args.batch_size,
@@ -367,17 +430,19 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     args = build_parser().parse_args(argv)
     bar = Progress(args.command)
-    try:
-        with CancelOnInterrupt() as is_canceled:
-            args.run(args, bar, is_canceled)
-    except Canceled:
-        bar.close()
-        print("poverty-mapper: canceled; no output was written.", file=sys.stderr)
-        return EXIT_CANCELED
-    except (PovertyMapperError, FileNotFoundError) as exc:
-        bar.close()
-        print(f"poverty-mapper: error: {exc}", file=sys.stderr)
-        return EXIT_ERROR
+    # The handlers stay until the status is known: a second Ctrl-C while the first one's
+    # cancel is reported must not end in a traceback.
+    with CancelOnInterrupt() as interrupt:
+        try:
+            args.run(args, bar, interrupt)
+        except (Canceled, KeyboardInterrupt):
+            bar.close()
+            print("poverty-mapper: canceled; no output was written.", file=sys.stderr)
+            return 128 + interrupt.signum if interrupt.signum == signal.SIGTERM else EXIT_CANCELED
+        except (PovertyMapperError, FileNotFoundError) as exc:
+            bar.close()
+            print(f"poverty-mapper: error: {exc}", file=sys.stderr)
+            return EXIT_ERROR
     bar.close()
     return 0
 

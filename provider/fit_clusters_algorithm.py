@@ -30,9 +30,10 @@ from qgis.PyQt.QtCore import QVariant
 
 from ..core.training.clusters import EXTRACTOR_CHOICES, Cluster, ClusterFitConfig, fit_clusters
 from ..core.models.model_file import MODEL_SUFFIX
+from ..core.regression.metrics import describe_r2
 from .base import PovertyAlgorithm
-from .layer_inputs import cluster_points, raster_file_path
-from .sinks import atomic_sink
+from .layer_inputs import cluster_points, count_not_points, raster_file_path
+from .sinks import atomic_sink, check_sink_folder
 
 EXTRACTOR_OPTIONS = (*EXTRACTOR_CHOICES, "model file")
 
@@ -81,7 +82,8 @@ class FitClustersAlgorithm(PovertyAlgorithm):
             "proxy CNN from 'Train nightlight proxy CNN', the method of the paper).\n"
             "Nightlights (optional): scores a nightlights-only model beside it, the baseline the "
             "method should beat.\n\n"
-            "The reported r² (squared Pearson correlation) and R² (coefficient of determination) "
+            "The reported r² (squared Pearson correlation, with the correlation's sign: below 0 is no "
+            "skill) and R² (coefficient of determination) "
             "are out-of-fold: nested cross-validation, folds by location (clusters closer than the "
             "box size, whose boxes share imagery, stay in one fold, and so do chains of them), ridge "
             "penalty chosen inside each training fold. The report gives the fold sizes, the penalty "
@@ -298,7 +300,8 @@ class FitClustersAlgorithm(PovertyAlgorithm):
             self._lights = raster_file_path(lights)
         # Original coordinates and fields, for the prediction layer in the clusters' own CRS.
         self._fields = source.fields()
-        self._rows = {f.id(): (f.geometry().centroid().asPoint(), f.attributes()) for f in source.getFeatures()}
+        self._rows = {f.id(): (_point(f.geometry()), f.attributes()) for f in source.getFeatures()}
+        self._not_points = count_not_points(source)
         return True
 
     def processAlgorithm(self, parameters, context: QgsProcessingContext, feedback: QgsProcessingFeedback) -> dict:  # noqa: N802
@@ -335,11 +338,15 @@ class FitClustersAlgorithm(PovertyAlgorithm):
             seed=self.parameterAsInt(parameters, self.SEED, context),
             scheduler=self.scheduler(parameters, context),
         )
+        check_sink_folder(parameters.get(self.OUTPUT_PREDICTIONS), context, self.tr("out-of-fold predictions"))
+        if self._not_points:
+            feedback.pushWarning(self.tr("{} clusters are lines or polygons, not points: each was taken at its "
+                                         "centroid.").format(self._not_points))
         with self.user_errors():
             result = fit_clusters(config, lambda f: feedback.setProgress(100.0 * f), feedback.isCanceled)
         pooled = result.report["cv"]["pooled"]
-        feedback.pushInfo(self.tr("Out-of-fold scores on {} clusters: r² {:.3f} (squared Pearson), R² {:.3f}.").format(
-            pooled["n"], pooled["r2"], pooled["R2"]))
+        feedback.pushInfo(self.tr("Out-of-fold scores on {} clusters: {} (squared Pearson, signed), R² {:.3f}.").format(
+            pooled["n"], describe_r2(pooled["r2"]), pooled["R2"]))
         folds, coverage = result.report["folds"], result.report["coverage"]
         feedback.pushInfo(self.tr("Folds of {} groups of neighbours closer than {:g} m; clusters per fold: {}.").format(
             folds["groups"], folds["distance_m"], ", ".join(str(n) for n in folds["sizes"])))
@@ -347,8 +354,8 @@ class FitClustersAlgorithm(PovertyAlgorithm):
             coverage["median_tiles_used"], coverage["median_covered_share"]))
         baseline = result.report.get("nightlights_baseline")
         if baseline:
-            feedback.pushInfo(self.tr("Nightlights alone: r² {:.3f}, R² {:.3f}.").format(
-                baseline["pooled"]["r2"], baseline["pooled"]["R2"]))
+            feedback.pushInfo(self.tr("Nightlights alone: {}, R² {:.3f}.").format(
+                describe_r2(baseline["pooled"]["r2"]), baseline["pooled"]["R2"]))
         for note in result.notes:
             feedback.pushWarning(note)
 
@@ -388,6 +395,13 @@ class FitClustersAlgorithm(PovertyAlgorithm):
                 ])
                 sink.addFeature(feature, QgsFeatureSink.FastInsert)
         return dest
+
+
+def _point(geometry) -> QgsPointXY | None:
+    """A cluster's place in its layer's CRS (a polygon's centroid); None without geometry."""
+    if geometry.isNull() or geometry.isEmpty():
+        return None
+    return geometry.centroid().asPoint()
 
 
 # The out-of-fold layer's own fields (names of at most 10 characters, for shapefiles),

@@ -12,6 +12,7 @@ from qgis.core import (
     QgsCoordinateReferenceSystem,
     QgsCoordinateTransform,
     QgsCoordinateTransformContext,
+    QgsCsException,
     QgsProject,
     QgsRasterBlockFeedback,
     QgsRasterFileWriter,
@@ -288,16 +289,35 @@ def cluster_points(source, outcome_field: str, weight_field: str | None, target_
     transform = QgsCoordinateTransform(source.sourceCrs(), target_crs, context.transformContext())
     rows = []
     for feature in source.getFeatures():
-        geometry = feature.geometry()
-        if geometry.isNull() or geometry.isEmpty():
-            continue
-        point = geometry.centroid().asPoint()
-        point = transform.transform(point)
+        x, y = _location(feature.geometry(), transform)
         group = feature[group_field] if group_field else None
-        rows.append((point.x(), point.y(), _number(feature[outcome_field]),
+        rows.append((x, y, _number(feature[outcome_field]),
                      _number(feature[weight_field]) if weight_field else 1.0, feature.id(),
                      "" if group is None or group == NULL else str(group)))
     return rows
+
+
+def _location(geometry, transform: QgsCoordinateTransform) -> tuple[float, float]:
+    """A cluster's place in the target CRS (a polygon's or line's centroid); NaN where it
+    has none (NULL or empty geometry, NaN coordinates, a latitude of 95): the engine counts
+    and names those it leaves out."""
+    if geometry.isNull() or geometry.isEmpty():
+        return math.nan, math.nan
+    point = geometry.centroid().asPoint()
+    try:
+        point = transform.transform(point)
+    except QgsCsException:
+        return math.nan, math.nan
+    x, y = point.x(), point.y()
+    return (x, y) if math.isfinite(x) and math.isfinite(y) else (math.nan, math.nan)
+
+
+def count_not_points(source) -> int:
+    """Clusters given as lines or polygons (taken at their centroid)."""
+    return sum(
+        1 for f in source.getFeatures()
+        if not f.geometry().isNull() and QgsWkbTypes.geometryType(f.geometry().wkbType()) != QgsWkbTypes.PointGeometry
+    )
 
 
 def _number(value) -> float:

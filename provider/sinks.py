@@ -13,6 +13,7 @@ full disk only in its log, and an earlier layer must never give way to a damaged
 """
 from __future__ import annotations
 
+import math
 import os
 import re
 import shutil
@@ -33,9 +34,15 @@ from qgis.core import (
 )
 from osgeo import ogr
 from qgis.PyQt import sip
-from qgis.PyQt.QtCore import QCoreApplication
+from qgis.PyQt.QtCore import QCoreApplication, QVariant
 
-from ..core.atomic import check_not_an_input, incomplete_output_problem, partial_path, remove_abandoned_partials
+from ..core.atomic import (
+    check_not_an_input,
+    check_writable_folder,
+    incomplete_output_problem,
+    partial_path,
+    remove_abandoned_partials,
+)
 from ..core.errors import PovertyMapperError
 
 # Formats written as one file, or as a shapefile's set of files with the same stem.
@@ -66,11 +73,35 @@ def _file_destination(value, context: QgsProcessingContext) -> Path | None:
     return path
 
 
-class CheckedSink:
-    """A feature sink that raises on a feature it could not write and counts those it wrote."""
+def _present(value) -> bool:
+    """Whether an attribute value is one every format stores and reads back as a value:
+    not NULL, not a text of blanks alone (a shapefile reads it as NULL), not NaN."""
+    if value is None or (isinstance(value, QVariant) and value.isNull()):
+        return False
+    if isinstance(value, str):
+        return bool(value.strip())
+    return not (isinstance(value, float) and math.isnan(value))
 
-    def __init__(self, sink: QgsFeatureSink, destination: str, file: Path | None = None):
+
+def check_sink_folder(value, context: QgsProcessingContext, what: str) -> None:
+    """Refuse, before any work, a file destination in a folder that cannot be written."""
+    final = _file_destination(value, context)
+    if final is None:
+        return
+    try:
+        check_writable_folder(final, what)
+    except PovertyMapperError as exc:
+        raise QgsProcessingException(str(exc)) from None
+
+
+class CheckedSink:
+    """A feature sink that raises on a feature it could not write, and counts those it
+    wrote and, per field, the values they hold (to be found again when read back)."""
+
+    def __init__(self, sink: QgsFeatureSink, destination: str, file: Path | None = None, names: list[str] = ()):
         self.sink, self.destination, self.file, self.count = sink, destination, file, 0
+        self.names = list(names)
+        self.values_per_field: dict[str, int] = dict.fromkeys(self.names, 0)
 
     def addFeature(self, feature, flags=QgsFeatureSink.Flags()) -> bool:  # noqa: N802 (QGIS API)
         if not self.sink.addFeature(feature, flags):
@@ -80,6 +111,8 @@ class CheckedSink:
             )
             raise QgsProcessingException(problem if self.file is None else incomplete_output_problem(self.file, problem))
         self.count += 1
+        for name, value in zip(self.names, feature.attributes()):
+            self.values_per_field[name] = self.values_per_field.get(name, 0) + _present(value)
         return True
 
 
@@ -124,15 +157,15 @@ def atomic_sink(
                 {**parameters, name: value}, name, context, fields, geometry_type, crs
             )
         except QgsProcessingException as exc:
-            raise QgsProcessingException(str(exc).replace(str(staged), str(final))) from None
+            raise QgsProcessingException(_creation_problem(final, str(exc).replace(str(staged), str(final)))) from None
         if sink is None:
-            raise QgsProcessingException(_tr("Cannot create the output layer {}; choose another destination.").format(final))
+            raise QgsProcessingException(_creation_problem(final, ""))
         dest = staged_dest.replace(str(staged), str(final))
-        checked = CheckedSink(sink, str(final), final)
+        checked = CheckedSink(sink, str(final), final, fields.names())
         yield checked, dest
         sip.delete(sink)  # closes the file: everything is on disk
         sink = None
-        _check_written_layer(staged, final, checked.count)
+        _check_written_layer(staged, final, checked.count, checked.values_per_field)
         _move_into_place(staging, final)
         _rename_layer_to_load(context, staged_dest, dest)
     except BaseException:
@@ -175,20 +208,68 @@ def _file_of(value, context: QgsProcessingContext) -> str | None:
     return None
 
 
-def _check_written_layer(staged: Path, final: Path, expected: int) -> None:
-    """Re-open the written layer and count its features: a file that does not read back
-    with every feature written never replaces anything."""
+def _creation_problem(final: Path, writer_error: str) -> str:
+    """A layer that could not be created: a full disk said as such (GDAL's own error then
+    is a page of SQL), any other reason in its first line."""
+    detail = writer_error.splitlines()[0][:300] if writer_error else _tr("the writer gave no reason")
+    return incomplete_output_problem(
+        final, _tr("Cannot create the output layer {} ({}); choose another destination.").format(final, detail)
+    )
+
+
+def _read_back(staged: Path) -> tuple[int, dict[str, int], str] | None:
+    """(features, values per field name, the FID column's name) of the written layer;
+    None when it does not open."""
     try:
         dataset = ogr.Open(str(staged))  # None, or RuntimeError where GDAL's exceptions are on
-        layer = None if dataset is None or dataset.GetLayerCount() != 1 else dataset.GetLayer(0)
-        count = None if layer is None else layer.GetFeatureCount()
+        if dataset is None or dataset.GetLayerCount() != 1:
+            return None
+        layer = dataset.GetLayer(0)
+        definition = layer.GetLayerDefn()
+        names = [definition.GetFieldDefn(i).GetName() for i in range(definition.GetFieldCount())]
+        values = dict.fromkeys(names, 0)
+        count = 0
+        for feature in layer:  # every record read: a truncated .dbf shows here
+            count += 1
+            for i, name in enumerate(names):
+                values[name] += feature.IsFieldSetAndNotNull(i) and _present(feature.GetField(i))
+        return count, values, layer.GetFIDColumn() or ""
     except RuntimeError:
-        count = None
-    dataset = layer = None  # closes the file
-    if count != expected:
-        found = _tr("no layer") if count is None else _tr("{} of {} features").format(count, expected)
+        return None
+    finally:
+        dataset = layer = None  # closes the file
+
+
+def _missing_values(written: dict[str, int], read: dict[str, int], fid_column: str) -> str | None:
+    """The first field whose values did not all read back, as a phrase; None when all did.
+    A field may come back as the format's FID column (GeoPackage 'fid') or under a
+    shortened name (a shapefile's 10 characters)."""
+    by_lower = {name.lower(): name for name in read}
+    for name, n in written.items():
+        if name.lower() == fid_column.lower():
+            continue
+        found = by_lower.get(name.lower()) or by_lower.get(name[:10].lower())
+        if found is None:
+            return _tr("no field {}").format(name)
+        if read[found] != n:
+            return _tr("{} of {} values in the field {}").format(read[found], n, name)
+    return None
+
+
+def _check_written_layer(staged: Path, final: Path, expected: int, values: dict[str, int]) -> None:
+    """Re-open the written layer and read every feature back: a file that does not give
+    every feature written, with its attribute values, never replaces anything."""
+    found = _read_back(staged)
+    problem = None
+    if found is None:
+        problem = _tr("no layer")
+    elif found[0] != expected:
+        problem = _tr("{} of {} features").format(found[0], expected)
+    else:
+        problem = _missing_values(values, found[1], found[2])
+    if problem is not None:
         raise QgsProcessingException(
-            incomplete_output_problem(final, _tr("The output {} was not written whole: it reads back with {}.").format(final, found))
+            incomplete_output_problem(final, _tr("The output {} was not written whole: it reads back with {}.").format(final, problem))
         )
 
 

@@ -18,7 +18,9 @@ Mapping (inference.dask_executor) and fitting (training.clusters) run on it.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import logging
 import os
 import queue
 import threading
@@ -29,6 +31,8 @@ from ..errors import Canceled, PovertyMapperError
 from .radiometry import Radiometry
 from .tile_reader import TileReader, open_raster
 
+log = logging.getLogger(__name__)
+
 try:  # the payload's carrier must be a worker plugin where distributed is installed
     from distributed.diagnostics.plugin import WorkerPlugin as _PluginBase
 except ImportError:  # runs refuse before using it: _distributed()
@@ -37,6 +41,7 @@ except ImportError:  # runs refuse before using it: _distributed()
 CancelCheck = Callable[[], bool]
 CONNECT_TIMEOUT_S = 30.0  # to reach the scheduler, and for its first worker to be there
 CANCEL_POLL_S = 0.5  # how often cancel is looked at while batches run
+TEARDOWN_WAIT_S = 120.0  # at most this long a worker waits for its running batches before closing the imagery
 BATCHES_PER_THREAD = 2  # batches handed to the cluster at a time, per worker thread
 INSTALL_HINT = (
     "Running on a Dask cluster (a scheduler given) needs the Python packages 'distributed' and 'dask' on this machine "
@@ -57,6 +62,7 @@ def connect(scheduler: str, timeout_s: float | None = None):
     least one worker; clear errors when it cannot be reached or has no workers."""
     distributed = _distributed()
     timeout_s = timeout_s or CONNECT_TIMEOUT_S
+    _check_address(scheduler)
     try:
         client = distributed.Client(scheduler, timeout=timeout_s, set_as_default=False)
     except (OSError, TimeoutError, ValueError) as exc:
@@ -74,6 +80,31 @@ def connect(scheduler: str, timeout_s: float | None = None):
             f"`dask worker {scheduler}` on machines that can read the imagery."
         ) from exc
     return client
+
+
+def _check_address(scheduler: str) -> None:
+    """Refuse at once an address that names no reachable host or no port number (a
+    wrong name otherwise costs the whole connect timeout, and more)."""
+    import socket
+
+    from distributed.comm import parse_address
+    from distributed.comm.addressing import parse_host_port
+
+    example = "give the address `dask scheduler` prints, e.g. tcp://10.0.0.5:8786"
+    try:
+        protocol, location = parse_address(scheduler)
+        if protocol not in ("tcp", "tls"):
+            return
+        host, port = parse_host_port(location, default_port=8786)
+    except (ValueError, TypeError) as exc:
+        raise PovertyMapperError(f"'{scheduler}' is not a Dask scheduler address ({exc}); {example}.") from None
+    try:
+        socket.getaddrinfo(host, port)
+    except (socket.gaierror, UnicodeError) as exc:
+        raise PovertyMapperError(
+            f"The Dask scheduler address '{scheduler}' names a host '{host}' that this machine cannot find "
+            f"({exc.args[-1] if exc.args else exc}); {example}."
+        ) from None
 
 
 def worker_path(path: str) -> str:
@@ -125,6 +156,8 @@ class _JobPlugin(_PluginBase):
         self._local = threading.local()
         self._datasets: list[Any] = []
         self._lock = threading.Lock()
+        self._idle = threading.Condition(self._lock)  # notified when a batch ends
+        self._busy = 0  # batches running on this worker now
 
     def __getstate__(self) -> dict:
         return {"name": self.name, "imagery": self.imagery, "payload": self.payload, "open_reader": self.open_reader}
@@ -136,10 +169,25 @@ class _JobPlugin(_PluginBase):
         pass
 
     def teardown(self, worker) -> None:
-        with self._lock:
+        """Close the datasets once no batch reads them: a canceled batch may still be running
+        (a thread cannot be stopped), and closing a dataset under a read crashed the worker."""
+        with self._idle:
+            self._idle.wait_for(lambda: self._busy == 0, timeout=TEARDOWN_WAIT_S)
             for opened in self._datasets:
                 opened.close()
             self._datasets.clear()
+
+    @contextlib.contextmanager
+    def in_use(self) -> Iterator[None]:
+        """Marks a batch running, for :meth:`teardown` to wait for."""
+        with self._idle:
+            self._busy += 1
+        try:
+            yield
+        finally:
+            with self._idle:
+                self._busy -= 1
+                self._idle.notify_all()
 
     def reader(self) -> Any:
         """This thread's reader: ``open_reader(payload)`` where given, else a TileReader."""
@@ -162,7 +210,8 @@ def _run_task(plugin_name: str, task: Callable[[Any, Any, Any], Any], batch: Any
     from distributed import get_worker
 
     plugin: _JobPlugin = get_worker().plugins[plugin_name]
-    return task(plugin.payload, plugin.reader(), batch)
+    with plugin.in_use():
+        return task(plugin.payload, plugin.reader(), batch)
 
 
 class ClusterRun:
@@ -187,6 +236,7 @@ class ClusterRun:
         self.name = f"poverty-mapper-job-{self.run_id}"
         self._pending: dict[Any, Any] = {}
         self._done: queue.Queue = queue.Queue()  # futures as they finish (their callbacks put them here)
+        self._lost = False  # the scheduler stopped answering: nothing more to tell it
 
     def __enter__(self) -> "ClusterRun":
         for path in (self.imagery.path, *self.more_paths):
@@ -196,10 +246,18 @@ class ClusterRun:
         return self
 
     def __exit__(self, *exc) -> None:
-        if self._pending:
-            self.client.cancel(list(self._pending), force=True)
-            self._pending.clear()
-        self.client.unregister_worker_plugin(self.name)
+        """Cancel the batches not done and remove the payload (each worker's teardown waits
+        for its running batches). A scheduler that is gone cannot be told: that is logged,
+        and the run's own error, if any, is what the user sees."""
+        if self._lost:
+            return
+        try:
+            if self._pending:
+                self.client.cancel(list(self._pending), force=True)
+                self._pending.clear()
+            self.client.unregister_worker_plugin(self.name)
+        except Exception as error:  # noqa: BLE001 (a lost scheduler fails in many ways: OSError, CommClosedError...)
+            log.warning("Could not clean up the run on the Dask cluster: %s", error)
 
     def results(self, task: Callable, batches: Iterable[Any], is_canceled: CancelCheck) -> Iterator[tuple[Any, Any]]:
         """(batch, task's result) for every batch, as they complete; raises :class:`Canceled`
@@ -216,14 +274,34 @@ class ClusterRun:
             if future not in self._pending:  # already taken
                 continue
             batch = self._pending.pop(future)
-            result = future.result()  # a failed batch raises its error here
+            with self._connection():
+                result = future.result()  # a failed batch raises its error here
             future.release()
             yield batch, result
             if is_canceled():
                 raise Canceled()
             self._submit(task, numbered)
 
+    @contextlib.contextmanager
+    def _connection(self) -> Iterator[None]:
+        """A scheduler or worker connection lost is said as such (a batch's own error is
+        raised as it is), and the cluster is not called again on leaving."""
+        from concurrent.futures import CancelledError
+
+        try:
+            yield
+        except (CancelledError, OSError, TimeoutError) as exc:
+            self._lost = True
+            raise PovertyMapperError(
+                f"The Dask cluster stopped answering during the run ({type(exc).__name__}: {exc}). Check that its "
+                "scheduler and workers are running, then run again; nothing was written."
+            ) from exc
+
     def _submit(self, task: Callable, numbered: Iterator[tuple[int, Any]]) -> None:
+        with self._connection():
+            self._submit_more(task, numbered)
+
+    def _submit_more(self, task: Callable, numbered: Iterator[tuple[int, Any]]) -> None:
         threads = sum(self.client.nthreads().values()) or 1
         while len(self._pending) < self.batches_per_thread * threads:
             item = next(numbered, None)

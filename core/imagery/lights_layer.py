@@ -122,6 +122,42 @@ def lights_on_grid(lights: rasterio.io.DatasetReader, imagery: rasterio.io.Datas
     )
 
 
+# The lights are sampled on at most this many points a side of the imagery's grid to
+# tell, before mapping, where they have data and whether they vary.
+_SAMPLE_SIDE = 256
+
+
+def lights_over_imagery(lights: rasterio.io.DatasetReader, imagery: rasterio.io.DatasetReader) -> tuple[float, float | None]:
+    """The share of the imagery's area where the lights have data, and their one value
+    there when they do not vary (else None); sampled on a grid of the imagery's extent."""
+    with lights_on_grid(lights, imagery) as vrt:
+        shape = (min(imagery.height, _SAMPLE_SIDE), min(imagery.width, _SAMPLE_SIDE))
+        values = vrt.read(1, out_shape=shape, resampling=Resampling.nearest)
+    found = values[np.isfinite(values)]
+    covered = found.size / values.size
+    return covered, (float(found[0]) if found.size and np.ptp(found) == 0 else None)
+
+
+def lights_notes(lights: rasterio.io.DatasetReader, imagery: rasterio.io.DatasetReader) -> tuple[str, ...]:
+    """Refuse lights without data over the imagery; notes for lights over part of it, or
+    lights of one value (a layer of 1 x 1 pixels, say), which tell no place from another."""
+    covered, constant = lights_over_imagery(lights, imagery)
+    size = f"{lights.width} x {lights.height} pixels"
+    if covered == 0:
+        raise PovertyMapperError(
+            f"The night-lights layer {lights.name} ({size}) has no data over the image: every pixel there is nodata. "
+            "Choose a night-lights raster with values over this area."
+        )
+    notes = []
+    if covered < 0.99:
+        notes.append(f"The night-lights layer has data over only about {covered:.0%} of the image: cells elsewhere "
+                     "get no estimate. Choose a night-lights raster that covers the whole image to map it all.")
+    if constant is not None:
+        notes.append(f"The night-lights layer holds one value ({constant:g}) over the whole image ({size}): the "
+                     "lights tell no place from another, so estimates differ only by the imagery.")
+    return tuple(notes)
+
+
 def lights_radiometry(lights: rasterio.io.DatasetReader) -> Radiometry:
     """Band 1's values in the product's units: the file's own scale and offset, where it declares them."""
     scale = float(lights.scales[0]) if lights.scales and lights.scales[0] else 1.0

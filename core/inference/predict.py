@@ -6,6 +6,7 @@ feeds the writer (:mod:`.writer`)."""
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from ..imagery.lights_layer import (
     LightsInput,
     check_lights_are_radiance,
     check_lights_overlap,
+    lights_notes,
     image_bands,
     open_lights,
     uses_nightlights,
@@ -177,7 +179,8 @@ def _lights_input(request: PredictRequest, ds: rasterio.io.DatasetReader) -> tup
         check_lights_overlap(lights, ds)
         expected = model.nightlights.describe() if model.nightlights else "the night-lights product the model was fitted on"
         check_lights_are_radiance(lights, ds, expected)
-    return LightsInput(request.nightlights_path, model.bands.index(NIGHTLIGHTS_BAND)), ()
+        notes = lights_notes(lights, ds)
+    return LightsInput(request.nightlights_path, model.bands.index(NIGHTLIGHTS_BAND)), notes
 
 
 def _mapping_job(request: PredictRequest, ds: rasterio.io.DatasetReader) -> tuple[MappingJob, _Surface]:
@@ -246,6 +249,13 @@ def predict_poverty_map(
         device, model.extractor.kind, request.batch_size, request.read_workers,
         request.prefetch_batches, request.mixed_precision,
     )
+    if request.stride_m is not None and not (math.isfinite(request.stride_m) and request.stride_m > 0):
+        raise PovertyMapperError(
+            f"The stride (distance between cell centres) must be more than 0 m, not {request.stride_m:g}; "
+            "leave it empty for the tile size."
+        )
+    if request.batch_size < 0:
+        raise PovertyMapperError(f"The batch size must be 0 (by device) or more, not {request.batch_size}.")
     out_path = Path(request.output_path)
     check_output_path(out_path)
     check_not_an_input(out_path, {"input raster": request.raster_path})
@@ -318,13 +328,16 @@ def _result(job: MappingJob, surface: _Surface, out_path: Path, device: str, sum
     if summary.n_estimated > 1 and summary.value_min == summary.value_max:
         notes.append(
             f"All {summary.n_estimated} estimated cells hold the same value ({summary.value_min:.4g}): the map "
-            "shows no differences between places. Check the band mapping and the radiometry, and that the "
-            "imagery is not constant."
+            "shows no differences between places. "
+            + ("Check that the night-lights layer varies over the region."
+               if job.nightlights is not None and not job.band_indexes
+               else "Check the band mapping and the radiometry, and that the imagery is not constant.")
         )
     if summary.n_estimated == 0:
         notes.append(
             "No tile had enough valid pixels: the output holds only nodata. Check the band "
-            "mapping, the radiometry and that the region covers imagery."
+            "mapping, the radiometry and that the region covers imagery"
+            + (" and that the night-lights layer has data there." if job.nightlights is not None else ".")
         )
     return PredictResult(
         output_path=str(out_path),

@@ -11,6 +11,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+from ..regression.metrics import describe_r2
+
 
 @dataclass(frozen=True)
 class Target:
@@ -284,17 +286,17 @@ class ModelInfo:
         pooled = self.scores.pooled
         if pooled is not None:
             lines.append(
-                f"Cross-validated on {pooled.n if pooled.n is not None else '?'} clusters: r² {pooled.r2:.2f} "
-                f"(squared Pearson), R² {pooled.R2:.2f} (coefficient of determination)."
+                f"Cross-validated on {pooled.n if pooled.n is not None else '?'} clusters: {describe_r2(pooled.r2, 2)} "
+                f"(squared Pearson, signed), R² {pooled.R2:.2f} (coefficient of determination)."
             )
         if self.scores.within_groups_r2 is not None:
             lines.append(
-                f"Within groups (countries or survey rounds): r² {self.scores.within_groups_r2:.2f} "
+                f"Within groups (countries or survey rounds): {describe_r2(self.scores.within_groups_r2, 2)} "
                 "(predictions and survey values demeaned per group: how well it ranks places inside one)."
             )
         if self.scores.out_of_country_r2 is not None:
             lines.append(
-                f"Out of country (fitted on the other countries): r² {self.scores.out_of_country_r2:.2f} within "
+                f"Out of country (fitted on the other countries): {describe_r2(self.scores.out_of_country_r2, 2)} within "
                 "countries, what it brings to a country without surveys."
             )
         if self.scores.interval_80 is not None:

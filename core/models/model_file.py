@@ -26,6 +26,7 @@ import numpy as np
 from ..atomic import atomic_output
 from ..errors import ModelFileError, PovertyMapperError
 from ..extractors.registry import extractor_from_spec
+from ..imagery.radiometry import PRESETS
 from ..regression.ridge import RidgeRegressor
 from .feature_domain import FeatureDomain
 from .metadata import ModelInfo, NightLightsInput, Score, Scores, Target, TrainingDomain
@@ -174,6 +175,11 @@ def _info(meta: dict) -> ModelInfo:
         radiometry, band_indexes = meta.get("radiometry"), meta.get("band_indexes") or ()
     else:
         radiometry, band_indexes = provenance.pop("radiometry", None), provenance.pop("band_indexes", ())
+    if radiometry is not None and radiometry not in PRESETS:
+        raise ModelFileError(
+            f"The model file names an unknown radiometry {radiometry!r} (known: {', '.join(PRESETS)}); "
+            "the model's imagery would be read with the wrong scaling. Rewrite the model with a known one."
+        )
     regressor = meta.get("regressor")
     n_features = meta.get("n_features")
     return ModelInfo(

@@ -1,17 +1,31 @@
 """Scores, named as in the literature: r² is the squared Pearson correlation (Jean et
-al. 2016, Yeh et al. 2020), R² the coefficient of determination."""
+al. 2016, Yeh et al. 2020), R² the coefficient of determination.
+
+The r² here keeps the correlation's sign (r·|r|): squaring alone turns predictions that
+run against the outcome (each held-out fold predicted by the other folds' mean, say)
+into a score that reads as skill. A negative r² is no skill at all."""
 from __future__ import annotations
 
 import numpy as np
 
 
 def squared_pearson(y_true: np.ndarray, y_pred: np.ndarray) -> float:
-    """r²: squared Pearson correlation between observations and predictions."""
+    """r²: the squared Pearson correlation between observations and predictions, with the
+    correlation's sign (negative when the predictions run against the observations)."""
     y_true = np.asarray(y_true, np.float64)
     y_pred = np.asarray(y_pred, np.float64)
     if y_true.std() == 0 or y_pred.std() == 0:
         return 0.0
-    return float(np.corrcoef(y_true, y_pred)[0, 1] ** 2)
+    r = float(np.corrcoef(y_true, y_pred)[0, 1])
+    return r * abs(r)
+
+
+def describe_r2(r2: float, digits: int = 3) -> str:
+    """A signed r² as printed for a user: a negative one says that it is no skill."""
+    text = f"r² {r2:.{digits}f}"
+    if r2 < 0:
+        text += " (negative: the predictions run against the outcome; no skill)"
+    return text
 
 
 def coefficient_of_determination(y_true: np.ndarray, y_pred: np.ndarray) -> float:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 import logging
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from itertools import islice
@@ -312,7 +313,23 @@ def fit_clusters(
     )
 
 
+# Outcomes beyond this size overflow the fit's sums of squares: a value of 1e300 is a
+# typing error or a code for "missing", not a survey measure.
+MAX_OUTCOME = 1e12
+
+
 def _check_config(config: ClusterFitConfig) -> None:
+    if not config.clusters:
+        raise PovertyMapperError("The cluster layer holds no clusters; give a layer or file with a point per surveyed cluster.")
+    if not 2 <= config.n_folds:
+        raise PovertyMapperError(f"The cross-validation needs at least 2 folds, not {config.n_folds}; 5 is usual.")
+    for name, value in (("box size", config.box_size_m), ("tile size", config.tile_size_m)):
+        if not (math.isfinite(value) and value > 0):
+            raise PovertyMapperError(f"The {name} must be more than 0 m, not {value:g}; e.g. 10000 m boxes of 1920 m tiles.")
+    if config.seed < 0:
+        raise PovertyMapperError(f"The seed must be 0 or more, not {config.seed}.")
+    if config.batch_size < 1:
+        raise PovertyMapperError(f"The batch size must be 1 or more tiles, not {config.batch_size}; e.g. 64.")
     if config.fold_distance_m is not None and not config.fold_distance_m >= 0:
         raise PovertyMapperError("The fold distance must be 0 m or more (0: only clusters at the same place share a fold).")
     if config.min_tiles < 1 or not 0.0 <= config.min_covered_share <= 1.0:
@@ -337,13 +354,43 @@ def _outcomes(config: ClusterFitConfig, notes: list[str]) -> tuple[np.ndarray, n
     """Each cluster's outcome as a number, and whether it can be used (numeric; > 0 for a log)."""
     outcomes = np.array([_number(c.outcome) for c in config.clusters], np.float64)
     usable = np.isfinite(outcomes)
+    if not usable.any():
+        raise PovertyMapperError(
+            f"No cluster has a numeric outcome in '{config.outcome_name}' (all are missing, NaN or text); "
+            "choose the field that holds the survey outcome as numbers."
+        )
     if not usable.all():
         notes.append(f"{int(np.sum(~usable))} clusters without a numeric outcome (missing, NaN or text) left out.")
+    huge = usable & (np.abs(np.where(usable, outcomes, 0.0)) > MAX_OUTCOME)
+    if huge.any():
+        raise PovertyMapperError(
+            f"{_clusters(int(huge.sum()))} an outcome beyond ±{MAX_OUTCOME:g} (e.g. {outcomes[huge][0]:g}) in "
+            f"'{config.outcome_name}': a typing error or a code for a missing value. Correct or empty those values, "
+            "or rescale the outcome."
+        )
     if config.log_outcome:
+        not_positive = usable & (outcomes <= 0)
         usable &= outcomes > 0
-        if np.any(np.isfinite(outcomes) & (outcomes <= 0)):
-            notes.append(f"{int(np.sum(np.isfinite(outcomes) & (outcomes <= 0)))} clusters with outcome <= 0 left out (log transform).")
-    return outcomes, usable
+        if not_positive.any():
+            notes.append(f"{_clusters(int(not_positive.sum()))} an outcome of 0 or less, which has no logarithm: "
+                         "left out (log transform).")
+    located = np.array([math.isfinite(c.x) and math.isfinite(c.y) for c in config.clusters])
+    if not np.any(usable & located):
+        n = int(usable.sum())
+        raise PovertyMapperError(
+            ("The one cluster with an outcome has" if n == 1 else f"None of the {n} clusters with an outcome has")
+            + " a valid location (no geometry, or coordinates that are not numbers or outside their CRS's range); "
+            "check the clusters' coordinates."
+        )
+    if np.any(usable & ~located):
+        notes.append(f"{_clusters(int(np.sum(usable & ~located)))} no valid location (no geometry, coordinates that "
+                     "are not numbers or outside their CRS's range): left out.")
+    return outcomes, usable & located
+
+
+def _clusters(n: int) -> str:
+    """'1 cluster has' or 'N clusters have'."""
+    return "1 cluster has" if n == 1 else f"{n} clusters have"
 
 
 def _tiles_per_cluster(
@@ -363,8 +410,13 @@ def _tiles_per_cluster(
         tiles, tiles_in_box[i] = box
         boxes.append(tiles)
     n_outside = int(usable.sum()) - int(np.count_nonzero(tiles_in_box))
+    if n_outside == usable.sum():
+        raise PovertyMapperError(
+            f"None of the {n_outside} clusters with an outcome and a location lies on the image; check that the "
+            "clusters and the image overlap and that the clusters' CRS is the right one."
+        )
     if n_outside:
-        notes.append(f"{n_outside} clusters outside the image left out.")
+        notes.append(f"{n_outside} cluster{'s' if n_outside != 1 else ''} outside the image left out.")
     return ClusterTiles(tuple(boxes)), tiles_in_box
 
 
@@ -390,17 +442,38 @@ def _survey_table(
     """The clusters with imagery enough and a usable outcome, in folds that keep neighbours together."""
     used = _covered_enough(config, usable, features.coverage, notes)
     if used.sum() < max(config.n_folds * 2, 10):
+        n = int(used.sum())
         raise PovertyMapperError(
-            f"Only {int(used.sum())} clusters have imagery and a valid outcome; at least "
-            f"{max(config.n_folds * 2, 10)} are needed for {config.n_folds}-fold cross-validation."
+            f"Only {n} cluster{'s' if n != 1 else ''} {'have' if n != 1 else 'has'} imagery and a valid outcome; "
+            f"at least {max(config.n_folds * 2, 10)} are needed for {config.n_folds}-fold cross-validation."
+            + (f" Left out: {' '.join(notes)}" if notes else "")
         )
     y = np.log(outcomes[used]) if config.log_outcome else outcomes[used]
-    weights = np.array([_number(c.weight) for c in config.clusters], np.float64)[used] if config.use_weights else None
-    if weights is not None and (not np.all(np.isfinite(weights)) or np.any(weights < 0)):
-        raise PovertyMapperError("Cluster weights must be numbers of zero or more; check the weight field.")
+    if np.ptp(y) == 0:
+        raise PovertyMapperError(
+            f"The outcome is {outcomes[used][0]:g} at every cluster used: there is nothing to fit. "
+            f"Check that '{config.outcome_name}' is the survey outcome."
+        )
+    weights = _weights(config, used)
     distance = config.box_size_m if config.fold_distance_m is None else config.fold_distance_m
     groups, folds = _spatial_folds(config, imagery, used, distance)
     return SurveyTable(used, features.features[used], y, weights, groups, folds, distance)
+
+
+def _weights(config: ClusterFitConfig, used: np.ndarray) -> np.ndarray | None:
+    """The used clusters' weights, when the fit is weighted: numbers of zero or more, not all zero."""
+    if not config.use_weights:
+        return None
+    weights = np.array([_number(c.weight) for c in config.clusters], np.float64)[used]
+    bad = ~np.isfinite(weights) | (weights < 0)
+    if bad.any():
+        raise PovertyMapperError(
+            f"{_clusters(int(bad.sum()))} a weight that is missing, not a number or below 0; give every "
+            "cluster a weight of 0 or more (e.g. the households surveyed), or fit without weights."
+        )
+    if not weights.sum() > 0:
+        raise PovertyMapperError("Every cluster's weight is 0; give the clusters weights above 0, or fit without weights.")
+    return weights
 
 
 def _covered_enough(config: ClusterFitConfig, usable: np.ndarray, coverage: Coverage, notes: list[str]) -> np.ndarray:
@@ -460,6 +533,13 @@ def _nightlights_baseline(
     if has.sum() < max(config.n_folds * 2, 10) or len(np.unique(table.folds[has])) < config.n_folds:
         notes.append("Too few clusters are covered by the nightlights raster for a baseline.")
         return None
+    if np.ptp(lights[has]) == 0:
+        notes.append(
+            f"The nightlights are {lights[has][0]:g} over every cluster's box: they do not vary, so they cannot "
+            "predict anything and no nightlights baseline is scored. Check the nightlights raster (its values, "
+            "nodata and extent)."
+        )
+        return None
     xl = np.column_stack([lights[has], np.log1p(np.clip(lights[has], 0, None))])
     bpred, _, bfolds = nested_cv(
         xl, table.y[has], table.groups[has], config.n_folds, config.seed, search=CLUSTER_PENALTY,
@@ -506,7 +586,8 @@ def _cluster_report(
         "coverage": _coverage_report(config, features.coverage, table.used),
         "cv": {"protocol": _cv_protocol(config, table), "pooled": cv.pooled, "folds": cv.per_fold,
                **({} if within is None else {"within_groups": within})},
-        "scores_named": "r2 = squared Pearson correlation; R2 = coefficient of determination",
+        "scores_named": "r2 = squared Pearson correlation with its sign (negative: predictions run against the "
+                        "outcome, no skill); R2 = coefficient of determination",
         "nightlights_baseline": None if baseline is None else {k: v for k, v in baseline.items() if k != "predicted"},
         "device": device_name(imagery.device),
         "notes": notes,

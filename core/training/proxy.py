@@ -9,6 +9,7 @@ batch by batch."""
 from __future__ import annotations
 
 import logging
+import math
 import time
 from contextlib import ExitStack
 from dataclasses import dataclass, field
@@ -25,7 +26,7 @@ from ..device import device_name
 from ..errors import PovertyMapperError
 from ..extractors.cnn import SMALL_CNN, CnnExtractor, ProxyCNN, build_network, reuse_lower_layers
 from ..extractors.efficientnet import ARCHITECTURE as EFFICIENTNET
-from ..extractors.efficientnet import EfficientNetProxy
+from ..extractors.efficientnet import N_BLOCKS, EfficientNetProxy
 from ..imagery.nightlights import describe_lights
 from ..imagery.tile_reader import READ_CACHE_BYTES
 from ..models.model_file import PovertyModel, Scores, load_model
@@ -156,8 +157,7 @@ def train_proxy(
     after each epoch (scores and time left)."""
     if config.architecture not in ARCHITECTURES:
         raise PovertyMapperError(f"Unknown network {config.architecture!r}; choose one of {', '.join(ARCHITECTURES)}.")
-    if config.epochs < 1:
-        raise PovertyMapperError("Proxy training needs at least one epoch.")
+    _check_config(config)
     phases = PhasedProgress(PROXY_PHASES, progress, is_canceled)
     torch.manual_seed(config.seed)  # the network's initial weights, and dropout
     with ExitStack() as stack:
@@ -193,6 +193,25 @@ def _open_scenes(config: ProxyTrainingConfig, stack: ExitStack) -> list[Training
             )
         scenes.append(scene)
     return scenes
+
+
+def _check_config(config: ProxyTrainingConfig) -> None:
+    """Refuse, before any reading, settings that cannot train a useful network."""
+    if config.epochs < 1:
+        raise PovertyMapperError("Proxy training needs at least one epoch.")
+    if not (math.isfinite(config.learning_rate) and config.learning_rate > 0):
+        raise PovertyMapperError(f"The learning rate must be above 0, not {config.learning_rate:g}; e.g. 0.001.")
+    if not 0 <= config.frozen_blocks <= N_BLOCKS:
+        raise PovertyMapperError(f"The frozen blocks must be 0 to {N_BLOCKS} (EfficientNet has {N_BLOCKS} blocks), "
+                                 f"not {config.frozen_blocks}.")
+    n_classes = len(config.thresholds) + 1 if config.thresholds else config.n_classes
+    if n_classes < 2:
+        raise PovertyMapperError(f"The network needs at least 2 night-light classes to tell apart, not {n_classes}; "
+                                 "e.g. 3 (dark, dim, bright).")
+    if not (math.isfinite(config.tile_size_m) and config.tile_size_m > 0 and 0 < config.val_fraction < 1
+            and config.block_size_tiles >= 1 and config.batch_size >= 1 and config.seed >= 0):
+        raise PovertyMapperError("The tile size must be more than 0 m, the share held out between 0 and 1, the block "
+                                 "and batch sizes 1 or more and the seed 0 or more.")
 
 
 def _light_classes(config: ProxyTrainingConfig, tiles: TileSet) -> LightClasses:

@@ -165,6 +165,8 @@ def test_predict_with_night_lights_takes_the_night_lights_model(tmp_path, capsys
     out = tmp_path / "lights_map.tif"
     assert cli.main(["predict", str(world.image_path), str(out), "--nightlights", str(world.lights_path),
                      "--stride", "3360", "--device", "cpu"]) == 0, capsys.readouterr().err
+    out_text = capsys.readouterr().out
+    assert "; night lights only, no image bands. Wrote" in out_text and "bands ;" not in out_text
     with rasterio.open(out) as dst:
         assert dst.tags()["MODEL"].startswith("Africa night lights (VIIRS)")
         assert dst.tags()["SOURCE_NIGHTLIGHTS"] == world.lights_path.name

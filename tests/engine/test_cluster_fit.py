@@ -82,6 +82,42 @@ def test_the_baseline_uses_the_same_folds_and_gives_its_predictions(world, tmp_p
     assert "predicted" not in baseline  # the report holds scores, not per-cluster values
 
 
+def _lights_like(world, path, values):
+    """A copy of the generated night-lights raster's grid holding ``values`` (or, for a
+    1 x 1 array, one pixel over the whole extent)."""
+    with rasterio.open(world.lights_path) as src:
+        profile, bounds = src.profile, src.bounds
+    values = np.asarray(values, np.float32)
+    if values.shape == (1, 1):
+        profile.update(width=1, height=1, transform=rasterio.transform.from_bounds(*bounds, 1, 1))
+    with rasterio.open(path, "w", **{**profile, "nodata": None}) as dst:
+        dst.write(np.broadcast_to(values, (profile["height"], profile["width"])), 1)
+    return str(path)
+
+
+@pytest.mark.parametrize("kind", ["all zero", "one pixel"])
+def test_lights_without_variation_give_no_baseline_score_but_say_why(world, tmp_path, kind):
+    """All-zero lights scored r² 0.649 as 'Nightlights alone', above the image model: each
+    fold was predicted by the other folds' mean, which runs against the outcome."""
+    with rasterio.open(world.lights_path) as src:
+        shape = (1, 1) if kind == "one pixel" else (src.height, src.width)
+    lights = _lights_like(world, tmp_path / "flat_lights.tif", np.full(shape, 0.0 if kind == "all zero" else 7.5))
+    result = _fit(world, tmp_path, fold_distance_m=750.0, nightlights_path=lights)
+    assert result.report["nightlights_baseline"] is None
+    assert any("do not vary" in n and "no nightlights baseline" in n for n in result.notes)
+
+
+def test_predictions_that_run_against_the_outcome_score_a_negative_r2(world):
+    """A constant feature: each fold is predicted by the other folds' mean, an anti-correlation
+    that squaring alone turned into a good-looking r²."""
+    y = np.array([o for _, _, o, _ in world.clusters])
+    folds = np.arange(y.size) % 5
+    pred, _, per_fold = nested_cv(np.ones((y.size, 1)), y, folds, 5, 0, search=CLUSTER_PENALTY, folds=folds)
+    r = np.corrcoef(y, pred)[0, 1]
+    assert r < 0
+    assert squared_pearson(y, pred) == pytest.approx(-r * r)
+
+
 def test_every_fold_reports_its_penalty_and_whether_it_lay_at_an_end(world, tmp_path):
     result = _fit(world, tmp_path, fold_distance_m=750.0)
     for fold in result.report["cv"]["folds"]:
@@ -224,4 +260,14 @@ def test_rare_bins_of_square_rooted_frequencies_are_left_out(seed):
 def test_impossible_fold_and_coverage_settings_are_refused(world, tmp_path, bad):
     with pytest.raises(PovertyMapperError, match="fold distance must be 0 m or more|coverage minimum must be"):
         _fit(world, tmp_path, **bad)
+    assert not (tmp_path / "m.povmodel").exists()
+
+
+def test_too_few_clusters_left_by_the_log_outcome_says_which_were_left_out(world, tmp_path):
+    """Clusters whose outcome has no logarithm were dropped without a word in the error that followed."""
+    clusters = tuple(Cluster(x, y, -abs(o) if i >= 8 else abs(o) + 0.1, w, str(i))
+                     for i, (x, y, o, w) in enumerate(world.clusters))
+    with pytest.raises(PovertyMapperError, match=r"Only 8 clusters have imagery.*Left out: 32 clusters have an "
+                                                 r"outcome of 0 or less, which has no logarithm"):
+        _fit(world, tmp_path, clusters=clusters, log_outcome=True, fold_distance_m=750.0)
     assert not (tmp_path / "m.povmodel").exists()

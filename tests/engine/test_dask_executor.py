@@ -280,3 +280,94 @@ def test_a_model_that_reads_night_lights_maps_on_the_cluster_as_locally(tmp_path
             maps.append(ds.read())
     assert (maps[0][0] != NODATA).sum() >= 4
     np.testing.assert_allclose(maps[1], maps[0], rtol=1e-5, atol=1e-6)
+
+
+class _SlowReader:
+    """A worker thread's reader whose read takes a while and fails if closed meanwhile."""
+
+    def __init__(self, _payload):
+        self.closed = False
+        self.reading = __import__("threading").Event()
+
+    def read(self) -> str:
+        self.reading.set()
+        time.sleep(0.5)
+        return "closed under the read" if self.closed else "read whole"
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def _slow_task(payload, reader, batch):
+    return reader.read()
+
+
+def test_the_worker_teardown_waits_for_a_running_batch_before_closing_its_imagery(monkeypatch):
+    """On leaving, the run cancels its batches and removes the payload at once; a batch a
+    worker thread was still running then read a closed dataset (a worker died of signal
+    11 after 'Dataset is closed', about once in ten cancels)."""
+    import threading
+
+    import distributed
+
+    from poverty_mapper.core.imagery.dask_cluster import WorkerImagery, _JobPlugin, _run_task
+
+    plugin = _JobPlugin("job", WorkerImagery("unused.tif", (1,), 16, None), payload=None, open_reader=_SlowReader)
+    monkeypatch.setattr(distributed, "get_worker", lambda: type("Worker", (), {"plugins": {"job": plugin}})())
+    outcome = []
+    batch = threading.Thread(target=lambda: outcome.append(_run_task("job", _slow_task, 0)))
+    batch.start()
+    while not plugin._datasets or not plugin._datasets[0].reading.is_set():
+        time.sleep(0.01)
+    plugin.teardown(worker=None)  # as unregistering the plugin does, with the batch still reading
+    batch.join()
+    assert outcome == ["read whole"]
+    assert plugin._datasets == []  # closed after the batch
+
+
+class SlowHistogram(HistogramExtractor):
+    """A histogram extractor that takes a while per batch, so that a run can be cut short."""
+
+    def extract_dn(self, dn, valid, radiometry):
+        time.sleep(0.2)
+        return super().extract_dn(dn, valid, radiometry)
+
+
+def test_a_scheduler_killed_mid_run_is_a_message_and_leaves_no_file(raster, tmp_path, package_path):
+    """A real fault: the scheduler process killed (SIGKILL) while batches run. It ended in a
+    traceback from the exit path unregistering the worker plugin."""
+    import signal
+    import socket
+    import subprocess
+    import threading
+    from pathlib import Path
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    address = f"tcp://127.0.0.1:{port}"
+    bin_dir = Path(sys.executable).parent
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(package_path), str(Path(__file__).parent)])}
+    scheduler = subprocess.Popen([str(bin_dir / "dask"), "scheduler", "--host", "127.0.0.1", "--port", str(port),
+                                  "--no-dashboard"], env=env, stderr=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+    worker = subprocess.Popen([str(bin_dir / "dask"), "worker", address, "--nthreads", "1", "--no-dashboard"],
+                              env=env, stderr=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+    killed = threading.Event()
+
+    def progress(fraction):
+        if fraction > 0 and not killed.is_set():
+            killed.set()
+            scheduler.send_signal(signal.SIGKILL)
+
+    try:
+        model = _model(SlowHistogram(MEANS, STDS))
+        request = PredictRequest(str(raster), str(tmp_path / "map.tif"), model, device="cpu", batch_size=2)
+        started = time.monotonic()
+        with pytest.raises(PovertyMapperError, match=r"Dask cluster stopped answering during the run|Cannot reach"):
+            predict_poverty_map(request, progress=progress, executor=DaskExecutor(address, connect_timeout_s=60))
+        assert killed.is_set() and time.monotonic() - started < 240
+    finally:
+        for process in (worker, scheduler):
+            process.kill()
+            process.wait()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["generated_scene.tif"]

@@ -88,7 +88,10 @@ def test_scores_within_groups_are_reported_and_carded(small_world, tmp_path):
 
     xs = np.array([c[0] for c in small_world.clusters])
     west = xs < np.median(xs)
-    clusters = tuple(Cluster(x, y, o + (3.0 if w_ else 0.0), w, str(i), "west" if w_ else "east")
+    # A step of 1: with a step of 3 the pooled fit broke down, its
+    # within-group predictions ran against the survey values, and only the unsigned r2 made
+    # the assertions below hold.
+    clusters = tuple(Cluster(x, y, o + (1.0 if w_ else 0.0), w, str(i), "west" if w_ else "east")
                      for i, ((x, y, o, w), w_) in enumerate(zip(small_world.clusters, west)))
     fit = fit_clusters(ClusterFitConfig(image_path=str(small_world.image_path), clusters=clusters,
                                         model_path=str(tmp_path / "fit.povmodel"), box_size_m=1500, tile_size_m=480,
@@ -97,7 +100,7 @@ def test_scores_within_groups_are_reported_and_carded(small_world, tmp_path):
     groups = np.where(west, "west", "east")[fit.used]
     assert within["groups"] == 2 and within["r2"] == round(within_r2(fit.observed, fit.predicted, groups), 4)
     assert set(within["per_group"]) == {"west", "east"}
-    assert within["r2"] > fit.report["cv"]["pooled"]["r2"]
+    assert within["r2"] > fit.report["cv"]["pooled"]["r2"] > 0
     assert "Within groups" in load_model(tmp_path / "fit.povmodel").card()
     assert "out_of_group_r2" not in within  # two groups: no model fitted on 'the others' can choose a penalty
 

@@ -158,3 +158,57 @@ def test_the_card_names_the_lights_product_and_units(lights_model, tmp_path):
     loaded = load_model(save_model(lights_model, tmp_path / "m.povmodel"))
     assert loaded.nightlights == lights_model.nightlights
     assert "Night lights (band NIGHTLIGHTS) from a separate night-lights layer: generated lights, in generated radiance units." in loaded.card()
+
+
+
+def _lights_variant(world, path, change):
+    """The generated lights raster with ``change(values, profile)`` applied."""
+    with rasterio.open(world.lights_path) as src:
+        profile, values = dict(src.profile), src.read(1)
+    values, profile = change(values.copy(), profile)
+    with rasterio.open(path, "w", **profile) as dst:
+        dst.write(values[None].astype(profile["dtype"]))
+    return str(path)
+
+
+def _half_nodata(values, profile):
+    values[:, : values.shape[1] // 2] = -1.0
+    return values, {**profile, "nodata": -1.0}
+
+
+def _all_nodata(values, profile):
+    return np.full_like(values, -1.0), {**profile, "nodata": -1.0}
+
+
+def _one_pixel(values, profile):
+    t = profile["transform"]
+    bounds = (t.c, t.f + t.e * profile["height"], t.c + t.a * profile["width"], t.f)
+    return np.full((1, 1), 12.0, values.dtype), {**profile, "width": 1, "height": 1,
+                                                  "transform": rasterio.transform.from_bounds(*bounds, 1, 1)}
+
+
+def test_lights_over_half_the_image_are_a_note_that_says_so(world, lights_model, tmp_path):
+    """97 of 156 cells stayed empty without a word."""
+    lights = _lights_variant(world, tmp_path / "half.tif", _half_nodata)
+    result = predict_poverty_map(PredictRequest(str(world.image_path), str(tmp_path / "map.tif"), lights_model,
+                                                device="cpu", nightlights_path=lights, read_workers=1))
+    (note,) = [n for n in result.notes if "night-lights layer has data over only about" in n]
+    share = float(note.split("about ")[1].split("%")[0]) / 100
+    assert 0.3 < share < 0.7 and result.n_estimated < 0.8 * result.n_cells
+
+
+def test_lights_without_data_over_the_image_are_refused_for_that_reason(world, lights_model, tmp_path):
+    """They were blamed on 'the band mapping, the radiometry'."""
+    lights = _lights_variant(world, tmp_path / "empty.tif", _all_nodata)
+    with pytest.raises(PovertyMapperError, match=r"has no data over the image: every pixel there is nodata"):
+        predict_poverty_map(PredictRequest(str(world.image_path), str(tmp_path / "map.tif"), lights_model,
+                                           device="cpu", nightlights_path=lights))
+    assert not (tmp_path / "map.tif").exists()
+
+
+def test_lights_of_one_pixel_are_a_note_that_they_tell_no_place_from_another(world, lights_model, tmp_path):
+    lights = _lights_variant(world, tmp_path / "one_pixel.tif", _one_pixel)
+    result = predict_poverty_map(PredictRequest(str(world.image_path), str(tmp_path / "map.tif"), lights_model,
+                                                device="cpu", nightlights_path=lights, read_workers=1))
+    assert any("holds one value (12) over the whole image (1 x 1 pixels)" in n for n in result.notes), result.notes
+    assert not any("band mapping" in n for n in result.notes)

@@ -268,6 +268,19 @@ def test_a_model_with_an_absurd_pixel_size_is_refused_at_load(saved_small_model,
         load_model(damaged)
 
 
+def test_a_model_with_an_unknown_radiometry_is_refused_at_load(saved_small_model, tmp_path):
+    """An unknown value was ignored: the imagery was then read with the scaling 'auto' guessed."""
+    from poverty_mapper.core.errors import ModelFileError
+    from poverty_mapper.core.models.model_file import load_model
+
+    def change(meta):
+        meta["radiometry"] = "landsat_c9_l7"
+
+    damaged = _with(saved_small_model, tmp_path / "damaged.povmodel", {}, change)
+    with pytest.raises(ModelFileError, match=r"unknown radiometry 'landsat_c9_l7' \(known: reflectance, "):
+        load_model(damaged)
+
+
 @pytest.mark.parametrize("scores", [{"pooled": {"r2": "high", "R2": 0.5}}, {"interval_80": "wide"},
                                     {"folds": {"1": "good"}}, {"pooled": {"r2": [1], "R2": 0.5, "n": "many"}}])
 def test_non_numeric_scores_are_a_model_file_error(saved_small_model, tmp_path, scores):

@@ -258,6 +258,16 @@ def test_r2_and_coefficient_of_determination_differ_on_a_known_case():
     assert coefficient_of_determination(y, y) == 1.0
 
 
+def test_r2_keeps_the_sign_of_the_correlation_and_says_a_negative_one_is_no_skill():
+    from poverty_mapper.core.regression.metrics import describe_r2
+
+    y = np.array([1.0, 2.0, 3.0, 4.0])
+    assert squared_pearson(y, -y) == pytest.approx(-1.0)
+    assert squared_pearson(y, np.array([4.0, 2.0, 3.0, 1.0])) == pytest.approx(-0.64)
+    assert describe_r2(-0.649) == "r² -0.649 (negative: the predictions run against the outcome; no skill)"
+    assert describe_r2(0.5) == "r² 0.500"
+
+
 def test_metrics_of_constant_inputs():
     y = np.array([1.0, 2.0, 3.0])
     assert squared_pearson(y, np.full(3, 2.0)) == 0.0
