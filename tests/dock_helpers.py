@@ -9,6 +9,7 @@ from conftest import ROOT
 from poverty_mapper.provider.map_layers import is_companion_layer
 
 SAMPLE = ROOT / "resources" / "sample" / "parana_landsat8_l1_rgb_30m.tif"
+MODEL_NAME = "LSMS Africa RGB histogram ridge v1"
 
 
 def choose(combo, data) -> None:
@@ -42,6 +43,14 @@ def make_dock(qgis_iface, qgis_new_project, poverty_provider, qtbot):
                 widget.cancel()
         widget.unload()
         widget.deleteLater()
+
+
+@pytest.fixture()
+def dock(make_dock):
+    """A dock with the bundled RGB model chosen: the sample scene has no night-lights layer."""
+    widget = make_dock()
+    choose(widget.modelPanel.modelCombo, "rgb_histogram")
+    return widget
 
 
 @pytest.fixture()

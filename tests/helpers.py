@@ -448,3 +448,40 @@ def write_earlier_layer(path: Path) -> dict[str, bytes]:
     files = layer_files(path.parent, path.stem)
     assert path.name in files
     return files
+
+
+def wgs84_clusters(rows):
+    """A WGS 84 point layer from (x, y in the image's CRS, outcome) rows; the outcome
+    field 'wealth' is text, as a spreadsheet import may give it."""
+    from qgis.core import (
+        QgsCoordinateReferenceSystem, QgsCoordinateTransform, QgsFeature, QgsField, QgsGeometry, QgsPointXY,
+        QgsProject, QgsVectorLayer,
+    )
+    from qgis.PyQt.QtCore import QVariant
+
+    from generated_world import IMAGE_CRS
+
+    layer = QgsVectorLayer("Point?crs=EPSG:4326", "clusters", "memory")
+    layer.dataProvider().addAttributes([QgsField("wealth", QVariant.String), QgsField("hh", QVariant.Int)])
+    layer.updateFields()
+    to_wgs = QgsCoordinateTransform(
+        QgsCoordinateReferenceSystem(IMAGE_CRS.to_wkt()), QgsCoordinateReferenceSystem("EPSG:4326"), QgsProject.instance()
+    )
+    features = []
+    for x, y, outcome in rows:
+        feature = QgsFeature(layer.fields())
+        feature.setGeometry(QgsGeometry.fromPointXY(to_wgs.transform(QgsPointXY(x, y))))
+        feature.setAttributes([outcome, 10])
+        features.append(feature)
+    layer.dataProvider().addFeatures(features)
+    return layer
+
+
+@pytest.fixture
+def model_file(tmp_path):
+    """A GENERATED histogram model of three bands, saved as a model file."""
+    from poverty_mapper.core.models.model_file import save_model
+
+    path = tmp_path / "generated.povmodel"
+    save_model(scene_model(HistogramExtractor(np.array([0.1] * 3), np.array([0.05] * 3))), path)
+    return path

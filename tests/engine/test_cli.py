@@ -23,20 +23,13 @@ from poverty_mapper.core.extractors.histogram import HistogramExtractor
 from poverty_mapper.core.inference.predict import PredictRequest, predict_poverty_map
 from poverty_mapper.core.models.model_file import load_model, save_model
 from poverty_mapper.core.training.clusters import Cluster, ClusterFitConfig, fit_clusters
-from helpers import scene_model, raster  # noqa: F401 (raster: fixtures)
+from helpers import model_file, scene_model, raster  # noqa: F401 (model_file, raster: fixtures)
 
 
 def _run(package_path, *args, code="from poverty_mapper.cli import main; sys.exit(main(sys.argv[1:]))"):
     env = dict(os.environ, PYTHONPATH=str(package_path))
     return subprocess.run([sys.executable, "-c", f"import sys\n{code}", *map(str, args)], env=env,
                           capture_output=True, text=True, timeout=300)
-
-
-@pytest.fixture
-def model_file(tmp_path):
-    path = tmp_path / "generated.povmodel"
-    save_model(scene_model(HistogramExtractor(np.array([0.1] * 3), np.array([0.05] * 3))), path)
-    return path
 
 
 def test_the_command_is_installed_and_its_version_is_the_plugins():

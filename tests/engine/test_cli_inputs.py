@@ -17,8 +17,7 @@ from rasterio.warp import transform
 
 from poverty_mapper import cli
 from poverty_mapper.cli_inputs import read_clusters_table
-from test_cli import model_file  # noqa: F401 (fixture)
-from test_executors import raster  # noqa: F401 (fixture)
+from helpers import model_file, raster  # noqa: F401 (fixtures)
 
 FIT_OPTIONS = ["--x-field", "x", "--y-field", "y", "--clusters-crs", "EPSG:32636", "--box-size", "1500",
                "--tile-size", "480", "--fold-distance", "750", "--device", "cpu"]

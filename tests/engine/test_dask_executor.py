@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -360,7 +361,7 @@ def test_a_scheduler_killed_mid_run_is_a_message_and_leaves_no_file(raster, tmp_
             scheduler.send_signal(signal.SIGKILL)
 
     try:
-        model = _model(SlowHistogram(MEANS, STDS))
+        model = scene_model(SlowHistogram(MEANS, STDS))
         request = PredictRequest(str(raster), str(tmp_path / "map.tif"), model, device="cpu", batch_size=2)
         started = time.monotonic()
         with pytest.raises(PovertyMapperError, match=r"Dask cluster stopped answering during the run|Cannot reach"):

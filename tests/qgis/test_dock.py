@@ -29,11 +29,10 @@ from qgis.PyQt.QtCore import Qt
 from rasterio.transform import from_origin
 
 from conftest import ROOT
-from dock_helpers import SAMPLE, choose, choose_model_file, make_dock, run_and_wait, sample_layer  # noqa: F401 (fixtures)
+from dock_helpers import MODEL_NAME, SAMPLE, choose, dock, choose_model_file, make_dock, run_and_wait, sample_layer  # noqa: F401 (fixtures)
 from helpers import assert_same_map, engine_map
 from poverty_mapper.core.models.defaults import DEFAULT_MODEL_PATH
 
-MODEL_NAME = "LSMS Africa RGB histogram ridge v1"
 
 
 def partial_files(folder) -> list[str]:
@@ -41,14 +40,6 @@ def partial_files(folder) -> list[str]:
 
 
 pytestmark = pytest.mark.usefixtures("clean_settings")  # no remembered choices before or after
-
-
-@pytest.fixture()
-def dock(make_dock):
-    """A dock with the bundled RGB model chosen: the sample scene has no night-lights layer."""
-    widget = make_dock()
-    choose(widget.modelPanel.modelCombo, "rgb_histogram")
-    return widget
 
 
 @pytest.fixture()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from qgis.PyQt.QtWidgets import QApplication
 
-from test_dock import dock, make_dock  # noqa: F401 (fixtures)
+from dock_helpers import dock, make_dock  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.usefixtures("clean_settings")
 FORM_MIN_PX = 200  # the form (image, region, model, options, export) keeps at least this much

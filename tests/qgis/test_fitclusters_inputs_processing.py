@@ -22,7 +22,7 @@ from qgis.core import (
 from qgis.PyQt.QtCore import QVariant
 
 from generated_world import IMAGE_CRS
-from test_robustness_processing import _Feedback
+from helpers import recording_feedback
 
 
 def _layer(world, edit=None, outcome_type=QVariant.Double, kind="Point") -> QgsVectorLayer:
@@ -73,7 +73,7 @@ def _latitude_95(i, feature):
 
 @pytest.mark.parametrize("edit", [_no_geometry, _nan_coordinates, _latitude_95])
 def test_clusters_without_a_valid_location_are_counted_and_left_out(poverty_provider, small_world, tmp_path, edit):
-    feedback = _Feedback()
+    feedback = recording_feedback()
     _run(small_world, tmp_path, _layer(small_world, edit), feedback, OUTPUT_PREDICTIONS=str(tmp_path / "p.gpkg"))
     assert any("1 cluster has no valid location" in w for w in feedback.warnings), feedback.warnings
     assert QgsVectorLayer(str(tmp_path / "p.gpkg"), "p", "ogr").featureCount() == 39
@@ -83,7 +83,7 @@ def test_polygon_clusters_are_taken_at_their_centroid_and_said_so(poverty_provid
     def square(i, feature):
         feature.setGeometry(feature.geometry().buffer(1e-4, 4))
 
-    feedback = _Feedback()
+    feedback = recording_feedback()
     _run(small_world, tmp_path, _layer(small_world, square, kind="Polygon"), feedback)
     assert any(w.startswith("40 clusters are lines or polygons") for w in feedback.warnings), feedback.warnings
 

@@ -40,8 +40,7 @@ from poverty_mapper.provider.map_layers import (
     quality_layer,
     unique_name,
 )
-from test_dock import MODEL_NAME, SAMPLE, choose, run_and_wait  # noqa: F401 (fixtures below)
-from test_dock import dock, make_dock, sample_layer  # noqa: F401
+from dock_helpers import MODEL_NAME, SAMPLE, choose, dock, make_dock, run_and_wait, sample_layer  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.usefixtures("clean_settings")
 UTM = "EPSG:32721"

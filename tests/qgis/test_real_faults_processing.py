@@ -133,28 +133,28 @@ def test_aggregate_on_a_nearly_full_disk_writes_nothing_or_a_whole_layer(poverty
     GDAL's log only, and the run ended with a .shp that had no attributes."""
     import processing
 
-    poverty_map = _write_poverty_map(tmp_path / "generated_map.tif", ESTIMATES)
+    poverty_map = write_poverty_map(tmp_path / "generated_map.tif", MAP_ESTIMATES)
     with small_disk(tmp_path / "small_disk", "64k") as disk:
         out = disk / f"agg{suffix}"
         fill(disk, leave_bytes=8 * 1024)
         with pytest.raises(QgsProcessingException, match=r"The disk is full: .*agg\.(shp|gpkg)"):
-            processing.run("povertymapper:aggregate", {"INPUT": poverty_map, "POLYGONS": _districts(UTM), "OUTPUT": str(out)})
-        assert _files(disk, "agg") == {}
-        assert _leftovers(disk) == []
+            processing.run("povertymapper:aggregate", {"INPUT": poverty_map, "POLYGONS": districts_layer(MAP_UTM), "OUTPUT": str(out)})
+        assert layer_files(disk, "agg") == {}
+        assert partial_leftovers(disk) == []
 
 
 @pytest.mark.parametrize("suffix", [".shp", ".gpkg"])
 def test_topolygons_on_a_nearly_full_disk_writes_nothing(poverty_provider, tmp_path, suffix):
     import processing
 
-    poverty_map = _write_poverty_map(tmp_path / "generated_map.tif", ESTIMATES)
+    poverty_map = write_poverty_map(tmp_path / "generated_map.tif", MAP_ESTIMATES)
     with small_disk(tmp_path / "small_disk", "64k") as disk:
         out = disk / f"cells{suffix}"
         fill(disk, leave_bytes=8 * 1024)
         with pytest.raises(QgsProcessingException, match=r"The disk is full: .*cells\.(shp|gpkg)"):
             processing.run("povertymapper:topolygons", {"INPUT": poverty_map, "OUTPUT": str(out)})
-        assert _files(disk, "cells") == {}
-        assert _leftovers(disk) == []
+        assert layer_files(disk, "cells") == {}
+        assert partial_leftovers(disk) == []
 
 
 @pytest.mark.parametrize("suffix, leave", [(".shp", 8192), (".gpkg", 8192), (".gpkg", 0)])
@@ -163,7 +163,7 @@ def test_fitclusters_predictions_on_a_nearly_full_disk_write_nothing(poverty_pro
     A GeoPackage that cannot even be created was a page of SQL from sqlite, not 'disk full'."""
     import processing
 
-    from test_robustness_processing import _wgs84_clusters
+    from helpers import wgs84_clusters
 
     rows = [(x, y, f"{o:.6f}") for x, y, o, _ in small_world.clusters]
     with small_disk(tmp_path / "small_disk", "64k") as disk:
@@ -172,12 +172,12 @@ def test_fitclusters_predictions_on_a_nearly_full_disk_write_nothing(poverty_pro
         with pytest.raises(QgsProcessingException, match=r"The disk is full: .*p\.(shp|gpkg)"):
             processing.run(
                 "povertymapper:fitclusters",
-                {"INPUT": str(small_world.image_path), "CLUSTERS": _wgs84_clusters(rows), "OUTCOME": "wealth",
+                {"INPUT": str(small_world.image_path), "CLUSTERS": wgs84_clusters(rows), "OUTCOME": "wealth",
                  "BOX_SIZE": 1500, "TILE_SIZE": 480, "FOLD_DISTANCE": 0, "OUTPUT_MODEL": str(tmp_path / "m.povmodel"),
                  "OUTPUT_PREDICTIONS": str(out)},
             )
-        assert _files(disk, "p") == {}
-        assert _leftovers(disk) == []
+        assert layer_files(disk, "p") == {}
+        assert partial_leftovers(disk) == []
 
 
 @pytest.mark.parametrize("suffix", [".shp", ".gpkg"])
@@ -186,12 +186,12 @@ def test_blank_and_null_attributes_read_back_as_written(poverty_provider, tmp_pa
     (a shapefile reads both as NULL) is no missing value."""
     import processing
 
-    districts = _districts(UTM)
+    districts = districts_layer(MAP_UTM)
     names = iter(["   ", None])
     with edit(districts):
         for feature in list(districts.getFeatures())[:2]:
             districts.changeAttributeValue(feature.id(), 0, next(names))
-    poverty_map = _write_poverty_map(tmp_path / "generated_map.tif", ESTIMATES)
+    poverty_map = write_poverty_map(tmp_path / "generated_map.tif", MAP_ESTIMATES)
     out = tmp_path / f"agg{suffix}"
     processing.run("povertymapper:aggregate", {"INPUT": poverty_map, "POLYGONS": districts, "OUTPUT": str(out)})
     assert QgsVectorLayer(str(out), "agg", "ogr").featureCount() == districts.featureCount()

@@ -35,6 +35,7 @@ from generated_world import IMAGE_CRS
 from poverty_mapper.core.training.clusters import Cluster, ClusterFitConfig, fit_clusters
 from poverty_mapper.provider import aggregate_algorithm, to_polygons_algorithm
 from helpers import (
+    wgs84_clusters,
     MAP_ESTIMATES, MAP_UTM, districts_layer, layer_files, object_npy, partial_leftovers, recording_feedback,
     rewrite_model_zip, write_earlier_layer, write_poverty_map,
 )
@@ -57,25 +58,6 @@ def fitted_model(world, tmp_path_factory) -> str:
     return str(path)
 
 
-def _wgs84_clusters(rows) -> QgsVectorLayer:
-    """A WGS 84 point layer from (x, y in the image's CRS, outcome) rows; the outcome
-    field 'wealth' is text, as a spreadsheet import may give it."""
-    layer = QgsVectorLayer("Point?crs=EPSG:4326", "clusters", "memory")
-    layer.dataProvider().addAttributes([QgsField("wealth", QVariant.String), QgsField("hh", QVariant.Int)])
-    layer.updateFields()
-    to_wgs = QgsCoordinateTransform(
-        QgsCoordinateReferenceSystem(IMAGE_CRS.to_wkt()), QgsCoordinateReferenceSystem("EPSG:4326"), QgsProject.instance()
-    )
-    features = []
-    for x, y, outcome in rows:
-        feature = QgsFeature(layer.fields())
-        feature.setGeometry(QgsGeometry.fromPointXY(to_wgs.transform(QgsPointXY(x, y))))
-        feature.setAttributes([outcome, 10])
-        features.append(feature)
-    layer.dataProvider().addFeatures(features)
-    return layer
-
-
 # --- survey clusters through fitclusters --------------------------------------------------
 
 
@@ -93,7 +75,7 @@ def test_fitclusters_with_clusters_in_another_crs_counts_what_it_leaves_out(pove
     feedback = recording_feedback()
     result = processing.run(
         "povertymapper:fitclusters",
-        {"INPUT": str(world.image_path), "CLUSTERS": _wgs84_clusters(rows), "OUTCOME": "wealth", "BOX_SIZE": 1500,
+        {"INPUT": str(world.image_path), "CLUSTERS": wgs84_clusters(rows), "OUTCOME": "wealth", "BOX_SIZE": 1500,
          "TILE_SIZE": 480, "FOLD_DISTANCE": 0, "OUTPUT_MODEL": str(tmp_path / "m.povmodel"),
          "OUTPUT_REPORT": str(tmp_path / "cv.json"), "OUTPUT_PREDICTIONS": str(tmp_path / "oof.gpkg")},
         feedback=feedback,
@@ -162,7 +144,7 @@ def test_fitclusters_names_the_fields_when_the_outcome_field_does_not_exist(pove
     with pytest.raises(QgsProcessingException):
         processing.run(
             "povertymapper:fitclusters",
-            {"INPUT": str(world.image_path), "CLUSTERS": _wgs84_clusters([(x, y, "1") for x, y, *_ in world.clusters]),
+            {"INPUT": str(world.image_path), "CLUSTERS": wgs84_clusters([(x, y, "1") for x, y, *_ in world.clusters]),
              "OUTCOME": "income", "OUTPUT_MODEL": str(out)},
             feedback=feedback,
         )
@@ -179,7 +161,7 @@ def test_fitclusters_with_fewer_clusters_than_folds_need(poverty_provider, world
         processing.run(
             "povertymapper:fitclusters",
             {"INPUT": str(world.image_path),
-             "CLUSTERS": _wgs84_clusters([(x, y, str(o)) for x, y, o, _ in world.clusters[:6]]),
+             "CLUSTERS": wgs84_clusters([(x, y, str(o)) for x, y, o, _ in world.clusters[:6]]),
              "OUTCOME": "wealth", "BOX_SIZE": 1500, "TILE_SIZE": 480, "OUTPUT_MODEL": str(out),
              "OUTPUT_PREDICTIONS": str(tmp_path / "oof.gpkg")},
         )
@@ -398,7 +380,7 @@ def test_the_plugin_makes_no_network_call(poverty_provider, world, tmp_path, mon
     fit = processing.run(
         "povertymapper:fitclusters",
         {"INPUT": str(world.image_path),
-         "CLUSTERS": _wgs84_clusters([(x, y, str(o)) for x, y, o, _ in world.clusters]),
+         "CLUSTERS": wgs84_clusters([(x, y, str(o)) for x, y, o, _ in world.clusters]),
          "OUTCOME": "wealth", "BOX_SIZE": 1500, "TILE_SIZE": 480, "EXTRACTOR": 0, "FOLD_DISTANCE": 750,
          "OUTPUT_MODEL": str(tmp_path / "fit.povmodel"), "OUTPUT_REPORT": str(tmp_path / "cv.json")},
     )
