@@ -348,7 +348,8 @@ def test_a_scheduler_killed_mid_run_is_a_message_and_leaves_no_file(raster, tmp_
         port = s.getsockname()[1]
     address = f"tcp://127.0.0.1:{port}"
     bin_dir = Path(sys.executable).parent
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(package_path), str(Path(__file__).parent)])}
+    here = Path(__file__).resolve().parent  # the workers unpickle this module's extractor, which imports tests/helpers
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(package_path), str(here), str(here.parent)])}
     scheduler = subprocess.Popen([str(bin_dir / "dask"), "scheduler", "--host", "127.0.0.1", "--port", str(port),
                                   "--no-dashboard"], env=env, stderr=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
     worker = subprocess.Popen([str(bin_dir / "dask"), "worker", address, "--nthreads", "1", "--no-dashboard"],
