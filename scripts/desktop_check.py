@@ -2,6 +2,9 @@
 
 Drives the Poverty Mapper dock as an analyst would, one step after another:
 
+0. the first look of a new analyst: the default model's night-lights picker in view, Run
+   disabled with its one-line reason, then "Load sample data" (the bundled scene as the
+   image, a model that maps it, Run enabled);
 1. the real 6-band Landsat 7 scene as the image: Run is refused, the bands left to choose;
 2. the bundled real scene mapped to a GeoTIFF: the styled map, its notes in the dock;
 3. the map summed up per district (one district smaller than a cell, one mostly off the
@@ -67,6 +70,51 @@ def start() -> None:
     plugin = plugins["poverty_mapper"]
     state["toolbar"] = [a.text() for a in plugin.toolbar.actions()] if plugin.toolbar.isVisible() else []
     plugin.action.setChecked(True)
+    later(1500, first_look)
+
+
+# 0. the first five minutes ------------------------------------------------------------------
+def _in_view(widget) -> bool:
+    """Whether the widget is shown inside the dock's scroll view without scrolling."""
+    view = dock().scrollArea.viewport()
+    top = widget.mapTo(view, widget.rect().topLeft()).y()
+    return widget.isVisible() and 0 <= top and top + widget.height() <= view.height()
+
+
+def first_look() -> None:
+    d = dock()
+    state["first_look"] = {
+        "model": d.modelPanel.modelCombo.currentData(),
+        "run_enabled": d.runButton.isEnabled(),
+        "run_hint": d.runHint.text() if d.runHint.isVisible() else "",
+        "lights_picker_in_view": _in_view(d.nightlightsPanel),
+        "sample_button_in_view": _in_view(d.sampleRow.loadButton),
+        "scroll_content_height": d.scrollContents.height(),
+        "view_height": d.scrollArea.viewport().height(),
+    }
+    iface.mainWindow().grab().save(str(OUT / "first_look.png"))
+    d.sampleRow.loadButton.click()
+    later(1500, sample_loaded)
+
+
+def sample_loaded() -> None:
+    d = dock()
+    layer = d.imagePanel.layerCombo.currentLayer()
+    state["sample_loaded"] = {
+        "image": layer.name() if layer else None,
+        "model": d.modelPanel.modelCombo.currentData(),
+        "run_enabled": d.runButton.isEnabled(),
+        "run_hint": d.runHint.text() if d.runHint.isVisible() else "",
+    }
+    iface.mainWindow().grab().save(str(OUT / "sample_loaded.png"))
+    if layer is not None:
+        QgsProject.instance().removeMapLayer(layer.id())  # step 2 adds the same scene under its own name
+    wrong_bands()
+
+
+# 1. wrong bands (continued) ---------------------------------------------------------------
+@step
+def wrong_bands() -> None:
     # The scenes come without night lights: the RGB model (the default reads a night-lights layer).
     combo = dock().modelPanel.modelCombo
     combo.setCurrentIndex(combo.findData("rgb_histogram"))

@@ -31,6 +31,16 @@ def test_dock_maps_the_scene_in_the_real_desktop():
     assert state["dock_visible"] is True
     assert "Parana Landsat 8 (real scene)" in state["layers"]
     assert state["toolbar"] == ["Poverty Mapper"]  # its own toolbar, shown in a fresh profile
+    # 0. The first look: the default model's night-lights picker in view, Run disabled with a
+    # one-line reason; "Load sample data" gives an image and a model that maps it.
+    first = state["first_look"]
+    assert first["model"] == "africa_nightlights_viirs" and first["run_enabled"] is False
+    assert "night-lights layer" in first["run_hint"] and "\n" not in first["run_hint"]
+    assert first["lights_picker_in_view"] is True and first["sample_button_in_view"] is True
+    loaded = state["sample_loaded"]
+    assert loaded["image"] and "Landsat 8" in loaded["image"]
+    assert loaded["model"] == "rgb_histogram" and loaded["run_enabled"] is True and loaded["run_hint"] == ""
+    assert _png_size(out / "first_look.png")[1] >= 400
     # 1. The 6-band Landsat 7 scene: refused, the bands left to choose.
     assert state["wrong_bands"]["running"] is False
     assert "Cannot tell which of the raster's 6 bands" in state["wrong_bands"]["status"]
