@@ -20,8 +20,10 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = "poverty_mapper"
 INCLUDE_DIRS = ("core", "provider", "ui", "resources")
 INCLUDE_FILES = ("metadata.txt", "__init__.py", "plugin.py", "dependencies.py", "dependency_installer.py", "README.md", "LICENSE")
-# Not needed to run the plugin: the demo scene is for `make demo` from a clone.
-EXCLUDE_PREFIXES = ("resources/sample/",)
+# Not needed to run the plugin: the demo scene is for `make demo` from a clone. The
+# bundled night lights (58 MB) would take the zip past the 25 MB the QGIS plugin
+# repository accepts: they are a separate data file (resources/lights/README.md).
+EXCLUDE_PREFIXES = ("resources/sample/", "resources/lights/blackmarble2016_africa_luminance.tif")
 ZIP_TIME = (1980, 1, 1, 0, 0, 0)
 
 
