@@ -8,7 +8,7 @@ PLUGIN_DIR := build/plugins
 QGIS_PROCESS := /usr/bin/qgis_process.bin
 export QT_QPA_PLATFORM := offscreen
 
-.PHONY: setup demo test model model-nightlights model-cnn eval bench package clean
+.PHONY: setup demo test model model-nightlights model-cnn eval eval-lights lights bench package clean
 
 setup: $(VENV)/.installed
 
@@ -53,6 +53,16 @@ model-cnn: setup
 # when they are missing).
 eval: setup
 	$(PY) scripts/evaluate.py
+
+# The bundled Africa night lights (resources/lights/) rebuilt from a clone of
+# github.com/freetiler/nasa-blackmarble: `make lights BLACKMARBLE=path/to/clone`.
+lights: setup
+	@[ -n "$(BLACKMARBLE)" ] || { echo "give BLACKMARBLE=<clone of github.com/freetiler/nasa-blackmarble>"; exit 2; }
+	$(PY) scripts/build_africa_lights.py "$(BLACKMARBLE)"
+
+# Ridge on the bundled lights' box features at the DHS clusters: in country and out of country.
+eval-lights: setup
+	$(PY) scripts/evaluate_africa_lights.py
 
 # Throughput and memory on generated rasters; `make bench DEVICE=cuda` on a GPU machine.
 DEVICE ?= cpu

@@ -20,9 +20,11 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = "poverty_mapper"
 INCLUDE_DIRS = ("core", "provider", "ui", "resources")
 INCLUDE_FILES = ("metadata.txt", "__init__.py", "plugin.py", "dependencies.py", "dependency_installer.py", "README.md", "LICENSE")
-# Everything under resources/ ships, the sample scene too: the dock's "Load sample data"
-# makes a first map from it (with its licence beside it).
-EXCLUDE_PREFIXES: tuple[str, ...] = ()
+# Everything under resources/ ships but the bundled night lights: the sample scene too (the
+# dock's "Load sample data" makes a first map from it, its licence beside it). The lights
+# (58 MB) would take the zip past the 25 MB the QGIS plugin repository accepts: they are a
+# separate data file (resources/lights/README.md).
+EXCLUDE_PREFIXES: tuple[str, ...] = ("resources/lights/blackmarble2016_africa_luminance.tif",)
 ZIP_TIME = (1980, 1, 1, 0, 0, 0)
 
 

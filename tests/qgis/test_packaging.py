@@ -29,6 +29,19 @@ def test_zip_holds_the_plugin_and_nothing_else(tmp_path):
     assert package.build(tmp_path / "again").read_bytes() == target.read_bytes()  # reproducible
 
 
+QGIS_REPOSITORY_LIMIT_BYTES = 25 * 1024 * 1024  # plugins.qgis.org/docs/publish: at most 25 MB
+
+
+def test_zip_fits_the_plugin_repository_and_names_the_separate_lights(tmp_path):
+    target = package.build(tmp_path)
+    assert target.stat().st_size < QGIS_REPOSITORY_LIMIT_BYTES
+    inside = {n.split("/", 1)[1] for n in zipfile.ZipFile(target).namelist()}
+    # The night lights are a separate data file; what they are and how to get them ships.
+    assert (ROOT / "resources/lights/blackmarble2016_africa_luminance.tif").is_file()
+    assert "resources/lights/blackmarble2016_africa_luminance.tif" not in inside
+    assert {"resources/lights/README.md", "resources/lights/blackmarble2016_africa_luminance.json"} <= inside
+
+
 def test_zip_installs_and_loads_in_qgis(tmp_path, qgis_iface, qgis_processing):
     with zipfile.ZipFile(package.build(tmp_path)) as zf:
         zf.extractall(tmp_path / "plugins")
