@@ -284,8 +284,8 @@ def test_real_parana_scene_with_the_default_model(real_data, default_model, tmp_
         ("cpu", "cnn", 16, 2, (2, 14)),
         ("cpu", "cnn", 2, 0, (0, None)),  # reading in the calling thread: PyTorch's setting kept
         ("cpu", "cnn", 1, None, (1, None)),
-        ("cpu", "histogram", 2, None, (1, None)),
-        ("cpu", "histogram", 2, 3, (3, None)),
+        ("cpu", "histogram", 2, None, (1, 1)),  # counting needs one thread beside the reader
+        ("cpu", "histogram", 2, 3, (3, 1)),
         ("cpu", "random", 2, None, (1, None)),
         ("cuda", "cnn", 16, None, (2, None)),
     ],
