@@ -215,6 +215,12 @@ class CnnExtractor:
     def n_features(self) -> int:
         return int(self.network.feature_dim)
 
+    @property
+    def network_cost(self) -> float:
+        """The network's cost per tile against the small CNN's (the run plan shares the
+        CPU's cores by it)."""
+        return float(getattr(self.network, "relative_cost", 1.0))
+
     def standardize(self, pixels: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
         mean, std = self._on(pixels.device)
         z = (pixels.float() - mean) / std

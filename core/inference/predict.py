@@ -245,7 +245,7 @@ def predict_poverty_map(
     device = resolve_device(request.device)
     plan = plan_run(
         device, model.extractor.kind, request.batch_size, request.read_workers,
-        request.prefetch_batches, request.mixed_precision,
+        request.prefetch_batches, request.mixed_precision, getattr(model.extractor, "network_cost", 1.0),
     )
     out_path = Path(request.output_path)
     check_output_path(out_path)
