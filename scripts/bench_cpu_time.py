@@ -3,8 +3,8 @@
     python scripts/bench_cpu_time.py
 
 Each figure is the calling thread's own CPU time (``time.thread_time``), which other work
-on the machine does not move: reading 224-px tiles of the bench's generated 16384² raster,
-and the small CNN and EfficientNet-Lite0 as the pipeline runs them (bf16 where the CPU is
+on the machine moves far less than wall-clock time: reading 224-px tiles of the bench's
+generated 16384² raster, and the small CNN and EfficientNet-Lite0 as the pipeline runs them (bf16 where the CPU is
 fast at it) and as the naive loop does (plain eager float32), in batches of 8. Run it
 again with ``ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2`` for an AVX2-only CPU. The
 ratios to a read are what the run plan shares the cores by (core/inference/plan.py).
