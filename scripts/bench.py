@@ -28,6 +28,7 @@ import time
 from pathlib import Path
 
 from _bootstrap import ROOT, import_plugin_package
+from bench_checks import check_targets, cpu_description, describe_cpu, report_targets
 
 import_plugin_package()
 import numpy as np  # noqa: E402
@@ -161,7 +162,8 @@ def pipeline(path: Path, model: PovertyModel, device: str, rows: int | None, exe
         torch.cuda.synchronize()
     seconds = time.perf_counter() - t0
     stats = _rates(result.n_cells, seconds)
-    plan = thread_plan(torch.device(device), model.extractor.kind, options.get("read_workers"))
+    plan = thread_plan(torch.device(device), model.extractor.kind, options.get("read_workers"),
+                       getattr(model.extractor, "network_cost", 1.0))
     stats["batch_size"] = options.get("batch_size") or auto_batch_size(torch.device(device), model.extractor.kind)
     stats["read_workers"] = plan.read_workers if executor is None else 0  # a Dask worker reads in its task
     stats["torch_threads"] = plan.torch_threads or torch.get_num_threads()
@@ -246,13 +248,17 @@ def main() -> int:
     args = parser.parse_args()
     if args.device == "cuda" and not torch.cuda.is_available():
         parser.error("--device cuda: PyTorch sees no CUDA device on this machine (run with --device cpu)")
+    cpu = cpu_description()
+    sys.stdout.write(describe_cpu(cpu) + "\n")
+    if args.device == "cuda":
+        sys.stdout.write(f"GPU: {torch.cuda.get_device_name()}\n")
     large, small = generated_raster(args.size), generated_raster(args.size // 2)
     models = throughput_models(large)
     fast_rows = None if args.device == "cuda" else args.strip_rows
     if args.only_dask:
         for model in (models["histogram"], models["cnn"]):
             pipeline(large, model, args.device, 448)  # warm-up, as below
-        dask = {"device": args.device, "cpu_threads": torch.get_num_threads(), "machine": platform.platform(),
+        dask = {"device": args.device, "cpu": cpu, "cpu_threads": torch.get_num_threads(), "machine": platform.platform(),
                 "raster": f"first {args.dask_rows} rows of {args.size}x{args.size} uint8 x3 (generated)",
                 "repeats": f"best of {args.repeats} per figure",
                 "dask": dask_workers(large, models, args.device, args.dask_rows, args.repeats)}
@@ -260,10 +266,11 @@ def main() -> int:
         (OUT / f"{args.device}_dask.json").write_text(json.dumps(dask, indent=2))
         print_dask(dask["dask"])
         sys.stdout.write(f"written: {OUT / (args.device + '_dask.json')}\n")
-        return 0
+        return _verdict(dask)
 
     results: dict = {
         "device": args.device if args.device == "cpu" else f"cuda ({torch.cuda.get_device_name()})",
+        "cpu": cpu,
         "cpu_threads": torch.get_num_threads(),
         "machine": platform.platform(),
         "rasters": {"large": f"{args.size}x{args.size} uint8 x3 (generated)", "small": f"{args.size // 2}x{args.size // 2} uint8 x3 (generated)"},
@@ -320,6 +327,16 @@ def main() -> int:
                          f"ratio {m['large_vs_small']}\n")
     print_dask(results["dask"])
     sys.stdout.write(f"written: {OUT / (args.device + '.json')}\n")
+    return _verdict(results)
+
+
+def _verdict(results: dict) -> int:
+    """Every measured figure against its target (bench_checks.TARGETS); 1 when one misses."""
+    sys.stdout.write(describe_cpu(results["cpu"]) + "\n")
+    missed = report_targets(check_targets(results))
+    if missed:
+        sys.stderr.write("bench: targets missed: " + "; ".join(missed) + "\n")
+        return 1
     return 0
 
 

@@ -485,3 +485,38 @@ def model_file(tmp_path):
     path = tmp_path / "generated.povmodel"
     save_model(scene_model(HistogramExtractor(np.array([0.1] * 3), np.array([0.05] * 3))), path)
     return path
+
+
+def write_screening_scene(path, dtype="uint8", nodata=None, alpha=False, width=1530, height=1370, x0=500_017.0, y0=1_000_011.0):
+    """A GENERATED scene of blue, green, red, NIR (and an alpha band): land, a lake and a cloud bank whose
+    edges cut through cells, a strip of fill at the left (nodata or alpha 0), NaN in a
+    float raster."""
+    rng = np.random.default_rng(11)
+    scale = {"uint8": 1.0, "uint16": 200.0, "float32": 1 / 255}[dtype]
+    data = (np.array([45, 75, 55, 130])[:, None, None] + rng.integers(0, 30, (4, height, width))) * scale
+    data[:, 200:700, 150:900] = (np.array([55, 62, 30, 12])[:, None, None] + rng.integers(0, 6, (4, 500, 750))) * scale
+    data[:, 800:1250, 700:1400] = np.array([232, 228, 224, 230])[:, None, None] * scale
+    data[:, 900:905, :] = np.array([229, 229, 229, 229])[:, None, None] * scale
+    if dtype == "uint16":
+        data += 5000  # Landsat Level-1 DN: reflectance = DN x 2e-5 - 0.1
+    data = data.astype(dtype)
+    if dtype == "float32":
+        data[:, 1000:1010, 100:1200] = np.nan
+    fill = np.zeros((height, width), bool)
+    fill[:, :120] = True
+    fill[1300:, 600:] = True
+    if nodata is not None:
+        data[:, fill] = nodata
+    bands = list(data) + ([np.where(fill, 0, 255).astype(dtype)] if alpha else [])
+    profile = dict(driver="GTiff", width=width, height=height, count=len(bands), dtype=dtype, crs="EPSG:32636",
+                   transform=Affine(30.0, 0, x0, 0, -30.0, y0), tiled=True, blockxsize=256, blockysize=256)
+    if nodata is not None:
+        profile["nodata"] = nodata
+    with rasterio.open(path, "w", **profile) as dst:
+        dst.write(np.stack(bands))
+        dst.descriptions = ("blue", "green", "red", "nir") + (("alpha",) if alpha else ())
+        if alpha:
+            dst.colorinterp = [rasterio.enums.ColorInterp.blue, rasterio.enums.ColorInterp.green,
+                               rasterio.enums.ColorInterp.red, rasterio.enums.ColorInterp.undefined,
+                               rasterio.enums.ColorInterp.alpha]
+    return str(path)

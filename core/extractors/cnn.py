@@ -215,6 +215,12 @@ class CnnExtractor:
     def n_features(self) -> int:
         return int(self.network.feature_dim)
 
+    @property
+    def network_cost(self) -> float:
+        """The network's cost per tile against the small CNN's (the run plan shares the
+        CPU's cores by it)."""
+        return float(getattr(self.network, "relative_cost", 1.0))
+
     def standardize(self, pixels: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
         mean, std = self._on(pixels.device)
         z = (pixels.float() - mean) / std
@@ -284,6 +290,13 @@ class CnnExtractor:
         if not self.fused:
             self.network.eval()
             return self.network.features(x)
+        if x.device.type == "cpu" and _CONV_RELU is not None and hasattr(self.network, "cpu_inference"):
+            bf16 = torch.is_autocast_enabled("cpu") and torch.get_autocast_dtype("cpu") == torch.bfloat16
+            dtype = torch.bfloat16 if bf16 and cpu_runs_bf16_convolutions() else torch.float32
+            network = self._cpu_networks.get(("cpu_inference", dtype))
+            if network is None:
+                network = self._cpu_networks[("cpu_inference", dtype)] = self.network.cpu_inference(dtype, _CONV_RELU)
+            return network(x)
         if self._inference is None:
             self._inference = self.network.fused_features().to(x.device, memory_format=torch.channels_last)
         x = x.contiguous(memory_format=torch.channels_last)

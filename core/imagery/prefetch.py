@@ -4,6 +4,10 @@ while the model works on the current one.
 Each thread opens its own rasterio dataset (GDAL handles are not shared between
 threads). At most ``depth`` batches are read ahead, so memory is bounded by
 ``depth x batch size x tile size`` whatever the raster's size.
+
+With a water and cloud screen (:class:`.surface.SurfaceScreen`) each batch's cells are
+screened as the batch is handed on, from the tiles just read (a cell whose tile does not
+hold its samples unchanged, at the raster's edge, is read again for them).
 """
 from __future__ import annotations
 
@@ -17,6 +21,7 @@ import rasterio
 
 from .lights_layer import ImageryWithLights, LightsInput, lights_on_grid, lights_radiometry, open_lights
 from .radiometry import Radiometry
+from .surface import SurfaceScreen, TileSource
 from .tile_reader import TileReader, open_raster
 from .tiling import PixelWindow
 
@@ -33,8 +38,10 @@ class PrefetchingReader:
         workers: int = 2,
         depth: int = 4,
         lights: LightsInput | None = None,
+        screen: SurfaceScreen | None = None,
     ):
         self.path = path
+        self.screen = screen
         self.lights = lights
         self.bands = tuple(band_indexes)
         self.size = size
@@ -83,28 +90,55 @@ class PrefetchingReader:
             reader.read_dn_into(window, dn[i], valid[i])
         return dn, valid
 
+    def read_cells(
+        self, cells: Sequence[tuple[int, int]], windows: Sequence[PixelWindow]
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """:meth:`read` of the tiles of ``cells`` (their ``windows``), and the cells' water
+        and cloud codes (uint8 [N], 0: neither; None without a screen)."""
+        dn, valid = self.read(windows)
+        return dn, valid, self.screen_codes(cells, windows, dn)
+
+    def screen_codes(
+        self, cells: Sequence[tuple[int, int]], windows: Sequence[PixelWindow], dn: np.ndarray
+    ) -> np.ndarray | None:
+        """The water and cloud codes of ``cells`` (None without a screen), from their tiles'
+        digital numbers ``dn`` where these hold the samples unchanged, else read in the
+        calling thread."""
+        if self.screen is None:
+            return None
+        reader = self._reader()
+        if isinstance(reader, TileReader):
+            raw = np.array([reader.reads_unchanged(w) for w in windows], bool)
+            return self.screen.codes(reader.ds, cells, TileSource(dn, self.bands, windows, raw))
+        return self.screen.codes(reader.image.ds, cells)
+
     def map(
         self, batches: Iterable[T], windows_of: Callable[[T], Sequence[PixelWindow]]
-    ) -> Iterator[tuple[T, np.ndarray, np.ndarray]]:
-        """Yields (batch, dn, valid) in order, reading up to ``depth`` batches ahead."""
+    ) -> Iterator[tuple[T, np.ndarray, np.ndarray, np.ndarray | None]]:
+        """Yields (batch, dn, valid, codes) in order, reading up to ``depth`` batches ahead;
+        a batch is a sequence of cells (see :meth:`read_cells`). The cells are screened in
+        the calling thread, from the tiles read: the reader threads only read."""
         if self._pool is None:
             for batch in batches:
-                yield (batch, *self.read(windows_of(batch)))
+                yield (batch, *self.read_cells(batch, windows_of(batch)))
             return
-        in_flight: deque[tuple[T, Future]] = deque()
+        in_flight: deque[tuple[T, Sequence[PixelWindow], Future]] = deque()
         it = iter(batches)
         try:
             for batch in it:
-                in_flight.append((batch, self._pool.submit(self.read, windows_of(batch))))
+                windows = windows_of(batch)
+                in_flight.append((batch, windows, self._pool.submit(self.read, windows)))
                 if len(in_flight) >= self.depth:
-                    done_batch, future = in_flight.popleft()
-                    yield (done_batch, *future.result())
+                    yield self._screened(*in_flight.popleft())
             while in_flight:
-                done_batch, future = in_flight.popleft()
-                yield (done_batch, *future.result())
+                yield self._screened(*in_flight.popleft())
         finally:
-            for _, future in in_flight:
+            for _, _, future in in_flight:
                 future.cancel()
+
+    def _screened(self, batch, windows: Sequence[PixelWindow], future: Future) -> tuple:
+        dn, valid = future.result()
+        return batch, dn, valid, self.screen_codes(batch, windows, dn)
 
     def close(self) -> None:
         if self._pool is not None:

@@ -118,6 +118,13 @@ class TileReader:
                 "copy or export it again."
             ) from exc
 
+    def reads_unchanged(self, window: PixelWindow) -> bool:
+        """Whether the tile of ``window`` is read as the raster's pixels, unchanged: inside
+        the raster, at its resolution, nothing masked (a float tile's non-finite values
+        excepted, which become 0)."""
+        return (window.intersection(self.ds.width, self.ds.height) == window
+                and window.width == window.height == self.size and self._all_valid and self.fill_value is None)
+
     def _read_dn_into(self, window: PixelWindow, dn: np.ndarray, valid: np.ndarray) -> None:
         inside = window.intersection(self.ds.width, self.ds.height)
         if inside == window and window.width == window.height == self.size and self._all_valid and self.fill_value is None:

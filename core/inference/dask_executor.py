@@ -1,7 +1,9 @@
 """Mapping on a Dask distributed cluster: the batches of a job run on the cluster's
 workers (see :mod:`..imagery.dask_cluster`: the workers open the imagery themselves, the
 job and its model go to each worker once, a dead worker's batches are redone), the
-estimates come back to this process and go to the sink, the map's writer, once each."""
+estimates come back to this process and go to the sink, the map's writer, once each.
+The workers also screen their cells for water and cloud, from the tiles they read: this
+process reads no imagery of the region."""
 from __future__ import annotations
 
 import dataclasses
@@ -10,7 +12,9 @@ import numpy as np
 
 from ..imagery.dask_cluster import BATCHES_PER_THREAD, ClusterRun, WorkerImagery, scheduler_client, worker_path
 from ..imagery.prefetch import PrefetchingReader
-from .executors import CancelCheck, Cell, EstimateSink, MappingJob, ProgressCallback, cell_batches, estimate_tiles
+from .executors import (
+    CancelCheck, Cell, EstimateSink, MappingJob, ProgressCallback, cell_batches, deliver, estimate_tiles,
+)
 from .plan import RunPlan, torch_threads
 
 
@@ -21,12 +25,15 @@ def _open_job_reader(payload: tuple[MappingJob, RunPlan]) -> PrefetchingReader:
     return job.reader(plan)
 
 
-def _estimate_cells(payload: tuple[MappingJob, RunPlan], reader: PrefetchingReader, cells: list[Cell]) -> np.ndarray:
-    """One batch of a mapping job, on a worker: read its tiles, estimate them ([n, 1 + k])."""
+def _estimate_cells(
+    payload: tuple[MappingJob, RunPlan], reader: PrefetchingReader, cells: list[Cell]
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """One batch of a mapping job, on a worker: read its tiles and screen its cells for
+    water and cloud, estimate the tiles ([n, 1 + k]); the codes (or None without a screen)."""
     job, plan = payload
-    dn, valid = reader.read(job.windows(cells))
+    dn, valid, codes = reader.read_cells(cells, job.windows(cells))
     with torch_threads(plan.torch_threads):
-        return estimate_tiles(job, plan, dn, valid)
+        return estimate_tiles(job, plan, dn, valid), codes
 
 
 class DaskExecutor:
@@ -55,8 +62,9 @@ class DaskExecutor:
         total, done = max(1, job.n_cells), 0
         with ClusterRun(client, imagery, (job, plan), self.batches_per_thread, open_reader=_open_job_reader,
                         more_paths=(lights.path,) if lights else ()) as run:
-            for cells, values in run.results(_estimate_cells, cell_batches(job.cell_mask, plan.batch_size), is_canceled):
-                sink.add(cells, values)
+            for cells, (values, codes) in run.results(_estimate_cells, cell_batches(job.cell_mask, plan.batch_size),
+                                                      is_canceled):
+                deliver(sink, cells, values, codes)
                 done += len(cells)
                 progress(done / total)
         progress(1.0)

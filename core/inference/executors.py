@@ -17,6 +17,7 @@ from ..errors import Canceled
 from ..imagery.lights_layer import LightsInput
 from ..imagery.prefetch import PrefetchingReader
 from ..imagery.radiometry import REFLECTANCE, Radiometry
+from ..imagery.surface import SurfaceScreen
 from ..imagery.tiling import PixelWindow, TileGrid
 from ..models.model_file import PovertyModel
 from .estimate import estimate_batch
@@ -41,6 +42,7 @@ class MappingJob:
     min_valid_fraction: float  # a tile with fewer valid pixels gets no estimate
     notes: tuple[str, ...] = ()  # what the user should know about how the tiles are read
     nightlights: LightsInput | None = None  # the lights layer of a model with a NIGHTLIGHTS band
+    screen: SurfaceScreen | None = None  # water and cloud tests of the cells, as their tiles are read
 
     @property
     def pixel_radiometry(self) -> Radiometry:
@@ -52,7 +54,7 @@ class MappingJob:
         """A reader of the job's tiles (imagery, and lights where the model reads them)."""
         return PrefetchingReader(
             self.raster_path, self.band_indexes, self.model.tile_size_px, self.radiometry,
-            plan.read_workers, plan.prefetch_batches, self.nightlights,
+            plan.read_workers, plan.prefetch_batches, self.nightlights, self.screen,
         )
 
     @property
@@ -71,6 +73,10 @@ class EstimateSink(Protocol):
     def add(self, cells: Sequence[Cell], values: np.ndarray) -> None:
         """Estimates for ``cells`` ([len(cells), 1 + k]: the estimate, then the domain
         coordinates), in any order; NaN where a tile has no estimate."""
+
+    def screened(self, cells: Sequence[Cell], codes: np.ndarray) -> None:
+        """Quality codes (water, cloud) of ``cells`` that get no estimate, before their
+        (NaN) values come to :meth:`add`."""
 
 
 class Executor(Protocol):
@@ -99,6 +105,17 @@ def estimate_tiles(job: MappingJob, plan: RunPlan, dn: np.ndarray, valid: np.nda
     return np.where(enough[:, None], values, np.nan)
 
 
+def deliver(sink: EstimateSink, cells: Sequence[Cell], values: np.ndarray, codes: np.ndarray | None) -> None:
+    """A batch's outputs to ``sink``: cells the screen found mostly water or cloud get
+    their code and no estimate (whatever their tile gave)."""
+    if codes is not None and codes.any():
+        found = np.flatnonzero(codes)
+        sink.screened([cells[i] for i in found], codes[found])
+        values = values.copy()
+        values[found] = np.nan
+    sink.add(cells, values)
+
+
 class LocalExecutor:
     """Runs the batches in the calling thread, read ahead by ``plan.read_workers`` reader
     threads (up to ``plan.prefetch_batches`` batches), the model with ``plan.torch_threads``."""
@@ -110,10 +127,10 @@ class LocalExecutor:
         reader = job.reader(plan)
         total, done = max(1, job.n_cells), 0
         with reader, torch_threads(plan.torch_threads):
-            for cells, dn, valid in reader.map(cell_batches(job.cell_mask, plan.batch_size), job.windows):
+            for cells, dn, valid, codes in reader.map(cell_batches(job.cell_mask, plan.batch_size), job.windows):
                 if is_canceled():
                     raise Canceled()
-                sink.add(cells, estimate_tiles(job, plan, dn, valid))
+                deliver(sink, cells, estimate_tiles(job, plan, dn, valid), codes)
                 done += len(cells)
                 progress(done / total)
         progress(1.0)

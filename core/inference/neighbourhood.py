@@ -67,6 +67,11 @@ class NeighbourhoodMean:
             self.values[rows, cols] = values
             self.seen[rows, cols] = True
 
+    def screened(self, cells: Sequence[tuple[int, int]], codes: np.ndarray) -> None:
+        """Cells without an estimate (water, cloud) go to the writer at once; their NaN
+        values take no part in their neighbours' means."""
+        self.sink.screened(cells, codes)
+
     def flush(self) -> None:
         """Every cell received, in row order, to the writer."""
         if self.values is None:

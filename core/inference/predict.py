@@ -34,7 +34,7 @@ from .scene_statistics import (
     implausible_input_note, knows_band_statistics, needs_scene_standardization, scene_band_statistics, scene_note, scene_standardized,
 )
 from ..imagery.tile_reader import READ_CACHE_BYTES, band_descriptions, open_raster
-from ..imagery.surface import surface_bands, surface_codes
+from ..imagery.surface import surface_bands, surface_screen
 from ..imagery.tiling import TileGrid, region_window, tile_grid_for
 from ..models.model_file import PovertyModel
 from ..options import TileOptions
@@ -200,14 +200,21 @@ def _mapping_job(request: PredictRequest, ds: rasterio.io.DatasetReader) -> tupl
     _check_image_holds_a_tile(ds.width, ds.height, grid, model.tile_size_m, request.min_valid_fraction)
     region_cells = _mask_cells(grid, request)
     seen = surface_bands(ds, image_bands(model.bands), bands)
-    preset = surface_codes(ds, grid, region_cells, seen, radiometry, QUALITY_WATER, QUALITY_CLOUD)
+    screen = surface_screen(ds, grid, region_cells, seen, radiometry, QUALITY_WATER, QUALITY_CLOUD)
+    standardize = lights is None and needs_scene_standardization(model, radiometry)
+    preset = np.zeros(grid.shape, np.uint8)
+    if screen is not None and standardize:
+        # The scene's statistics leave water and cloud out: those cells must be known
+        # before mapping (a scan in cell rows); otherwise each cell is screened as its
+        # tile is read.
+        preset, screen = screen.region_codes(ds, region_cells), None
     cell_mask = region_cells & (preset == 0)
     surface_notes = () if seen.can_see_water else (
         "The imagery has no near-infrared band (or none the plugin can name), so water was not looked for: "
         "lakes and rivers get estimates like land. The quality band still flags imagery unlike the model's.",
     )
     notes: tuple[str, ...] = ()
-    if lights is None and needs_scene_standardization(model, radiometry) and cell_mask.any():
+    if standardize and cell_mask.any():
         mean, std, used = scene_band_statistics(ds, bands, radiometry, model, grid, cell_mask)
         if used:
             model, notes = scene_standardized(model, mean, std), (scene_note(model, radiometry, used),)
@@ -217,12 +224,12 @@ def _mapping_job(request: PredictRequest, ds: rasterio.io.DatasetReader) -> tupl
         notes = (radiometry.note,)
     if lights is None and bands and cell_mask.any() and knows_band_statistics(model) \
             and not needs_scene_standardization(model, radiometry):
-        mean, std, used = scene_band_statistics(ds, bands, radiometry, model, grid, cell_mask)
+        mean, std, used = scene_band_statistics(ds, bands, radiometry, model, grid, cell_mask, screen)
         implausible = implausible_input_note(model, mean, std) if used else None
         notes += (implausible,) if implausible else ()
     job = MappingJob(
         request.raster_path, bands, radiometry, model, grid, cell_mask, request.min_valid_fraction,
-        notes + lights_notes, lights,
+        notes + lights_notes, lights, screen,
     )
     return job, _Surface(preset, surface_notes)
 
@@ -247,7 +254,7 @@ def predict_poverty_map(
     device = resolve_device(request.device)
     plan = plan_run(
         device, model.extractor.kind, request.batch_size, request.read_workers,
-        request.prefetch_batches, request.mixed_precision,
+        request.prefetch_batches, request.mixed_precision, getattr(model.extractor, "network_cost", 1.0),
     )
     if request.stride_m is not None and not (math.isfinite(request.stride_m) and request.stride_m > 0):
         raise PovertyMapperError(
@@ -260,7 +267,7 @@ def predict_poverty_map(
     check_output_path(out_path)
     check_not_an_input(out_path, {"input raster": request.raster_path})
 
-    with open_raster(request.raster_path) as ds:
+    with rasterio.Env(GDAL_CACHEMAX=READ_CACHE_BYTES), open_raster(request.raster_path) as ds:
         job, surface = _mapping_job(request, ds)
         crs, pixel_m = ds.crs, abs(ds.transform.a)
     grid = job.grid

@@ -20,6 +20,7 @@ import rasterio
 
 from ..extractors.cnn import CnnExtractor
 from ..imagery.radiometry import Radiometry
+from ..imagery.surface import SurfaceScreen
 from ..imagery.tile_reader import TileReader
 from ..imagery.tiling import TileGrid
 from ..models.model_file import PovertyModel
@@ -34,12 +35,15 @@ def needs_scene_standardization(model: PovertyModel, radiometry: Radiometry) -> 
 
 def scene_band_statistics(
     ds: rasterio.io.DatasetReader, bands, radiometry: Radiometry, model: PovertyModel, grid: TileGrid,
-    cell_mask: np.ndarray,
+    cell_mask: np.ndarray, screen: SurfaceScreen | None = None,
 ) -> tuple[np.ndarray, np.ndarray, int]:
     """Per-band mean and standard deviation of the valid pixels of up to
-    :data:`SAMPLE_TILES` tiles spread evenly over the cells to map; and their number."""
+    :data:`SAMPLE_TILES` tiles spread evenly over the cells to map; and their number.
+    ``screen``: the picked cells it finds mostly water or cloud are left out."""
     cells = np.argwhere(cell_mask)
     pick = cells[np.unique(np.linspace(0, len(cells) - 1, min(SAMPLE_TILES, len(cells))).round().astype(int))]
+    if screen is not None and len(pick):
+        pick = pick[screen.codes(ds, [(int(r), int(c)) for r, c in pick]) == 0]
     reader = TileReader(ds, bands, model.tile_size_px, radiometry)
     sums = np.zeros((3, len(bands)))
     used = 0

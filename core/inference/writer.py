@@ -162,7 +162,8 @@ class RowWriter:
     whole in memory (cells that come in row-major order are written row by row).
 
     ``preset``: quality codes of cells decided before any estimate (water, cloud), which
-    get no estimate and are not waited for; 0 elsewhere."""
+    get no estimate and are not waited for; 0 elsewhere. Cells screened while mapping
+    come through :meth:`screened`."""
 
     def __init__(self, dst, cell_mask: np.ndarray, reading: CellReading | None = None, preset: np.ndarray | None = None):
         self.dst, self.width = dst, cell_mask.shape[1]
@@ -196,12 +197,20 @@ class RowWriter:
         for r, c, ok, i in zip(rows, cols, finite, np.cumsum(finite) - 1):
             row = self._row(int(r))
             if not ok:
-                row[1, c] = QUALITY_NO_ESTIMATE
+                row[1, c] = self.preset[r, c] or QUALITY_NO_ESTIMATE
                 continue
             row[0, c], row[1, c] = estimates[i], quality[i]
             if np.isfinite(interval[i]):
                 row[2, c] = interval[i]
         self._write_complete_rows()
+
+    def screened(self, cells: Sequence[tuple[int, int]], codes: np.ndarray) -> None:
+        """Cells found mostly water or cloud while mapping: their code, and no estimate
+        (their values, NaN, still come to :meth:`add`)."""
+        for (r, c), code in zip(cells, codes):
+            self.preset[r, c] = code
+            if r in self.rows:
+                self.rows[r][1, c] = code
 
     def finish(self, description: str, tags: dict[str, str]) -> MapSummary:
         """Checks that every cell came, labels the bands; what was written, in numbers."""

@@ -373,3 +373,31 @@ def test_a_scheduler_killed_mid_run_is_a_message_and_leaves_no_file(raster, tmp_
             process.kill()
             process.wait()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["generated_scene.tif"]
+
+
+def test_the_workers_screen_water_and_cloud_and_the_map_is_the_local_one(tmp_path, client, monkeypatch):
+    """The client reads no imagery of the region for the screening: it screens at most
+    the scene statistics' few tiles; the workers screen every cell of their batches."""
+    from poverty_mapper.core.imagery.surface import SurfaceScreen
+    from poverty_mapper.core.inference.scene_statistics import SAMPLE_TILES
+    from poverty_mapper.core.models.defaults import DEFAULT_MODEL_PATH
+    from poverty_mapper.core.models.model_file import load_model
+    from helpers import write_screening_scene
+
+    path = write_screening_scene(tmp_path / "scene.tif", alpha=True)
+    here = []
+    real_codes = SurfaceScreen.codes
+    monkeypatch.setattr(SurfaceScreen, "codes", lambda self, ds, cells, tiles=None: here.append(len(cells))
+                        or real_codes(self, ds, cells, tiles))
+    model = load_model(DEFAULT_MODEL_PATH)
+    kwargs = dict(radiometry="eight_bit", band_indexes=(1, 2, 3), stride_m=2240.0, device="cpu")
+    dask = predict_poverty_map(PredictRequest(path, str(tmp_path / "dask.tif"), model, **kwargs),
+                               executor=DaskExecutor(client))
+    on_client = sum(here)
+    local = predict_poverty_map(PredictRequest(path, str(tmp_path / "local.tif"), model, **kwargs))
+    assert on_client <= SAMPLE_TILES < dask.n_cells <= sum(here) - on_client
+    assert (dask.n_water, dask.n_cloud, dask.n_estimated) == (local.n_water, local.n_cloud, local.n_estimated)
+    assert dask.n_water > 0 and dask.n_cloud > 0
+    with rasterio.open(tmp_path / "dask.tif") as a, rasterio.open(tmp_path / "local.tif") as b:
+        assert np.array_equal(a.read(2), b.read(2))
+        _assert_same_map(a.read(), b.read())

@@ -79,6 +79,29 @@ def test_folded_inference_network_gives_the_same_features(imagenet):
         torch.testing.assert_close(network.fused_features()(x), network.features(x), rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.parametrize("size", [64, 57])  # odd sizes pad "same" unevenly at stride 2
+def test_the_cpu_path_with_fused_relu6_gives_the_features_of_the_plain_network(imagenet, size):
+    torch.manual_seed(0)
+    network = EfficientNetProxy(3, 3)
+    network.load_imagenet(imagenet)
+    network.eval()
+    means, stds = np.array([0.3, 0.35, 0.4]), np.array([0.1, 0.12, 0.15])
+    fused, plain = CnnExtractor(network, means, stds), CnnExtractor(network, means, stds, fused=False)
+    pixels = torch.rand(3, 3, size, size)
+    valid = torch.ones(3, size, size, dtype=torch.bool)
+    valid[0, :7] = False
+    with torch.inference_mode():
+        expected = plain.extract(pixels, valid)
+        torch.testing.assert_close(fused.extract(pixels, valid), expected, rtol=1e-4, atol=1e-4)
+        with torch.autocast("cpu", dtype=torch.bfloat16):  # bf16 where oneDNN runs it, else float32
+            in_bf16 = fused.extract(pixels, valid)
+            # the path before: the folded network under bf16 autocast
+            before = network.fused_features()(fused.standardize(pixels, valid)).float()
+    assert [k for k in fused._cpu_networks if k[0] == "cpu_inference"]  # the fused path ran
+    scale = expected.abs().max()
+    assert (in_bf16 - expected).abs().max() <= 1.5 * (before - expected).abs().max() + 1e-3 * scale
+
+
 def _train_steps(network: EfficientNetProxy, steps: int = 3) -> None:
     network.train()
     optimiser = torch.optim.Adam([p for p in network.parameters() if p.requires_grad], lr=1e-2)

@@ -17,7 +17,7 @@ from poverty_mapper.core.extractors.cnn import CnnExtractor, ProxyCNN
 from poverty_mapper.core.errors import Canceled, PovertyMapperError
 from poverty_mapper.core.extractors.histogram import HistogramExtractor
 from poverty_mapper.core.models.model_file import PovertyModel, Target
-from poverty_mapper.core.inference.plan import thread_plan, torch_threads
+from poverty_mapper.core.inference.plan import CpuCapabilities, cpu_capabilities, fast_bf16, thread_plan, torch_threads
 from poverty_mapper.core.inference.predict import PredictRequest, predict_poverty_map
 from poverty_mapper.core.inference.writer import NODATA
 from poverty_mapper.core.imagery.radiometry import REFLECTANCE
@@ -276,24 +276,56 @@ def test_real_parana_scene_with_the_default_model(real_data, default_model, tmp_
     np.testing.assert_array_equal(values != NODATA, valid_fraction >= 0.5)
 
 
+# The three CPUs of this project's machine kind, and a larger one (capabilities faked).
+INTEL_AMX = CpuCapabilities(cores=2, vector="avx512", amx=True, bf16=True)
+ZEN4 = CpuCapabilities(cores=2, vector="avx512", amx=False, bf16=True)  # AVX512-BF16, no AMX
+ZEN3 = CpuCapabilities(cores=2, vector="avx2", amx=False, bf16=False)  # AVX2 only: float32 kernels
+
+
 @pytest.mark.parametrize(
-    "device,kind,cores,workers,expected",
+    "device,kind,cpu,cost,workers,expected",
     [
-        ("cpu", "cnn", 2, None, (1, 1)),  # a core for reading, one for the network
-        ("cpu", "cnn", 16, None, (5, 11)),
-        ("cpu", "cnn", 16, 2, (2, 14)),
-        ("cpu", "cnn", 2, 0, (0, None)),  # reading in the calling thread: PyTorch's setting kept
-        ("cpu", "cnn", 1, None, (1, None)),
-        ("cpu", "histogram", 2, None, (1, None)),
-        ("cpu", "histogram", 2, 3, (3, None)),
-        ("cpu", "random", 2, None, (1, None)),
-        ("cuda", "cnn", 16, None, (2, None)),
+        ("cpu", "cnn", INTEL_AMX, 1.0, None, (1, 1)),  # a fast network: a core for reading, one for it
+        ("cpu", "cnn", ZEN4, 1.0, None, (0, 2)),  # 5 x a read: both cores to the network
+        ("cpu", "cnn", ZEN3, 1.0, None, (0, 2)),  # float32, 11 x a read
+        ("cpu", "cnn", INTEL_AMX, 6.0, None, (0, 2)),  # EfficientNet
+        ("cpu", "cnn", dataclasses.replace(INTEL_AMX, cores=16), 1.0, None, (5, 11)),
+        ("cpu", "cnn", dataclasses.replace(ZEN4, cores=16), 1.0, None, (3, 13)),
+        ("cpu", "cnn", dataclasses.replace(ZEN3, cores=16), 1.0, None, (2, 14)),
+        ("cpu", "cnn", dataclasses.replace(ZEN3, cores=16), 6.0, None, (0, 16)),
+        ("cpu", "cnn", dataclasses.replace(INTEL_AMX, cores=16), 1.0, 2, (2, 14)),
+        ("cpu", "cnn", INTEL_AMX, 1.0, 0, (0, None)),  # reading in the calling thread asked for: PyTorch's setting kept
+        ("cpu", "cnn", dataclasses.replace(ZEN4, cores=1), 1.0, None, (1, None)),
+        ("cpu", "histogram", ZEN3, 1.0, None, (1, 1)),  # counting needs one thread beside the reader
+        ("cpu", "histogram", ZEN3, 1.0, 3, (3, 1)),
+        ("cpu", "random", ZEN3, 1.0, None, (1, None)),
+        ("cuda", "cnn", None, 1.0, None, (2, None)),
     ],
 )
-def test_thread_plan_shares_the_cores(monkeypatch, device, kind, cores, workers, expected):
-    monkeypatch.setattr(os, "sched_getaffinity", lambda _pid: set(range(cores)), raising=False)
-    plan = thread_plan(torch.device(device), kind, workers)
+def test_thread_plan_shares_the_cores_by_what_the_cpu_can_do(device, kind, cpu, cost, workers, expected):
+    plan = thread_plan(torch.device(device), kind, workers, cost, cpu)
     assert (plan.read_workers, plan.torch_threads) == expected
+
+
+def test_the_cpu_capabilities_follow_the_kernels_pytorch_runs():
+    """The suite's second pass runs as an AVX2-only CPU (ATEN_CPU_CAPABILITY=avx2,
+    ONEDNN_MAX_CPU_ISA=AVX2): the plan then sees float32 kernels, as on AMD Zen 3."""
+    cpu = cpu_capabilities()
+    assert cpu.vector == ("avx512" if torch.backends.cpu.get_cpu_capability().startswith("AVX512") else
+                          torch.backends.cpu.get_cpu_capability().lower())
+    assert cpu.bf16 == fast_bf16(torch.device("cpu"))
+    if os.environ.get("ONEDNN_MAX_CPU_ISA", "").upper() == "AVX2":
+        assert not cpu.bf16 and not cpu.amx
+    if cpu.amx:
+        assert cpu.vector == "avx512"
+
+
+def test_efficientnet_tells_the_plan_it_costs_more_than_the_small_cnn():
+    from poverty_mapper.core.extractors.efficientnet import EfficientNetProxy
+
+    means, stds = np.zeros(3), np.ones(3)
+    small = CnnExtractor(ProxyCNN(3, 3), means, stds).network_cost
+    assert small == 1.0 and CnnExtractor(EfficientNetProxy(3, 3), means, stds).network_cost > 5 * small
 
 
 def test_torch_threads_are_restored_even_after_an_error():
