@@ -306,10 +306,10 @@ class FitClustersAlgorithm(PovertyAlgorithm):
 
     def processAlgorithm(self, parameters, context: QgsProcessingContext, feedback: QgsProcessingFeedback) -> dict:  # noqa: N802
         choice = EXTRACTOR_OPTIONS[self.parameterAsEnum(parameters, self.EXTRACTOR, context)]
-        extractor = choice
+        extractor_path = None
         if choice == "model file":
-            extractor = self.parameterAsFile(parameters, self.EXTRACTOR_MODEL, context)
-            if not extractor:
+            extractor_path = self.parameterAsFile(parameters, self.EXTRACTOR_MODEL, context)
+            if not extractor_path:
                 raise QgsProcessingException(self.tr("Choose the extractor model file (e.g. a trained proxy CNN)."))
         outcome = self.parameterAsString(parameters, self.OUTCOME, context)
         model_out = self.parameterAsFileOutput(parameters, self.OUTPUT_MODEL, context)
@@ -320,7 +320,7 @@ class FitClustersAlgorithm(PovertyAlgorithm):
             clusters=tuple(Cluster(x, y, o, w, str(fid), g) for x, y, o, w, fid, g in self._clusters),
             model_path=model_out,
             outcome_name=outcome,
-            extractor=extractor,
+            **({"extractor_path": extractor_path} if extractor_path else {"extractor_kind": choice}),
             band_indexes=self.band_indexes(parameters, context),
             radiometry=self.radiometry(parameters, context),
             box_size_m=self.parameterAsDouble(parameters, self.BOX_SIZE, context),

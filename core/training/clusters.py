@@ -3,40 +3,36 @@ ridge regression to the cluster outcome, honest nested cross-validation."""
 from __future__ import annotations
 
 import dataclasses
-
 import logging
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from itertools import islice
-from typing import Iterable, Iterator, Sequence
 
 import numpy as np
-import torch
-from affine import Affine
 
-from ..atomic import atomic_output, check_not_an_input, check_writable_folder
+from ..atomic import check_not_an_input, check_writable_folder
 from ..device import device_name
 from ..errors import PovertyMapperError
 from ..extractors.base import FeatureExtractor
-from ..extractors.histogram import HistogramExtractor
-from ..imagery.nightlights import mean_lights_on_grid
-from ..imagery.tile_reader import TileReader, read_batch
-from ..imagery.tiling import PixelWindow, TileGrid, bounds_window, ground_positions_m, pixel_size_m, tile_grid_for
+from ..imagery.box_tiles import BoxTiles, ClusterTiles, box_lights, box_tiles
+from ..imagery.tiling import ground_positions_m
 from ..models.feature_domain import FeatureDomain
 from ..models.model_file import PovertyModel, Score, Scores, Target, TrainingDomain
 from ..options import TileOptions
+from ..regression.cross_validation import nested_cv, pooled_scores
 from ..regression.folds import group_folds, linked_groups
 from ..regression.leave_group_out import leave_one_country_out
-from ..regression.metrics import coefficient_of_determination, interval_half_width, squared_pearson, within_r2
-from ..regression.ridge import DEFAULT_ALPHAS, FeatureScaling, PenaltySearch, RidgeRegressor, choose_alpha, fit_ridge, fit_ridge_cv
+from ..regression.metrics import interval_half_width, squared_pearson, within_r2
+from ..regression.ridge import DEFAULT_ALPHAS, FeatureScaling, PenaltySearch, RidgeRegressor, fit_ridge_cv
+from .cluster_features import ClusterFeatures, Coverage, features_of
 from .outputs import write_training_outputs
-from .progress import CancelCheck, Phase, PhasedProgress, ProgressCallback
+from .plots import plot_scatter
+from .progress import CancelCheck, PhasedProgress, ProgressCallback
 from .setup import TrainingImagery, open_imagery
 
 log = logging.getLogger("poverty_mapper")
 
-EXTRACTOR_CHOICES = ("histogram", "random")  # or the path of a model file
+EXTRACTOR_CHOICES = ("histogram", "random")  # extractors fitted to the imagery; else a model file's
 # Shares of the progress bar: computing the features; the rest takes moments.
 CLUSTER_PHASES = {"tiles per cluster": 0.0, "features": 9.0, "cross-validation": 0.5, "baseline": 0.5, "report": 0.0}
 # How the ridge penalty is chosen here. Features that vary in fewer than 20% of the
@@ -74,7 +70,8 @@ class _ClusterFitConfigInputs:
 class ClusterFitConfig(TileOptions, _ClusterFitConfigInputs):
     outcome_name: str = "outcome"
     outcome_unit: str = "survey units"
-    extractor: str = "histogram"  # 'histogram', 'random' or a .povmodel path (e.g. a proxy CNN)
+    extractor_kind: str = "histogram"  # one of EXTRACTOR_CHOICES, fitted to the imagery
+    extractor_path: str | None = None  # a .povmodel whose extractor to use instead (e.g. a proxy CNN)
     box_size_m: float = 10_000.0
     tile_size_m: float = 1_920.0  # for 'histogram' and 'random'; a model file brings its own
     fold_distance_m: float | None = None  # clusters closer than this share a fold (None: the box size; 0: same place only)
@@ -92,15 +89,6 @@ class ClusterFitConfig(TileOptions, _ClusterFitConfigInputs):
     scheduler: str | None = None  # a Dask scheduler's address: the clusters' features are computed on its workers
 
 
-@dataclass(frozen=True)
-class Coverage:
-    """How much of each input cluster's box the fit could see (0 where it has no box on the image)."""
-
-    tiles_used: np.ndarray  # tiles with enough valid pixels, whose features were averaged
-    tiles_in_box: np.ndarray  # tiles of the box's grid, inside the image or not
-    covered_share: np.ndarray  # valid pixels / all pixels of the box's tiles
-
-
 @dataclass
 class ClusterFitResult:
     model_path: str
@@ -112,15 +100,6 @@ class ClusterFitResult:
     notes: list[str] = field(default_factory=list)
     coverage: Coverage | None = None  # per input cluster
     baseline_predicted: np.ndarray | None = None  # nightlights alone, out of fold, per used cluster (NaN: no lights)
-
-
-@dataclass(frozen=True)
-class ClusterFeatures:
-    """The extractor and each cluster's features."""
-
-    extractor: FeatureExtractor
-    features: np.ndarray  # mean feature vector per input cluster (NaN where it has no valid tile)
-    coverage: Coverage
 
 
 @dataclass(frozen=True)
@@ -147,137 +126,12 @@ class CrossValidation:
     regressor: RidgeRegressor  # fitted on all clusters, penalty by cross-validation
 
 
-def nested_cv(
-    x: np.ndarray,
-    y: np.ndarray,
-    groups: np.ndarray,
-    n_folds: int,
-    seed: int = 0,
-    sample_weight: np.ndarray | None = None,
-    alphas: Sequence[float] = DEFAULT_ALPHAS,
-    search: PenaltySearch | None = None,
-    folds: np.ndarray | None = None,
-) -> tuple[np.ndarray, np.ndarray, list[dict]]:
-    """Out-of-fold predictions with the penalty chosen inside each outer fold.
-
-    Clusters of one group (``groups``: a location, or neighbours) never straddle a
-    split, outer or inner. ``folds`` (outer fold per sample) are made from the groups
-    unless given; ``search`` (else the grid ``alphas``) says how the penalty is chosen.
-    """
-    search = search or PenaltySearch(tuple(float(a) for a in alphas))
-    folds = group_folds(groups, n_folds, seed) if folds is None else np.asarray(folds)
-    pred = np.full(y.size, np.nan)
-    per_fold = []
-    for f in range(n_folds):
-        test = folds == f
-        train = ~test
-        w_train = None if sample_weight is None else sample_weight[train]
-        n_inner = min(n_folds, len(np.unique(groups[train], axis=0)))
-        if n_inner < 2:
-            raise PovertyMapperError(
-                f"Fold {f} leaves fewer than two groups of clusters to train on; lower the fold distance."
-            )
-        inner = group_folds(groups[train], n_inner, seed + 1)
-        choice = choose_alpha(x[train], y[train], inner, search, w_train)
-        model = fit_ridge(x[train], y[train], choice.alpha, w_train, search.scaling)
-        pred[test] = model.predict(x[test])
-        per_fold.append({
-            "fold": f,
-            "n": int(test.sum()),
-            **choice.summary(),
-            "r2": round(squared_pearson(y[test], pred[test]), 4),
-            "R2": round(coefficient_of_determination(y[test], pred[test]), 4),
-        })
-    return pred, folds, per_fold
-
-
 def _number(value) -> float:
     """A survey value as a float; missing or non-numeric values become NaN."""
     try:
         return float(value)
     except (TypeError, ValueError):
         return float("nan")
-
-
-@dataclass(frozen=True)
-class BoxTiles:
-    """The tiles of one cluster's box that touch the raster, never listed: a tile's
-    columns do not depend on its row, so they are the on-raster rows x the on-raster
-    columns, in row-major order (a 100 km box of 240 m tiles holds 174,000)."""
-
-    cluster: int
-    grid: TileGrid
-    rows: tuple[int, ...]
-    cols: tuple[int, ...]
-
-    def __len__(self) -> int:
-        return len(self.rows) * len(self.cols)
-
-    def window(self, k: int) -> PixelWindow:
-        """The ``k``-th tile (row-major) that touches the raster."""
-        return self.grid.tile_window(self.rows[k // len(self.cols)], self.cols[k % len(self.cols)])
-
-    def __iter__(self) -> Iterator[PixelWindow]:
-        return (self.grid.tile_window(r, c) for r in self.rows for c in self.cols)
-
-
-@dataclass(frozen=True)
-class ClusterTiles:
-    """The tiles of every cluster's box that touch the raster, one at a time, as
-    (cluster index, window): memory stays flat whatever the box size."""
-
-    boxes: tuple[BoxTiles, ...]
-
-    def __len__(self) -> int:
-        return sum(len(b) for b in self.boxes)
-
-    def __iter__(self) -> Iterator[tuple[int, PixelWindow]]:
-        return ((b.cluster, w) for b in self.boxes for w in b)
-
-    def picked(self, indices: Sequence[int]) -> list[tuple[int, PixelWindow]]:
-        """The tiles at ``indices`` (sorted) of the row-major sequence of all boxes."""
-        starts = np.cumsum([0] + [len(b) for b in self.boxes])
-        out = []
-        for k in indices:
-            box = int(np.searchsorted(starts, k, side="right")) - 1
-            out.append((self.boxes[box].cluster, self.boxes[box].window(int(k - starts[box]))))
-        return out
-
-
-def _batches(items: Iterable, size: int) -> Iterator[list]:
-    """``items`` in lists of ``size`` (the last shorter), taken one at a time."""
-    items = iter(items)
-    while chunk := list(islice(items, size)):
-        yield chunk
-
-
-def _box_tiles(ds, i: int, x: float, y: float, box_size_m: float, tile_m: float) -> tuple[BoxTiles, int] | None:
-    """The tiles of the ``box_size_m`` square centred on (x, y) that touch the raster, and
-    how many tiles the box has in all; None when the box misses the raster."""
-    try:
-        box = bounds_window(ds.transform, _box_bounds(ds, x, y, box_size_m))
-    except PovertyMapperError:
-        return None
-    if box.intersection(ds.width, ds.height) is None:
-        return None
-    grid = tile_grid_for(ds.transform, ds.crs, box, tile_m)
-    cols = tuple(c for c in range(grid.width) if _overlaps(grid.tile_window(0, c), ds.width, ds.height, "x"))
-    rows = tuple(r for r in range(grid.height) if _overlaps(grid.tile_window(r, 0), ds.width, ds.height, "y"))
-    return BoxTiles(i, grid, rows, cols), len(grid)
-
-
-def _overlaps(window: PixelWindow, width: int, height: int, axis: str) -> bool:
-    if axis == "x":
-        return window.col_off < width and window.col_off + window.width > 0
-    return window.row_off < height and window.row_off + window.height > 0
-
-
-def _box_bounds(ds, x: float, y: float, box_size_m: float) -> tuple[float, float, float, float]:
-    """The ``box_size_m`` square centred on (x, y), in the raster's CRS units."""
-    mx, my = pixel_size_m(ds.transform, ds.crs, (x, y))
-    half_x = box_size_m / 2 * abs(ds.transform.a) / mx
-    half_y = box_size_m / 2 * abs(ds.transform.e) / my
-    return x - half_x, y - half_y, x + half_x, y + half_y
 
 
 def fit_clusters(
@@ -292,10 +146,9 @@ def fit_clusters(
     phases = PhasedProgress(CLUSTER_PHASES, progress, is_canceled)
     notes: list[str] = []
     outcomes, usable = _outcomes(config, notes)
-    base_model_path = None if config.extractor in EXTRACTOR_CHOICES else config.extractor
-    with open_imagery(config.image_path, config, config.tile_size_m, model_path=base_model_path) as imagery:
+    with open_imagery(config.image_path, config, config.tile_size_m, model_path=config.extractor_path) as imagery:
         windows, tiles_in_box = _tiles_per_cluster(config, imagery, usable, notes)
-        features = _features(config, imagery, windows, tiles_in_box, phases["features"])
+        features = features_of(config, imagery, windows, tiles_in_box, phases["features"])
         table = _survey_table(config, imagery, outcomes, usable, features, notes)
         cv = _cross_validation(config, table)
         notes.extend(_penalty_notes(cv.per_fold))
@@ -313,6 +166,12 @@ def fit_clusters(
     )
 
 
+def extractor_fields(extractor: str) -> dict[str, str]:
+    """The config fields for a front end's one extractor value: a kind of
+    :data:`EXTRACTOR_CHOICES`, or else the path of a model file."""
+    return {"extractor_kind": extractor} if extractor in EXTRACTOR_CHOICES else {"extractor_path": extractor}
+
+
 # Outcomes beyond this size overflow the fit's sums of squares: a value of 1e300 is a
 # typing error or a code for "missing", not a survey measure.
 MAX_OUTCOME = 1e12
@@ -321,6 +180,11 @@ MAX_OUTCOME = 1e12
 def _check_config(config: ClusterFitConfig) -> None:
     if not config.clusters:
         raise PovertyMapperError("The cluster layer holds no clusters; give a layer or file with a point per surveyed cluster.")
+    if not config.extractor_path and config.extractor_kind not in EXTRACTOR_CHOICES:
+        raise PovertyMapperError(
+            f"The extractor must be {' or '.join(repr(k) for k in EXTRACTOR_CHOICES)}, not {config.extractor_kind!r}; "
+            "or give the model file whose extractor to use."
+        )
     if not 2 <= config.n_folds:
         raise PovertyMapperError(f"The cross-validation needs at least 2 folds, not {config.n_folds}; 5 is usual.")
     for name, value in (("box size", config.box_size_m), ("tile size", config.tile_size_m)):
@@ -341,8 +205,8 @@ def _check_config(config: ClusterFitConfig) -> None:
 def _check_outputs(config: ClusterFitConfig) -> None:
     """Refuse, before the fit, outputs that name an input or lie in folders that cannot be written."""
     inputs = {"imagery": config.image_path, "nightlights raster": config.nightlights_path}
-    if config.extractor not in EXTRACTOR_CHOICES:
-        inputs["extractor model file"] = config.extractor
+    if config.extractor_path:
+        inputs["extractor model file"] = config.extractor_path
     outputs = {"model file": config.model_path, "report": config.report_path, "scatter plot": config.scatter_path}
     for what, path in outputs.items():
         if path:
@@ -404,7 +268,7 @@ def _tiles_per_cluster(
     for i, c in enumerate(config.clusters):
         if not usable[i]:
             continue
-        box = _box_tiles(ds, i, c.x, c.y, config.box_size_m, imagery.tile_m)
+        box = box_tiles(ds, i, c.x, c.y, config.box_size_m, imagery.tile_m)
         if box is None or len(box[0]) == 0:
             continue
         tiles, tiles_in_box[i] = box
@@ -418,21 +282,6 @@ def _tiles_per_cluster(
     if n_outside:
         notes.append(f"{n_outside} cluster{'s' if n_outside != 1 else ''} outside the image left out.")
     return ClusterTiles(tuple(boxes)), tiles_in_box
-
-
-def _features(
-    config: ClusterFitConfig, imagery: TrainingImagery, windows: ClusterTiles,
-    tiles_in_box: np.ndarray, phase: Phase,
-) -> ClusterFeatures:
-    """The extractor (the model file's, or one fitted to this imagery) and each cluster's mean features."""
-    reader = imagery.tile_reader()
-    extractor = imagery.model.extractor if imagery.model else _fresh_extractor(config, reader, windows)
-    features, tiles_used, valid_pixels = _cluster_features(
-        extractor, reader, windows, len(config.clusters), imagery.device, config, phase
-    )
-    with np.errstate(invalid="ignore", divide="ignore"):
-        covered = np.where(tiles_in_box > 0, valid_pixels / (tiles_in_box * float(reader.size) ** 2), 0.0)
-    return ClusterFeatures(extractor, features, Coverage(tiles_used, tiles_in_box, covered))
 
 
 def _survey_table(
@@ -516,7 +365,7 @@ def _cross_validation(config: ClusterFitConfig, table: SurveyTable) -> CrossVali
         search=CLUSTER_PENALTY, folds=table.folds,
     )
     regressor = fit_ridge_cv(table.x, table.y, table.folds, sample_weight=table.weights, search=CLUSTER_PENALTY)
-    return CrossValidation(pred, folds, per_fold, _scores(table.y, pred), regressor)
+    return CrossValidation(pred, folds, per_fold, pooled_scores(table.y, pred), regressor)
 
 
 def _nightlights_baseline(
@@ -526,7 +375,7 @@ def _nightlights_baseline(
     if not config.nightlights_path:
         return None
     lights = np.array([
-        _box_lights(config.nightlights_path, imagery.dataset, c.x, c.y, config.box_size_m)
+        box_lights(config.nightlights_path, imagery.dataset, c.x, c.y, config.box_size_m)
         for c, u in zip(config.clusters, table.used) if u
     ])
     has = np.isfinite(lights)
@@ -549,7 +398,7 @@ def _nightlights_baseline(
     predicted[has] = bpred
     return {
         "features": "mean nightlights over each cluster's box, and its log1p",
-        "pooled": _scores(table.y[has], bpred),
+        "pooled": pooled_scores(table.y[has], bpred),
         "folds": bfolds,
         "predicted": predicted,
     }
@@ -564,7 +413,7 @@ def _cv_protocol(config: ClusterFitConfig, table: SurveyTable) -> str:
 
 
 def _extractor_name(config: ClusterFitConfig, imagery: TrainingImagery, extractor: FeatureExtractor) -> str:
-    return extractor.kind if imagery.model is None else f"{extractor.kind} from {Path(config.extractor).name}"
+    return extractor.kind if imagery.model is None else f"{extractor.kind} from {Path(config.extractor_path).name}"
 
 
 def _outcome_unit(config: ClusterFitConfig) -> str:
@@ -691,133 +540,3 @@ def _cluster_model(
             "weighted": config.use_weights,
         },
     )
-
-
-def _scores(y: np.ndarray, pred: np.ndarray) -> dict:
-    return {
-        "r2": round(squared_pearson(y, pred), 4),
-        "R2": round(coefficient_of_determination(y, pred), 4),
-        "n": int(y.size),
-    }
-
-
-def _fresh_extractor(
-    config: ClusterFitConfig, reader: TileReader, windows: ClusterTiles
-) -> FeatureExtractor:
-    """A histogram or random-convolution extractor fitted to this imagery: band
-    statistics (and random patches) from a seeded sample of the clusters' tiles."""
-    rng = np.random.default_rng(config.seed)
-    n_tiles = len(windows)
-    pick = rng.choice(n_tiles, size=min(n_tiles, 256), replace=False) if n_tiles else []
-    if len(pick) == 0:
-        raise PovertyMapperError("No cluster lies on the image; check that the clusters and the image overlap.")
-    pixels, valid = read_batch(reader, [w for _, w in windows.picked(sorted(pick))], torch.device("cpu"))
-    values = pixels.transpose(0, 1)[:, valid].double()
-    if values.shape[1] == 0:
-        raise PovertyMapperError("The tiles around the clusters hold no valid pixels; check the image's nodata.")
-    means = values.mean(1).numpy()
-    stds = values.std(1).clamp(min=1e-6).numpy()
-    if config.extractor == "histogram":
-        return HistogramExtractor(means, stds, transform="sqrt")
-    from ..extractors.random_conv import RandomConvExtractor
-
-    try:
-        return RandomConvExtractor.sample(
-            pixels.numpy(), valid.numpy(), n_filters=config.n_random_filters, seed=config.seed,
-            band_means=means, band_stds=stds,
-        )
-    except ValueError as exc:  # fewer valid patch locations than filters
-        raise PovertyMapperError(
-            f"The tiles around the clusters hold too few valid pixels to draw {config.n_random_filters} "
-            f"random filters ({exc}); use the 'histogram' extractor or imagery with fewer gaps."
-        ) from exc
-
-
-def _cluster_features(
-    extractor: FeatureExtractor, reader: TileReader, windows: ClusterTiles | Sequence[tuple[int, PixelWindow]], n_clusters: int,
-    device: torch.device, config: ClusterFitConfig, phase: Phase,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Mean feature vector of each cluster's tiles with enough valid pixels, the number
-    of such tiles, and the valid pixels of all its tiles. Tiles with too few valid
-    pixels are read (for the coverage) but not run through the extractor. The chunks of
-    tiles run here, or on the workers of ``config.scheduler``'s Dask cluster."""
-    sums = np.zeros((n_clusters, extractor.n_features))
-    counts = np.zeros(n_clusters, np.int64)
-    valid_pixels = np.zeros(n_clusters, np.float64)
-    min_valid = config.min_valid_fraction * reader.size**2
-    n_tiles, done = len(windows), 0
-    chunks = _batches(windows, config.batch_size)  # taken one at a time, never listed
-    for chunk, (n_valid, enough, feats) in _chunk_results(extractor, reader, chunks, min_valid, device, config, phase):
-        owners = np.array([i for i, _ in chunk])
-        np.add.at(valid_pixels, owners, n_valid)
-        if enough.any():
-            np.add.at(sums, owners[enough], feats)
-            np.add.at(counts, owners[enough], 1)
-        done += len(chunk)
-        phase.report(done / max(1, n_tiles))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return sums / counts[:, None], counts, valid_pixels
-
-
-def chunk_features(
-    payload: tuple[FeatureExtractor, float, torch.device], reader: TileReader, chunk: list[tuple[int, PixelWindow]]
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """One chunk of cluster tiles: each tile's valid pixels, whether it has enough, and
-    the features of those that do (float64)."""
-    extractor, min_valid, device = payload
-    pixels, valid = read_batch(reader, [w for _, w in chunk], device)
-    n_valid = valid.flatten(1).sum(1).cpu().numpy()
-    enough = n_valid >= min_valid
-    feats = np.zeros((0, extractor.n_features))
-    if enough.any():
-        keep = torch.from_numpy(enough).to(pixels.device)
-        with torch.inference_mode():
-            feats = extractor.extract(pixels[keep], valid[keep]).double().cpu().numpy()
-    return n_valid, enough, feats
-
-
-def _chunk_results(extractor, reader: TileReader, chunks, min_valid: float, device, config: ClusterFitConfig, phase: Phase):
-    """(chunk, :func:`chunk_features`) for every chunk: here in order, or on a Dask cluster as they complete."""
-    payload = (extractor, min_valid, device)
-    if not config.scheduler:
-        for chunk in chunks:
-            phase.check_canceled()
-            yield chunk, chunk_features(payload, reader, chunk)
-        return
-    from ..imagery.dask_cluster import ClusterRun, WorkerImagery, scheduler_client
-
-    imagery = WorkerImagery(config.image_path, tuple(reader.bands), reader.size, reader.radiometry)
-    with scheduler_client(config.scheduler) as client, ClusterRun(client, imagery, payload) as run:
-        yield from run.results(chunk_features, chunks, phase.is_canceled)
-
-
-def _box_lights(path: str, ds, x: float, y: float, box_size_m: float) -> float:
-    minx, miny, maxx, maxy = _box_bounds(ds, x, y, box_size_m)
-    transform = Affine(maxx - minx, 0, minx, 0, -(maxy - miny), maxy)
-    return float(mean_lights_on_grid(path, transform, (1, 1), ds.crs)[0, 0])
-
-
-def plot_scatter(observed: np.ndarray, predicted: np.ndarray, report: dict, path: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(5.5, 5.2), constrained_layout=True)
-    ax.scatter(observed, predicted, s=12, alpha=0.6)
-    lo = float(min(observed.min(), predicted.min()))
-    hi = float(max(observed.max(), predicted.max()))
-    ax.plot([lo, hi], [lo, hi], color="grey", lw=1, label="predicted = observed")
-    pooled = report["cv"]["pooled"]
-    ax.set(
-        xlabel=f"observed {report['outcome']} ({report['unit']})",
-        ylabel="out-of-fold prediction",
-        title=f"{report['extractor']} features: r² {pooled['r2']:.2f}, R² {pooled['R2']:.2f} (n={pooled['n']})",
-    )
-    if report.get("nightlights_baseline"):
-        b = report["nightlights_baseline"]["pooled"]
-        ax.text(0.02, 0.97, f"nightlights only: r² {b['r2']:.2f}, R² {b['R2']:.2f}", transform=ax.transAxes, va="top")
-    ax.legend(loc="lower right")
-    with atomic_output(path, ".png") as tmp:
-        fig.savefig(tmp, dpi=100, format="png")
-    plt.close(fig)

@@ -18,8 +18,10 @@ from poverty_mapper.core.imagery.tile_reader import TileReader
 from poverty_mapper.core.imagery.tiling import PixelWindow
 from poverty_mapper.core.regression.metrics import coefficient_of_determination, squared_pearson
 from poverty_mapper.core.regression.ridge import PenaltySearch
+from poverty_mapper.core.regression.cross_validation import nested_cv
 from poverty_mapper.core.training import clusters as clusters_module
-from poverty_mapper.core.training.clusters import CLUSTER_PENALTY, Cluster, ClusterFitConfig, fit_clusters, nested_cv
+from poverty_mapper.core.training.cluster_features import cluster_features
+from poverty_mapper.core.training.clusters import CLUSTER_PENALTY, Cluster, ClusterFitConfig, extractor_fields, fit_clusters
 from poverty_mapper.core.training.progress import PhasedProgress
 
 BOX_M, TILE_M = 1500.0, 480.0
@@ -207,7 +209,7 @@ def test_tiles_with_too_few_valid_pixels_never_reach_the_extractor(world, half_i
     windows = [(0, PixelWindow(c, 100, 16, 16)) for c in range(80, 120, 4)]  # from all nodata to all valid
     with rasterio.open(half_image) as ds:
         reader = TileReader(ds, (1, 2, 3), 16, REFLECTANCE)
-        features, used, valid_pixels = clusters_module._cluster_features(
+        features, used, valid_pixels = cluster_features(
             Recording(), reader, windows, 40, torch.device("cpu"), config, PhasedProgress({"f": 1.0})["f"]
         )
     assert seen and min(seen) >= 0.5
@@ -271,3 +273,17 @@ def test_too_few_clusters_left_by_the_log_outcome_says_which_were_left_out(world
                                                  r"outcome of 0 or less, which has no logarithm"):
         _fit(world, tmp_path, clusters=clusters, log_outcome=True, fold_distance_m=750.0)
     assert not (tmp_path / "m.povmodel").exists()
+
+
+# --- the extractor: a kind, or a model file -------------------------------------------
+
+
+def test_an_unknown_extractor_kind_is_refused_with_the_choices(world, tmp_path):
+    with pytest.raises(PovertyMapperError, match=r"must be 'histogram' or 'random', not 'histogramm'"):
+        _fit(world, tmp_path, extractor_kind="histogramm")
+    assert not (tmp_path / "m.povmodel").exists()
+
+
+def test_one_extractor_value_is_a_kind_or_else_a_model_file():
+    assert extractor_fields("random") == {"extractor_kind": "random"}
+    assert extractor_fields("proxy.povmodel") == {"extractor_path": "proxy.povmodel"}

@@ -223,7 +223,7 @@ def test_a_fit_on_the_cluster_gives_the_local_fit(small_world, tmp_path, client,
     def fit(name, **options):
         progress: list[float] = []
         config = ClusterFitConfig(str(small_world.image_path), clusters, str(tmp_path / f"{name}.povmodel"),
-                                  extractor=extractor, box_size_m=1500.0, tile_size_m=480.0, fold_distance_m=750.0, device="cpu",
+                                  extractor_kind=extractor, box_size_m=1500.0, tile_size_m=480.0, fold_distance_m=750.0, device="cpu",
                                   batch_size=8, n_random_filters=16, **options)
         return fit_clusters(config, progress.append), progress
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from poverty_mapper.core.training.clusters import Cluster, ClusterFitConfig, fit_clusters, nested_cv
+from poverty_mapper.core.regression.cross_validation import nested_cv
+from poverty_mapper.core.training.clusters import Cluster, ClusterFitConfig, fit_clusters
 from poverty_mapper.core.errors import PovertyMapperError
 from poverty_mapper.core.models.model_file import load_model
 from poverty_mapper.core.training.proxy import (

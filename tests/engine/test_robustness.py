@@ -398,7 +398,7 @@ def test_fewer_clusters_or_locations_than_cross_validation_needs(world, tmp_path
 
 def test_too_few_valid_pixels_for_random_filters_is_a_clear_error(world, tmp_path):
     with pytest.raises(PovertyMapperError, match="too few valid pixels to draw 1000000 random filters.*histogram"):
-        _fit(world, _clusters(world), tmp_path / "m.povmodel", extractor="random", n_random_filters=10**6)
+        _fit(world, _clusters(world), tmp_path / "m.povmodel", extractor_kind="random", n_random_filters=10**6)
     assert not (tmp_path / "m.povmodel").exists()
 
 
@@ -406,7 +406,7 @@ def test_too_few_valid_pixels_for_random_filters_is_a_clear_error(world, tmp_pat
 def test_model_files_never_hold_cluster_coordinates(world, tmp_path, extractor):
     clusters = _clusters(world)
     path = tmp_path / "m.povmodel"
-    _fit(world, clusters, path, extractor=extractor, n_random_filters=32,
+    _fit(world, clusters, path, extractor_kind=extractor, n_random_filters=32,
          report_path=str(tmp_path / "cv.json"))
     coordinates = np.array([v for c in clusters for v in (c.x, c.y)])
     with zipfile.ZipFile(path) as zf:
