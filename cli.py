@@ -392,12 +392,12 @@ def _fit(args, progress, is_canceled) -> None:
     result = fit_clusters(config, progress, is_canceled)
     from .core.regression.metrics import describe_r2
 
-    pooled = result.report["cv"]["pooled"]
-    print(f"Out-of-fold scores on {pooled['n']} clusters: {describe_r2(pooled['r2'])} (squared Pearson, signed), "
-          f"R² {pooled['R2']:.3f}. Wrote {result.model_path}.")
-    baseline = result.report.get("nightlights_baseline")
-    if baseline:
-        print(f"Nightlights alone: {describe_r2(baseline['pooled']['r2'])}, R² {baseline['pooled']['R2']:.3f}.")
+    pooled = result.report.cv.pooled
+    print(f"Out-of-fold scores on {pooled.n} clusters: {describe_r2(pooled.r2)} (squared Pearson, signed), "
+          f"R² {pooled.R2:.3f}. Wrote {result.model_path}.")
+    baseline = result.report.nightlights_baseline
+    if baseline is not None:
+        print(f"Nightlights alone: {describe_r2(baseline.pooled.r2)}, R² {baseline.pooled.R2:.3f}.")
     for note in result.notes:
         print(f"Note: {note}", file=sys.stderr)
 

@@ -344,18 +344,18 @@ class FitClustersAlgorithm(PovertyAlgorithm):
                                          "centroid.").format(self._not_points))
         with self.user_errors():
             result = fit_clusters(config, lambda f: feedback.setProgress(100.0 * f), feedback.isCanceled)
-        pooled = result.report["cv"]["pooled"]
+        pooled = result.report.cv.pooled
         feedback.pushInfo(self.tr("Out-of-fold scores on {} clusters: {} (squared Pearson, signed), R² {:.3f}.").format(
-            pooled["n"], describe_r2(pooled["r2"]), pooled["R2"]))
-        folds, coverage = result.report["folds"], result.report["coverage"]
+            pooled.n, describe_r2(pooled.r2), pooled.R2))
+        folds, coverage = result.report.folds, result.report.coverage
         feedback.pushInfo(self.tr("Folds of {} groups of neighbours closer than {:g} m; clusters per fold: {}.").format(
-            folds["groups"], folds["distance_m"], ", ".join(str(n) for n in folds["sizes"])))
+            folds.groups, folds.distance_m, ", ".join(str(n) for n in folds.sizes)))
         feedback.pushInfo(self.tr("Median tiles used per cluster {:g}; median share of the box covered {:.0%}.").format(
-            coverage["median_tiles_used"], coverage["median_covered_share"]))
-        baseline = result.report.get("nightlights_baseline")
-        if baseline:
+            coverage.median_tiles_used, coverage.median_covered_share))
+        baseline = result.report.nightlights_baseline
+        if baseline is not None:
             feedback.pushInfo(self.tr("Nightlights alone: {}, R² {:.3f}.").format(
-                describe_r2(baseline["pooled"]["r2"]), baseline["pooled"]["R2"]))
+                describe_r2(baseline.pooled.r2), baseline.pooled.R2))
         for note in result.notes:
             feedback.pushWarning(note)
 

@@ -2,6 +2,7 @@
 the penalty chosen inside each outer training set, scores on the held-out fold."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
@@ -10,6 +11,25 @@ from ..errors import PovertyMapperError
 from .folds import group_folds
 from .metrics import coefficient_of_determination, squared_pearson
 from .ridge import DEFAULT_ALPHAS, PenaltySearch, choose_alpha, fit_ridge
+
+
+@dataclass(frozen=True)
+class FoldScore:
+    """One outer fold: its held-out clusters, the penalty chosen inside it and how the
+    search for it went, and the scores on the held-out clusters."""
+
+    fold: int
+    n: int
+    alpha: float
+    alpha_edge: str | None  # the end of the first grid the best penalty lay at, if any
+    alpha_range: list[float]  # the penalties searched, first and last
+    alpha_at_limit: bool  # still at an end after the grid was extended
+    r2: float
+    R2: float  # noqa: N815 (the literature's name)
+
+    def to_json(self) -> dict:
+        return {"fold": self.fold, "n": self.n, "alpha": self.alpha, "alpha_edge": self.alpha_edge,
+                "alpha_range": self.alpha_range, "alpha_at_limit": self.alpha_at_limit, "r2": self.r2, "R2": self.R2}
 
 
 def nested_cv(
@@ -22,7 +42,7 @@ def nested_cv(
     alphas: Sequence[float] = DEFAULT_ALPHAS,
     search: PenaltySearch | None = None,
     folds: np.ndarray | None = None,
-) -> tuple[np.ndarray, np.ndarray, list[dict]]:
+) -> tuple[np.ndarray, np.ndarray, list[FoldScore]]:
     """Out-of-fold predictions with the penalty chosen inside each outer fold.
 
     Clusters of one group (``groups``: a location, or neighbours) never straddle a
@@ -46,19 +66,11 @@ def nested_cv(
         choice = choose_alpha(x[train], y[train], inner, search, w_train)
         model = fit_ridge(x[train], y[train], choice.alpha, w_train, search.scaling)
         pred[test] = model.predict(x[test])
-        per_fold.append({
-            "fold": f,
-            "n": int(test.sum()),
+        per_fold.append(FoldScore(
+            fold=f,
+            n=int(test.sum()),
             **choice.summary(),
-            "r2": round(squared_pearson(y[test], pred[test]), 4),
-            "R2": round(coefficient_of_determination(y[test], pred[test]), 4),
-        })
+            r2=round(squared_pearson(y[test], pred[test]), 4),
+            R2=round(coefficient_of_determination(y[test], pred[test]), 4),
+        ))
     return pred, folds, per_fold
-
-
-def pooled_scores(y: np.ndarray, pred: np.ndarray) -> dict:
-    return {
-        "r2": round(squared_pearson(y, pred), 4),
-        "R2": round(coefficient_of_determination(y, pred), 4),
-        "n": int(y.size),
-    }

@@ -19,12 +19,16 @@ from ..imagery.tiling import ground_positions_m
 from ..models.feature_domain import FeatureDomain
 from ..models.model_file import PovertyModel, Score, Scores, Target, TrainingDomain
 from ..options import TileOptions
-from ..regression.cross_validation import nested_cv, pooled_scores
+from ..regression.cross_validation import FoldScore, nested_cv
 from ..regression.folds import group_folds, linked_groups
 from ..regression.leave_group_out import leave_one_country_out
 from ..regression.metrics import interval_half_width, squared_pearson, within_r2
 from ..regression.ridge import DEFAULT_ALPHAS, FeatureScaling, PenaltySearch, RidgeRegressor, fit_ridge_cv
 from .cluster_features import ClusterFeatures, Coverage, features_of
+from .cluster_report import (
+    BaselineReport, ClusterCounts, ClusterCoverage, ClusterReport, CoverageReport, CrossValidationReport, FoldReport,
+    GroupScore, WithinGroups, fold_score, pooled_score,
+)
 from .outputs import write_training_outputs
 from .plots import plot_scatter
 from .progress import CancelCheck, PhasedProgress, ProgressCallback
@@ -92,7 +96,7 @@ class ClusterFitConfig(TileOptions, _ClusterFitConfigInputs):
 @dataclass
 class ClusterFitResult:
     model_path: str
-    report: dict
+    report: ClusterReport
     used: np.ndarray  # bool per input cluster: had imagery and a valid outcome
     observed: np.ndarray  # per used cluster (after the log transform, if any)
     predicted: np.ndarray  # out-of-fold prediction per used cluster
@@ -100,6 +104,15 @@ class ClusterFitResult:
     notes: list[str] = field(default_factory=list)
     coverage: Coverage | None = None  # per input cluster
     baseline_predicted: np.ndarray | None = None  # nightlights alone, out of fold, per used cluster (NaN: no lights)
+
+
+@dataclass(frozen=True)
+class NightlightsBaseline:
+    """The night-lights-alone cross-validation: its report, and its out-of-fold
+    prediction per used cluster (NaN where the lights do not reach)."""
+
+    report: BaselineReport
+    predicted: np.ndarray
 
 
 @dataclass(frozen=True)
@@ -121,8 +134,8 @@ class CrossValidation:
 
     predicted: np.ndarray  # out of fold, per used cluster
     folds: np.ndarray  # outer fold per used cluster
-    per_fold: list[dict]
-    pooled: dict  # scores of all out-of-fold predictions
+    per_fold: list[FoldScore]
+    pooled: Score  # scores of all out-of-fold predictions
     regressor: RidgeRegressor  # fitted on all clusters, penalty by cross-validation
 
 
@@ -154,15 +167,17 @@ def fit_clusters(
         notes.extend(_penalty_notes(cv.per_fold))
         baseline = _nightlights_baseline(config, imagery, table, notes)
     within = _within_groups(config, table, cv)
-    report = _cluster_report(config, imagery, features, table, cv, baseline, notes, within)
+    baseline_report = None if baseline is None else baseline.report
+    report = _cluster_report(config, imagery, features, table, cv, baseline_report, notes, within)
     write_training_outputs(
-        _cluster_model(config, imagery, features.extractor, table, cv, baseline, within), config.model_path,
-        report, config.report_path, config.scatter_path, lambda path: plot_scatter(table.y, cv.predicted, report, path),
+        _cluster_model(config, imagery, features.extractor, table, cv, baseline_report, within), config.model_path,
+        report.to_json(), config.report_path, config.scatter_path,
+        lambda path: plot_scatter(table.y, cv.predicted, report, path),
     )
     phases.done()
     return ClusterFitResult(
         config.model_path, report, table.used, table.y, cv.predicted, cv.folds, notes,
-        features.coverage, None if baseline is None else baseline["predicted"],
+        features.coverage, None if baseline is None else baseline.predicted,
     )
 
 
@@ -365,12 +380,12 @@ def _cross_validation(config: ClusterFitConfig, table: SurveyTable) -> CrossVali
         search=CLUSTER_PENALTY, folds=table.folds,
     )
     regressor = fit_ridge_cv(table.x, table.y, table.folds, sample_weight=table.weights, search=CLUSTER_PENALTY)
-    return CrossValidation(pred, folds, per_fold, pooled_scores(table.y, pred), regressor)
+    return CrossValidation(pred, folds, per_fold, pooled_score(table.y, pred), regressor)
 
 
 def _nightlights_baseline(
     config: ClusterFitConfig, imagery: TrainingImagery, table: SurveyTable, notes: list[str]
-) -> dict | None:
+) -> NightlightsBaseline | None:
     """The same cross-validation (same folds) on the mean nightlights of each cluster's box alone, if given."""
     if not config.nightlights_path:
         return None
@@ -396,12 +411,8 @@ def _nightlights_baseline(
     )
     predicted = np.full(table.y.size, np.nan)
     predicted[has] = bpred
-    return {
-        "features": "mean nightlights over each cluster's box, and its log1p",
-        "pooled": pooled_scores(table.y[has], bpred),
-        "folds": bfolds,
-        "predicted": predicted,
-    }
+    report = BaselineReport("mean nightlights over each cluster's box, and its log1p", pooled_score(table.y[has], bpred), bfolds)
+    return NightlightsBaseline(report, predicted)
 
 
 def _cv_protocol(config: ClusterFitConfig, table: SurveyTable) -> str:
@@ -422,90 +433,81 @@ def _outcome_unit(config: ClusterFitConfig) -> str:
 
 def _cluster_report(
     config: ClusterFitConfig, imagery: TrainingImagery, features: ClusterFeatures, table: SurveyTable,
-    cv: CrossValidation, baseline: dict | None, notes: list[str], within: dict | None,
-) -> dict:
-    return {
-        "outcome": config.outcome_name,
-        "unit": _outcome_unit(config),
-        "extractor": _extractor_name(config, imagery, features.extractor),
-        "box_size_m": config.box_size_m,
-        "tile_size_m": imagery.tile_m,
-        "clusters": {"given": len(config.clusters), "used": int(table.used.sum()), "groups": int(table.groups.max()) + 1},
-        "folds": _fold_report(config, table),
-        "coverage": _coverage_report(config, features.coverage, table.used),
-        "cv": {"protocol": _cv_protocol(config, table), "pooled": cv.pooled, "folds": cv.per_fold,
-               **({} if within is None else {"within_groups": within})},
-        "scores_named": "r2 = squared Pearson correlation with its sign (negative: predictions run against the "
-                        "outcome, no skill); R2 = coefficient of determination",
-        "nightlights_baseline": None if baseline is None else {k: v for k, v in baseline.items() if k != "predicted"},
-        "device": device_name(imagery.device),
-        "notes": notes,
-    }
+    cv: CrossValidation, baseline: BaselineReport | None, notes: list[str], within: WithinGroups | None,
+) -> ClusterReport:
+    return ClusterReport(
+        outcome=config.outcome_name,
+        unit=_outcome_unit(config),
+        extractor=_extractor_name(config, imagery, features.extractor),
+        box_size_m=config.box_size_m,
+        tile_size_m=imagery.tile_m,
+        clusters=ClusterCounts(len(config.clusters), int(table.used.sum()), int(table.groups.max()) + 1),
+        folds=_fold_report(config, table),
+        coverage=_coverage_report(config, features.coverage, table.used),
+        cv=CrossValidationReport(_cv_protocol(config, table), cv.pooled, cv.per_fold, within),
+        nightlights_baseline=baseline,
+        device=device_name(imagery.device),
+        notes=notes,
+    )
 
 
-def _within_groups(config: ClusterFitConfig, table: SurveyTable, cv: CrossValidation) -> dict | None:
+def _within_groups(config: ClusterFitConfig, table: SurveyTable, cv: CrossValidation) -> WithinGroups | None:
     """Out-of-fold r2 within the clusters' groups (country, survey round), where given:
     predictions and survey values both demeaned per group, and r2 in each group."""
     groups = np.array([c.group for c in config.clusters])[table.used]
     if not any(groups) or np.unique(groups).size < 2:
         return None
     per_group = {
-        str(g): {"r2": round(squared_pearson(table.y[groups == g], cv.predicted[groups == g]), 4),
-                 "n": int(np.sum(groups == g))}
+        str(g): GroupScore(round(squared_pearson(table.y[groups == g], cv.predicted[groups == g]), 4), int(np.sum(groups == g)))
         for g in np.unique(groups)
     }
-    out = {"r2": round(within_r2(table.y, cv.predicted, groups), 4), "n": int(groups.size),
-           "groups": len(per_group), "per_group": per_group}
+    out_of_group = None
     if len(per_group) >= 3:
         # Each group predicted by a model fitted on the others (penalty by an inner
         # leave-one-group-out): what the features bring to a country without surveys.
         loco = leave_one_country_out(table.x, table.y, groups)
-        out["out_of_group_r2"] = round(within_r2(table.y, loco.pred, groups), 4)
-    return out
+        out_of_group = round(within_r2(table.y, loco.pred, groups), 4)
+    return WithinGroups(round(within_r2(table.y, cv.predicted, groups), 4), int(groups.size), per_group, out_of_group)
 
 
-def _fold_report(config: ClusterFitConfig, table: SurveyTable) -> dict:
+def _fold_report(config: ClusterFitConfig, table: SurveyTable) -> FoldReport:
     """How the clusters were dealt to folds: the distance, the groups and the fold sizes."""
     group_sizes = np.bincount(table.groups)
-    return {
-        "distance_m": table.fold_distance_m,
-        "groups": int(group_sizes.size),
-        "largest_group": int(group_sizes.max()),
-        "sizes": np.bincount(table.folds, minlength=config.n_folds).tolist(),
-    }
+    return FoldReport(table.fold_distance_m, int(group_sizes.size), int(group_sizes.max()),
+                      np.bincount(table.folds, minlength=config.n_folds).tolist())
 
 
-def _coverage_report(config: ClusterFitConfig, coverage: Coverage, used: np.ndarray) -> dict:
+def _coverage_report(config: ClusterFitConfig, coverage: Coverage, used: np.ndarray) -> CoverageReport:
     """The tiles and the covered share of every cluster's box (ids only, no coordinates)."""
     on_image = coverage.tiles_in_box > 0
-    return {
-        "minimum": {"tiles": config.min_tiles, "covered_share": config.min_covered_share},
-        "median_tiles_used": float(np.median(coverage.tiles_used[used])),
-        "median_covered_share": round(float(np.median(coverage.covered_share[used])), 4),
-        "clusters": [
-            {"id": c.id, "tiles_used": int(coverage.tiles_used[i]), "tiles_in_box": int(coverage.tiles_in_box[i]),
-             "covered_share": round(float(coverage.covered_share[i]), 4), "used": bool(used[i])}
+    return CoverageReport(
+        config.min_tiles, config.min_covered_share,
+        median_tiles_used=float(np.median(coverage.tiles_used[used])),
+        median_covered_share=round(float(np.median(coverage.covered_share[used])), 4),
+        clusters=[
+            ClusterCoverage(c.id, int(coverage.tiles_used[i]), int(coverage.tiles_in_box[i]),
+                            round(float(coverage.covered_share[i]), 4), bool(used[i]))
             for i, c in enumerate(config.clusters) if on_image[i]
         ],
-    }
+    )
 
 
-def _penalty_notes(per_fold: list[dict]) -> list[str]:
+def _penalty_notes(per_fold: list[FoldScore]) -> list[str]:
     """A line for each fold whose penalty lay at an end of the grid."""
     lines = []
     for f in per_fold:
-        if f["alpha_edge"]:
-            where = "still at the end of the extended grid" if f["alpha_at_limit"] else "inside the extended grid"
+        if f.alpha_edge:
+            where = "still at the end of the extended grid" if f.alpha_at_limit else "inside the extended grid"
             lines.append(
-                f"Fold {f['fold']}: the best penalty lay at the {f['alpha_edge']} end of the grid; searched "
-                f"further, alpha {f['alpha']:g} was chosen, {where}."
+                f"Fold {f.fold}: the best penalty lay at the {f.alpha_edge} end of the grid; searched "
+                f"further, alpha {f.alpha:g} was chosen, {where}."
             )
     return lines
 
 
 def _cluster_model(
     config: ClusterFitConfig, imagery: TrainingImagery, extractor: FeatureExtractor, table: SurveyTable,
-    cv: CrossValidation, baseline: dict | None, within: dict | None,
+    cv: CrossValidation, baseline: BaselineReport | None, within: WithinGroups | None,
 ) -> PovertyModel:
     n_used = int(table.used.sum())
     return PovertyModel(
@@ -523,12 +525,12 @@ def _cluster_model(
         feature_domain=FeatureDomain.of_training(table.x),
         scores=Scores(
             protocol=_cv_protocol(config, table),
-            pooled=Score.from_json(cv.pooled),
-            folds={str(f["fold"]): Score.from_json(f) for f in cv.per_fold},
-            baselines={} if baseline is None else {"nightlights": Score.from_json(baseline["pooled"])},
+            pooled=cv.pooled,
+            folds={str(f.fold): fold_score(f) for f in cv.per_fold},
+            baselines={} if baseline is None else {"nightlights": baseline.pooled},
             interval_80=round(interval_half_width(table.y - cv.predicted), 6),
-            within_groups_r2=None if within is None else within["r2"],
-            out_of_country_r2=None if within is None else within.get("out_of_group_r2"),
+            within_groups_r2=None if within is None else within.r2,
+            out_of_country_r2=None if within is None else within.out_of_group_r2,
         ),
         provenance={
             "data": f"{n_used} clusters on {Path(config.image_path).name}",

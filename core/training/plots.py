@@ -2,9 +2,14 @@
 fit's observed-against-predicted scatter."""
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from ..atomic import atomic_output
+
+if TYPE_CHECKING:
+    from .cluster_report import ClusterReport
 
 
 def plot_training(report: dict, path: str) -> None:
@@ -34,7 +39,7 @@ def plot_training(report: dict, path: str) -> None:
     plt.close(fig)
 
 
-def plot_scatter(observed: np.ndarray, predicted: np.ndarray, report: dict, path: str) -> None:
+def plot_scatter(observed: np.ndarray, predicted: np.ndarray, report: ClusterReport, path: str) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -45,15 +50,15 @@ def plot_scatter(observed: np.ndarray, predicted: np.ndarray, report: dict, path
     lo = float(min(observed.min(), predicted.min()))
     hi = float(max(observed.max(), predicted.max()))
     ax.plot([lo, hi], [lo, hi], color="grey", lw=1, label="predicted = observed")
-    pooled = report["cv"]["pooled"]
+    pooled = report.cv.pooled
     ax.set(
-        xlabel=f"observed {report['outcome']} ({report['unit']})",
+        xlabel=f"observed {report.outcome} ({report.unit})",
         ylabel="out-of-fold prediction",
-        title=f"{report['extractor']} features: r² {pooled['r2']:.2f}, R² {pooled['R2']:.2f} (n={pooled['n']})",
+        title=f"{report.extractor} features: r² {pooled.r2:.2f}, R² {pooled.R2:.2f} (n={pooled.n})",
     )
-    if report.get("nightlights_baseline"):
-        b = report["nightlights_baseline"]["pooled"]
-        ax.text(0.02, 0.97, f"nightlights only: r² {b['r2']:.2f}, R² {b['R2']:.2f}", transform=ax.transAxes, va="top")
+    if report.nightlights_baseline is not None:
+        b = report.nightlights_baseline.pooled
+        ax.text(0.02, 0.97, f"nightlights only: r² {b.r2:.2f}, R² {b.R2:.2f}", transform=ax.transAxes, va="top")
     ax.legend(loc="lower right")
     with atomic_output(path, ".png") as tmp:
         fig.savefig(tmp, dpi=100, format="png")

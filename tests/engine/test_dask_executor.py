@@ -234,7 +234,7 @@ def test_a_fit_on_the_cluster_gives_the_local_fit(small_world, tmp_path, client,
     np.testing.assert_allclose(dask.coverage.covered_share, local.coverage.covered_share, rtol=1e-12)
     # Chunks come back in another order: features summed in another order, equal to rounding.
     np.testing.assert_allclose(dask.predicted, local.predicted, rtol=1e-6, atol=1e-9)
-    assert dask.report["cv"]["pooled"]["r2"] == pytest.approx(local.report["cv"]["pooled"]["r2"], rel=1e-6)
+    assert dask.report.cv.pooled.r2 == pytest.approx(local.report.cv.pooled.r2, rel=1e-6)
     assert load_model(tmp_path / "dask.povmodel").card() == load_model(tmp_path / "local.povmodel").card()
     assert progress == sorted(progress) and progress[-1] == 1.0
 

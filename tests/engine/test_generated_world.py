@@ -78,10 +78,10 @@ def test_cnn_features_recover_the_planted_relation(world, proxy, tmp_path):
             scatter_path=str(tmp_path / "scatter.png"),
         )
     )
-    pooled = result.report["cv"]["pooled"]
-    assert pooled["n"] == len(world.clusters)
-    assert pooled["r2"] >= 0.8 and pooled["R2"] >= 0.75
-    assert result.report["nightlights_baseline"]["pooled"]["n"] == len(world.clusters)
+    pooled = result.report.cv.pooled
+    assert pooled.n == len(world.clusters)
+    assert pooled.r2 >= 0.8 and pooled.R2 >= 0.75
+    assert result.report.nightlights_baseline.pooled.n == len(world.clusters)
     assert (tmp_path / "scatter.png").is_file()
 
     # The fitted model maps the world: estimates follow the planted density.
@@ -105,9 +105,9 @@ def test_shuffled_outcomes_score_near_zero(world, proxy, tmp_path):
             box_size_m=BOX_M,
         )
     )
-    pooled = result.report["cv"]["pooled"]
-    assert pooled["r2"] < 0.15
-    assert pooled["R2"] < 0.1
+    pooled = result.report.cv.pooled
+    assert pooled.r2 < 0.15
+    assert pooled.R2 < 0.1
 
 
 @pytest.mark.parametrize("extractor", ["histogram", "random"])
@@ -123,7 +123,7 @@ def test_untrained_extractors_recover_the_planted_relation(world, tmp_path, extr
             n_random_filters=64,
         )
     )
-    assert result.report["cv"]["pooled"]["r2"] >= 0.8
+    assert result.report.cv.pooled.r2 >= 0.8
     # The histogram extractor of a cluster fit gives square-rooted frequencies.
     assert load_model(tmp_path / f"{extractor}.povmodel").extractor.kind == {"histogram": "histogram_sqrt"}.get(extractor, extractor)
 
@@ -158,9 +158,9 @@ def test_imagenet_started_features_recover_the_planted_relation(world, imagenet_
                          model_path=str(tmp_path / "fit.povmodel"), outcome_name="generated wealth",
                          extractor_path=str(imagenet_proxy[1]), box_size_m=EFFICIENTNET_BOX_M)
     )
-    pooled = result.report["cv"]["pooled"]
-    assert pooled["n"] == len(world.clusters)
-    assert pooled["r2"] >= 0.7 and pooled["R2"] >= 0.6, pooled
+    pooled = result.report.cv.pooled
+    assert pooled.n == len(world.clusters)
+    assert pooled.r2 >= 0.7 and pooled.R2 >= 0.6, pooled
 
 
 def _planted_truth(world, transform, shape, box_m):
