@@ -157,7 +157,8 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     from .core.inference.predict import PredictRequest
-    from .core.training.clusters import EXTRACTOR_CHOICES, ClusterFitConfig
+    from .core.training.clusters import ClusterFitConfig
+    from .core.training.survey_inputs import EXTRACTOR_CHOICES
     from .core.training.proxy import ARCHITECTURES, ProxyTrainingConfig
 
     parser = _Parser(
@@ -377,7 +378,8 @@ def _to_image_crs(xs, ys, crs_from: str, crs_to):
 
 def _fit(args, progress, is_canceled) -> None:
     from .core.imagery.tile_reader import open_raster
-    from .core.training.clusters import ClusterFitConfig, extractor_fields, fit_clusters
+    from .core.training.clusters import ClusterFitConfig, fit_clusters
+    from .core.training.survey_inputs import extractor_fields
 
     with open_raster(args.image) as ds:
         clusters = _read_clusters(args, ds.crs)

@@ -28,7 +28,8 @@ from qgis.core import (
 )
 from qgis.PyQt.QtCore import QVariant
 
-from ..core.training.clusters import EXTRACTOR_CHOICES, Cluster, ClusterFitConfig, fit_clusters
+from ..core.training.clusters import Cluster, ClusterFitConfig, fit_clusters
+from ..core.training.survey_inputs import EXTRACTOR_CHOICES
 from ..core.models.model_file import MODEL_SUFFIX
 from ..core.regression.metrics import describe_r2
 from .base import PovertyAlgorithm

@@ -16,7 +16,8 @@ from pathlib import Path
 from ..extractors.cnn import SMALL_CNN, CnnExtractor
 from ..extractors.efficientnet import ARCHITECTURE as EFFICIENTNET
 from ..models.model_file import PovertyModel
-from ..training.clusters import Cluster, ClusterFitConfig, extractor_fields
+from ..training.clusters import Cluster, ClusterFitConfig
+from ..training.survey_inputs import extractor_fields
 from ..training.proxy import ProxyTrainingConfig
 from . import dhs
 

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from ..atomic import check_not_an_input, check_writable_folder
 from ..device import device_name
 from ..errors import PovertyMapperError
 from ..extractors.base import FeatureExtractor
@@ -33,10 +31,10 @@ from .outputs import write_training_outputs
 from .plots import plot_scatter
 from .progress import CancelCheck, PhasedProgress, ProgressCallback
 from .setup import TrainingImagery, open_imagery
+from .survey_inputs import EXTRACTOR_CHOICES, check_config, check_outputs, survey_outcomes, survey_weights
 
 log = logging.getLogger("poverty_mapper")
 
-EXTRACTOR_CHOICES = ("histogram", "random")  # extractors fitted to the imagery; else a model file's
 # Shares of the progress bar: computing the features; the rest takes moments.
 CLUSTER_PHASES = {"tiles per cluster": 0.0, "features": 9.0, "cross-validation": 0.5, "baseline": 0.5, "report": 0.0}
 # How the ridge penalty is chosen here. Features that vary in fewer than 20% of the
@@ -74,7 +72,7 @@ class _ClusterFitConfigInputs:
 class ClusterFitConfig(TileOptions, _ClusterFitConfigInputs):
     outcome_name: str = "outcome"
     outcome_unit: str = "survey units"
-    extractor_kind: str = "histogram"  # one of EXTRACTOR_CHOICES, fitted to the imagery
+    extractor_kind: str = EXTRACTOR_CHOICES[0]  # one of EXTRACTOR_CHOICES, fitted to the imagery
     extractor_path: str | None = None  # a .povmodel whose extractor to use instead (e.g. a proxy CNN)
     box_size_m: float = 10_000.0
     tile_size_m: float = 1_920.0  # for 'histogram' and 'random'; a model file brings its own
@@ -139,14 +137,6 @@ class CrossValidation:
     regressor: RidgeRegressor  # fitted on all clusters, penalty by cross-validation
 
 
-def _number(value) -> float:
-    """A survey value as a float; missing or non-numeric values become NaN."""
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return float("nan")
-
-
 def fit_clusters(
     config: ClusterFitConfig,
     progress: ProgressCallback | None = None,
@@ -154,11 +144,11 @@ def fit_clusters(
 ) -> ClusterFitResult:
     """Fits the survey outcome in five phases: the tiles of each cluster's box, their
     features, the cross-validation, the nightlights baseline and the report (with the model file)."""
-    _check_config(config)
-    _check_outputs(config)
+    check_config(config)
+    check_outputs(config)
     phases = PhasedProgress(CLUSTER_PHASES, progress, is_canceled)
     notes: list[str] = []
-    outcomes, usable = _outcomes(config, notes)
+    outcomes, usable = survey_outcomes(config, notes)
     with open_imagery(config.image_path, config, config.tile_size_m, model_path=config.extractor_path) as imagery:
         windows, tiles_in_box = _tiles_per_cluster(config, imagery, usable, notes)
         features = features_of(config, imagery, windows, tiles_in_box, phases["features"])
@@ -179,97 +169,6 @@ def fit_clusters(
         config.model_path, report, table.used, table.y, cv.predicted, cv.folds, notes,
         features.coverage, None if baseline is None else baseline.predicted,
     )
-
-
-def extractor_fields(extractor: str) -> dict[str, str]:
-    """The config fields for a front end's one extractor value: a kind of
-    :data:`EXTRACTOR_CHOICES`, or else the path of a model file."""
-    return {"extractor_kind": extractor} if extractor in EXTRACTOR_CHOICES else {"extractor_path": extractor}
-
-
-# Outcomes beyond this size overflow the fit's sums of squares: a value of 1e300 is a
-# typing error or a code for "missing", not a survey measure.
-MAX_OUTCOME = 1e12
-
-
-def _check_config(config: ClusterFitConfig) -> None:
-    if not config.clusters:
-        raise PovertyMapperError("The cluster layer holds no clusters; give a layer or file with a point per surveyed cluster.")
-    if not config.extractor_path and config.extractor_kind not in EXTRACTOR_CHOICES:
-        raise PovertyMapperError(
-            f"The extractor must be {' or '.join(repr(k) for k in EXTRACTOR_CHOICES)}, not {config.extractor_kind!r}; "
-            "or give the model file whose extractor to use."
-        )
-    if not 2 <= config.n_folds:
-        raise PovertyMapperError(f"The cross-validation needs at least 2 folds, not {config.n_folds}; 5 is usual.")
-    for name, value in (("box size", config.box_size_m), ("tile size", config.tile_size_m)):
-        if not (math.isfinite(value) and value > 0):
-            raise PovertyMapperError(f"The {name} must be more than 0 m, not {value:g}; e.g. 10000 m boxes of 1920 m tiles.")
-    if config.seed < 0:
-        raise PovertyMapperError(f"The seed must be 0 or more, not {config.seed}.")
-    if config.batch_size < 1:
-        raise PovertyMapperError(f"The batch size must be 1 or more tiles, not {config.batch_size}; e.g. 64.")
-    if config.fold_distance_m is not None and not config.fold_distance_m >= 0:
-        raise PovertyMapperError("The fold distance must be 0 m or more (0: only clusters at the same place share a fold).")
-    if config.min_tiles < 1 or not 0.0 <= config.min_covered_share <= 1.0:
-        raise PovertyMapperError(
-            "The coverage minimum must be at least one tile and a share of the box between 0 and 1."
-        )
-
-
-def _check_outputs(config: ClusterFitConfig) -> None:
-    """Refuse, before the fit, outputs that name an input or lie in folders that cannot be written."""
-    inputs = {"imagery": config.image_path, "nightlights raster": config.nightlights_path}
-    if config.extractor_path:
-        inputs["extractor model file"] = config.extractor_path
-    outputs = {"model file": config.model_path, "report": config.report_path, "scatter plot": config.scatter_path}
-    for what, path in outputs.items():
-        if path:
-            check_not_an_input(path, inputs)
-            check_writable_folder(path, what)
-
-
-def _outcomes(config: ClusterFitConfig, notes: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    """Each cluster's outcome as a number, and whether it can be used (numeric; > 0 for a log)."""
-    outcomes = np.array([_number(c.outcome) for c in config.clusters], np.float64)
-    usable = np.isfinite(outcomes)
-    if not usable.any():
-        raise PovertyMapperError(
-            f"No cluster has a numeric outcome in '{config.outcome_name}' (all are missing, NaN or text); "
-            "choose the field that holds the survey outcome as numbers."
-        )
-    if not usable.all():
-        notes.append(f"{int(np.sum(~usable))} clusters without a numeric outcome (missing, NaN or text) left out.")
-    huge = usable & (np.abs(np.where(usable, outcomes, 0.0)) > MAX_OUTCOME)
-    if huge.any():
-        raise PovertyMapperError(
-            f"{_clusters(int(huge.sum()))} an outcome beyond ±{MAX_OUTCOME:g} (e.g. {outcomes[huge][0]:g}) in "
-            f"'{config.outcome_name}': a typing error or a code for a missing value. Correct or empty those values, "
-            "or rescale the outcome."
-        )
-    if config.log_outcome:
-        not_positive = usable & (outcomes <= 0)
-        usable &= outcomes > 0
-        if not_positive.any():
-            notes.append(f"{_clusters(int(not_positive.sum()))} an outcome of 0 or less, which has no logarithm: "
-                         "left out (log transform).")
-    located = np.array([math.isfinite(c.x) and math.isfinite(c.y) for c in config.clusters])
-    if not np.any(usable & located):
-        n = int(usable.sum())
-        raise PovertyMapperError(
-            ("The one cluster with an outcome has" if n == 1 else f"None of the {n} clusters with an outcome has")
-            + " a valid location (no geometry, or coordinates that are not numbers or outside their CRS's range); "
-            "check the clusters' coordinates."
-        )
-    if np.any(usable & ~located):
-        notes.append(f"{_clusters(int(np.sum(usable & ~located)))} no valid location (no geometry, coordinates that "
-                     "are not numbers or outside their CRS's range): left out.")
-    return outcomes, usable & located
-
-
-def _clusters(n: int) -> str:
-    """'1 cluster has' or 'N clusters have'."""
-    return "1 cluster has" if n == 1 else f"{n} clusters have"
 
 
 def _tiles_per_cluster(
@@ -318,26 +217,10 @@ def _survey_table(
             f"The outcome is {outcomes[used][0]:g} at every cluster used: there is nothing to fit. "
             f"Check that '{config.outcome_name}' is the survey outcome."
         )
-    weights = _weights(config, used)
+    weights = survey_weights(config, used)
     distance = config.box_size_m if config.fold_distance_m is None else config.fold_distance_m
     groups, folds = _spatial_folds(config, imagery, used, distance)
     return SurveyTable(used, features.features[used], y, weights, groups, folds, distance)
-
-
-def _weights(config: ClusterFitConfig, used: np.ndarray) -> np.ndarray | None:
-    """The used clusters' weights, when the fit is weighted: numbers of zero or more, not all zero."""
-    if not config.use_weights:
-        return None
-    weights = np.array([_number(c.weight) for c in config.clusters], np.float64)[used]
-    bad = ~np.isfinite(weights) | (weights < 0)
-    if bad.any():
-        raise PovertyMapperError(
-            f"{_clusters(int(bad.sum()))} a weight that is missing, not a number or below 0; give every "
-            "cluster a weight of 0 or more (e.g. the households surveyed), or fit without weights."
-        )
-    if not weights.sum() > 0:
-        raise PovertyMapperError("Every cluster's weight is 0; give the clusters weights above 0, or fit without weights.")
-    return weights
 
 
 def _covered_enough(config: ClusterFitConfig, usable: np.ndarray, coverage: Coverage, notes: list[str]) -> np.ndarray:

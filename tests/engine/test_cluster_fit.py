@@ -23,7 +23,8 @@ from poverty_mapper.core.training import clusters as clusters_module
 from poverty_mapper.core.models.model_file import load_model
 from poverty_mapper.core.training.cluster_features import cluster_features
 from poverty_mapper.core.training.cluster_report import fold_score
-from poverty_mapper.core.training.clusters import CLUSTER_PENALTY, Cluster, ClusterFitConfig, extractor_fields, fit_clusters
+from poverty_mapper.core.training.clusters import CLUSTER_PENALTY, Cluster, ClusterFitConfig, fit_clusters
+from poverty_mapper.core.training.survey_inputs import extractor_fields
 from poverty_mapper.core.training.progress import PhasedProgress
 
 BOX_M, TILE_M = 1500.0, 480.0

@@ -10,7 +10,8 @@ import pytest
 import rasterio
 
 from generated_world import density_on, make_world
-from poverty_mapper.core.training.clusters import Cluster, ClusterFitConfig, extractor_fields, fit_clusters
+from poverty_mapper.core.training.clusters import Cluster, ClusterFitConfig, fit_clusters
+from poverty_mapper.core.training.survey_inputs import extractor_fields
 from poverty_mapper.core.models.model_file import load_model
 from poverty_mapper.core.inference.predict import PredictRequest, predict_poverty_map
 from poverty_mapper.core.training.proxy import ProxyTrainingConfig, train_proxy
