@@ -157,7 +157,8 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     from .core.inference.predict import PredictRequest
-    from .core.training.clusters import EXTRACTOR_CHOICES, ClusterFitConfig
+    from .core.training.clusters import ClusterFitConfig
+    from .core.training.survey_inputs import EXTRACTOR_CHOICES
     from .core.training.proxy import ARCHITECTURES, ProxyTrainingConfig
 
     parser = _Parser(
@@ -209,7 +210,7 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--log-outcome", action="store_true", help="fit the outcome's logarithm")
     fit.add_argument("--box-size", type=float, default=_default(ClusterFitConfig, "box_size_m"), metavar="METRES",
                      help="side of the box around each cluster whose tiles are averaged (default: %(default)g)")
-    fit.add_argument("--extractor", default=_default(ClusterFitConfig, "extractor"),
+    fit.add_argument("--extractor", default=_default(ClusterFitConfig, "extractor_kind"),
                      help=f"features: {' or '.join(EXTRACTOR_CHOICES)}, or a .povmodel file whose extractor to use "
                           "(e.g. a proxy CNN from trainproxy) (default: %(default)s)")
     fit.add_argument("--nightlights", default=None, help="a nightlights raster for the baseline score")
@@ -378,12 +379,13 @@ def _to_image_crs(xs, ys, crs_from: str, crs_to):
 def _fit(args, progress, is_canceled) -> None:
     from .core.imagery.tile_reader import open_raster
     from .core.training.clusters import ClusterFitConfig, fit_clusters
+    from .core.training.survey_inputs import extractor_fields
 
     with open_raster(args.image) as ds:
         clusters = _read_clusters(args, ds.crs)
     config = ClusterFitConfig(
         image_path=args.image, clusters=clusters, model_path=args.model, outcome_name=args.outcome,
-        extractor=args.extractor, band_indexes=args.bands, radiometry=args.radiometry, box_size_m=args.box_size,
+        **extractor_fields(args.extractor), band_indexes=args.bands, radiometry=args.radiometry, box_size_m=args.box_size,
         tile_size_m=args.tile_size, log_outcome=args.log_outcome, use_weights=bool(args.weight), n_folds=args.folds,
         fold_distance_m=args.fold_distance, min_tiles=args.min_tiles, min_covered_share=args.min_coverage,
         nightlights_path=args.nightlights, report_path=args.report, scatter_path=args.scatter, device=args.device,
@@ -392,12 +394,12 @@ def _fit(args, progress, is_canceled) -> None:
     result = fit_clusters(config, progress, is_canceled)
     from .core.regression.metrics import describe_r2
 
-    pooled = result.report["cv"]["pooled"]
-    print(f"Out-of-fold scores on {pooled['n']} clusters: {describe_r2(pooled['r2'])} (squared Pearson, signed), "
-          f"R² {pooled['R2']:.3f}. Wrote {result.model_path}.")
-    baseline = result.report.get("nightlights_baseline")
-    if baseline:
-        print(f"Nightlights alone: {describe_r2(baseline['pooled']['r2'])}, R² {baseline['pooled']['R2']:.3f}.")
+    pooled = result.report.cv.pooled
+    print(f"Out-of-fold scores on {pooled.n} clusters: {describe_r2(pooled.r2)} (squared Pearson, signed), "
+          f"R² {pooled.R2:.3f}. Wrote {result.model_path}.")
+    baseline = result.report.nightlights_baseline
+    if baseline is not None:
+        print(f"Nightlights alone: {describe_r2(baseline.pooled.r2)}, R² {baseline.pooled.R2:.3f}.")
     for note in result.notes:
         print(f"Note: {note}", file=sys.stderr)
 

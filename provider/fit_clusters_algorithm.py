@@ -28,7 +28,8 @@ from qgis.core import (
 )
 from qgis.PyQt.QtCore import QVariant
 
-from ..core.training.clusters import EXTRACTOR_CHOICES, Cluster, ClusterFitConfig, fit_clusters
+from ..core.training.clusters import Cluster, ClusterFitConfig, fit_clusters
+from ..core.training.survey_inputs import EXTRACTOR_CHOICES
 from ..core.models.model_file import MODEL_SUFFIX
 from ..core.regression.metrics import describe_r2
 from .base import PovertyAlgorithm
@@ -306,10 +307,10 @@ class FitClustersAlgorithm(PovertyAlgorithm):
 
     def processAlgorithm(self, parameters, context: QgsProcessingContext, feedback: QgsProcessingFeedback) -> dict:  # noqa: N802
         choice = EXTRACTOR_OPTIONS[self.parameterAsEnum(parameters, self.EXTRACTOR, context)]
-        extractor = choice
+        extractor_path = None
         if choice == "model file":
-            extractor = self.parameterAsFile(parameters, self.EXTRACTOR_MODEL, context)
-            if not extractor:
+            extractor_path = self.parameterAsFile(parameters, self.EXTRACTOR_MODEL, context)
+            if not extractor_path:
                 raise QgsProcessingException(self.tr("Choose the extractor model file (e.g. a trained proxy CNN)."))
         outcome = self.parameterAsString(parameters, self.OUTCOME, context)
         model_out = self.parameterAsFileOutput(parameters, self.OUTPUT_MODEL, context)
@@ -320,7 +321,7 @@ class FitClustersAlgorithm(PovertyAlgorithm):
             clusters=tuple(Cluster(x, y, o, w, str(fid), g) for x, y, o, w, fid, g in self._clusters),
             model_path=model_out,
             outcome_name=outcome,
-            extractor=extractor,
+            **({"extractor_path": extractor_path} if extractor_path else {"extractor_kind": choice}),
             band_indexes=self.band_indexes(parameters, context),
             radiometry=self.radiometry(parameters, context),
             box_size_m=self.parameterAsDouble(parameters, self.BOX_SIZE, context),
@@ -344,18 +345,18 @@ class FitClustersAlgorithm(PovertyAlgorithm):
                                          "centroid.").format(self._not_points))
         with self.user_errors():
             result = fit_clusters(config, lambda f: feedback.setProgress(100.0 * f), feedback.isCanceled)
-        pooled = result.report["cv"]["pooled"]
+        pooled = result.report.cv.pooled
         feedback.pushInfo(self.tr("Out-of-fold scores on {} clusters: {} (squared Pearson, signed), R² {:.3f}.").format(
-            pooled["n"], describe_r2(pooled["r2"]), pooled["R2"]))
-        folds, coverage = result.report["folds"], result.report["coverage"]
+            pooled.n, describe_r2(pooled.r2), pooled.R2))
+        folds, coverage = result.report.folds, result.report.coverage
         feedback.pushInfo(self.tr("Folds of {} groups of neighbours closer than {:g} m; clusters per fold: {}.").format(
-            folds["groups"], folds["distance_m"], ", ".join(str(n) for n in folds["sizes"])))
+            folds.groups, folds.distance_m, ", ".join(str(n) for n in folds.sizes)))
         feedback.pushInfo(self.tr("Median tiles used per cluster {:g}; median share of the box covered {:.0%}.").format(
-            coverage["median_tiles_used"], coverage["median_covered_share"]))
-        baseline = result.report.get("nightlights_baseline")
-        if baseline:
+            coverage.median_tiles_used, coverage.median_covered_share))
+        baseline = result.report.nightlights_baseline
+        if baseline is not None:
             feedback.pushInfo(self.tr("Nightlights alone: {}, R² {:.3f}.").format(
-                describe_r2(baseline["pooled"]["r2"]), baseline["pooled"]["R2"]))
+                describe_r2(baseline.pooled.r2), baseline.pooled.R2))
         for note in result.notes:
             feedback.pushWarning(note)
 

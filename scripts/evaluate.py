@@ -206,7 +206,7 @@ def run_kinshasa(real_dir: Path, work_dir: Path) -> dict:
         rural = rural_of[fit.used]
         results["all"][name] = _scores(fit.observed, fit.predicted)
         results["rural"][name] = _scores(fit.observed[rural], fit.predicted[rural])
-        results["reports"][name] = fit.report
+        results["reports"][name] = fit.report.to_json()
         lights = fit.baseline_predicted
     results["all"]["nightlights"] = _scores(fit.observed, lights)
     results["rural"]["nightlights"] = _scores(fit.observed[rural], lights[rural])

@@ -46,5 +46,5 @@ def write_bundled_model(real: Path, proxy_path: Path, out: Path) -> Path:
     # named so, a map finds them by colour in any RGB image.
     model = dataclasses.replace(fitted, name=NAME, provenance=provenance, bands=("RED", "GREEN", "BLUE"))
     save_model(model, out)
-    sys.stdout.write(f"wrote {out}: {fit.report['cv']['pooled']}\n")
+    sys.stdout.write(f"wrote {out}: {fit.report.cv.pooled.to_json()}\n")
     return out

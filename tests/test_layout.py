@@ -156,15 +156,36 @@ def test_plugin_code_runs_on_python_3_9():
     assert offenders == []
 
 
-def test_no_engine_function_is_longer_than_80_lines():
+# Functions still longer than the guard allows, each to be split into named steps as
+# fitclusters' initAlgorithm is; the list may only shrink.
+LONG_FUNCTIONS = {"cli.py build_parser", "provider/predict_algorithm.py initAlgorithm",
+                  "provider/train_proxy_algorithm.py initAlgorithm"}
+
+
+def _plugin_modules():
+    """The plugin's own code: the top-level modules, the engine, the algorithms and the dock."""
+    return sorted(ROOT.glob("*.py")) + sorted(p for d in ("core", "provider", "ui") for p in (ROOT / d).rglob("*.py"))
+
+
+def test_no_plugin_module_is_longer_than_500_lines():
+    """A module that outgrows 500 lines holds more than one job: give each its own."""
+    modules = _plugin_modules()
+    long = [f"{path.relative_to(ROOT)} ({n} lines)" for path in modules
+            if (n := len(path.read_text(encoding="utf-8").splitlines())) > 500]
+    assert long == []
+    assert len(modules) > 80 and ROOT / "cli.py" in modules  # not vacuous
+
+
+def test_no_plugin_function_is_longer_than_80_lines():
     """Long functions hide phases; the trainers and the mapping run are split into named steps."""
-    long = [
-        f"{path.relative_to(ROOT)}:{node.lineno} {node.name} ({node.end_lineno - node.lineno + 1} lines)"
-        for path in sorted((ROOT / "core").rglob("*.py"))
+    long = {
+        f"{path.relative_to(ROOT).as_posix()} {node.name}"
+        for path in _plugin_modules()
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.end_lineno - node.lineno + 1 > 80
-    ]
-    assert long == []
+    }
+    assert long - LONG_FUNCTIONS == set()
+    assert LONG_FUNCTIONS - long == set()  # split since: take it off the list
 
 
 def test_no_test_module_imports_another():

@@ -17,6 +17,7 @@ from ..extractors.cnn import SMALL_CNN, CnnExtractor
 from ..extractors.efficientnet import ARCHITECTURE as EFFICIENTNET
 from ..models.model_file import PovertyModel
 from ..training.clusters import Cluster, ClusterFitConfig
+from ..training.survey_inputs import extractor_fields
 from ..training.proxy import ProxyTrainingConfig
 from . import dhs
 
@@ -65,7 +66,7 @@ def cluster_config(real_dir: Path, extractor: str, model_path: Path) -> ClusterF
     )
     return ClusterFitConfig(
         str(real_dir / dhs.KINSHASA_IMAGE), clusters, str(model_path), outcome_name="wealthpooled",
-        outcome_unit="DHS asset index", extractor=extractor, band_indexes=dhs.KINSHASA_BANDS,
+        outcome_unit="DHS asset index", **extractor_fields(extractor), band_indexes=dhs.KINSHASA_BANDS,
         radiometry=dhs.KINSHASA_RADIOMETRY, nightlights_path=str(real_dir / dhs.KINSHASA_LIGHTS),
         fold_distance_m=dhs.KINSHASA_FOLD_DISTANCE_M, device="cpu",
     )

@@ -14,7 +14,7 @@ and run batches of a task on it; this process gets each batch's result once.
   given to the cluster at a time, so a continent's millions of tiles never wait in memory.
 
 ``distributed`` is imported only when a run asks for a cluster: the plugin works without it.
-Mapping (inference.dask_executor) and fitting (training.clusters) run on it.
+Mapping (inference.dask_executor) and fitting (training.cluster_features) run on it.
 """
 from __future__ import annotations
 

@@ -9,8 +9,10 @@ Nothing here needs torch, so a model card is read without it.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
+from ..errors import ModelFileError
+from ..imagery.radiometry import PRESETS
 from ..regression.metrics import describe_r2
 
 
@@ -210,26 +212,87 @@ class TrainingDomain:
 
 
 @dataclass(frozen=True)
-class ModelInfo:
-    """Everything a model file says but its arrays: enough for a card, read without torch."""
+class ModelDescription:
+    """What a model is, as its file's ``model.json`` says beside the extractor's, the
+    regressor's and the feature domain's own specs. Declared, written and read here
+    only: the model in memory, its card and the file share it."""
 
     name: str
-    target: Target | None
-    bands: tuple[str, ...]
-    input_scaling: str
+    target: Target | None  # None for a feature extractor alone (a trained proxy CNN)
+    bands: tuple[str, ...]  # band names, in the order the extractor expects them
+    input_scaling: str  # what pixel values the extractor expects, in words
     pixel_size_m: float
     tile_size_px: int
-    extractor_kind: str
-    n_features: int | None = None
-    alpha: float | None = None
-    radiometry: str | None = None
-    band_indexes: tuple[int, ...] = ()
+    radiometry: str | None = None  # preset key of the imagery it was trained on; None: not known
+    band_indexes: tuple[int, ...] = ()  # the bands' numbers in that imagery
     domain: TrainingDomain | None = None
     scores: Scores = field(default_factory=Scores)
-    provenance: dict = field(default_factory=dict)
+    provenance: dict = field(default_factory=dict)  # free-form, for people
+    nightlights: NightLightsInput | None = None  # the lights layer a NIGHTLIGHTS band is read from
+
+    @classmethod
+    def fields_of(cls, source) -> dict:
+        """The description's fields as keywords, taken from anything that has them (a model, a card)."""
+        return {f.name: getattr(source, f.name) for f in fields(ModelDescription)}
+
+    def to_json(self) -> dict:
+        target = self.target
+        out = {
+            "name": self.name,
+            "target": None if target is None else {"name": target.name, "unit": target.unit, "description": target.description},
+            "bands": list(self.bands),
+            "input_scaling": self.input_scaling,
+            "pixel_size_m": self.pixel_size_m,
+            "tile_size_px": self.tile_size_px,
+            "radiometry": self.radiometry,
+            "band_indexes": list(self.band_indexes),
+            "domain": None if self.domain is None else self.domain.to_json(),
+            "scores": self.scores.to_json(),
+            "provenance": self.provenance,
+        }
+        if self.nightlights is not None:  # only where there is one: other files keep their bytes
+            out["nightlights"] = self.nightlights.to_json()
+        return out
+
+    @classmethod
+    def from_json(cls, meta: dict) -> "ModelDescription":
+        """The description in ``model.json``; format 1 kept some facts in its free-form ``training``."""
+        target = meta.get("target")
+        provenance = dict(meta.get("provenance") or meta.get("training") or {})
+        if meta["format_version"] >= 2:
+            radiometry, band_indexes = meta.get("radiometry"), meta.get("band_indexes") or ()
+        else:
+            radiometry, band_indexes = provenance.pop("radiometry", None), provenance.pop("band_indexes", ())
+        if radiometry is not None and radiometry not in PRESETS:
+            raise ModelFileError(
+                f"The model file names an unknown radiometry {radiometry!r} (known: {', '.join(PRESETS)}); "
+                "the model's imagery would be read with the wrong scaling. Rewrite the model with a known one."
+            )
+        return ModelDescription(
+            name=str(meta["name"]),
+            target=None if target is None else Target(str(target["name"]), str(target["unit"]), str(target.get("description", ""))),
+            bands=tuple(str(b) for b in meta["bands"]),
+            input_scaling=str(meta["input_scaling"]),
+            pixel_size_m=float(meta["pixel_size_m"]),
+            tile_size_px=int(meta["tile_size_px"]),
+            radiometry=None if radiometry is None else str(radiometry),
+            band_indexes=tuple(int(b) for b in band_indexes),
+            domain=TrainingDomain.from_json(meta.get("domain")),
+            scores=Scores.from_json(meta.get("scores")),
+            provenance=provenance,
+            nightlights=NightLightsInput.from_json(meta.get("nightlights")),
+        )
+
+
+@dataclass(frozen=True)
+class ModelInfo(ModelDescription):
+    """Everything a model file says but its arrays: enough for a card, read without torch."""
+
+    extractor_kind: str = ""
+    n_features: int | None = None
+    alpha: float | None = None
     # Main directions of the training features kept for the domain check (None: no check).
     feature_domain_dimensions: int | None = None
-    nightlights: NightLightsInput | None = None  # for a model with a NIGHTLIGHTS band
 
     @property
     def tile_size_m(self) -> float:

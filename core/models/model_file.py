@@ -26,15 +26,14 @@ import numpy as np
 from ..atomic import atomic_output
 from ..errors import ModelFileError, PovertyMapperError
 from ..extractors.registry import extractor_from_spec
-from ..imagery.radiometry import PRESETS
 from ..regression.ridge import RidgeRegressor
 from .feature_domain import FeatureDomain
-from .metadata import ModelInfo, NightLightsInput, Score, Scores, Target, TrainingDomain
+from .metadata import ModelDescription, ModelInfo, NightLightsInput, Score, Scores, Target, TrainingDomain
 
 if TYPE_CHECKING:
     from ..extractors.base import FeatureExtractor
 
-__all__ = ["ModelInfo", "NightLightsInput", "PovertyModel", "Score", "Scores", "Target", "TrainingDomain", "load_model", "read_model_info", "save_model"]
+__all__ = ["ModelDescription", "ModelInfo", "NightLightsInput", "PovertyModel", "Score", "Scores", "Target", "TrainingDomain", "load_model", "read_model_info", "save_model"]
 
 FORMAT_NAME = "poverty_mapper.model"
 FORMAT_VERSION = 2  # 2: typed radiometry, band_indexes, domain and scores; free-form provenance apart
@@ -51,7 +50,9 @@ MIN_PIXEL_SIZE_M = 0.01
 
 @dataclass(frozen=True)
 class PovertyModel:
-    """Feature extractor + regressor + everything needed to apply them correctly."""
+    """Feature extractor + regressor + everything needed to apply them correctly. The
+    fields beside the extractor, the regressor and the feature domain are those of
+    :class:`ModelDescription` (tests/engine/test_model_file.py holds them equal)."""
 
     name: str
     target: Target | None  # None for a feature extractor alone (a trained proxy CNN)
@@ -78,14 +79,15 @@ class PovertyModel:
         return self.regressor is not None and self.target is not None
 
     @property
+    def description(self) -> ModelDescription:
+        return ModelDescription(**ModelDescription.fields_of(self))
+
+    @property
     def info(self) -> ModelInfo:
         return ModelInfo(
-            name=self.name, target=self.target, bands=self.bands, input_scaling=self.input_scaling,
-            pixel_size_m=self.pixel_size_m, tile_size_px=self.tile_size_px,
+            **ModelDescription.fields_of(self),
             extractor_kind=self.extractor.kind, n_features=self.extractor.n_features,
             alpha=None if self.regressor is None else self.regressor.alpha,
-            radiometry=self.radiometry, band_indexes=self.band_indexes, domain=self.domain,
-            scores=self.scores, provenance=self.provenance, nightlights=self.nightlights,
             feature_domain_dimensions=None if self.feature_domain is None else self.feature_domain.n_dimensions,
         )
 
@@ -110,28 +112,15 @@ def save_model(model: PovertyModel, path: str | os.PathLike) -> Path:
     ext_spec, ext_arrays = model.extractor.to_spec()
     reg_spec, reg_arrays = model.regressor.to_spec() if model.regressor is not None else (None, {})
     dom_spec, dom_arrays = model.feature_domain.to_spec() if model.feature_domain is not None else (None, {})
-    target = model.target
     meta = {
         "format": FORMAT_NAME,
         "format_version": FORMAT_VERSION,
-        "name": model.name,
-        "target": None if target is None else {"name": target.name, "unit": target.unit, "description": target.description},
-        "bands": list(model.bands),
-        "input_scaling": model.input_scaling,
-        "pixel_size_m": model.pixel_size_m,
-        "tile_size_px": model.tile_size_px,
-        "radiometry": model.radiometry,
-        "band_indexes": list(model.band_indexes),
+        **model.description.to_json(),
         "extractor": ext_spec,
         "n_features": model.extractor.n_features,
         "regressor": reg_spec,
-        "domain": None if model.domain is None else model.domain.to_json(),
         "feature_domain": dom_spec,
-        "scores": model.scores.to_json(),
-        "provenance": model.provenance,
     }
-    if model.nightlights is not None:  # only where there is one: other files keep their bytes
-        meta["nightlights"] = model.nightlights.to_json()
     arrays = {f"extractor/{k}": v for k, v in ext_arrays.items()}
     arrays.update({f"regressor/{k}": v for k, v in reg_arrays.items()})
     arrays.update({f"feature_domain/{k}": v for k, v in dom_arrays.items()})
@@ -168,37 +157,16 @@ def read_model_info(path: str | os.PathLike) -> ModelInfo:
 
 
 def _info(meta: dict) -> ModelInfo:
-    """The typed description; format 1 kept the facts in its free-form ``training``."""
-    target = meta.get("target")
-    provenance = dict(meta.get("provenance") or meta.get("training") or {})
-    if meta["format_version"] >= 2:
-        radiometry, band_indexes = meta.get("radiometry"), meta.get("band_indexes") or ()
-    else:
-        radiometry, band_indexes = provenance.pop("radiometry", None), provenance.pop("band_indexes", ())
-    if radiometry is not None and radiometry not in PRESETS:
-        raise ModelFileError(
-            f"The model file names an unknown radiometry {radiometry!r} (known: {', '.join(PRESETS)}); "
-            "the model's imagery would be read with the wrong scaling. Rewrite the model with a known one."
-        )
+    """The description, and what the extractor's, regressor's and feature domain's specs say of them."""
+    description = ModelDescription.from_json(meta)
     regressor = meta.get("regressor")
     n_features = meta.get("n_features")
     return ModelInfo(
-        name=str(meta["name"]),
-        target=None if target is None else Target(str(target["name"]), str(target["unit"]), str(target.get("description", ""))),
-        bands=tuple(str(b) for b in meta["bands"]),
-        input_scaling=str(meta["input_scaling"]),
-        pixel_size_m=float(meta["pixel_size_m"]),
-        tile_size_px=int(meta["tile_size_px"]),
+        **ModelDescription.fields_of(description),
         extractor_kind=str(meta["extractor"]["kind"]),
         n_features=None if n_features is None else int(n_features),
         alpha=None if regressor is None else float(regressor["alpha"]),
-        radiometry=None if radiometry is None else str(radiometry),
-        band_indexes=tuple(int(b) for b in band_indexes),
-        domain=TrainingDomain.from_json(meta.get("domain")),
-        scores=Scores.from_json(meta.get("scores")),
-        provenance=provenance,
         feature_domain_dimensions=(meta.get("feature_domain") or {}).get("dimensions"),
-        nightlights=NightLightsInput.from_json(meta.get("nightlights")),
     )
 
 
@@ -221,12 +189,7 @@ def load_model(path: str | os.PathLike) -> PovertyModel:
             dom_arrays = ModelArrays(path, zf, "feature_domain/")
             feature_domain = None if not meta.get("feature_domain") else FeatureDomain.from_spec(meta["feature_domain"], dom_arrays)
             model = PovertyModel(
-                name=info.name, target=info.target, bands=info.bands, input_scaling=info.input_scaling,
-                pixel_size_m=info.pixel_size_m, tile_size_px=info.tile_size_px,
-                extractor=extractor, regressor=regressor,
-                radiometry=info.radiometry, band_indexes=info.band_indexes, domain=info.domain,
-                scores=info.scores, provenance=info.provenance, feature_domain=feature_domain,
-                nightlights=info.nightlights,
+                **ModelDescription.fields_of(info), extractor=extractor, regressor=regressor, feature_domain=feature_domain,
             )
         except ModelFileError:
             raise

@@ -21,7 +21,6 @@ import rasterio
 import torch
 from torch import nn
 
-from ..atomic import atomic_output
 from ..device import device_name
 from ..errors import PovertyMapperError
 from ..extractors.cnn import SMALL_CNN, CnnExtractor, ProxyCNN, build_network, reuse_lower_layers
@@ -32,6 +31,7 @@ from ..imagery.tile_reader import READ_CACHE_BYTES
 from ..models.model_file import PovertyModel, Scores, load_model
 from ..options import TileOptions
 from .outputs import write_training_outputs
+from .plots import plot_training
 from .progress import CancelCheck, Phase, PhasedProgress, ProgressCallback
 from .proxy_tiles import (
     TileSet,
@@ -469,30 +469,3 @@ def _proxy_model(
             "seed": config.seed,
         },
     )
-
-
-def plot_training(report: dict, path: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    epochs = [e["epoch"] for e in report["epochs"]]
-    fig, axes = plt.subplots(1, 3, figsize=(13, 4), constrained_layout=True)
-    axes[0].plot(epochs, [e["train_loss"] for e in report["epochs"]], "o-", label="train")
-    axes[0].plot(epochs, [e["val_loss"] for e in report["epochs"]], "o-", label="validation blocks")
-    axes[0].set(xlabel="epoch", ylabel="cross-entropy loss", title="Loss")
-    axes[1].plot(epochs, [e["train_accuracy"] for e in report["epochs"]], "o-", label="train")
-    axes[1].plot(epochs, [e["val_accuracy"] for e in report["epochs"]], "o-", label="validation blocks")
-    axes[1].set(xlabel="epoch", ylabel="accuracy", title="Accuracy", ylim=(0, 1))
-    for ax in axes[:2]:
-        ax.legend()
-    matrix = np.array(report["confusion_matrix_val"]["matrix"])
-    axes[2].imshow(matrix, cmap="Blues")
-    for (i, j), v in np.ndenumerate(matrix):
-        axes[2].text(j, i, str(v), ha="center", va="center")
-    axes[2].set(xlabel="predicted class", ylabel="true class", title="Validation confusion matrix")
-    fig.suptitle(f"Nightlight proxy training: {report['image']} ({report['device']})")
-    with atomic_output(path, ".png") as tmp:
-        fig.savefig(tmp, dpi=100, format="png")
-    plt.close(fig)

@@ -122,8 +122,8 @@ def test_fit_from_a_csv_gives_the_engines_fit(small_world, tmp_path, capsys):
     clusters = tuple(Cluster(x, y, o, w, str(i)) for i, (x, y, o, w) in enumerate(small_world.clusters))
     engine = fit_clusters(ClusterFitConfig(str(small_world.image_path), clusters, str(tmp_path / "engine.povmodel"),
                                            outcome_name="asset_index", use_weights=True, device="cpu", **options))
-    pooled = engine.report["cv"]["pooled"]
-    assert f"r² {pooled['r2']:.3f}" in capsys.readouterr().out
+    pooled = engine.report.cv.pooled
+    assert f"r² {pooled.r2:.3f}" in capsys.readouterr().out
     assert load_model(tmp_path / "cli.povmodel").card() == load_model(tmp_path / "engine.povmodel").card()
 
 

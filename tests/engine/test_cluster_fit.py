@@ -18,8 +18,13 @@ from poverty_mapper.core.imagery.tile_reader import TileReader
 from poverty_mapper.core.imagery.tiling import PixelWindow
 from poverty_mapper.core.regression.metrics import coefficient_of_determination, squared_pearson
 from poverty_mapper.core.regression.ridge import PenaltySearch
+from poverty_mapper.core.regression.cross_validation import nested_cv
 from poverty_mapper.core.training import clusters as clusters_module
-from poverty_mapper.core.training.clusters import CLUSTER_PENALTY, Cluster, ClusterFitConfig, fit_clusters, nested_cv
+from poverty_mapper.core.models.model_file import load_model
+from poverty_mapper.core.training.cluster_features import cluster_features
+from poverty_mapper.core.training.cluster_report import fold_score
+from poverty_mapper.core.training.clusters import CLUSTER_PENALTY, Cluster, ClusterFitConfig, fit_clusters
+from poverty_mapper.core.training.survey_inputs import extractor_fields
 from poverty_mapper.core.training.progress import PhasedProgress
 
 BOX_M, TILE_M = 1500.0, 480.0
@@ -54,7 +59,7 @@ def test_clusters_closer_than_the_fold_distance_share_a_fold(world, tmp_path):
     folds = json.loads((tmp_path / "cv.json").read_text())["folds"]
     assert folds["distance_m"] == 1000.0
     assert folds["sizes"] == np.bincount(result.fold, minlength=5).tolist() and sum(folds["sizes"]) == 40
-    assert folds["groups"] == result.report["clusters"]["groups"] >= 5
+    assert folds["groups"] == result.report.clusters.groups >= 5
     assert folds["largest_group"] == max(folds["sizes"])  # here the largest group fills a fold alone
     # Which clusters share a fold: whole groups of neighbours (found here, apart from the engine).
     groups = neighbour_groups(xy, 1000.0)
@@ -65,21 +70,21 @@ def test_clusters_closer_than_the_fold_distance_share_a_fold(world, tmp_path):
 
 def test_the_fold_distance_defaults_to_the_box_size(world, tmp_path):
     result = _fit(world, tmp_path, box_size_m=750.0)
-    assert result.report["folds"]["distance_m"] == 750.0
-    assert "closer than 750 m" in result.report["cv"]["protocol"]
+    assert result.report.folds.distance_m == 750.0
+    assert "closer than 750 m" in result.report.cv.protocol
     with pytest.raises(PovertyMapperError, match=r"form only 2 groups of neighbours closer than 1500 m"):
         _fit(world, tmp_path)  # 1.5 km boxes: the 40 generated clusters chain into two groups
 
 
 def test_the_baseline_uses_the_same_folds_and_gives_its_predictions(world, tmp_path):
     result = _fit(world, tmp_path, fold_distance_m=750.0, nightlights_path=str(world.lights_path))
-    baseline = result.report["nightlights_baseline"]
-    assert [f["n"] for f in baseline["folds"]] == [f["n"] for f in result.report["cv"]["folds"]]
+    baseline = result.report.nightlights_baseline
+    assert [f.n for f in baseline.folds] == [f.n for f in result.report.cv.folds]
     lights = result.baseline_predicted
     assert lights.shape == result.predicted.shape and np.all(np.isfinite(lights))
-    assert baseline["pooled"]["r2"] == round(squared_pearson(result.observed, lights), 4)
-    assert baseline["pooled"]["R2"] == round(coefficient_of_determination(result.observed, lights), 4)
-    assert "predicted" not in baseline  # the report holds scores, not per-cluster values
+    assert baseline.pooled.r2 == round(squared_pearson(result.observed, lights), 4)
+    assert baseline.pooled.R2 == round(coefficient_of_determination(result.observed, lights), 4)
+    assert "predicted" not in baseline.to_json()  # the report holds scores, not per-cluster values
 
 
 def _lights_like(world, path, values):
@@ -103,7 +108,7 @@ def test_lights_without_variation_give_no_baseline_score_but_say_why(world, tmp_
         shape = (1, 1) if kind == "one pixel" else (src.height, src.width)
     lights = _lights_like(world, tmp_path / "flat_lights.tif", np.full(shape, 0.0 if kind == "all zero" else 7.5))
     result = _fit(world, tmp_path, fold_distance_m=750.0, nightlights_path=lights)
-    assert result.report["nightlights_baseline"] is None
+    assert result.report.nightlights_baseline is None
     assert any("do not vary" in n and "no nightlights baseline" in n for n in result.notes)
 
 
@@ -120,9 +125,9 @@ def test_predictions_that_run_against_the_outcome_score_a_negative_r2(world):
 
 def test_every_fold_reports_its_penalty_and_whether_it_lay_at_an_end(world, tmp_path):
     result = _fit(world, tmp_path, fold_distance_m=750.0)
-    for fold in result.report["cv"]["folds"]:
-        assert {"alpha", "alpha_edge", "alpha_range", "alpha_at_limit", "n", "r2", "R2"} <= set(fold)
-        assert fold["alpha_range"][0] <= fold["alpha"] <= fold["alpha_range"][1]
+    for fold in result.report.cv.folds:
+        assert {"alpha", "alpha_edge", "alpha_range", "alpha_at_limit", "n", "r2", "R2"} <= set(fold.to_json())
+        assert fold.alpha_range[0] <= fold.alpha <= fold.alpha_range[1]
 
 
 def test_a_penalty_at_the_end_of_its_grid_is_searched_further_and_noted(world, tmp_path, monkeypatch):
@@ -131,9 +136,9 @@ def test_a_penalty_at_the_end_of_its_grid_is_searched_further_and_noted(world, t
     short = PenaltySearch((1e-3, 1e-2), limits=(1e-6, 1e9), scaling=CLUSTER_PENALTY.scaling)
     monkeypatch.setattr(clusters_module, "CLUSTER_PENALTY", short)
     result = _fit(world, tmp_path, fold_distance_m=750.0)
-    folds = result.report["cv"]["folds"]
-    assert all(f["alpha_edge"] == "upper" and f["alpha_range"][1] > 1e-2 for f in folds)
-    assert all(f["alpha"] > 1e-2 or f["alpha_at_limit"] for f in folds)
+    folds = result.report.cv.folds
+    assert all(f.alpha_edge == "upper" and f.alpha_range[1] > 1e-2 for f in folds)
+    assert all(f.alpha > 1e-2 or f.alpha_at_limit for f in folds)
     notes = [n for n in result.notes if "upper end of the grid" in n]
     assert len(notes) == 5 and notes[0].startswith("Fold 0: the best penalty lay at the upper end")
 
@@ -207,7 +212,7 @@ def test_tiles_with_too_few_valid_pixels_never_reach_the_extractor(world, half_i
     windows = [(0, PixelWindow(c, 100, 16, 16)) for c in range(80, 120, 4)]  # from all nodata to all valid
     with rasterio.open(half_image) as ds:
         reader = TileReader(ds, (1, 2, 3), 16, REFLECTANCE)
-        features, used, valid_pixels = clusters_module._cluster_features(
+        features, used, valid_pixels = cluster_features(
             Recording(), reader, windows, 40, torch.device("cpu"), config, PhasedProgress({"f": 1.0})["f"]
         )
     assert seen and min(seen) >= 0.5
@@ -240,11 +245,11 @@ def test_rare_bins_no_longer_flatten_the_predictions(seed):
     # Plain standardization: the desert clusters' bins reach thousands of standard
     # deviations, the inner cross-validation flees to the largest penalty, and the
     # predictions are flat.
-    assert sum(f["alpha_edge"] == "upper" for f in plain) >= 3
+    assert sum(f.alpha_edge == "upper" for f in plain) >= 3
     assert coefficient_of_determination(y, plain_pred) < 0.3
     pred, _, chosen = nested_cv(x, y, groups, 5, search=CLUSTER_PENALTY)
-    assert not any(f["alpha_edge"] == "upper" for f in chosen)
-    assert coefficient_of_determination(y, pred) > 0.9 and min(f["R2"] for f in chosen) > 0.85
+    assert not any(f.alpha_edge == "upper" for f in chosen)
+    assert coefficient_of_determination(y, pred) > 0.9 and min(f.R2 for f in chosen) > 0.85
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
@@ -253,7 +258,7 @@ def test_rare_bins_of_square_rooted_frequencies_are_left_out(seed):
     too few clusters to be kept, and no fold's predictions run wild."""
     x, y = _rare_bin_clusters(seed=seed)
     pred, _, chosen = nested_cv(np.sqrt(x), y, np.arange(len(y)), 5, search=CLUSTER_PENALTY)
-    assert coefficient_of_determination(y, pred) > 0.8 and min(f["R2"] for f in chosen) > 0.6
+    assert coefficient_of_determination(y, pred) > 0.8 and min(f.R2 for f in chosen) > 0.6
 
 
 @pytest.mark.parametrize("bad", [{"fold_distance_m": -1.0}, {"min_tiles": 0}, {"min_covered_share": 1.5}])
@@ -271,3 +276,32 @@ def test_too_few_clusters_left_by_the_log_outcome_says_which_were_left_out(world
                                                  r"outcome of 0 or less, which has no logarithm"):
         _fit(world, tmp_path, clusters=clusters, log_outcome=True, fold_distance_m=750.0)
     assert not (tmp_path / "m.povmodel").exists()
+
+
+# --- the extractor: a kind, or a model file -------------------------------------------
+
+
+def test_an_unknown_extractor_kind_is_refused_with_the_choices(world, tmp_path):
+    with pytest.raises(PovertyMapperError, match=r"must be 'histogram' or 'random', not 'histogramm'"):
+        _fit(world, tmp_path, extractor_kind="histogramm")
+    assert not (tmp_path / "m.povmodel").exists()
+
+
+def test_one_extractor_value_is_a_kind_or_else_a_model_file():
+    assert extractor_fields("random") == {"extractor_kind": "random"}
+    assert extractor_fields("proxy.povmodel") == {"extractor_path": "proxy.povmodel"}
+
+
+# --- the report: typed, written once --------------------------------------------------
+
+
+def test_the_report_file_is_the_typed_report_and_the_model_keeps_its_scores(world, tmp_path):
+    result = _fit(world, tmp_path, fold_distance_m=750.0, nightlights_path=str(world.lights_path),
+                  report_path=str(tmp_path / "cv.json"))
+    report = result.report
+    assert json.loads((tmp_path / "cv.json").read_text()) == json.loads(json.dumps(report.to_json()))
+    assert report.cv.pooled.n == result.used.sum() and [f.fold for f in report.cv.folds] == list(range(5))
+    scores = load_model(tmp_path / "m.povmodel").scores
+    assert scores.pooled == report.cv.pooled
+    assert scores.folds == {str(f.fold): fold_score(f) for f in report.cv.folds}
+    assert scores.baselines == {"nightlights": report.nightlights_baseline.pooled}

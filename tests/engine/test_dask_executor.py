@@ -223,7 +223,7 @@ def test_a_fit_on_the_cluster_gives_the_local_fit(small_world, tmp_path, client,
     def fit(name, **options):
         progress: list[float] = []
         config = ClusterFitConfig(str(small_world.image_path), clusters, str(tmp_path / f"{name}.povmodel"),
-                                  extractor=extractor, box_size_m=1500.0, tile_size_m=480.0, fold_distance_m=750.0, device="cpu",
+                                  extractor_kind=extractor, box_size_m=1500.0, tile_size_m=480.0, fold_distance_m=750.0, device="cpu",
                                   batch_size=8, n_random_filters=16, **options)
         return fit_clusters(config, progress.append), progress
 
@@ -234,7 +234,7 @@ def test_a_fit_on_the_cluster_gives_the_local_fit(small_world, tmp_path, client,
     np.testing.assert_allclose(dask.coverage.covered_share, local.coverage.covered_share, rtol=1e-12)
     # Chunks come back in another order: features summed in another order, equal to rounding.
     np.testing.assert_allclose(dask.predicted, local.predicted, rtol=1e-6, atol=1e-9)
-    assert dask.report["cv"]["pooled"]["r2"] == pytest.approx(local.report["cv"]["pooled"]["r2"], rel=1e-6)
+    assert dask.report.cv.pooled.r2 == pytest.approx(local.report.cv.pooled.r2, rel=1e-6)
     assert load_model(tmp_path / "dask.povmodel").card() == load_model(tmp_path / "local.povmodel").card()
     assert progress == sorted(progress) and progress[-1] == 1.0
 

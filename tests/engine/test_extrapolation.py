@@ -96,13 +96,13 @@ def test_scores_within_groups_are_reported_and_carded(small_world, tmp_path):
     fit = fit_clusters(ClusterFitConfig(image_path=str(small_world.image_path), clusters=clusters,
                                         model_path=str(tmp_path / "fit.povmodel"), box_size_m=1500, tile_size_m=480,
                                         fold_distance_m=750.0))
-    within = fit.report["cv"]["within_groups"]
+    within = fit.report.cv.within_groups
     groups = np.where(west, "west", "east")[fit.used]
-    assert within["groups"] == 2 and within["r2"] == round(within_r2(fit.observed, fit.predicted, groups), 4)
-    assert set(within["per_group"]) == {"west", "east"}
-    assert within["r2"] > fit.report["cv"]["pooled"]["r2"] > 0
+    assert len(within.per_group) == 2 and within.r2 == round(within_r2(fit.observed, fit.predicted, groups), 4)
+    assert set(within.per_group) == {"west", "east"}
+    assert within.r2 > fit.report.cv.pooled.r2 > 0
     assert "Within groups" in load_model(tmp_path / "fit.povmodel").card()
-    assert "out_of_group_r2" not in within  # two groups: no model fitted on 'the others' can choose a penalty
+    assert within.out_of_group_r2 is None and "out_of_group_r2" not in within.to_json()  # two groups: no model fitted on 'the others' can choose a penalty
 
 
 def test_with_three_groups_each_is_also_predicted_from_the_others(small_world, tmp_path):
@@ -119,11 +119,11 @@ def test_with_three_groups_each_is_also_predicted_from_the_others(small_world, t
     fit = fit_clusters(ClusterFitConfig(image_path=str(small_world.image_path), clusters=clusters,
                                         model_path=str(tmp_path / "fit.povmodel"), box_size_m=1500, tile_size_m=480,
                                         fold_distance_m=750.0))
-    within = fit.report["cv"]["within_groups"]
-    assert within["groups"] == 3 and 0.5 < within["out_of_group_r2"] <= 1.0
+    within = fit.report.cv.within_groups
+    assert len(within.per_group) == 3 and 0.5 < within.out_of_group_r2 <= 1.0
     model = load_model(tmp_path / "fit.povmodel")
-    assert model.scores.out_of_country_r2 == within["out_of_group_r2"]
-    assert f"Out of country (fitted on the other countries): r² {within['out_of_group_r2']:.2f}" in model.card()
+    assert model.scores.out_of_country_r2 == within.out_of_group_r2
+    assert f"Out of country (fitted on the other countries): r² {within.out_of_group_r2:.2f}" in model.card()
 
 
 def test_band_names_are_short_and_each_quality_code_is_named_in_the_band_tags(tmp_path):

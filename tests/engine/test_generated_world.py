@@ -11,6 +11,7 @@ import rasterio
 
 from generated_world import density_on, make_world
 from poverty_mapper.core.training.clusters import Cluster, ClusterFitConfig, fit_clusters
+from poverty_mapper.core.training.survey_inputs import extractor_fields
 from poverty_mapper.core.models.model_file import load_model
 from poverty_mapper.core.inference.predict import PredictRequest, predict_poverty_map
 from poverty_mapper.core.training.proxy import ProxyTrainingConfig, train_proxy
@@ -71,17 +72,17 @@ def test_cnn_features_recover_the_planted_relation(world, proxy, tmp_path):
             clusters=_clusters(world),
             model_path=str(tmp_path / "fit.povmodel"),
             outcome_name="generated wealth",
-            extractor=str(out / "proxy.povmodel"),
+            extractor_path=str(out / "proxy.povmodel"),
             box_size_m=BOX_M,
             nightlights_path=str(world.lights_path),
             report_path=str(tmp_path / "cv.json"),
             scatter_path=str(tmp_path / "scatter.png"),
         )
     )
-    pooled = result.report["cv"]["pooled"]
-    assert pooled["n"] == len(world.clusters)
-    assert pooled["r2"] >= 0.8 and pooled["R2"] >= 0.75
-    assert result.report["nightlights_baseline"]["pooled"]["n"] == len(world.clusters)
+    pooled = result.report.cv.pooled
+    assert pooled.n == len(world.clusters)
+    assert pooled.r2 >= 0.8 and pooled.R2 >= 0.75
+    assert result.report.nightlights_baseline.pooled.n == len(world.clusters)
     assert (tmp_path / "scatter.png").is_file()
 
     # The fitted model maps the world: estimates follow the planted density.
@@ -101,13 +102,13 @@ def test_shuffled_outcomes_score_near_zero(world, proxy, tmp_path):
             image_path=str(world.image_path),
             clusters=_clusters(world, shuffled),
             model_path=str(tmp_path / "shuffled.povmodel"),
-            extractor=str(out / "proxy.povmodel"),
+            extractor_path=str(out / "proxy.povmodel"),
             box_size_m=BOX_M,
         )
     )
-    pooled = result.report["cv"]["pooled"]
-    assert pooled["r2"] < 0.15
-    assert pooled["R2"] < 0.1
+    pooled = result.report.cv.pooled
+    assert pooled.r2 < 0.15
+    assert pooled.R2 < 0.1
 
 
 @pytest.mark.parametrize("extractor", ["histogram", "random"])
@@ -117,13 +118,13 @@ def test_untrained_extractors_recover_the_planted_relation(world, tmp_path, extr
             image_path=str(world.image_path),
             clusters=_clusters(world),
             model_path=str(tmp_path / f"{extractor}.povmodel"),
-            extractor=extractor,
+            extractor_kind=extractor,
             tile_size_m=TILE_M,
             box_size_m=BOX_M,
             n_random_filters=64,
         )
     )
-    assert result.report["cv"]["pooled"]["r2"] >= 0.8
+    assert result.report.cv.pooled.r2 >= 0.8
     # The histogram extractor of a cluster fit gives square-rooted frequencies.
     assert load_model(tmp_path / f"{extractor}.povmodel").extractor.kind == {"histogram": "histogram_sqrt"}.get(extractor, extractor)
 
@@ -156,11 +157,11 @@ def test_imagenet_started_features_recover_the_planted_relation(world, imagenet_
     result = fit_clusters(
         ClusterFitConfig(image_path=str(world.image_path), clusters=_clusters(world),
                          model_path=str(tmp_path / "fit.povmodel"), outcome_name="generated wealth",
-                         extractor=str(imagenet_proxy[1]), box_size_m=EFFICIENTNET_BOX_M)
+                         extractor_path=str(imagenet_proxy[1]), box_size_m=EFFICIENTNET_BOX_M)
     )
-    pooled = result.report["cv"]["pooled"]
-    assert pooled["n"] == len(world.clusters)
-    assert pooled["r2"] >= 0.7 and pooled["R2"] >= 0.6, pooled
+    pooled = result.report.cv.pooled
+    assert pooled.n == len(world.clusters)
+    assert pooled.r2 >= 0.7 and pooled.R2 >= 0.6, pooled
 
 
 def _planted_truth(world, transform, shape, box_m):
@@ -188,7 +189,7 @@ def test_the_map_lives_on_the_training_outcomes_scale(world, proxy, imagenet_pro
     box_m = 2880.0 if extractor == "efficientnet" else BOX_M  # three tiles of 960 m, or of 480 m
     result = fit_clusters(ClusterFitConfig(
         image_path=str(world.image_path), clusters=_clusters(world), model_path=str(tmp_path / "fit.povmodel"),
-        extractor=source, tile_size_m=TILE_M, box_size_m=box_m, n_random_filters=64, fold_distance_m=BOX_M,
+        **extractor_fields(source), tile_size_m=TILE_M, box_size_m=box_m, n_random_filters=64, fold_distance_m=BOX_M,
     ))
     predict_poverty_map(PredictRequest(str(world.image_path), str(tmp_path / "map.tif"), load_model(tmp_path / "fit.povmodel")))
     with rasterio.open(tmp_path / "map.tif") as ds:

@@ -34,12 +34,12 @@ def test_the_clusters_are_read_and_placed_in_web_mercator(survey):
 
 
 def test_kinshasa_folds_keep_the_city_together(fit):
-    folds = fit.report["folds"]
-    assert fit.used.all() and fit.report["cv"]["pooled"]["n"] == 44
-    assert folds["distance_m"] == 10_000.0
+    folds = fit.report.folds
+    assert fit.used.all() and fit.report.cv.pooled.n == 44
+    assert folds.distance_m == 10_000.0
     # Within 10 km the city's clusters chain into one group of 35: one fold holds it alone.
-    assert folds["groups"] == 9 and folds["largest_group"] == 35 and max(folds["sizes"]) == 35
-    assert sum(folds["sizes"]) == 44
+    assert folds.groups == 9 and folds.largest_group == 35 and max(folds.sizes) == 35
+    assert sum(folds.sizes) == 44
     # Which clusters: the linked groups found here from their ground positions.
     survey = dhs.load_dhs_clusters(SHARED_DATA / dhs.KINSHASA_CLUSTERS, crs="EPSG:3857")
     groups = neighbour_groups(ground_positions_m(CRS.from_epsg(3857), survey.x, survey.y), 10_000.0)
@@ -51,13 +51,13 @@ def test_kinshasa_folds_keep_the_city_together(fit):
 
 def test_kinshasa_boxes_are_fully_covered(fit):
     assert np.all(fit.coverage.tiles_in_box == 36) and np.all(fit.coverage.tiles_used == 36)
-    assert fit.report["coverage"]["median_covered_share"] == 1.0
+    assert fit.report.coverage.median_covered_share == 1.0
 
 
 def test_kinshasa_night_lights_baseline_on_the_same_folds(fit):
-    baseline = fit.report["nightlights_baseline"]
-    assert [f["n"] for f in baseline["folds"]] == [f["n"] for f in fit.report["cv"]["folds"]]
+    baseline = fit.report.nightlights_baseline
+    assert [f.n for f in baseline.folds] == [f.n for f in fit.report.cv.folds]
     assert np.all(np.isfinite(fit.baseline_predicted))
     # Brighter boxes are wealthier even when the whole city is held out at once.
-    assert baseline["pooled"]["r2"] > 0.5
-    assert fit.report["extractor"] == "histogram_sqrt"
+    assert baseline.pooled.r2 > 0.5
+    assert fit.report.extractor == "histogram_sqrt"

@@ -18,6 +18,8 @@ from poverty_mapper.core.errors import ModelFileError
 from poverty_mapper.core.extractors.histogram import HistogramExtractor
 from poverty_mapper.core.models.model_file import (
     FORMAT_VERSION,
+    ModelDescription,
+    ModelInfo,
     PovertyModel,
     Score,
     Scores,
@@ -234,3 +236,17 @@ def test_the_summary_says_what_from_what_and_how_well_in_two_lines(model):
     assert "r² 0.39 within countries without surveys" in lights  # the out-of-country score, where there is one
     extractor = dataclasses.replace(model, regressor=None, target=None, name="generated extractor")
     assert extractor.info.summary() == "generated extractor: a feature extractor only (fit it on survey clusters before mapping)."
+
+
+def test_the_description_is_declared_once_and_written_as_it_is_read(model, tmp_path):
+    """A model, its card and its file share one description: a field added to
+    ModelDescription is carried by the model and the card, and read back as written."""
+    described = {f.name for f in dataclasses.fields(ModelDescription)}
+    assert described <= {f.name for f in dataclasses.fields(PovertyModel)}
+    assert described <= {f.name for f in dataclasses.fields(ModelInfo)}
+    path = save_model(model, tmp_path / "m.povmodel")
+    with zipfile.ZipFile(path) as zf:
+        meta = json.loads(zf.read("model.json"))
+    assert {k: v for k, v in meta.items() if k in model.description.to_json()} == json.loads(json.dumps(model.description.to_json()))
+    assert ModelDescription.from_json(meta) == model.description == load_model(path).description
+    assert ModelDescription.fields_of(read_model_info(path)) == ModelDescription.fields_of(model)

@@ -4,7 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from poverty_mapper.core.training.clusters import Cluster, ClusterFitConfig, fit_clusters, nested_cv
+from poverty_mapper.core.regression.cross_validation import nested_cv
+from poverty_mapper.core.training.clusters import Cluster, ClusterFitConfig, fit_clusters
 from poverty_mapper.core.errors import PovertyMapperError
 from poverty_mapper.core.models.model_file import load_model
 from poverty_mapper.core.training.proxy import (
@@ -60,7 +61,7 @@ def test_nested_cv_chooses_alpha_per_fold_and_scores_out_of_fold():
     pred, folds, per_fold = nested_cv(x, y, groups, n_folds=5)
     assert np.all(np.isfinite(pred)) and len(per_fold) == 5
     assert np.corrcoef(pred, y)[0, 1] ** 2 > 0.95
-    assert all(f["alpha"] < 10 for f in per_fold)
+    assert all(f.alpha < 10 for f in per_fold)
 
 
 # The small generated world packs 40 clusters with 1.5 km boxes into 7.7 km: linked at
@@ -108,8 +109,8 @@ def test_log_outcome_and_dropped_clusters(small_world, tmp_path):
                          outcome_unit="USD/day", log_outcome=True, box_size_m=1500, tile_size_m=480,
                          fold_distance_m=SMALL_WORLD_FOLD_M)
     )
-    assert result.report["clusters"]["used"] == len(clusters) - 3
-    assert result.report["unit"] == "log of USD/day"
+    assert result.report.clusters.used == len(clusters) - 3
+    assert result.report.unit == "log of USD/day"
     assert any("outside the image" in n for n in result.notes)
     assert any("log transform" in n for n in result.notes)
     model = load_model(tmp_path / "log.povmodel")

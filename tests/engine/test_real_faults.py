@@ -460,25 +460,27 @@ def _cluster_tiles(world, box_m: float):
 def test_fitclusters_tiles_are_those_of_each_box_on_the_image_in_order(small_world):
     with_listing = []
     config, imagery = _cluster_tiles(small_world, 3000.0)
+    from poverty_mapper.core.imagery.box_tiles import batches, box_bounds
     from poverty_mapper.core.imagery.tiling import bounds_window, tile_grid_for
     from poverty_mapper.core.training import clusters as cl
 
     with imagery as imagery:
         ds = imagery.dataset
         for i, c in enumerate(config.clusters):  # every tile of the box, listed, as it was done before
-            grid = tile_grid_for(ds.transform, ds.crs, bounds_window(ds.transform, cl._box_bounds(ds, c.x, c.y, 3000.0)), 240.0)
+            grid = tile_grid_for(ds.transform, ds.crs, bounds_window(ds.transform, box_bounds(ds, c.x, c.y, 3000.0)), 240.0)
             with_listing += [(i, w) for w in (grid.tile_window(r, col) for r, col in grid.cells())
                              if w.intersection(ds.width, ds.height) is not None]
         tiles, _ = cl._tiles_per_cluster(config, imagery, np.ones(len(config.clusters), bool), [])
         assert list(tiles) == with_listing and len(tiles) == len(with_listing)
         picks = sorted(np.random.default_rng(0).choice(len(tiles), 50, replace=False))
         assert tiles.picked(picks) == [with_listing[k] for k in picks]
-        assert [t for chunk in cl._batches(tiles, 7) for t in chunk] == with_listing
+        assert [t for chunk in batches(tiles, 7) for t in chunk] == with_listing
 
 
 def test_fitclusters_memory_for_the_tiles_stays_flat_from_10_to_100_km_boxes(small_world):
     import tracemalloc
 
+    from poverty_mapper.core.imagery.box_tiles import batches
     from poverty_mapper.core.training import clusters as cl
 
     peaks = {}
@@ -488,7 +490,7 @@ def test_fitclusters_memory_for_the_tiles_stays_flat_from_10_to_100_km_boxes(sma
             tracemalloc.start()
             try:
                 tiles, in_box = cl._tiles_per_cluster(config, imagery, np.ones(len(config.clusters), bool), [])
-                n = sum(1 for _ in cl._batches(tiles, 64))
+                n = sum(1 for _ in batches(tiles, 64))
                 peaks[box] = tracemalloc.get_traced_memory()[1]
             finally:
                 tracemalloc.stop()

@@ -362,20 +362,20 @@ def test_clusters_outside_or_without_a_numeric_outcome_are_left_out_and_counted(
     clusters[4] = dataclasses.replace(clusters[4], x=east + 5_000.0)  # 5 km east of the image
     clusters[5] = dataclasses.replace(clusters[5], x=-1e6, y=-1e6)  # nowhere near
     result = _fit(world, clusters, tmp_path / "m.povmodel")
-    assert result.report["clusters"]["given"] == 40 and result.report["clusters"]["used"] == 40 - 6
+    assert result.report.clusters.given == 40 and result.report.clusters.used == 40 - 6
     assert result.used.tolist() == [False] * 6 + [True] * 34
     assert "4 clusters without a numeric outcome (missing, NaN or text) left out." in result.notes
     assert "2 clusters outside the image left out." in result.notes
-    assert result.report["notes"] == result.notes
+    assert result.report.notes == result.notes
 
 
 def test_clusters_at_the_same_location_share_a_fold(world, tmp_path):
     clusters = _clusters(world)
     twins = [dataclasses.replace(c, id=f"{c.id}-again", outcome=c.outcome + 0.1) for c in clusters[:8]]
     result = _fit(world, clusters + twins, tmp_path / "m.povmodel", fold_distance_m=0.0)
-    assert result.report["clusters"]["groups"] == 40
-    assert result.report["folds"]["distance_m"] == 0.0
-    assert sorted(result.report["folds"]["sizes"]) == [9, 9, 10, 10, 10]
+    assert result.report.clusters.groups == 40
+    assert result.report.folds.distance_m == 0.0
+    assert sorted(result.report.folds.sizes) == [9, 9, 10, 10, 10]
     folds = result.fold  # all 48 used
     for i in range(8):
         assert folds[i] == folds[40 + i]
@@ -398,7 +398,7 @@ def test_fewer_clusters_or_locations_than_cross_validation_needs(world, tmp_path
 
 def test_too_few_valid_pixels_for_random_filters_is_a_clear_error(world, tmp_path):
     with pytest.raises(PovertyMapperError, match="too few valid pixels to draw 1000000 random filters.*histogram"):
-        _fit(world, _clusters(world), tmp_path / "m.povmodel", extractor="random", n_random_filters=10**6)
+        _fit(world, _clusters(world), tmp_path / "m.povmodel", extractor_kind="random", n_random_filters=10**6)
     assert not (tmp_path / "m.povmodel").exists()
 
 
@@ -406,7 +406,7 @@ def test_too_few_valid_pixels_for_random_filters_is_a_clear_error(world, tmp_pat
 def test_model_files_never_hold_cluster_coordinates(world, tmp_path, extractor):
     clusters = _clusters(world)
     path = tmp_path / "m.povmodel"
-    _fit(world, clusters, path, extractor=extractor, n_random_filters=32,
+    _fit(world, clusters, path, extractor_kind=extractor, n_random_filters=32,
          report_path=str(tmp_path / "cv.json"))
     coordinates = np.array([v for c in clusters for v in (c.x, c.y)])
     with zipfile.ZipFile(path) as zf:
@@ -463,7 +463,7 @@ def test_nightlights_that_miss_the_region_are_a_clear_error(world, tmp_path):
 
 def test_nightlights_that_miss_the_clusters_leave_the_fit_without_a_baseline(world, tmp_path):
     result = _fit(world, _clusters(world), tmp_path / "m.povmodel", nightlights_path=str(_far_lights(tmp_path)))
-    assert result.report["nightlights_baseline"] is None
+    assert result.report.nightlights_baseline is None
     assert "Too few clusters are covered by the nightlights raster for a baseline." in result.notes
     assert load_model(tmp_path / "m.povmodel").can_predict
 
