@@ -150,6 +150,7 @@ def fit_clusters(
     notes: list[str] = []
     outcomes, usable = survey_outcomes(config, notes)
     with open_imagery(config.image_path, config, config.tile_size_m, model_path=config.extractor_path) as imagery:
+        notes.extend(imagery.notes)
         windows, tiles_in_box = _tiles_per_cluster(config, imagery, usable, notes)
         features = features_of(config, imagery, windows, tiles_in_box, phases["features"])
         table = _survey_table(config, imagery, outcomes, usable, features, notes)
