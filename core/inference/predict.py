@@ -17,7 +17,6 @@ from rasterio.features import rasterize
 from ..atomic import check_not_an_input
 from ..device import device_name, resolve_device
 from ..errors import PovertyMapperError
-from ..imagery.bands import check_band_indexes, guess_band_indexes
 from ..imagery.lights_layer import (
     NIGHTLIGHTS_BAND,
     LightsInput,
@@ -30,13 +29,14 @@ from ..imagery.lights_layer import (
 )
 from ..imagery.radiometry import Radiometry, as_trained, resolve_radiometry
 from .neighbourhood import NeighbourhoodMean, neighbourhood_radius
-from .scene_statistics import (
-    implausible_input_note, knows_band_statistics, needs_scene_standardization, scene_band_statistics, scene_note, scene_standardized,
-)
-from ..imagery.tile_reader import READ_CACHE_BYTES, band_descriptions, open_raster
+from ..imagery.tile_reader import READ_CACHE_BYTES, open_raster
 from ..imagery.surface import surface_bands, surface_screen
 from ..imagery.tiling import TileGrid, region_window, tile_grid_for
 from ..models.model_file import PovertyModel
+from ..models.scene_reading import SceneReading, model_band_indexes, scene_reading
+from ..models.scene_statistics import (
+    implausible_input_note, knows_band_statistics, needs_scene_standardization, scene_band_statistics,
+)
 from ..options import TileOptions
 from ..resources import check_memory
 from .executors import CancelCheck, Executor, LocalExecutor, MappingJob, ProgressCallback
@@ -154,14 +154,6 @@ class _Surface:
     notes: tuple[str, ...]
 
 
-def _image_band_indexes(request: PredictRequest, ds: rasterio.io.DatasetReader) -> tuple[int, ...]:
-    """The raster's band for each of the model's image bands (NIGHTLIGHTS comes from the lights layer)."""
-    wanted = image_bands(request.model.bands)
-    if request.band_indexes is None:
-        return guess_band_indexes(wanted, band_descriptions(ds), [ci.name for ci in ds.colorinterp]) if wanted else ()
-    return check_band_indexes(request.band_indexes, wanted, ds.count)
-
-
 def _lights_input(request: PredictRequest, ds: rasterio.io.DatasetReader) -> tuple[LightsInput | None, tuple[str, ...]]:
     """The lights layer of a model that reads one (checked against the imagery), and notes."""
     model = request.model
@@ -187,7 +179,7 @@ def _mapping_job(request: PredictRequest, ds: rasterio.io.DatasetReader) -> tupl
     """The bands, radiometry, grid and cells of ``request`` on the open raster ``ds``, and
     the cells of the region decided before mapping."""
     model = request.model
-    bands = _image_band_indexes(request, ds)
+    bands = model_band_indexes(ds, model.bands, request.band_indexes)
     lights, lights_notes = _lights_input(request, ds)
     radiometry = as_trained(  # no caveat for the imagery the model itself was trained on
         resolve_radiometry(request.radiometry, ds.dtypes[(bands or (1,))[0] - 1], model.radiometry), model.radiometry)
@@ -201,23 +193,14 @@ def _mapping_job(request: PredictRequest, ds: rasterio.io.DatasetReader) -> tupl
     region_cells = _mask_cells(grid, request)
     seen = surface_bands(ds, image_bands(model.bands), bands)
     screen = surface_screen(ds, grid, region_cells, seen, radiometry, QUALITY_WATER, QUALITY_CLOUD)
-    standardize = lights is None and needs_scene_standardization(model, radiometry)
-    preset = np.zeros(grid.shape, np.uint8)
-    if screen is not None and standardize:
-        # The scene's statistics leave water and cloud out: those cells must be known
-        # before mapping (a scan in cell rows); otherwise each cell is screened as its
-        # tile is read.
-        preset, screen = screen.region_codes(ds, region_cells), None
+    scene = SceneReading(model, np.zeros(grid.shape, np.uint8), screen, ()) if lights is not None else \
+        scene_reading(ds, model, bands, radiometry, grid, region_cells, screen)
+    model, preset, screen, notes = scene.model, scene.preset, scene.screen, scene.notes
     cell_mask = region_cells & (preset == 0)
     surface_notes = () if seen.can_see_water else (
         "The imagery has no near-infrared band (or none the plugin can name), so water was not looked for: "
         "lakes and rivers get estimates like land. The quality band still flags imagery unlike the model's.",
     )
-    notes: tuple[str, ...] = ()
-    if standardize and cell_mask.any():
-        mean, std, used = scene_band_statistics(ds, bands, radiometry, model, grid, cell_mask)
-        if used:
-            model, notes = scene_standardized(model, mean, std), (scene_note(model, radiometry, used),)
     if not notes and bands and radiometry.note:
         # A scene-standardized run's own note replaces the radiometry's (which speaks of
         # reflectance the model was trained on); a lights-only run reads no image values.

@@ -150,6 +150,7 @@ def fit_clusters(
     notes: list[str] = []
     outcomes, usable = survey_outcomes(config, notes)
     with open_imagery(config.image_path, config, config.tile_size_m, model_path=config.extractor_path) as imagery:
+        notes.extend(imagery.notes)
         windows, tiles_in_box = _tiles_per_cluster(config, imagery, usable, notes)
         features = features_of(config, imagery, windows, tiles_in_box, phases["features"])
         table = _survey_table(config, imagery, outcomes, usable, features, notes)
@@ -292,6 +293,7 @@ def _nightlights_baseline(
         xl, table.y[has], table.groups[has], config.n_folds, config.seed, search=CLUSTER_PENALTY,
         folds=table.folds[has],
     )
+    notes.extend(_penalty_notes(bfolds, "Nightlights baseline, fold"))
     predicted = np.full(table.y.size, np.nan)
     predicted[has] = bpred
     report = BaselineReport("mean nightlights over each cluster's box, and its log1p", pooled_score(table.y[has], bpred), bfolds)
@@ -375,14 +377,14 @@ def _coverage_report(config: ClusterFitConfig, coverage: Coverage, used: np.ndar
     )
 
 
-def _penalty_notes(per_fold: list[FoldScore]) -> list[str]:
-    """A line for each fold whose penalty lay at an end of the grid."""
+def _penalty_notes(per_fold: list[FoldScore], fold: str = "Fold") -> list[str]:
+    """A line for each fold whose penalty lay at an end of the grid (``fold``: how the line names the fold)."""
     lines = []
     for f in per_fold:
         if f.alpha_edge:
             where = "still at the end of the extended grid" if f.alpha_at_limit else "inside the extended grid"
             lines.append(
-                f"Fold {f.fold}: the best penalty lay at the {f.alpha_edge} end of the grid; searched "
+                f"{fold} {f.fold}: the best penalty lay at the {f.alpha_edge} end of the grid; searched "
                 f"further, alpha {f.alpha:g} was chosen, {where}."
             )
     return lines

@@ -12,10 +12,12 @@ from rasterio.io import DatasetReader
 
 from ..device import resolve_device
 from ..errors import PovertyMapperError
+from ..imagery.lights_layer import uses_nightlights
 from ..imagery.radiometry import Radiometry, resolve_radiometry
 from ..imagery.tile_reader import TileReader, band_descriptions, open_raster
 from ..imagery.tiling import new_model_tile_px, pixel_size_m, region_window
 from ..models.model_file import PovertyModel, load_model
+from ..models.scene_reading import model_band_indexes, whole_scene_reading
 from ..options import TileOptions
 
 GroundPoint = Callable[[DatasetReader], tuple[float, float]]
@@ -32,7 +34,8 @@ class TrainingImagery:
     tile_px: int
     tile_m: float
     device: torch.device
-    model: PovertyModel | None  # the model whose bands, scaling and tile size were followed
+    model: PovertyModel | None  # the model whose bands, scaling and tile size were followed, as it reads this scene
+    notes: tuple[str, ...] = ()  # how the model reads this scene, where the user should know
 
     def tile_reader(self) -> TileReader:
         return TileReader(self.dataset, self.bands, self.tile_px, self.radiometry)
@@ -65,8 +68,11 @@ def open_imagery(
 ) -> Iterator[TrainingImagery]:
     """The image opened for training, closed when the block ends.
 
-    With ``model_path`` the bands, radiometry and tile size follow that model. Else
-    tiles are ``tile_size_m`` across, in pixels of the ground size at ``pixel_size_at``.
+    With ``model_path`` the bands, radiometry and tile size follow that model, and the
+    model reads the image as a map of the whole image would (its bands by name, its CNN
+    standardized by the scene's statistics where it was trained on imagery of another
+    radiometry; :mod:`..models.scene_reading`). Else tiles are ``tile_size_m`` across, in
+    pixels of the ground size at ``pixel_size_at``.
     ``new_network``: the bands feed a network built here, which takes any number of them.
     """
     device = resolve_device(options.device)
@@ -74,7 +80,10 @@ def open_imagery(
         model = load_model(model_path) if model_path else None
         bands = _band_numbers(ds, options.band_indexes, model, new_network)
         radiometry = resolve_radiometry(options.radiometry, ds.dtypes[bands[0] - 1], model.radiometry if model else None)
+        notes: tuple[str, ...] = ()
         if model is not None:
+            scene = whole_scene_reading(ds, model, bands, radiometry)
+            model, notes = scene.model, scene.notes
             tile_px, tile_m = model.tile_size_px, model.tile_size_m
         else:
             tile_px, tile_m = new_model_tile_px(tile_size_m, ground_pixel_m(ds, pixel_size_at(ds))), tile_size_m
@@ -87,6 +96,7 @@ def open_imagery(
             tile_m=tile_m,
             device=device,
             model=model,
+            notes=notes,
         )
 
 
@@ -113,10 +123,13 @@ def data_bands(ds: DatasetReader) -> tuple[int, ...]:
 def _band_numbers(
     ds: DatasetReader, given: tuple[int, ...] | None, model: PovertyModel | None, new_network: bool
 ) -> tuple[int, ...]:
-    """The band numbers given, else the model's, else all of the image's; checked."""
+    """The model's bands as a map finds them (the numbers given, checked, else by name), else
+    the band numbers given, else all of the image's; checked."""
+    if model is not None:
+        return _model_bands(ds, given, model)
     image_bands = data_bands(ds)
-    n_bands = len(model.bands) if model else len(given) if given else len(image_bands)
-    bands = given or (model.band_indexes if model else ()) or image_bands
+    n_bands = len(given) if given else len(image_bands)
+    bands = given or image_bands
     if len(bands) == n_bands and all(1 <= b <= ds.count for b in bands):
         return tuple(bands)
     if new_network:
@@ -125,3 +138,14 @@ def _band_numbers(
         f"The extractor needs {n_bands} bands but the band numbers are {list(bands)} "
         f"for an image of {ds.count} bands; give the band numbers explicitly."
     )
+
+
+def _model_bands(ds: DatasetReader, given: tuple[int, ...] | None, model: PovertyModel) -> tuple[int, ...]:
+    """The raster's band for each of the model's bands, found as a map finds them."""
+    if uses_nightlights(model.bands):
+        raise PovertyMapperError(
+            f"The model '{model.name}' reads night lights beside the imagery ({', '.join(model.bands)}); "
+            "its extractor cannot be used to fit survey clusters. Choose a model that reads imagery only, "
+            "and give the night lights as the fit's night-lights layer for the baseline."
+        )
+    return model_band_indexes(ds, model.bands, given or None)

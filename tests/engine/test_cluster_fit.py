@@ -139,8 +139,37 @@ def test_a_penalty_at_the_end_of_its_grid_is_searched_further_and_noted(world, t
     folds = result.report.cv.folds
     assert all(f.alpha_edge == "upper" and f.alpha_range[1] > 1e-2 for f in folds)
     assert all(f.alpha > 1e-2 or f.alpha_at_limit for f in folds)
-    notes = [n for n in result.notes if "upper end of the grid" in n]
+    notes = [n for n in result.notes if n.startswith("Fold ") and "upper end of the grid" in n]
     assert len(notes) == 5 and notes[0].startswith("Fold 0: the best penalty lay at the upper end")
+
+
+def test_the_nightlights_baseline_searches_past_its_grid_as_the_image_model_does_and_says_so(
+        world, tmp_path, monkeypatch):
+    """The baseline's penalty is chosen as the image model's: on a grid of two penalties its
+    best lies at an end in every fold, the grid grows past it, and each fold says so in the
+    notes the front ends print, not only in the report's JSON."""
+    short = PenaltySearch((1e-3, 1e-2), limits=(1e-6, 1e9), scaling=CLUSTER_PENALTY.scaling)
+    monkeypatch.setattr(clusters_module, "CLUSTER_PENALTY", short)
+    result = _fit(world, tmp_path, fold_distance_m=750.0, nightlights_path=str(world.lights_path),
+                  report_path=str(tmp_path / "cv.json"))
+    folds = result.report.nightlights_baseline.folds
+    assert all(f.alpha_edge in ("lower", "upper") for f in folds)
+    assert all(f.alpha_range[0] < 1e-3 or f.alpha_range[1] > 1e-2 for f in folds)  # searched past the grid
+    notes = [n for n in result.notes if n.startswith("Nightlights baseline, fold ")]
+    assert len(notes) == len(folds) == 5
+    for fold, note in zip(folds, notes):
+        assert note.startswith(f"Nightlights baseline, fold {fold.fold}: the best penalty lay at the {fold.alpha_edge} end")
+        assert f"alpha {fold.alpha:g} was chosen" in note
+        assert ("still at the end of the extended grid" in note) == fold.alpha_at_limit
+    assert set(notes) <= set(json.loads((tmp_path / "cv.json").read_text())["notes"])  # the report file's too
+
+
+def test_baseline_folds_inside_the_grid_add_no_note(world, tmp_path):
+    """With the fit's own grid every baseline fold of this world finds its penalty inside it: no note."""
+    result = _fit(world, tmp_path, fold_distance_m=750.0, nightlights_path=str(world.lights_path))
+    folds = result.report.nightlights_baseline.folds
+    assert not any(f.alpha_edge for f in folds) and all(1e-3 < f.alpha < 1e5 for f in folds)
+    assert not [n for n in result.notes if "Nightlights baseline" in n]
 
 
 # --- coverage of each cluster's box ------------------------------------------------------

@@ -379,7 +379,7 @@ def test_the_workers_screen_water_and_cloud_and_the_map_is_the_local_one(tmp_pat
     """The client reads no imagery of the region for the screening: it screens at most
     the scene statistics' few tiles; the workers screen every cell of their batches."""
     from poverty_mapper.core.imagery.surface import SurfaceScreen
-    from poverty_mapper.core.inference.scene_statistics import SAMPLE_TILES
+    from poverty_mapper.core.models.scene_statistics import SAMPLE_TILES
     from poverty_mapper.core.models.defaults import DEFAULT_MODEL_PATH
     from poverty_mapper.core.models.model_file import load_model
     from helpers import write_screening_scene

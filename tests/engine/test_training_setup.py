@@ -60,12 +60,18 @@ def test_the_image_is_opened_with_all_its_bands_and_tiles_sized_from_its_pixels(
 
 
 def test_a_model_file_sets_the_bands_scaling_and_tile_size(image, tmp_path):
+    """The model's bands are found by name, as a map finds them: the band numbers of the
+    imagery the model was made on (3, 1) say nothing about this image's."""
     save_model(_histogram_model(), tmp_path / "h.povmodel")
     with open_imagery(str(image), TileOptions(device="cpu"), 480.0, model_path=str(tmp_path / "h.povmodel")) as imagery:
-        assert imagery.bands == (3, 1)
-        assert imagery.band_names == ("red", "blue")
+        assert imagery.bands == (1, 2)
+        assert imagery.band_names == ("blue", "green")
         assert (imagery.tile_px, imagery.tile_m) == (12, 360.0)
         assert imagery.model.bands == ("BLUE", "GREEN")
+        assert imagery.notes == ()  # reflectance, as the model was made on
+    with open_imagery(str(image), TileOptions(device="cpu", band_indexes=(3, 1)), 480.0,
+                      model_path=str(tmp_path / "h.povmodel")) as imagery:
+        assert imagery.bands == (3, 1)  # band numbers given are followed
 
 
 def test_band_numbers_are_checked_with_the_message_of_each_trainer(image, tmp_path):
@@ -76,8 +82,19 @@ def test_band_numbers_are_checked_with_the_message_of_each_trainer(image, tmp_pa
         with open_imagery(str(image), TileOptions(band_indexes=(1, 5)), 480.0):
             pass
     save_model(_histogram_model(), tmp_path / "h.povmodel")
-    with pytest.raises(PovertyMapperError, match=r"extractor needs 2 bands but the band numbers are \[1, 2, 3\]"):
+    # With a model file, the same checks and message as a map's.
+    with pytest.raises(PovertyMapperError, match=r"model needs 2 bands \(BLUE, GREEN\) but 3 band numbers were given"):
         with open_imagery(str(image), TileOptions(band_indexes=(1, 2, 3)), 480.0, model_path=str(tmp_path / "h.povmodel")):
+            pass
+    with pytest.raises(PovertyMapperError, match=r"bands BLUE and GREEN would all read band 2"):
+        with open_imagery(str(image), TileOptions(band_indexes=(2, 2)), 480.0, model_path=str(tmp_path / "h.povmodel")):
+            pass
+
+
+def test_a_model_that_reads_night_lights_is_refused_as_the_extractor(image, tmp_path):
+    save_model(_histogram_model(bands=("BLUE", "NIGHTLIGHTS")), tmp_path / "lights.povmodel")
+    with pytest.raises(PovertyMapperError, match=r"reads night lights beside the imagery \(BLUE, NIGHTLIGHTS\)"):
+        with open_imagery(str(image), TileOptions(device="cpu"), 480.0, model_path=str(tmp_path / "lights.povmodel")):
             pass
 
 
