@@ -189,7 +189,7 @@ def dask_workers(path: Path, models: dict, device: str, rows: int, repeats: int)
     by a warm-up run), on the first ``rows`` rows of ``path``."""
     from distributed import Client, LocalCluster
 
-    from poverty_mapper.core.inference.dask_executor import DaskExecutor
+    from poverty_mapper.core.imagery.dask_run import DaskExecutor
 
     package_on_path()
     results: dict = {}

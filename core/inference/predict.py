@@ -1,8 +1,8 @@
 """Mapping: run a model over every tile of a region and write the estimate raster.
 
 :func:`predict_poverty_map` checks the request, opens the imagery to lay out the job,
-plans the run (:mod:`.plan`) and hands the job to an executor (:mod:`.executors`) that
-feeds the writer (:mod:`.writer`)."""
+plans the run (:mod:`.plan`) and runs the job (:mod:`.mapping_job`) on an executor
+(:mod:`..imagery.executors`), feeding the writer (:mod:`.writer`)."""
 from __future__ import annotations
 
 import logging
@@ -18,6 +18,7 @@ from ..atomic import check_not_an_input
 from ..device import device_name, resolve_device
 from ..errors import PovertyMapperError
 from ..imagery.bands import check_band_indexes, guess_band_indexes
+from ..imagery.executors import Executor, LocalExecutor
 from ..imagery.lights_layer import (
     NIGHTLIGHTS_BAND,
     LightsInput,
@@ -39,7 +40,7 @@ from ..imagery.tiling import TileGrid, region_window, tile_grid_for
 from ..models.model_file import PovertyModel
 from ..options import TileOptions
 from ..resources import check_memory
-from .executors import CancelCheck, Executor, LocalExecutor, MappingJob, ProgressCallback
+from .mapping_job import CancelCheck, MappingJob, ProgressCallback, run_mapping
 from .plan import plan_run
 from .writer import (
     QUALITY_CLOUD, QUALITY_WATER, CellReading, MapSummary, check_output_path, estimate_raster, map_tags,
@@ -286,7 +287,7 @@ def predict_poverty_map(
         step_m = request.stride_m or model.tile_size_m
         radius = neighbourhood_radius(model.domain and model.domain.box_size_m, model.tile_size_m, step_m)
         sink = NeighbourhoodMean(writer, grid.shape, radius) if radius else writer
-        (executor or LocalExecutor()).run(job, plan, sink, progress, is_canceled)
+        run_mapping(executor or LocalExecutor(), job, plan, sink, progress, is_canceled)
         if radius:
             sink.flush()
         summary = writer.finish(f"{model.target.name} ({model.target.unit})", tags)

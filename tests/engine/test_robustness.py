@@ -29,7 +29,7 @@ from rasterio.transform import from_origin
 from rasterio.warp import transform as warp_transform
 
 from poverty_mapper.core.models import model_file as model_file_module
-from poverty_mapper.core.inference import executors as executors_module
+from poverty_mapper.core.inference import mapping_job
 from poverty_mapper.core.inference import writer as writer_module
 from poverty_mapper.core.atomic import write_json
 from poverty_mapper.core.training.clusters import Cluster, ClusterFitConfig, fit_clusters
@@ -758,7 +758,7 @@ def test_a_crash_in_the_model_while_readers_are_ahead_does_not_hang(scene, tmp_p
             raise RuntimeError("generated crash in the model")
         return estimate_batch(*args)
 
-    monkeypatch.setattr(executors_module, "estimate_batch", estimate_then_crash)
+    monkeypatch.setattr(mapping_job, "estimate_batch", estimate_then_crash)
     exc = _in_thread(lambda: predict_to(scene, out, small_model, batch_size=2, read_workers=2, prefetch_batches=4))
     assert isinstance(exc, RuntimeError) and "generated crash in the model" in str(exc)
     assert_untouched(out)

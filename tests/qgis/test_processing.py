@@ -358,7 +358,7 @@ def test_predict_and_fit_take_a_dask_scheduler_as_an_advanced_parameter(provider
         expected = local.read()
         assert (expected[0] != local.nodata).any()
         np.testing.assert_allclose(dask.read(), expected, rtol=1e-5, atol=1e-6)
-    monkeypatch.setattr("poverty_mapper.core.imagery.dask_cluster.CONNECT_TIMEOUT_S", 3.0)
+    monkeypatch.setattr("poverty_mapper.core.imagery.dask_run.CONNECT_TIMEOUT_S", 3.0)
     with pytest.raises(QgsProcessingException, match="Cannot reach the Dask scheduler at 'tcp://127.0.0.1:9'"):
         processing.run("povertymapper:predict", {"INPUT": str(SAMPLE), "MODEL": "", "SCHEDULER": "tcp://127.0.0.1:9",
                                                  "OUTPUT": str(tmp_path / "unreachable.tif")})
