@@ -254,8 +254,8 @@ def predict_poverty_map(
     _check_model_maps(model)
     device = resolve_device(request.device)
     plan = plan_run(
-        device, model.extractor.kind, request.batch_size, request.read_workers,
-        request.prefetch_batches, request.mixed_precision, getattr(model.extractor, "network_cost", 1.0),
+        device, model.extractor, request.batch_size, request.read_workers, request.prefetch_batches,
+        request.mixed_precision,
     )
     if request.stride_m is not None and not (math.isfinite(request.stride_m) and request.stride_m > 0):
         raise PovertyMapperError(

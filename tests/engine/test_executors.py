@@ -19,7 +19,7 @@ from poverty_mapper.core.inference.plan import plan_run
 from poverty_mapper.core.inference.predict import PredictRequest, predict_poverty_map
 from poverty_mapper.core.inference.writer import NODATA
 from poverty_mapper.core.models.model_file import PovertyModel
-from helpers import raster, scene_model  # noqa: F401 (raster: a fixture)
+from helpers import extractor_of, raster, scene_model  # noqa: F401 (raster: a fixture)
 
 
 @pytest.fixture(scope="module", params=["histogram", "cnn"])
@@ -129,11 +129,13 @@ def test_the_survey_fit_runs_on_the_same_seam_and_another_executor_gives_its_fit
 
 
 @pytest.mark.parametrize("mixed, fast, kind, expected", [
-    (True, True, "cnn", True), (True, True, "random", False), (True, False, "cnn", False), (False, True, "cnn", False),
+    (True, True, "small cnn", True), (True, True, "random", False), (True, True, "histogram", False),
+    (True, False, "small cnn", False), (False, True, "small cnn", False),
 ])
 def test_the_plan_takes_bf16_only_where_it_pays(monkeypatch, mixed, fast, kind, expected):
     monkeypatch.setattr("poverty_mapper.core.inference.plan.fast_bf16", lambda device: fast)
-    plan = plan_run(torch.device("cpu"), kind, mixed_precision=mixed)
+    extractor = extractor_of(kind)
+    plan = plan_run(torch.device("cpu"), extractor, mixed_precision=mixed)
     assert plan.bf16 is expected
-    assert plan.batch_size == (8 if kind == "cnn" else 16)  # automatic
-    assert plan_run(torch.device("cpu"), kind, batch_size=3).batch_size == 3
+    assert plan.batch_size == (8 if kind == "small cnn" else 16)  # automatic
+    assert plan_run(torch.device("cpu"), extractor, batch_size=3).batch_size == 3
