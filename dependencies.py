@@ -1,4 +1,7 @@
-"""Fail-soft start when the Python packages the engine needs are missing or fail to load."""
+"""The Python packages the engine needs: which are missing or fail to load, what to say
+about it, and the pip commands that install them for QGIS's Python (run from the
+desktop by dependency_installer.py). The plugin that stands in for Poverty Mapper
+meanwhile is stand_in_plugin.py."""
 from __future__ import annotations
 
 import importlib
@@ -385,38 +388,3 @@ def install_progress(line: str, done: float) -> float:
     if line.startswith("Successfully installed"):
         return 100.0
     return done
-
-
-class MissingDependenciesPlugin:
-    """Stands in for the plugin when dependencies are missing or broken: says how to fix it."""
-
-    def __init__(self, iface, problems: list[DependencyProblem]):
-        self.iface = iface
-        self.problems = problems
-
-    def initProcessing(self) -> None:  # noqa: N802 (QGIS API)
-        """Headless (qgis_process): no message bar, and QGIS would only say "Algorithm ... not
-        found": say on stderr what is missing and how to fix it."""
-        if self.iface is None:
-            sys.stderr.write(
-                problems_message(self.problems)
-                + " Under qgis_process, packages installed in a virtual environment are seen only when its "
-                "site-packages folder is on PYTHONPATH (see the README).\n"
-            )
-
-    def initGui(self) -> None:  # noqa: N802 (QGIS API)
-        from qgis.core import Qgis, QgsMessageLog
-
-        text = problems_message(self.problems)
-        QgsMessageLog.logMessage(text, "Poverty Mapper", Qgis.Warning)
-        if self.iface is not None:
-            from .dependency_installer import InstallerEntry
-
-            self.installer = InstallerEntry(self.iface, self.problems)
-            text += " Or click 'Install dependencies' on the Poverty Mapper toolbar: the plugin installs them for QGIS."
-            self.iface.messageBar().pushMessage("Poverty Mapper", text, level=Qgis.Warning, duration=0)
-
-    def unload(self) -> None:
-        installer = getattr(self, "installer", None)
-        if installer is not None:
-            installer.unload()

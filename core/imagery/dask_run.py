@@ -1,6 +1,6 @@
 """Running batches of tiles on a Dask cluster (Dask's distributed scheduler and its
 workers; not to be confused with a survey cluster): the workers open the imagery
-themselves and run the batches of a :class:`.executors.TileWork` on it; this process
+themselves and run the batches of a :class:`.tile_work.TileWork` on it; this process
 gets each batch's result once.
 
 - Workers open the imagery from its path: a file on a file system they share, or a GDAL
@@ -16,7 +16,7 @@ gets each batch's result once.
   given to the cluster at a time, so a continent's millions of tiles never wait in memory.
 
 ``distributed`` is imported only when a run asks for a Dask cluster: the plugin works
-without it. :class:`DaskExecutor` is the :class:`.executors.Executor` that mapping
+without it. :class:`DaskExecutor` is the :class:`.tile_work.Executor` that mapping
 (inference.mapping_job) and the survey fit (training.cluster_features) run on it.
 """
 from __future__ import annotations
@@ -30,7 +30,7 @@ import uuid
 from typing import Any, Callable, Iterable, Iterator
 
 from ..errors import Canceled, PovertyMapperError
-from .executors import TileWork
+from .tile_work import TileWork
 from .tile_reader import open_raster
 
 log = logging.getLogger(__name__)

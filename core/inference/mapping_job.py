@@ -15,7 +15,7 @@ from typing import Callable, Iterable, Iterator, Protocol, Sequence
 
 import numpy as np
 
-from ..imagery.executors import Executor, TileWork
+from ..imagery.tile_work import Executor, TileWork
 from ..imagery.lights_layer import LightsInput
 from ..imagery.prefetch import PrefetchingReader
 from ..imagery.radiometry import REFLECTANCE, Radiometry

@@ -18,7 +18,8 @@ from ..atomic import check_not_an_input
 from ..device import device_name, resolve_device
 from ..errors import PovertyMapperError
 from ..imagery.bands import check_band_indexes, guess_band_indexes
-from ..imagery.executors import Executor, LocalExecutor
+from ..imagery.executors import LocalExecutor
+from ..imagery.tile_work import Executor
 from ..imagery.lights_layer import (
     NIGHTLIGHTS_BAND,
     LightsInput,

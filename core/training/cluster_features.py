@@ -13,7 +13,8 @@ from ..errors import PovertyMapperError
 from ..extractors.base import FeatureExtractor
 from ..extractors.histogram import HistogramExtractor
 from ..imagery.box_tiles import ClusterTiles, batches
-from ..imagery.executors import TileWork, executor_for
+from ..imagery.executors import executor_for
+from ..imagery.tile_work import TileWork
 from ..imagery.tile_reader import ImageTiles, OpenedTileReader, TileReader, read_batch
 from ..imagery.tiling import PixelWindow
 from .progress import Phase

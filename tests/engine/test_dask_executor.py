@@ -18,7 +18,8 @@ from distributed import Client, LocalCluster
 from poverty_mapper.core.errors import Canceled, PovertyMapperError
 from poverty_mapper.core.extractors.histogram import HistogramExtractor
 from poverty_mapper.core.imagery.dask_run import DaskExecutor
-from poverty_mapper.core.imagery.executors import LocalExecutor, TileWork
+from poverty_mapper.core.imagery.executors import LocalExecutor
+from poverty_mapper.core.imagery.tile_work import TileWork
 from poverty_mapper.core.inference.predict import PredictRequest, predict_poverty_map
 from poverty_mapper.core.inference.writer import NODATA
 from helpers import scene_model, raster  # noqa: F401 (raster: fixtures)

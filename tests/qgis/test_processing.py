@@ -301,7 +301,7 @@ def test_a_one_cell_map_is_written_and_opened_without_gdal_errors(provider, tmp_
 def test_other_gdal_messages_still_reach_the_analyst_while_a_map_opens(capfd):
     from osgeo import gdal
 
-    from poverty_mapper.provider.styling import constant_bands_unreported
+    from poverty_mapper.provider.map_layers import constant_bands_unreported
 
     with constant_bands_unreported():
         gdal.Error(gdal.CE_Failure, 5, "x.tif, band 1: dfMax should be strictly greater than dfMin")
