@@ -11,7 +11,7 @@ def classFactory(iface):  # noqa: N802 (QGIS entry point name)
     add_dependencies_folder()  # packages the plugin installed for QGIS's Python
     problems = dependency_problems()
     if problems:
-        from .dependencies import MissingDependenciesPlugin
+        from .stand_in_plugin import MissingDependenciesPlugin
 
         return MissingDependenciesPlugin(iface, problems)
     from .plugin import PovertyMapperPlugin

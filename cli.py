@@ -301,7 +301,7 @@ def _predict(args, progress: Callable[[float], None], is_canceled) -> None:
             mask = _mask_polygons(args.mask, args.mask_crs, ds.crs)
     executor = None
     if args.scheduler:
-        from .core.inference.dask_executor import DaskExecutor
+        from .core.imagery.dask_run import DaskExecutor
 
         executor = DaskExecutor(args.scheduler)
     result = predict_poverty_map(

@@ -1,4 +1,7 @@
-"""Fail-soft start when the Python packages the engine needs are missing or fail to load."""
+"""The Python packages the engine needs: which are missing or fail to load, what to say
+about it, and the pip commands that install them for QGIS's Python (run from the
+desktop by dependency_installer.py). The plugin that stands in for Poverty Mapper
+meanwhile is stand_in_plugin.py."""
 from __future__ import annotations
 
 import importlib
@@ -23,8 +26,10 @@ REQUIRED = {
     "exactextract": "exactextract measures how much of each map cell lies in a district",
 }
 
-# What pip installs for each missing module (numpy and affine pinned with them: numpy 2 breaks
-# Debian's GDAL bindings, affine 3 Debian's attrs).
+# What pip installs for each missing module: the pins of requirements.txt (numpy and affine
+# pinned with them: numpy 2 breaks Debian's GDAL bindings, affine 3 Debian's attrs), which
+# tests/qgis/test_dependency_install.py holds them to. PyTorch is left to its index, which
+# offers a build for the Python that QGIS runs (3.9 on Windows, 3.11 on Debian 12, ...).
 REQUIREMENTS = {
     "torch": ("torch",),
     "rasterio": ("rasterio>=1.4,<1.5", "affine<3", "numpy<2"),
@@ -34,20 +39,36 @@ TORCH_CPU_INDEX = "https://download.pytorch.org/whl/cpu"  # the CPU build: no GB
 TORCH_CUDA_INDEX = "https://download.pytorch.org/whl/cu126"  # the CUDA build, for an NVIDIA GPU
 DEPENDENCIES_FOLDER_NAME = "poverty_mapper_dependencies"
 
+
+def _requirement_name(requirement: str) -> str:
+    return re.split(r"[<>=!~ \[;]", requirement, maxsplit=1)[0].strip().lower().replace("_", "-")
+
+
+def _shell_word(requirement: str) -> str:
+    return f'"{requirement}"' if any(c in requirement for c in " <>,") else requirement
+
+
+def manual_commands(reinstall: bool = False) -> tuple[str, str]:
+    """The two pip commands that install every required package by hand, from
+    :data:`REQUIREMENTS`: PyTorch's CPU build from its own index, then the others."""
+    wanted = dict.fromkeys(r for name in REQUIRED for r in REQUIREMENTS[name])
+    pip = "python3 -m pip install --user" + (" --force-reinstall" if reinstall else "")
+    torch = " ".join(_shell_word(r) for r in wanted if _requirement_name(r) == "torch")
+    others = " ".join(_shell_word(r) for r in wanted if _requirement_name(r) != "torch")
+    return f"{pip} {torch} --index-url {TORCH_CPU_INDEX}", f"{pip} {others}"
+
+
 INSTALL_HINT = (
     "Install them into the Python that QGIS uses, then restart QGIS. On Linux, PyTorch's CPU build from its own "
-    "index first, then the others: 'python3 -m pip install --user torch --index-url "
-    "https://download.pytorch.org/whl/cpu' and 'python3 -m pip install --user rasterio exactextract \"affine<3\"'; "
-    "on Windows run the same commands in the OSGeo4W Shell. See the plugin's README, section 'Installing into QGIS'."
-)
+    "index first, then the others: '{}' and '{}'; on Windows run the same commands in the OSGeo4W Shell. See the "
+    "plugin's README, section 'Installing into QGIS'."
+).format(*manual_commands())
 
 REPAIR_HINT = (
-    "Reinstall them into the Python that QGIS uses, then restart QGIS: "
-    "'python3 -m pip install --user --force-reinstall torch --index-url https://download.pytorch.org/whl/cpu' "
-    "(PyTorch's CPU build) and 'python3 -m pip install --user --force-reinstall rasterio exactextract "
-    "\"affine<3\"' (on Windows in the OSGeo4W Shell). A PyTorch built for CUDA fails to load without a matching "
-    "GPU driver: update the driver, or install the CPU-only build as above."
-)
+    "Reinstall them into the Python that QGIS uses, then restart QGIS: '{}' (PyTorch's CPU build) and '{}' (on "
+    "Windows in the OSGeo4W Shell). A PyTorch built for CUDA fails to load without a matching GPU driver: update "
+    "the driver, or install the CPU-only build as above."
+).format(*manual_commands(reinstall=True))
 
 
 @dataclass(frozen=True)
@@ -203,10 +224,6 @@ class InstallPlan:
     def manual_command(self) -> str:
         return "\n".join(" ".join(f'"{part}"' if any(c in part for c in " <>") else part for part in step)
                          for step in self.steps())
-
-
-def _requirement_name(requirement: str) -> str:
-    return re.split(r"[<>=!~ \[;]", requirement, maxsplit=1)[0].strip().lower().replace("_", "-")
 
 
 def install_plan(problems: list[DependencyProblem], target: Path | None = None, *, find_links=(), no_index=False,
@@ -385,38 +402,3 @@ def install_progress(line: str, done: float) -> float:
     if line.startswith("Successfully installed"):
         return 100.0
     return done
-
-
-class MissingDependenciesPlugin:
-    """Stands in for the plugin when dependencies are missing or broken: says how to fix it."""
-
-    def __init__(self, iface, problems: list[DependencyProblem]):
-        self.iface = iface
-        self.problems = problems
-
-    def initProcessing(self) -> None:  # noqa: N802 (QGIS API)
-        """Headless (qgis_process): no message bar, and QGIS would only say "Algorithm ... not
-        found": say on stderr what is missing and how to fix it."""
-        if self.iface is None:
-            sys.stderr.write(
-                problems_message(self.problems)
-                + " Under qgis_process, packages installed in a virtual environment are seen only when its "
-                "site-packages folder is on PYTHONPATH (see the README).\n"
-            )
-
-    def initGui(self) -> None:  # noqa: N802 (QGIS API)
-        from qgis.core import Qgis, QgsMessageLog
-
-        text = problems_message(self.problems)
-        QgsMessageLog.logMessage(text, "Poverty Mapper", Qgis.Warning)
-        if self.iface is not None:
-            from .dependency_installer import InstallerEntry
-
-            self.installer = InstallerEntry(self.iface, self.problems)
-            text += " Or click 'Install dependencies' on the Poverty Mapper toolbar: the plugin installs them for QGIS."
-            self.iface.messageBar().pushMessage("Poverty Mapper", text, level=Qgis.Warning, duration=0)
-
-    def unload(self) -> None:
-        installer = getattr(self, "installer", None)
-        if installer is not None:
-            installer.unload()

@@ -5,6 +5,10 @@ hidden until asked for, a layer of band 3, the half-width of each cell's 80 % in
 Used by the dock and by Processing."""
 from __future__ import annotations
 
+import sys
+from contextlib import contextmanager
+from typing import Iterator
+
 from qgis.core import (
     QgsColorRampShader,
     QgsProject,
@@ -20,6 +24,8 @@ from qgis.PyQt.QtCore import QCoreApplication
 from .quality_overlay import quality_overlay
 
 INTERVAL_BAND = 3
+# GDAL's refusal of a histogram of a band of one value (min == max).
+CONSTANT_BAND_HISTOGRAM = "dfMax should be strictly greater than dfMin"
 ROLE_PROPERTY = "poverty_mapper/role"  # on the layers that go with a map and are no maps to export
 QUALITY_ROLE, INTERVAL_ROLE = "quality", "interval"
 
@@ -55,10 +61,36 @@ def interval_name(name: str) -> str:
     return tr("80 % interval (±): {}").format(name[len(prefix):] if name.startswith(prefix) else name)
 
 
+@contextmanager
+def constant_bands_unreported() -> Iterator[None]:
+    """Opens maps without GDAL's 'ERROR 5: ... dfMax should be strictly greater than dfMin'.
+
+    QGIS gives a new layer of three bands or more a colour renderer stretched on each
+    band's histogram; GDAL refuses the histogram of a band of one value (a map of one
+    cell, an interval band of one width) with that message, which an analyst reads as an
+    error. The poverty style replaces that renderer at once, so the refusal is dropped;
+    any other GDAL message is passed on as GDAL prints it.
+    """
+    from osgeo import gdal
+
+    passed = []
+
+    def handler(err_class: int, err_no: int, message: str) -> None:
+        if CONSTANT_BAND_HISTOGRAM not in message:
+            passed.append((err_class, err_no, message))
+
+    gdal.PushErrorHandler(handler)
+    try:
+        yield
+    finally:
+        gdal.PopErrorHandler()
+        for err_class, err_no, message in passed:
+            kind = {gdal.CE_Warning: "Warning", gdal.CE_Debug: "Debug"}.get(err_class, "ERROR")
+            sys.stderr.write(f"{kind} {err_no}: {message}\n")
+
+
 def interval_layer(source: str, name: str) -> QgsRasterLayer | None:
     """Band 3 of the map at ``source``: light (narrow) to dark purple (wide); None if unreadable."""
-    from .styling import constant_bands_unreported  # styling groups maps with this module's help
-
     with constant_bands_unreported():  # a one-cell map: GDAL refuses its constant bands' histograms
         layer = QgsRasterLayer(source, interval_name(name))
     if not layer.isValid() or layer.bandCount() < INTERVAL_BAND:

@@ -179,7 +179,7 @@ class PredictAlgorithm(PovertyAlgorithm):
         scheduler = self.scheduler(parameters, context)
         executor = None
         if scheduler:
-            from ..core.inference.dask_executor import DaskExecutor
+            from ..core.imagery.dask_run import DaskExecutor
 
             executor = DaskExecutor(scheduler)
         with self.user_errors():

@@ -1,10 +1,7 @@
 """How a poverty map looks when it is added to a project."""
 from __future__ import annotations
 
-import sys
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 from qgis.core import (
     QgsClassificationEqualInterval,
@@ -27,10 +24,8 @@ from qgis.PyQt.QtCore import QCoreApplication
 
 from ..core.errors import PovertyMapperError
 from ..core.maps.zonal import estimate_scale
-from .map_layers import group_loaded_map
+from .map_layers import constant_bands_unreported, group_loaded_map
 
-# GDAL's refusal of a histogram of a band of one value (min == max).
-CONSTANT_BAND_HISTOGRAM = "dfMax should be strictly greater than dfMin"
 RAMP_NAME = "RdYlBu"  # red = poorer, blue = wealthier; readable for most colour-blind users
 N_CLASSES = 5
 
@@ -98,34 +93,6 @@ def _own_range(provider, layer: QgsRasterLayer) -> tuple[float, float]:
     if not (abs(lo) < 1e300 and abs(hi) < 1e300):  # no estimated cell: GDAL reports the float limits
         return 0.0, 1.0
     return (lo, hi) if hi > lo else (lo - 0.5, lo + 0.5)
-
-
-@contextmanager
-def constant_bands_unreported() -> Iterator[None]:
-    """Opens maps without GDAL's 'ERROR 5: ... dfMax should be strictly greater than dfMin'.
-
-    QGIS gives a new layer of three bands or more a colour renderer stretched on each
-    band's histogram; GDAL refuses the histogram of a band of one value (a map of one
-    cell, an interval band of one width) with that message, which an analyst reads as an
-    error. The poverty style replaces that renderer at once, so the refusal is dropped;
-    any other GDAL message is passed on as GDAL prints it.
-    """
-    from osgeo import gdal
-
-    passed = []
-
-    def handler(err_class: int, err_no: int, message: str) -> None:
-        if CONSTANT_BAND_HISTOGRAM not in message:
-            passed.append((err_class, err_no, message))
-
-    gdal.PushErrorHandler(handler)
-    try:
-        yield
-    finally:
-        gdal.PopErrorHandler()
-        for err_class, err_no, message in passed:
-            kind = {gdal.CE_Warning: "Warning", gdal.CE_Debug: "Debug"}.get(err_class, "ERROR")
-            sys.stderr.write(f"{kind} {err_no}: {message}\n")
 
 
 def open_map_layer(path: str, quantity: str, unit: str) -> QgsRasterLayer:

@@ -162,9 +162,8 @@ def pipeline(path: Path, model: PovertyModel, device: str, rows: int | None, exe
         torch.cuda.synchronize()
     seconds = time.perf_counter() - t0
     stats = _rates(result.n_cells, seconds)
-    plan = thread_plan(torch.device(device), model.extractor.kind, options.get("read_workers"),
-                       getattr(model.extractor, "network_cost", 1.0))
-    stats["batch_size"] = options.get("batch_size") or auto_batch_size(torch.device(device), model.extractor.kind)
+    plan = thread_plan(torch.device(device), model.extractor, options.get("read_workers"))
+    stats["batch_size"] = options.get("batch_size") or auto_batch_size(torch.device(device), model.extractor)
     stats["read_workers"] = plan.read_workers if executor is None else 0  # a Dask worker reads in its task
     stats["torch_threads"] = plan.torch_threads or torch.get_num_threads()
     if device == "cuda":
@@ -189,7 +188,7 @@ def dask_workers(path: Path, models: dict, device: str, rows: int, repeats: int)
     by a warm-up run), on the first ``rows`` rows of ``path``."""
     from distributed import Client, LocalCluster
 
-    from poverty_mapper.core.inference.dask_executor import DaskExecutor
+    from poverty_mapper.core.imagery.dask_run import DaskExecutor
 
     package_on_path()
     results: dict = {}

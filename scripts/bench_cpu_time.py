@@ -47,7 +47,7 @@ def main() -> int:
         read_ms = (time.thread_time() - start) / (BATCH * batches) * 1000
     sys.stdout.write(f"read: {read_ms:.2f} ms per tile\n")
     for name, repeats in (("cnn", 30), ("efficientnet", 6), ("naive_cnn", 30), ("naive_efficientnet", 6)):
-        plan = plan_run(torch.device("cpu"), "cnn", BATCH, mixed_precision=not name.startswith("naive"))
+        plan = plan_run(torch.device("cpu"), models[name].extractor, BATCH, mixed_precision=not name.startswith("naive"))
         estimate_batch(models[name], dn, valid, EIGHT_BIT, plan)  # warm-up
         start = time.thread_time()
         for _ in range(repeats):

@@ -26,8 +26,8 @@ import numpy as np
 from _bootstrap import ROOT, import_plugin_package
 
 import_plugin_package()
-from poverty_mapper.core.evaluation import lsms  # noqa: E402
-from poverty_mapper.core.evaluation import lsms_features as lf  # noqa: E402
+from poverty_mapper.evaluation import lsms  # noqa: E402
+from poverty_mapper.evaluation import lsms_features as lf  # noqa: E402
 from poverty_mapper.core.regression.ridge import FeatureScaling  # noqa: E402
 
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "real" / "yeh2020_lsms"

@@ -3,14 +3,14 @@
     python scripts/evaluate.py [--data ../shared/data/real/yeh2020_lsms] [--out out/eval/lsms.json]
                                [--real ../shared/data/real] [--kinshasa-out out/eval/kinshasa.json]
 
-LSMS (Yeh et al. 2020 release): every feature variant of core.evaluation.lsms_features,
-with the plugin's ridge, on the release's fixed folds (core.evaluation.fixed_folds.
+LSMS (Yeh et al. 2020 release): every feature variant of evaluation.lsms_features,
+with the plugin's ridge, on the release's fixed folds (evaluation.fixed_folds.
 evaluate_on_folds: alpha chosen on each fold's val split, refit on train+val, scored on
 the fold's test split, the five test splits pooled). The variant reported as ``best`` is
 chosen by its pooled score on the VAL splits only (fit on train, scored on val); the
 test splits are never used to choose anything, their scores are only reported.
 
-Kinshasa proxy task (core.evaluation.kinshasa): three networks learn night-light classes
+Kinshasa proxy task (evaluation.kinshasa): three networks learn night-light classes
 from the two Landsat dates with the same tiles, split, epochs and settings; their scores
 on the held-out spatial blocks come from the training reports in out/kinshasa/ (trained
 by scripts/train_kinshasa_cnn.py, which this script runs first when they are missing:
@@ -44,8 +44,8 @@ import numpy as np
 from _bootstrap import ROOT, import_plugin_package
 
 import_plugin_package()
-from poverty_mapper.core.evaluation import dhs, kinshasa, lsms  # noqa: E402
-from poverty_mapper.core.evaluation.across_countries import (  # noqa: E402
+from poverty_mapper.evaluation import dhs, kinshasa, lsms  # noqa: E402
+from poverty_mapper.evaluation.across_countries import (  # noqa: E402
     country_scores,
     domain_check,
     interval_coverage,
@@ -53,8 +53,8 @@ from poverty_mapper.core.evaluation.across_countries import (  # noqa: E402
     loco_interval_coverage,
 )
 from poverty_mapper.core.regression.leave_group_out import leave_one_country_out  # noqa: E402
-from poverty_mapper.core.evaluation.fixed_folds import fold_summary, fold_test_predictions  # noqa: E402
-from poverty_mapper.core.evaluation.lsms_features import (  # noqa: E402
+from poverty_mapper.evaluation.fixed_folds import fold_summary, fold_test_predictions  # noqa: E402
+from poverty_mapper.evaluation.lsms_features import (  # noqa: E402
     VARIANTS,
     select_by_validation,
     validation_predictions,

@@ -34,7 +34,7 @@ from _bootstrap import import_plugin_package  # noqa: E402
 
 import_plugin_package()
 
-from poverty_mapper.core.evaluation.across_countries import country_years  # noqa: E402
+from poverty_mapper.evaluation.across_countries import country_years  # noqa: E402
 from poverty_mapper.core.imagery.bundled_lights import (  # noqa: E402
     BOX_PIXELS,
     HISTOGRAM_BINS,

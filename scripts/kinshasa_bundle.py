@@ -13,7 +13,7 @@ from pathlib import Path
 from _bootstrap import ROOT, import_plugin_package
 
 import_plugin_package()
-from poverty_mapper.core.evaluation import kinshasa  # noqa: E402
+from poverty_mapper.evaluation import kinshasa  # noqa: E402
 from poverty_mapper.core.models.model_file import load_model, save_model  # noqa: E402
 from poverty_mapper.core.training.clusters import fit_clusters  # noqa: E402
 

@@ -19,7 +19,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = "poverty_mapper"
 INCLUDE_DIRS = ("core", "provider", "ui", "resources")
-INCLUDE_FILES = ("metadata.txt", "__init__.py", "plugin.py", "dependencies.py", "dependency_installer.py", "README.md", "LICENSE")
+INCLUDE_FILES = ("metadata.txt", "__init__.py", "plugin.py", "dependencies.py", "dependency_installer.py",
+                 "stand_in_plugin.py", "README.md", "LICENSE")
 # Everything under resources/ ships but the bundled night lights: the sample scene too (the
 # dock's "Load sample data" makes a first map from it, its licence beside it). The lights
 # (58 MB) would take the zip past the 25 MB the QGIS plugin repository accepts: they are a

@@ -19,10 +19,10 @@ from pathlib import Path
 from _bootstrap import ROOT, import_plugin_package
 
 import_plugin_package()
-from poverty_mapper.core.evaluation import lsms  # noqa: E402
-from poverty_mapper.core.evaluation.across_countries import country_years  # noqa: E402
+from poverty_mapper.evaluation import lsms  # noqa: E402
+from poverty_mapper.evaluation.across_countries import country_years  # noqa: E402
 from poverty_mapper.core.regression.leave_group_out import leave_one_country_out  # noqa: E402
-from poverty_mapper.core.evaluation.fixed_folds import fold_summary, fold_test_predictions  # noqa: E402
+from poverty_mapper.evaluation.fixed_folds import fold_summary, fold_test_predictions  # noqa: E402
 from poverty_mapper.core.regression.metrics import interval_half_width, within_r2  # noqa: E402
 from poverty_mapper.core.models.model_file import PovertyModel, Scores, save_model  # noqa: E402
 from poverty_mapper.core.regression.ridge import fit_ridge_cv  # noqa: E402

@@ -5,7 +5,7 @@
                                          [--bundle resources/models/kinshasa_cnn.povmodel]
                                          [--device cpu|cuda] [--force]
 
-1. Proxy task (core.evaluation.kinshasa): each network learns three night-light classes
+1. Proxy task (evaluation.kinshasa): each network learns three night-light classes
    from the two Landsat dates, same tiles, split, epochs and settings; its model file and
    report (held-out blocks: accuracy, balanced accuracy, chance, majority class) go to
    ``--out``. A variant whose model and report are there already is not trained again
@@ -27,7 +27,7 @@ from pathlib import Path
 from _bootstrap import ROOT, import_plugin_package
 
 import_plugin_package()
-from poverty_mapper.core.evaluation import kinshasa  # noqa: E402
+from poverty_mapper.evaluation import kinshasa  # noqa: E402
 from poverty_mapper.core.training.proxy import train_proxy  # noqa: E402
 
 DEFAULT_REAL = ROOT.parent / "shared" / "data" / "real"

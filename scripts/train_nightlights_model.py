@@ -27,10 +27,10 @@ import numpy as np
 from _bootstrap import ROOT, import_plugin_package
 
 import_plugin_package()
-from poverty_mapper.core.evaluation import lsms  # noqa: E402
-from poverty_mapper.core.evaluation.across_countries import country_scores, country_years  # noqa: E402
+from poverty_mapper.evaluation import lsms  # noqa: E402
+from poverty_mapper.evaluation.across_countries import country_scores, country_years  # noqa: E402
 from poverty_mapper.core.regression.leave_group_out import leave_one_country_out, out_of_country_alpha  # noqa: E402
-from poverty_mapper.core.evaluation.fixed_folds import fold_summary, fold_test_predictions  # noqa: E402
+from poverty_mapper.evaluation.fixed_folds import fold_summary, fold_test_predictions  # noqa: E402
 from poverty_mapper.core.imagery.lights_layer import NIGHTLIGHTS_BAND  # noqa: E402
 from poverty_mapper.core.models.model_file import (  # noqa: E402
     NightLightsInput,

@@ -172,6 +172,25 @@ def assert_folds_keep_groups_whole(fold: np.ndarray, groups: list[frozenset[int]
         assert members == frozenset().union(*(g for g in groups if g <= members)), sorted(members)
 
 
+# --- One extractor of each kind, for what the run plan asks of it (plan, executors) -----------
+
+
+def extractor_of(name: str):
+    """A small extractor of each kind: 'small cnn', 'efficientnet', 'histogram', 'random'."""
+    from poverty_mapper.core.extractors.random_conv import RandomConvExtractor
+
+    means, stds = np.zeros(3), np.ones(3)
+    if name == "efficientnet":
+        from poverty_mapper.core.extractors.efficientnet import EfficientNetProxy
+
+        return CnnExtractor(EfficientNetProxy(3, 3), means, stds)
+    return {
+        "small cnn": lambda: CnnExtractor(ProxyCNN(3, 3, width=8, feature_dim=16), means, stds),
+        "histogram": lambda: HistogramExtractor(means, stds),
+        "random": lambda: RandomConvExtractor(np.zeros((4, 3, 3, 3)), means, stds),
+    }[name]()
+
+
 # --- A generated scene of 9 x 7 cells of 8 px and a model for it (executors, command line, Dask) ---
 
 

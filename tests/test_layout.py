@@ -87,14 +87,13 @@ def test_no_unsafe_model_loading():
 
 # The engine's folders follow the pipeline: imagery -> tiles -> features -> regression ->
 # model -> map. A stage may import the shared modules and earlier stages, never a later
-# stage or a sibling, so each stage can be read (and replaced) on its own. Evaluation
-# comes last: it measures the training protocols on real data.
+# stage or a sibling, so each stage can be read (and replaced) on its own. The evaluation
+# on real data (LSMS, DHS) is no stage: it lives beside the engine, in evaluation/.
 STAGE_RANKS = {
     "errors": 0, "device": 0, "atomic": 0, "options": 0, "resources": 0,
     "imagery": 1, "extractors": 1, "regression": 1,
     "models": 2,
     "training": 3, "inference": 3, "maps": 3,
-    "evaluation": 4,
 }
 
 
@@ -200,3 +199,118 @@ def test_no_test_module_imports_another():
     ]
     assert offenders == []
     assert len(list(tests.rglob("test_*.py"))) >= 40  # not vacuous
+
+
+# --- What the plugin's modules import, resolved to module names ------------------------
+
+
+def _module_name(path) -> str:
+    """``poverty_mapper.core.imagery.tiling`` for core/imagery/tiling.py (the checkout is the package)."""
+    parts = path.relative_to(ROOT).with_suffix("").parts
+    return ".".join(("poverty_mapper",) + (parts[:-1] if parts[-1] == "__init__" else parts))
+
+
+def _run_time_nodes(node):
+    """The nodes under ``node``, but for the bodies of ``if TYPE_CHECKING:`` (imports for type
+    hints only, never run)."""
+    for child in ast.iter_child_nodes(node):
+        yield child
+        if isinstance(child, ast.If) and "TYPE_CHECKING" in ast.unparse(child.test):
+            for other in child.orelse:
+                yield other
+                yield from _run_time_nodes(other)
+        else:
+            yield from _run_time_nodes(child)
+
+
+def _imported_names(path, type_hints: bool = True):
+    """(line, name) for every import in ``path``, at its top or inside a function (and those
+    for type hints only, unless ``type_hints`` is False), relative ones made absolute;
+    ``from a import b`` gives both ``a`` and ``a.b`` (b may be a module)."""
+    name = _module_name(path)
+    package = name.split(".") if path.name == "__init__.py" else name.split(".")[:-1]
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    for node in ast.walk(tree) if type_hints else _run_time_nodes(tree):
+        if isinstance(node, ast.Import):
+            yield from ((node.lineno, alias.name) for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = package[: len(package) - node.level + 1] if node.level else []
+            module = ".".join(base + ([node.module] if node.module else []))
+            yield node.lineno, module
+            yield from ((node.lineno, f"{module}.{alias.name}") for alias in node.names)
+
+
+def _import_graph() -> dict[str, set[str]]:
+    """Each of the plugin's modules -> the plugin's modules it imports when it runs."""
+    modules = {_module_name(path): path for path in _plugin_modules()}
+    return {name: {imported for _, imported in _imported_names(path, type_hints=False)
+                   if imported in modules and imported != name}
+            for name, path in modules.items()}
+
+
+def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The import cycles of ``graph``: its strongly connected components of more than one
+    module (Tarjan), each sorted."""
+    index, low, stack, on_stack, found = {}, {}, [], set(), []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        on_stack.add(node)
+        for other in sorted(graph.get(node, ())):
+            if other not in index:
+                visit(other)
+                low[node] = min(low[node], low[other])
+            elif other in on_stack:
+                low[node] = min(low[node], index[other])
+        if low[node] == index[node]:
+            component = []
+            while True:
+                member = stack.pop()
+                on_stack.discard(member)
+                component.append(member)
+                if member == node:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for node in sorted(graph):
+        if node not in index:
+            visit(node)
+    return found
+
+
+def test_no_import_cycle_among_the_plugins_modules():
+    """Top-level modules, engine, algorithms and dock: no module imports, even inside a
+    function, a module that imports it back through any chain (an import for type hints
+    only, under ``if TYPE_CHECKING:``, is never run and does not count)."""
+    graph = _import_graph()
+    assert _cycles(graph) == []
+    assert len(graph) > 80 and "poverty_mapper.core.inference.predict" in graph["poverty_mapper.cli"]  # not vacuous
+
+
+def test_the_cycle_check_sees_a_cycle(tmp_path, monkeypatch):
+    assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+    assert _cycles({"a": {"b"}, "b": set()}) == []
+    # A lazy import inside a function is seen; one for type hints only is not.
+    fake = ROOT / "core" / "imagery" / "tiling.py"
+    source = ("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from ..models import model_file\n"
+              "def f():\n    from .. import errors\n    from .tile_reader import open_raster\n")
+    monkeypatch.setattr(type(fake), "read_text", lambda self, encoding=None: source)
+    names = {name for _, name in _imported_names(fake, type_hints=False)}
+    assert {"poverty_mapper.core.errors", "poverty_mapper.core.imagery.tile_reader"} <= names
+    assert not any("models" in name for name in names)
+    assert "poverty_mapper.core.models.model_file" in {name for _, name in _imported_names(fake)}
+
+
+def test_the_plugin_never_imports_the_evaluation():
+    """The benchmarks' loaders (evaluation/) do not ship in the plugin zip: no module that
+    ships may import them, at its top or inside a function."""
+    offenders = [
+        f"{path.relative_to(ROOT)}:{line} {name}"
+        for path in _plugin_modules()
+        for line, name in _imported_names(path)
+        if name == "poverty_mapper.evaluation" or name.startswith("poverty_mapper.evaluation.")
+    ]
+    assert offenders == []
+    assert (ROOT / "evaluation" / "lsms.py").is_file() and not (ROOT / "core" / "evaluation").exists()

@@ -21,6 +21,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from .base import FeatureExtractor
+
 
 def _block(c_in: int, c_out: int, kernel: int) -> nn.Sequential:
     return nn.Sequential(
@@ -183,7 +185,7 @@ class CpuFeatureNetwork:
             return torch.relu(nn.functional.linear(pooled, *self.linear)).float()
 
 
-class CnnExtractor:
+class CnnExtractor(FeatureExtractor):
     """Features from a trained proxy network (:class:`ProxyCNN` or EfficientNet-Lite0).
 
     Pixels are standardized per band with the statistics of the training tiles;
@@ -193,6 +195,11 @@ class CnnExtractor:
     """
 
     kind = "cnn"
+    is_network = True
+    reads_digital_numbers = True
+    knows_band_statistics = True
+    standardizes_scenes = True
+    bf16_devices = ("cpu", "cuda")
 
     def __init__(
         self, network: nn.Module, band_means: np.ndarray, band_stds: np.ndarray, fused: bool = True,
@@ -220,6 +227,11 @@ class CnnExtractor:
         """The network's cost per tile against the small CNN's (the run plan shares the
         CPU's cores by it)."""
         return float(getattr(self.network, "relative_cost", 1.0))
+
+    def standardized_by(self, means: np.ndarray, stds: np.ndarray) -> "CnnExtractor":
+        """This network standardizing bands by a scene's mean and spread, scaled as its
+        training tiles were (:attr:`input_std`)."""
+        return CnnExtractor(self.network, means, stds / self.input_std, fused=self.fused, input_std=self.input_std)
 
     def standardize(self, pixels: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
         mean, std = self._on(pixels.device)

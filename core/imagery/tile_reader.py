@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import threading
 import warnings
+from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
@@ -175,6 +176,27 @@ class TileReader:
         refl = self.radiometry.apply(dn)
         refl[:, ~valid] = 0.0
         return refl, valid
+
+
+@dataclass(frozen=True)
+class ImageTiles:
+    """An image as its tiles are read, as plain data (to open in other processes too): its
+    path or URL, the bands read (1-based), the tile size in pixels, the radiometry."""
+
+    path: str
+    band_indexes: tuple[int, ...]
+    tile_px: int
+    radiometry: Radiometry
+
+    def open(self) -> "OpenedTileReader":
+        return OpenedTileReader(open_raster(self.path), self.band_indexes, self.tile_px, self.radiometry)
+
+
+class OpenedTileReader(TileReader):
+    """A :class:`TileReader` of a dataset of its own, closed with :meth:`close`."""
+
+    def close(self) -> None:
+        self.ds.close()
 
 
 def read_batch(reader: TileReader, windows: Sequence[PixelWindow], device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:

@@ -7,6 +7,7 @@ import numpy as np
 import torch
 
 from ..errors import PovertyMapperError
+from ..extractors.base import FeatureExtractor
 from ..imagery.radiometry import Radiometry
 from ..models.model_file import PovertyModel
 from .plan import RunPlan
@@ -23,14 +24,14 @@ def to_device(array: np.ndarray, device: torch.device) -> torch.Tensor:
 
 
 def tile_features(
-    extractor, dn: torch.Tensor, valid: torch.Tensor, radiometry: Radiometry
+    extractor: FeatureExtractor, dn: torch.Tensor, valid: torch.Tensor, radiometry: Radiometry
 ) -> torch.Tensor:
     """Features of a batch of tiles given as digital numbers on the device.
 
-    An extractor with ``extract_dn`` works on the digital numbers directly (the
-    histogram's fast path for 8-bit imagery); the others get reflectance, 0 where invalid.
+    An extractor that reads digital numbers works on them directly (the histogram's
+    tables, the CNN's standardization folded in); the others get reflectance, 0 where invalid.
     """
-    if hasattr(extractor, "extract_dn"):
+    if extractor.reads_digital_numbers:
         return extractor.extract_dn(dn, valid, radiometry)
     pixels = radiometry.apply_torch(dn)
     pixels = torch.where(valid.unsqueeze(1), pixels, torch.zeros((), device=pixels.device))

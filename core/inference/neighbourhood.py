@@ -17,7 +17,7 @@ from typing import Sequence
 
 import numpy as np
 
-from .executors import EstimateSink
+from .mapping_job import EstimateSink
 
 CHUNK = 4096
 

@@ -10,20 +10,17 @@ from typing import Iterator
 import torch
 
 from ..errors import PovertyMapperError
+from ..extractors.base import FeatureExtractor
 from ..extractors.cnn import cpu_runs_bf16_convolutions
 
-# Extractors run in bf16 where it is fast (histograms always count exactly). On the CPU
-# only the CNN gains: the random features' small products were measured slower in bf16.
-MIXED_PRECISION_KINDS = {"cpu": ("cnn",), "cuda": ("cnn", "random")}
 
-
-def auto_batch_size(device: torch.device, extractor_kind: str) -> int:
+def auto_batch_size(device: torch.device, extractor: FeatureExtractor) -> int:
     """Tiles per batch when not given. A GPU wants large batches; on the CPU small ones
     stay in cache (measured here: the CNN ran fastest at 8 tiles; histograms and random
     features, which loop over tiles themselves, at 16)."""
     if device.type == "cuda":
         return 256
-    return 8 if extractor_kind == "cnn" else 16
+    return 8 if extractor.is_network else 16
 
 
 @dataclass(frozen=True)
@@ -79,18 +76,19 @@ def network_per_read(cpu: CpuCapabilities, network_cost: float) -> float:
 
 
 def thread_plan(
-    device: torch.device, extractor_kind: str, read_workers: int | None = None, network_cost: float = 1.0,
+    device: torch.device, extractor: FeatureExtractor, read_workers: int | None = None,
     cpu: CpuCapabilities | None = None,
 ) -> ThreadPlan:
     """Reader threads and model threads, automatic where not given, from what the CPU can
     do (measured on 2 cores with ``make bench``, 224-px tiles of a tiled, deflated GeoTIFF):
 
-    - Histograms on the CPU: one reader, and one thread to count. Each reader has its own
-      dataset handle and so its own decoded blocks; tiles that share a block but go to
-      different readers decode it twice (0.81 of raw read speed with 1 reader, 0.73 with
-      2, 0.67 with 3). PyTorch's threads woken for a batch's small product with the
-      regression's weights beside a busy reader took 5 x as long as one thread.
-    - A CNN on the CPU: readers and the network share the cores in the ratio of their
+    - Histograms on the CPU: one reader, and one thread to count (their ``cpu_threads``).
+      Each reader has its own dataset handle and so its own decoded blocks; tiles that
+      share a block but go to different readers decode it twice (0.81 of raw read speed
+      with 1 reader, 0.73 with 2, 0.67 with 3). PyTorch's threads woken for a batch's
+      small product with the regression's weights beside a busy reader took 5 x as long
+      as one thread.
+    - A network on the CPU: readers and the network share the cores in the ratio of their
       costs (:func:`network_per_read`): with ``r`` the network's cost per tile against a
       read, ``cores / (1 + r)`` readers, rounded, each on a core of its own. Readers that
       share cores with the network lose them to its threads, which spin between
@@ -107,19 +105,19 @@ def thread_plan(
     - Random features cost ~25x more than reading a tile: one reader, every core to the model.
     - On a GPU the CPU only reads: two readers.
     """
-    if device.type == "cpu" and extractor_kind == "cnn":
+    if device.type == "cpu" and extractor.is_network:
         cpu = cpu or cpu_capabilities()
         if cpu.cores <= 1:
             return ThreadPlan(1 if read_workers is None else read_workers, None)
         if read_workers == 0:
             return ThreadPlan(0, None)
         if read_workers is None:
-            read_workers = min(cpu.cores - 1, round(cpu.cores / (1.0 + network_per_read(cpu, network_cost))))
+            read_workers = min(cpu.cores - 1, round(cpu.cores / (1.0 + network_per_read(cpu, extractor.network_cost))))
         return ThreadPlan(read_workers, max(1, cpu.cores - read_workers))
     if read_workers is None:
         read_workers = 2 if device.type == "cuda" else 1
-    if device.type == "cpu" and extractor_kind == "histogram":
-        return ThreadPlan(read_workers, 1)
+    if device.type == "cpu" and extractor.cpu_threads is not None:
+        return ThreadPlan(read_workers, extractor.cpu_threads)
     return ThreadPlan(read_workers, None)
 
 
@@ -162,25 +160,23 @@ class RunPlan:
 
 def plan_run(
     device: torch.device,
-    extractor_kind: str,
+    extractor: FeatureExtractor,
     batch_size: int = 0,
     read_workers: int | None = None,
     prefetch_batches: int = 4,
     mixed_precision: bool = True,
-    network_cost: float = 1.0,
 ) -> RunPlan:
-    """The plan for ``extractor_kind`` on ``device``; 0 / None mean automatic.
-    ``network_cost``: a CNN's cost per tile against the small CNN's (:func:`thread_plan`).
+    """The plan for ``extractor`` on ``device``; 0 / None mean automatic.
 
     bf16 only where asked for, where the hardware is fast at it and where it pays for
-    this kind of extractor (:data:`MIXED_PRECISION_KINDS`)."""
+    this extractor (its ``bf16_devices``)."""
     if batch_size < 0:
         raise PovertyMapperError("The batch size must be at least 1 (or 0 for automatic).")
-    threads = thread_plan(device, extractor_kind, read_workers, network_cost)
-    bf16 = mixed_precision and fast_bf16(device) and extractor_kind in MIXED_PRECISION_KINDS.get(device.type, ())
+    threads = thread_plan(device, extractor, read_workers)
+    bf16 = mixed_precision and fast_bf16(device) and device.type in extractor.bf16_devices
     return RunPlan(
         device=device,
-        batch_size=batch_size or auto_batch_size(device, extractor_kind),
+        batch_size=batch_size or auto_batch_size(device, extractor),
         read_workers=threads.read_workers,
         torch_threads=threads.torch_threads,
         prefetch_batches=prefetch_batches,

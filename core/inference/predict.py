@@ -1,8 +1,8 @@
 """Mapping: run a model over every tile of a region and write the estimate raster.
 
 :func:`predict_poverty_map` checks the request, opens the imagery to lay out the job,
-plans the run (:mod:`.plan`) and hands the job to an executor (:mod:`.executors`) that
-feeds the writer (:mod:`.writer`)."""
+plans the run (:mod:`.plan`) and runs the job (:mod:`.mapping_job`) on an executor
+(:mod:`..imagery.executors`), feeding the writer (:mod:`.writer`)."""
 from __future__ import annotations
 
 import logging
@@ -17,6 +17,8 @@ from rasterio.features import rasterize
 from ..atomic import check_not_an_input
 from ..device import device_name, resolve_device
 from ..errors import PovertyMapperError
+from ..imagery.executors import LocalExecutor
+from ..imagery.tile_work import Executor
 from ..imagery.lights_layer import (
     NIGHTLIGHTS_BAND,
     LightsInput,
@@ -39,7 +41,7 @@ from ..models.scene_statistics import (
 )
 from ..options import TileOptions
 from ..resources import check_memory
-from .executors import CancelCheck, Executor, LocalExecutor, MappingJob, ProgressCallback
+from .mapping_job import CancelCheck, MappingJob, ProgressCallback, run_mapping
 from .plan import plan_run
 from .writer import (
     QUALITY_CLOUD, QUALITY_WATER, CellReading, MapSummary, check_output_path, estimate_raster, map_tags,
@@ -236,8 +238,8 @@ def predict_poverty_map(
     _check_model_maps(model)
     device = resolve_device(request.device)
     plan = plan_run(
-        device, model.extractor.kind, request.batch_size, request.read_workers,
-        request.prefetch_batches, request.mixed_precision, getattr(model.extractor, "network_cost", 1.0),
+        device, model.extractor, request.batch_size, request.read_workers, request.prefetch_batches,
+        request.mixed_precision,
     )
     if request.stride_m is not None and not (math.isfinite(request.stride_m) and request.stride_m > 0):
         raise PovertyMapperError(
@@ -269,7 +271,7 @@ def predict_poverty_map(
         step_m = request.stride_m or model.tile_size_m
         radius = neighbourhood_radius(model.domain and model.domain.box_size_m, model.tile_size_m, step_m)
         sink = NeighbourhoodMean(writer, grid.shape, radius) if radius else writer
-        (executor or LocalExecutor()).run(job, plan, sink, progress, is_canceled)
+        run_mapping(executor or LocalExecutor(), job, plan, sink, progress, is_canceled)
         if radius:
             sink.flush()
         summary = writer.finish(f"{model.target.name} ({model.target.unit})", tags)

@@ -18,7 +18,6 @@ from dataclasses import replace
 import numpy as np
 import rasterio
 
-from ..extractors.cnn import CnnExtractor
 from ..imagery.radiometry import Radiometry
 from ..imagery.surface import SurfaceScreen
 from ..imagery.tile_reader import TileReader
@@ -29,8 +28,9 @@ SAMPLE_TILES = 48
 
 
 def needs_scene_standardization(model: PovertyModel, radiometry: Radiometry) -> bool:
-    """Whether ``model`` is a CNN trained on imagery of another radiometry than ``radiometry``."""
-    return isinstance(model.extractor, CnnExtractor) and model.radiometry is not None and model.radiometry != radiometry.key
+    """Whether ``model`` standardizes scenes (a CNN) and was trained on imagery of another
+    radiometry than ``radiometry``."""
+    return model.extractor.standardizes_scenes and model.radiometry is not None and model.radiometry != radiometry.key
 
 
 def scene_band_statistics(
@@ -62,12 +62,8 @@ def scene_band_statistics(
 
 
 def scene_standardized(model: PovertyModel, mean: np.ndarray, std: np.ndarray) -> PovertyModel:
-    """``model`` with its CNN standardizing bands by this scene's mean and spread, scaled
-    as its training tiles were (:attr:`CnnExtractor.input_std`)."""
-    extractor = model.extractor
-    matched = CnnExtractor(extractor.network, mean, std / extractor.input_std, fused=extractor.fused,
-                           input_std=extractor.input_std)
-    return replace(model, extractor=matched)
+    """``model`` with its extractor standardizing bands by this scene's mean and spread."""
+    return replace(model, extractor=model.extractor.standardized_by(mean, std))
 
 
 def scene_note(model: PovertyModel, radiometry: Radiometry, used: int) -> str:
@@ -86,7 +82,7 @@ IMPLAUSIBLE_SD = 10.0
 
 def knows_band_statistics(model: PovertyModel) -> bool:
     """Whether the model's extractor says the mean and spread of its training bands."""
-    return all(hasattr(model.extractor, name) for name in ("band_means", "band_stds"))
+    return model.extractor.knows_band_statistics
 
 
 def implausible_input_note(model: PovertyModel, mean: np.ndarray, std: np.ndarray) -> str | None:

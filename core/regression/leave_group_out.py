@@ -3,7 +3,7 @@
 What a model brings to a country without surveys. The penalty is chosen by an inner
 leave-one-group-out over the training groups (pooled R2 of their held-out predictions),
 so the held-out group never takes part in any choice. Used by the evaluation
-(``core.evaluation.across_countries``) and by the cluster fit's out-of-country figure.
+(``evaluation.across_countries``) and by the cluster fit's out-of-country figure.
 Groups are used to split, never as features.
 """
 from __future__ import annotations

@@ -1,9 +1,10 @@
 """The survey fit's features: an extractor (a model file's, or one fitted to the imagery)
-run over the tiles of each cluster's box, here or on a Dask cluster's workers."""
+run over the tiles of each cluster's box, on an executor (:mod:`..imagery.executors`):
+here, or on a Dask cluster's workers."""
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Sequence
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -12,7 +13,9 @@ from ..errors import PovertyMapperError
 from ..extractors.base import FeatureExtractor
 from ..extractors.histogram import HistogramExtractor
 from ..imagery.box_tiles import ClusterTiles, batches
-from ..imagery.tile_reader import TileReader, read_batch
+from ..imagery.executors import executor_for
+from ..imagery.tile_work import TileWork
+from ..imagery.tile_reader import ImageTiles, OpenedTileReader, TileReader, read_batch
 from ..imagery.tiling import PixelWindow
 from .progress import Phase
 from .setup import TrainingImagery
@@ -45,13 +48,13 @@ def features_of(
     tiles_in_box: np.ndarray, phase: Phase,
 ) -> ClusterFeatures:
     """The extractor (the model file's, or one fitted to this imagery) and each cluster's mean features."""
-    reader = imagery.tile_reader()
-    extractor = imagery.model.extractor if imagery.model else fresh_extractor(config, reader, windows)
+    extractor = imagery.model.extractor if imagery.model else fresh_extractor(config, imagery.tile_reader(), windows)
+    image = ImageTiles(config.image_path, imagery.bands, imagery.tile_px, imagery.radiometry)
     features, tiles_used, valid_pixels = cluster_features(
-        extractor, reader, windows, len(config.clusters), imagery.device, config, phase
+        extractor, image, windows, len(config.clusters), imagery.device, config, phase
     )
     with np.errstate(invalid="ignore", divide="ignore"):
-        covered = np.where(tiles_in_box > 0, valid_pixels / (tiles_in_box * float(reader.size) ** 2), 0.0)
+        covered = np.where(tiles_in_box > 0, valid_pixels / (tiles_in_box * float(imagery.tile_px) ** 2), 0.0)
     return ClusterFeatures(extractor, features, Coverage(tiles_used, tiles_in_box, covered))
 
 
@@ -89,8 +92,8 @@ def fresh_extractor(
 
 
 def cluster_features(
-    extractor: FeatureExtractor, reader: TileReader, windows: ClusterTiles | Sequence[tuple[int, PixelWindow]], n_clusters: int,
-    device: torch.device, config: ClusterFitConfig, phase: Phase,
+    extractor: FeatureExtractor, image: ImageTiles, windows: ClusterTiles | Sequence[tuple[int, PixelWindow]],
+    n_clusters: int, device: torch.device, config: ClusterFitConfig, phase: Phase,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Mean feature vector of each cluster's tiles with enough valid pixels, the number
     of such tiles, and the valid pixels of all its tiles. Tiles with too few valid
@@ -99,10 +102,10 @@ def cluster_features(
     sums = np.zeros((n_clusters, extractor.n_features))
     counts = np.zeros(n_clusters, np.int64)
     valid_pixels = np.zeros(n_clusters, np.float64)
-    min_valid = config.min_valid_fraction * reader.size**2
-    n_tiles, done = len(windows), 0
+    work = ClusterTileWork(image, extractor, config.min_valid_fraction * image.tile_px**2, device)
     chunks = batches(windows, config.batch_size)  # taken one at a time, never listed
-    for chunk, (n_valid, enough, feats) in _chunk_results(extractor, reader, chunks, min_valid, device, config, phase):
+    n_tiles, done = len(windows), 0
+    for chunk, (n_valid, enough, feats) in executor_for(config.scheduler).results(work, chunks, phase.is_canceled):
         owners = np.array([i for i, _ in chunk])
         np.add.at(valid_pixels, owners, n_valid)
         if enough.any():
@@ -114,33 +117,38 @@ def cluster_features(
         return sums / counts[:, None], counts, valid_pixels
 
 
-def chunk_features(
-    payload: tuple[FeatureExtractor, float, torch.device], reader: TileReader, chunk: list[tuple[int, PixelWindow]]
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """One chunk of cluster tiles: each tile's valid pixels, whether it has enough, and
-    the features of those that do (float64)."""
-    extractor, min_valid, device = payload
-    pixels, valid = read_batch(reader, [w for _, w in chunk], device)
-    n_valid = valid.flatten(1).sum(1).cpu().numpy()
-    enough = n_valid >= min_valid
-    feats = np.zeros((0, extractor.n_features))
-    if enough.any():
-        keep = torch.from_numpy(enough).to(pixels.device)
-        with torch.inference_mode():
-            feats = extractor.extract(pixels[keep], valid[keep]).double().cpu().numpy()
-    return n_valid, enough, feats
+@dataclass(frozen=True)
+class ClusterTileWork(TileWork):
+    """The features of chunks of cluster tiles, as an executor runs them: each tile's
+    valid pixels, whether it has enough, and the features of those that do (float64)."""
 
+    image: ImageTiles
+    extractor: FeatureExtractor
+    min_valid: float  # valid pixels a tile needs to reach the extractor
+    device: torch.device
 
-def _chunk_results(extractor, reader: TileReader, chunks, min_valid: float, device, config: ClusterFitConfig, phase: Phase):
-    """(chunk, :func:`chunk_features`) for every chunk: here in order, or on a Dask cluster as they complete."""
-    payload = (extractor, min_valid, device)
-    if not config.scheduler:
-        for chunk in chunks:
-            phase.check_canceled()
-            yield chunk, chunk_features(payload, reader, chunk)
-        return
-    from ..imagery.dask_cluster import ClusterRun, WorkerImagery, scheduler_client
+    def paths(self) -> tuple[str, ...]:
+        return (self.image.path,)
 
-    imagery = WorkerImagery(config.image_path, tuple(reader.bands), reader.size, reader.radiometry)
-    with scheduler_client(config.scheduler) as client, ClusterRun(client, imagery, payload) as run:
-        yield from run.results(chunk_features, chunks, phase.is_canceled)
+    def at_paths(self, where: Callable[[str], str]) -> "ClusterTileWork":
+        return replace(self, image=replace(self.image, path=where(self.image.path)))
+
+    def open_reader(self, read_ahead: bool) -> OpenedTileReader:
+        return self.image.open()
+
+    def run(self, reader: TileReader, batches: Iterable[list]) -> Iterator[tuple[list, tuple]]:
+        for chunk in batches:
+            yield chunk, self.chunk_features(reader, chunk)
+
+    def chunk_features(
+        self, reader: TileReader, chunk: list[tuple[int, PixelWindow]]
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        pixels, valid = read_batch(reader, [w for _, w in chunk], self.device)
+        n_valid = valid.flatten(1).sum(1).cpu().numpy()
+        enough = n_valid >= self.min_valid
+        feats = np.zeros((0, self.extractor.n_features))
+        if enough.any():
+            keep = torch.from_numpy(enough).to(pixels.device)
+            with torch.inference_mode():
+                feats = self.extractor.extract(pixels[keep], valid[keep]).double().cpu().numpy()
+        return n_valid, enough, feats

@@ -251,7 +251,7 @@ def _network(
     model (keeping its standardization when the bands agree), else from ImageNet for
     EfficientNet with ``imagenet_start``. Returns the extractor and the reused tensors."""
     start_model = load_model(config.start_model_path) if config.start_model_path else None
-    if start_model is not None and not isinstance(start_model.extractor, CnnExtractor):
+    if start_model is not None and not start_model.extractor.is_network:
         raise PovertyMapperError("The starting model has no CNN to reuse; choose a model written by 'Train nightlight proxy'.")
     means, stds = tiles.band_statistics(classes.train)
     if start_model is not None:

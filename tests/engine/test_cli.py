@@ -143,7 +143,7 @@ def test_trainproxy_trains_the_engines_network(small_world, tmp_path, capsys):
     (["fit", "{raster}", "{tmp}/none.csv", "{tmp}/m.povmodel", "--outcome", "o"], "none.csv"),
 ])
 def test_errors_say_what_to_fix_and_exit_1(raster, tmp_path, model_file, capsys, monkeypatch, args, message):
-    monkeypatch.setattr("poverty_mapper.core.imagery.dask_cluster.CONNECT_TIMEOUT_S", 2.0)
+    monkeypatch.setattr("poverty_mapper.core.imagery.dask_run.CONNECT_TIMEOUT_S", 2.0)
     args = [a.format(raster=raster, tmp=tmp_path, model=model_file) for a in args]
     assert cli.main(args) == 1
     (error,) = [line for line in capsys.readouterr().err.splitlines() if line.startswith("poverty-mapper: error: ")]

@@ -14,7 +14,7 @@ import torch
 from helpers import assert_folds_keep_groups_whole, fold_members, neighbour_groups
 from poverty_mapper.core.errors import PovertyMapperError
 from poverty_mapper.core.imagery.radiometry import REFLECTANCE
-from poverty_mapper.core.imagery.tile_reader import TileReader
+from poverty_mapper.core.imagery.tile_reader import ImageTiles
 from poverty_mapper.core.imagery.tiling import PixelWindow
 from poverty_mapper.core.regression.metrics import coefficient_of_determination, squared_pearson
 from poverty_mapper.core.regression.ridge import PenaltySearch
@@ -239,11 +239,10 @@ def test_tiles_with_too_few_valid_pixels_never_reach_the_extractor(world, half_i
 
     config = ClusterFitConfig(str(half_image), _clusters(world), "unused.povmodel", batch_size=8)
     windows = [(0, PixelWindow(c, 100, 16, 16)) for c in range(80, 120, 4)]  # from all nodata to all valid
-    with rasterio.open(half_image) as ds:
-        reader = TileReader(ds, (1, 2, 3), 16, REFLECTANCE)
-        features, used, valid_pixels = cluster_features(
-            Recording(), reader, windows, 40, torch.device("cpu"), config, PhasedProgress({"f": 1.0})["f"]
-        )
+    features, used, valid_pixels = cluster_features(
+        Recording(), ImageTiles(str(half_image), (1, 2, 3), 16, REFLECTANCE), windows, 40, torch.device("cpu"), config,
+        PhasedProgress({"f": 1.0})["f"],
+    )
     assert seen and min(seen) >= 0.5
     assert used[0] == len(seen) < len(windows)
     expected = sum(min(16, max(0, c + 16 - 100)) * 16 for c in range(80, 120, 4))

@@ -19,7 +19,7 @@ from poverty_mapper.core.imagery.box_tiles import box_tiles
 from poverty_mapper.core.imagery.radiometry import LANDSAT_C1_L1
 from poverty_mapper.core.imagery.tile_reader import TileReader
 from poverty_mapper.core.inference.estimate import tile_features
-from poverty_mapper.core.inference.executors import LocalExecutor
+from poverty_mapper.core.imagery.executors import LocalExecutor
 from poverty_mapper.core.inference.predict import PredictRequest, predict_poverty_map
 from poverty_mapper.core.models.model_file import load_model
 from poverty_mapper.core.training import clusters as clusters_module
@@ -66,9 +66,9 @@ class _KeepsTheJob(LocalExecutor):
 
     job = None
 
-    def run(self, job, *args) -> None:
-        self.job = job
-        super().run(job, *args)
+    def results(self, work, *args):
+        self.job = work.job
+        return super().results(work, *args)
 
 
 def _box_features(job, path, cluster: Cluster, i: int, band_indexes=None, extractor=None) -> np.ndarray:

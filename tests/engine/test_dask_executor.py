@@ -17,8 +17,9 @@ from distributed import Client, LocalCluster
 
 from poverty_mapper.core.errors import Canceled, PovertyMapperError
 from poverty_mapper.core.extractors.histogram import HistogramExtractor
-from poverty_mapper.core.inference.dask_executor import DaskExecutor
-from poverty_mapper.core.inference.executors import LocalExecutor
+from poverty_mapper.core.imagery.dask_run import DaskExecutor
+from poverty_mapper.core.imagery.executors import LocalExecutor
+from poverty_mapper.core.imagery.tile_work import TileWork
 from poverty_mapper.core.inference.predict import PredictRequest, predict_poverty_map
 from poverty_mapper.core.inference.writer import NODATA
 from helpers import scene_model, raster  # noqa: F401 (raster: fixtures)
@@ -45,26 +46,17 @@ class DyingHistogram(HistogramExtractor):
         return super().extract_dn(dn, valid, radiometry)
 
 
-class CountingSink:
-    """Passes estimates on to the map's sink, counting how often each cell arrives."""
-
-    def __init__(self, sink, counts: dict):
-        self.sink, self.counts = sink, counts
-
-    def add(self, cells, values):
-        for cell in cells:
-            self.counts[cell] = self.counts.get(cell, 0) + 1
-        self.sink.add(cells, values)
-
-
 class Counting:
-    """An executor whose sink counts the cells it gets."""
+    """An executor that counts how often each cell's result comes back."""
 
     def __init__(self, executor):
         self.executor, self.counts = executor, {}
 
-    def run(self, job, plan, sink, progress, is_canceled):
-        self.executor.run(job, plan, CountingSink(sink, self.counts), progress, is_canceled)
+    def results(self, work, batches, is_canceled):
+        for cells, result in self.executor.results(work, batches, is_canceled):
+            for cell in cells:
+                self.counts[cell] = self.counts.get(cell, 0) + 1
+            yield cells, result
 
 
 @pytest.fixture(scope="module")
@@ -190,19 +182,18 @@ def test_cancel_stops_the_work_on_the_cluster_and_writes_nothing(raster, tmp_pat
 def test_imagery_the_workers_cannot_open_is_refused(raster, tmp_path, client):
     model = scene_model(HistogramExtractor(MEANS, STDS))
     request = PredictRequest(str(raster), str(tmp_path / "map.tif"), model, device="cpu")
-    import poverty_mapper.core.inference.dask_executor as dask_executor
+    import poverty_mapper.core.imagery.dask_run as dask_run
 
     class Elsewhere(DaskExecutor):
-        def _run(self, client, job, *args):
-            import dataclasses
-
-            return super()._run(client, dataclasses.replace(job, raster_path="/vsicurl/http://127.0.0.1:9/scene.tif"), *args)
+        def results(self, work, batches, is_canceled):
+            moved = work.at_paths(lambda path: "/vsicurl/http://127.0.0.1:9/scene.tif")
+            return super().results(moved, batches, is_canceled)
 
     with pytest.raises(PovertyMapperError, match=r"2 of the cluster's Dask workers cannot open the imagery "
                                                  r"'/vsicurl/http://127.0.0.1:9/scene.tif'.*cloud-optimised GeoTIFF"):
         predict_poverty_map(request, executor=Elsewhere(client))
-    assert dask_executor.worker_path("scene.tif") == os.path.abspath("scene.tif")
-    assert dask_executor.worker_path("/vsis3/bucket/scene.tif") == "/vsis3/bucket/scene.tif"
+    assert dask_run.worker_path("scene.tif") == os.path.abspath("scene.tif")
+    assert dask_run.worker_path("/vsis3/bucket/scene.tif") == "/vsis3/bucket/scene.tif"
 
 
 def test_an_unreachable_scheduler_is_refused_with_what_to_do(raster, tmp_path):
@@ -286,7 +277,7 @@ def test_a_model_that_reads_night_lights_maps_on_the_cluster_as_locally(tmp_path
 class _SlowReader:
     """A worker thread's reader whose read takes a while and fails if closed meanwhile."""
 
-    def __init__(self, _payload):
+    def __init__(self):
         self.closed = False
         self.reading = __import__("threading").Event()
 
@@ -299,8 +290,15 @@ class _SlowReader:
         self.closed = True
 
 
-def _slow_task(payload, reader, batch):
-    return reader.read()
+class _SlowWork(TileWork):
+    """A work whose every batch is one slow read."""
+
+    def open_reader(self, read_ahead):
+        return _SlowReader()
+
+    def run(self, reader, batches):
+        for batch in batches:
+            yield batch, reader.read()
 
 
 def test_the_worker_teardown_waits_for_a_running_batch_before_closing_its_imagery(monkeypatch):
@@ -311,19 +309,19 @@ def test_the_worker_teardown_waits_for_a_running_batch_before_closing_its_imager
 
     import distributed
 
-    from poverty_mapper.core.imagery.dask_cluster import WorkerImagery, _JobPlugin, _run_task
+    from poverty_mapper.core.imagery.dask_run import _JobPlugin, _run_task
 
-    plugin = _JobPlugin("job", WorkerImagery("unused.tif", (1,), 16, None), payload=None, open_reader=_SlowReader)
+    plugin = _JobPlugin("job", _SlowWork())
     monkeypatch.setattr(distributed, "get_worker", lambda: type("Worker", (), {"plugins": {"job": plugin}})())
     outcome = []
-    batch = threading.Thread(target=lambda: outcome.append(_run_task("job", _slow_task, 0)))
+    batch = threading.Thread(target=lambda: outcome.append(_run_task("job", 0)))
     batch.start()
-    while not plugin._datasets or not plugin._datasets[0].reading.is_set():
+    while not plugin._readers or not plugin._readers[0].reading.is_set():
         time.sleep(0.01)
     plugin.teardown(worker=None)  # as unregistering the plugin does, with the batch still reading
     batch.join()
     assert outcome == ["read whole"]
-    assert plugin._datasets == []  # closed after the batch
+    assert plugin._readers == []  # closed after the batch
 
 
 class SlowHistogram(HistogramExtractor):

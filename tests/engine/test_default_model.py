@@ -7,7 +7,7 @@ import pytest
 
 from conftest import LSMS_DIR
 from helpers import SCORE_ABS, assert_same_domain, assert_same_fit, assert_scores_close
-from poverty_mapper.core.evaluation import lsms
+from poverty_mapper.evaluation import lsms
 from poverty_mapper.core.extractors.histogram import YEH_BIN_EDGES
 from poverty_mapper.core.regression.metrics import squared_pearson
 from poverty_mapper.core.regression.ridge import fit_ridge

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from conftest import LSMS_DIR
 
-from poverty_mapper.core.evaluation import lsms
-from poverty_mapper.core.evaluation.across_countries import (
+from poverty_mapper.evaluation import lsms
+from poverty_mapper.evaluation.across_countries import (
     country_years,
     demeaned,
     interval_coverage,
@@ -16,8 +16,8 @@ from poverty_mapper.core.evaluation.across_countries import (
     within_r2,
 )
 from poverty_mapper.core.regression.leave_group_out import leave_one_country_out
-from poverty_mapper.core.evaluation.fixed_folds import evaluate_on_folds
-from poverty_mapper.core.evaluation.lsms_features import (
+from poverty_mapper.evaluation.fixed_folds import evaluate_on_folds
+from poverty_mapper.evaluation.lsms_features import (
     VARIANTS,
     select_by_validation,
     validation_predictions,

@@ -1,9 +1,10 @@
-"""The executor seam of mapping: another executor plugged into predict_poverty_map gives
-the map of the local one; the writer takes cells in any order and refuses a map with
-cells missing; the run plan decides batch size, threads and bf16 in one place."""
+"""The executor seam (mapping and the survey fit run on it): another executor plugged
+into predict_poverty_map gives the map of the local one; the writer takes cells in any
+order and refuses a map with cells missing; the run plan decides batch size, threads and
+bf16 in one place."""
 from __future__ import annotations
 
-import dataclasses
+from contextlib import closing
 
 import numpy as np
 import pytest
@@ -13,13 +14,12 @@ import torch
 from poverty_mapper.core.errors import Canceled
 from poverty_mapper.core.extractors.cnn import CnnExtractor, ProxyCNN
 from poverty_mapper.core.extractors.histogram import HistogramExtractor
-from poverty_mapper.core.imagery.tile_reader import TileReader
-from poverty_mapper.core.inference.executors import LocalExecutor, MappingJob, estimate_tiles
-from poverty_mapper.core.inference.plan import RunPlan, plan_run
+from poverty_mapper.core.imagery.executors import LocalExecutor
+from poverty_mapper.core.inference.plan import plan_run
 from poverty_mapper.core.inference.predict import PredictRequest, predict_poverty_map
 from poverty_mapper.core.inference.writer import NODATA
 from poverty_mapper.core.models.model_file import PovertyModel
-from helpers import raster, scene_model  # noqa: F401 (raster: a fixture)
+from helpers import extractor_of, raster, scene_model  # noqa: F401 (raster: a fixture)
 
 
 @pytest.fixture(scope="module", params=["histogram", "cnn"])
@@ -37,26 +37,15 @@ def model(request) -> PovertyModel:
 
 
 class SequentialExecutor:
-    """A second executor: no threads, one tile per batch, the last cell first."""
+    """A second executor: no reading ahead, one batch per reader (as a Dask worker thread
+    runs them), the last batch first."""
 
-    def __init__(self):
-        self.progress: list[float] = []
-
-    def run(self, job: MappingJob, plan: RunPlan, sink, progress, is_canceled) -> None:
-        rows, cols = np.nonzero(job.cell_mask)
-        cells = list(zip(rows.tolist(), cols.tolist()))[::-1]
-        size = job.model.tile_size_px
-        with rasterio.open(job.raster_path) as ds:
-            reader = TileReader(ds, job.band_indexes, size, job.radiometry)
-            for done, cell in enumerate(cells, start=1):
-                if is_canceled():
-                    raise Canceled()
-                dn = np.empty((1, len(job.band_indexes), size, size), reader.dtype)
-                valid = np.empty((1, size, size), bool)
-                reader.read_dn_into(job.grid.tile_window(*cell), dn[0], valid[0])
-                sink.add([cell], estimate_tiles(job, plan, dn, valid))
-                progress(done / len(cells))
-        progress(1.0)
+    def results(self, work, batches, is_canceled):
+        for batch in list(batches)[::-1]:
+            if is_canceled():
+                raise Canceled()
+            with closing(work.open_reader(read_ahead=False)) as reader, closing(work.run(reader, [batch])) as results:
+                yield from results
 
 
 def _map(raster, out, model, executor=None, **options):
@@ -97,10 +86,10 @@ def test_the_default_executor_is_the_local_one(raster, tmp_path, model):
 
 def test_an_executor_that_leaves_cells_out_fails_and_writes_nothing(raster, tmp_path, model):
     class DroppingExecutor(SequentialExecutor):
-        def run(self, job, plan, sink, progress, is_canceled):
-            mask = job.cell_mask.copy()
-            mask[-1, -1] = False  # the last cell is never estimated
-            super().run(dataclasses.replace(job, cell_mask=mask), plan, sink, progress, is_canceled)
+        def results(self, work, batches, is_canceled):
+            batches = list(batches)
+            batches[-1] = batches[-1][:-1]  # the last cell is never estimated
+            return super().results(work, batches, is_canceled)
 
     with pytest.raises(RuntimeError, match="1 cells of the map were never estimated"):
         _map(raster, tmp_path / "map.tif", model, DroppingExecutor())
@@ -115,12 +104,38 @@ def test_a_canceled_executor_leaves_no_output(raster, tmp_path, model):
     assert list(tmp_path.glob("*.tif")) == [raster]
 
 
+def test_the_survey_fit_runs_on_the_same_seam_and_another_executor_gives_its_fit(small_world, tmp_path, monkeypatch):
+    from poverty_mapper.core.models.model_file import load_model
+    from poverty_mapper.core.training import cluster_features
+    from poverty_mapper.core.training.clusters import Cluster, ClusterFitConfig, fit_clusters
+
+    clusters = tuple(Cluster(x, y, o, w, str(i)) for i, (x, y, o, w) in enumerate(small_world.clusters))
+
+    def fit(name):
+        return fit_clusters(ClusterFitConfig(str(small_world.image_path), clusters, str(tmp_path / f"{name}.povmodel"),
+                                             box_size_m=1500.0, tile_size_m=480.0, fold_distance_m=750.0, device="cpu",
+                                             batch_size=8))
+
+    local = fit("local")
+    asked = []
+    monkeypatch.setattr(cluster_features, "executor_for", lambda scheduler: asked.append(scheduler) or SequentialExecutor())
+    other = fit("sequential")
+    assert asked == [None]
+    np.testing.assert_array_equal(other.used, local.used)
+    np.testing.assert_array_equal(other.coverage.tiles_used, local.coverage.tiles_used)
+    # The chunks came back last first: each cluster's features summed in another order.
+    np.testing.assert_allclose(other.predicted, local.predicted, rtol=1e-6, atol=1e-9)
+    assert load_model(tmp_path / "sequential.povmodel").card() == load_model(tmp_path / "local.povmodel").card()
+
+
 @pytest.mark.parametrize("mixed, fast, kind, expected", [
-    (True, True, "cnn", True), (True, True, "random", False), (True, False, "cnn", False), (False, True, "cnn", False),
+    (True, True, "small cnn", True), (True, True, "random", False), (True, True, "histogram", False),
+    (True, False, "small cnn", False), (False, True, "small cnn", False),
 ])
 def test_the_plan_takes_bf16_only_where_it_pays(monkeypatch, mixed, fast, kind, expected):
     monkeypatch.setattr("poverty_mapper.core.inference.plan.fast_bf16", lambda device: fast)
-    plan = plan_run(torch.device("cpu"), kind, mixed_precision=mixed)
+    extractor = extractor_of(kind)
+    plan = plan_run(torch.device("cpu"), extractor, mixed_precision=mixed)
     assert plan.bf16 is expected
-    assert plan.batch_size == (8 if kind == "cnn" else 16)  # automatic
-    assert plan_run(torch.device("cpu"), kind, batch_size=3).batch_size == 3
+    assert plan.batch_size == (8 if kind == "small cnn" else 16)  # automatic
+    assert plan_run(torch.device("cpu"), extractor, batch_size=3).batch_size == 3

@@ -9,7 +9,7 @@ from conftest import SHARED_DATA
 from helpers import assert_folds_keep_groups_whole, fold_members, neighbour_groups
 from rasterio.crs import CRS
 
-from poverty_mapper.core.evaluation import dhs, kinshasa
+from poverty_mapper.evaluation import dhs, kinshasa
 from poverty_mapper.core.imagery.tiling import ground_positions_m
 
 

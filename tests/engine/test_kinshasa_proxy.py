@@ -13,7 +13,7 @@ import pytest
 import rasterio
 from conftest import ROOT, SHARED_DATA
 
-from poverty_mapper.core.evaluation import dhs, kinshasa
+from poverty_mapper.evaluation import dhs, kinshasa
 from poverty_mapper.core.imagery.nightlights import describe_lights, mean_lights_on_grid
 from poverty_mapper.core.inference.predict import PredictRequest, predict_poverty_map
 from poverty_mapper.core.models.model_file import load_model, read_model_info

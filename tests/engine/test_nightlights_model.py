@@ -11,8 +11,8 @@ import rasterio
 from conftest import LSMS_DIR
 from generated_world import make_world
 from helpers import SCORE_ABS, assert_same_domain, assert_same_fit, assert_scores_close, without_figures
-from poverty_mapper.core.evaluation import lsms
-from poverty_mapper.core.evaluation.across_countries import country_years
+from poverty_mapper.evaluation import lsms
+from poverty_mapper.evaluation.across_countries import country_years
 from poverty_mapper.core.regression.leave_group_out import leave_one_country_out, out_of_country_alpha
 from poverty_mapper.core.inference.predict import PredictRequest, predict_poverty_map
 from poverty_mapper.core.models.defaults import DEFAULT_MODEL_KEY, NIGHTLIGHTS_MODEL_PATH, bundled_models

@@ -13,6 +13,7 @@ import torch
 from rasterio.transform import from_origin
 
 from conftest import PARANA_SCENE
+from helpers import extractor_of
 from poverty_mapper.core.extractors.cnn import CnnExtractor, ProxyCNN
 from poverty_mapper.core.errors import Canceled, PovertyMapperError
 from poverty_mapper.core.extractors.histogram import HistogramExtractor
@@ -283,27 +284,27 @@ ZEN3 = CpuCapabilities(cores=2, vector="avx2", amx=False, bf16=False)  # AVX2 on
 
 
 @pytest.mark.parametrize(
-    "device,kind,cpu,cost,workers,expected",
+    "device,kind,cpu,workers,expected",
     [
-        ("cpu", "cnn", INTEL_AMX, 1.0, None, (1, 1)),  # a fast network: a core for reading, one for it
-        ("cpu", "cnn", ZEN4, 1.0, None, (0, 2)),  # 5 x a read: both cores to the network
-        ("cpu", "cnn", ZEN3, 1.0, None, (0, 2)),  # float32, 11 x a read
-        ("cpu", "cnn", INTEL_AMX, 6.0, None, (0, 2)),  # EfficientNet
-        ("cpu", "cnn", dataclasses.replace(INTEL_AMX, cores=16), 1.0, None, (5, 11)),
-        ("cpu", "cnn", dataclasses.replace(ZEN4, cores=16), 1.0, None, (3, 13)),
-        ("cpu", "cnn", dataclasses.replace(ZEN3, cores=16), 1.0, None, (2, 14)),
-        ("cpu", "cnn", dataclasses.replace(ZEN3, cores=16), 6.0, None, (0, 16)),
-        ("cpu", "cnn", dataclasses.replace(INTEL_AMX, cores=16), 1.0, 2, (2, 14)),
-        ("cpu", "cnn", INTEL_AMX, 1.0, 0, (0, None)),  # reading in the calling thread asked for: PyTorch's setting kept
-        ("cpu", "cnn", dataclasses.replace(ZEN4, cores=1), 1.0, None, (1, None)),
-        ("cpu", "histogram", ZEN3, 1.0, None, (1, 1)),  # counting needs one thread beside the reader
-        ("cpu", "histogram", ZEN3, 1.0, 3, (3, 1)),
-        ("cpu", "random", ZEN3, 1.0, None, (1, None)),
-        ("cuda", "cnn", None, 1.0, None, (2, None)),
+        ("cpu", "small cnn", INTEL_AMX, None, (1, 1)),  # a fast network: a core for reading, one for it
+        ("cpu", "small cnn", ZEN4, None, (0, 2)),  # 5 x a read: both cores to the network
+        ("cpu", "small cnn", ZEN3, None, (0, 2)),  # float32, 11 x a read
+        ("cpu", "efficientnet", INTEL_AMX, None, (0, 2)),  # 6 x the small CNN's cost
+        ("cpu", "small cnn", dataclasses.replace(INTEL_AMX, cores=16), None, (5, 11)),
+        ("cpu", "small cnn", dataclasses.replace(ZEN4, cores=16), None, (3, 13)),
+        ("cpu", "small cnn", dataclasses.replace(ZEN3, cores=16), None, (2, 14)),
+        ("cpu", "efficientnet", dataclasses.replace(ZEN3, cores=16), None, (0, 16)),
+        ("cpu", "small cnn", dataclasses.replace(INTEL_AMX, cores=16), 2, (2, 14)),
+        ("cpu", "small cnn", INTEL_AMX, 0, (0, None)),  # reading in the calling thread asked for: PyTorch's setting kept
+        ("cpu", "small cnn", dataclasses.replace(ZEN4, cores=1), None, (1, None)),
+        ("cpu", "histogram", ZEN3, None, (1, 1)),  # counting needs one thread beside the reader
+        ("cpu", "histogram", ZEN3, 3, (3, 1)),
+        ("cpu", "random", ZEN3, None, (1, None)),
+        ("cuda", "small cnn", None, None, (2, None)),
     ],
 )
-def test_thread_plan_shares_the_cores_by_what_the_cpu_can_do(device, kind, cpu, cost, workers, expected):
-    plan = thread_plan(torch.device(device), kind, workers, cost, cpu)
+def test_thread_plan_shares_the_cores_by_what_the_cpu_can_do(device, kind, cpu, workers, expected):
+    plan = thread_plan(torch.device(device), extractor_of(kind), workers, cpu)
     assert (plan.read_workers, plan.torch_threads) == expected
 
 
@@ -321,11 +322,34 @@ def test_the_cpu_capabilities_follow_the_kernels_pytorch_runs():
 
 
 def test_efficientnet_tells_the_plan_it_costs_more_than_the_small_cnn():
-    from poverty_mapper.core.extractors.efficientnet import EfficientNetProxy
+    small = extractor_of("small cnn").network_cost
+    assert small == 1.0 and extractor_of("efficientnet").network_cost > 5 * small
 
-    means, stds = np.zeros(3), np.ones(3)
-    small = CnnExtractor(ProxyCNN(3, 3), means, stds).network_cost
-    assert small == 1.0 and CnnExtractor(EfficientNetProxy(3, 3), means, stds).network_cost > 5 * small
+
+@pytest.mark.parametrize("kind, network, digital_numbers, scenes, bf16", [
+    ("small cnn", True, True, True, ("cpu", "cuda")),
+    ("histogram", False, True, False, ()),
+    ("random", False, False, False, ("cuda",)),
+])
+def test_each_kind_declares_what_it_can_do(kind, network, digital_numbers, scenes, bf16):
+    """Callers ask the extractor, never its kind's name: what it says must be what it does."""
+    extractor = extractor_of(kind)
+    assert (extractor.is_network, extractor.reads_digital_numbers, extractor.standardizes_scenes,
+            extractor.bf16_devices) == (network, digital_numbers, scenes, bf16)
+    assert extractor.knows_band_statistics and extractor.band_means.shape == extractor.band_stds.shape == (3,)
+    dn, valid = torch.full((2, 3, 8, 8), 40, dtype=torch.uint8), torch.ones(2, 8, 8, dtype=torch.bool)
+    if digital_numbers:
+        assert extractor.extract_dn(dn, valid, REFLECTANCE).shape == (2, extractor.n_features)
+    else:
+        with pytest.raises(NotImplementedError):
+            extractor.extract_dn(dn, valid, REFLECTANCE)
+    if scenes:
+        restandardized = extractor.standardized_by(np.full(3, 0.2), np.full(3, 0.1))
+        np.testing.assert_allclose(restandardized.band_means, 0.2)
+        np.testing.assert_allclose(restandardized.band_stds, 0.1 / extractor.input_std)
+    else:
+        with pytest.raises(NotImplementedError):
+            extractor.standardized_by(np.zeros(3), np.ones(3))
 
 
 def test_torch_threads_are_restored_even_after_an_error():

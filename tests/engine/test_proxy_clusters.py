@@ -84,6 +84,19 @@ def test_transfer_reuses_lower_layers(small_world, tmp_path):
     assert load_model(tmp_path / "b.povmodel").extractor.network.config["n_classes"] == 4
 
 
+def test_a_start_model_without_a_network_is_refused(small_world, tmp_path):
+    from poverty_mapper.core.models.defaults import default_model_path
+
+    start = default_model_path(with_nightlights=False)  # the bundled RGB histogram model
+    assert not load_model(start).extractor.is_network
+    with pytest.raises(PovertyMapperError, match="no CNN to reuse"):
+        train_proxy(ProxyTrainingConfig(
+            image_path=str(small_world.image_path), nightlights_path=str(small_world.lights_path),
+            model_path=str(tmp_path / "m.povmodel"), start_model_path=str(start), tile_size_m=480.0, epochs=1,
+            block_size_tiles=2, architecture="small_cnn", binning="quantiles"))
+    assert not (tmp_path / "m.povmodel").exists()
+
+
 def test_fixed_thresholds_and_class_weights(small_world, tmp_path):
     result = train_proxy(
         ProxyTrainingConfig(image_path=str(small_world.image_path), nightlights_path=str(small_world.lights_path),

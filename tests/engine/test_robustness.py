@@ -29,10 +29,11 @@ from rasterio.transform import from_origin
 from rasterio.warp import transform as warp_transform
 
 from poverty_mapper.core.models import model_file as model_file_module
-from poverty_mapper.core.inference import executors as executors_module
+from poverty_mapper.core.inference import mapping_job
 from poverty_mapper.core.inference import writer as writer_module
 from poverty_mapper.core.atomic import write_json
 from poverty_mapper.core.training.clusters import Cluster, ClusterFitConfig, fit_clusters
+from poverty_mapper.core.extractors.base import FeatureExtractor
 from poverty_mapper.core.errors import Canceled, ModelFileError, PovertyMapperError
 from poverty_mapper.core.models.model_file import load_model, save_model
 from poverty_mapper.core.imagery.nightlights import mean_lights_on_grid
@@ -758,17 +759,18 @@ def test_a_crash_in_the_model_while_readers_are_ahead_does_not_hang(scene, tmp_p
             raise RuntimeError("generated crash in the model")
         return estimate_batch(*args)
 
-    monkeypatch.setattr(executors_module, "estimate_batch", estimate_then_crash)
+    monkeypatch.setattr(mapping_job, "estimate_batch", estimate_then_crash)
     exc = _in_thread(lambda: predict_to(scene, out, small_model, batch_size=2, read_workers=2, prefetch_batches=4))
     assert isinstance(exc, RuntimeError) and "generated crash in the model" in str(exc)
     assert_untouched(out)
     assert not [t for t in threading.enumerate() if t.name.startswith("poverty-read")]
 
 
-class _OutOfMemoryAboveTwo:
+class _OutOfMemoryAboveTwo(FeatureExtractor):
     """The model's extractor, but a batch of more than two tiles runs 'out of GPU memory'."""
 
     kind = "histogram"
+    reads_digital_numbers = True
 
     def __init__(self, extractor):
         self.extractor, self.sizes = extractor, []
@@ -788,7 +790,7 @@ def test_cuda_out_of_memory_halves_the_batch_and_still_estimates_every_tile(smal
     rng = np.random.default_rng(5)
     dn = rng.uniform(0.02, 0.2, (11, 3, 8, 8)).astype(np.float32)
     valid = rng.random((11, 8, 8)) > 0.05
-    plan = plan_run(torch.device("cpu"), small_model.extractor.kind, batch_size=11, mixed_precision=False)
+    plan = plan_run(torch.device("cpu"), small_model.extractor, batch_size=11, mixed_precision=False)
     plain = estimate_batch(small_model, dn, valid, REFLECTANCE, plan)
     flaky = _OutOfMemoryAboveTwo(small_model.extractor)
     halved = estimate_batch(dataclasses.replace(small_model, extractor=flaky), dn, valid, REFLECTANCE, plan)
@@ -805,7 +807,7 @@ def test_cuda_out_of_memory_on_a_single_tile_says_to_use_the_cpu(small_model):
 
     model = dataclasses.replace(small_model, extractor=AlwaysOutOfMemory(small_model.extractor))
     dn, valid = np.zeros((4, 3, 8, 8), np.float32), np.ones((4, 8, 8), bool)
-    plan = plan_run(torch.device("cpu"), model.extractor.kind, batch_size=4, mixed_precision=False)
+    plan = plan_run(torch.device("cpu"), model.extractor, batch_size=4, mixed_precision=False)
     with pytest.raises(PovertyMapperError, match=r"out of memory on a single tile; run on the CPU"):
         estimate_batch(model, dn, valid, REFLECTANCE, plan)
 

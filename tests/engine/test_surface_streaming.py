@@ -21,7 +21,7 @@ from poverty_mapper.core.imagery.surface import SurfaceBands, surface_bands, sur
 from poverty_mapper.core.imagery.tile_reader import READ_CACHE_BYTES, open_raster
 from poverty_mapper.core.imagery.tiling import region_window, tile_grid_for
 from poverty_mapper.core.inference import predict as predict_module
-from poverty_mapper.core.inference.executors import cell_batches
+from poverty_mapper.core.inference.mapping_job import cell_batches
 from poverty_mapper.core.inference.neighbourhood import NeighbourhoodMean
 from poverty_mapper.core.inference.predict import PredictRequest, predict_poverty_map
 from poverty_mapper.core.inference.writer import QUALITY_CLOUD, QUALITY_WATER

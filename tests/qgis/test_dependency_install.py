@@ -112,6 +112,34 @@ def test_the_plan_installs_for_qgis_python_into_the_plugins_folder(qgis_app):
     assert cuda[cuda.index("--index-url") + 1] == dependencies.TORCH_CUDA_INDEX
 
 
+def _pinned_in_requirements_txt() -> dict[str, str]:
+    """Each package of requirements.txt -> its line's requirement (comments dropped)."""
+    from conftest import ROOT
+
+    lines = (ROOT / "requirements.txt").read_text(encoding="utf-8").splitlines()
+    requirements = [line.split("#", 1)[0].strip() for line in lines]
+    return {dependencies._requirement_name(r): r for r in requirements if r and not r.startswith("-")}
+
+
+def test_the_installer_and_the_install_hints_pin_what_requirements_txt_pins():
+    """requirements.txt is not in the plugin zip: the plugin's pins are its own, held to it here."""
+    pinned = _pinned_in_requirements_txt()
+    assert set(dependencies.REQUIRED) == set(dependencies.REQUIREMENTS) <= set(pinned)
+    installed = {r for requirements in dependencies.REQUIREMENTS.values() for r in requirements}
+    assert {"numpy<2", "affine<3"} <= installed
+    for requirement in installed:
+        name = dependencies._requirement_name(requirement)
+        # PyTorch alone is left to its index, which has a build for QGIS's Python.
+        assert requirement == pinned[name] or requirement == name == "torch", (requirement, pinned.get(name))
+    for hint in (dependencies.INSTALL_HINT, dependencies.REPAIR_HINT):
+        words = {w.strip("'\";") for w in hint.split()}
+        assert installed <= words, installed - words  # every pin, as pip is to take it
+    from poverty_mapper.core.imagery import dask_run
+
+    assert f"distributed=={pinned['distributed'].split('==')[1]}" in dask_run.INSTALL_HINT
+    assert pinned["dask"].split("==")[1] == pinned["distributed"].split("==")[1]
+
+
 def test_packages_install_from_a_local_wheel_folder_and_load(local_plan, monkeypatch):
     lines = []
     outcome = run_install(local_plan, lines.append)

@@ -441,10 +441,10 @@ def test_cancel_stops_the_run_and_leaves_no_file(dock, sample_layer, qtbot, qgis
     stops before a second batch, whatever the machine's speed."""
     import threading
 
-    from poverty_mapper.core.inference import executors
+    from poverty_mapper.core.inference import mapping_job
 
     first_batch, clicked, batches = threading.Event(), threading.Event(), []
-    estimate_tiles = executors.estimate_tiles
+    estimate_tiles = mapping_job.estimate_tiles
 
     def held_first_batch(*args):
         batches.append(len(args[2]))
@@ -453,7 +453,7 @@ def test_cancel_stops_the_run_and_leaves_no_file(dock, sample_layer, qtbot, qgis
             clicked.wait(timeout=600)  # never waits for ever should the test itself fail
         return estimate_tiles(*args)
 
-    monkeypatch.setattr(executors, "estimate_tiles", held_first_batch)
+    monkeypatch.setattr(mapping_job, "estimate_tiles", held_first_batch)
     target = tmp_path / "canceled.tif"
     dock.imagePanel.layerCombo.setLayer(sample_layer)
     dock.optionsPanel.strideSpin.setValue(120)  # about 110,000 overlapping tiles: minutes of work

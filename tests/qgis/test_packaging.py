@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import importlib.util
+import re
 import sys
 import zipfile
 
@@ -27,6 +28,21 @@ def test_zip_holds_the_plugin_and_nothing_else(tmp_path):
     assert not any("__pycache__" in n or n.endswith(".pyc") for n in inside)
     assert not {"Makefile", "pytest.ini", "requirements.txt"} & inside
     assert package.build(tmp_path / "again").read_bytes() == target.read_bytes()  # reproducible
+
+
+def test_zip_holds_no_benchmark_code(tmp_path):
+    """The LSMS and DHS benchmarks' loaders (evaluation/) serve scripts and tests: none of
+    their modules is in the zip, and nothing in the zip imports them."""
+    with zipfile.ZipFile(package.build(tmp_path)) as zf:
+        inside = {n.split("/", 1)[1]: n for n in zf.namelist()}
+        sources = {name: zf.read(full).decode("utf-8") for name, full in inside.items() if name.endswith(".py")}
+    benchmark_modules = {p.name for p in (ROOT / "evaluation").glob("*.py")} - {"__init__.py"}
+    assert {"lsms.py", "dhs.py", "kinshasa.py"} <= benchmark_modules  # not vacuous
+    assert not any(name.split("/")[-1] in benchmark_modules for name in inside)
+    assert not any(name.startswith(("evaluation/", "core/evaluation/")) for name in inside)
+    importing = [name for name, text in sources.items() if re.search(r"^\s*(from|import)\s+[.\w]*evaluation\b", text, re.M)]
+    assert importing == []
+    assert "core/training/clusters.py" in sources  # the engine is there
 
 
 QGIS_REPOSITORY_LIMIT_BYTES = 25 * 1024 * 1024  # plugins.qgis.org/docs/publish: at most 25 MB
@@ -85,6 +101,7 @@ def test_the_plugin_has_its_own_toolbar_and_one_raster_menu_entry(qgis_iface, qg
 def test_missing_dependencies_give_a_message_not_a_crash(qgis_iface, monkeypatch):
     import poverty_mapper
     from poverty_mapper import dependencies
+    from poverty_mapper.stand_in_plugin import MissingDependenciesPlugin
 
     real_find_spec = importlib.util.find_spec
     monkeypatch.setattr(
@@ -92,7 +109,7 @@ def test_missing_dependencies_give_a_message_not_a_crash(qgis_iface, monkeypatch
     )
     qgis_iface.messageBar().clear_messages()
     plugin = poverty_mapper.classFactory(qgis_iface)
-    assert isinstance(plugin, dependencies.MissingDependenciesPlugin)
+    assert isinstance(plugin, MissingDependenciesPlugin)
     plugin.initProcessing()
     plugin.initGui()
     warnings = qgis_iface.messageBar().get_messages(Qgis.Warning)
@@ -120,6 +137,7 @@ def test_headless_missing_dependencies_are_said_on_stderr(monkeypatch, capsys):
 def test_a_dependency_that_fails_to_load_gives_a_message_not_a_crash(qgis_iface, monkeypatch):
     import poverty_mapper
     from poverty_mapper import dependencies
+    from poverty_mapper.stand_in_plugin import MissingDependenciesPlugin
 
     real_import = importlib.import_module
 
@@ -131,7 +149,7 @@ def test_a_dependency_that_fails_to_load_gives_a_message_not_a_crash(qgis_iface,
     monkeypatch.setattr(dependencies.importlib, "import_module", broken_torch)
     qgis_iface.messageBar().clear_messages()
     plugin = poverty_mapper.classFactory(qgis_iface)
-    assert isinstance(plugin, dependencies.MissingDependenciesPlugin)
+    assert isinstance(plugin, MissingDependenciesPlugin)
     plugin.initProcessing()
     plugin.initGui()
     warnings = qgis_iface.messageBar().get_messages(Qgis.Warning)

@@ -301,7 +301,7 @@ def test_a_one_cell_map_is_written_and_opened_without_gdal_errors(provider, tmp_
 def test_other_gdal_messages_still_reach_the_analyst_while_a_map_opens(capfd):
     from osgeo import gdal
 
-    from poverty_mapper.provider.styling import constant_bands_unreported
+    from poverty_mapper.provider.map_layers import constant_bands_unreported
 
     with constant_bands_unreported():
         gdal.Error(gdal.CE_Failure, 5, "x.tif, band 1: dfMax should be strictly greater than dfMin")
@@ -358,7 +358,7 @@ def test_predict_and_fit_take_a_dask_scheduler_as_an_advanced_parameter(provider
         expected = local.read()
         assert (expected[0] != local.nodata).any()
         np.testing.assert_allclose(dask.read(), expected, rtol=1e-5, atol=1e-6)
-    monkeypatch.setattr("poverty_mapper.core.imagery.dask_cluster.CONNECT_TIMEOUT_S", 3.0)
+    monkeypatch.setattr("poverty_mapper.core.imagery.dask_run.CONNECT_TIMEOUT_S", 3.0)
     with pytest.raises(QgsProcessingException, match="Cannot reach the Dask scheduler at 'tcp://127.0.0.1:9'"):
         processing.run("povertymapper:predict", {"INPUT": str(SAMPLE), "MODEL": "", "SCHEDULER": "tcp://127.0.0.1:9",
                                                  "OUTPUT": str(tmp_path / "unreachable.tif")})

@@ -1,10 +1,12 @@
-"""Reading tiles on a Dask distributed cluster: the workers open the imagery themselves
-and run batches of a task on it; this process gets each batch's result once.
+"""Running batches of tiles on a Dask cluster (Dask's distributed scheduler and its
+workers; not to be confused with a survey cluster): the workers open the imagery
+themselves and run the batches of a :class:`.tile_work.TileWork` on it; this process
+gets each batch's result once.
 
 - Workers open the imagery from its path: a file on a file system they share, or a GDAL
   virtual file system URL they can reach (/vsicurl/, /vsis3/). A run checks first that
   every worker can open it, and names those that cannot.
-- A run's payload (the job, the model) goes to each worker once, as a worker plugin: the
+- A run's work (the job, the model) goes to each worker once, as a worker plugin: the
   scheduler keeps it and hands it to every worker, including one that joins or restarts
   mid-run.
 - Each batch is a task. A worker that dies has its batches redone by the scheduler on
@@ -13,13 +15,13 @@ and run batches of a task on it; this process gets each batch's result once.
 - Canceling cancels the batches not yet done; at most a few batches per worker thread are
   given to the cluster at a time, so a continent's millions of tiles never wait in memory.
 
-``distributed`` is imported only when a run asks for a cluster: the plugin works without it.
-Mapping (inference.dask_executor) and fitting (training.cluster_features) run on it.
+``distributed`` is imported only when a run asks for a Dask cluster: the plugin works
+without it. :class:`DaskExecutor` is the :class:`.tile_work.Executor` that mapping
+(inference.mapping_job) and the survey fit (training.cluster_features) run on it.
 """
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import logging
 import os
 import queue
@@ -28,12 +30,12 @@ import uuid
 from typing import Any, Callable, Iterable, Iterator
 
 from ..errors import Canceled, PovertyMapperError
-from .radiometry import Radiometry
-from .tile_reader import TileReader, open_raster
+from .tile_work import TileWork
+from .tile_reader import open_raster
 
 log = logging.getLogger(__name__)
 
-try:  # the payload's carrier must be a worker plugin where distributed is installed
+try:  # the work's carrier must be a worker plugin where distributed is installed
     from distributed.diagnostics.plugin import WorkerPlugin as _PluginBase
 except ImportError:  # runs refuse before using it: _distributed()
     _PluginBase = object
@@ -136,46 +138,36 @@ def check_workers_read(client, path: str) -> None:
         )
 
 
-@dataclasses.dataclass(frozen=True)
-class WorkerImagery:
-    """How workers read the tiles: the image (a path or URL they reach), its bands, the tile size."""
-
-    path: str
-    band_indexes: tuple[int, ...]
-    tile_px: int
-    radiometry: Radiometry
-
-
 class _JobPlugin(_PluginBase):
-    """A run's imagery and payload (the job, the model) on a worker, with the worker's open
-    datasets (one per thread). Handed to every worker once by the scheduler, also to one
-    that joins or restarts mid-run; closed when the run ends."""
+    """A run's work on a worker, with the readers of the worker's threads (one per thread).
+    Handed to every worker once by the scheduler, also to one that joins or restarts
+    mid-run; closed when the run ends."""
 
-    def __init__(self, name: str, imagery: WorkerImagery, payload: Any, open_reader: Callable | None = None):
-        self.name, self.imagery, self.payload, self.open_reader = name, imagery, payload, open_reader
+    def __init__(self, name: str, work: TileWork):
+        self.name, self.work = name, work
         self._local = threading.local()
-        self._datasets: list[Any] = []
+        self._readers: list[Any] = []
         self._lock = threading.Lock()
         self._idle = threading.Condition(self._lock)  # notified when a batch ends
         self._busy = 0  # batches running on this worker now
 
     def __getstate__(self) -> dict:
-        return {"name": self.name, "imagery": self.imagery, "payload": self.payload, "open_reader": self.open_reader}
+        return {"name": self.name, "work": self.work}
 
     def __setstate__(self, state: dict) -> None:
-        self.__init__(state["name"], state["imagery"], state["payload"], state["open_reader"])
+        self.__init__(state["name"], state["work"])
 
     def setup(self, worker) -> None:
         pass
 
     def teardown(self, worker) -> None:
-        """Close the datasets once no batch reads them: a canceled batch may still be running
+        """Close the readers once no batch reads them: a canceled batch may still be running
         (a thread cannot be stopped), and closing a dataset under a read crashed the worker."""
         with self._idle:
             self._idle.wait_for(lambda: self._busy == 0, timeout=TEARDOWN_WAIT_S)
-            for opened in self._datasets:
-                opened.close()
-            self._datasets.clear()
+            for reader in self._readers:
+                reader.close()
+            self._readers.clear()
 
     @contextlib.contextmanager
     def in_use(self) -> Iterator[None]:
@@ -190,63 +182,49 @@ class _JobPlugin(_PluginBase):
                 self._idle.notify_all()
 
     def reader(self) -> Any:
-        """This thread's reader: ``open_reader(payload)`` where given, else a TileReader."""
+        """This thread's reader, reading in this thread (opened on first use, closed with the run)."""
         reader = getattr(self._local, "reader", None)
-        if reader is None and self.open_reader is not None:
-            reader = self._local.reader = self.open_reader(self.payload)
+        if reader is None:
+            reader = self._local.reader = self.work.open_reader(read_ahead=False)
             with self._lock:
-                self._datasets.append(reader)  # closed with the run
-        elif reader is None:
-            ds = open_raster(self.imagery.path)
-            with self._lock:
-                self._datasets.append(ds)
-            im = self.imagery
-            reader = self._local.reader = TileReader(ds, im.band_indexes, im.tile_px, im.radiometry)
+                self._readers.append(reader)
         return reader
 
 
-def _run_task(plugin_name: str, task: Callable[[Any, Any, Any], Any], batch: Any) -> Any:
-    """On a worker: ``task(payload, reader, batch)`` with the run's payload and reader."""
+def _run_task(plugin_name: str, batch: Any) -> Any:
+    """On a worker: the result of one batch of the run's work, read with this thread's reader."""
     from distributed import get_worker
 
     plugin: _JobPlugin = get_worker().plugins[plugin_name]
-    with plugin.in_use():
-        return task(plugin.payload, plugin.reader(), batch)
+    with plugin.in_use(), contextlib.closing(plugin.work.run(plugin.reader(), [batch])) as results:
+        return next(results)[1]
 
 
-class ClusterRun:
-    """One run's batches on a cluster: the imagery checked on every worker, the payload
-    sent to each worker once, batches handed out a few per worker thread at a time and
-    their results given back once each, in the order they complete; on leaving, batches
-    not done are canceled and the payload removed from the workers.
+class DaskRun:
+    """One run's batches on a Dask cluster: the work's imagery checked on every worker,
+    the work sent to each worker once, batches handed out a few per worker thread at a
+    time and their results given back once each, in the order they complete; on leaving,
+    batches not done are canceled and the work removed from the workers.
 
-    ``task(payload, reader, batch)`` must be a module-level function (workers import it),
-    as ``open_reader(payload)``, where given: the reader each worker thread opens (with a
-    ``close``), instead of a TileReader of ``imagery``."""
+    ``work`` reads its paths as the workers reach them (:func:`worker_path`)."""
 
-    def __init__(
-        self, client, imagery: WorkerImagery, payload: Any, batches_per_thread: int = BATCHES_PER_THREAD,
-        open_reader: Callable | None = None, more_paths: tuple[str, ...] = (),
-    ):
+    def __init__(self, client, work: TileWork, batches_per_thread: int = BATCHES_PER_THREAD):
         self.client, self.batches_per_thread = client, max(1, batches_per_thread)
-        self.imagery = dataclasses.replace(imagery, path=worker_path(imagery.path))
-        self.payload, self.open_reader = payload, open_reader
-        self.more_paths = tuple(worker_path(p) for p in more_paths)  # further inputs the workers open (night lights)
+        self.work = work
         self.run_id = uuid.uuid4().hex[:12]
         self.name = f"poverty-mapper-job-{self.run_id}"
         self._pending: dict[Any, Any] = {}
         self._done: queue.Queue = queue.Queue()  # futures as they finish (their callbacks put them here)
         self._lost = False  # the scheduler stopped answering: nothing more to tell it
 
-    def __enter__(self) -> "ClusterRun":
-        for path in (self.imagery.path, *self.more_paths):
+    def __enter__(self) -> "DaskRun":
+        for path in self.work.paths():
             check_workers_read(self.client, path)
-        plugin = _JobPlugin(self.name, self.imagery, self.payload, self.open_reader)
-        self.client.register_plugin(plugin, name=self.name)
+        self.client.register_plugin(_JobPlugin(self.name, self.work), name=self.name)
         return self
 
     def __exit__(self, *exc) -> None:
-        """Cancel the batches not done and remove the payload (each worker's teardown waits
+        """Cancel the batches not done and remove the work (each worker's teardown waits
         for its running batches). A scheduler that is gone cannot be told: that is logged,
         and the run's own error, if any, is what the user sees."""
         if self._lost:
@@ -259,11 +237,11 @@ class ClusterRun:
         except Exception as error:  # noqa: BLE001 (a lost scheduler fails in many ways: OSError, CommClosedError...)
             log.warning("Could not clean up the run on the Dask cluster: %s", error)
 
-    def results(self, task: Callable, batches: Iterable[Any], is_canceled: CancelCheck) -> Iterator[tuple[Any, Any]]:
-        """(batch, task's result) for every batch, as they complete; raises :class:`Canceled`
+    def results(self, batches: Iterable[Any], is_canceled: CancelCheck) -> Iterator[tuple[Any, Any]]:
+        """(batch, its result) for every batch, as they complete; raises :class:`Canceled`
         when ``is_canceled`` says so (looked at every CANCEL_POLL_S), and a batch's error."""
         numbered = enumerate(batches)
-        self._submit(task, numbered)
+        self._submit(numbered)
         while self._pending:
             if is_canceled():
                 raise Canceled()
@@ -280,7 +258,7 @@ class ClusterRun:
             yield batch, result
             if is_canceled():
                 raise Canceled()
-            self._submit(task, numbered)
+            self._submit(numbered)
 
     @contextlib.contextmanager
     def _connection(self) -> Iterator[None]:
@@ -297,11 +275,11 @@ class ClusterRun:
                 "scheduler and workers are running, then run again; nothing was written."
             ) from exc
 
-    def _submit(self, task: Callable, numbered: Iterator[tuple[int, Any]]) -> None:
+    def _submit(self, numbered: Iterator[tuple[int, Any]]) -> None:
         with self._connection():
-            self._submit_more(task, numbered)
+            self._submit_more(numbered)
 
-    def _submit_more(self, task: Callable, numbered: Iterator[tuple[int, Any]]) -> None:
+    def _submit_more(self, numbered: Iterator[tuple[int, Any]]) -> None:
         threads = sum(self.client.nthreads().values()) or 1
         while len(self._pending) < self.batches_per_thread * threads:
             item = next(numbered, None)
@@ -309,7 +287,7 @@ class ClusterRun:
                 return
             index, batch = item
             future = self.client.submit(
-                _run_task, self.name, task, batch, key=f"poverty-mapper-batch-{self.run_id}-{index}", pure=False
+                _run_task, self.name, batch, key=f"poverty-mapper-batch-{self.run_id}-{index}", pure=False
             )
             self._pending[future] = batch
             future.add_done_callback(self._done.put)
@@ -331,3 +309,19 @@ class scheduler_client:  # noqa: N801 (used as a context manager, like open())
             self.client.close()
 
 
+
+
+class DaskExecutor:
+    """Runs a work's batches on the Dask cluster of ``scheduler`` (an address such as
+    tcp://10.0.0.5:8786, or a connected ``distributed.Client``, which is left open)."""
+
+    def __init__(self, scheduler, connect_timeout_s: float | None = None, batches_per_thread: int = BATCHES_PER_THREAD):
+        self.scheduler = scheduler
+        self.connect_timeout_s = connect_timeout_s
+        self.batches_per_thread = batches_per_thread
+
+    def results(self, work: TileWork, batches: Iterable[Any], is_canceled: CancelCheck) -> Iterator[tuple[Any, Any]]:
+        """(batch, result) for every batch, as they complete on the workers (see :class:`DaskRun`)."""
+        with scheduler_client(self.scheduler, self.connect_timeout_s) as client, \
+                DaskRun(client, work.at_paths(worker_path), self.batches_per_thread) as run:
+            yield from run.results(batches, is_canceled)

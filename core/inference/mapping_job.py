@@ -1,19 +1,21 @@
-"""Who runs the tiles: an executor reads the tiles of a mapping job, estimates them batch
-by batch with :func:`estimate_batch` and hands the estimates to a sink.
+"""A mapping run's job: which cells to estimate (:class:`MappingJob`), how a batch of
+them is estimated with :func:`estimate_batch` (:class:`MappingWork`), and where the
+estimates go (an :class:`EstimateSink`, the map's writer).
 
-Which cells to estimate and what to do with the estimates (the job, the sink) are apart
-from how the batches run (the executor). :class:`LocalExecutor` reads ahead in threads on
-this machine; another executor (one that sends batches to a cluster) implements the same
-:class:`Executor` protocol and plugs into :func:`predict_poverty_map` unchanged.
+How the batches run is an executor's (:mod:`..imagery.executors`): here, the tiles read
+ahead in threads, or on a Dask cluster's workers, which open the imagery and screen
+their cells for water and cloud themselves (this process then reads no imagery of the
+region). :func:`run_mapping` takes either and feeds the sink, each cell once.
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
-from typing import Callable, Iterator, Protocol, Sequence
+from typing import Callable, Iterable, Iterator, Protocol, Sequence
 
 import numpy as np
 
-from ..errors import Canceled
+from ..imagery.tile_work import Executor, TileWork
 from ..imagery.lights_layer import LightsInput
 from ..imagery.prefetch import PrefetchingReader
 from ..imagery.radiometry import REFLECTANCE, Radiometry
@@ -79,17 +81,6 @@ class EstimateSink(Protocol):
         (NaN) values come to :meth:`add`."""
 
 
-class Executor(Protocol):
-    """Runs a job: every cell of ``job`` reaches ``sink`` exactly once, in batches of
-    ``plan.batch_size`` tiles. ``is_canceled`` is checked once per batch (raising
-    :class:`Canceled`), ``progress`` gets the fraction of cells done after each batch."""
-
-    def run(
-        self, job: MappingJob, plan: RunPlan, sink: EstimateSink,
-        progress: ProgressCallback, is_canceled: CancelCheck,
-    ) -> None: ...
-
-
 def cell_batches(cell_mask: np.ndarray, batch_size: int) -> Iterator[list[Cell]]:
     """Cells inside the mask, row-major, in batches."""
     rows, cols = np.nonzero(cell_mask)
@@ -116,21 +107,49 @@ def deliver(sink: EstimateSink, cells: Sequence[Cell], values: np.ndarray, codes
     sink.add(cells, values)
 
 
-class LocalExecutor:
-    """Runs the batches in the calling thread, read ahead by ``plan.read_workers`` reader
-    threads (up to ``plan.prefetch_batches`` batches), the model with ``plan.torch_threads``."""
+@dataclass(frozen=True)
+class MappingWork(TileWork):
+    """The estimates of batches of a job's cells, as an executor runs them: the tiles read
+    (ahead, where the reader may) and the cells screened for water and cloud, the tiles
+    estimated with ``plan``'s threads; each batch's result is (estimates [n, 1 + k], the
+    cells' quality codes or None without a screen)."""
+
+    job: MappingJob
+    plan: RunPlan
+
+    def paths(self) -> tuple[str, ...]:
+        lights = self.job.nightlights
+        return (self.job.raster_path,) + ((lights.path,) if lights else ())
+
+    def at_paths(self, where: Callable[[str], str]) -> "MappingWork":
+        lights = self.job.nightlights and dataclasses.replace(self.job.nightlights, path=where(self.job.nightlights.path))
+        job = dataclasses.replace(self.job, raster_path=where(self.job.raster_path), nightlights=lights)
+        return dataclasses.replace(self, job=job)
+
+    def open_reader(self, read_ahead: bool) -> PrefetchingReader:
+        """The job's reader of imagery, and night lights where the model reads them; on a
+        worker it reads in the calling thread (the workers' threads are the cluster's parallelism)."""
+        return self.job.reader(self.plan if read_ahead else dataclasses.replace(self.plan, read_workers=0))
 
     def run(
-        self, job: MappingJob, plan: RunPlan, sink: EstimateSink,
-        progress: ProgressCallback, is_canceled: CancelCheck,
-    ) -> None:
-        reader = job.reader(plan)
-        total, done = max(1, job.n_cells), 0
-        with reader, torch_threads(plan.torch_threads):
-            for cells, dn, valid, codes in reader.map(cell_batches(job.cell_mask, plan.batch_size), job.windows):
-                if is_canceled():
-                    raise Canceled()
-                deliver(sink, cells, estimate_tiles(job, plan, dn, valid), codes)
-                done += len(cells)
-                progress(done / total)
-        progress(1.0)
+        self, reader: PrefetchingReader, batches: Iterable[list[Cell]]
+    ) -> Iterator[tuple[list[Cell], tuple[np.ndarray, np.ndarray | None]]]:
+        job, plan = self.job, self.plan
+        with torch_threads(plan.torch_threads):
+            for cells, dn, valid, codes in reader.map(batches, job.windows):
+                yield cells, (estimate_tiles(job, plan, dn, valid), codes)
+
+
+def run_mapping(
+    executor: Executor, job: MappingJob, plan: RunPlan, sink: EstimateSink,
+    progress: ProgressCallback, is_canceled: CancelCheck,
+) -> None:
+    """Every cell of ``job`` to ``sink`` once, in batches of ``plan.batch_size`` tiles run on
+    ``executor``; ``progress`` gets the fraction of cells done after each batch."""
+    total, done = max(1, job.n_cells), 0
+    work = MappingWork(job, plan)
+    for cells, (values, codes) in executor.results(work, cell_batches(job.cell_mask, plan.batch_size), is_canceled):
+        deliver(sink, cells, values, codes)
+        done += len(cells)
+        progress(done / total)
+    progress(1.0)

@@ -7,8 +7,8 @@ from typing import Sequence
 
 import numpy as np
 
-from ..regression.metrics import coefficient_of_determination, squared_pearson
-from ..regression.ridge import DEFAULT_ALPHAS, ridge_path, fit_ridge
+from ..core.regression.metrics import coefficient_of_determination, squared_pearson
+from ..core.regression.ridge import DEFAULT_ALPHAS, ridge_path, fit_ridge
 
 
 def evaluate_on_folds(

@@ -13,12 +13,12 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
-from ..extractors.cnn import SMALL_CNN, CnnExtractor
-from ..extractors.efficientnet import ARCHITECTURE as EFFICIENTNET
-from ..models.model_file import PovertyModel
-from ..training.clusters import Cluster, ClusterFitConfig
-from ..training.survey_inputs import extractor_fields
-from ..training.proxy import ProxyTrainingConfig
+from ..core.extractors.cnn import SMALL_CNN, CnnExtractor
+from ..core.extractors.efficientnet import ARCHITECTURE as EFFICIENTNET
+from ..core.models.model_file import PovertyModel
+from ..core.training.clusters import Cluster, ClusterFitConfig
+from ..core.training.survey_inputs import extractor_fields
+from ..core.training.proxy import ProxyTrainingConfig
 from . import dhs
 
 KINSHASA_IMAGE_2015 = Path("kinshasa") / "kinshasa_landsat8_20150904_rgba_38m.tif"
@@ -75,8 +75,8 @@ def cluster_config(real_dir: Path, extractor: str, model_path: Path) -> ClusterF
 def untuned_imagenet_model(proxy: PovertyModel) -> PovertyModel:
     """``proxy`` with its network back at the ImageNet weights (no fine-tuning), the same
     tiles and input standardization: what the night-light task added, isolated."""
-    from ..extractors.efficientnet import EfficientNetProxy
-    from ..extractors.imagenet import imagenet_state_dict
+    from ..core.extractors.efficientnet import EfficientNetProxy
+    from ..core.extractors.imagenet import imagenet_state_dict
 
     config = proxy.extractor.network.config
     network = EfficientNetProxy(config["in_bands"], config["n_classes"])

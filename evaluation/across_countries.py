@@ -17,15 +17,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..regression.metrics import (
+from ..core.regression.metrics import (
     coefficient_of_determination,
     demeaned,
     interval_half_width,
     squared_pearson,
     within_r2,
 )
-from ..models.feature_domain import FeatureDomain
-from ..regression.leave_group_out import OutOfCountry
+from ..core.models.feature_domain import FeatureDomain
+from ..core.regression.leave_group_out import OutOfCountry
 
 
 def country_years(countries: np.ndarray, years: np.ndarray) -> np.ndarray:

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ..extractors.histogram import YEH_BIN_EDGES, HistogramExtractor
-from ..models.feature_domain import FeatureDomain
-from ..models.metadata import Target, TrainingDomain
-from ..models.model_file import PovertyModel
+from ..core.extractors.histogram import YEH_BIN_EDGES, HistogramExtractor
+from ..core.models.feature_domain import FeatureDomain
+from ..core.models.metadata import Target, TrainingDomain
+from ..core.models.model_file import PovertyModel
 
 BANDS = ("BLUE", "GREEN", "RED", "SWIR1", "SWIR2", "TEMP1", "NIR", "NIGHTLIGHTS")
 # Per-band standardization of the release (reflectance 0..1, TEMP1 in kelvin).

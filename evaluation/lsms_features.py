@@ -2,10 +2,10 @@
 
 Every variant is a small function ``LsmsSet -> [n, F]`` feature matrix (plain numpy,
 deterministic); the regressor is always the plugin's ridge (core.regression.ridge), scored with
-the protocol of core.evaluation.fixed_folds.evaluate_on_folds. ``VARIANTS`` maps names to them.
+the protocol of evaluation.fixed_folds.evaluate_on_folds. ``VARIANTS`` maps names to them.
 
 The histograms are per-band counts over 102 bins of *standardized* band values
-(z = (value - band mean) / band std, constants in core.evaluation.lsms): bins of width 0.1 on
+(z = (value - band mean) / band std, constants in evaluation.lsms): bins of width 0.1 on
 [-5, 5] plus two open tail bins. Besides the raw frequencies (the Yeh et al. 2020
 baseline) the variants use:
 
@@ -35,8 +35,8 @@ from typing import Callable, Sequence
 import numpy as np
 
 from .lsms import BAND_MEANS, BAND_STDS, BANDS, LsmsSet
-from ..regression.metrics import coefficient_of_determination, squared_pearson
-from ..regression.ridge import DEFAULT_ALPHAS, PLAIN_SCALING, FeatureScaling, ridge_path
+from ..core.regression.metrics import coefficient_of_determination, squared_pearson
+from ..core.regression.ridge import DEFAULT_ALPHAS, PLAIN_SCALING, FeatureScaling, ridge_path
 
 REFLECTANCE_BANDS = ("BLUE", "GREEN", "RED", "SWIR1", "SWIR2", "TEMP1", "NIR")
 
