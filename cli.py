@@ -14,19 +14,12 @@ after the current batch, leaving no output file behind.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import math
 import signal
 import sys
-from pathlib import Path
 from typing import Callable, Sequence, TextIO
 
 EXIT_ERROR, EXIT_CANCELED = 1, 130
-
-
-def _default(config, name: str):
-    """A configuration field's default: one source for the defaults of both front ends."""
-    return {f.name: f.default for f in dataclasses.fields(config)}[name]
 
 
 class Progress:
@@ -128,6 +121,7 @@ def _thresholds(text: str) -> tuple[float, ...]:
 def _add_imagery_options(parser: argparse.ArgumentParser, config, with_batch: bool = True) -> None:
     from .core.device import DEVICE_CHOICES
     from .core.imagery.radiometry import PRESETS
+    from .core.options import default_of as _default
 
     parser.add_argument("--bands", type=_bands, default=None, metavar="3,2,1",
                         help="the image's band numbers giving the model's bands, in its order (default: guessed "
@@ -156,16 +150,23 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .core.inference.predict import PredictRequest
-    from .core.training.clusters import ClusterFitConfig
-    from .core.training.survey_inputs import EXTRACTOR_CHOICES
-    from .core.training.proxy import ARCHITECTURES, ProxyTrainingConfig
-
     parser = _Parser(
         prog="poverty-mapper", description="Poverty maps from satellite imagery, without QGIS.",
         epilog="Each command has its own --help.",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="{predict,fit,trainproxy,info}")
+    _add_predict_command(commands)
+    _add_fit_command(commands)
+    _add_trainproxy_command(commands)
+    info = commands.add_parser("info", help="print a model's card", description="Prints a .povmodel file's model card.")
+    info.add_argument("model", help="a .povmodel file")
+    info.set_defaults(run=_info)
+    return parser
+
+
+def _add_predict_command(commands) -> None:
+    from .core.inference.predict import PredictRequest
+    from .core.options import default_of
 
     predict = commands.add_parser(
         "predict", help="write the poverty map of an image",
@@ -185,11 +186,21 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--mask-crs", default=None,
                          help="the CRS of the mask's coordinates (default: the file's own, else EPSG:4326 as GeoJSON "
                               "has them)")
-    predict.add_argument("--stride", type=float, default=0.0, metavar="METRES",
-                         help="distance between tile centres, the output cell size (default: 0 = the tile size)")
+    predict.add_argument("--stride", type=float, default=default_of(PredictRequest, "stride_m"), metavar="METRES",
+                         help="distance between tile centres, the output cell size (default: %(default)g = the tile "
+                              "size)")
     _add_imagery_options(predict, PredictRequest)
     _add_scheduler(predict)
     predict.set_defaults(run=_predict)
+
+
+def _add_fit_command(commands) -> None:
+    from .core.options import default_of
+    from .core.training.clusters import ClusterFitConfig
+    from .core.training.survey_inputs import EXTRACTOR_CHOICES
+
+    def default(name: str):
+        return default_of(ClusterFitConfig, name)
 
     fit = commands.add_parser(
         "fit", help="fit a poverty model on survey clusters",
@@ -207,29 +218,38 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--y-field", default="lat", help="the CSV's y or latitude column (default: %(default)s)")
     fit.add_argument("--clusters-crs", default=None,
                      help="the clusters' CRS (default: a vector file's own, else EPSG:4326)")
-    fit.add_argument("--log-outcome", action="store_true", help="fit the outcome's logarithm")
-    fit.add_argument("--box-size", type=float, default=_default(ClusterFitConfig, "box_size_m"), metavar="METRES",
+    fit.add_argument("--log-outcome", action="store_true", default=default("log_outcome"),
+                     help="fit the outcome's logarithm")
+    fit.add_argument("--box-size", type=float, default=default("box_size_m"), metavar="METRES",
                      help="side of the box around each cluster whose tiles are averaged (default: %(default)g)")
-    fit.add_argument("--extractor", default=_default(ClusterFitConfig, "extractor_kind"),
+    fit.add_argument("--extractor", default=default("extractor_kind"),
                      help=f"features: {' or '.join(EXTRACTOR_CHOICES)}, or a .povmodel file whose extractor to use "
                           "(e.g. a proxy CNN from trainproxy) (default: %(default)s)")
     fit.add_argument("--nightlights", default=None, help="a nightlights raster for the baseline score")
-    fit.add_argument("--tile-size", type=float, default=_default(ClusterFitConfig, "tile_size_m"), metavar="METRES",
+    fit.add_argument("--tile-size", type=float, default=default("tile_size_m"), metavar="METRES",
                      help="tile size for histogram and random features (default: %(default)g)")
-    fit.add_argument("--folds", type=int, default=_default(ClusterFitConfig, "n_folds"),
+    fit.add_argument("--folds", type=int, default=default("n_folds"),
                      help="cross-validation folds (default: %(default)s)")
-    fit.add_argument("--fold-distance", type=float, default=None, metavar="METRES",
+    fit.add_argument("--fold-distance", type=float, default=default("fold_distance_m"), metavar="METRES",
                      help="clusters closer than this share a fold (default: the box size)")
-    fit.add_argument("--min-tiles", type=int, default=_default(ClusterFitConfig, "min_tiles"),
+    fit.add_argument("--min-tiles", type=int, default=default("min_tiles"),
                      help="tiles with enough valid pixels a cluster needs (default: %(default)s)")
-    fit.add_argument("--min-coverage", type=float, default=_default(ClusterFitConfig, "min_covered_share"),
+    fit.add_argument("--min-coverage", type=float, default=default("min_covered_share"),
                      help="share of a cluster's box that must be valid pixels (default: %(default)g)")
-    fit.add_argument("--seed", type=int, default=_default(ClusterFitConfig, "seed"), help="(default: %(default)s)")
+    fit.add_argument("--seed", type=int, default=default("seed"), help="(default: %(default)s)")
     fit.add_argument("--report", default=None, help="write the fit's report (JSON) here")
     fit.add_argument("--scatter", default=None, help="write a scatter plot of out-of-fold predictions (PNG) here")
     _add_imagery_options(fit, ClusterFitConfig)
     _add_scheduler(fit)
     fit.set_defaults(run=_fit)
+
+
+def _add_trainproxy_command(commands) -> None:
+    from .core.options import default_of
+    from .core.training.proxy import ARCHITECTURES, ProxyTrainingConfig
+
+    def default(name: str):
+        return default_of(ProxyTrainingConfig, name)
 
     proxy = commands.add_parser(
         "trainproxy", help="train a proxy network on night lights",
@@ -242,36 +262,31 @@ def build_parser() -> argparse.ArgumentParser:
     proxy.add_argument("--more-images", nargs="*", default=(), help="further scenes of the same place, same bands")
     proxy.add_argument("--bounds", type=_bounds, default=None, metavar="XMIN,YMIN,XMAX,YMAX",
                        help="train only on this rectangle, in the image's CRS")
-    proxy.add_argument("--network", choices=ARCHITECTURES, default=_default(ProxyTrainingConfig, "architecture"),
+    proxy.add_argument("--network", choices=ARCHITECTURES, default=default("architecture"),
                        help="(default: %(default)s)")
-    proxy.add_argument("--random-start", action="store_true", help="EfficientNet: start from random weights, not ImageNet's")
-    proxy.add_argument("--frozen-blocks", type=int, default=_default(ProxyTrainingConfig, "frozen_blocks"),
+    proxy.add_argument("--random-start", action="store_true", default=not default("imagenet_start"),
+                       help="EfficientNet: start from random weights, not ImageNet's")
+    proxy.add_argument("--frozen-blocks", type=int, default=default("frozen_blocks"),
                        help="EfficientNet: lowest blocks kept as started (default: %(default)s)")
-    proxy.add_argument("--tile-size", type=float, default=_default(ProxyTrainingConfig, "tile_size_m"),
-                       metavar="METRES", help="(default: %(default)g)")
-    proxy.add_argument("--classes", type=int, default=_default(ProxyTrainingConfig, "n_classes"),
-                       help="night-light classes (default: %(default)s)")
-    proxy.add_argument("--binning", choices=("auto", "dark_then_quantiles", "quantiles"),
-                       default=_default(ProxyTrainingConfig, "binning"), help="(default: %(default)s)")
-    proxy.add_argument("--thresholds", type=_thresholds, default=None, metavar="A,B", help="fixed class edges in radiance")
-    proxy.add_argument("--epochs", type=int, default=_default(ProxyTrainingConfig, "epochs"), help="(default: %(default)s)")
-    proxy.add_argument("--learning-rate", type=float, default=_default(ProxyTrainingConfig, "learning_rate"),
+    proxy.add_argument("--tile-size", type=float, default=default("tile_size_m"), metavar="METRES",
                        help="(default: %(default)g)")
-    proxy.add_argument("--val-share", type=float, default=_default(ProxyTrainingConfig, "val_fraction"),
+    proxy.add_argument("--classes", type=int, default=default("n_classes"),
+                       help="night-light classes (default: %(default)s)")
+    proxy.add_argument("--binning", choices=("auto", "dark_then_quantiles", "quantiles"), default=default("binning"),
+                       help="(default: %(default)s)")
+    proxy.add_argument("--thresholds", type=_thresholds, default=None, metavar="A,B", help="fixed class edges in radiance")
+    proxy.add_argument("--epochs", type=int, default=default("epochs"), help="(default: %(default)s)")
+    proxy.add_argument("--learning-rate", type=float, default=default("learning_rate"), help="(default: %(default)g)")
+    proxy.add_argument("--val-share", type=float, default=default("val_fraction"),
                        help="share of tiles held out, in spatial blocks (default: %(default)g)")
-    proxy.add_argument("--block-size", type=int, default=_default(ProxyTrainingConfig, "block_size_tiles"),
+    proxy.add_argument("--block-size", type=int, default=default("block_size_tiles"),
                        help="side, in tiles, of the spatial blocks held out together (default: %(default)s)")
     proxy.add_argument("--start-model", default=None, help="reuse the lower layers of this model's CNN")
-    proxy.add_argument("--seed", type=int, default=_default(ProxyTrainingConfig, "seed"), help="(default: %(default)s)")
+    proxy.add_argument("--seed", type=int, default=default("seed"), help="(default: %(default)s)")
     proxy.add_argument("--report", default=None, help="write the training report (JSON) here")
     proxy.add_argument("--plot", default=None, help="write the training curves (PNG) here")
     _add_imagery_options(proxy, ProxyTrainingConfig)
     proxy.set_defaults(run=_trainproxy)
-
-    info = commands.add_parser("info", help="print a model's card", description="Prints a .povmodel file's model card.")
-    info.add_argument("model", help="a .povmodel file")
-    info.set_defaults(run=_info)
-    return parser
 
 
 def _mask_polygons(path: str, crs_from: str | None, crs_to) -> tuple[dict, ...]:
@@ -289,10 +304,9 @@ def _predict(args, progress: Callable[[float], None], is_canceled) -> None:
     from .core.models.defaults import default_model_path
     from .core.models.model_file import load_model
 
-    from .core.errors import PovertyMapperError
+    from .core.inference.writer import check_geotiff_name
 
-    if Path(args.output).suffix.lower() not in (".tif", ".tiff"):
-        raise PovertyMapperError(f"The map is written as a GeoTIFF: give it a .tif name, not '{Path(args.output).name}'.")
+    check_geotiff_name(args.output)
     model = load_model(args.model or default_model_path(with_nightlights=args.nightlights is not None))
     print(model.card(), file=sys.stderr)
     mask = None
@@ -308,7 +322,7 @@ def _predict(args, progress: Callable[[float], None], is_canceled) -> None:
         PredictRequest(
             args.image, args.output, model, bounds=args.bounds, mask_geometries=mask, mask_name=args.mask,
             band_indexes=args.bands,
-            radiometry=args.radiometry, stride_m=args.stride or None, device=args.device, batch_size=args.batch_size,
+            radiometry=args.radiometry, stride_m=args.stride, device=args.device, batch_size=args.batch_size,
             nightlights_path=args.nightlights,
         ),
         progress=progress, is_canceled=is_canceled, executor=executor,
@@ -323,28 +337,25 @@ def _predict(args, progress: Callable[[float], None], is_canceled) -> None:
 
 def _read_clusters(args, crs_to) -> tuple:
     """Clusters from a CSV (x and y columns) or a vector file, in the image's CRS. Their
-    values go to the engine as read: it counts and names what it cannot use."""
+    values go to the engine as read: it converts them, and counts and names what it cannot use."""
     import numpy as np
 
     from .cli_inputs import read_clusters_table
     from .core.errors import PovertyMapperError
-    from .core.training.clusters import Cluster
+    from .core.training.survey_inputs import Cluster, check_survey_fields
 
     table = read_clusters_table(args.clusters, args.x_field, args.y_field)
     if not table.rows:
         raise PovertyMapperError(f"'{args.clusters}' holds no clusters (a CSV with a row per cluster, or a vector file "
                                  "of points).")
-    for field in filter(None, (args.outcome, args.weight, args.group)):
-        if field not in table.fields:
-            raise PovertyMapperError(f"'{args.clusters}' has no field '{field}'; its fields: {', '.join(table.fields)}.")
+    check_survey_fields(f"'{args.clusters}'", table.fields, args.outcome, args.weight, args.group)
     for note in table.notes:
         print(f"Note: {note}", file=sys.stderr)
     xs = np.array([r["__x"] for r in table.rows], np.float64)
     ys = np.array([r["__y"] for r in table.rows], np.float64)
     tx, ty = _to_image_crs(xs, ys, args.clusters_crs or table.crs or "EPSG:4326", crs_to)
     return tuple(
-        Cluster(float(x), float(y), r[args.outcome], r[args.weight] if args.weight else 1.0, str(i),
-                str(r[args.group]) if args.group and r[args.group] is not None else "")
+        Cluster(x, y, r[args.outcome], r[args.weight] if args.weight else 1.0, i, r[args.group] if args.group else None)
         for i, (x, y, r) in enumerate(zip(tx, ty, table.rows))
     )
 

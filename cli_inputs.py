@@ -12,11 +12,11 @@ from __future__ import annotations
 import csv
 import io
 import json
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .core.errors import PovertyMapperError
+from .core.training.survey_inputs import number
 
 CSV_SUFFIXES = (".csv", ".txt", ".tsv")
 _DELIMITERS = ",;\t|"
@@ -69,7 +69,7 @@ def _csv_table(path: Path, x_field: str, y_field: str) -> Table:
     rows = []
     for row in reader:
         row = {k.strip() if isinstance(k, str) else k: v for k, v in row.items()}
-        row["__x"], row["__y"] = _number(row.get(x_field)), _number(row.get(y_field))
+        row["__x"], row["__y"] = number(row.get(x_field)), number(row.get(y_field))
         rows.append(row)
     fields = [f.strip() for f in (reader.fieldnames or [])]
     for name in (x_field, y_field):
@@ -151,15 +151,8 @@ def _geojson_table(path: Path, what: str, keep_geometry: bool) -> Table:
             row["__geometry"] = geometry if isinstance(geometry, dict) else None
         coordinates = (geometry or {}).get("coordinates") if (geometry or {}).get("type") == "Point" else None
         ok = isinstance(coordinates, list) and len(coordinates) >= 2
-        row["__x"], row["__y"] = (_number(coordinates[0]), _number(coordinates[1])) if ok else (NAN, NAN)
+        row["__x"], row["__y"] = (number(coordinates[0]), number(coordinates[1])) if ok else (NAN, NAN)
         rows.append(row)
     fields = sorted({k for r in rows for k in r if not k.startswith("__")})
     return Table(rows, fields, None, [])
 
-
-def _number(value) -> float:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return NAN
-    return number if math.isfinite(number) else NAN

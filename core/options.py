@@ -1,6 +1,7 @@
 """Options shared by training and mapping: how tiles are read and where the model runs."""
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 
@@ -20,6 +21,12 @@ class TileOptions:
     device: str = "auto"  # 'auto', 'cpu' or 'cuda'
     batch_size: int = 32  # tiles per batch
     min_valid_fraction: float = 0.5  # share of a tile's pixels that must be valid for it to count
+
+
+def default_of(config: type, name: str):
+    """The default of a configuration's field: the one source of the defaults that the
+    command line and the Processing algorithms offer."""
+    return {f.name: f.default for f in dataclasses.fields(config)}[name]
 
 
 # The scheduler option of mapping and fitting, as the command line and the Processing

@@ -18,24 +18,32 @@ from ..core.imagery.bands import parse_band_list
 from ..core.device import DEVICE_CHOICES
 from ..core.errors import Canceled, PovertyMapperError
 from ..core.imagery.radiometry import PRESETS
-from ..core.options import SCHEDULER_HELP
+from ..core.options import SCHEDULER_HELP, TileOptions, default_of
 
 RADIOMETRY_KEYS = ("auto", *PRESETS)
 
 
 class PovertyAlgorithm(QgsProcessingAlgorithm):
-    """Common parameters (bands, radiometry, device, seed) and error handling."""
+    """Common parameters (bands, radiometry, device, seed) and error handling.
+
+    An algorithm names the engine configuration it fills (``CONFIG``): its parameters'
+    defaults are that configuration's, as the command line's are."""
 
     BANDS = "BANDS"
     RADIOMETRY = "RADIOMETRY"
     DEVICE = "DEVICE"
     SCHEDULER = "SCHEDULER"
+    CONFIG: type = TileOptions
 
     def tr(self, text: str) -> str:
         return QCoreApplication.translate(type(self).__name__, text)
 
     def createInstance(self):  # noqa: N802 (QGIS API)
         return type(self)()
+
+    def default(self, name: str):
+        """The default of the engine configuration's field ``name``."""
+        return default_of(self.CONFIG, name)
 
     def add(self, parameter: QgsProcessingParameterDefinition, help_text: str, advanced: bool = False) -> None:
         """Adds ``parameter`` with its help, the tooltip of its widget in the dialog and the Model Builder."""
@@ -61,7 +69,7 @@ class PovertyAlgorithm(QgsProcessingAlgorithm):
                 self.RADIOMETRY,
                 self.tr("Radiometry (pixel values to reflectance)"),
                 options=[self.tr("Auto (from the data type)"), *(p.label for p in PRESETS.values())],
-                defaultValue=0,
+                defaultValue=RADIOMETRY_KEYS.index(self.default("radiometry")),
             ),
             self.tr(
                 "How pixel values become reflectance, the scale the features expect. Auto: the imagery a "
@@ -73,7 +81,8 @@ class PovertyAlgorithm(QgsProcessingAlgorithm):
         )
         if with_device:
             self.add(
-                QgsProcessingParameterEnum(self.DEVICE, self.tr("Device"), options=list(DEVICE_CHOICES), defaultValue=0),
+                QgsProcessingParameterEnum(self.DEVICE, self.tr("Device"), options=list(DEVICE_CHOICES),
+                                           defaultValue=DEVICE_CHOICES.index(self.default("device"))),
                 self.tr(
                     "Where the network runs. auto: a CUDA GPU when PyTorch sees one, else the CPU; cpu: always "
                     "the CPU; cuda: the GPU, refused when PyTorch sees none."

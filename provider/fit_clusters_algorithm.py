@@ -28,7 +28,7 @@ from qgis.core import (
 )
 from qgis.PyQt.QtCore import QVariant
 
-from ..core.training.clusters import Cluster, ClusterFitConfig, fit_clusters
+from ..core.training.clusters import ClusterFitConfig, fit_clusters
 from ..core.training.survey_inputs import EXTRACTOR_CHOICES
 from ..core.models.model_file import MODEL_SUFFIX
 from ..core.regression.metrics import describe_r2
@@ -40,6 +40,7 @@ EXTRACTOR_OPTIONS = (*EXTRACTOR_CHOICES, "model file")
 
 
 class FitClustersAlgorithm(PovertyAlgorithm):
+    CONFIG = ClusterFitConfig
     INPUT = "INPUT"
     CLUSTERS = "CLUSTERS"
     OUTCOME = "OUTCOME"
@@ -151,7 +152,9 @@ class FitClustersAlgorithm(PovertyAlgorithm):
             ),
         )
         self.add(
-            QgsProcessingParameterBoolean(self.LOG_OUTCOME, self.tr("Log-transform the outcome"), False),
+            QgsProcessingParameterBoolean(
+                self.LOG_OUTCOME, self.tr("Log-transform the outcome"), self.default("log_outcome")
+            ),
             self.tr(
                 "Fit log(outcome) instead of the outcome: usual for consumption or income, which are skewed; "
                 "leave off for an asset index (it has negative values)."
@@ -160,7 +163,7 @@ class FitClustersAlgorithm(PovertyAlgorithm):
 
     def _add_feature_options(self) -> None:
         self.add_double(
-            self.BOX_SIZE, self.tr("Neighbourhood box size (m)"), 10_000.0, 100.0, 100_000.0,
+            self.BOX_SIZE, self.tr("Neighbourhood box size (m)"), self.default("box_size_m"), 100.0, 100_000.0,
             help_text=self.tr(
                 "Side of the square around each cluster whose tiles' features are averaged. Surveys displace "
                 "cluster coordinates by up to 2 km (urban) and 5-10 km (rural); the default 10 km covers that."
@@ -168,7 +171,8 @@ class FitClustersAlgorithm(PovertyAlgorithm):
         )
         self.add(
             QgsProcessingParameterEnum(
-                self.EXTRACTOR, self.tr("Feature extractor"), options=list(EXTRACTOR_OPTIONS), defaultValue=0
+                self.EXTRACTOR, self.tr("Feature extractor"), options=list(EXTRACTOR_OPTIONS),
+                defaultValue=EXTRACTOR_OPTIONS.index(self.default("extractor_kind")),
             ),
             self.tr(
                 "How tiles become features. histogram: per-band histograms (square roots of the frequencies), "
@@ -196,7 +200,8 @@ class FitClustersAlgorithm(PovertyAlgorithm):
             ),
         )
         self.add_double(
-            self.TILE_SIZE, self.tr("Tile size (m; histogram and random)"), 1920.0, 60.0, 50_000.0, advanced=True,
+            self.TILE_SIZE, self.tr("Tile size (m; histogram and random)"), self.default("tile_size_m"), 60.0, 50_000.0,
+            advanced=True,
             help_text=self.tr(
                 "Side of the tiles cut from the box, for the histogram and random extractors (a model file "
                 "brings its own). About 2 km (64 Landsat pixels) suits 30 m imagery."
@@ -205,7 +210,7 @@ class FitClustersAlgorithm(PovertyAlgorithm):
 
     def _add_fold_options(self) -> None:
         self.add_int(
-            self.FOLDS, self.tr("Cross-validation folds"), 5, 2, 20, advanced=True,
+            self.FOLDS, self.tr("Cross-validation folds"), self.default("n_folds"), 2, 20, advanced=True,
             help_text=self.tr(
                 "Folds of the nested cross-validation (clusters closer than the fold distance stay in one fold); they "
                 "also choose the final model's ridge penalty. More folds train on more clusters each time, "
@@ -215,8 +220,8 @@ class FitClustersAlgorithm(PovertyAlgorithm):
         self.add(
             QgsProcessingParameterNumber(
                 self.FOLD_DISTANCE, self.tr("Fold distance (m; empty = the box size)"),
-                type=QgsProcessingParameterNumber.Double, defaultValue=None, optional=True, minValue=0.0,
-                maxValue=1_000_000.0,
+                type=QgsProcessingParameterNumber.Double, defaultValue=self.default("fold_distance_m"), optional=True,
+                minValue=0.0, maxValue=1_000_000.0,
             ),
             self.tr(
                 "Clusters closer than this share a fold, and so do chains of such neighbours, so that no "
@@ -227,14 +232,15 @@ class FitClustersAlgorithm(PovertyAlgorithm):
             advanced=True,
         )
         self.add_int(
-            self.MIN_TILES, self.tr("Minimum tiles per cluster"), 1, 1, 10_000, advanced=True,
+            self.MIN_TILES, self.tr("Minimum tiles per cluster"), self.default("min_tiles"), 1, 10_000, advanced=True,
             help_text=self.tr(
                 "Clusters whose box has fewer tiles with enough valid pixels (half of a tile) are left out and "
                 "counted. The report and the predictions layer give each cluster's tiles used."
             ),
         )
         self.add_double(
-            self.MIN_COVERAGE, self.tr("Minimum covered share of the box (0-1)"), 0.0, 0.0, 1.0, advanced=True,
+            self.MIN_COVERAGE, self.tr("Minimum covered share of the box (0-1)"), self.default("min_covered_share"),
+            0.0, 1.0, advanced=True,
             help_text=self.tr(
                 "Clusters whose box is covered by valid pixels (inside the image, not nodata) less than this "
                 "share are left out and counted, e.g. 0.5 for at least half. 0 keeps every cluster with a tile."
@@ -242,7 +248,7 @@ class FitClustersAlgorithm(PovertyAlgorithm):
         )
         self.add_imagery_parameters()
         self.add_int(
-            self.SEED, self.tr("Random seed"), 0, 0, 2**31 - 1, advanced=True,
+            self.SEED, self.tr("Random seed"), self.default("seed"), 0, 2**31 - 1, advanced=True,
             help_text=self.tr(
                 "Fixes the random choices (folds, random features): the same seed gives the same model and "
                 "scores. Change it to see how much the scores depend on the split."
@@ -318,7 +324,7 @@ class FitClustersAlgorithm(PovertyAlgorithm):
         scatter_out = self.parameterAsFileOutput(parameters, self.OUTPUT_SCATTER, context) or None
         config = ClusterFitConfig(
             image_path=self._image,
-            clusters=tuple(Cluster(x, y, o, w, str(fid), g) for x, y, o, w, fid, g in self._clusters),
+            clusters=self._clusters,
             model_path=model_out,
             outcome_name=outcome,
             **({"extractor_path": extractor_path} if extractor_path else {"extractor_kind": choice}),

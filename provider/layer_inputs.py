@@ -8,7 +8,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from qgis.core import (
-    NULL,
     QgsCoordinateReferenceSystem,
     QgsCoordinateTransform,
     QgsCoordinateTransformContext,
@@ -28,6 +27,14 @@ from qgis.core import (
     QgsRasterLayer,
     QgsWkbTypes,
 )
+from qgis.PyQt.QtCore import QCoreApplication, QVariant
+
+from ..core.errors import PovertyMapperError
+from ..core.training.survey_inputs import Cluster, check_survey_fields
+
+
+def tr(text: str) -> str:
+    return QCoreApplication.translate("LayerInputs", text)
 
 
 RENDERED_BANDS = ("red", "green", "blue", "alpha")  # a fetched layer: its rendered image, RGBA
@@ -56,21 +63,23 @@ class FetchedRaster:
         path = Path(QgsProcessingUtils.tempFolder()) / f"fetched_{uuid.uuid4().hex[:8]}.tif"
         pipe = QgsRasterPipe()
         if not pipe.set(self.provider) or not pipe.set(self.renderer):
-            raise QgsProcessingException(f"The layer '{self.name}' cannot be read for mapping; save it as a GeoTIFF.")
+            raise QgsProcessingException(
+                tr("The layer '{}' cannot be read for mapping; save it as a GeoTIFF.").format(self.name))
         writer = QgsRasterFileWriter(str(path))
         writer.setOutputFormat("GTiff")
         progress = QgsRasterBlockFeedback()
         progress.progressChanged.connect(feedback.setProgress)
         feedback.canceled.connect(progress.cancel)
-        feedback.pushInfo(f"Fetching '{self.name}' for the region: {self.columns} x {self.rows} pixels…")
+        feedback.pushInfo(
+            tr("Fetching '{}' for the region: {} x {} pixels…").format(self.name, self.columns, self.rows))
         error = writer.writeRaster(pipe, self.columns, self.rows, self.extent, self.crs,
                                    QgsCoordinateTransformContext(), progress)
         if feedback.isCanceled():
-            raise QgsProcessingException("Canceled: no output was written.")
+            raise QgsProcessingException(tr("Canceled: no output was written."))
         if error != QgsRasterFileWriter.NoError or not path.exists():
             raise QgsProcessingException(
-                f"The layer '{self.name}' could not be fetched for the region (error {int(error)}); check that it "
-                "draws on the map there, or save it as a GeoTIFF (Export > Save As) and use that."
+                tr("The layer '{}' could not be fetched for the region (error {}); check that it draws on the map "
+                   "there, or save it as a GeoTIFF (Export > Save As) and use that.").format(self.name, int(error))
             )
         _name_rendered_bands(path)
         return str(path)
@@ -93,16 +102,17 @@ def fetched_raster(layer: QgsRasterLayer, extent: QgsRectangle | None, pixel_siz
     refused when larger than MAX_FETCH_PIXELS."""
     crs = layer.crs()
     if not crs.isValid():
-        raise QgsProcessingException(f"The layer '{layer.name()}' has no CRS; set it in the layer's properties.")
+        raise QgsProcessingException(
+            tr("The layer '{}' has no CRS; set it in the layer's properties.").format(layer.name()))
     region = QgsRectangle(extent) if extent is not None and not extent.isEmpty() else layer.extent()
     region = region.intersect(layer.extent()) if not layer.extent().isEmpty() else region
     step = _pixel_size_in_crs(crs, region, pixel_size_m)
     columns, rows = max(1, math.ceil(region.width() / step)), max(1, math.ceil(region.height() / step))
     if columns * rows > MAX_FETCH_PIXELS:
         raise QgsProcessingException(
-            f"The layer '{layer.name()}' is not a file, so it is fetched for the region at the model's pixel size "
-            f"({pixel_size_m:g} m): that would be {columns} x {rows} pixels ({columns * rows * 4 / 1e9:.1f} GB). "
-            "Choose a smaller region (the map extent, a drawn rectangle or polygons)."
+            tr("The layer '{}' is not a file, so it is fetched for the region at the model's pixel size ({:g} m): "
+               "that would be {} x {} pixels ({:.1f} GB). Choose a smaller region (the map extent, a drawn "
+               "rectangle or polygons).").format(layer.name(), pixel_size_m, columns, rows, columns * rows * 4 / 1e9)
         )
     return FetchedRaster(layer.name(), layer.dataProvider().clone(), layer.renderer().clone(), region, crs, columns, rows)
 
@@ -135,7 +145,6 @@ def raster_input(layer: QgsRasterLayer | None, model_path: str, bounds, mask) ->
     fetched for the region (``bounds`` or the mask's, in its CRS) at the model's pixel size."""
     if layer is None or not layer.isValid() or is_file_layer(layer):
         return RasterInput(file_path=raster_file_path(layer))
-    from ..core.errors import PovertyMapperError
     from ..core.models.model_file import read_model_info
 
     try:
@@ -168,11 +177,11 @@ def raster_file_path(layer: QgsRasterLayer | None) -> str:
     read through a small VRT beside the Processing temporary files that carries the
     layer's CRS, so the CRS assigned in QGIS is the one used."""
     if layer is None or not layer.isValid():
-        raise QgsProcessingException("Choose a valid raster layer as input.")
+        raise QgsProcessingException(tr("Choose a valid raster layer as input."))
     if layer.providerType() != "gdal":
         raise QgsProcessingException(
-            f"The layer '{layer.name()}' is served by '{layer.providerType()}', not a file; "
-            "save it as a GeoTIFF (Export > Save As) and use that."
+            tr("The layer '{}' is served by '{}', not a file; save it as a GeoTIFF (Export > Save As) and use "
+               "that.").format(layer.name(), layer.providerType())
         )
     # Decoded as GDAL does: a '|' may be part of the file name, not only before options.
     path = QgsProviderRegistry.instance().decodeUri("gdal", layer.source())["path"]
@@ -196,21 +205,11 @@ def _with_assigned_crs(path: str, layer: QgsRasterLayer) -> str:
     dataset = gdal.Translate(str(vrt), path, format="VRT", outputSRS=layer.crs().toWkt())
     if dataset is None:
         raise QgsProcessingException(
-            f"The file of '{layer.name()}' has no CRS and the CRS assigned in QGIS cannot be applied to it; "
-            "assign one with Raster > Projections > Assign Projection."
+            tr("The file of '{}' has no CRS and the CRS assigned in QGIS cannot be applied to it; assign one with "
+               "Raster > Projections > Assign Projection.").format(layer.name())
         )
     dataset = None  # written when closed
     return str(vrt)
-
-
-def check_geotiff_output(path: str) -> str:
-    """The output path of a map, refused unless it names a GeoTIFF (the format the map is written in)."""
-    if not path.lower().endswith((".tif", ".tiff")):
-        raise QgsProcessingException(
-            f"The poverty map is written as a GeoTIFF: give the output file the extension .tif ({path!r} has "
-            "another or none)."
-        )
-    return path
 
 
 def mask_geometries(
@@ -218,11 +217,11 @@ def mask_geometries(
 ) -> tuple[dict, ...]:
     """Polygons of ``source`` as GeoJSON geometries in ``target_crs``."""
     if QgsWkbTypes.geometryType(source.wkbType()) != QgsWkbTypes.PolygonGeometry:
-        raise QgsProcessingException("The mask layer must be a polygon layer.")
+        raise QgsProcessingException(tr("The mask layer must be a polygon layer."))
     if not source.sourceCrs().isValid():
         raise QgsProcessingException(
-            "The mask polygons have no coordinate reference system, so they cannot be placed on the image; "
-            "set it in the layer's properties (Source > Assigned CRS) and run again."
+            tr("The mask polygons have no coordinate reference system, so they cannot be placed on the image; "
+               "set it in the layer's properties (Source > Assigned CRS) and run again.")
         )
     transform = QgsCoordinateTransform(source.sourceCrs(), target_crs, context.transformContext())
     request = QgsFeatureRequest().setNoAttributes()
@@ -254,9 +253,9 @@ def check_mask_overlaps(shapes: tuple[dict, ...], mask_name: str, layer: QgsRast
         return  # no polygons: the engine says so
     if not QgsRectangle(*box).intersects(layer.extent()):
         raise QgsProcessingException(
-            f"The mask polygons of '{mask_name}' do not overlap the image '{layer.name()}': they lie beside it. "
-            f"Select polygons of '{mask_name}' that lie over the image, check that layer's CRS "
-            "(Layer Properties > Source), or map without a mask."
+            tr("The mask polygons of '{0}' do not overlap the image '{1}': they lie beside it. Select polygons of "
+               "'{0}' that lie over the image, check that layer's CRS (Layer Properties > Source), or map without "
+               "a mask.").format(mask_name, layer.name())
         )
 
 
@@ -269,32 +268,36 @@ def extent_in_crs(algorithm, parameters, name: str, context: QgsProcessingContex
         return None
     if extent.isEmpty():  # a point or a line, not "no extent": never the whole raster instead
         raise QgsProcessingException(
-            f"The extent {extent.toString()} has no area; draw or choose an extent with a width and a "
-            "height, or leave it empty to map the whole raster."
+            tr("The extent {} has no area; draw or choose an extent with a width and a height, or leave it empty "
+               "to map the whole raster.").format(extent.toString())
         )
     return extent.xMinimum(), extent.yMinimum(), extent.xMaximum(), extent.yMaximum()
 
 
 def cluster_points(source, outcome_field: str, weight_field: str | None, target_crs, context: QgsProcessingContext,
-                   group_field: str | None = None):
-    """Survey clusters as (x, y in ``target_crs``, outcome, weight, feature id, group).
-
-    Missing or non-numeric outcomes become NaN (left out, and counted, by the engine).
-    """
+                   group_field: str | None = None) -> tuple[Cluster, ...]:
+    """Survey clusters at their place in ``target_crs``, with their values as the layer
+    holds them (NULL as None): the engine converts them, and counts what it leaves out."""
     fields = source.fields()
-    if fields.lookupField(outcome_field) < 0:
-        raise QgsProcessingException(
-            f"The cluster layer has no field '{outcome_field}'; choose one of: {', '.join(fields.names())}."
-        )
+    found = fields.lookupField(outcome_field)  # as QGIS finds a field: by its name in any case, or its alias
+    try:
+        check_survey_fields(tr("The cluster layer"), fields.names(), fields.at(found).name() if found >= 0 else outcome_field)
+    except PovertyMapperError as exc:
+        raise QgsProcessingException(str(exc)) from exc
     transform = QgsCoordinateTransform(source.sourceCrs(), target_crs, context.transformContext())
-    rows = []
+    clusters = []
     for feature in source.getFeatures():
         x, y = _location(feature.geometry(), transform)
-        group = feature[group_field] if group_field else None
-        rows.append((x, y, _number(feature[outcome_field]),
-                     _number(feature[weight_field]) if weight_field else 1.0, feature.id(),
-                     "" if group is None or group == NULL else str(group)))
-    return rows
+        clusters.append(Cluster(
+            x, y, _value(feature[outcome_field]), _value(feature[weight_field]) if weight_field else 1.0,
+            feature.id(), _value(feature[group_field]) if group_field else None,
+        ))
+    return tuple(clusters)
+
+
+def _value(value):
+    """A field's value, with QGIS's NULL as None."""
+    return None if isinstance(value, QVariant) and value.isNull() else value
 
 
 def _location(geometry, transform: QgsCoordinateTransform) -> tuple[float, float]:
@@ -318,11 +321,3 @@ def count_not_points(source) -> int:
         1 for f in source.getFeatures()
         if not f.geometry().isNull() and QgsWkbTypes.geometryType(f.geometry().wkbType()) != QgsWkbTypes.PointGeometry
     )
-
-
-def _number(value) -> float:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return float("nan")
-    return number

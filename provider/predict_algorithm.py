@@ -7,6 +7,7 @@ from qgis.core import (
     QgsProcessing,
     QgsProcessingContext,
     QgsProcessingFeedback,
+    QgsProcessingOutputString,
     QgsProcessingParameterExtent,
     QgsProcessingParameterFeatureSource,
     QgsProcessingParameterFile,
@@ -17,15 +18,15 @@ from qgis.core import (
 from ..core.models.defaults import default_model_path
 from ..core.models.model_file import MODEL_SUFFIX, load_model
 from ..core.inference.predict import PredictRequest, predict_poverty_map
+from ..core.inference.writer import check_geotiff_name
 from .base import PovertyAlgorithm
-from .layer_inputs import (
-    check_geotiff_output, check_mask_overlaps, extent_in_crs, mask_geometries, raster_file_path, raster_input,
-)
+from .layer_inputs import check_mask_overlaps, extent_in_crs, mask_geometries, raster_file_path, raster_input
 from .map_layers import map_name
 from .styling import StyleOnLoad, write_map_style
 
 
 class PredictAlgorithm(PovertyAlgorithm):
+    CONFIG = PredictRequest
     INPUT = "INPUT"
     MODEL = "MODEL"
     EXTENT = "EXTENT"
@@ -34,6 +35,7 @@ class PredictAlgorithm(PovertyAlgorithm):
     STRIDE = "STRIDE"
     BATCH_SIZE = "BATCH_SIZE"
     OUTPUT = "OUTPUT"
+    SUMMARY = "SUMMARY"  # output: the run in one line (cells estimated, device, bands, radiometry)
 
     def name(self) -> str:
         return "predict"
@@ -66,6 +68,12 @@ class PredictAlgorithm(PovertyAlgorithm):
         )
 
     def initAlgorithm(self, config=None) -> None:  # noqa: N802 (QGIS API)
+        self._add_image_and_model()
+        self._add_region()
+        self._add_run_options()
+        self._add_outputs()
+
+    def _add_image_and_model(self) -> None:
         self.add(
             QgsProcessingParameterRasterLayer(self.INPUT, self.tr("Satellite image")),
             self.tr(
@@ -108,6 +116,8 @@ class PredictAlgorithm(PovertyAlgorithm):
                 "rendering (e.g. a Black Marble RGB image) is not radiance and is refused."
             ),
         )
+
+    def _add_region(self) -> None:
         self.add(
             QgsProcessingParameterExtent(self.EXTENT, self.tr("Extent to map"), optional=True),
             self.tr("Maps only this rectangle of the image (any CRS). Leave empty for the whole image."),
@@ -122,9 +132,11 @@ class PredictAlgorithm(PovertyAlgorithm):
                 "every cell."
             ),
         )
+
+    def _add_run_options(self) -> None:
         self.add_imagery_parameters()
         self.add_double(
-            self.STRIDE, self.tr("Stride in metres (0 = tile size)"), 0.0, 0.0, 1e6, advanced=True,
+            self.STRIDE, self.tr("Stride in metres (0 = tile size)"), self.default("stride_m"), 0.0, 1e6, advanced=True,
             help_text=self.tr(
                 "Distance between tile centres, which is the output cell size. 0: the model's tile size "
                 "(6.72 km for the bundled model), one estimate per tile. A smaller stride gives a finer map "
@@ -132,7 +144,8 @@ class PredictAlgorithm(PovertyAlgorithm):
             ),
         )
         self.add_int(
-            self.BATCH_SIZE, self.tr("Batch size (tiles; 0 = automatic)"), 0, 0, 4096, advanced=True,
+            self.BATCH_SIZE, self.tr("Batch size (tiles; 0 = automatic)"), self.default("batch_size"), 0, 4096,
+            advanced=True,
             help_text=self.tr(
                 "Tiles read and estimated together. 0 chooses by device (8 or 16 on the CPU, 256 on a GPU, "
                 "halved when the GPU runs out of memory); lower it when memory is short. Cancelling takes "
@@ -140,6 +153,8 @@ class PredictAlgorithm(PovertyAlgorithm):
             ),
         )
         self.add_scheduler_parameter()
+
+    def _add_outputs(self) -> None:
         self.add(
             QgsProcessingParameterRasterDestination(self.OUTPUT, self.tr("Poverty map")),
             self.tr(
@@ -150,6 +165,7 @@ class PredictAlgorithm(PovertyAlgorithm):
                 "beside the map)."
             ),
         )
+        self.addOutput(QgsProcessingOutputString(self.SUMMARY, self.tr("Summary of the run")))
 
     def prepareAlgorithm(self, parameters, context: QgsProcessingContext, feedback: QgsProcessingFeedback) -> bool:  # noqa: N802
         """Resolve layers into plain values here, in the main thread."""
@@ -175,7 +191,8 @@ class PredictAlgorithm(PovertyAlgorithm):
         model_path = self.parameterAsFile(parameters, self.MODEL, context) or str(
             default_model_path(with_nightlights=self._nightlights_path is not None)
         )
-        output = check_geotiff_output(self.parameterAsOutputLayer(parameters, self.OUTPUT, context))
+        with self.user_errors():
+            output = check_geotiff_name(self.parameterAsOutputLayer(parameters, self.OUTPUT, context))
         scheduler = self.scheduler(parameters, context)
         executor = None
         if scheduler:
@@ -195,7 +212,7 @@ class PredictAlgorithm(PovertyAlgorithm):
                     mask_name=self._mask_name,
                     band_indexes=self.band_indexes(parameters, context),
                     radiometry=self.radiometry(parameters, context),
-                    stride_m=self.parameterAsDouble(parameters, self.STRIDE, context) or None,
+                    stride_m=self.parameterAsDouble(parameters, self.STRIDE, context),
                     device=self.device(parameters, context),
                     batch_size=self.parameterAsInt(parameters, self.BATCH_SIZE, context),
                     nightlights_path=self._nightlights_path,
@@ -204,12 +221,11 @@ class PredictAlgorithm(PovertyAlgorithm):
                 is_canceled=feedback.isCanceled,
                 executor=executor,
             )
-        feedback.pushInfo(
-            self.tr("Estimated {} of {} cells on {}; bands {}; radiometry: {}.").format(
-                result.n_estimated, result.n_cells, result.device,
-                ",".join(map(str, result.band_indexes)) or self.tr("none (night lights only)"), result.radiometry.label,
-            )
+        summary = self.tr("Estimated {} of {} cells on {}; bands {}; radiometry: {}.").format(
+            result.n_estimated, result.n_cells, result.device,
+            ",".join(map(str, result.band_indexes)) or self.tr("none (night lights only)"), result.radiometry.label,
         )
+        feedback.pushInfo(summary)
         for note in result.notes:
             feedback.pushWarning(note)
         # Its look travels with the file (a .qml beside it), written in the main thread.
@@ -218,4 +234,4 @@ class PredictAlgorithm(PovertyAlgorithm):
             details = context.layerToLoadOnCompletionDetails(output)
             details.name = map_name(model.name, self._input_name, self._mask_name)  # made unique when loaded
             details.setPostProcessor(StyleOnLoad.create(model.target.name, model.target.unit))
-        return {self.OUTPUT: output}
+        return {self.OUTPUT: output, self.SUMMARY: summary}

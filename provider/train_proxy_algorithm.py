@@ -18,13 +18,22 @@ from qgis.core import (
 )
 
 from ..core.models.model_file import MODEL_SUFFIX
-from ..core.extractors.efficientnet import N_BLOCKS
+from ..core.extractors.cnn import SMALL_CNN
+from ..core.extractors.efficientnet import ARCHITECTURE as EFFICIENTNET, N_BLOCKS
 from ..core.training.proxy import ProxyTrainingConfig, train_proxy
 from .base import PovertyAlgorithm
 from .layer_inputs import extent_in_crs, raster_file_path
 
+# The network options, in their order: the engine's architecture and whether it starts from ImageNet's weights.
+NETWORKS = ((EFFICIENTNET, True), (EFFICIENTNET, False), (SMALL_CNN, False))
+# The binning options, in their order: the engine's binning; the last option, fixed
+# thresholds, gives the engine its default binning and the thresholds.
+BINNINGS = ("auto", "quantiles")
+FIXED_THRESHOLDS = len(BINNINGS)
+
 
 class TrainProxyAlgorithm(PovertyAlgorithm):
+    CONFIG = ProxyTrainingConfig
     INPUT = "INPUT"
     MORE_IMAGES = "MORE_IMAGES"
     NIGHTLIGHTS = "NIGHTLIGHTS"
@@ -76,6 +85,13 @@ class TrainProxyAlgorithm(PovertyAlgorithm):
         )
 
     def initAlgorithm(self, config=None) -> None:  # noqa: N802 (QGIS API)
+        self._add_imagery()
+        self._add_network()
+        self._add_tiles_and_classes()
+        self._add_training_options()
+        self._add_outputs()
+
+    def _add_imagery(self) -> None:
         self.add(
             QgsProcessingParameterRasterLayer(self.INPUT, self.tr("Satellite image (daytime)")),
             self.tr(
@@ -101,12 +117,14 @@ class TrainProxyAlgorithm(PovertyAlgorithm):
                 "is averaged over each tile's footprint to label the tile dark, dim or bright."
             ),
         )
+
+    def _add_network(self) -> None:
         self.add(
             QgsProcessingParameterEnum(
                 self.NETWORK, self.tr("Network"),
                 options=[self.tr("EfficientNet-Lite0 from ImageNet weights"),
                          self.tr("EfficientNet-Lite0 from random weights"), self.tr("Small CNN (4 layers)")],
-                defaultValue=0,
+                defaultValue=NETWORKS.index((self.default("architecture"), self.default("imagenet_start"))),
             ),
             self.tr(
                 "EfficientNet-Lite0 from ImageNet weights reuses what the network learnt on photographs (the "
@@ -115,25 +133,28 @@ class TrainProxyAlgorithm(PovertyAlgorithm):
             ),
         )
         self.add_int(
-            self.FROZEN_BLOCKS, self.tr("Frozen lowest blocks (EfficientNet)"), 0, 0, N_BLOCKS, advanced=True,
+            self.FROZEN_BLOCKS, self.tr("Frozen lowest blocks (EfficientNet)"), self.default("frozen_blocks"), 0,
+            N_BLOCKS, advanced=True,
             help_text=self.tr(
                 "How many of EfficientNet's 16 blocks, from the bottom, keep their starting weights (with the "
                 "first convolution). More frozen blocks train faster and need fewer tiles; 0 fine-tunes all."
             ),
         )
+
+    def _add_tiles_and_classes(self) -> None:
         self.add(
             QgsProcessingParameterExtent(self.EXTENT, self.tr("Training extent"), optional=True),
             self.tr("Trains only on this rectangle (any CRS). Leave empty for the whole image."),
         )
         self.add_double(
-            self.TILE_SIZE, self.tr("Tile size (m)"), 1920.0, 60.0, 50_000.0,
+            self.TILE_SIZE, self.tr("Tile size (m)"), self.default("tile_size_m"), 60.0, 50_000.0,
             help_text=self.tr(
                 "Side of the tiles the network sees, in metres on the ground; about 2 km (64 pixels) suits "
                 "30 m Landsat. The model keeps it: maps made with it use this tile size."
             ),
         )
         self.add_int(
-            self.N_CLASSES, self.tr("Number of light classes"), 3, 2, 10,
+            self.N_CLASSES, self.tr("Number of light classes"), self.default("n_classes"), 2, 10,
             help_text=self.tr(
                 "How many light-intensity classes the network tells apart with quantile binning; 3 (dark, "
                 "dim, bright) follows the paper. Fixed thresholds set the classes themselves."
@@ -144,7 +165,7 @@ class TrainProxyAlgorithm(PovertyAlgorithm):
                 self.BINNING, self.tr("Class binning"),
                 options=[self.tr("Automatic: dark then quantiles of the lit tiles where most places are dark"),
                          self.tr("Quantiles of the training tiles"), self.tr("Fixed thresholds")],
-                defaultValue=0,
+                defaultValue=BINNINGS.index(self.default("binning")),
             ),
             self.tr(
                 "Automatic: where most places are dark (real night lights), the dark tiles (up to 3 robust "
@@ -162,26 +183,30 @@ class TrainProxyAlgorithm(PovertyAlgorithm):
                 "must lie inside the range of the nightlights, or a class gets no tile."
             ),
         )
+
+    def _add_training_options(self) -> None:
         self.add_int(
-            self.EPOCHS, self.tr("Epochs"), 10, 1, 500,
+            self.EPOCHS, self.tr("Epochs"), self.default("epochs"), 1, 500,
             help_text=self.tr(
                 "Passes over the training tiles. Stop adding epochs when the validation accuracy in the "
                 "report no longer rises."
             ),
         )
         self.add_int(
-            self.BATCH_SIZE, self.tr("Batch size"), 32, 2, 2048, advanced=True,
+            self.BATCH_SIZE, self.tr("Batch size"), self.default("batch_size"), 2, 2048, advanced=True,
             help_text=self.tr("Tiles per training step; lower it when memory runs out, raise it on a large GPU."),
         )
         self.add_double(
-            self.LEARNING_RATE, self.tr("Learning rate (Adam)"), 1e-3, 1e-6, 1.0, advanced=True,
+            self.LEARNING_RATE, self.tr("Learning rate (Adam)"), self.default("learning_rate"), 1e-6, 1.0,
+            advanced=True,
             help_text=self.tr(
                 "Step size of the Adam optimiser. Lower it (e.g. 0.0001) when the loss jumps about, or when "
                 "fine-tuning a starting model."
             ),
         )
         self.add_double(
-            self.VAL_SHARE, self.tr("Validation share (spatial blocks)"), 0.2, 0.05, 0.5, advanced=True,
+            self.VAL_SHARE, self.tr("Validation share (spatial blocks)"), self.default("val_fraction"), 0.05, 0.5,
+            advanced=True,
             help_text=self.tr(
                 "Share of the tiles held out, in whole spatial blocks, to report honest accuracy; training "
                 "tiles touching them are left out."
@@ -199,12 +224,14 @@ class TrainProxyAlgorithm(PovertyAlgorithm):
         )
         self.add_imagery_parameters()
         self.add_int(
-            self.SEED, self.tr("Random seed"), 0, 0, 2**31 - 1, advanced=True,
+            self.SEED, self.tr("Random seed"), self.default("seed"), 0, 2**31 - 1, advanced=True,
             help_text=self.tr(
                 "Fixes the random choices (validation blocks, initial weights, tile order): the same seed "
                 "gives the same split and, on the CPU, the same model."
             ),
         )
+
+    def _add_outputs(self) -> None:
         self.add(
             QgsProcessingParameterFileDestination(
                 self.OUTPUT_MODEL, self.tr("Proxy model file"), self.tr("Poverty models (*{})").format(MODEL_SUFFIX)
@@ -236,7 +263,7 @@ class TrainProxyAlgorithm(PovertyAlgorithm):
         return True
 
     def _thresholds(self, parameters, context) -> tuple[float, ...] | None:
-        if self.parameterAsEnum(parameters, self.BINNING, context) != 2:
+        if self.parameterAsEnum(parameters, self.BINNING, context) != FIXED_THRESHOLDS:
             return None
         text = self.parameterAsString(parameters, self.THRESHOLDS, context)
         try:
@@ -251,7 +278,8 @@ class TrainProxyAlgorithm(PovertyAlgorithm):
         model_out = self.parameterAsFileOutput(parameters, self.OUTPUT_MODEL, context)
         report_out = self.parameterAsFileOutput(parameters, self.OUTPUT_REPORT, context) or None
         plot_out = self.parameterAsFileOutput(parameters, self.OUTPUT_PLOT, context) or None
-        network = self.parameterAsEnum(parameters, self.NETWORK, context)
+        architecture, imagenet_start = NETWORKS[self.parameterAsEnum(parameters, self.NETWORK, context)]
+        binning = self.parameterAsEnum(parameters, self.BINNING, context)
         config = ProxyTrainingConfig(
             image_path=self._image,
             more_image_paths=self._more,
@@ -263,11 +291,11 @@ class TrainProxyAlgorithm(PovertyAlgorithm):
             band_indexes=self.band_indexes(parameters, context),
             radiometry=self.radiometry(parameters, context),
             tile_size_m=self.parameterAsDouble(parameters, self.TILE_SIZE, context),
-            architecture="small_cnn" if network == 2 else "efficientnet_lite0",
-            imagenet_start=network == 0,
+            architecture=architecture,
+            imagenet_start=imagenet_start,
             frozen_blocks=self.parameterAsInt(parameters, self.FROZEN_BLOCKS, context),
             n_classes=self.parameterAsInt(parameters, self.N_CLASSES, context),
-            binning="quantiles" if self.parameterAsEnum(parameters, self.BINNING, context) == 1 else "auto",
+            binning=BINNINGS[binning] if binning < FIXED_THRESHOLDS else self.default("binning"),
             thresholds=self._thresholds(parameters, context),
             epochs=self.parameterAsInt(parameters, self.EPOCHS, context),
             batch_size=self.parameterAsInt(parameters, self.BATCH_SIZE, context),

@@ -24,6 +24,7 @@ from ..core.models.defaults import SAMPLE_MODEL_KEY
 from ..core.models.model_file import ModelInfo
 from ..provider.base import RADIOMETRY_KEYS
 from ..provider.map_layers import add_map_to_project
+from ..provider.predict_algorithm import PredictAlgorithm
 from .export_panel import ExportPanel
 from .image_panel import ImageChoice, ImagePanel
 from .model_panel import ModelPanel
@@ -88,22 +89,23 @@ def progress_text(percent: float, elapsed_s: float) -> str:
 def predict_parameters(settings: DockSettings) -> dict:
     """Processing parameters for ``povertymapper:predict``."""
     image, region, options = settings.image, settings.region, settings.options
+    alg = PredictAlgorithm
     params = {
-        "INPUT": image.layer_id,
-        "MODEL": settings.model_path,
-        "BANDS": ",".join(str(b) for b in image.band_indexes),
-        "RADIOMETRY": RADIOMETRY_KEYS.index(options.radiometry),
-        "DEVICE": DEVICE_CHOICES.index(options.device),
-        "STRIDE": options.stride_m,
-        "BATCH_SIZE": options.batch_size,
-        "OUTPUT": options.output_path or QgsProcessing.TEMPORARY_OUTPUT,
+        alg.INPUT: image.layer_id,
+        alg.MODEL: settings.model_path,
+        alg.BANDS: ",".join(str(b) for b in image.band_indexes),
+        alg.RADIOMETRY: RADIOMETRY_KEYS.index(options.radiometry),
+        alg.DEVICE: DEVICE_CHOICES.index(options.device),
+        alg.STRIDE: options.stride_m,
+        alg.BATCH_SIZE: options.batch_size,
+        alg.OUTPUT: options.output_path or QgsProcessing.TEMPORARY_OUTPUT,
     }
     if region.extent is not None:
-        params["EXTENT"] = region.extent
+        params[alg.EXTENT] = region.extent
     if settings.nightlights_layer_id:
-        params["NIGHTLIGHTS"] = settings.nightlights_layer_id
+        params[alg.NIGHTLIGHTS] = settings.nightlights_layer_id
     if region.mask_layer_id:
-        params["MASK"] = QgsProcessingFeatureSourceDefinition(region.mask_layer_id, selectedFeaturesOnly=True)
+        params[alg.MASK] = QgsProcessingFeatureSourceDefinition(region.mask_layer_id, selectedFeaturesOnly=True)
     return params
 
 
@@ -276,19 +278,20 @@ class PovertyDock(QDockWidget, FORM_CLASS):
                 self.statusLabel.setText(message)
                 self.messages.after_task(task_description, lambda: self._report_failure(message, feedback.textLog()))
             return
+        output = results[PredictAlgorithm.OUTPUT]
         layer = open_result_layer(
-            results["OUTPUT"], run_info.model, run_info.input_name, date.today(), run_info.mask_name)
+            output, run_info.model, run_info.input_name, date.today(), run_info.mask_name)
         if layer is None:
-            message = tr("The prediction ran but its output cannot be opened: {}").format(results["OUTPUT"])
+            message = tr("The prediction ran but its output cannot be opened: {}").format(output)
             self.messages.after_task(task_description, lambda: self._report_failure(message))
             return
         add_map_to_project(layer)  # in a group with its quality layer: where not to trust it
         self.exportPanel.set_poverty_map(layer)
         self.progressBar.setValue(100)
         self.progressLabel.setText(tr("Done in {}.").format(elapsed))
-        summary = feedback.infos[-1] if feedback.infos else ""
+        summary = results.get(PredictAlgorithm.SUMMARY) or ""  # the algorithm's own line: cells, device, bands
         warnings = [tr("Note: {}").format(w) for w in feedback.warnings]
-        self.statusLabel.setText("\n".join(filter(None, [summary, *warnings, tr("Output: {}").format(results["OUTPUT"])])))
+        self.statusLabel.setText("\n".join(filter(None, [summary, *warnings, tr("Output: {}").format(output)])))
         note = None
         if feedback.warnings:  # extrapolations, another radiometry, a constant map: said where it is seen
             note = tr("The map is done, with {} note(s): see the dock.").format(len(warnings))

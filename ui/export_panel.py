@@ -13,7 +13,9 @@ from qgis.PyQt import uic
 from qgis.PyQt.QtCore import QCoreApplication, pyqtSignal
 from qgis.PyQt.QtWidgets import QWidget
 
+from ..provider.aggregate_algorithm import AggregateAlgorithm
 from ..provider.map_layers import is_companion_layer
+from ..provider.to_polygons_algorithm import ToPolygonsAlgorithm
 from .processing_run import LOG_TAG, ProcessingRun, show_error
 
 FORM_CLASS, _ = uic.loadUiType(str(Path(__file__).with_name("export_panel.ui")))
@@ -81,7 +83,8 @@ class ExportPanel(QWidget, FORM_CLASS):
             return
         self._start(
             "povertymapper:topolygons",
-            {"INPUT": self.mapCombo.currentLayer().id(), "OUTPUT": self.cellsFileWidget.filePath()},
+            {ToPolygonsAlgorithm.INPUT: self.mapCombo.currentLayer().id(),
+             ToPolygonsAlgorithm.OUTPUT: self.cellsFileWidget.filePath()},
             tr("{}: cells").format(self.mapCombo.currentLayer().name()),
         )
 
@@ -101,11 +104,11 @@ class ExportPanel(QWidget, FORM_CLASS):
         self._start(
             "povertymapper:aggregate",
             {
-                "INPUT": self.mapCombo.currentLayer().id(),
-                "POLYGONS": polygons.id(),
-                "POPULATION": population.id() if population else None,
-                "POVERTY_LINE": line,
-                "OUTPUT": self.aggregateFileWidget.filePath(),
+                AggregateAlgorithm.INPUT: self.mapCombo.currentLayer().id(),
+                AggregateAlgorithm.POLYGONS: polygons.id(),
+                AggregateAlgorithm.POPULATION: population.id() if population else None,
+                AggregateAlgorithm.POVERTY_LINE: line,
+                AggregateAlgorithm.OUTPUT: self.aggregateFileWidget.filePath(),
             },
             tr("{}: {}").format(polygons.name(), self.mapCombo.currentLayer().name()),
         )
@@ -159,7 +162,7 @@ class ExportPanel(QWidget, FORM_CLASS):
             show_error(self.iface, message, run.feedback.textLog())
             self.exported.emit(False, "")
             return
-        path = results["OUTPUT"]
+        path = results[AggregateAlgorithm.OUTPUT]  # the output of both exports
         layer = QgsVectorLayer(path, layer_name, "ogr")
         if layer.isValid():
             QgsProject.instance().addMapLayer(layer)

@@ -13,6 +13,8 @@ from qgis.PyQt.QtCore import QCoreApplication, Qt
 from qgis.PyQt.QtWidgets import QWidget
 
 from ..core.device import cuda_device_name
+from ..core.errors import PovertyMapperError
+from ..core.inference.writer import check_geotiff_name
 from ..core.imagery.radiometry import PRESETS
 from .combo_box import select_data
 from .settings import DockSetting
@@ -24,15 +26,12 @@ def tr(text: str) -> str:
     return QCoreApplication.translate("RunOptionsPanel", text)
 
 
-GEOTIFF_SUFFIXES = (".tif", ".tiff")
-
-
 def output_file_problem(path: str) -> str | None:
     """Why the map cannot be written to ``path`` (a GeoTIFF), or None."""
-    suffix = Path(path).suffix.lower()
-    if suffix not in GEOTIFF_SUFFIXES:
-        return tr("The map is written as a GeoTIFF: give the output file the extension .tif (not '{}').").format(
-            Path(path).name)
+    try:
+        check_geotiff_name(path)
+    except PovertyMapperError as exc:
+        return str(exc)
     target = Path(path).resolve()
     for layer in QgsProject.instance().mapLayers().values():
         source = layer.source().split("|")[0]

@@ -72,7 +72,7 @@ class PredictRequest(TileOptions, _PredictRequestInputs):
     bounds: tuple[float, float, float, float] | None = None
     mask_geometries: tuple[dict, ...] | None = None  # GeoJSON-like polygons
     mask_name: str | None = None  # the mask's layer or file, as messages name it
-    stride_m: float | None = None  # None = tile size
+    stride_m: float | None = 0.0  # distance between cell centres; 0 (or None) = the model's tile size
     batch_size: int = 0  # tiles per batch; 0 = automatic (auto_batch_size)
     mixed_precision: bool = True  # bf16 for cnn/random features where the hardware is fast at it
     read_workers: int | None = None  # reader threads (0 = read in the calling thread; None = automatic)
@@ -241,10 +241,10 @@ def predict_poverty_map(
         device, model.extractor, request.batch_size, request.read_workers, request.prefetch_batches,
         request.mixed_precision,
     )
-    if request.stride_m is not None and not (math.isfinite(request.stride_m) and request.stride_m > 0):
+    if request.stride_m is not None and not (math.isfinite(request.stride_m) and request.stride_m >= 0):
         raise PovertyMapperError(
-            f"The stride (distance between cell centres) must be more than 0 m, not {request.stride_m:g}; "
-            "leave it empty for the tile size."
+            f"The stride (distance between cell centres) must be 0 m (the tile size) or more, not "
+            f"{request.stride_m:g}."
         )
     if request.batch_size < 0:
         raise PovertyMapperError(f"The batch size must be 0 (by device) or more, not {request.batch_size}.")

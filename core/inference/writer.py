@@ -53,6 +53,19 @@ def has_estimate(quality: np.ndarray) -> np.ndarray:
     return np.isin(quality, (QUALITY_OK, QUALITY_EXTRAPOLATED, QUALITY_OUT_OF_DOMAIN))
 
 
+GEOTIFF_SUFFIXES = (".tif", ".tiff")
+
+
+def check_geotiff_name(path: str) -> str:
+    """The path of a map to write, refused unless its name says GeoTIFF, the format every
+    map is written in (the front ends check it before a run)."""
+    if Path(path).suffix.lower() not in GEOTIFF_SUFFIXES:
+        raise PovertyMapperError(
+            f"The map is written as a GeoTIFF: give the output file the extension .tif (not '{Path(path).name}')."
+        )
+    return path
+
+
 def check_output_path(out_path: Path) -> None:
     """Refuse, before any work, an output that cannot be written where asked."""
     if not out_path.parent.is_dir():

@@ -31,7 +31,7 @@ from .outputs import write_training_outputs
 from .plots import plot_scatter
 from .progress import CancelCheck, PhasedProgress, ProgressCallback
 from .setup import TrainingImagery, open_imagery
-from .survey_inputs import EXTRACTOR_CHOICES, check_config, check_outputs, survey_outcomes, survey_weights
+from .survey_inputs import EXTRACTOR_CHOICES, Cluster, check_config, check_outputs, survey_outcomes, survey_weights
 
 log = logging.getLogger("poverty_mapper")
 
@@ -44,19 +44,6 @@ CLUSTER_PHASES = {"tiles per cluster": 0.0, "features": 9.0, "cross-validation":
 # penalty at an end of the grid is searched a decade at a time further, up to these
 # limits, and reported.
 CLUSTER_PENALTY = PenaltySearch(DEFAULT_ALPHAS, limits=(1e-6, 1e9), scaling=FeatureScaling(floor=0.2, min_support=0.2))
-
-
-@dataclass(frozen=True)
-class Cluster:
-    """A surveyed cluster: location in the image's CRS, outcome, optional weight, and an
-    optional group (a country or survey round) for scores within groups."""
-
-    x: float
-    y: float
-    outcome: float
-    weight: float = 1.0
-    id: str = ""
-    group: str = ""
 
 
 @dataclass(frozen=True)

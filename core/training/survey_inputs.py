@@ -1,9 +1,12 @@
 """What a survey fit is given, checked before any imagery is read: the options, the
-outputs' places, and each cluster's outcome, location and weight as numbers."""
+outputs' places, the survey's fields, and each cluster's outcome, location and weight as
+numbers. The front ends (Processing, the command line) pass the values they read as they
+are: a :class:`Cluster` converts them, and the fit counts and names what it cannot use."""
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
@@ -22,6 +25,38 @@ def number(value) -> float:
         return float(value)
     except (TypeError, ValueError):
         return float("nan")
+
+
+@dataclass(frozen=True)
+class Cluster:
+    """A surveyed cluster: location in the image's CRS, outcome, weight, an id, and an
+    optional group (a country or survey round) for scores within groups.
+
+    Built from the values a front end read, as they are (numbers, text, or None where a
+    value is missing): the numbers become floats, NaN where missing or not a number (the
+    fit leaves those clusters out and counts them), the id and the group text (a missing
+    group: none)."""
+
+    x: float
+    y: float
+    outcome: float
+    weight: float = 1.0
+    id: str = ""
+    group: str = ""
+
+    def __post_init__(self) -> None:
+        for name in ("x", "y", "outcome", "weight"):
+            object.__setattr__(self, name, number(getattr(self, name)))
+        object.__setattr__(self, "id", str(self.id))
+        object.__setattr__(self, "group", "" if self.group is None else str(self.group))
+
+
+def check_survey_fields(source: str, fields: Sequence[str], *wanted: str | None) -> None:
+    """Refuse survey fields (outcome, weight, group; None: not asked for) that ``source``
+    lacks, naming the fields it has."""
+    for field in filter(None, wanted):
+        if field not in fields:
+            raise PovertyMapperError(f"{source} has no field '{field}'; choose one of: {', '.join(fields)}.")
 
 
 def extractor_fields(extractor: str) -> dict[str, str]:
@@ -74,7 +109,7 @@ def check_outputs(config: ClusterFitConfig) -> None:
 
 def survey_outcomes(config: ClusterFitConfig, notes: list[str]) -> tuple[np.ndarray, np.ndarray]:
     """Each cluster's outcome as a number, and whether it can be used (numeric; > 0 for a log)."""
-    outcomes = np.array([number(c.outcome) for c in config.clusters], np.float64)
+    outcomes = np.array([c.outcome for c in config.clusters], np.float64)
     usable = np.isfinite(outcomes)
     if not usable.any():
         raise PovertyMapperError(
@@ -119,7 +154,7 @@ def survey_weights(config: ClusterFitConfig, used: np.ndarray) -> np.ndarray | N
     """The used clusters' weights, when the fit is weighted: numbers of zero or more, not all zero."""
     if not config.use_weights:
         return None
-    weights = np.array([number(c.weight) for c in config.clusters], np.float64)[used]
+    weights = np.array([c.weight for c in config.clusters], np.float64)[used]
     bad = ~np.isfinite(weights) | (weights < 0)
     if bad.any():
         raise PovertyMapperError(

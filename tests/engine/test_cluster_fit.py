@@ -5,6 +5,7 @@ accuracy; the figures on real data come from `make eval`."""
 from __future__ import annotations
 
 import json
+import math
 
 import numpy as np
 import pytest
@@ -24,7 +25,7 @@ from poverty_mapper.core.models.model_file import load_model
 from poverty_mapper.core.training.cluster_features import cluster_features
 from poverty_mapper.core.training.cluster_report import fold_score
 from poverty_mapper.core.training.clusters import CLUSTER_PENALTY, Cluster, ClusterFitConfig, fit_clusters
-from poverty_mapper.core.training.survey_inputs import extractor_fields
+from poverty_mapper.core.training.survey_inputs import check_survey_fields, extractor_fields
 from poverty_mapper.core.training.progress import PhasedProgress
 
 BOX_M, TILE_M = 1500.0, 480.0
@@ -318,6 +319,35 @@ def test_an_unknown_extractor_kind_is_refused_with_the_choices(world, tmp_path):
 def test_one_extractor_value_is_a_kind_or_else_a_model_file():
     assert extractor_fields("random") == {"extractor_kind": "random"}
     assert extractor_fields("proxy.povmodel") == {"extractor_path": "proxy.povmodel"}
+
+
+# --- the survey as the front ends read it ---------------------------------------------
+
+def test_a_cluster_takes_the_values_a_front_end_read_as_they_are():
+    """Text, numbers and None (a missing value), as a CSV, a vector file or a QGIS layer give them."""
+    cluster = Cluster("500100.5", np.float32(1.5), " 2.25 ", None, 7, None)
+    assert (cluster.x, cluster.y, cluster.outcome, cluster.id, cluster.group) == (500100.5, 1.5, 2.25, "7", "")
+    assert math.isnan(cluster.weight)
+    assert all(type(v) is float for v in (cluster.x, cluster.y, cluster.outcome, cluster.weight))
+    assert math.isnan(Cluster(1.0, 2.0, "n/a").outcome) and Cluster(1.0, 2.0, 3.0).weight == 1.0
+    assert Cluster(1.0, 2.0, 3.0, group=4).group == "4" and Cluster(1.0, 2.0, 3.0, group="").group == ""
+
+
+def test_the_same_survey_as_text_or_as_numbers_gives_the_same_model(world, tmp_path):
+    as_text = tuple(Cluster(f"{x!r}", str(y), f"{o!r}", f"{w:g}", i, "a" if i % 2 else None)
+                    for i, (x, y, o, w) in enumerate(world.clusters))
+    as_numbers = tuple(Cluster(x, y, o, w, str(i), "a" if i % 2 else "")
+                       for i, (x, y, o, w) in enumerate(world.clusters))
+    for name, clusters in (("text", as_text), ("numbers", as_numbers)):
+        (tmp_path / name).mkdir()
+        _fit(world, tmp_path / name, clusters=clusters, fold_distance_m=750.0, use_weights=True)
+    assert (tmp_path / "text" / "m.povmodel").read_bytes() == (tmp_path / "numbers" / "m.povmodel").read_bytes()
+
+
+def test_a_survey_field_the_source_lacks_is_named_with_those_it_has():
+    check_survey_fields("'s.csv'", ["wealth", "hh"], "wealth", None, "hh")
+    with pytest.raises(PovertyMapperError, match=r"^'s.csv' has no field 'region'; choose one of: wealth, hh\.$"):
+        check_survey_fields("'s.csv'", ["wealth", "hh"], "wealth", "hh", "region")
 
 
 # --- the report: typed, written once --------------------------------------------------

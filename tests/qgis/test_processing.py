@@ -1,6 +1,7 @@
 """The Processing algorithm, run through QGIS's Processing framework on real scenes."""
 from __future__ import annotations
 
+import re
 import subprocess
 
 import numpy as np
@@ -51,6 +52,9 @@ def test_predict_on_real_scene(provider, real_data, tmp_path):
         {"INPUT": str(PARANA_SCENE), "MODEL": "", "OUTPUT": str(out)},
     )
     assert result["OUTPUT"] == str(out)
+    # The run in one line, an output of its own (the dock shows it).
+    summary = re.match(r"Estimated (\d+) of (\d+) cells on \w+; bands [\d,]+; radiometry: ", result["SUMMARY"])
+    n_estimated, n_cells = map(int, summary.groups())
     with rasterio.open(PARANA_SCENE) as src, rasterio.open(out) as dst:
         assert dst.crs == src.crs
         # Cells start on multiples of the cell size (6720 m) up and left of the scene's corner.
@@ -64,6 +68,7 @@ def test_predict_on_real_scene(provider, real_data, tmp_path):
         assert dst.tags()["QUANTITY"] == "asset wealth index"
     # The scene's fill corner (about 16% of pixels) gives nodata cells; the rest is estimated.
     assert 0 < values.mask.sum() < values.size
+    assert (n_cells, n_estimated) == (values.size, values.count())
     assert np.all(np.isfinite(values.compressed()))
     # Estimates of an asset index: a spread, within the range seen in the survey labels.
     assert values.std() > 0.01
