@@ -15,6 +15,10 @@ class FeatureExtractor(Protocol):
     """What the prediction and training code needs from an extractor."""
 
     kind: str
+    # False for an extractor that reads no image tiles (the bundled night lights' features,
+    # read around places given by coordinates and a CRS): ``extract`` refuses, and such a
+    # model maps a region without an image (core.inference.lights_map).
+    reads_imagery: bool
 
     @property
     def n_features(self) -> int: ...

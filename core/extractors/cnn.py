@@ -193,6 +193,7 @@ class CnnExtractor:
     """
 
     kind = "cnn"
+    reads_imagery = True
 
     def __init__(
         self, network: nn.Module, band_means: np.ndarray, band_stds: np.ndarray, fused: bool = True,

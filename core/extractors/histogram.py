@@ -31,6 +31,8 @@ class HistogramExtractor:
     instead of reading it as frequencies).
     """
 
+    reads_imagery = True
+
     def __init__(
         self, band_means: np.ndarray, band_stds: np.ndarray, edges: np.ndarray = YEH_BIN_EDGES,
         transform: str = "frequency",

@@ -46,6 +46,7 @@ class RandomConvExtractor:
     """
 
     kind = "random"
+    reads_imagery = True
 
     def __init__(
         self,

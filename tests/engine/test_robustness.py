@@ -769,6 +769,7 @@ class _OutOfMemoryAboveTwo:
     """The model's extractor, but a batch of more than two tiles runs 'out of GPU memory'."""
 
     kind = "histogram"
+    reads_imagery = True
 
     def __init__(self, extractor):
         self.extractor, self.sizes = extractor, []
