@@ -8,7 +8,7 @@ PLUGIN_DIR := build/plugins
 QGIS_PROCESS := /usr/bin/qgis_process.bin
 export QT_QPA_PLATFORM := offscreen
 
-.PHONY: setup demo test model model-nightlights model-cnn eval eval-lights lights bench package clean
+.PHONY: setup demo test model model-nightlights model-lights model-cnn eval eval-lights lights bench package clean
 
 setup: $(VENV)/.installed
 
@@ -44,13 +44,18 @@ model: setup model-nightlights
 model-nightlights: setup
 	$(PY) scripts/train_nightlights_model.py
 
+# The bundled model of the Africa night lights (resources/lights/) on the DHS clusters of
+# 22 countries: maps a region with no image. Variant and penalty by leave-one-country-out.
+model-lights: setup
+	$(PY) scripts/train_africa_lights_model.py
+
 # The proxy networks on the real Kinshasa imagery (ImageNet start, random start, small CNN;
 # about 35 minutes on 2 CPU cores), then the bundled CNN model fitted on the DHS clusters.
 model-cnn: setup
 	$(PY) scripts/train_kinshasa_cnn.py --force --bundle resources/models/kinshasa_cnn.povmodel
 
-# Scores on the real data; reads the proxy networks of out/kinshasa/ (trains them first
-# when they are missing).
+# Scores on the real data (the bundled Africa lights' variants on the DHS clusters among
+# them); reads the proxy networks of out/kinshasa/ (trains them first when they are missing).
 eval: setup
 	$(PY) scripts/evaluate.py
 
@@ -60,7 +65,8 @@ lights: setup
 	@[ -n "$(BLACKMARBLE)" ] || { echo "give BLACKMARBLE=<clone of github.com/freetiler/nasa-blackmarble>"; exit 2; }
 	$(PY) scripts/build_africa_lights.py "$(BLACKMARBLE)"
 
-# Ridge on the bundled lights' box features at the DHS clusters: in country and out of country.
+# The bundled lights' variants on the DHS clusters, in country and out of country, the
+# default's intervals per country, and the bundled lights model on the LSMS clusters.
 eval-lights: setup
 	$(PY) scripts/evaluate_africa_lights.py
 

@@ -28,6 +28,10 @@ baseline, on the same folds); then the same out-of-fold predictions scored over 
 rural clusters only: 7 clusters whose wealth spans 0.24 index units, so those figures
 are indicative at most.
 
+The bundled Africa night lights on the DHS clusters of 22 countries, and the bundled
+lights model on the LSMS clusters: scripts/evaluate_africa_lights.py (its lines
+``dataset=dhs``, ``dhs_country``, ``dhs_interval`` and ``lsms variant=africa_lights``).
+
 Prints lines ``dataset=<set> variant=<name> r2=<squared Pearson> R2=<coefficient of
 determination> n=<clusters>``, then one line naming the best LSMS variant and its val
 score, and one line per bundled LSMS model (``dataset=lsms_bundled``): its variant's
@@ -64,6 +68,8 @@ from poverty_mapper.core.regression.metrics import coefficient_of_determination,
 from poverty_mapper.core.models.defaults import DEFAULT_MODEL_PATH, NIGHTLIGHTS_MODEL_PATH  # noqa: E402
 from poverty_mapper.core.models.model_file import load_model, read_model_info, save_model  # noqa: E402
 from poverty_mapper.core.training.clusters import fit_clusters  # noqa: E402
+import evaluate_africa_lights  # noqa: E402
+from poverty_mapper.evaluation.africa_lights import DHS_CLUSTERS  # noqa: E402
 from train_kinshasa_cnn import DEFAULT_OUT as PROXY_DIR  # noqa: E402
 from train_kinshasa_cnn import proxy_paths, train_variants  # noqa: E402
 
@@ -248,6 +254,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     for line in bundled_lines(report):
         sys.stdout.write(line)
+    sys.stdout.flush()
+    evaluate_africa_lights.run(args.real / DHS_CLUSTERS, args.data, evaluate_africa_lights.MODEL)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=1) + "\n")
     args.kinshasa_out.parent.mkdir(parents=True, exist_ok=True)

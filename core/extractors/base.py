@@ -16,6 +16,10 @@ class FeatureExtractor:
     """What the prediction and training code needs from an extractor, and what it can do."""
 
     kind: str = ""
+    # False for an extractor that reads no image tiles (the bundled night lights' features,
+    # read around places given by coordinates and a CRS): ``extract`` refuses, and such a
+    # model maps a region without an image (core.inference.lights_map).
+    reads_imagery: bool = True
 
     # What a kind can do; the defaults: none of it.
     # A trained network (the proxy CNNs): the run plan shares the CPU's cores between it

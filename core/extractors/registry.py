@@ -19,6 +19,7 @@ EXTRACTOR_KINDS: dict[str, tuple[str, str]] = {
     "histogram_sqrt": ("histogram", "HistogramExtractor"),
     "random": ("random_conv", "RandomConvExtractor"),
     "cnn": ("cnn", "CnnExtractor"),
+    "bundled_lights": ("bundled_lights", "BundledLightsExtractor"),
 }
 
 

@@ -36,6 +36,9 @@ BOX_PIXELS = 11
 HISTOGRAM_BINS = 32  # of 8 luminance levels each: 0-7, 8-15, ..., 248-255
 BIN_WIDTH = 256 // HISTOGRAM_BINS
 EDGE_TOLERANCE = 1e-6  # pixels
+# Places are read in blocks of this many lights pixels a side (plus the boxes' margin):
+# a map's cells share one read per block, a survey's scattered clusters one per block they fall in.
+PLACES_BLOCK = 512
 FEATURE_NAMES = tuple(f"sqrt_share_{k * BIN_WIDTH}_{k * BIN_WIDTH + BIN_WIDTH - 1}" for k in range(HISTOGRAM_BINS)) + (
     "log1p_mean", "log1p_max", "log1p_centre",
 )
@@ -145,22 +148,43 @@ class BundledLights:
         cols, rows = np.where(bad, -1e9, cols), np.where(bad, -1e9, rows)
         return np.floor(rows).astype(np.int64), np.floor(cols).astype(np.int64)
 
-    def boxes_around(self, xs, ys, crs, pixels: int = BOX_PIXELS) -> np.ndarray:
-        """The ``pixels x pixels`` luminance boxes centred on the pixel of each point: uint8
-        ``[n, pixels, pixels]``. Refuses points whose box leaves the covered area."""
-        if pixels < 1 or pixels % 2 == 0:
-            raise ValueError(f"a box centred on a pixel has an odd side, not {pixels}")
+    def _covered_pixels(self, xs, ys, crs, half: int) -> tuple[np.ndarray, np.ndarray]:
+        """The pixel of each point; refuses points whose box reaching ``half`` pixels
+        around it leaves the covered area."""
         rows, cols = self.pixel_of(xs, ys, crs)
-        half = pixels // 2
         outside = (rows - half < 0) | (cols - half < 0) | (rows + half >= self._ds.height) | (cols + half >= self._ds.width)
         if outside.any():
             k = int(np.flatnonzero(outside)[0])
             point = f"({float(np.atleast_1d(xs)[k]):.6g}, {float(np.atleast_1d(ys)[k]):.6g}) in {crs}"
             raise self._outside(f"{int(outside.sum())} of {outside.size} points (the first: {point})")
+        return rows, cols
+
+    def boxes_around(self, xs, ys, crs, pixels: int = BOX_PIXELS) -> np.ndarray:
+        """The ``pixels x pixels`` luminance boxes centred on the pixel of each point: uint8
+        ``[n, pixels, pixels]``. Refuses points whose box leaves the covered area."""
+        if pixels < 1 or pixels % 2 == 0:
+            raise ValueError(f"a box centred on a pixel has an odd side, not {pixels}")
+        rows, cols = self._covered_pixels(xs, ys, crs, pixels // 2)
+        half = pixels // 2
         out = np.empty((rows.size, pixels, pixels), np.uint8)
         for k, (r, c) in enumerate(zip(rows, cols)):
             out[k] = self._ds.read(1, window=Window(int(c) - half, int(r) - half, pixels, pixels))
         return out
+
+    def blocks_around(self, xs, ys, crs, margin: int):
+        """The luminance around places, block by block: for each :data:`PLACES_BLOCK`-pixel
+        block of the lights that holds places, ``(index, luminance, rows, cols)``: which
+        places (indexes into ``xs``), the block's pixels with ``margin`` pixels around
+        them (one read), and each place's pixel in it. Refuses, before any read, places
+        whose ``margin`` leaves the covered area."""
+        rows, cols = self._covered_pixels(xs, ys, crs, margin)
+        blocks = (rows // PLACES_BLOCK) * (self._ds.width // PLACES_BLOCK + 1) + cols // PLACES_BLOCK
+        for block in np.unique(blocks):
+            index = np.flatnonzero(blocks == block)
+            r0, c0 = int(rows[index].min()) - margin, int(cols[index].min()) - margin
+            r1, c1 = int(rows[index].max()) + margin + 1, int(cols[index].max()) + margin + 1
+            luminance = self._ds.read(1, window=Window(c0, r0, c1 - c0, r1 - r0))
+            yield index, luminance, rows[index] - r0, cols[index] - c0
 
     def read_box(self, bounds: Sequence[float], crs) -> LuminanceBox:
         """The lights' pixels that touch a box (west, south, east, north in ``crs``), on the

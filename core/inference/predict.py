@@ -139,7 +139,13 @@ def _check_image_holds_a_tile(
 
 
 def _check_model_maps(model: PovertyModel) -> None:
-    """Refuse a model that cannot write estimates (a feature extractor alone)."""
+    """Refuse a model that cannot write estimates (a feature extractor alone), and one
+    that maps without an image (the bundled lights' model: core.inference.lights_map)."""
+    if not model.extractor.reads_imagery:
+        raise PovertyMapperError(
+            f"The model '{model.name}' reads the bundled night lights, not an image: map it with a region "
+            "and a CRS (core.inference.lights_map.predict_lights_map)."
+        )
     if not model.can_predict:
         raise PovertyMapperError(
             f"The model '{model.name}' holds only a feature extractor; fit it on survey clusters "

@@ -11,6 +11,9 @@ DEFAULT_MODEL_PATH = MODELS_DIR / "default.povmodel"
 # The night-lights model: the dock's default, the most trustworthy map for a country
 # without surveys (leave-one-country-out within country-year r2 0.39 against 0.00).
 NIGHTLIGHTS_MODEL_PATH = MODELS_DIR / "africa_nightlights_viirs.povmodel"
+# The model of the bundled NASA Black Marble 2016 lights (DHS, 22 countries): maps a region
+# and a CRS with no image (core.inference.lights_map); not yet offered by the front ends.
+AFRICA_LIGHTS_MODEL_PATH = MODELS_DIR / "africa_lights.povmodel"
 SAMPLE_SCENE_PATH = PLUGIN_ROOT / "resources" / "sample" / "parana_landsat8_l1_rgb_30m.tif"
 # The bundled model that maps the sample scene: from its own bands, without night lights
 # (no night-light radiance ships with the plugin).
