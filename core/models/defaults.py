@@ -12,23 +12,22 @@ DEFAULT_MODEL_PATH = MODELS_DIR / "default.povmodel"
 # without surveys (leave-one-country-out within country-year r2 0.39 against 0.00).
 NIGHTLIGHTS_MODEL_PATH = MODELS_DIR / "africa_nightlights_viirs.povmodel"
 # The model of the bundled NASA Black Marble 2016 lights (DHS, 22 countries): maps a region
-# and a CRS with no image (core.inference.lights_map): the dock's default, which needs no input.
+# and a CRS with no image (core.inference.lights_map): the dock's default, which needs no image.
 AFRICA_LIGHTS_MODEL_PATH = MODELS_DIR / "africa_lights.povmodel"
 SAMPLE_SCENE_PATH = PLUGIN_ROOT / "resources" / "sample" / "parana_landsat8_l1_rgb_30m.tif"
 # The bundled model that maps the sample scene: from its own bands, without night lights
 # (no night-light radiance ships with the plugin).
 SAMPLE_MODEL_KEY = "rgb_histogram"
 
-LIGHTS_MODEL_KEY = "africa_lights"
-DEFAULT_MODEL_KEY = LIGHTS_MODEL_KEY  # the dock's first choice: a map of any region of Africa, no image
+DEFAULT_MODEL_KEY = "africa_lights"
+NIGHTLIGHTS_MODEL_KEY = "africa_nightlights_viirs"
 # The models shipped with the plugin, by a key that names them wherever the plugin is
-# installed (the dock remembers a bundled model by its key), in the order they are offered
-# (the RGB histogram model last: an example of a model of imagery alone).
+# installed (the dock remembers a bundled model by its key), in the order they are offered.
 BUNDLED_MODELS: dict[str, Path] = {
-    LIGHTS_MODEL_KEY: AFRICA_LIGHTS_MODEL_PATH,
-    "africa_nightlights_viirs": NIGHTLIGHTS_MODEL_PATH,
-    "kinshasa_cnn": MODELS_DIR / "kinshasa_cnn.povmodel",
+    DEFAULT_MODEL_KEY: AFRICA_LIGHTS_MODEL_PATH,
+    NIGHTLIGHTS_MODEL_KEY: NIGHTLIGHTS_MODEL_PATH,
     "rgb_histogram": DEFAULT_MODEL_PATH,
+    "kinshasa_cnn": MODELS_DIR / "kinshasa_cnn.povmodel",
 }
 
 
