@@ -23,7 +23,7 @@ from qgis.core import (
 from qgis.PyQt.QtCore import QCoreApplication
 
 from ..core.errors import PovertyMapperError
-from ..core.maps.zonal import estimate_scale
+from ..core.maps.zonal import estimate_lights, estimate_scale
 from .map_layers import constant_bands_unreported, group_loaded_map
 
 RAMP_NAME = "RdYlBu"  # red = poorer, blue = wealthier; readable for most colour-blind users
@@ -46,6 +46,15 @@ def model_scale(layer: QgsRasterLayer) -> tuple[float, float, float] | None:
         return estimate_scale(layer.source().split("|")[0])
     except PovertyMapperError:
         return None
+
+
+def map_lights_text(layer: QgsRasterLayer) -> str:
+    """" From the NASA Black Marble night lights of 2016." for a map of the bundled lights, else ""."""
+    try:
+        lights = estimate_lights(layer.source().split("|")[0])
+    except PovertyMapperError:
+        return ""
+    return tr(" From the {}.").format(lights) if lights else ""
 
 
 def apply_poverty_style(layer: QgsRasterLayer, quantity: str, unit: str) -> None:
@@ -81,7 +90,7 @@ def apply_poverty_style(layer: QgsRasterLayer, quantity: str, unit: str) -> None
     renderer.setClassificationMax(hi)
     layer.setRenderer(renderer)
     layer.setTitle(f"{quantity} ({unit})")
-    layer.setAbstract(tr("Estimated {} ({}) by the Poverty Mapper plugin.").format(quantity, unit))
+    layer.setAbstract(tr("Estimated {} ({}) by the Poverty Mapper plugin.").format(quantity, unit) + map_lights_text(layer))
     layer.triggerRepaint()
 
 

@@ -19,6 +19,7 @@ from qgis.PyQt.QtCore import QCoreApplication, QTimer, pyqtSignal
 from qgis.PyQt.QtWidgets import QDockWidget, QLabel
 
 from ..core.device import DEVICE_CHOICES
+from ..core.imagery.bundled_lights import LIGHTS_YEAR
 from ..core.imagery.lights_layer import image_bands
 from ..core.models.defaults import SAMPLE_MODEL_KEY
 from ..core.models.model_file import ModelInfo
@@ -27,7 +28,7 @@ from ..provider.map_layers import add_map_to_project
 from ..provider.predict_algorithm import PredictAlgorithm
 from .export_panel import ExportPanel
 from .image_panel import ImageChoice, ImagePanel
-from .model_panel import ModelPanel
+from .model_panel import ModelPanel, reads_imagery
 from .notes_area import NotesArea
 from .nightlights_panel import NightLightsPanel
 from .messages import LOG_TAG, RunMessages
@@ -91,15 +92,16 @@ def predict_parameters(settings: DockSettings) -> dict:
     image, region, options = settings.image, settings.region, settings.options
     alg = PredictAlgorithm
     params = {
-        alg.INPUT: image.layer_id,
         alg.MODEL: settings.model_path,
-        alg.BANDS: ",".join(str(b) for b in image.band_indexes),
         alg.RADIOMETRY: RADIOMETRY_KEYS.index(options.radiometry),
         alg.DEVICE: DEVICE_CHOICES.index(options.device),
         alg.STRIDE: options.stride_m,
         alg.BATCH_SIZE: options.batch_size,
         alg.OUTPUT: options.output_path or QgsProcessing.TEMPORARY_OUTPUT,
     }
+    if image.layer_id:  # none: the region and its CRS are the map's (a model of the bundled lights)
+        params[alg.INPUT] = image.layer_id
+        params[alg.BANDS] = ",".join(str(b) for b in image.band_indexes)
     if region.extent is not None:
         params[alg.EXTENT] = region.extent
     if settings.nightlights_layer_id:
@@ -141,6 +143,8 @@ class PovertyDock(QDockWidget, FORM_CLASS):
         self._show_model_bands()
         self.modelPanel.modelChanged.connect(self._show_model_bands)
         self.nightlightsPanel.layerCombo.layerChanged.connect(self._show_run_state)
+        self.imagePanel.layerCombo.layerChanged.connect(self._show_run_state)
+        self.regionPanel.regionCombo.currentIndexChanged.connect(self._show_run_state)
         self.sampleRow.loadButton.clicked.connect(self.load_sample_data)
         self.runButton.clicked.connect(self.run)
         self.cancelButton.clicked.connect(self.cancel)
@@ -162,18 +166,33 @@ class PovertyDock(QDockWidget, FORM_CLASS):
     def problem(self) -> str | None:
         """What the user must fix before a run, or None."""
         panels = (self.imagePanel, self.modelPanel, self.nightlightsPanel, self.regionPanel, self.optionsPanel)
-        return next(filter(None, (panel.problem() for panel in panels)), None)
+        return next(filter(None, (panel.problem() for panel in panels)), None) or self._region_problem()
+
+    def _maps_the_region_alone(self) -> bool:
+        """No image, and a model that reads none: the region and its CRS give the map."""
+        return not self.imagePanel.imagery_needed and self.imagePanel.layerCombo.currentLayer() is None
+
+    def _region_problem(self) -> str | None:
+        """Without an image there is no whole layer to map: the region must be given."""
+        if self._maps_the_region_alone() and self.regionPanel.region() is Region.LAYER:
+            return tr("No image is chosen, so there is no whole layer to map: choose the region (the current map "
+                      "extent, a rectangle drawn on the map, or selected polygons of a layer), or an image.")
+        return None
 
     def _show_model_bands(self) -> None:
         info = self.modelPanel.model_info()
+        self.imagePanel.set_imagery_needed(reads_imagery(info))
         self.imagePanel.set_model_bands(  # NIGHTLIGHTS: its own layer
             image_bands(info.bands) if info else (), info.tile_size_m if info else None)
         self.nightlightsPanel.set_model(info)
         self._show_run_state()
 
     def _show_run_state(self) -> None:
-        """Run is disabled, with a one-line reason, while the model waits for its night lights."""
+        """Run is disabled, with a one-line reason, while the model waits for its night lights
+        or, with no image, for a region."""
         hint = self.nightlightsPanel.run_hint()
+        if hint is None and self._region_problem():
+            hint = tr("To run: choose a region (the map extent, a drawn rectangle or selected polygons), or an image.")
         self.runHint.setText(hint or "")
         self.runHint.setVisible(bool(hint))
         self.runButton.setEnabled(not hint and not self.is_running())
@@ -200,9 +219,10 @@ class PovertyDock(QDockWidget, FORM_CLASS):
             self._show_error(problem)
             return
         settings = self.settings()
-        layer = QgsProject.instance().mapLayer(settings.image.layer_id)
+        layer = QgsProject.instance().mapLayer(settings.image.layer_id) if settings.image.layer_id else None
         mask = QgsProject.instance().mapLayer(settings.region.mask_layer_id) if settings.region.mask_layer_id else None
-        self._run_info = _RunInfo(self.modelPanel.model_info(), layer.name(), time.monotonic(),
+        input_name = layer.name() if layer is not None else tr("night lights {}").format(LIGHTS_YEAR)
+        self._run_info = _RunInfo(self.modelPanel.model_info(), input_name, time.monotonic(),
                                   mask.name() if mask is not None else None)
         self._run = ProcessingRun(ALGORITHM_ID, self.parameters(settings), self._finished, self._show_progress)
         refused = self._run.start()

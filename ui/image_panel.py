@@ -23,6 +23,9 @@ def tr(text: str) -> str:
     return QCoreApplication.translate("ImagePanel", text)
 
 
+NO_IMAGE_TEXT = QCoreApplication.translate("ImagePanel", "(none: map the region from the bundled night lights)")
+
+
 @dataclass(frozen=True)
 class ImageChoice:
     layer_id: str | None
@@ -71,6 +74,7 @@ class ImagePanel(QWidget, FORM_CLASS):
         self._band_combos: list[QComboBox] = []
         self._guess_problem: str | None = None
         self._tile_size_m: float | None = None
+        self._imagery_needed = True
         self.layerCombo.setFilters(QgsMapLayerProxyModel.Filter.RasterLayer)
         self._clear_band_combos()
         self.layerCombo.layerChanged.connect(self._rebuild_band_combos)
@@ -87,6 +91,23 @@ class ImagePanel(QWidget, FORM_CLASS):
         self._tile_size_m = tile_size_m
         self._rebuild_band_combos()
 
+    def set_imagery_needed(self, needed: bool) -> None:
+        """For a model that reads no imagery (the bundled night lights) the image is optional:
+        an empty first entry says so, and the band choices are hidden."""
+        self._imagery_needed = needed
+        layer = self.layerCombo.currentLayer()
+        self.layerCombo.setAllowEmptyLayer(not needed, NO_IMAGE_TEXT)
+        if not needed and layer is None:
+            self.layerCombo.setLayer(None)  # the empty entry, not the first layer
+        self.imageGroup.setTitle(tr("Satellite image") if needed else tr("Satellite image (optional)"))
+        for widget in (self.bandSetButton, self.bandsLabel, self.bandsWidget):
+            widget.setVisible(needed)
+        self._rebuild_band_combos()
+
+    @property
+    def imagery_needed(self) -> bool:
+        return self._imagery_needed
+
     def choice(self) -> ImageChoice:
         layer = self.layerCombo.currentLayer()
         return ImageChoice(
@@ -98,8 +119,8 @@ class ImagePanel(QWidget, FORM_CLASS):
         """What the user must fix here before a run, or None."""
         layer = self.layerCombo.currentLayer()
         if layer is None:
-            return tr("Choose a satellite image (a raster layer) first.")
-        if not self._model_bands:
+            return tr("Choose a satellite image (a raster layer) first.") if self._imagery_needed else None
+        if not self._model_bands or not self._imagery_needed:
             return None
         if isinstance(layer, QgsRasterLayer) and len(layer_bands(layer)) < len(self._model_bands):
             return self._guess_problem
@@ -147,7 +168,7 @@ class ImagePanel(QWidget, FORM_CLASS):
         """One combo per model band listing the layer's bands, the best guess preselected."""
         self._clear_band_combos()
         layer = self.layerCombo.currentLayer()
-        if not self._model_bands or not isinstance(layer, QgsRasterLayer):
+        if not self._model_bands or not self._imagery_needed or not isinstance(layer, QgsRasterLayer):
             return
         guess = guessed_bands(self._model_bands, layer)
         self._guess_problem = guess.problem

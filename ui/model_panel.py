@@ -14,7 +14,9 @@ from qgis.PyQt.QtCore import QCoreApplication, Qt, pyqtSignal
 from qgis.PyQt.QtWidgets import QWidget
 
 from ..core.errors import PovertyMapperError
-from ..core.models.defaults import DEFAULT_MODEL_KEY, bundled_models
+from ..core.extractors.registry import extractor_class
+from ..core.imagery.bundled_lights import LIGHTS_YEAR
+from ..core.models.defaults import DEFAULT_MODEL_KEY, SAMPLE_MODEL_KEY, bundled_models
 from ..core.models.model_file import MODEL_SUFFIX, ModelInfo, read_model_info
 from .combo_box import select_data
 from .settings import DockSetting
@@ -29,13 +31,36 @@ def tr(text: str) -> str:
     return QCoreApplication.translate("ModelPanel", text)
 
 
+EXAMPLE_KEYS = frozenset({SAMPLE_MODEL_KEY})  # bundled models offered as examples, never as a default
+
+
+def reads_imagery(info: ModelInfo | None) -> bool:
+    """Whether the model's features come from an image (False: the bundled night lights,
+    where a region and a CRS are enough); True for an unknown or unreadable model."""
+    if info is None:
+        return True
+    try:
+        return bool(extractor_class(info.extractor_kind).reads_imagery)
+    except ValueError:
+        return True
+
+
+def lights_note() -> str:
+    """What a model of the bundled lights reads, in one line above its summary."""
+    return tr("Night lights of {} (NASA Black Marble), bundled with the plugin: no image needed, a region "
+              "is enough.").format(LIGHTS_YEAR)
+
+
 def bundled_label(key: str, path: Path) -> str:
     """The combo's name for a bundled model: its own name and what it reads."""
     try:
         info = read_model_info(path)
     except PovertyMapperError:
         return key  # its card says what is wrong with it
-    return tr("{} ({}, {:g} m)").format(info.name, info.extractor_kind, info.pixel_size_m)
+    if not reads_imagery(info):
+        return tr("{} (no image needed)").format(info.name)
+    label = tr("{} ({}, {:g} m)").format(info.name, info.extractor_kind, info.pixel_size_m)
+    return tr("Example: {}").format(label) if key in EXAMPLE_KEYS else label
 
 
 class ModelPanel(QWidget, FORM_CLASS):
@@ -123,6 +148,9 @@ class ModelPanel(QWidget, FORM_CLASS):
             except PovertyMapperError as exc:
                 text = str(exc)
         self.modelCard.setText(self._info.card() if self._info else text)
-        self.modelSummary.setText(self._info.summary() if self._info else text)
+        summary = self._info.summary() if self._info else text
+        if self._info is not None and not reads_imagery(self._info):
+            summary = f"{lights_note()}\n{summary}"
+        self.modelSummary.setText(summary)
         self.detailsButton.setVisible(self._info is not None)
         self._show_details(self.detailsButton.isChecked())

@@ -8,7 +8,7 @@ import numpy as np
 import rasterio
 from rasterio.enums import Resampling
 
-from ..models.metadata import legend_from_tags
+from ..models.metadata import legend_from_tags, lights_from_tags
 
 MAX_SIDE = 1200  # pixels of the image panel; larger scenes are read decimated
 DPI = 110
@@ -89,9 +89,10 @@ def quicklook_figure(
     if scale is not None:  # the survey mean marked on the scale
         cbar.ax.axhline(scale[2], color="black", linewidth=1.5)
         cbar.ax.text(1.05, scale[2], " survey\n mean", transform=cbar.ax.get_yaxis_transform(), va="center", fontsize=6)
+    lights = lights_from_tags(tags)
     ax.set_title(
         f"Poverty map: {tags.get('QUANTITY', 'estimate')}\nmodel: {tags.get('MODEL', '?')}, "
-        f"cell {tags.get('CELL_SIZE_M', '?')} m (grey = no data)",
+        f"cell {tags.get('CELL_SIZE_M', '?')} m (grey = no data)" + (f"\nfrom the {lights}" if lights else ""),
         fontsize=9,
     )
     ax.set_facecolor("#bbbbbb")

@@ -26,7 +26,7 @@ from rasterio.warp import reproject
 from rasterio.windows import Window
 
 from ..errors import PovertyMapperError
-from ..models.metadata import legend_from_tags
+from ..models.metadata import legend_from_tags, lights_from_tags
 
 BLOCK_ROWS = 256  # rows of the estimate raster read at once for one polygon
 BLOCK_COLS = 2048  # and columns: memory stays bounded however large the district
@@ -129,6 +129,12 @@ def estimate_scale(raster_path: str) -> tuple[float, float, float] | None:
     """The model's fixed colour scale of an estimate raster (low, high, survey mean), or None."""
     with _open(raster_path) as ds:
         return legend_from_tags(ds.tags())
+
+
+def estimate_lights(raster_path: str) -> str | None:
+    """The night lights an estimate raster was made from (``LIGHTS_YEAR`` tag), or None."""
+    with _open(raster_path) as ds:
+        return lights_from_tags(ds.tags())
 
 
 def check_poverty_map(raster_path: str) -> None:

@@ -161,6 +161,13 @@ def legend_from_tags(tags: dict) -> tuple[float, float, float] | None:
     return (lo, hi, mean) if hi > lo else None
 
 
+def lights_from_tags(tags: dict) -> str | None:
+    """The night lights a map was made from, for its card and quicklook ("NASA Black Marble
+    night lights of 2016"), or None for a map of an image alone."""
+    year = tags.get("LIGHTS_YEAR", "").strip()
+    return f"NASA Black Marble night lights of {year}" if year else None
+
+
 @dataclass(frozen=True)
 class TrainingDomain:
     """Where the model was fitted: the spread of its outcome and of its features over the

@@ -29,9 +29,10 @@ def lsms_set(real_data):
     return lsms.load_lsms(LSMS_DIR)
 
 
-def test_it_is_the_first_and_default_bundled_model():
+def test_it_is_bundled_after_the_default_model_of_the_bundled_lights():
     keys = list(bundled_models())
-    assert keys[0] == DEFAULT_MODEL_KEY and bundled_models()[DEFAULT_MODEL_KEY] == NIGHTLIGHTS_MODEL_PATH
+    assert keys[:2] == [DEFAULT_MODEL_KEY, "africa_nightlights_viirs"] and DEFAULT_MODEL_KEY == "africa_lights"
+    assert bundled_models()["africa_nightlights_viirs"] == NIGHTLIGHTS_MODEL_PATH
     assert {"rgb_histogram", "kinshasa_cnn"} <= set(keys)
 
 

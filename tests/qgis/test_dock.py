@@ -79,8 +79,9 @@ def four_band_layer(tmp_path, qgis_new_project):
 
 
 # -- model, layers, device, advanced --------------------------------------------------
-def test_dock_preselects_the_night_lights_model_with_its_layer_picker(make_dock, sample_layer, qgis_iface):
+def test_the_night_lights_model_shows_its_layer_picker(make_dock, sample_layer, qgis_iface):
     dock = make_dock()
+    choose(dock.modelPanel.modelCombo, "africa_nightlights_viirs")  # the default reads the bundled lights
     assert dock.modelPanel.model_path().endswith("africa_nightlights_viirs.povmodel")
     card = dock.modelPanel.modelCard.text()
     assert "nW/cm²/sr" in card and "Out of country (fitted on the other countries): r² 0.39" in card
@@ -103,7 +104,7 @@ def test_dock_preselects_the_night_lights_model_with_its_layer_picker(make_dock,
 
 
 def test_dock_shows_the_rgb_model_card(dock):
-    assert dock.modelPanel.modelCombo.currentText().startswith(MODEL_NAME)
+    assert dock.modelPanel.modelCombo.currentText().startswith(f"Example: {MODEL_NAME}")
     assert dock.modelPanel.model_path().endswith("default.povmodel")
     assert dock.modelPanel.modelWidget.isHidden()  # no file picker showing the plugin's own path
     card = dock.modelPanel.modelCard.text()

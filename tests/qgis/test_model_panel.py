@@ -9,9 +9,9 @@ import pytest
 from qgis.core import QgsSettings
 
 from poverty_mapper.core.models import defaults
-from poverty_mapper.core.models.defaults import DEFAULT_MODEL_KEY, DEFAULT_MODEL_PATH, NIGHTLIGHTS_MODEL_PATH
+from poverty_mapper.core.models.defaults import AFRICA_LIGHTS_MODEL_PATH, DEFAULT_MODEL_KEY, DEFAULT_MODEL_PATH
 
-DEFAULT_LABEL = "Africa night lights (VIIRS) histogram ridge v1 (histogram, 30 m)"
+DEFAULT_LABEL = "Africa night lights 2016 (NASA Black Marble) ridge v1 (no image needed)"
 SECOND_NAME = "Generated second bundled model"
 
 
@@ -74,12 +74,16 @@ def test_the_default_model_is_offered_by_name_and_chosen(make_panel):
 
     panel = make_panel()
     assert items(panel.modelCombo)[0] == (DEFAULT_LABEL, DEFAULT_MODEL_KEY)
-    assert items(panel.modelCombo)[1][1] == "rgb_histogram"
+    assert items(panel.modelCombo)[1][1] == "africa_nightlights_viirs"
+    rgb = next(text for text, data in items(panel.modelCombo) if data == "rgb_histogram")
+    assert rgb.startswith("Example: LSMS Africa RGB histogram")  # offered, never the default
     assert items(panel.modelCombo)[-1] == ("Other model file…", OTHER_FILE)
     assert panel.modelCombo.currentData() == DEFAULT_MODEL_KEY
-    assert panel.model_path() == str(NIGHTLIGHTS_MODEL_PATH)
+    assert panel.model_path() == str(AFRICA_LIGHTS_MODEL_PATH)
     assert panel.modelWidget.isHidden()
-    assert panel.modelCard.text().startswith("Africa night lights (VIIRS) histogram ridge v1: predicts")
+    assert panel.modelCard.text().startswith("Africa night lights 2016 (NASA Black Marble) ridge v1: predicts")
+    assert panel.modelSummary.text().startswith("Night lights of 2016 (NASA Black Marble), bundled with the plugin: "
+                                                "no image needed")
     assert panel.problem() is None
 
 
@@ -115,7 +119,7 @@ def test_other_model_file_shows_the_file_widget_and_uses_the_file(make_panel, se
 
     choose(panel.modelCombo, DEFAULT_MODEL_KEY)
     assert panel.modelWidget.isHidden()
-    assert panel.model_path() == str(NIGHTLIGHTS_MODEL_PATH)
+    assert panel.model_path() == str(AFRICA_LIGHTS_MODEL_PATH)
     assert remembered() == f"bundled:{DEFAULT_MODEL_KEY}"
 
 

@@ -14,6 +14,9 @@ from helpers import assert_same_map, engine_map
 from poverty_mapper.core.models.defaults import DEFAULT_MODEL_PATH
 
 SAMPLE = ROOT / "resources" / "sample" / "parana_landsat8_l1_rgb_30m.tif"
+# The RGB histogram model, named: the sample scenes lie outside Africa, where the default
+# (the Africa lights model) says it has no lights; test_processing_lights covers the default.
+RGB = str(DEFAULT_MODEL_PATH)
 
 
 @pytest.fixture()
@@ -49,7 +52,7 @@ def test_predict_on_real_scene(provider, real_data, tmp_path):
     out = tmp_path / "poverty.tif"
     result = processing.run(
         "povertymapper:predict",
-        {"INPUT": str(PARANA_SCENE), "MODEL": "", "OUTPUT": str(out)},
+        {"INPUT": str(PARANA_SCENE), "MODEL": RGB, "OUTPUT": str(out)},
     )
     assert result["OUTPUT"] == str(out)
     # The run in one line, an output of its own (the dock shows it).
@@ -98,7 +101,7 @@ def test_predict_with_extent_in_another_crs_and_mask(provider, real_data, tmp_pa
     out = tmp_path / "masked.tif"
     processing.run(
         "povertymapper:predict",
-        {"INPUT": str(SAMPLE), "EXTENT": extent, "MASK": mask, "STRIDE": 1920, "OUTPUT": str(out)},
+        {"MODEL": RGB, "INPUT": str(SAMPLE), "EXTENT": extent, "MASK": mask, "STRIDE": 1920, "OUTPUT": str(out)},
     )
     with rasterio.open(out) as dst:
         values = dst.read(1, masked=True)
@@ -118,7 +121,7 @@ def test_wrong_band_list_is_a_clear_error(provider, real_data, tmp_path):
     with pytest.raises(QgsProcessingException, match="band"):
         processing.run(
             "povertymapper:predict",
-            {"INPUT": str(SAMPLE), "BANDS": "1,2", "OUTPUT": str(tmp_path / "x.tif")},
+            {"MODEL": RGB, "INPUT": str(SAMPLE), "BANDS": "1,2", "OUTPUT": str(tmp_path / "x.tif")},
         )
     assert not (tmp_path / "x.tif").exists()
 
@@ -129,7 +132,7 @@ def test_one_band_for_two_model_bands_is_a_clear_error(provider, real_data, tmp_
     with pytest.raises(QgsProcessingException, match="would all read band 2 of the raster; each model band needs its own"):
         processing.run(
             "povertymapper:predict",
-            {"INPUT": str(SAMPLE), "BANDS": "1,2,2", "OUTPUT": str(tmp_path / "x.tif")},
+            {"MODEL": RGB, "INPUT": str(SAMPLE), "BANDS": "1,2,2", "OUTPUT": str(tmp_path / "x.tif")},
         )
     assert not (tmp_path / "x.tif").exists()
 
@@ -139,7 +142,7 @@ def test_an_output_that_is_no_geotiff_is_refused(provider, tmp_path, name):
     import processing
 
     with pytest.raises(QgsProcessingException, match="written as a GeoTIFF: give the output file the extension .tif"):
-        processing.run("povertymapper:predict", {"INPUT": str(SAMPLE), "OUTPUT": str(tmp_path / name)})
+        processing.run("povertymapper:predict", {"MODEL": RGB, "INPUT": str(SAMPLE), "OUTPUT": str(tmp_path / name)})
     assert list(tmp_path.iterdir()) == []
 
 
@@ -160,9 +163,9 @@ def test_a_crs_assigned_in_qgis_is_the_one_used(provider, tmp_path):
 
     layer = QgsRasterLayer(str(_image_without_crs(tmp_path)), "no crs")
     with pytest.raises(QgsProcessingException, match="no coordinate reference system"):
-        processing.run("povertymapper:predict", {"INPUT": layer, "OUTPUT": str(tmp_path / "refused.tif")})
+        processing.run("povertymapper:predict", {"MODEL": RGB, "INPUT": layer, "OUTPUT": str(tmp_path / "refused.tif")})
     layer.setCrs(QgsCoordinateReferenceSystem("EPSG:32721"))
-    processing.run("povertymapper:predict", {"INPUT": layer, "OUTPUT": str(tmp_path / "map.tif")})
+    processing.run("povertymapper:predict", {"MODEL": RGB, "INPUT": layer, "OUTPUT": str(tmp_path / "map.tif")})
     with rasterio.open(tmp_path / "map.tif") as ds:
         assert ds.crs.to_epsg() == 32721 and ds.shape == (2, 2)
 
@@ -180,7 +183,7 @@ def test_a_mask_without_crs_is_refused(provider, tmp_path):
 
     feedback = CollectingFeedback()  # refused while preparing: the reason goes to the feedback
     with pytest.raises(QgsProcessingException):
-        processing.run("povertymapper:predict", {"INPUT": str(SAMPLE), "MASK": mask, "OUTPUT": str(tmp_path / "m.tif")},
+        processing.run("povertymapper:predict", {"MODEL": RGB, "INPUT": str(SAMPLE), "MASK": mask, "OUTPUT": str(tmp_path / "m.tif")},
                        feedback=feedback)
     assert any("mask polygons have no coordinate reference system" in e and "Assigned CRS" in e for e in feedback.errors)
     assert not (tmp_path / "m.tif").exists()
@@ -195,13 +198,13 @@ def test_a_layer_that_is_no_file_is_fetched_for_the_region(provider, xyz_layer_u
 
     refused = CollectingFeedback()  # the whole world at 30 m: refused while preparing, before any fetch
     with pytest.raises(QgsProcessingException):
-        processing.run("povertymapper:predict", {"INPUT": layer, "OUTPUT": str(tmp_path / "world.tif")}, feedback=refused)
+        processing.run("povertymapper:predict", {"MODEL": RGB, "INPUT": layer, "OUTPUT": str(tmp_path / "world.tif")}, feedback=refused)
     assert any("is not a file, so it is fetched for the region" in e and "smaller region" in e for e in refused.errors)
     with rasterio.open(SAMPLE) as src:
         b = src.bounds
     extent = f"{b.left + 3000},{b.right - 3000},{b.bottom + 3000},{b.top - 3000} [EPSG:32621]"
     feedback = CollectingFeedback()
-    processing.run("povertymapper:predict", {"INPUT": layer, "EXTENT": extent, "OUTPUT": str(tmp_path / "map.tif")},
+    processing.run("povertymapper:predict", {"MODEL": RGB, "INPUT": layer, "EXTENT": extent, "OUTPUT": str(tmp_path / "map.tif")},
                    feedback=feedback)
     assert any("Fetching 'XYZ tiles of the scene' for the region" in i for i in feedback.infos)
     with rasterio.open(tmp_path / "map.tif") as ds:
@@ -239,7 +242,7 @@ def test_maps_of_one_model_share_its_colour_scale(provider, real_data, tmp_path)
     scales = {}
     for name, extent in halves.items():
         out = tmp_path / f"{name}.tif"
-        processing.run("povertymapper:predict", {"INPUT": str(PARANA_SCENE), "EXTENT": f"{extent} [EPSG:32621]",
+        processing.run("povertymapper:predict", {"MODEL": RGB, "INPUT": str(PARANA_SCENE), "EXTENT": f"{extent} [EPSG:32621]",
                                                  "OUTPUT": str(out)})
         # The style travels with the file: opened anew (the project closed), the map has its look.
         assert (tmp_path / f"{name}.qml").is_file()
@@ -291,7 +294,7 @@ def test_a_one_cell_map_is_written_and_opened_without_gdal_errors(provider, tmp_
     subprocess.run(["gdal_translate", "-q", "-srcwin", "0", "0", "240", "240", str(SAMPLE), str(corner)], check=True)
     out = tmp_path / "one.tif"
     capfd.readouterr()
-    processing.run("povertymapper:predict", {"INPUT": str(corner), "MODEL": "", "OUTPUT": str(out)})
+    processing.run("povertymapper:predict", {"INPUT": str(corner), "MODEL": RGB, "OUTPUT": str(out)})
     with rasterio.open(out) as dst:
         assert dst.count >= 3 and dst.read(1, masked=True).count() == 1
     (tmp_path / "one.qml").unlink()  # opened as the dock opens a map it has not styled yet
@@ -356,8 +359,8 @@ def test_predict_and_fit_take_a_dask_scheduler_as_an_advanced_parameter(provider
         parameter = registry.algorithmById(f"povertymapper:{name}").parameterDefinition("SCHEDULER")
         assert parameter.flags() & QgsProcessingParameterDefinition.FlagAdvanced and "dask worker" in parameter.help()
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
-        processing.run("povertymapper:predict", {"INPUT": str(SAMPLE), "MODEL": "", "OUTPUT": str(tmp_path / "local.tif")})
-        processing.run("povertymapper:predict", {"INPUT": str(SAMPLE), "MODEL": "", "SCHEDULER": cluster.scheduler_address,
+        processing.run("povertymapper:predict", {"INPUT": str(SAMPLE), "MODEL": RGB, "OUTPUT": str(tmp_path / "local.tif")})
+        processing.run("povertymapper:predict", {"INPUT": str(SAMPLE), "MODEL": RGB, "SCHEDULER": cluster.scheduler_address,
                                                  "OUTPUT": str(tmp_path / "dask.tif")})
     with rasterio.open(tmp_path / "local.tif") as local, rasterio.open(tmp_path / "dask.tif") as dask:
         expected = local.read()
@@ -365,6 +368,6 @@ def test_predict_and_fit_take_a_dask_scheduler_as_an_advanced_parameter(provider
         np.testing.assert_allclose(dask.read(), expected, rtol=1e-5, atol=1e-6)
     monkeypatch.setattr("poverty_mapper.core.imagery.dask_run.CONNECT_TIMEOUT_S", 3.0)
     with pytest.raises(QgsProcessingException, match="Cannot reach the Dask scheduler at 'tcp://127.0.0.1:9'"):
-        processing.run("povertymapper:predict", {"INPUT": str(SAMPLE), "MODEL": "", "SCHEDULER": "tcp://127.0.0.1:9",
+        processing.run("povertymapper:predict", {"INPUT": str(SAMPLE), "MODEL": RGB, "SCHEDULER": "tcp://127.0.0.1:9",
                                                  "OUTPUT": str(tmp_path / "unreachable.tif")})
     assert not (tmp_path / "unreachable.tif").exists()
