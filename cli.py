@@ -1,6 +1,7 @@
 """``poverty-mapper``: the plugin's engine on a command line, without QGIS or Qt.
 
-    poverty-mapper predict IMAGE OUTPUT.tif [--model M.povmodel] [--scheduler tcp://host:8786]
+    poverty-mapper predict [IMAGE] OUTPUT.tif [--model M.povmodel] [--scheduler tcp://host:8786]
+    poverty-mapper predict OUTPUT.tif --mask COUNTRY.geojson   (the bundled Africa lights model, no image)
     poverty-mapper fit IMAGE CLUSTERS.csv MODEL.povmodel --outcome FIELD [--scheduler ...]
     poverty-mapper trainproxy IMAGE NIGHTLIGHTS MODEL.povmodel
     poverty-mapper info MODEL.povmodel
@@ -104,7 +105,8 @@ def _bounds(text: str) -> tuple[float, float, float, float]:
     try:
         xmin, ymin, xmax, ymax = (float(v) for v in text.split(","))
     except ValueError:
-        raise argparse.ArgumentTypeError("give xmin,ymin,xmax,ymax in the image's CRS, e.g. 500000,8900000,560000,8960000")
+        raise argparse.ArgumentTypeError("give xmin,ymin,xmax,ymax in the image's CRS (or --crs), "
+                                         "e.g. 500000,8900000,560000,8960000")
     return xmin, ymin, xmax, ymax
 
 
@@ -169,20 +171,34 @@ def _add_predict_command(commands) -> None:
     from .core.options import default_of
 
     predict = commands.add_parser(
-        "predict", help="write the poverty map of an image",
-        description="Estimates wealth for every tile of a satellite image and writes the estimates as a GeoTIFF "
-                    "(band 1: the estimate, band 2: the quality code, band 3: the 80 % interval's half width).",
+        "predict", help="write the poverty map of an image or a region",
+        description="Estimates wealth for every cell of a region and writes the estimates as a GeoTIFF "
+                    "(band 1: the estimate, band 2: the quality code, band 3: the 80 % interval's half width). "
+                    "With no --model and no --nightlights, the bundled Africa lights model maps the region from "
+                    "the NASA Black Marble night lights of 2016 that ship with the plugin: no image is needed, "
+                    "--bounds with --crs, or --mask (e.g. a country's boundary), is enough; with an image, its "
+                    "extent is mapped. A region outside Africa is refused with a message.",
+        epilog="examples: poverty-mapper predict map.tif --bounds 15.2,-4.5,15.5,-4.3 --crs EPSG:4326; "
+               "poverty-mapper predict map.tif --mask country.geojson; "
+               "poverty-mapper predict scene.tif map.tif --model local.povmodel",
     )
-    predict.add_argument("image", help="the satellite image (a file, or a GDAL URL such as /vsis3/bucket/scene.tif)")
-    predict.add_argument("output", help="the map to write (GeoTIFF; written atomically)")
-    predict.add_argument("--model", default=None, help="a .povmodel file (default: the bundled night-lights model "
-                                                       "with --nightlights, else the bundled RGB model)")
+    predict.add_argument("image", nargs="?", default=None, metavar="IMAGE",
+                         help="the satellite image (a file, or a GDAL URL such as /vsis3/bucket/scene.tif); "
+                              "optional for a model that reads no imagery (the default Africa lights model)")
+    predict.add_argument("output", metavar="OUTPUT", help="the map to write (GeoTIFF; written atomically)")
+    predict.add_argument("--model", default=None, help="a .povmodel file (default: the bundled VIIRS night-lights "
+                                                       "model with --nightlights, else the bundled Africa lights "
+                                                       "model, which needs no image)")
     predict.add_argument("--nightlights", default=None, metavar="LIGHTS.tif",
                          help="a night-lights raster, for a model that reads night lights")
     predict.add_argument("--bounds", type=_bounds, default=None, metavar="XMIN,YMIN,XMAX,YMAX",
-                         help="map only this rectangle, in the image's CRS")
+                         help="map only this rectangle, in the image's CRS; without an image, the region to map, "
+                              "in --crs")
+    predict.add_argument("--crs", default=None, metavar="EPSG:xxxx",
+                         help="without an image: the CRS of --bounds and of the map (default: the mask's CRS)")
     predict.add_argument("--mask", default=None, metavar="POLYGONS.geojson",
-                         help="map only cells whose centre lies in these polygons (GeoJSON, GeoPackage, shapefile)")
+                         help="map only cells whose centre lies in these polygons (GeoJSON, GeoPackage, shapefile); "
+                              "without an image or --bounds, the region to map")
     predict.add_argument("--mask-crs", default=None,
                          help="the CRS of the mask's coordinates (default: the file's own, else EPSG:4326 as GeoJSON "
                               "has them)")
@@ -289,44 +305,56 @@ def _add_trainproxy_command(commands) -> None:
     proxy.set_defaults(run=_trainproxy)
 
 
-def _mask_polygons(path: str, crs_from: str | None, crs_to) -> tuple[dict, ...]:
+def _predict_region(args) -> tuple[str | None, tuple[dict, ...] | None]:
+    """The region's CRS (the image's, else --crs, else the mask's) and the mask polygons in it."""
+    crs = args.crs
+    if args.image:
+        from .core.imagery.tile_reader import open_raster
+
+        with open_raster(args.image) as ds:
+            crs = ds.crs
+    if not args.mask:
+        return (str(crs) if crs else None), None
     from rasterio.warp import transform_geom
 
     from .cli_inputs import read_mask_polygons
 
-    polygons, file_crs = read_mask_polygons(path)
-    return tuple(transform_geom(crs_from or file_crs or "EPSG:4326", crs_to, g) for g in polygons)
+    polygons, file_crs = read_mask_polygons(args.mask)
+    mask_crs = args.mask_crs or file_crs or "EPSG:4326"
+    crs = crs or mask_crs
+    return str(crs), tuple(transform_geom(mask_crs, crs, g) for g in polygons)
 
 
 def _predict(args, progress: Callable[[float], None], is_canceled) -> None:
-    from .core.imagery.tile_reader import open_raster
-    from .core.inference.predict import PredictRequest, predict_poverty_map
+    from .core.errors import PovertyMapperError
+    from .core.inference.lights_map import LightsMapResult
+    from .core.inference.map_region import NO_REGION, RegionRequest, map_region
+    from .core.inference.writer import check_geotiff_name
     from .core.models.defaults import default_model_path
     from .core.models.model_file import load_model
 
-    from .core.inference.writer import check_geotiff_name
-
     check_geotiff_name(args.output)
+    if not (args.image or args.bounds or args.mask):
+        raise PovertyMapperError(f"{NO_REGION} (an IMAGE, --bounds with --crs, or --mask)")
     model = load_model(args.model or default_model_path(with_nightlights=args.nightlights is not None))
     print(model.card(), file=sys.stderr)
-    mask = None
-    if args.mask:
-        with open_raster(args.image) as ds:
-            mask = _mask_polygons(args.mask, args.mask_crs, ds.crs)
+    crs, mask = _predict_region(args)
     executor = None
-    if args.scheduler:
+    if args.scheduler and model.extractor.reads_imagery:
         from .core.imagery.dask_run import DaskExecutor
 
         executor = DaskExecutor(args.scheduler)
-    result = predict_poverty_map(
-        PredictRequest(
-            args.image, args.output, model, bounds=args.bounds, mask_geometries=mask, mask_name=args.mask,
-            band_indexes=args.bands,
-            radiometry=args.radiometry, stride_m=args.stride, device=args.device, batch_size=args.batch_size,
-            nightlights_path=args.nightlights,
-        ),
+    options = dict(band_indexes=args.bands, radiometry=args.radiometry, stride_m=args.stride, device=args.device,
+                   batch_size=args.batch_size, nightlights_path=args.nightlights)
+    result = map_region(
+        RegionRequest(args.output, model, raster_path=args.image, bounds=args.bounds, crs=crs, mask_geometries=mask,
+                      mask_name=args.mask, options=options),
         progress=progress, is_canceled=is_canceled, executor=executor,
     )
+    if isinstance(result, LightsMapResult):
+        print(f"Estimated {result.n_estimated} of {result.n_cells} cells from the bundled NASA Black Marble night "
+              f"lights of {result.lights_year}; no image read. Wrote {result.output_path}.")
+        return
     reading = (f"bands {','.join(map(str, result.band_indexes))}; radiometry: {result.radiometry.label}"
                if result.band_indexes else "night lights only, no image bands")
     print(f"Estimated {result.n_estimated} of {result.n_cells} cells on {result.device}; {reading}. "

@@ -14,8 +14,12 @@ export QGIS_CUSTOM_CONFIG_PATH="$PWD/build/qgis-profile"
 if ! "$QGIS_PROCESS" plugins 2>/dev/null | grep -q '^\* poverty_mapper$'; then
   "$QGIS_PROCESS" plugins enable poverty_mapper >/dev/null
 fi
+# The sample scene (Parana, Brazil) lies outside the bundled Africa lights, the default:
+# it is mapped with the RGB histogram model, named (an example model: it carries nothing
+# to another country).
 "$QGIS_PROCESS" run povertymapper:predict \
   --INPUT="$scene" \
+  --MODEL=resources/models/default.povmodel \
   --STRIDE=960 \
   --OUTPUT="$out/poverty.tif"
 "$PY" scripts/quicklook.py "$out/poverty.tif" "$out/poverty.png" --image "$scene"
@@ -25,5 +29,5 @@ fi
   --OUTPUT="$out/poverty_cnn.tif"
 "$PY" scripts/quicklook.py "$out/poverty_cnn.tif" "$out/poverty_cnn.png" --image "$scene"
 echo
-echo "Estimate raster: $PWD/$out/poverty.tif (default model), $PWD/$out/poverty_cnn.tif (Kinshasa CNN)"
+echo "Estimate raster: $PWD/$out/poverty.tif (RGB example model), $PWD/$out/poverty_cnn.tif (Kinshasa CNN)"
 echo "Quicklook:       $PWD/$out/poverty.png, $PWD/$out/poverty_cnn.png"

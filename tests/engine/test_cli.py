@@ -43,7 +43,7 @@ def test_the_command_is_installed_and_its_version_is_the_plugins():
 
 
 @pytest.mark.parametrize("command, expected", [
-    ("predict", ["--model", "--nightlights", "--bounds", "--mask", "--stride", "--bands", "--radiometry", "--device", "--batch-size",
+    ("predict", ["--model", "--nightlights", "--bounds", "--crs", "--mask", "--mask-crs", "[IMAGE] OUTPUT", "--stride", "--bands", "--radiometry", "--device", "--batch-size",
                  "--scheduler"]),
     ("fit", ["--outcome", "--weight", "--group", "--box-size", "--extractor", "--nightlights", "--tile-size", "--folds",
              "--fold-distance", "--min-tiles", "--min-coverage", "--seed", "--report", "--scatter", "--scheduler"]),
@@ -163,3 +163,43 @@ def test_predict_with_night_lights_takes_the_night_lights_model(tmp_path, capsys
     with rasterio.open(out) as dst:
         assert dst.tags()["MODEL"].startswith("Africa night lights (VIIRS)")
         assert dst.tags()["SOURCE_NIGHTLIGHTS"] == world.lights_path.name
+
+
+# --- No image: the bundled Africa lights model maps a region -------------------------------
+
+
+def test_predict_a_region_alone_with_the_africa_lights_model(tmp_path, capsys):
+    """No image and no model: --bounds with --crs over Kinshasa give the engine's lights map,
+    cell for cell; --mask alone (a GeoJSON polygon) is a region too."""
+    from helpers import assert_same_map
+    from poverty_mapper.core.inference.lights_map import LightsMapRequest, predict_lights_map
+    from poverty_mapper.core.models.defaults import AFRICA_LIGHTS_MODEL_PATH
+
+    out = tmp_path / "kinshasa.tif"
+    assert cli.main(["predict", str(out), "--bounds", "15.2,-4.45,15.45,-4.25", "--crs", "EPSG:4326"]) == 0
+    assert "night lights of 2016; no image read" in capsys.readouterr().out
+    engine = tmp_path / "engine.tif"
+    predict_lights_map(LightsMapRequest(load_model(AFRICA_LIGHTS_MODEL_PATH), str(engine),
+                                        (15.2, -4.45, 15.45, -4.25), "EPSG:4326"))
+    assert_same_map(out, engine)
+    with rasterio.open(out) as ds:
+        assert ds.count == 3 and ds.tags()["LIGHTS_YEAR"] == "2016"
+    mask = tmp_path / "district.geojson"
+    mask.write_text('{"type": "FeatureCollection", "features": [{"type": "Feature", "properties": {}, "geometry": '
+                    '{"type": "Polygon", "coordinates": [[[15.25, -4.4], [15.35, -4.4], [15.35, -4.3], [15.25, -4.3], '
+                    '[15.25, -4.4]]]}}]}')
+    assert cli.main(["predict", str(tmp_path / "district.tif"), "--mask", str(mask)]) == 0, capsys.readouterr().err
+    with rasterio.open(tmp_path / "district.tif") as ds:
+        assert ds.crs.to_epsg() == 4326 and ds.bounds.left <= 15.25 and ds.read(1, masked=True).count() > 0
+
+
+def test_predict_without_image_or_region_says_what_to_give(tmp_path, capsys):
+    assert cli.main(["predict", str(tmp_path / "m.tif")]) == cli.EXIT_ERROR
+    assert "Give the region to map: an image, or an extent" in capsys.readouterr().err
+    assert not (tmp_path / "m.tif").exists()
+
+
+def test_predict_outside_the_lights_says_so(tmp_path, capsys):
+    assert cli.main(["predict", str(tmp_path / "france.tif"), "--bounds", "2,46,3,47", "--crs", "EPSG:4326"]) == 1
+    assert "outside the area the bundled night lights cover" in capsys.readouterr().err
+    assert not (tmp_path / "france.tif").exists()

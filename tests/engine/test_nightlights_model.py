@@ -29,11 +29,18 @@ def lsms_set(real_data):
     return lsms.load_lsms(LSMS_DIR)
 
 
-def test_it_is_bundled_after_the_default_model_of_the_bundled_lights():
+def test_it_is_the_default_with_a_night_lights_layer_and_only_then():
+    """The VIIRS model is the default where a radiance layer is given; without one the Africa
+    lights model is (first of the bundled models); the RGB example is on neither path."""
+    from poverty_mapper.core.models.defaults import AFRICA_LIGHTS_MODEL_PATH, DEFAULT_MODEL_PATH, default_model_path
+
     keys = list(bundled_models())
-    assert keys[:2] == [DEFAULT_MODEL_KEY, "africa_nightlights_viirs"] and DEFAULT_MODEL_KEY == "africa_lights"
+    assert keys[0] == DEFAULT_MODEL_KEY and bundled_models()[DEFAULT_MODEL_KEY] == AFRICA_LIGHTS_MODEL_PATH
     assert bundled_models()["africa_nightlights_viirs"] == NIGHTLIGHTS_MODEL_PATH
     assert {"rgb_histogram", "kinshasa_cnn"} <= set(keys)
+    assert default_model_path(with_nightlights=True) == NIGHTLIGHTS_MODEL_PATH
+    assert default_model_path(with_nightlights=False) == AFRICA_LIGHTS_MODEL_PATH
+    assert DEFAULT_MODEL_PATH not in {default_model_path(with_nightlights=w) for w in (True, False)}
 
 
 def _loco_score(lsms_set):

@@ -85,9 +85,9 @@ def test_transfer_reuses_lower_layers(small_world, tmp_path):
 
 
 def test_a_start_model_without_a_network_is_refused(small_world, tmp_path):
-    from poverty_mapper.core.models.defaults import default_model_path
+    from poverty_mapper.core.models.defaults import DEFAULT_MODEL_PATH
 
-    start = default_model_path(with_nightlights=False)  # the bundled RGB histogram model
+    start = DEFAULT_MODEL_PATH  # the bundled RGB histogram model
     assert not load_model(start).extractor.is_network
     with pytest.raises(PovertyMapperError, match="no CNN to reuse"):
         train_proxy(ProxyTrainingConfig(

@@ -354,13 +354,14 @@ def test_example_model_runs_fit_predict_aggregate(poverty_provider, world, tmp_p
 
 
 def test_topolygons_carries_the_quality_code_of_a_real_map(poverty_provider, real_data, tmp_path):
-    """The real Parana scene mapped with the default model at 960 m cells: the cells it
+    """The real Parana scene mapped with the RGB model at 960 m cells: the cells it
     flags as extrapolations (band 2 = 1) keep that code in the polygons' 'quality' field."""
     import processing
 
     from conftest import PARANA_SCENE
 
-    processing.run("povertymapper:predict", {"INPUT": str(PARANA_SCENE), "STRIDE": 960, "OUTPUT": str(tmp_path / "map.tif")})
+    processing.run("povertymapper:predict", {"INPUT": str(PARANA_SCENE), "MODEL": str(ROOT / "resources" / "models" / "default.povmodel"),
+                                             "STRIDE": 960, "OUTPUT": str(tmp_path / "map.tif")})
     with rasterio.open(tmp_path / "map.tif") as ds:
         quality, interval = ds.read(2, masked=True), ds.read(3, masked=True)
     flagged = int(np.sum(quality == 1))
