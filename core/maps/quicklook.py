@@ -14,6 +14,14 @@ MAX_SIDE = 1200  # pixels of the image panel; larger scenes are read decimated
 DPI = 110
 
 
+def _metres(text: str | None) -> str:
+    """A cell size tag as the title gives it: "611 m", "960 m" ("? m" when unknown)."""
+    try:
+        return f"{float(text):.0f} m"
+    except (TypeError, ValueError):
+        return "? m"
+
+
 def _true_colour(path: str | Path, band_indexes: tuple[int, int, int]) -> tuple[np.ndarray, tuple]:
     with rasterio.open(path) as ds:
         factor = max(1, int(np.ceil(max(ds.width, ds.height) / MAX_SIDE)))
@@ -91,8 +99,8 @@ def quicklook_figure(
         cbar.ax.text(1.05, scale[2], " survey\n mean", transform=cbar.ax.get_yaxis_transform(), va="center", fontsize=6)
     lights = lights_from_tags(tags)
     ax.set_title(
-        f"Poverty map: {tags.get('QUANTITY', 'estimate')}\nmodel: {tags.get('MODEL', '?')}, "
-        f"cell {tags.get('CELL_SIZE_M', '?')} m (grey = no data)" + (f"\nfrom the {lights}" if lights else ""),
+        f"Poverty map: {tags.get('QUANTITY', 'estimate')}\nmodel: {tags.get('MODEL', '?')}\n"
+        f"cell {_metres(tags.get('CELL_SIZE_M'))} (grey = no data)" + (f", from the {lights}" if lights else ""),
         fontsize=9,
     )
     ax.set_facecolor("#bbbbbb")
