@@ -12,6 +12,7 @@ import math
 from dataclasses import dataclass, field, fields
 
 from ..errors import ModelFileError
+from ..extractors.registry import KINDS_READING_NO_IMAGERY
 from ..imagery.radiometry import PRESETS
 from ..regression.metrics import describe_r2
 
@@ -340,6 +341,12 @@ class ModelInfo(ModelDescription):
     def can_predict(self) -> bool:
         return self.target is not None and self.alpha is not None
 
+    @property
+    def reads_imagery(self) -> bool:
+        """Whether maps of the model read an image's bands (not night lights alone)."""
+        lights_only = self.nightlights is not None and len(self.bands) == 1
+        return self.extractor_kind not in KINDS_READING_NO_IMAGERY and not lights_only
+
     def summary(self) -> str:
         """Two lines for a first look: what it predicts from what, and how well it scored."""
         if not self.can_predict:
@@ -411,7 +418,7 @@ class ModelInfo(ModelDescription):
                 f"{self.feature_domain_dimensions} main directions of the training features) are flagged as out "
                 "of the model's domain, and their intervals widened."
             )
-        if self.can_predict and not (self.nightlights is not None and len(self.bands) == 1):  # reads imagery
+        if self.can_predict and self.reads_imagery:
             lines.append(self._scene_check_line())
         if self.provenance.get("use"):
             lines.append(f"Use: {self.provenance['use']}")

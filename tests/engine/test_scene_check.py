@@ -239,3 +239,14 @@ def test_a_scene_standardized_for_a_cnn_is_compared_as_the_network_sees_it(tmp_p
         seen = check_scene(ds, (3, 2, 1), REFLECTANCE, trained, used, grid, cells, 0.5)
         as_is = check_scene(ds, (3, 2, 1), REFLECTANCE, trained, trained, grid, cells, 0.5)
     assert as_is.alarm and seen.statistic < as_is.statistic / 5
+
+
+def test_a_card_speaks_of_the_scene_check_only_for_models_that_read_imagery():
+    from poverty_mapper.core.extractors.registry import EXTRACTOR_KINDS, KINDS_READING_NO_IMAGERY, extractor_class
+
+    for kind in EXTRACTOR_KINDS:
+        assert getattr(extractor_class(kind), "reads_imagery", True) == (kind not in KINDS_READING_NO_IMAGERY), kind
+    cards = {key: read_model_info(path).card() for key, path in BUNDLED_MODELS.items() if path.is_file()}
+    assert "Scene check: each run compares" in cards["kinshasa_cnn"]
+    assert "Scene check: not available" in cards["rgb_histogram"]
+    assert all("Scene check" not in card for key, card in cards.items() if key.startswith("africa_"))
