@@ -10,12 +10,18 @@ every network; nothing was tuned on them beyond the fixed settings below.
 """
 from __future__ import annotations
 
+from contextlib import ExitStack
 from dataclasses import replace
 from pathlib import Path
 
+import rasterio
+
 from ..core.extractors.cnn import SMALL_CNN, CnnExtractor
 from ..core.extractors.efficientnet import ARCHITECTURE as EFFICIENTNET
+from ..core.imagery.radiometry import PRESETS
 from ..core.models.model_file import PovertyModel
+from ..core.models.scene_domain import SceneDomain
+from ..core.models.scene_reference import TrainingRaster, scene_domain_of
 from ..core.training.clusters import Cluster, ClusterFitConfig
 from ..core.training.survey_inputs import extractor_fields
 from ..core.training.proxy import ProxyTrainingConfig
@@ -84,3 +90,18 @@ def untuned_imagenet_model(proxy: PovertyModel) -> PovertyModel:
     extractor = CnnExtractor(network.eval(), proxy.extractor.band_means, proxy.extractor.band_stds,
                              input_std=proxy.extractor.input_std)
     return replace(proxy, name="EfficientNet-Lite0, ImageNet weights (not fine-tuned)", extractor=extractor)
+
+
+def training_scene_paths(real_dir: Path) -> tuple[Path, Path]:
+    """The two Landsat 8 renders the proxy networks were trained on (2013, 2015)."""
+    return real_dir / dhs.KINSHASA_IMAGE, real_dir / KINSHASA_IMAGE_2015
+
+
+def training_scene_domain(real_dir: Path, model: PovertyModel) -> SceneDomain | None:
+    """The scene domain of ``model`` from both training renders, read as the proxy training read them."""
+    with ExitStack() as stack:
+        rasters = [
+            TrainingRaster(stack.enter_context(rasterio.open(path)), dhs.KINSHASA_BANDS, PRESETS[dhs.KINSHASA_RADIOMETRY])
+            for path in training_scene_paths(real_dir)
+        ]
+        return scene_domain_of(model, rasters)

@@ -45,6 +45,8 @@ def write_bundled_model(real: Path, proxy_path: Path, out: Path) -> Path:
     # The scenes' bands 1-3 are coloured red, green, blue (they carry no descriptions):
     # named so, a map finds them by colour in any RGB image.
     model = dataclasses.replace(fitted, name=NAME, provenance=provenance, bands=("RED", "GREEN", "BLUE"))
+    # The network was trained on both dates: the scene check compares a scene with both.
+    model = dataclasses.replace(model, scene_domain=kinshasa.training_scene_domain(real, model))
     save_model(model, out)
     sys.stdout.write(f"wrote {out}: {fit.report.cv.pooled.to_json()}\n")
     return out

@@ -21,6 +21,10 @@ EXTRACTOR_KINDS: dict[str, tuple[str, str]] = {
     "cnn": ("cnn", "CnnExtractor"),
     "bundled_lights": ("bundled_lights", "BundledLightsExtractor"),
 }
+# The kinds whose extractor reads no imagery (its ``reads_imagery``), for a model's card,
+# which is read without importing the extractors (tests/engine/test_scene_check.py holds
+# the two equal).
+KINDS_READING_NO_IMAGERY = frozenset({"bundled_lights"})
 
 
 def extractor_class(kind: str) -> type:

@@ -35,6 +35,7 @@ from ..imagery.tile_reader import READ_CACHE_BYTES, open_raster
 from ..imagery.surface import surface_bands, surface_screen
 from ..imagery.tiling import TileGrid, region_window, tile_grid_for
 from ..models.model_file import PovertyModel
+from ..models.scene_check import SceneCheck, check_scene, scene_check_notes, scene_check_tags, scene_widening
 from ..models.scene_reading import SceneReading, model_band_indexes, scene_reading
 from ..models.scene_statistics import (
     implausible_input_note, knows_band_statistics, needs_scene_standardization, scene_band_statistics,
@@ -160,6 +161,11 @@ class _Surface:
 
     preset: np.ndarray
     notes: tuple[str, ...]
+    scene: SceneCheck | None = None  # the scene compared with the model's training imagery
+
+    @property
+    def unlike_training(self) -> bool:
+        return self.scene is not None and self.scene.alarm
 
 
 def _lights_input(request: PredictRequest, ds: rasterio.io.DatasetReader) -> tuple[LightsInput | None, tuple[str, ...]]:
@@ -218,11 +224,15 @@ def _mapping_job(request: PredictRequest, ds: rasterio.io.DatasetReader) -> tupl
         mean, std, used = scene_band_statistics(ds, bands, radiometry, model, grid, cell_mask, screen)
         implausible = implausible_input_note(model, mean, std) if used else None
         notes += (implausible,) if implausible else ()
+    check = None
+    if lights is None and bands and cell_mask.any():
+        check = check_scene(ds, bands, radiometry, request.model, model, grid, cell_mask, request.min_valid_fraction)
+        notes += scene_check_notes(model, check)
     job = MappingJob(
         request.raster_path, bands, radiometry, model, grid, cell_mask, request.min_valid_fraction,
         notes + lights_notes, lights, screen,
     )
-    return job, _Surface(preset, surface_notes)
+    return job, _Surface(preset, surface_notes, check)
 
 
 def predict_poverty_map(
@@ -270,7 +280,9 @@ def predict_poverty_map(
     tags = map_tags(model, request.raster_path, job.band_indexes, job.radiometry, request.stride_m or model.tile_size_m)
     if job.nightlights is not None:
         tags["SOURCE_NIGHTLIGHTS"] = Path(job.nightlights.path).name
-    reading = CellReading(outcome_range(model), model.feature_domain, model.scores.interval_80)
+    tags.update(scene_check_tags(surface.scene))
+    widening = (scene_widening(model) or 0.0) if surface.unlike_training else None
+    reading = CellReading(outcome_range(model), model.feature_domain, model.scores.interval_80, widening)
     region_cells = job.cell_mask | (surface.preset > 0)
     with rasterio.Env(GDAL_CACHEMAX=READ_CACHE_BYTES), \
             estimate_raster(out_path, crs, grid, region_cells, reading, surface.preset) as writer:
@@ -301,9 +313,9 @@ def _range_note(model: PovertyModel, summary: MapSummary) -> list[str]:
     ]
 
 
-def _domain_notes(model: PovertyModel, summary: MapSummary) -> list[str]:
+def _domain_notes(model: PovertyModel, summary: MapSummary, unlike_training: bool = False) -> list[str]:
     notes = []
-    if summary.n_out_of_domain:
+    if summary.n_out_of_domain and not unlike_training:  # else the scene check's note says why
         notes.append(
             f"{summary.n_out_of_domain} of {summary.n_estimated} estimated cells "
             f"({100.0 * summary.n_out_of_domain / summary.n_estimated:.0f} %) have imagery unlike every survey "
@@ -322,7 +334,8 @@ def _domain_notes(model: PovertyModel, summary: MapSummary) -> list[str]:
 
 def _result(job: MappingJob, surface: _Surface, out_path: Path, device: str, summary: MapSummary) -> PredictResult:
     notes = list(job.notes)
-    notes += list(surface.notes) + _range_note(job.model, summary) + _domain_notes(job.model, summary)
+    notes += list(surface.notes) + _range_note(job.model, summary) + \
+        _domain_notes(job.model, summary, surface.unlike_training)
     if summary.n_estimated > 1 and summary.value_min == summary.value_max:
         notes.append(
             f"All {summary.n_estimated} estimated cells hold the same value ({summary.value_min:.4g}): the map "

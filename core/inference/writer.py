@@ -26,7 +26,7 @@ NODATA = -9999.0
 QUALITY_OK = 0  # an estimate within the range of the survey outcomes
 QUALITY_EXTRAPOLATED = 1  # an estimate outside that range: read as 'below' or 'above' it
 QUALITY_NO_ESTIMATE = 2  # a cell to map without an estimate: fill, or too few valid pixels
-QUALITY_OUT_OF_DOMAIN = 3  # imagery features unlike every training cluster's: an estimate to distrust
+QUALITY_OUT_OF_DOMAIN = 3  # imagery unlike every training cluster's, or a scene unlike the training imagery
 QUALITY_WATER = 4  # mostly water: no estimate
 QUALITY_CLOUD = 5  # mostly cloud: no estimate
 QUALITY_CODES = {
@@ -146,11 +146,15 @@ class MapSummary:
 class CellReading:
     """How the writer reads a cell's outputs: the survey outcomes' range (estimates
     outside it are extrapolations), the model's feature domain (coordinates beyond it are
-    out of domain; they widen the interval) and the cross-validated interval half-width."""
+    out of domain; they widen the interval) and the cross-validated interval half-width.
+    ``scene_widening``: set where the scene as a whole is unlike the model's training
+    imagery (its scene check): every estimate is then out of domain, and this half-width
+    is added to every interval in quadrature."""
 
     outcome_range: tuple[float, float] | None = None
     feature_domain: FeatureDomain | None = None
     interval_80: float | None = None
+    scene_widening: float | None = None
 
     def quality_and_interval(self, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Quality codes and interval half-widths (NaN: not known) for outputs [n, 1 + k]
@@ -166,6 +170,9 @@ class CellReading:
             quality[self.feature_domain.outside(distance)] = QUALITY_OUT_OF_DOMAIN
             scale = self.feature_domain.interval_scale(distance)
         interval = scale * (np.nan if self.interval_80 is None else self.interval_80)
+        if self.scene_widening is not None:
+            quality[:] = QUALITY_OUT_OF_DOMAIN
+            interval = np.hypot(interval, self.scene_widening)
         return quality, interval
 
 

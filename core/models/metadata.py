@@ -12,6 +12,7 @@ import math
 from dataclasses import dataclass, field, fields
 
 from ..errors import ModelFileError
+from ..extractors.registry import KINDS_READING_NO_IMAGERY
 from ..imagery.radiometry import PRESETS
 from ..regression.metrics import describe_r2
 
@@ -219,6 +220,35 @@ class TrainingDomain:
 
 
 @dataclass(frozen=True)
+class TrainingScenes:
+    """What a model file says of the imagery it was trained on, beside the numbers of its
+    scene check (:mod:`.scene_domain`): which scenes, how many tiles, and how the check's
+    thresholds were set."""
+
+    scenes: tuple[str, ...]  # the training rasters' file names
+    tiles: int  # their tiles summarized
+    regions: int  # random regions of them drawn to calibrate the check
+    quantile: float  # regions of the training scenes lie within the threshold this often
+    sample_tiles: int  # tiles a run reads to summarize its region
+    largest_region_cells: int  # the largest training scene, in cells: larger regions use its threshold
+
+    def to_json(self) -> dict:
+        return {"scenes": list(self.scenes), "tiles": self.tiles, "regions": self.regions, "quantile": self.quantile,
+                "sample_tiles": self.sample_tiles, "largest_region_cells": self.largest_region_cells}
+
+    @classmethod
+    def from_json(cls, data: dict | None) -> "TrainingScenes | None":
+        if not data:
+            return None
+        return cls(tuple(str(s) for s in data["scenes"]), int(data["tiles"]), int(data["regions"]),
+                   float(data["quantile"]), int(data["sample_tiles"]), int(data["largest_region_cells"]))
+
+    def describe(self) -> str:
+        return (f"{self.tiles:,} tiles of {', '.join(self.scenes)}; a run reads {self.sample_tiles} tiles of its region "
+                f"and is compared with {self.regions:,} random regions of these scenes")
+
+
+@dataclass(frozen=True)
 class ModelDescription:
     """What a model is, as its file's ``model.json`` says beside the extractor's, the
     regressor's and the feature domain's own specs. Declared, written and read here
@@ -300,6 +330,8 @@ class ModelInfo(ModelDescription):
     alpha: float | None = None
     # Main directions of the training features kept for the domain check (None: no check).
     feature_domain_dimensions: int | None = None
+    # The training imagery as the scene check knows it (None: a file without it, no check).
+    training_scenes: TrainingScenes | None = None
 
     @property
     def tile_size_m(self) -> float:
@@ -308,6 +340,12 @@ class ModelInfo(ModelDescription):
     @property
     def can_predict(self) -> bool:
         return self.target is not None and self.alpha is not None
+
+    @property
+    def reads_imagery(self) -> bool:
+        """Whether maps of the model read an image's bands (not night lights alone)."""
+        lights_only = self.nightlights is not None and len(self.bands) == 1
+        return self.extractor_kind not in KINDS_READING_NO_IMAGERY and not lights_only
 
     def summary(self) -> str:
         """Two lines for a first look: what it predicts from what, and how well it scored."""
@@ -380,6 +418,19 @@ class ModelInfo(ModelDescription):
                 f"{self.feature_domain_dimensions} main directions of the training features) are flagged as out "
                 "of the model's domain, and their intervals widened."
             )
+        if self.can_predict and self.reads_imagery:
+            lines.append(self._scene_check_line())
         if self.provenance.get("use"):
             lines.append(f"Use: {self.provenance['use']}")
         return "\n".join(lines)
+
+    def _scene_check_line(self) -> str:
+        if self.training_scenes is None:
+            return ("Scene check: not available (this model file does not describe its training imagery), so a run "
+                    "cannot say when a scene is unlike it; fit the model again to add it.")
+        scenes = self.training_scenes
+        return (
+            f"Scene check: each run compares the scene's brightness, contrast and colour balance with the training "
+            f"imagery ({scenes.describe()}); a scene farther from it than {scenes.quantile * 100:.0f} % of those regions is "
+            "said, its cells are coded out of domain and their intervals widened."
+        )

@@ -28,12 +28,13 @@ from ..errors import ModelFileError, PovertyMapperError
 from ..extractors.registry import extractor_from_spec
 from ..regression.ridge import RidgeRegressor
 from .feature_domain import FeatureDomain
-from .metadata import ModelDescription, ModelInfo, NightLightsInput, Score, Scores, Target, TrainingDomain
+from .metadata import ModelDescription, ModelInfo, NightLightsInput, Score, Scores, Target, TrainingDomain, TrainingScenes
+from .scene_domain import SceneDomain
 
 if TYPE_CHECKING:
     from ..extractors.base import FeatureExtractor
 
-__all__ = ["ModelDescription", "ModelInfo", "NightLightsInput", "PovertyModel", "Score", "Scores", "Target", "TrainingDomain", "load_model", "read_model_info", "save_model"]
+__all__ = ["ModelDescription", "ModelInfo", "NightLightsInput", "PovertyModel", "Score", "Scores", "Target", "TrainingDomain", "TrainingScenes", "load_model", "read_model_info", "save_model"]
 
 FORMAT_NAME = "poverty_mapper.model"
 FORMAT_VERSION = 2  # 2: typed radiometry, band_indexes, domain and scores; free-form provenance apart
@@ -69,6 +70,7 @@ class PovertyModel:
     provenance: dict = field(default_factory=dict)  # free-form, for people
     feature_domain: FeatureDomain | None = None  # the training clusters' features (domain checks)
     nightlights: NightLightsInput | None = None  # the lights layer a NIGHTLIGHTS band is read from
+    scene_domain: SceneDomain | None = None  # what the training imagery looked like (the scene check)
 
     @property
     def tile_size_m(self) -> float:
@@ -89,6 +91,7 @@ class PovertyModel:
             extractor_kind=self.extractor.kind, n_features=self.extractor.n_features,
             alpha=None if self.regressor is None else self.regressor.alpha,
             feature_domain_dimensions=None if self.feature_domain is None else self.feature_domain.n_dimensions,
+            training_scenes=None if self.scene_domain is None else self.scene_domain.facts,
         )
 
     def card(self) -> str:
@@ -112,6 +115,7 @@ def save_model(model: PovertyModel, path: str | os.PathLike) -> Path:
     ext_spec, ext_arrays = model.extractor.to_spec()
     reg_spec, reg_arrays = model.regressor.to_spec() if model.regressor is not None else (None, {})
     dom_spec, dom_arrays = model.feature_domain.to_spec() if model.feature_domain is not None else (None, {})
+    scene_spec, scene_arrays = model.scene_domain.to_spec() if model.scene_domain is not None else (None, {})
     meta = {
         "format": FORMAT_NAME,
         "format_version": FORMAT_VERSION,
@@ -121,9 +125,12 @@ def save_model(model: PovertyModel, path: str | os.PathLike) -> Path:
         "regressor": reg_spec,
         "feature_domain": dom_spec,
     }
+    if scene_spec is not None:  # only where there is one: other files keep their bytes
+        meta["scene_domain"] = scene_spec
     arrays = {f"extractor/{k}": v for k, v in ext_arrays.items()}
     arrays.update({f"regressor/{k}": v for k, v in reg_arrays.items()})
     arrays.update({f"feature_domain/{k}": v for k, v in dom_arrays.items()})
+    arrays.update({f"scene_domain/{k}": v for k, v in scene_arrays.items()})
 
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -167,6 +174,7 @@ def _info(meta: dict) -> ModelInfo:
         n_features=None if n_features is None else int(n_features),
         alpha=None if regressor is None else float(regressor["alpha"]),
         feature_domain_dimensions=(meta.get("feature_domain") or {}).get("dimensions"),
+        training_scenes=TrainingScenes.from_json(meta.get("scene_domain")),
     )
 
 
@@ -188,8 +196,11 @@ def load_model(path: str | os.PathLike) -> PovertyModel:
             regressor = None if meta.get("regressor") is None else RidgeRegressor.from_spec(meta["regressor"], reg_arrays)
             dom_arrays = ModelArrays(path, zf, "feature_domain/")
             feature_domain = None if not meta.get("feature_domain") else FeatureDomain.from_spec(meta["feature_domain"], dom_arrays)
+            scene_domain = None if not meta.get("scene_domain") else \
+                SceneDomain.from_spec(meta["scene_domain"], ModelArrays(path, zf, "scene_domain/"))
             model = PovertyModel(
                 **ModelDescription.fields_of(info), extractor=extractor, regressor=regressor, feature_domain=feature_domain,
+                scene_domain=scene_domain,
             )
         except ModelFileError:
             raise
@@ -200,6 +211,11 @@ def load_model(path: str | os.PathLike) -> PovertyModel:
         raise ModelFileError(
             f"{path}: the extractor gives {model.extractor.n_features} features but the regressor "
             f"expects {model.regressor.n_features}; the file is inconsistent."
+        )
+    if model.scene_domain is not None and model.scene_domain.n_bands != len(model.bands):
+        raise ModelFileError(
+            f"{path}: the scene domain describes {model.scene_domain.n_bands} bands but the model reads "
+            f"{len(model.bands)}; the file is inconsistent."
         )
     if model.feature_domain is not None and model.feature_domain.mean.size != model.extractor.n_features:
         raise ModelFileError(

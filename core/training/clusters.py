@@ -16,6 +16,7 @@ from ..imagery.box_tiles import BoxTiles, ClusterTiles, box_lights, box_tiles
 from ..imagery.tiling import ground_positions_m
 from ..models.feature_domain import FeatureDomain
 from ..models.model_file import PovertyModel, Score, Scores, Target, TrainingDomain
+from ..models.scene_reference import TrainingRaster, scene_domain_of
 from ..options import TileOptions
 from ..regression.cross_validation import FoldScore, nested_cv
 from ..regression.folds import group_folds, linked_groups
@@ -29,14 +30,17 @@ from .cluster_report import (
 )
 from .outputs import write_training_outputs
 from .plots import plot_scatter
-from .progress import CancelCheck, PhasedProgress, ProgressCallback
+from .progress import CancelCheck, Phase, PhasedProgress, ProgressCallback
 from .setup import TrainingImagery, open_imagery
 from .survey_inputs import EXTRACTOR_CHOICES, Cluster, check_config, check_outputs, survey_outcomes, survey_weights
 
 log = logging.getLogger("poverty_mapper")
 
 # Shares of the progress bar: computing the features; the rest takes moments.
-CLUSTER_PHASES = {"tiles per cluster": 0.0, "features": 9.0, "cross-validation": 0.5, "baseline": 0.5, "report": 0.0}
+CLUSTER_PHASES = {
+    "tiles per cluster": 0.0, "features": 9.0, "cross-validation": 0.5, "baseline": 0.25, "training imagery": 0.25,
+    "report": 0.0,
+}
 # How the ridge penalty is chosen here. Features that vary in fewer than 20% of the
 # training clusters are left out, no feature's scale is taken below 0.2 of the median
 # scale, and histograms are square-rooted frequencies: chosen on the validation splits
@@ -144,12 +148,13 @@ def fit_clusters(
         cv = _cross_validation(config, table)
         notes.extend(_penalty_notes(cv.per_fold))
         baseline = _nightlights_baseline(config, imagery, table, notes)
-    within = _within_groups(config, table, cv)
-    baseline_report = None if baseline is None else baseline.report
+        within = _within_groups(config, table, cv)
+        baseline_report = None if baseline is None else baseline.report
+        model = _cluster_model(config, imagery, features.extractor, table, cv, baseline_report, within)
+        model = _with_scene_domain(config, imagery, model, phases["training imagery"])
     report = _cluster_report(config, imagery, features, table, cv, baseline_report, notes, within)
     write_training_outputs(
-        _cluster_model(config, imagery, features.extractor, table, cv, baseline_report, within), config.model_path,
-        report.to_json(), config.report_path, config.scatter_path,
+        model, config.model_path, report.to_json(), config.report_path, config.scatter_path,
         lambda path: plot_scatter(table.y, cv.predicted, report, path),
     )
     phases.done()
@@ -157,6 +162,16 @@ def fit_clusters(
         config.model_path, report, table.used, table.y, cv.predicted, cv.folds, notes,
         features.coverage, None if baseline is None else baseline.predicted,
     )
+
+
+def _with_scene_domain(config: ClusterFitConfig, imagery: TrainingImagery, model: PovertyModel, phase: Phase) -> PovertyModel:
+    """``model`` with what its training image looked like, for the scene check of its maps
+    (:mod:`..models.scene_domain`)."""
+    phase.check_canceled()
+    raster = TrainingRaster(imagery.dataset, imagery.bands, imagery.radiometry)
+    domain = scene_domain_of(model, [raster], config.min_valid_fraction, config.seed)
+    phase.report(1.0)
+    return dataclasses.replace(model, scene_domain=domain)
 
 
 def _tiles_per_cluster(

@@ -74,11 +74,17 @@ def test_bundled_cnn_holds_no_survey_coordinates(real_data):
     with zipfile.ZipFile(BUNDLED) as archive:
         names = archive.namelist()
         meta = archive.read("model.json").decode()
-    assert all(n == "model.json" or n.startswith(("extractor/", "regressor/", "feature_domain/")) for n in names)
+    assert all(n == "model.json" or n.startswith(("extractor/", "regressor/", "feature_domain/", "scene_domain/"))
+               for n in names)
     survey = dhs.load_dhs_clusters(SHARED_DATA / dhs.KINSHASA_CLUSTERS, crs="EPSG:4326")
     # The feature domain keeps a mean and a few directions, nothing per cluster.
     domain = load_model(BUNDLED).feature_domain
     assert domain.components.shape[0] < survey.x.size // 4 and domain.mean.ndim == 1
+    # The scene domain keeps quantiles and the centre and spread of region summaries,
+    # nothing per tile: no array longer than a summary.
+    scenes = load_model(BUNDLED).scene_domain
+    summary = scenes.centre.size
+    assert all(max(np.shape(a)) <= summary for a in scenes.to_spec()[1].values())
     text = json.dumps(json.loads(meta))
     assert not any(f"{v:.4f}" in text for v in np.concatenate([survey.x, survey.y]))
 

@@ -103,5 +103,7 @@ def test_the_trainers_split_their_bars_as_before():
     assert (proxy["labelled tiles"].start, proxy["labelled tiles"].share) == (0.0, 0.2)
     assert (proxy["epochs"].start, proxy["epochs"].share) == (0.2, 0.8)
     clusters = PhasedProgress(CLUSTER_PHASES)
-    assert list(CLUSTER_PHASES) == ["tiles per cluster", "features", "cross-validation", "baseline", "report"]
+    assert list(CLUSTER_PHASES) == [
+        "tiles per cluster", "features", "cross-validation", "baseline", "training imagery", "report",
+    ]
     assert (clusters["features"].start, clusters["features"].share) == (0.0, 0.9)
