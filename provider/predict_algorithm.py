@@ -188,8 +188,16 @@ class PredictAlgorithm(PovertyAlgorithm):
         model_path = self.parameterAsFile(parameters, self.MODEL, context) or str(
             default_model_path(with_nightlights=self._nightlights_path is not None)
         )
-        with self.user_errors():
-            self._model = load_model(model_path)
+        self._refusal = None
+        try:
+            with self.user_errors():
+                self._model = load_model(model_path)
+        except QgsProcessingException as exc:
+            # Said when the algorithm runs, naming the file: Processing passes a run's error on
+            # with its message, a refusal while preparing only as "There were errors executing
+            # the algorithm." (its message in the feedback alone).
+            self._refusal = exc
+            return True
         crs = layer.crs() if layer is not None else self._region_crs(parameters, context)
         self._bounds = extent_in_crs(self, parameters, self.EXTENT, context, crs)
         self._mask, self._mask_name = self._mask_in(parameters, context, crs, layer)
@@ -235,6 +243,8 @@ class PredictAlgorithm(PovertyAlgorithm):
         return shapes, name
 
     def processAlgorithm(self, parameters, context: QgsProcessingContext, feedback: QgsProcessingFeedback) -> dict:  # noqa: N802
+        if self._refusal is not None:  # an unreadable model file, refused before anything is written
+            raise self._refusal
         model = self._model
         with self.user_errors():
             output = check_geotiff_name(self.parameterAsOutputLayer(parameters, self.OUTPUT, context))

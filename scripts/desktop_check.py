@@ -2,9 +2,9 @@
 
 Drives the Poverty Mapper dock as an analyst would, one step after another:
 
-0. the first look of a new analyst: the default model's night-lights picker in view, Run
-   disabled with its one-line reason, then "Load sample data" (the bundled scene as the
-   image, a model that maps it, Run enabled);
+0. the first look of a new analyst: the default Africa lights model (no image needed, no
+   night-lights picker), Run disabled with its one-line reason (a region or an image), then
+   "Load sample data" (the bundled scene as the image, the model that maps it, Run enabled);
 1. the real 6-band Landsat 7 scene as the image: Run is refused, the bands left to choose;
 2. the bundled real scene mapped to a GeoTIFF: the styled map, its notes in the dock;
 3. the map summed up per district (one district smaller than a cell, one mostly off the
@@ -87,7 +87,10 @@ def first_look() -> None:
         "model": d.modelPanel.modelCombo.currentData(),
         "run_enabled": d.runButton.isEnabled(),
         "run_hint": d.runHint.text() if d.runHint.isVisible() else "",
-        "lights_picker_in_view": _in_view(d.nightlightsPanel),
+        "image": d.imagePanel.layerCombo.currentText(),  # none: the default reads the bundled lights
+        "region": d.regionPanel.regionCombo.currentData(),
+        "lights_picker_shown": d.nightlightsPanel.isVisible(),
+        "model_summary": d.modelPanel.modelSummary.text(),
         "sample_button_in_view": _in_view(d.sampleRow.loadButton),
         "scroll_content_height": d.scrollContents.height(),
         "view_height": d.scrollArea.viewport().height(),
@@ -115,7 +118,7 @@ def sample_loaded() -> None:
 # 1. wrong bands (continued) ---------------------------------------------------------------
 @step
 def wrong_bands() -> None:
-    # The scenes come without night lights: the RGB model (the default reads a night-lights layer).
+    # The scenes come without night lights and lie outside the bundled Africa lights: the RGB model.
     combo = dock().modelPanel.modelCombo
     combo.setCurrentIndex(combo.findData("rgb_histogram"))
     landsat7 = QgsRasterLayer(str(LANDSAT7), "Olinda Landsat 7 (6 bands)")

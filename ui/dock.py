@@ -192,7 +192,7 @@ class PovertyDock(QDockWidget, FORM_CLASS):
         or, with no image, for a region."""
         hint = self.nightlightsPanel.run_hint()
         if hint is None and self._region_problem():
-            hint = tr("To run: choose a region (the map extent, a drawn rectangle or selected polygons), or an image.")
+            hint = tr("To run: choose a region (the map extent, a rectangle, polygons) or an image.")
         self.runHint.setText(hint or "")
         self.runHint.setVisible(bool(hint))
         self.runButton.setEnabled(not hint and not self.is_running())

@@ -31,12 +31,15 @@ def test_dock_maps_the_scene_in_the_real_desktop():
     assert state["dock_visible"] is True
     assert "Parana Landsat 8 (real scene)" in state["layers"]
     assert state["toolbar"] == ["Poverty Mapper"]  # its own toolbar, shown in a fresh profile
-    # 0. The first look: the default model's night-lights picker in view, Run disabled with a
-    # one-line reason; "Load sample data" gives an image and a model that maps it.
+    # 0. The first look: the default Africa lights model, no image needed and no night-lights
+    # picker, Run disabled with a one-line reason (a region or an image); "Load sample data"
+    # gives an image and the model that maps it (the scene lies outside the Africa lights).
     first = state["first_look"]
-    assert first["model"] == "africa_nightlights_viirs" and first["run_enabled"] is False
-    assert "night-lights layer" in first["run_hint"] and "\n" not in first["run_hint"]
-    assert first["lights_picker_in_view"] is True and first["sample_button_in_view"] is True
+    assert first["model"] == "africa_lights" and first["run_enabled"] is False
+    assert first["image"].startswith("(none") and first["region"] == "layer"
+    assert first["run_hint"].startswith("To run: choose a region") and "\n" not in first["run_hint"]
+    assert first["lights_picker_shown"] is False and "no image needed" in first["model_summary"]
+    assert first["sample_button_in_view"] is True
     loaded = state["sample_loaded"]
     assert loaded["image"] and "Landsat 8" in loaded["image"]
     assert loaded["model"] == "rgb_histogram" and loaded["run_enabled"] is True and loaded["run_hint"] == ""
