@@ -353,6 +353,8 @@ class ModelInfo(ModelDescription):
             return f"{self.name}: a feature extractor only (fit it on survey clusters before mapping)."
         if self.nightlights is not None:
             reads = f"night lights ({self.nightlights.units}) beside any image of the area"
+        elif not self.reads_imagery:
+            reads = f"the bundled night lights around each place (cells of {self.pixel_size_m:.3g} m; no image)"
         else:
             reads = f"{', '.join(self.bands)} imagery at {self.pixel_size_m:.3g} m"
         scores = []
@@ -367,6 +369,12 @@ class ModelInfo(ModelDescription):
             lines.append("Scored " + "; ".join(scores) + ".")
         return "\n".join(lines)
 
+    def _input_line(self) -> str:
+        if not self.reads_imagery and self.nightlights is None:
+            return f"Reads no image ({self.input_scaling.removeprefix('no image: ')}); map cells of {self.tile_size_m:.4g} m."
+        return (f"Expects bands {', '.join(self.bands)} as {self.input_scaling}, "
+                f"tiles of {self.tile_size_px} px at {self.pixel_size_m:g} m ({self.tile_size_m / 1000:g} km).")
+
     def card(self) -> str:
         """A short human-readable summary (what, from what, how good)."""
         per_tile = f" ({self.n_features} per tile)" if self.n_features else ""
@@ -378,8 +386,7 @@ class ModelInfo(ModelDescription):
             how = f"Features: {self.extractor_kind}{per_tile}."
         lines = [
             f"{self.name}: {what}.",
-            f"Expects bands {', '.join(self.bands)} as {self.input_scaling}, "
-            f"tiles of {self.tile_size_px} px at {self.pixel_size_m:g} m ({self.tile_size_m / 1000:g} km).",
+            self._input_line(),
             how,
         ]
         if self.nightlights is not None:
