@@ -61,7 +61,7 @@ eval: setup eval-renders
 
 # The bundled Kinshasa CNN's maps of generated renders of the two shared scenes against
 # the shared render's map, the two dates against each other, and r² at the DHS clusters
-# of each date's map (about 15 minutes on 2 CPU cores).
+# of each date's map (about 12 minutes on 2 CPU cores).
 eval-renders: setup
 	$(PY) scripts/evaluate_renders.py
 
