@@ -8,7 +8,7 @@ PLUGIN_DIR := build/plugins
 QGIS_PROCESS := /usr/bin/qgis_process.bin
 export QT_QPA_PLATFORM := offscreen
 
-.PHONY: setup demo test model model-nightlights model-lights model-cnn eval eval-lights lights bench package clean
+.PHONY: setup demo test model model-nightlights model-lights model-cnn eval eval-renders eval-lights lights bench package clean
 
 setup: $(VENV)/.installed
 
@@ -56,8 +56,14 @@ model-cnn: setup
 
 # Scores on the real data (the bundled Africa lights' variants on the DHS clusters among
 # them); reads the proxy networks of out/kinshasa/ (trains them first when they are missing).
-eval: setup
+eval: setup eval-renders
 	$(PY) scripts/evaluate.py
+
+# The bundled Kinshasa CNN's maps of generated renders of the two shared scenes against
+# the shared render's map, the two dates against each other, and r² at the DHS clusters
+# of each date's map (about 12 minutes on 2 CPU cores).
+eval-renders: setup
+	$(PY) scripts/evaluate_renders.py
 
 # The bundled Africa night lights (resources/lights/) rebuilt from a clone of
 # github.com/freetiler/nasa-blackmarble: `make lights BLACKMARBLE=path/to/clone`.

@@ -39,6 +39,7 @@ from _bootstrap import ROOT, import_plugin_package
 
 import_plugin_package()
 from poverty_mapper.evaluation import dhs, kinshasa  # noqa: E402
+from poverty_mapper.evaluation.kinshasa_renders import apply_tables, band_histograms, renders  # noqa: E402
 from poverty_mapper.core.imagery.radiometry import PRESETS  # noqa: E402
 from poverty_mapper.core.imagery.tile_reader import TileReader  # noqa: E402
 from poverty_mapper.core.models.model_file import load_model  # noqa: E402
@@ -52,43 +53,6 @@ DEFAULT_REAL = ROOT.parent / "shared" / "data" / "real"
 DEFAULT_MODEL = ROOT / "resources" / "models" / "kinshasa_cnn.povmodel"
 SEED = 12345  # not the calibration's
 MIN_VALID = 0.5
-LEVELS = np.arange(256, dtype=np.float64)
-# 2013's band means and spreads, and a later render's (the same place, a stronger stretch)
-SHARED_2013 = ((136, 32), (155, 27), (139, 31))
-LATER = ((144, 54), (161, 46), (161, 47))
-
-
-def _table(values: np.ndarray) -> np.ndarray:
-    return np.clip(np.rint(values), 0, 255).astype(np.uint8)
-
-
-def renders(histograms: np.ndarray) -> dict[str, list[np.ndarray]]:
-    """Lookup tables per band of every generated render; ``histograms`` [3, 256]: the
-    shared render's pixel counts (for the histogram equalization)."""
-    same = lambda table: [table] * 3  # noqa: E731
-    cdf = np.cumsum(histograms, axis=1) / histograms.sum(axis=1, keepdims=True)
-    return {
-        "original": same(_table(LEVELS)),
-        "linear_20_235": same(_table((LEVELS - 20) / 215 * 255)),
-        "linear_-40_290": same(_table((LEVELS + 40) / 330 * 255)),
-        "stretch_to_later": [_table(m2 + (LEVELS - m) * s2 / s) for (m, s), (m2, s2) in zip(SHARED_2013, LATER)],
-        **{f"gamma_{g}": same(_table(255 * (LEVELS / 255) ** g)) for g in (0.7, 0.85, 1.2, 1.4)},
-        **{f"gain_{'_'.join(map(str, gains))}": [_table(LEVELS * g) for g in gains]
-           for gains in ((0.8, 1, 1.25), (1.25, 1, 0.8), (1.1, 1.25, 0.9), (0.8, 0.8, 0.8), (1.25, 1.25, 1.25))},
-        "histogram_equalization": [_table(255 * cdf[b]) for b in range(3)],
-    }
-
-
-def apply_tables(tables: list[np.ndarray]):
-    return lambda dn: np.stack([tables[b][dn[b]] for b in range(len(tables))])
-
-
-def band_histograms(ds: rasterio.io.DatasetReader) -> np.ndarray:
-    """Pixel counts per band of the valid pixels (read at a quarter of the resolution)."""
-    shape = (ds.height // 4, ds.width // 4)
-    data = ds.read(out_shape=(ds.count, *shape))
-    valid = ds.read_masks(1, out_shape=shape) > 0
-    return np.stack([np.bincount(data[b][valid], minlength=256) for b in range(3)]).astype(np.float64)
 
 
 def shift_lines(model, rasters: dict[str, TrainingRaster], with_shift: bool) -> None:
