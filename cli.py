@@ -2,7 +2,7 @@
 
     poverty-mapper predict IMAGE OUTPUT.tif [--model M.povmodel] [--scheduler tcp://host:8786]
     poverty-mapper fit IMAGE CLUSTERS.csv MODEL.povmodel --outcome FIELD [--scheduler ...]
-    poverty-mapper trainproxy IMAGE NIGHTLIGHTS MODEL.povmodel
+    poverty-mapper trainproxy IMAGE [NIGHTLIGHTS] MODEL.povmodel [--nightlights LIGHTS.tif]
     poverty-mapper info MODEL.povmodel
 
 The subcommands take the parameters of the Processing algorithms (predict, fit poverty
@@ -225,7 +225,12 @@ def _add_fit_command(commands) -> None:
     fit.add_argument("--extractor", default=default("extractor_kind"),
                      help=f"features: {' or '.join(EXTRACTOR_CHOICES)}, or a .povmodel file whose extractor to use "
                           "(e.g. a proxy CNN from trainproxy) (default: %(default)s)")
-    fit.add_argument("--nightlights", default=None, help="a nightlights raster for the baseline score")
+    fit.add_argument("--nightlights", default=None,
+                     help="a nightlights raster for the baseline score (default: the bundled NASA Black Marble 2016 "
+                          "lights, where they cover the clusters)")
+    fit.add_argument("--with-lights", action="store_true", default=default("with_lights"),
+                     help="fit the bundled night lights' features beside the image features, in one ridge (such a "
+                          "model cannot map yet)")
     fit.add_argument("--tile-size", type=float, default=default("tile_size_m"), metavar="METRES",
                      help="tile size for histogram and random features (default: %(default)g)")
     fit.add_argument("--folds", type=int, default=default("n_folds"),
@@ -257,8 +262,12 @@ def _add_trainproxy_command(commands) -> None:
                     "'fit --extractor MODEL'.",
     )
     proxy.add_argument("image", help="the satellite image")
-    proxy.add_argument("nightlights", help="the nightlights raster")
-    proxy.add_argument("model", help="the .povmodel file to write (the feature extractor)")
+    proxy.add_argument("paths", nargs="+", metavar="[NIGHTLIGHTS] MODEL",
+                       help="the .povmodel file to write (the feature extractor), after the nightlights raster in "
+                            "the older form IMAGE NIGHTLIGHTS MODEL")
+    proxy.add_argument("--nightlights", default=None, metavar="LIGHTS.tif",
+                       help="the nightlights raster that labels the tiles (default: the bundled NASA Black Marble "
+                            "2016 lights, for an image in Africa)")
     proxy.add_argument("--more-images", nargs="*", default=(), help="further scenes of the same place, same bands")
     proxy.add_argument("--bounds", type=_bounds, default=None, metavar="XMIN,YMIN,XMAX,YMAX",
                        help="train only on this rectangle, in the image's CRS")
@@ -400,7 +409,7 @@ def _fit(args, progress, is_canceled) -> None:
         tile_size_m=args.tile_size, log_outcome=args.log_outcome, use_weights=bool(args.weight), n_folds=args.folds,
         fold_distance_m=args.fold_distance, min_tiles=args.min_tiles, min_covered_share=args.min_coverage,
         nightlights_path=args.nightlights, report_path=args.report, scatter_path=args.scatter, device=args.device,
-        seed=args.seed, batch_size=args.batch_size, scheduler=args.scheduler,
+        seed=args.seed, batch_size=args.batch_size, scheduler=args.scheduler, with_lights=args.with_lights,
     )
     result = fit_clusters(config, progress, is_canceled)
     from .core.regression.metrics import describe_r2
@@ -410,16 +419,33 @@ def _fit(args, progress, is_canceled) -> None:
           f"R² {pooled.R2:.3f}. Wrote {result.model_path}.")
     baseline = result.report.nightlights_baseline
     if baseline is not None:
-        print(f"Nightlights alone: {describe_r2(baseline.pooled.r2)}, R² {baseline.pooled.R2:.3f}.")
+        lights = "Nightlights" if args.nightlights else "The bundled NASA Black Marble 2016 lights"
+        print(f"{lights} alone: {describe_r2(baseline.pooled.r2)}, R² {baseline.pooled.R2:.3f}.")
     for note in result.notes:
         print(f"Note: {note}", file=sys.stderr)
+
+
+def _proxy_paths(args) -> tuple[str | None, str]:
+    """The nightlights raster (None: the bundled lights) and the model file, from
+    ``IMAGE MODEL [--nightlights L]`` or the older ``IMAGE NIGHTLIGHTS MODEL``."""
+    from .core.errors import PovertyMapperError
+
+    if len(args.paths) == 1:
+        return args.nightlights, args.paths[0]
+    if len(args.paths) == 2 and args.nightlights is None:
+        return args.paths[0], args.paths[1]
+    raise PovertyMapperError(
+        "trainproxy takes IMAGE MODEL.povmodel [--nightlights LIGHTS.tif] (or IMAGE NIGHTLIGHTS MODEL.povmodel), not "
+        f"{len(args.paths) + 1} paths{' and --nightlights' if args.nightlights else ''}."
+    )
 
 
 def _trainproxy(args, progress, is_canceled) -> None:
     from .core.training.proxy import ProxyTrainingConfig, train_proxy
 
+    nightlights, model = _proxy_paths(args)
     config = ProxyTrainingConfig(
-        image_path=args.image, nightlights_path=args.nightlights, model_path=args.model,
+        image_path=args.image, nightlights_path=nightlights, model_path=model,
         more_image_paths=tuple(args.more_images), report_path=args.report, plot_path=args.plot, bounds=args.bounds,
         tile_size_m=args.tile_size, architecture=args.network, imagenet_start=not args.random_start,
         frozen_blocks=args.frozen_blocks, n_classes=args.classes, binning=args.binning, thresholds=args.thresholds,
