@@ -454,6 +454,8 @@ def _trainproxy(args, progress, is_canceled) -> None:
         device=args.device, batch_size=args.batch_size,
     )
     result = train_proxy(config, progress, is_canceled, status=lambda line: print(line, file=sys.stderr))
+    if "labels" in result.report:
+        print(f"Night lights: {result.report['labels']}.")
     print(f"Wrote {result.model_path}.")
 
 

@@ -153,6 +153,7 @@ def test_trainproxy_without_lights_labels_with_the_bundled_lights(small_world, t
                        "small_cnn", "--tile-size", "480", "--epochs", "1", "--block-size", "2", "--device", "cpu",
                        "--report", str(tmp_path / "proxy.json")])
     assert status == 0, capsys.readouterr().err
+    assert "Night lights: labels from the bundled NASA Black Marble 2016 lights" in capsys.readouterr().out
     assert "labels from the bundled NASA Black Marble 2016 lights" in (tmp_path / "proxy.json").read_text()
     assert load_model(tmp_path / "proxy.povmodel").provenance["data"].endswith("blackmarble2016_africa_luminance.tif")
 
