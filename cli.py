@@ -3,7 +3,7 @@
     poverty-mapper predict [IMAGE] OUTPUT.tif [--model M.povmodel] [--scheduler tcp://host:8786]
     poverty-mapper predict OUTPUT.tif --mask COUNTRY.geojson   (the bundled Africa lights model, no image)
     poverty-mapper fit IMAGE CLUSTERS.csv MODEL.povmodel --outcome FIELD [--scheduler ...]
-    poverty-mapper trainproxy IMAGE NIGHTLIGHTS MODEL.povmodel
+    poverty-mapper trainproxy IMAGE [NIGHTLIGHTS] MODEL.povmodel [--nightlights LIGHTS.tif]
     poverty-mapper info MODEL.povmodel
 
 The subcommands take the parameters of the Processing algorithms (predict, fit poverty
@@ -18,77 +18,11 @@ import argparse
 import math
 import signal
 import sys
-from typing import Callable, Sequence, TextIO
+from typing import Callable, Sequence
+
+from .cli_terminal import CancelOnInterrupt, Progress
 
 EXIT_ERROR, EXIT_CANCELED = 1, 130
-
-
-class Progress:
-    """A bar redrawn in place on a terminal; plain lines, one per ``step`` of the run, elsewhere."""
-
-    def __init__(self, label: str, stream: TextIO | None = None, step: float = 0.1, width: int = 30):
-        self.label, self.stream, self.step, self.width = label, stream or sys.stderr, step, width
-        self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
-        self._next, self._last = 0.0, -1
-
-    def __call__(self, fraction: float) -> None:
-        fraction = min(1.0, max(0.0, fraction))
-        if self.tty:
-            percent = int(100 * fraction)
-            if percent != self._last:
-                filled = int(self.width * fraction)
-                self.stream.write(f"\r{self.label} [{'#' * filled}{'.' * (self.width - filled)}] {percent:3d}%")
-                self.stream.flush()
-                self._last = percent
-        elif fraction >= self._next - 1e-9:
-            self.stream.write(f"{self.label}: {100 * fraction:.0f} %\n")
-            self.stream.flush()
-            self._next = (int(fraction / self.step + 1e-9) + 1) * self.step
-
-    def close(self) -> None:
-        if self.tty and self._last >= 0:
-            self.stream.write("\n")
-            self.stream.flush()
-
-
-class Stopped(KeyboardInterrupt):
-    """A second Ctrl-C, or a second SIGTERM: stop at once (temporary files are still removed)."""
-
-
-class CancelOnInterrupt:
-    """Ctrl-C, or SIGTERM (a batch system's or `kill`'s request to stop), asks the engine to
-    stop after its current batch; a second one stops at once. Either way the output's
-    temporary file is removed, as on any other failure."""
-
-    SIGNALS = (signal.SIGINT, signal.SIGTERM)
-
-    def __init__(self):
-        self.canceled = self.stopped = False
-        self.signum: int | None = None
-
-    def __call__(self) -> bool:
-        return self.canceled
-
-    def __enter__(self) -> "CancelOnInterrupt":
-        self._before = {signum: signal.getsignal(signum) for signum in self.SIGNALS}
-
-        def ask(signum, _frame):
-            if self.canceled:
-                if not self.stopped:  # once: a third signal while the second unwinds is not another error
-                    self.stopped = True
-                    raise Stopped()
-                return
-            self.canceled, self.signum = True, signum
-            again = "Ctrl-C" if signum == signal.SIGINT else "SIGTERM"
-            print(f"\nCanceling after the current batch ({again} again to stop at once) ...", file=sys.stderr)
-
-        for signum in self.SIGNALS:
-            signal.signal(signum, ask)
-        return self
-
-    def __exit__(self, *exc) -> None:
-        for signum, handler in self._before.items():
-            signal.signal(signum, handler)
 
 
 def _bands(text: str):
@@ -241,7 +175,12 @@ def _add_fit_command(commands) -> None:
     fit.add_argument("--extractor", default=default("extractor_kind"),
                      help=f"features: {' or '.join(EXTRACTOR_CHOICES)}, or a .povmodel file whose extractor to use "
                           "(e.g. a proxy CNN from trainproxy) (default: %(default)s)")
-    fit.add_argument("--nightlights", default=None, help="a nightlights raster for the baseline score")
+    fit.add_argument("--nightlights", default=None,
+                     help="a nightlights raster for the baseline score (default: the bundled NASA Black Marble 2016 "
+                          "lights, where they cover the clusters)")
+    fit.add_argument("--with-lights", action="store_true", default=default("with_lights"),
+                     help="fit the bundled night lights' features beside the image features, in one ridge (such a "
+                          "model cannot map yet)")
     fit.add_argument("--tile-size", type=float, default=default("tile_size_m"), metavar="METRES",
                      help="tile size for histogram and random features (default: %(default)g)")
     fit.add_argument("--folds", type=int, default=default("n_folds"),
@@ -273,8 +212,12 @@ def _add_trainproxy_command(commands) -> None:
                     "'fit --extractor MODEL'.",
     )
     proxy.add_argument("image", help="the satellite image")
-    proxy.add_argument("nightlights", help="the nightlights raster")
-    proxy.add_argument("model", help="the .povmodel file to write (the feature extractor)")
+    proxy.add_argument("paths", nargs="+", metavar="[NIGHTLIGHTS] MODEL",
+                       help="the .povmodel file to write (the feature extractor), after the nightlights raster in "
+                            "the older form IMAGE NIGHTLIGHTS MODEL")
+    proxy.add_argument("--nightlights", default=None, metavar="LIGHTS.tif",
+                       help="the nightlights raster that labels the tiles (default: the bundled NASA Black Marble "
+                            "2016 lights, for an image in Africa)")
     proxy.add_argument("--more-images", nargs="*", default=(), help="further scenes of the same place, same bands")
     proxy.add_argument("--bounds", type=_bounds, default=None, metavar="XMIN,YMIN,XMAX,YMAX",
                        help="train only on this rectangle, in the image's CRS")
@@ -428,7 +371,7 @@ def _fit(args, progress, is_canceled) -> None:
         tile_size_m=args.tile_size, log_outcome=args.log_outcome, use_weights=bool(args.weight), n_folds=args.folds,
         fold_distance_m=args.fold_distance, min_tiles=args.min_tiles, min_covered_share=args.min_coverage,
         nightlights_path=args.nightlights, report_path=args.report, scatter_path=args.scatter, device=args.device,
-        seed=args.seed, batch_size=args.batch_size, scheduler=args.scheduler,
+        seed=args.seed, batch_size=args.batch_size, scheduler=args.scheduler, with_lights=args.with_lights,
     )
     result = fit_clusters(config, progress, is_canceled)
     from .core.regression.metrics import describe_r2
@@ -438,16 +381,33 @@ def _fit(args, progress, is_canceled) -> None:
           f"R² {pooled.R2:.3f}. Wrote {result.model_path}.")
     baseline = result.report.nightlights_baseline
     if baseline is not None:
-        print(f"Nightlights alone: {describe_r2(baseline.pooled.r2)}, R² {baseline.pooled.R2:.3f}.")
+        lights = "Nightlights" if args.nightlights else "The bundled NASA Black Marble 2016 lights"
+        print(f"{lights} alone: {describe_r2(baseline.pooled.r2)}, R² {baseline.pooled.R2:.3f}.")
     for note in result.notes:
         print(f"Note: {note}", file=sys.stderr)
+
+
+def _proxy_paths(args) -> tuple[str | None, str]:
+    """The nightlights raster (None: the bundled lights) and the model file, from
+    ``IMAGE MODEL [--nightlights L]`` or the older ``IMAGE NIGHTLIGHTS MODEL``."""
+    from .core.errors import PovertyMapperError
+
+    if len(args.paths) == 1:
+        return args.nightlights, args.paths[0]
+    if len(args.paths) == 2 and args.nightlights is None:
+        return args.paths[0], args.paths[1]
+    raise PovertyMapperError(
+        "trainproxy takes IMAGE MODEL.povmodel [--nightlights LIGHTS.tif] (or IMAGE NIGHTLIGHTS MODEL.povmodel), not "
+        f"{len(args.paths) + 1} paths{' and --nightlights' if args.nightlights else ''}."
+    )
 
 
 def _trainproxy(args, progress, is_canceled) -> None:
     from .core.training.proxy import ProxyTrainingConfig, train_proxy
 
+    nightlights, model = _proxy_paths(args)
     config = ProxyTrainingConfig(
-        image_path=args.image, nightlights_path=args.nightlights, model_path=args.model,
+        image_path=args.image, nightlights_path=nightlights, model_path=model,
         more_image_paths=tuple(args.more_images), report_path=args.report, plot_path=args.plot, bounds=args.bounds,
         tile_size_m=args.tile_size, architecture=args.network, imagenet_start=not args.random_start,
         frozen_blocks=args.frozen_blocks, n_classes=args.classes, binning=args.binning, thresholds=args.thresholds,
@@ -456,6 +416,8 @@ def _trainproxy(args, progress, is_canceled) -> None:
         device=args.device, batch_size=args.batch_size,
     )
     result = train_proxy(config, progress, is_canceled, status=lambda line: print(line, file=sys.stderr))
+    if "labels" in result.report:
+        print(f"Night lights: {result.report['labels']}.")
     print(f"Wrote {result.model_path}.")
 
 

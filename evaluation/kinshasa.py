@@ -78,6 +78,13 @@ def cluster_config(real_dir: Path, extractor: str, model_path: Path) -> ClusterF
     )
 
 
+def lights_config(real_dir: Path, extractor: str, model_path: Path) -> ClusterFitConfig:
+    """:func:`cluster_config` with the bundled night lights' features fitted beside the
+    extractor's (``with_lights``) and no night-lights layer: its baseline is then the
+    bundled lights alone, on the same folds."""
+    return replace(cluster_config(real_dir, extractor, model_path), nightlights_path=None, with_lights=True)
+
+
 def untuned_imagenet_model(proxy: PovertyModel) -> PovertyModel:
     """``proxy`` with its network back at the ImageNet weights (no fine-tuning), the same
     tiles and input standardization: what the night-light task added, isolated."""

@@ -51,6 +51,7 @@ class FitClustersAlgorithm(PovertyAlgorithm):
     EXTRACTOR = "EXTRACTOR"
     EXTRACTOR_MODEL = "EXTRACTOR_MODEL"
     NIGHTLIGHTS = "NIGHTLIGHTS"
+    WITH_LIGHTS = "WITH_LIGHTS"
     TILE_SIZE = "TILE_SIZE"
     FOLDS = "FOLDS"
     FOLD_DISTANCE = "FOLD_DISTANCE"
@@ -83,7 +84,10 @@ class FitClustersAlgorithm(PovertyAlgorithm):
             "(random convolutional features after MOSAIKS, no training), or 'model file' (the "
             "proxy CNN from 'Train nightlight proxy CNN', the method of the paper).\n"
             "Nightlights (optional): scores a nightlights-only model beside it, the baseline the "
-            "method should beat.\n\n"
+            "method should beat; left empty, the baseline uses the night lights bundled with the "
+            "plugin (NASA Black Marble 2016 over Africa) where they cover the clusters. With the "
+            "bundled lights' features: the fit reads them beside the image features, in one ridge "
+            "(such a model cannot map yet).\n\n"
             "The reported r² (squared Pearson correlation, with the correlation's sign: below 0 is no "
             "skill) and R² (coefficient of determination) "
             "are out-of-fold: nested cross-validation, folds by location (clusters closer than the "
@@ -196,7 +200,19 @@ class FitClustersAlgorithm(PovertyAlgorithm):
             self.tr(
                 "Optional: a VIIRS or DMSP nightlights raster (or a red-green-blue colour composite such as "
                 "NASA Black Marble, whose luminance is used). The report then scores a model on nightlights "
-                "alone over the same folds, the baseline the image features should beat."
+                "alone over the same folds, the baseline the image features should beat. Left empty, the "
+                "baseline uses the night lights bundled with the plugin (NASA Black Marble 2016 over Africa) "
+                "where they cover the clusters, and the report says so."
+            ),
+        )
+        self.add(
+            QgsProcessingParameterBoolean(
+                self.WITH_LIGHTS, self.tr("Fit the bundled night lights' features too"), self.default("with_lights")
+            ),
+            self.tr(
+                "Adds the bundled lights' 35 luminance features (NASA Black Marble 2016, the 6.7 km box around each "
+                "cluster) to the image features, standardized beside them in the same ridge. Clusters outside "
+                "Africa are left out. The model file records it; such a model cannot make maps yet."
             ),
         )
         self.add_double(
@@ -339,6 +355,7 @@ class FitClustersAlgorithm(PovertyAlgorithm):
             min_tiles=self.parameterAsInt(parameters, self.MIN_TILES, context),
             min_covered_share=self.parameterAsDouble(parameters, self.MIN_COVERAGE, context),
             nightlights_path=self._lights,
+            with_lights=self.parameterAsBool(parameters, self.WITH_LIGHTS, context),
             report_path=report_out,
             scatter_path=scatter_out,
             device=self.device(parameters, context),
@@ -361,8 +378,9 @@ class FitClustersAlgorithm(PovertyAlgorithm):
             coverage.median_tiles_used, coverage.median_covered_share))
         baseline = result.report.nightlights_baseline
         if baseline is not None:
-            feedback.pushInfo(self.tr("Nightlights alone: {}, R² {:.3f}.").format(
-                describe_r2(baseline.pooled.r2), baseline.pooled.R2))
+            lights = self.tr("Nightlights") if self._lights else self.tr("The bundled NASA Black Marble 2016 lights")
+            feedback.pushInfo(self.tr("{} alone: {}, R² {:.3f}.").format(
+                lights, describe_r2(baseline.pooled.r2), baseline.pooled.R2))
         for note in result.notes:
             feedback.pushWarning(note)
 

@@ -71,7 +71,9 @@ class TrainProxyAlgorithm(PovertyAlgorithm):
             "learnt from); more scenes (dates) of the same place can join it. Nightlights: a VIIRS "
             "or DMSP radiance raster, or a colour composite such as NASA Black Marble (its "
             "luminance is used), in any CRS and resolution; it is averaged over each tile's "
-            "footprint. Network: EfficientNet-Lite0 started from ImageNet weights (the method's "
+            "footprint. Left empty, the labels come from the night lights bundled with the plugin "
+            "(NASA Black Marble 2016 over Africa): daytime imagery of a place in Africa is all it "
+            "needs; an image elsewhere is refused. Network: EfficientNet-Lite0 started from ImageNet weights (the method's "
             "'reuse the lower layers'), the same from random weights, or a small CNN. Classes: "
             "dark places, then the lit ones split by quantiles (for real night lights, where most "
             "places are dark), plain quantiles, or fixed thresholds (e.g. 0.5,5).\n"
@@ -110,11 +112,16 @@ class TrainProxyAlgorithm(PovertyAlgorithm):
             ),
         )
         self.add(
-            QgsProcessingParameterRasterLayer(self.NIGHTLIGHTS, self.tr("Nighttime lights raster")),
+            QgsProcessingParameterRasterLayer(
+                self.NIGHTLIGHTS, self.tr("Nighttime lights raster (empty = the bundled lights, Africa)"), optional=True
+            ),
             self.tr(
                 "A VIIRS or DMSP radiance raster, or an 8-bit colour composite such as NASA Black Marble (its "
                 "luminance serves as an ordinal intensity), over the same area, in any CRS and resolution; it "
-                "is averaged over each tile's footprint to label the tile dark, dim or bright."
+                "is averaged over each tile's footprint to label the tile dark, dim or bright. Leave empty to "
+                "take the labels from the night lights bundled with the plugin (NASA Black Marble 2016 over "
+                "Africa, an ordinal luminance: classes by quantiles of the training tiles); an image outside "
+                "Africa then needs a layer of its own."
             ),
         )
 
@@ -258,7 +265,8 @@ class TrainProxyAlgorithm(PovertyAlgorithm):
         layer = self.parameterAsRasterLayer(parameters, self.INPUT, context)
         self._image = raster_file_path(layer)
         self._more = tuple(raster_file_path(more) for more in self.parameterAsLayerList(parameters, self.MORE_IMAGES, context))
-        self._lights = raster_file_path(self.parameterAsRasterLayer(parameters, self.NIGHTLIGHTS, context))
+        lights = self.parameterAsRasterLayer(parameters, self.NIGHTLIGHTS, context)
+        self._lights = None if lights is None else raster_file_path(lights)
         self._bounds = extent_in_crs(self, parameters, self.EXTENT, context, layer.crs())
         return True
 
@@ -310,6 +318,8 @@ class TrainProxyAlgorithm(PovertyAlgorithm):
                                  feedback.pushInfo)
         report = result.report
         held_out = report["held_out"]
+        if "labels" in report:
+            feedback.pushInfo(self.tr("Night lights: {}.").format(report["labels"]))
         feedback.pushInfo(self.tr("Trained {} ({} start) on {} with {} tiles ({} held out).").format(
             report["network"]["architecture"], report["network"]["start"], report["device"],
             report["tiles"]["train"], report["tiles"]["val"]))

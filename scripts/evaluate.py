@@ -24,7 +24,9 @@ clusters) and clusters within 10 km of each other in one fold. One line per feat
 extractor: ``cnn`` (the ImageNet-started network fine-tuned on night lights),
 ``imagenet`` (the same network at its ImageNet weights, same tiles and standardization),
 ``small_cnn`` (the small network of the proxy comparison), ``histogram``, ``random`` (1920 m tiles), and ``nightlights`` alone (the fit's own
-baseline, on the same folds); then the same out-of-fold predictions scored over the 7
+baseline, on the same folds); ``cnn_lights``, the CNN's features and the bundled NASA Black Marble 2016
+lights' 35 features in one ridge (``with_lights``: the lights' weight chosen with the penalty on inner
+folds), and ``lights``, the bundled lights alone (that fit's baseline, same folds); then the same out-of-fold predictions scored over the 7
 rural clusters only: 7 clusters whose wealth spans 0.24 index units, so those figures
 are indicative at most.
 
@@ -216,7 +218,20 @@ def run_kinshasa(real_dir: Path, work_dir: Path) -> dict:
         lights = fit.baseline_predicted
     results["all"]["nightlights"] = _scores(fit.observed, lights)
     results["rural"]["nightlights"] = _scores(fit.observed[rural], lights[rural])
+    _run_kinshasa_lights(real_dir, work_dir, results, rural_of)
     return results
+
+
+def _run_kinshasa_lights(real_dir: Path, work_dir: Path, results: dict, rural_of: np.ndarray) -> None:
+    """The CNN's features with the bundled lights' (``cnn_lights``), and the bundled lights
+    alone on the same folds (``lights``)."""
+    cnn = str(proxy_paths(PROXY_DIR, kinshasa.BUNDLED_VARIANT)[0])  # the extractor of variant cnn
+    fit = fit_clusters(kinshasa.lights_config(real_dir, cnn, work_dir / "kinshasa_cnn_lights.povmodel"))
+    rural = rural_of[fit.used]
+    for name, predicted in (("cnn_lights", fit.predicted), ("lights", fit.baseline_predicted)):
+        results["all"][name] = _scores(fit.observed, predicted)
+        results["rural"][name] = _scores(fit.observed[rural], predicted[rural])
+    results["reports"]["cnn_lights"] = fit.report.to_json()
 
 
 def proxy_lines(real_dir: Path) -> list[str]:

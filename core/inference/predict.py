@@ -235,6 +235,17 @@ def _mapping_job(request: PredictRequest, ds: rasterio.io.DatasetReader) -> tupl
     return job, _Surface(preset, surface_notes, check)
 
 
+def _check_no_lights_features(model: PovertyModel) -> None:
+    """Refuse a model fitted on image features and the bundled lights' features together
+    (fitclusters' ``with_lights``): mapping does not read the bundled lights per cell yet."""
+    if model.lights_features is not None:
+        raise PovertyMapperError(
+            f"The model '{model.name}' was fitted on image features and the bundled night lights' features "
+            "together ('with lights'): mapping with such a model is not supported yet. Its fit and scores stand; to "
+            "map, fit the same clusters without 'with lights'."
+        )
+
+
 def predict_poverty_map(
     request: PredictRequest,
     progress: ProgressCallback | None = None,
@@ -252,6 +263,7 @@ def predict_poverty_map(
     is_canceled = is_canceled or (lambda: False)
     model = request.model
     _check_model_maps(model)
+    _check_no_lights_features(model)
     device = resolve_device(request.device)
     plan = plan_run(
         device, model.extractor, request.batch_size, request.read_workers, request.prefetch_batches,

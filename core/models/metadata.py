@@ -150,6 +150,30 @@ class NightLightsInput:
         return cls(str(data["product"]), str(data["units"]), str(data.get("note", "")))
 
 
+@dataclass(frozen=True)
+class LightsFeatures:
+    """Features of the night lights bundled with the plugin that a model's ridge reads
+    after its extractor's: which lights, the box around each place, how many features."""
+
+    source: str  # e.g. "NASA Black Marble 2016 night lights (luminance)"
+    year: int
+    box_pixels: int  # the side of the box of lights pixels around each place
+    n_features: int
+
+    def describe(self) -> str:
+        return (f"{self.n_features} features of the bundled {self.source} in the {self.box_pixels} x "
+                f"{self.box_pixels}-pixel box around each place")
+
+    def to_json(self) -> dict:
+        return {"source": self.source, "year": self.year, "box_pixels": self.box_pixels, "n_features": self.n_features}
+
+    @classmethod
+    def from_json(cls, data: dict | None) -> "LightsFeatures | None":
+        if not data:
+            return None
+        return cls(str(data["source"]), int(data["year"]), int(data["box_pixels"]), int(data["n_features"]))
+
+
 LEGEND_TAGS = ("LEGEND_MIN", "LEGEND_MAX", "SURVEY_MEAN")  # a map's fixed colour scale, in its tags
 
 
@@ -266,6 +290,7 @@ class ModelDescription:
     scores: Scores = field(default_factory=Scores)
     provenance: dict = field(default_factory=dict)  # free-form, for people
     nightlights: NightLightsInput | None = None  # the lights layer a NIGHTLIGHTS band is read from
+    lights_features: LightsFeatures | None = None  # the bundled lights' features, read after the extractor's
 
     @classmethod
     def fields_of(cls, source) -> dict:
@@ -289,6 +314,8 @@ class ModelDescription:
         }
         if self.nightlights is not None:  # only where there is one: other files keep their bytes
             out["nightlights"] = self.nightlights.to_json()
+        if self.lights_features is not None:
+            out["lights_features"] = self.lights_features.to_json()
         return out
 
     @classmethod
@@ -318,6 +345,7 @@ class ModelDescription:
             scores=Scores.from_json(meta.get("scores")),
             provenance=provenance,
             nightlights=NightLightsInput.from_json(meta.get("nightlights")),
+            lights_features=LightsFeatures.from_json(meta.get("lights_features")),
         )
 
 
@@ -394,6 +422,9 @@ class ModelInfo(ModelDescription):
                 f"Night lights (band NIGHTLIGHTS) from a separate night-lights layer: {self.nightlights.describe()}."
                 + (f" {self.nightlights.note}" if self.nightlights.note else "")
             )
+        if self.lights_features is not None:
+            lines.append(f"Beside the image features: {self.lights_features.describe()} (fitted together in one "
+                         "ridge; maps cannot be made with such a model yet).")
         if self.provenance.get("network"):
             lines.append(f"Network: {self.provenance['network']}.")
         if self.provenance.get("data"):

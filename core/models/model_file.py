@@ -28,13 +28,13 @@ from ..errors import ModelFileError, PovertyMapperError
 from ..extractors.registry import extractor_from_spec
 from ..regression.ridge import RidgeRegressor
 from .feature_domain import FeatureDomain
-from .metadata import ModelDescription, ModelInfo, NightLightsInput, Score, Scores, Target, TrainingDomain, TrainingScenes
+from .metadata import LightsFeatures, ModelDescription, ModelInfo, NightLightsInput, Score, Scores, Target, TrainingDomain, TrainingScenes
 from .scene_domain import SceneDomain
 
 if TYPE_CHECKING:
     from ..extractors.base import FeatureExtractor
 
-__all__ = ["ModelDescription", "ModelInfo", "NightLightsInput", "PovertyModel", "Score", "Scores", "Target", "TrainingDomain", "TrainingScenes", "load_model", "read_model_info", "save_model"]
+__all__ = ["LightsFeatures", "ModelDescription", "ModelInfo", "NightLightsInput", "PovertyModel", "Score", "Scores", "Target", "TrainingDomain", "TrainingScenes", "load_model", "read_model_info", "save_model"]
 
 FORMAT_NAME = "poverty_mapper.model"
 FORMAT_VERSION = 2  # 2: typed radiometry, band_indexes, domain and scores; free-form provenance apart
@@ -71,6 +71,12 @@ class PovertyModel:
     feature_domain: FeatureDomain | None = None  # the training clusters' features (domain checks)
     nightlights: NightLightsInput | None = None  # the lights layer a NIGHTLIGHTS band is read from
     scene_domain: SceneDomain | None = None  # what the training imagery looked like (the scene check)
+    lights_features: LightsFeatures | None = None  # the bundled lights' features, read after the extractor's
+
+    @property
+    def n_features(self) -> int:
+        """The features the regressor reads: the extractor's, then the bundled lights' where the model adds them."""
+        return self.extractor.n_features + (self.lights_features.n_features if self.lights_features else 0)
 
     @property
     def tile_size_m(self) -> float:
@@ -207,9 +213,9 @@ def load_model(path: str | os.PathLike) -> PovertyModel:
         except (KeyError, TypeError, ValueError, AttributeError, IndexError, RuntimeError) as exc:
             # RuntimeError: CNN weights missing or of another shape than the network's
             raise ModelFileError(f"{path}: the model file is incomplete or inconsistent ({_short(exc)}).") from exc
-    if model.regressor is not None and model.extractor.n_features != model.regressor.n_features:
+    if model.regressor is not None and model.n_features != model.regressor.n_features:
         raise ModelFileError(
-            f"{path}: the extractor gives {model.extractor.n_features} features but the regressor "
+            f"{path}: the extractor gives {_features_given(model)} but the regressor "
             f"expects {model.regressor.n_features}; the file is inconsistent."
         )
     if model.scene_domain is not None and model.scene_domain.n_bands != len(model.bands):
@@ -217,12 +223,19 @@ def load_model(path: str | os.PathLike) -> PovertyModel:
             f"{path}: the scene domain describes {model.scene_domain.n_bands} bands but the model reads "
             f"{len(model.bands)}; the file is inconsistent."
         )
-    if model.feature_domain is not None and model.feature_domain.mean.size != model.extractor.n_features:
+    if model.feature_domain is not None and model.feature_domain.mean.size != model.n_features:
         raise ModelFileError(
             f"{path}: the feature domain describes {model.feature_domain.mean.size} features but the extractor "
-            f"gives {model.extractor.n_features}; the file is inconsistent."
+            f"gives {_features_given(model)}; the file is inconsistent."
         )
     return model
+
+
+def _features_given(model: PovertyModel) -> str:
+    if model.lights_features is None:
+        return f"{model.extractor.n_features} features"
+    return (f"{model.extractor.n_features} features (and the bundled lights {model.lights_features.n_features}, "
+            f"{model.n_features} in all)")
 
 
 def _short(exc: BaseException, limit: int = 300) -> str:

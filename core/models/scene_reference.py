@@ -140,7 +140,8 @@ def scene_domain_of(
             scenes.append(tiles)
             owners += [(raster, w) for w in windows]
     estimates = None
-    if model.can_predict and owners:
+    # A model that adds the bundled lights' features to the image's has no estimate of a tile alone.
+    if model.can_predict and owners and model.lights_features is None:
         picked = [owners[i] for i in sample_positions(len(owners), ESTIMATE_TILES)]
         estimates = np.concatenate([
             tile_estimates(model, raster, [w for r, w in picked if r is raster]) for raster in rasters

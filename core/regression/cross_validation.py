@@ -26,10 +26,12 @@ class FoldScore:
     alpha_at_limit: bool  # still at an end after the grid was extended
     r2: float
     R2: float  # noqa: N815 (the literature's name)
+    block_weight: float | None = None  # the second block of features' weight, where one was chosen with the penalty
 
     def to_json(self) -> dict:
-        return {"fold": self.fold, "n": self.n, "alpha": self.alpha, "alpha_edge": self.alpha_edge,
-                "alpha_range": self.alpha_range, "alpha_at_limit": self.alpha_at_limit, "r2": self.r2, "R2": self.R2}
+        out = {"fold": self.fold, "n": self.n, "alpha": self.alpha, "alpha_edge": self.alpha_edge,
+               "alpha_range": self.alpha_range, "alpha_at_limit": self.alpha_at_limit, "r2": self.r2, "R2": self.R2}
+        return out if self.block_weight is None else {**out, "block_weight": self.block_weight}
 
 
 def nested_cv(
@@ -64,7 +66,7 @@ def nested_cv(
             )
         inner = group_folds(groups[train], n_inner, seed + 1)
         choice = choose_alpha(x[train], y[train], inner, search, w_train)
-        model = fit_ridge(x[train], y[train], choice.alpha, w_train, search.scaling)
+        model = fit_ridge(x[train], y[train], choice.alpha, w_train, choice.scaling)
         pred[test] = model.predict(x[test])
         per_fold.append(FoldScore(
             fold=f,

@@ -10,7 +10,10 @@ sample's value up to thousands of units and lets it dominate the prediction.
 :class:`FeatureScaling` can leave such features out and put a floor under every
 feature's scale; plain standardization is the default. A penalty chosen at an end of
 its grid can be searched further (:class:`PenaltySearch` ``limits``), and the choice
-says so (:class:`AlphaChoice`).
+says so (:class:`AlphaChoice`). Two blocks of features (image features, then a few
+night-lights features) can be weighed against each other: the second block's
+standardized values are multiplied by a weight chosen with the penalty
+(:class:`PenaltySearch` ``block_weights``), which is a ridge with one penalty per block.
 """
 from __future__ import annotations
 
@@ -37,6 +40,10 @@ class FeatureScaling:
 
     floor: float = 0.0
     min_support: float = 0.0
+    # Features from this column on form a second block whose standardized values are
+    # multiplied by ``block_weight`` (its penalty divided by the weight's square); None: one block.
+    block_start: int | None = None
+    block_weight: float = 1.0
 
 
 PLAIN_SCALING = FeatureScaling()
@@ -50,6 +57,9 @@ class PenaltySearch:
     alphas: tuple[float, ...] = DEFAULT_ALPHAS
     limits: tuple[float, float] | None = None
     scaling: FeatureScaling = PLAIN_SCALING
+    # Weights of the second block (``scaling.block_start``) tried with every penalty; the
+    # pair with the best pooled out-of-fold R² is chosen (empty: the scaling's own weight).
+    block_weights: tuple[float, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -61,15 +71,19 @@ class AlphaChoice:
     scores: np.ndarray  # pooled out-of-fold R² per alpha
     edge: str | None  # 'lower' or 'upper' when the first grid's best lay at that end, else None
     at_limit: bool  # the best still lies at an end of the extended grid
+    scaling: FeatureScaling = PLAIN_SCALING  # as searched, with the second block's weight chosen
+    block_weight: float | None = None  # the second block's weight, where one was chosen with the penalty
 
     def summary(self) -> dict:
-        """For a report: the penalty, the edge of the first grid it hit, the range searched."""
-        return {
+        """For a report: the penalty, the edge of the first grid it hit, the range searched
+        (and the second block's weight, where one was chosen)."""
+        out = {
             "alpha": float(self.alpha),
             "alpha_edge": self.edge,
             "alpha_range": [float(self.alphas[0]), float(self.alphas[-1])],
             "alpha_at_limit": bool(self.at_limit),
         }
+        return out if self.block_weight is None else {**out, "block_weight": float(self.block_weight)}
 
 
 @dataclass(frozen=True)
@@ -131,6 +145,8 @@ def _standardize(x: np.ndarray, w: np.ndarray, scaling: FeatureScaling) -> tuple
     if scaling.floor > 0 and not constant.all():
         scale = np.maximum(scale, scaling.floor * np.median(scale[~constant]))
     scale[constant] = 1.0  # constant features carry no information; leave them at 0
+    if scaling.block_start is not None:
+        scale[scaling.block_start:] /= scaling.block_weight
     keep = np.ones(x.shape[1], bool)
     if scaling.min_support > 0:
         keep = np.mean(x != np.median(x, axis=0), axis=0) >= scaling.min_support
@@ -220,22 +236,38 @@ def choose_alpha(
     sample_weight: np.ndarray | None = None,
 ) -> AlphaChoice:
     """The alpha with the best pooled out-of-fold R²; while it lies at an end of the grid,
-    the grid grows by up to four decades at that end, within ``search.limits``."""
+    the grid grows by up to four decades at that end, within ``search.limits``. With a
+    second block of features, the same for each of its weights, and the best pair (the
+    first of equals)."""
+    if search.scaling.block_start is None or not search.block_weights:
+        return _choose_alpha(x, y, folds, search, search.scaling, sample_weight)
+    choices = [
+        dataclasses.replace(_choose_alpha(x, y, folds, search, scaling, sample_weight), block_weight=float(weight))
+        for weight in search.block_weights
+        for scaling in [dataclasses.replace(search.scaling, block_weight=float(weight))]
+    ]
+    return max(choices, key=lambda c: float(np.max(c.scores)))
+
+
+def _choose_alpha(
+    x: np.ndarray, y: np.ndarray, folds: np.ndarray, search: PenaltySearch, scaling: FeatureScaling,
+    sample_weight: np.ndarray | None,
+) -> AlphaChoice:
     alphas = tuple(float(a) for a in search.alphas)
-    scores = cv_alpha_scores(x, y, folds, alphas, sample_weight, search.scaling)
+    scores = cv_alpha_scores(x, y, folds, alphas, sample_weight, scaling)
     first = _edge(scores)
     edge = first
     while edge is not None and search.limits is not None:
         more = _decades_beyond(alphas, edge, search.limits)
         if not more:
             break
-        more_scores = cv_alpha_scores(x, y, folds, more, sample_weight, search.scaling)
+        more_scores = cv_alpha_scores(x, y, folds, more, sample_weight, scaling)
         if edge == "upper":
             alphas, scores = alphas + more, np.concatenate([scores, more_scores])
         else:
             alphas, scores = more + alphas, np.concatenate([more_scores, scores])
         edge = _edge(scores)
-    return AlphaChoice(alphas[int(np.argmax(scores))], alphas, scores, first, edge is not None)
+    return AlphaChoice(alphas[int(np.argmax(scores))], alphas, scores, first, edge is not None, scaling)
 
 
 def _edge(scores: np.ndarray) -> str | None:
@@ -270,10 +302,13 @@ def fit_ridge_cv(
         raise ValueError("cross-validation needs at least two folds")
     search = search or PenaltySearch(tuple(float(a) for a in alphas))
     choice = choose_alpha(x, y, folds, search, sample_weight)
-    model = fit_ridge(x, y, choice.alpha, sample_weight, search.scaling)
+    model = fit_ridge(x, y, choice.alpha, sample_weight, choice.scaling)
     cv_scores = {"R2_by_alpha": dict(zip((f"{a:.6g}" for a in choice.alphas), (round(float(s), 6) for s in choice.scores)))}
     if search.scaling != PLAIN_SCALING:
         cv_scores["scaling"] = {"floor": search.scaling.floor, "min_support": search.scaling.min_support}
+    if choice.block_weight is not None:
+        cv_scores["block"] = {"start": search.scaling.block_start, "weight": choice.block_weight,
+                              "weights_searched": [float(w) for w in search.block_weights]}
     if choice.edge:
         cv_scores["alpha_edge"] = choice.edge
     return dataclasses.replace(model, cv_scores=cv_scores)

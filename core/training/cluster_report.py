@@ -19,6 +19,19 @@ def pooled_score(y: np.ndarray, pred: np.ndarray) -> Score:
     return Score(round(squared_pearson(y, pred), 4), round(coefficient_of_determination(y, pred), 4), int(y.size))
 
 
+def penalty_notes(per_fold: list[FoldScore], fold: str = "Fold") -> list[str]:
+    """A line for each fold whose penalty lay at an end of the grid (``fold``: how the line names the fold)."""
+    lines = []
+    for f in per_fold:
+        if f.alpha_edge:
+            where = "still at the end of the extended grid" if f.alpha_at_limit else "inside the extended grid"
+            lines.append(
+                f"{fold} {f.fold}: the best penalty lay at the {f.alpha_edge} end of the grid; searched "
+                f"further, alpha {f.alpha:g} was chosen, {where}."
+            )
+    return lines
+
+
 def fold_score(fold: FoldScore) -> Score:
     """A fold's scores as the model file keeps them."""
     return Score(float(fold.r2), float(fold.R2), int(fold.n), float(fold.alpha))

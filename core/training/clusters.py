@@ -12,7 +12,7 @@ import numpy as np
 from ..device import device_name
 from ..errors import PovertyMapperError
 from ..extractors.base import FeatureExtractor
-from ..imagery.box_tiles import BoxTiles, ClusterTiles, box_lights, box_tiles
+from ..imagery.box_tiles import BoxTiles, ClusterTiles, box_tiles
 from ..imagery.tiling import ground_positions_m
 from ..models.feature_domain import FeatureDomain
 from ..models.model_file import PovertyModel, Score, Scores, Target, TrainingDomain
@@ -26,7 +26,11 @@ from ..regression.ridge import DEFAULT_ALPHAS, FeatureScaling, PenaltySearch, Ri
 from .cluster_features import ClusterFeatures, Coverage, features_of
 from .cluster_report import (
     BaselineReport, ClusterCounts, ClusterCoverage, ClusterReport, CoverageReport, CrossValidationReport, FoldReport,
-    GroupScore, WithinGroups, fold_score, pooled_score,
+    GroupScore, WithinGroups, fold_score, penalty_notes, pooled_score,
+)
+from .cluster_lights import (
+    BUNDLED_FEATURES, NightlightsBaseline, cluster_lights, lights_block_search, nightlights_baseline,
+    with_lights_features,
 )
 from .outputs import write_training_outputs
 from .plots import plot_scatter
@@ -73,7 +77,8 @@ class ClusterFitConfig(TileOptions, _ClusterFitConfigInputs):
     log_outcome: bool = False
     use_weights: bool = False
     n_folds: int = 5
-    nightlights_path: str | None = None
+    nightlights_path: str | None = None  # for the baseline; None: the bundled lights, where they cover the clusters
+    with_lights: bool = False  # fit the bundled lights' features beside the image features, in one ridge
     report_path: str | None = None
     scatter_path: str | None = None
     batch_size: int = 64
@@ -93,15 +98,6 @@ class ClusterFitResult:
     notes: list[str] = field(default_factory=list)
     coverage: Coverage | None = None  # per input cluster
     baseline_predicted: np.ndarray | None = None  # nightlights alone, out of fold, per used cluster (NaN: no lights)
-
-
-@dataclass(frozen=True)
-class NightlightsBaseline:
-    """The night-lights-alone cross-validation: its report, and its out-of-fold
-    prediction per used cluster (NaN where the lights do not reach)."""
-
-    report: BaselineReport
-    predicted: np.ndarray
 
 
 @dataclass(frozen=True)
@@ -144,13 +140,18 @@ def fit_clusters(
         notes.extend(imagery.notes)
         windows, tiles_in_box = _tiles_per_cluster(config, imagery, usable, notes)
         features = features_of(config, imagery, windows, tiles_in_box, phases["features"])
+        lights = cluster_lights(config, imagery.dataset.crs, usable & (tiles_in_box > 0), notes)
+        if config.with_lights:
+            features, usable = with_lights_features(features, lights, usable, notes)
         table = _survey_table(config, imagery, outcomes, usable, features, notes)
-        cv = _cross_validation(config, table)
-        notes.extend(_penalty_notes(cv.per_fold))
-        baseline = _nightlights_baseline(config, imagery, table, notes)
+        search = lights_block_search(CLUSTER_PENALTY, features.extractor.n_features) if config.with_lights \
+            else CLUSTER_PENALTY
+        cv = _cross_validation(config, table, search)
+        notes.extend(penalty_notes(cv.per_fold))
+        baseline = nightlights_baseline(config, imagery.dataset, table, lights, CLUSTER_PENALTY, notes)
         within = _within_groups(config, table, cv)
         baseline_report = None if baseline is None else baseline.report
-        model = _cluster_model(config, imagery, features.extractor, table, cv, baseline_report, within)
+        model = _cluster_model(config, imagery, features.extractor, table, cv, baseline, within)
         model = _with_scene_domain(config, imagery, model, phases["training imagery"])
     report = _cluster_report(config, imagery, features, table, cv, baseline_report, notes, within)
     write_training_outputs(
@@ -259,47 +260,13 @@ def _spatial_folds(
     return groups, group_folds(groups, config.n_folds, config.seed)
 
 
-def _cross_validation(config: ClusterFitConfig, table: SurveyTable) -> CrossValidation:
+def _cross_validation(config: ClusterFitConfig, table: SurveyTable, search: PenaltySearch) -> CrossValidation:
     """Out-of-fold scores by nested cross-validation, and the ridge fitted on every cluster."""
     pred, folds, per_fold = nested_cv(
-        table.x, table.y, table.groups, config.n_folds, config.seed, table.weights,
-        search=CLUSTER_PENALTY, folds=table.folds,
+        table.x, table.y, table.groups, config.n_folds, config.seed, table.weights, search=search, folds=table.folds,
     )
-    regressor = fit_ridge_cv(table.x, table.y, table.folds, sample_weight=table.weights, search=CLUSTER_PENALTY)
+    regressor = fit_ridge_cv(table.x, table.y, table.folds, sample_weight=table.weights, search=search)
     return CrossValidation(pred, folds, per_fold, pooled_score(table.y, pred), regressor)
-
-
-def _nightlights_baseline(
-    config: ClusterFitConfig, imagery: TrainingImagery, table: SurveyTable, notes: list[str]
-) -> NightlightsBaseline | None:
-    """The same cross-validation (same folds) on the mean nightlights of each cluster's box alone, if given."""
-    if not config.nightlights_path:
-        return None
-    lights = np.array([
-        box_lights(config.nightlights_path, imagery.dataset, c.x, c.y, config.box_size_m)
-        for c, u in zip(config.clusters, table.used) if u
-    ])
-    has = np.isfinite(lights)
-    if has.sum() < max(config.n_folds * 2, 10) or len(np.unique(table.folds[has])) < config.n_folds:
-        notes.append("Too few clusters are covered by the nightlights raster for a baseline.")
-        return None
-    if np.ptp(lights[has]) == 0:
-        notes.append(
-            f"The nightlights are {lights[has][0]:g} over every cluster's box: they do not vary, so they cannot "
-            "predict anything and no nightlights baseline is scored. Check the nightlights raster (its values, "
-            "nodata and extent)."
-        )
-        return None
-    xl = np.column_stack([lights[has], np.log1p(np.clip(lights[has], 0, None))])
-    bpred, _, bfolds = nested_cv(
-        xl, table.y[has], table.groups[has], config.n_folds, config.seed, search=CLUSTER_PENALTY,
-        folds=table.folds[has],
-    )
-    notes.extend(_penalty_notes(bfolds, "Nightlights baseline, fold"))
-    predicted = np.full(table.y.size, np.nan)
-    predicted[has] = bpred
-    report = BaselineReport("mean nightlights over each cluster's box, and its log1p", pooled_score(table.y[has], bpred), bfolds)
-    return NightlightsBaseline(report, predicted)
 
 
 def _cv_protocol(config: ClusterFitConfig, table: SurveyTable) -> str:
@@ -307,11 +274,14 @@ def _cv_protocol(config: ClusterFitConfig, table: SurveyTable) -> str:
         f"{config.n_folds}-fold nested cross-validation; folds by location: clusters closer than "
         f"{table.fold_distance_m:g} m (and chains of such neighbours) share a fold; ridge penalty chosen by "
         "inner cross-validation inside each outer training set (grid extended where its best lay at an end)"
+        + ("; with it, the weight of the bundled lights' features against the image features (0.01 to 100, "
+           "half decades)" if config.with_lights else "")
     )
 
 
 def _extractor_name(config: ClusterFitConfig, imagery: TrainingImagery, extractor: FeatureExtractor) -> str:
-    return extractor.kind if imagery.model is None else f"{extractor.kind} from {Path(config.extractor_path).name}"
+    name = extractor.kind if imagery.model is None else f"{extractor.kind} from {Path(config.extractor_path).name}"
+    return f"{name} and the bundled night lights" if config.with_lights else name
 
 
 def _outcome_unit(config: ClusterFitConfig) -> str:
@@ -379,22 +349,9 @@ def _coverage_report(config: ClusterFitConfig, coverage: Coverage, used: np.ndar
     )
 
 
-def _penalty_notes(per_fold: list[FoldScore], fold: str = "Fold") -> list[str]:
-    """A line for each fold whose penalty lay at an end of the grid (``fold``: how the line names the fold)."""
-    lines = []
-    for f in per_fold:
-        if f.alpha_edge:
-            where = "still at the end of the extended grid" if f.alpha_at_limit else "inside the extended grid"
-            lines.append(
-                f"{fold} {f.fold}: the best penalty lay at the {f.alpha_edge} end of the grid; searched "
-                f"further, alpha {f.alpha:g} was chosen, {where}."
-            )
-    return lines
-
-
 def _cluster_model(
     config: ClusterFitConfig, imagery: TrainingImagery, extractor: FeatureExtractor, table: SurveyTable,
-    cv: CrossValidation, baseline: BaselineReport | None, within: WithinGroups | None,
+    cv: CrossValidation, baseline: NightlightsBaseline | None, within: WithinGroups | None,
 ) -> PovertyModel:
     n_used = int(table.used.sum())
     return PovertyModel(
@@ -410,11 +367,12 @@ def _cluster_model(
         band_indexes=imagery.bands,
         domain=dataclasses.replace(TrainingDomain.of_outcomes(table.y), box_size_m=float(config.box_size_m)),
         feature_domain=FeatureDomain.of_training(table.x),
+        lights_features=BUNDLED_FEATURES if config.with_lights else None,
         scores=Scores(
             protocol=_cv_protocol(config, table),
             pooled=cv.pooled,
             folds={str(f.fold): fold_score(f) for f in cv.per_fold},
-            baselines={} if baseline is None else {"nightlights": baseline.pooled},
+            baselines={} if baseline is None else {"bundled_lights" if baseline.bundled else "nightlights": baseline.report.pooled},
             interval_80=round(interval_half_width(table.y - cv.predicted), 6),
             within_groups_r2=None if within is None else within.r2,
             out_of_country_r2=None if within is None else within.out_of_group_r2,

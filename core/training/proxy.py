@@ -26,7 +26,6 @@ from ..errors import PovertyMapperError
 from ..extractors.cnn import SMALL_CNN, CnnExtractor, ProxyCNN, build_network, reuse_lower_layers
 from ..extractors.efficientnet import ARCHITECTURE as EFFICIENTNET
 from ..extractors.efficientnet import N_BLOCKS, EfficientNetProxy
-from ..imagery.nightlights import describe_lights
 from ..imagery.tile_reader import READ_CACHE_BYTES
 from ..models.model_file import PovertyModel, Scores, load_model
 from ..options import TileOptions
@@ -40,8 +39,10 @@ from .proxy_tiles import (
     class_edges,
     labelled_tiles,
     light_classes,
+    scene_regions,
     spatial_block_split,
 )
+from .lights_source import BUNDLED_CLASSES, BUNDLED_LABELS, TrainingLights, check_bundled_cover, training_lights
 from .setup import TrainingImagery, open_imagery, region_centre
 
 log = logging.getLogger("poverty_mapper")
@@ -61,7 +62,7 @@ class _ProxyTrainingConfigInputs:
     """What proxy training cannot do without."""
 
     image_path: str
-    nightlights_path: str
+    nightlights_path: str | None  # None: labels from the bundled lights (NASA Black Marble 2016, Africa)
     model_path: str  # output .povmodel (the feature extractor)
 
 
@@ -158,20 +159,23 @@ def train_proxy(
     if config.architecture not in ARCHITECTURES:
         raise PovertyMapperError(f"Unknown network {config.architecture!r}; choose one of {', '.join(ARCHITECTURES)}.")
     _check_config(config)
+    lights = training_lights(config.nightlights_path)
     phases = PhasedProgress(PROXY_PHASES, progress, is_canceled)
     torch.manual_seed(config.seed)  # the network's initial weights, and dropout
     with ExitStack() as stack:
         stack.enter_context(rasterio.Env(GDAL_CACHEMAX=READ_CACHE_BYTES))  # memory bounded whatever the scenes
         scenes = _open_scenes(config, stack)
-        tiles = labelled_tiles(scenes, config.nightlights_path, config.bounds, config.tile_size_m,
+        if lights.bundled:
+            check_bundled_cover(scene_regions(scenes, config.bounds))
+        tiles = labelled_tiles(scenes, lights.path, config.bounds, config.tile_size_m,
                                config.min_valid_fraction, phases["labelled tiles"])
         classes = _light_classes(config, tiles)
         extractor, reused = _network(config, len(scenes[0].bands), tiles, classes)
         stream = TileStream(tiles, [scene.tile_reader() for scene in scenes])
         history = _epochs(config, scenes[0].device, stream, classes, extractor, phases["epochs"], status)
-    report = _proxy_report(config, scenes[0], tiles, classes, history, len(reused), extractor)
+    report = _proxy_report(config, lights, scenes[0], tiles, classes, history, len(reused), extractor)
     write_training_outputs(
-        _proxy_model(config, scenes[0], extractor, history, len(tiles)), config.model_path,
+        _proxy_model(config, lights, scenes[0], extractor, history, len(tiles)), config.model_path,
         report, config.report_path, config.plot_path, lambda path: plot_training(report, path),
     )
     phases.done()
@@ -414,15 +418,16 @@ def _network_report(config: ProxyTrainingConfig, extractor: CnnExtractor, n_reus
 
 
 def _proxy_report(
-    config: ProxyTrainingConfig, imagery: TrainingImagery, tiles: TileSet, classes: LightClasses,
-    history: EpochHistory, n_reused: int, extractor: CnnExtractor,
+    config: ProxyTrainingConfig, lights: TrainingLights, imagery: TrainingImagery, tiles: TileSet,
+    classes: LightClasses, history: EpochHistory, n_reused: int, extractor: CnnExtractor,
 ) -> dict:
     n_train, n_val = int(classes.train.size), int(classes.val.size)
     return {
         "image": Path(config.image_path).name,
         "scenes": [Path(p).name for p in (config.image_path, *config.more_image_paths)],
-        "nightlights": Path(config.nightlights_path).name,
-        "nightlights_kind": describe_lights(config.nightlights_path),
+        "nightlights": lights.name,
+        "nightlights_kind": lights.kind(),
+        **({"labels": f"{BUNDLED_LABELS}: {BUNDLED_CLASSES}"} if lights.bundled else {}),
         "radiometry": imagery.radiometry.label,
         "device": device_name(imagery.device),
         "network": _network_report(config, extractor, n_reused),
@@ -442,7 +447,8 @@ def _proxy_report(
 
 
 def _proxy_model(
-    config: ProxyTrainingConfig, imagery: TrainingImagery, extractor: CnnExtractor, history: EpochHistory, n_tiles: int
+    config: ProxyTrainingConfig, lights: TrainingLights, imagery: TrainingImagery, extractor: CnnExtractor,
+    history: EpochHistory, n_tiles: int,
 ) -> PovertyModel:
     scenes = ", ".join(Path(p).name for p in (config.image_path, *config.more_image_paths))
     return PovertyModel(
@@ -463,8 +469,9 @@ def _proxy_model(
         provenance={
             "task": "nightlight classes (proxy task A, Jean et al. 2016)",
             "network": extractor.network.config["architecture"],
-            "data": f"{n_tiles} tiles of {scenes} with {Path(config.nightlights_path).name}",
-            "nightlights": describe_lights(config.nightlights_path),
+            "data": f"{n_tiles} tiles of {scenes} with {lights.name}",
+            "nightlights": lights.kind(),
+            **({"labels": BUNDLED_LABELS} if lights.bundled else {}),
             "epochs": config.epochs, "batch_size": config.batch_size, "learning_rate": config.learning_rate,
             "seed": config.seed,
         },

@@ -95,6 +95,22 @@ def labelled_tiles(
     )
 
 
+def scene_regions(scenes: Sequence[TrainingImagery], bounds) -> list[tuple[tuple[float, float, float, float], object, str]]:
+    """The part of each scene that training reads (within ``bounds``, given in the first
+    scene's CRS), in the scene's own CRS, with the scene's name; scenes that ``bounds``
+    misses are left to :func:`labelled_tiles` to refuse."""
+    regions = []
+    for k, scene in enumerate(scenes):
+        ds = scene.dataset
+        west, south, east, north = ds.bounds
+        if bounds is not None:
+            own = bounds if k == 0 else transform_bounds(scenes[0].dataset.crs, ds.crs, *bounds)
+            west, south, east, north = max(west, own[0]), max(south, own[1]), min(east, own[2]), min(north, own[3])
+        if east > west and north > south:
+            regions.append(((west, south, east, north), ds.crs, Path(ds.name).name))
+    return regions
+
+
 def _scene_tiles(scene: TrainingImagery, k: int, grid, lights, cells, min_valid, crs, phase: Phase, report):
     reader = scene.tile_reader()
     kept, sums = [], []

@@ -45,9 +45,10 @@ def test_the_command_is_installed_and_its_version_is_the_plugins():
 @pytest.mark.parametrize("command, expected", [
     ("predict", ["--model", "--nightlights", "--bounds", "--crs", "--mask", "--mask-crs", "[IMAGE] OUTPUT", "--stride", "--bands", "--radiometry", "--device", "--batch-size",
                  "--scheduler"]),
-    ("fit", ["--outcome", "--weight", "--group", "--box-size", "--extractor", "--nightlights", "--tile-size", "--folds",
-             "--fold-distance", "--min-tiles", "--min-coverage", "--seed", "--report", "--scatter", "--scheduler"]),
-    ("trainproxy", ["--more-images", "--network", "--frozen-blocks", "--classes", "--binning", "--thresholds",
+    ("fit", ["--outcome", "--weight", "--group", "--box-size", "--extractor", "--nightlights", "--with-lights",
+             "--tile-size", "--folds", "--fold-distance", "--min-tiles", "--min-coverage", "--seed", "--report",
+             "--scatter", "--scheduler"]),
+    ("trainproxy", ["--nightlights", "--more-images", "--network", "--frozen-blocks", "--classes", "--binning", "--thresholds",
                     "--epochs", "--learning-rate", "--val-share", "--start-model", "--report", "--plot"]),
     ("info", ["model"]),
 ])
@@ -136,7 +137,45 @@ def test_trainproxy_trains_the_engines_network(small_world, tmp_path, capsys):
     assert model.extractor.kind == "cnn" and model.tile_size_m == 480.0 and not model.can_predict
 
 
+@pytest.mark.parametrize("args, lights, model", [
+    (["i.tif", "m.povmodel"], None, "m.povmodel"),
+    (["i.tif", "m.povmodel", "--nightlights", "l.tif"], "l.tif", "m.povmodel"),
+    (["i.tif", "l.tif", "m.povmodel"], "l.tif", "m.povmodel"),  # the older form
+    (["--epochs", "2", "i.tif", "l.tif", "m.povmodel"], "l.tif", "m.povmodel"),
+])
+def test_trainproxy_takes_the_lights_as_an_option_or_in_the_older_place(args, lights, model):
+    parsed = cli.build_parser().parse_args(["trainproxy", *args])
+    assert cli._proxy_paths(parsed) == (lights, model)
+
+
+def test_trainproxy_without_lights_labels_with_the_bundled_lights(small_world, tmp_path, capsys):
+    status = cli.main(["trainproxy", str(small_world.image_path), str(tmp_path / "proxy.povmodel"), "--network",
+                       "small_cnn", "--tile-size", "480", "--epochs", "1", "--block-size", "2", "--device", "cpu",
+                       "--report", str(tmp_path / "proxy.json")])
+    assert status == 0, capsys.readouterr().err
+    assert "Night lights: labels from the bundled NASA Black Marble 2016 lights" in capsys.readouterr().out
+    assert "labels from the bundled NASA Black Marble 2016 lights" in (tmp_path / "proxy.json").read_text()
+    assert load_model(tmp_path / "proxy.povmodel").provenance["data"].endswith("blackmarble2016_africa_luminance.tif")
+
+
+def test_fit_with_lights_records_them_and_says_which_lights_the_baseline_used(small_world, tmp_path, capsys):
+    csv_path = tmp_path / "clusters.csv"
+    with open(csv_path, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["x", "y", "asset_index"])
+        writer.writerows((x, y, o) for x, y, o, _ in small_world.clusters)
+    status = cli.main(["fit", str(small_world.image_path), str(csv_path), str(tmp_path / "m.povmodel"), "--outcome",
+                       "asset_index", "--x-field", "x", "--y-field", "y", "--clusters-crs", "EPSG:32636",
+                       "--box-size", "1500", "--tile-size", "480", "--fold-distance", "750", "--with-lights",
+                       "--device", "cpu"])
+    assert status == 0, capsys.readouterr().err
+    assert "The bundled NASA Black Marble 2016 lights alone: r²" in capsys.readouterr().out
+    assert load_model(tmp_path / "m.povmodel").lights_features.n_features == 35
+
+
 @pytest.mark.parametrize("args, message", [
+    (["trainproxy", "{raster}", "{tmp}/l.tif", "{tmp}/m.povmodel", "--nightlights", "{tmp}/l.tif"],
+     "trainproxy takes IMAGE MODEL.povmodel [--nightlights LIGHTS.tif]"),
     (["info", "missing.povmodel"], "missing.povmodel"),
     (["predict", "{raster}", "{tmp}/m.tif", "--model", "{model}", "--scheduler", "tcp://127.0.0.1:9"],
      "Cannot reach the Dask scheduler at 'tcp://127.0.0.1:9'"),

@@ -61,3 +61,25 @@ def test_kinshasa_night_lights_baseline_on_the_same_folds(fit):
     # Brighter boxes are wealthier even when the whole city is held out at once.
     assert baseline.pooled.r2 > 0.5
     assert fit.report.extractor == "histogram_sqrt"
+
+
+@pytest.fixture(scope="module")
+def lights_fit(real_data, tmp_path_factory):
+    """``make eval``'s ``cnn_lights`` and ``lights`` fit, with histogram features (seconds, not minutes)."""
+    from poverty_mapper.core.training.clusters import fit_clusters
+
+    model = tmp_path_factory.mktemp("kinshasa_lights") / "kinshasa_histogram_lights.povmodel"
+    return fit_clusters(kinshasa.lights_config(SHARED_DATA, "histogram", model))
+
+
+def test_kinshasa_with_the_bundled_lights_keeps_the_folds_and_scores_the_lights_alone_on_them(fit, lights_fit):
+    """The same 44 clusters in the same folds; the baseline is the bundled lights, whose
+    35 features the combined fit reads beside the histogram's."""
+    assert lights_fit.used.all() and np.array_equal(lights_fit.fold, fit.fold)
+    baseline = lights_fit.report.nightlights_baseline
+    assert "bundled NASA Black Marble 2016" in baseline.features
+    assert [f.n for f in baseline.folds] == [f.n for f in lights_fit.report.cv.folds]
+    assert np.all(np.isfinite(lights_fit.baseline_predicted))
+    assert baseline.pooled.r2 > 0.5  # the bundled lights rank the held-out city's clusters too
+    assert lights_fit.report.extractor == "histogram_sqrt and the bundled night lights"
+    assert not np.allclose(lights_fit.predicted, fit.predicted)

@@ -288,3 +288,36 @@ def test_a_failed_svd_falls_back_to_the_gram_matrix(monkeypatch, shape):
 
     monkeypatch.setattr(np.linalg, "svd", failing_svd)
     np.testing.assert_allclose(fit_ridge(x, y, alpha=0.5).coef, expected, rtol=1e-8, atol=1e-10)
+
+
+# --- a second block of features, weighed against the first -----------------------------------
+
+
+def test_a_weighted_second_block_is_a_ridge_with_a_penalty_of_its_own():
+    """Standardized features, the block from column 3 on times w: the penalty alpha acts
+    on it as alpha / w² would (generalized ridge), solved here from its normal equations."""
+    x, y = _generated_linear(n=60, noise=0.5, seed=3)
+    alpha, w = 30.0, 4.0
+    model = fit_ridge(x, y, alpha, scaling=FeatureScaling(block_start=3, block_weight=w))
+    z = (x - x.mean(0)) / x.std(0)
+    z[:, 3:] *= w
+    coef = np.linalg.solve(z.T @ z + alpha * np.eye(z.shape[1]), z.T @ (y - y.mean()))
+    np.testing.assert_allclose(model.predict(x), z @ coef + y.mean(), rtol=1e-9, atol=1e-9)
+    plain = fit_ridge(x, y, alpha)
+    assert not np.allclose(model.predict(x), plain.predict(x))  # the weight changes the fit
+
+
+def test_the_block_weight_is_chosen_with_the_penalty_and_reported():
+    x, y = _generated_linear(n=120, noise=1.0, seed=4)
+    folds = np.arange(y.size) % 5
+    weights = (0.1, 1.0, 10.0)
+    search = PenaltySearch(scaling=FeatureScaling(block_start=2), block_weights=weights)
+    choice = choose_alpha(x, y, folds, search)
+    best = {w: choose_alpha(x, y, folds, PenaltySearch(scaling=FeatureScaling(block_start=2, block_weight=w)))
+            for w in weights}
+    top = max(weights, key=lambda w: best[w].scores.max())
+    assert choice.block_weight == top and choice.alpha == best[top].alpha
+    assert choice.scaling.block_weight == top and choice.summary()["block_weight"] == top
+    assert "block_weight" not in choose_alpha(x, y, folds).summary()  # one block: the summary as before
+    regressor = fit_ridge_cv(x, y, folds, search=search)
+    assert regressor.cv_scores["block"] == {"start": 2, "weight": top, "weights_searched": list(weights)}

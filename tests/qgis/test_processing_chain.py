@@ -197,3 +197,48 @@ def test_fitclusters_scores_within_a_group_field(poverty_provider, world, tmp_pa
     within = json.loads((tmp_path / "cv.json").read_text())["cv"]["within_groups"]
     assert within["groups"] == 2 and 0 < within["r2"] <= 1
     assert "Within groups" in load_model(tmp_path / "fit.povmodel").card()
+
+
+def test_trainproxy_without_a_lights_layer_labels_with_the_bundled_lights(poverty_provider, world, tmp_path):
+    """The generated world lies in Africa: daytime imagery alone trains the proxy; the
+    bundled sample scene (Paraguay) is refused with the coverage message."""
+    import processing
+
+    from poverty_mapper.core.models.model_file import load_model
+    from conftest import ROOT
+
+    common = {"TILE_SIZE": 960, "EPOCHS": 1, "NETWORK": 2, "BATCH_SIZE": 32}
+    processing.run("povertymapper:trainproxy", {
+        **common, "INPUT": str(world.image_path), "OUTPUT_MODEL": str(tmp_path / "proxy.povmodel"),
+        "OUTPUT_REPORT": str(tmp_path / "proxy.json"),
+    })
+    report = json.loads((tmp_path / "proxy.json").read_text())
+    assert report["labels"].startswith("labels from the bundled NASA Black Marble 2016 lights")
+    assert load_model(tmp_path / "proxy.povmodel").provenance["labels"].startswith("labels from the bundled")
+    sample = ROOT / "resources" / "sample" / "parana_landsat8_l1_rgb_30m.tif"
+    with pytest.raises(QgsProcessingException, match="outside the area the bundled night lights cover"):
+        processing.run("povertymapper:trainproxy", {
+            **common, "INPUT": str(sample), "OUTPUT_MODEL": str(tmp_path / "parana.povmodel"),
+        })
+    assert not (tmp_path / "parana.povmodel").exists()
+
+
+def test_fitclusters_with_the_bundled_lights_features(poverty_provider, world, tmp_path):
+    import processing
+
+    from poverty_mapper.core.models.model_file import load_model
+
+    processing.run("povertymapper:fitclusters", {
+        "INPUT": str(world.image_path), "CLUSTERS": _cluster_layer(world), "OUTCOME": "wealth", "BOX_SIZE": 1500,
+        "FOLD_DISTANCE": 750, "WITH_LIGHTS": True, "OUTPUT_MODEL": str(tmp_path / "fit.povmodel"),
+        "OUTPUT_REPORT": str(tmp_path / "cv.json"),
+    })
+    model = load_model(tmp_path / "fit.povmodel")
+    assert model.lights_features.n_features == 35
+    assert model.regressor.n_features == model.extractor.n_features + 35
+    cv = json.loads((tmp_path / "cv.json").read_text())
+    assert "bundled NASA Black Marble 2016" in cv["nightlights_baseline"]["features"]
+    with pytest.raises(QgsProcessingException, match="not supported yet"):
+        processing.run("povertymapper:predict", {
+            "INPUT": str(world.image_path), "MODEL": str(tmp_path / "fit.povmodel"), "OUTPUT": str(tmp_path / "m.tif"),
+        })

@@ -24,7 +24,7 @@ ENGINE_FIELDS = {
     "fitclusters": (ClusterFitConfig, {
         "LOG_OUTCOME": "log_outcome", "BOX_SIZE": "box_size_m", "EXTRACTOR": "extractor_kind",
         "TILE_SIZE": "tile_size_m", "FOLDS": "n_folds", "FOLD_DISTANCE": "fold_distance_m", "MIN_TILES": "min_tiles",
-        "MIN_COVERAGE": "min_covered_share", "SEED": "seed", **IMAGERY,
+        "MIN_COVERAGE": "min_covered_share", "SEED": "seed", "WITH_LIGHTS": "with_lights", **IMAGERY,
     }),
     "trainproxy": (ProxyTrainingConfig, {
         "NETWORK": ("architecture", "imagenet_start"), "FROZEN_BLOCKS": "frozen_blocks", "TILE_SIZE": "tile_size_m",
