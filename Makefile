@@ -8,7 +8,7 @@ PLUGIN_DIR := build/plugins
 QGIS_PROCESS := /usr/bin/qgis_process.bin
 export QT_QPA_PLATFORM := offscreen
 
-.PHONY: setup demo test model model-nightlights model-lights model-cnn eval eval-renders eval-lights lights bench package clean
+.PHONY: setup demo test model model-nightlights model-lights model-cnn eval eval-kinshasa eval-renders eval-lights lights bench package clean
 
 setup: $(VENV)/.installed
 
@@ -49,15 +49,21 @@ model-nightlights: setup
 model-lights: setup
 	$(PY) scripts/train_africa_lights_model.py
 
-# The proxy networks on the real Kinshasa imagery (ImageNet start, random start, small CNN;
-# about 35 minutes on 2 CPU cores), then the bundled CNN model fitted on the DHS clusters.
+# The proxy networks on the real Kinshasa imagery with several seeds each (ImageNet start x5,
+# small CNN x10, random start x3), their survey fits, then the bundled CNN model: the median run.
 model-cnn: setup
-	$(PY) scripts/train_kinshasa_cnn.py --force --bundle resources/models/kinshasa_cnn.povmodel
+	$(PY) scripts/train_kinshasa_cnn.py --force
+	$(PY) scripts/evaluate_kinshasa.py
+	$(PY) scripts/train_kinshasa_cnn.py --bundle resources/models/kinshasa_cnn.povmodel
 
 # Scores on the real data (the bundled Africa lights' variants on the DHS clusters among
 # them); reads the proxy networks of out/kinshasa/ (trains them first when they are missing).
 eval: setup eval-renders
 	$(PY) scripts/evaluate.py
+
+# The Kinshasa part of make eval alone: the proxy networks' seeds, their survey fits and the survey stage.
+eval-kinshasa: setup
+	$(PY) scripts/evaluate_kinshasa.py
 
 # The bundled Kinshasa CNN's maps of generated renders of the two shared scenes against
 # the shared render's map, the two dates against each other, and r² at the DHS clusters

@@ -10,25 +10,11 @@ the fold's test split, the five test splits pooled). The variant reported as ``b
 chosen by its pooled score on the VAL splits only (fit on train, scored on val); the
 test splits are never used to choose anything, their scores are only reported.
 
-Kinshasa proxy task (evaluation.kinshasa): three networks learn night-light classes
-from the two Landsat dates with the same tiles, split, epochs and settings; their scores
-on the held-out spatial blocks come from the training reports in out/kinshasa/ (trained
-by scripts/train_kinshasa_cnn.py, which this script runs first when they are missing:
-about half an hour on 2 CPU cores). Lines ``dataset=kinshasa_proxy variant=<network>
-accuracy= balanced_accuracy= chance= majority= n=<held-out tiles>``.
-
-Kinshasa DHS (the 44 DR Congo 2013 clusters on the 2013 Landsat 8 scene, night lights
-from Black Marble 2016): the plugin's own survey fit, fit_clusters, as an analyst would
-run it, with its defaults (10 km box, five folds, seed 0; nothing was tuned on these
-clusters) and clusters within 10 km of each other in one fold. One line per feature
-extractor: ``cnn`` (the ImageNet-started network fine-tuned on night lights),
-``imagenet`` (the same network at its ImageNet weights, same tiles and standardization),
-``small_cnn`` (the small network of the proxy comparison), ``histogram``, ``random`` (1920 m tiles), and ``nightlights`` alone (the fit's own
-baseline, on the same folds); ``cnn_lights``, the CNN's features and the bundled NASA Black Marble 2016
-lights' 35 features in one ridge (``with_lights``: the lights' weight chosen with the penalty on inner
-folds), and ``lights``, the bundled lights alone (that fit's baseline, same folds); then the same out-of-fold predictions scored over the 7
-rural clusters only: 7 clusters whose wealth spans 0.24 index units, so those figures
-are indicative at most.
+Kinshasa (the proxy networks with several seeds each, the survey fit on the 44 DR Congo
+2013 DHS clusters with each, the survey stage studied on their features, and the single
+fits): scripts/evaluate_kinshasa.py, its lines ``dataset=kinshasa_proxy``,
+``kinshasa_dhs``, ``kinshasa_dhs_stage``, ``kinshasa_proxy_vs_survey`` and
+``kinshasa_dhs_rural``.
 
 The bundled Africa night lights on the DHS clusters of 22 countries, and the bundled
 lights model on the LSMS clusters: scripts/evaluate_africa_lights.py (its lines
@@ -50,7 +36,7 @@ import numpy as np
 from _bootstrap import ROOT, import_plugin_package
 
 import_plugin_package()
-from poverty_mapper.evaluation import dhs, kinshasa, lsms  # noqa: E402
+from poverty_mapper.evaluation import lsms  # noqa: E402
 from poverty_mapper.evaluation.across_countries import (  # noqa: E402
     country_scores,
     domain_check,
@@ -66,23 +52,16 @@ from poverty_mapper.evaluation.lsms_features import (  # noqa: E402
     validation_predictions,
     validation_scores,
 )
-from poverty_mapper.core.regression.metrics import coefficient_of_determination, squared_pearson  # noqa: E402
 from poverty_mapper.core.models.defaults import DEFAULT_MODEL_PATH, NIGHTLIGHTS_MODEL_PATH  # noqa: E402
-from poverty_mapper.core.models.model_file import load_model, read_model_info, save_model  # noqa: E402
-from poverty_mapper.core.training.clusters import fit_clusters  # noqa: E402
+from poverty_mapper.core.models.model_file import read_model_info  # noqa: E402
 import evaluate_africa_lights  # noqa: E402
 from poverty_mapper.evaluation.africa_lights import DHS_CLUSTERS  # noqa: E402
-from train_kinshasa_cnn import DEFAULT_OUT as PROXY_DIR  # noqa: E402
-from train_kinshasa_cnn import proxy_paths, train_variants  # noqa: E402
+import evaluate_kinshasa  # noqa: E402
 
 DEFAULT_REAL = ROOT.parent / "shared" / "data" / "real"
 DEFAULT_DATA = DEFAULT_REAL / "yeh2020_lsms"
 DEFAULT_OUT = ROOT / "out" / "eval" / "lsms.json"
 DEFAULT_KINSHASA_OUT = ROOT / "out" / "eval" / "kinshasa.json"
-
-
-def _line(dataset: str, name: str, pooled: dict) -> str:
-    return f"dataset={dataset} variant={name} r2={pooled['r2']:.4f} R2={pooled['R2']:.4f} n={pooled['n']}\n"
 
 
 def _lsms_line(name: str, result: dict) -> str:
@@ -188,66 +167,6 @@ def run(data_dir: Path) -> dict:
     }
 
 
-def _scores(observed: np.ndarray, predicted: np.ndarray) -> dict:
-    return {
-        "r2": round(squared_pearson(observed, predicted), 4),
-        "R2": round(coefficient_of_determination(observed, predicted), 4),
-        "n": int(observed.size),
-    }
-
-
-def kinshasa_extractors(work_dir: Path) -> dict[str, str]:
-    """variant -> fit_clusters extractor: the CNN variants as model files."""
-    tuned = proxy_paths(PROXY_DIR, kinshasa.BUNDLED_VARIANT)[0]
-    untuned = save_model(kinshasa.untuned_imagenet_model(load_model(tuned)), work_dir / "kinshasa_imagenet_untuned.povmodel")
-    small = proxy_paths(PROXY_DIR, "small_cnn")[0]
-    return {"cnn": str(tuned), "imagenet": str(untuned), "small_cnn": str(small), "histogram": "histogram",
-            "random": "random"}
-
-
-def run_kinshasa(real_dir: Path, work_dir: Path) -> dict:
-    """Out-of-fold scores of each extractor and of night lights, over all and the rural clusters."""
-    rural_of = ~dhs.load_dhs_clusters(real_dir / dhs.KINSHASA_CLUSTERS).urban
-    results: dict = {"all": {}, "rural": {}, "reports": {}}
-    for name, extractor in kinshasa_extractors(work_dir).items():
-        fit = fit_clusters(kinshasa.cluster_config(real_dir, extractor, work_dir / f"kinshasa_{name}.povmodel"))
-        rural = rural_of[fit.used]
-        results["all"][name] = _scores(fit.observed, fit.predicted)
-        results["rural"][name] = _scores(fit.observed[rural], fit.predicted[rural])
-        results["reports"][name] = fit.report.to_json()
-        lights = fit.baseline_predicted
-    results["all"]["nightlights"] = _scores(fit.observed, lights)
-    results["rural"]["nightlights"] = _scores(fit.observed[rural], lights[rural])
-    _run_kinshasa_lights(real_dir, work_dir, results, rural_of)
-    return results
-
-
-def _run_kinshasa_lights(real_dir: Path, work_dir: Path, results: dict, rural_of: np.ndarray) -> None:
-    """The CNN's features with the bundled lights' (``cnn_lights``), and the bundled lights
-    alone on the same folds (``lights``)."""
-    cnn = str(proxy_paths(PROXY_DIR, kinshasa.BUNDLED_VARIANT)[0])  # the extractor of variant cnn
-    fit = fit_clusters(kinshasa.lights_config(real_dir, cnn, work_dir / "kinshasa_cnn_lights.povmodel"))
-    rural = rural_of[fit.used]
-    for name, predicted in (("cnn_lights", fit.predicted), ("lights", fit.baseline_predicted)):
-        results["all"][name] = _scores(fit.observed, predicted)
-        results["rural"][name] = _scores(fit.observed[rural], predicted[rural])
-    results["reports"]["cnn_lights"] = fit.report.to_json()
-
-
-def proxy_lines(real_dir: Path) -> list[str]:
-    """One line per network of the proxy comparison (trained first where missing)."""
-    reports = train_variants(real_dir, PROXY_DIR, list(kinshasa.PROXY_VARIANTS), "cpu", force=False)
-    lines = []
-    for variant, report in reports.items():
-        h = report["held_out"]
-        lines.append(
-            f"dataset=kinshasa_proxy variant={variant} accuracy={h['accuracy']:.4f} "
-            f"balanced_accuracy={h['balanced_accuracy']:.4f} chance={h['chance']:.4f} "
-            f"majority={h['majority_class_accuracy']:.4f} n={h['n']}\n"
-        )
-    return lines
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
@@ -273,15 +192,7 @@ def main(argv: list[str] | None = None) -> int:
     evaluate_africa_lights.run(args.real / DHS_CLUSTERS, args.data, evaluate_africa_lights.MODEL)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=1) + "\n")
-    args.kinshasa_out.parent.mkdir(parents=True, exist_ok=True)
-    for line in proxy_lines(args.real):
-        sys.stdout.write(line)
-    results = run_kinshasa(args.real, args.kinshasa_out.parent)
-    for subset, dataset in (("all", "kinshasa_dhs"), ("rural", "kinshasa_dhs_rural")):
-        for name, pooled in results[subset].items():
-            sys.stdout.write(_line(dataset, name, pooled))
-    sys.stdout.write("kinshasa_dhs_rural: 7 clusters, wealth spanning 0.24 index units; indicative at most\n")
-    args.kinshasa_out.write_text(json.dumps(results, indent=1) + "\n")
+    evaluate_kinshasa.run(args.real, args.kinshasa_out)
     return 0
 
 

@@ -17,23 +17,26 @@ from poverty_mapper.evaluation import kinshasa  # noqa: E402
 from poverty_mapper.core.models.model_file import load_model, save_model  # noqa: E402
 from poverty_mapper.core.training.clusters import fit_clusters  # noqa: E402
 
-NAME = "Kinshasa CNN (EfficientNet-Lite0, DHS wealth) v1"
+NAME = "Kinshasa CNN (EfficientNet-Lite0, DHS wealth) v2"
 USE = (
     "one city region (Kinshasa and Brazzaville) and 44 survey clusters, 37 of them urban: "
-    "indicative for comparing neighbourhoods of a Central African city on imagery like the "
-    "training scenes (Landsat 8 true colour rendered to 8 bit, about 38 m). Elsewhere, or on "
-    "reflectance or Level-1 imagery (read through their radiometry and standardized), the "
-    "estimates are untested; rural estimates rest on 7 clusters."
+    "indicative for comparing neighbourhoods of a Central African city on Landsat-like true "
+    "colour imagery at about 38 m. Every scene is standardized by its own mean and spread per "
+    "band (the network was trained so, on two dates and random gamma renders), so another "
+    "linear stretch or product level changes little; elsewhere the estimates are untested, and "
+    "rural estimates rest on 7 clusters."
 )
 
 
-def write_bundled_model(real: Path, proxy_path: Path, out: Path) -> Path:
+def write_bundled_model(real: Path, proxy_path: Path, out: Path, runs: str) -> Path:
     fit = fit_clusters(kinshasa.cluster_config(real, str(proxy_path), ROOT / "out" / "kinshasa" / "fit_cnn.povmodel"))
     fitted = load_model(fit.model_path)
     proxy = load_model(proxy_path)
     provenance = {
         **fitted.provenance,
-        "network": "EfficientNet-Lite0 started from ImageNet weights, fine-tuned on night-light classes",
+        "network": ("EfficientNet-Lite0 started from ImageNet weights, fine-tuned on night-light classes; each "
+                    "scene read standardized by its own mean and spread per band"),
+        "runs": runs,
         "data": (
             "proxy task: Landsat 8 over Kinshasa on 2013-07-28 and 2015-09-04 (true colour rendered to 8 bit), "
             "NASA Black Marble 2016 night lights (colour composite luminance); survey: 44 DHS clusters of DR "

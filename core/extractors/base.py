@@ -34,6 +34,10 @@ class FeatureExtractor:
     # :meth:`standardized_by`: on imagery of another radiometry than its training imagery's,
     # each band is standardized by the scene's own mean and spread.
     standardizes_scenes: bool = False
+    # A network that reads each band standardized by the whole scene's mean and spread,
+    # always (:mod:`..imagery.scene_moments`): every reading of a scene standardizes it by
+    # that scene's first (:mod:`..models.scene_reading`).
+    reads_scene_moments: bool = False
     # Devices ("cpu", "cuda") where it runs under bfloat16 autocast when mixed precision is
     # asked for: faster there, and close enough (histograms always count exactly).
     bf16_devices: tuple[str, ...] = ()
@@ -55,6 +59,11 @@ class FeatureExtractor:
         """The features of :meth:`extract` from digital numbers ``dn`` (invalid pixels hold
         0) and their ``radiometry``; where :attr:`reads_digital_numbers`."""
         raise NotImplementedError
+
+    def class_layer(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """A network's class-score layer on its features (weights [classes, features],
+        bias [classes]), the directions its proxy task trained; None where there is none."""
+        return None
 
     def standardized_by(self, means: np.ndarray, stds: np.ndarray) -> "FeatureExtractor":
         """This extractor standardizing each band by a scene's ``means`` and ``stds``

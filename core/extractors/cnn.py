@@ -21,7 +21,16 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..errors import PovertyMapperError
+from ..imagery.scene_moments import SCENE_MOMENTS
 from .base import FeatureExtractor
+
+# How a network's input is made from a tile's values: standardized by the training tiles'
+# mean and spread (model files before the scene reading; by the scene's own where its
+# radiometry differs), or by the whole scene's own mean and spread, always
+# (:mod:`..imagery.scene_moments`).
+TRAINING_STATISTICS = "training_statistics"
+INPUT_READINGS = (TRAINING_STATISTICS, SCENE_MOMENTS)
 
 
 def _block(c_in: int, c_out: int, kernel: int) -> nn.Sequential:
@@ -188,8 +197,9 @@ class CpuFeatureNetwork:
 class CnnExtractor(FeatureExtractor):
     """Features from a trained proxy network (:class:`ProxyCNN` or EfficientNet-Lite0).
 
-    Pixels are standardized per band with the statistics of the training tiles;
-    invalid pixels are set to 0 (the band mean) before the network sees them.
+    Pixels are standardized per band with the statistics of the training tiles, or, for a
+    network trained on scene moments (``input_reading``), with the scene's own
+    (:meth:`standardized_by` gives them); invalid pixels are set to 0 (the band mean) before the network sees them.
     The inference copies of the network (folded; bf16 where the hardware is fast at it)
     are made on first use: train the network before extracting features with it.
     """
@@ -198,14 +208,17 @@ class CnnExtractor(FeatureExtractor):
     is_network = True
     reads_digital_numbers = True
     knows_band_statistics = True
-    standardizes_scenes = True
     bf16_devices = ("cpu", "cuda")
 
     def __init__(
         self, network: nn.Module, band_means: np.ndarray, band_stds: np.ndarray, fused: bool = True,
-        input_std: float = 1.0,
+        input_std: float = 1.0, input_reading: str = TRAINING_STATISTICS,
     ):
+        if input_reading not in INPUT_READINGS:
+            raise PovertyMapperError(f"Unknown input reading {input_reading!r} in the model file; this plugin knows "
+                                     f"{', '.join(INPUT_READINGS)}. Update the plugin.")
         self.network = network.eval()
+        self.input_reading = input_reading
         self.band_means = np.asarray(band_means, np.float64)
         self.band_stds = np.asarray(band_stds, np.float64)
         self.fused = fused  # folded and channels-last for inference (False: the plain eager network)
@@ -228,10 +241,28 @@ class CnnExtractor(FeatureExtractor):
         CPU's cores by it)."""
         return float(getattr(self.network, "relative_cost", 1.0))
 
+    def class_layer(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """The night-light class scores' layer of the network (its head)."""
+        linear = self.network.head[-1]
+        return (linear.weight.detach().cpu().numpy().astype(np.float64),
+                linear.bias.detach().cpu().numpy().astype(np.float64))
+
+    @property
+    def reads_scene_moments(self) -> bool:
+        """Whether the network reads each band standardized by its scene's mean and spread, always."""
+        return self.input_reading == SCENE_MOMENTS
+
+    @property
+    def standardizes_scenes(self) -> bool:
+        """Scene standardization by mean and spread, for imagery of another radiometry; a
+        network with a scene reading of its own reads every scene so instead."""
+        return self.input_reading == TRAINING_STATISTICS
+
     def standardized_by(self, means: np.ndarray, stds: np.ndarray) -> "CnnExtractor":
         """This network standardizing bands by a scene's mean and spread, scaled as its
         training tiles were (:attr:`input_std`)."""
-        return CnnExtractor(self.network, means, stds / self.input_std, fused=self.fused, input_std=self.input_std)
+        return CnnExtractor(self.network, means, stds / self.input_std, fused=self.fused, input_std=self.input_std,
+                            input_reading=self.input_reading)
 
     def standardize(self, pixels: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
         mean, std = self._on(pixels.device)
@@ -321,7 +352,8 @@ class CnnExtractor(FeatureExtractor):
         arrays = {f"weights/{k}": v.detach().cpu().numpy() for k, v in self.network.state_dict().items()}
         arrays.update(band_means=self.band_means, band_stds=self.band_stds)
         spec = {"kind": self.kind, "n_features": self.n_features, "network": dict(self.network.config),
-                "input_std": self.input_std}
+                "input_std": self.input_std,
+                **({"input_reading": self.input_reading} if self.input_reading != TRAINING_STATISTICS else {})}
         return spec, arrays
 
     @classmethod
@@ -331,4 +363,5 @@ class CnnExtractor(FeatureExtractor):
         network.load_state_dict(state)
         # Files of the first EfficientNet models name no input_std: theirs was 0.5, as for every EfficientNet.
         default = 0.5 if network.config["architecture"] != SMALL_CNN else 1.0
-        return cls(network, arrays["band_means"], arrays["band_stds"], input_std=spec.get("input_std", default))
+        return cls(network, arrays["band_means"], arrays["band_stds"], input_std=spec.get("input_std", default),
+                   input_reading=spec.get("input_reading", TRAINING_STATISTICS))

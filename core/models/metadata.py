@@ -429,6 +429,8 @@ class ModelInfo(ModelDescription):
             lines.append(f"Network: {self.provenance['network']}.")
         if self.provenance.get("data"):
             lines.append(f"Trained on: {self.provenance['data']}.")
+        if self.provenance.get("runs"):
+            lines.append(f"Repeat trainings: {self.provenance['runs']}.")
         pooled = self.scores.pooled
         if pooled is not None:
             lines.append(

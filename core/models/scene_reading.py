@@ -13,6 +13,7 @@ import rasterio
 from ..imagery.bands import check_band_indexes, guess_band_indexes
 from ..imagery.lights_layer import image_bands
 from ..imagery.radiometry import Radiometry
+from ..imagery.scene_moments import whole_image_moments
 from ..imagery.surface import SurfaceScreen, surface_bands, surface_screen
 from ..imagery.tile_reader import band_descriptions
 from ..imagery.tiling import TileGrid, region_window, tile_grid_for
@@ -53,6 +54,8 @@ def scene_reading(
     the mean and spread of the region's cells, water and cloud left out; otherwise the
     model reads the scene as it is."""
     preset = np.zeros(grid.shape, np.uint8)
+    if model.extractor.reads_scene_moments:
+        return SceneReading(scene_read_model(ds, model, bands, radiometry), preset, screen, ())
     if not needs_scene_standardization(model, radiometry):
         return SceneReading(model, preset, screen, ())
     if screen is not None:
@@ -68,6 +71,18 @@ def scene_reading(
     return SceneReading(model, preset, screen, ())
 
 
+def scene_read_model(
+    ds: rasterio.io.DatasetReader, model: PovertyModel, bands: tuple[int, ...], radiometry: Radiometry
+) -> PovertyModel:
+    """``model`` standardizing this image's bands by the whole image's own mean and spread
+    (whatever the region mapped), as its network was trained; a model without a scene
+    reading of its own as it is."""
+    if not model.extractor.reads_scene_moments:
+        return model
+    mean, std = whole_image_moments(ds, bands, radiometry, model.tile_size_px, model.tile_size_m)
+    return scene_standardized(model, mean, std)
+
+
 # Quality codes of the whole-image reading's screen: only whether a cell is left out counts.
 _WATER, _CLOUD = 1, 2
 
@@ -77,6 +92,8 @@ def whole_scene_reading(
 ) -> SceneReading:
     """:func:`scene_reading` of the whole image, as a map of it (no extent, no mask, cells a
     tile apart) reads it: the same bands, statistics and note."""
+    if model.extractor.reads_scene_moments:
+        return SceneReading(scene_read_model(ds, model, bands, radiometry), np.zeros((0, 0), np.uint8), None, ())
     if not needs_scene_standardization(model, radiometry):
         return SceneReading(model, np.zeros((0, 0), np.uint8), None, ())
     region = region_window(ds.transform, ds.width, ds.height, None)

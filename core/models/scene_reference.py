@@ -19,7 +19,8 @@ from ..imagery.radiometry import Radiometry
 from ..imagery.tile_reader import TileReader, read_batch
 from ..imagery.tiling import PixelWindow, TileGrid, region_window, tile_grid_for
 from .model_file import PovertyModel
-from .scene_check import DnTransform, read_histograms
+from .scene_check import DnTransform, read_histograms, training_value_map
+from .scene_reading import scene_read_model
 from .scene_domain import SceneDomain, TileHistograms, TrainingTiles, sample_positions
 
 MAX_TILES = 4096  # tiles read of one raster
@@ -80,8 +81,10 @@ def level_bounds(rasters: Sequence[TrainingRaster], model: PovertyModel) -> tupl
 def training_tiles(
     raster: TrainingRaster, model: PovertyModel, bounds: tuple[np.ndarray, np.ndarray], min_valid_fraction: float,
     dn_transform: DnTransform | None = None, max_tiles: int = MAX_TILES,
+    value_map: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> list[tuple[TrainingTiles, list[PixelWindow]]]:
-    """The raster's tiles (per block) with enough valid pixels, and their windows."""
+    """The raster's tiles (per block) with enough valid pixels, and their windows
+    (``value_map``: per-band scale and offset applied to the values read)."""
     grid = whole_grid(raster, model)
     reader = TileReader(raster.ds, raster.bands, model.tile_size_px, raster.radiometry)
     out = []
@@ -89,7 +92,7 @@ def training_tiles(
         kept_cells, kept_windows, parts = [], [], []
         for cell in np.argwhere(np.ones((rows, cols), bool)):
             window = grid.tile_window(top + int(cell[0]), left + int(cell[1]))
-            tile = read_histograms(reader, [window], bounds, min_valid_fraction, dn_transform)
+            tile = read_histograms(reader, [window], bounds, min_valid_fraction, dn_transform, value_map)
             if len(tile):
                 kept_cells.append(cell)
                 kept_windows.append(window)
@@ -132,11 +135,16 @@ def _read_tiles(
 def scene_domain_of(
     model: PovertyModel, rasters: Sequence[TrainingRaster], min_valid_fraction: float = 0.5, seed: int = 0,
 ) -> SceneDomain | None:
-    """The scene domain of ``model`` trained on ``rasters`` (None: too few tiles for it)."""
+    """The scene domain of ``model`` trained on ``rasters`` (None: too few tiles for it).
+    A network that reads each scene by its own mean and spread sees each raster so: its
+    tiles are summarized in the training units that reading brings them to, as a run's
+    scene check brings a scene's (:func:`.scene_check.training_value_map`)."""
     lo, hi = level_bounds(rasters, model)
-    scenes, owners = [], []
+    scenes, owners, reading = [], [], {}
     for raster in rasters:
-        for tiles, windows in training_tiles(raster, model, (lo, hi), min_valid_fraction):
+        reading[id(raster)] = scene_read_model(raster.ds, model, raster.bands, raster.radiometry)
+        value_map = training_value_map(model, reading[id(raster)])
+        for tiles, windows in training_tiles(raster, model, (lo, hi), min_valid_fraction, value_map=value_map):
             scenes.append(tiles)
             owners += [(raster, w) for w in windows]
     estimates = None
@@ -144,6 +152,7 @@ def scene_domain_of(
     if model.can_predict and owners and model.lights_features is None:
         picked = [owners[i] for i in sample_positions(len(owners), ESTIMATE_TILES)]
         estimates = np.concatenate([
-            tile_estimates(model, raster, [w for r, w in picked if r is raster]) for raster in rasters
+            tile_estimates(reading[id(raster)], raster, [w for r, w in picked if r is raster])
+            for raster in rasters
         ])
     return SceneDomain.of_training(scenes, lo, hi, [r.name for r in rasters], estimates, seed)

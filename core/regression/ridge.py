@@ -303,6 +303,11 @@ def fit_ridge_cv(
     search = search or PenaltySearch(tuple(float(a) for a in alphas))
     choice = choose_alpha(x, y, folds, search, sample_weight)
     model = fit_ridge(x, y, choice.alpha, sample_weight, choice.scaling)
+    return dataclasses.replace(model, cv_scores=search_report(choice, search))
+
+
+def search_report(choice: AlphaChoice, search: PenaltySearch) -> dict:
+    """What a final fit's penalty search found, for the model file."""
     cv_scores = {"R2_by_alpha": dict(zip((f"{a:.6g}" for a in choice.alphas), (round(float(s), 6) for s in choice.scores)))}
     if search.scaling != PLAIN_SCALING:
         cv_scores["scaling"] = {"floor": search.scaling.floor, "min_support": search.scaling.min_support}
@@ -311,4 +316,4 @@ def fit_ridge_cv(
                               "weights_searched": [float(w) for w in search.block_weights]}
     if choice.edge:
         cv_scores["alpha_edge"] = choice.edge
-    return dataclasses.replace(model, cv_scores=cv_scores)
+    return cv_scores

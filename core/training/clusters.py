@@ -18,6 +18,7 @@ from ..models.feature_domain import FeatureDomain
 from ..models.model_file import PovertyModel, Score, Scores, Target, TrainingDomain
 from ..models.scene_reference import TrainingRaster, scene_domain_of
 from ..options import TileOptions
+from ..regression.columns import Columns, fit_columns_cv, network_candidates
 from ..regression.cross_validation import FoldScore, nested_cv
 from ..regression.folds import group_folds, linked_groups
 from ..regression.leave_group_out import leave_one_country_out
@@ -79,6 +80,9 @@ class ClusterFitConfig(TileOptions, _ClusterFitConfigInputs):
     n_folds: int = 5
     nightlights_path: str | None = None  # for the baseline; None: the bundled lights, where they cover the clusters
     with_lights: bool = False  # fit the bundled lights' features beside the image features, in one ridge
+    # A network's features: the regression's columns chosen on inner folds among the features,
+    # their principal components and the network's class scores (core.regression.columns).
+    choose_columns: bool = True
     report_path: str | None = None
     scatter_path: str | None = None
     batch_size: int = 64
@@ -98,6 +102,8 @@ class ClusterFitResult:
     notes: list[str] = field(default_factory=list)
     coverage: Coverage | None = None  # per input cluster
     baseline_predicted: np.ndarray | None = None  # nightlights alone, out of fold, per used cluster (NaN: no lights)
+    features: np.ndarray | None = None  # per used cluster, as the regression saw them
+    groups: np.ndarray | None = None  # per used cluster: neighbours that never straddle a fold
 
 
 @dataclass(frozen=True)
@@ -111,6 +117,7 @@ class SurveyTable:
     groups: np.ndarray  # neighbours closer than the fold distance, and chains of them: never split
     folds: np.ndarray  # outer fold per used cluster
     fold_distance_m: float
+    columns_chosen: bool = False  # the regression's columns are chosen on inner folds (a network's features)
 
 
 @dataclass(frozen=True)
@@ -146,7 +153,9 @@ def fit_clusters(
         table = _survey_table(config, imagery, outcomes, usable, features, notes)
         search = lights_block_search(CLUSTER_PENALTY, features.extractor.n_features) if config.with_lights \
             else CLUSTER_PENALTY
-        cv = _cross_validation(config, table, search)
+        candidates = _column_candidates(config, features.extractor)
+        table = dataclasses.replace(table, columns_chosen=candidates is not None)
+        cv = _cross_validation(config, table, search, candidates)
         notes.extend(penalty_notes(cv.per_fold))
         baseline = nightlights_baseline(config, imagery.dataset, table, lights, CLUSTER_PENALTY, notes)
         within = _within_groups(config, table, cv)
@@ -161,7 +170,7 @@ def fit_clusters(
     phases.done()
     return ClusterFitResult(
         config.model_path, report, table.used, table.y, cv.predicted, cv.folds, notes,
-        features.coverage, None if baseline is None else baseline.predicted,
+        features.coverage, None if baseline is None else baseline.predicted, table.x, table.groups,
     )
 
 
@@ -260,12 +269,24 @@ def _spatial_folds(
     return groups, group_folds(groups, config.n_folds, config.seed)
 
 
-def _cross_validation(config: ClusterFitConfig, table: SurveyTable, search: PenaltySearch) -> CrossValidation:
-    """Out-of-fold scores by nested cross-validation, and the ridge fitted on every cluster."""
+def _column_candidates(config: ClusterFitConfig, extractor: FeatureExtractor) -> tuple[Columns, ...] | None:
+    """The regression's candidate columns for a network's features (None: the features)."""
+    if not (config.choose_columns and extractor.is_network) or config.with_lights:
+        return None
+    return network_candidates(extractor.class_layer())
+
+
+def _cross_validation(
+    config: ClusterFitConfig, table: SurveyTable, search: PenaltySearch, candidates: tuple[Columns, ...] | None,
+) -> CrossValidation:
+    """Out-of-fold scores by nested cross-validation, and the ridge fitted on every cluster
+    (its columns chosen among ``candidates`` where given)."""
     pred, folds, per_fold = nested_cv(
         table.x, table.y, table.groups, config.n_folds, config.seed, table.weights, search=search, folds=table.folds,
+        candidates=candidates,
     )
-    regressor = fit_ridge_cv(table.x, table.y, table.folds, sample_weight=table.weights, search=search)
+    regressor = (fit_columns_cv(table.x, table.y, table.folds, candidates, search, table.weights) if candidates
+                 else fit_ridge_cv(table.x, table.y, table.folds, sample_weight=table.weights, search=search))
     return CrossValidation(pred, folds, per_fold, pooled_score(table.y, pred), regressor)
 
 
@@ -276,6 +297,8 @@ def _cv_protocol(config: ClusterFitConfig, table: SurveyTable) -> str:
         "inner cross-validation inside each outer training set (grid extended where its best lay at an end)"
         + ("; with it, the weight of the bundled lights' features against the image features (0.01 to 100, "
            "half decades)" if config.with_lights else "")
+        + ("; with it, the regression's columns: the network's features, their first 2, 4, 8 or 16 principal "
+           "components, or the network's night-light class scores" if table.columns_chosen else "")
     )
 
 

@@ -11,10 +11,10 @@ from __future__ import annotations
 import logging
 import math
 import time
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import numpy as np
 import rasterio
@@ -23,15 +23,17 @@ from torch import nn
 
 from ..device import device_name
 from ..errors import PovertyMapperError
-from ..extractors.cnn import SMALL_CNN, CnnExtractor, ProxyCNN, build_network, reuse_lower_layers
+from ..extractors.cnn import INPUT_READINGS, SMALL_CNN, CnnExtractor, ProxyCNN, build_network, reuse_lower_layers
 from ..extractors.efficientnet import ARCHITECTURE as EFFICIENTNET
 from ..extractors.efficientnet import N_BLOCKS, EfficientNetProxy
+from ..imagery.scene_moments import SCENE_MOMENTS, moments, whole_image_values
 from ..imagery.tile_reader import READ_CACHE_BYTES
 from ..models.model_file import PovertyModel, Scores, load_model
 from ..options import TileOptions
 from .outputs import write_training_outputs
 from .plots import plot_training
 from .progress import CancelCheck, Phase, PhasedProgress, ProgressCallback
+from .render_augmentation import SceneRenders, random_gammas
 from .proxy_tiles import (
     TileSet,
     TileStream,
@@ -87,6 +89,15 @@ class ProxyTrainingConfig(TileOptions, _ProxyTrainingConfigInputs):
     width: int = 32  # small CNN
     feature_dim: int = 128  # small CNN
     seed: int = 0
+    split_seed: int | None = None  # the held-out blocks' draw (None: ``seed``)
+    threads: int | None = None  # PyTorch CPU threads while training (None: PyTorch's setting)
+    # How tiles become the network's input: each band standardized by its whole scene's mean
+    # and spread (the same at every later use of the network, whatever the render), or by the
+    # training tiles' ('training_statistics').
+    input_reading: str = SCENE_MOMENTS
+    # Each training tile as if its scene were rendered with another gamma per band (for the
+    # scene_moments reading: :mod:`.render_augmentation`).
+    photometric_augmentation: bool = True
 
 
 @dataclass
@@ -158,11 +169,14 @@ def train_proxy(
     after each epoch (scores and time left)."""
     if config.architecture not in ARCHITECTURES:
         raise PovertyMapperError(f"Unknown network {config.architecture!r}; choose one of {', '.join(ARCHITECTURES)}.")
+    if config.input_reading not in INPUT_READINGS:
+        raise PovertyMapperError(f"Unknown input reading {config.input_reading!r}; choose one of {', '.join(INPUT_READINGS)}.")
     _check_config(config)
     lights = training_lights(config.nightlights_path)
     phases = PhasedProgress(PROXY_PHASES, progress, is_canceled)
     torch.manual_seed(config.seed)  # the network's initial weights, and dropout
     with ExitStack() as stack:
+        stack.enter_context(_repeatable(config.threads))
         stack.enter_context(rasterio.Env(GDAL_CACHEMAX=READ_CACHE_BYTES))  # memory bounded whatever the scenes
         scenes = _open_scenes(config, stack)
         if lights.bundled:
@@ -172,7 +186,8 @@ def train_proxy(
         classes = _light_classes(config, tiles)
         extractor, reused = _network(config, len(scenes[0].bands), tiles, classes)
         stream = TileStream(tiles, [scene.tile_reader() for scene in scenes])
-        history = _epochs(config, scenes[0].device, stream, classes, extractor, phases["epochs"], status)
+        inputs = _scene_inputs(config, extractor, scenes)
+        history = _epochs(config, scenes[0].device, stream, classes, inputs, phases["epochs"], status)
     report = _proxy_report(config, lights, scenes[0], tiles, classes, history, len(reused), extractor)
     write_training_outputs(
         _proxy_model(config, lights, scenes[0], extractor, history, len(tiles)), config.model_path,
@@ -199,6 +214,43 @@ def _open_scenes(config: ProxyTrainingConfig, stack: ExitStack) -> list[Training
     return scenes
 
 
+@contextmanager
+def _repeatable(threads: int | None) -> Iterator[None]:
+    """PyTorch's deterministic algorithms (where an operation has none, a warning), and
+    ``threads`` CPU threads, for the training; the earlier settings restored after."""
+    before = torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled()
+    threads_before = torch.get_num_threads()
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    if threads:
+        torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(before[0], warn_only=before[1])
+        torch.set_num_threads(threads_before)
+
+
+@dataclass(frozen=True)
+class SceneInputs:
+    """How the network reads each training scene: as every later reading of the scene will
+    (:func:`..models.scene_reading.scene_read_model`), and, for photometric augmentation,
+    the scene's moments under other renders (None: no augmentation)."""
+
+    readings: list[CnnExtractor]
+    renders: list[SceneRenders] | None
+
+
+def _scene_inputs(config: ProxyTrainingConfig, extractor: CnnExtractor, scenes: list[TrainingImagery]) -> SceneInputs:
+    if extractor.reads_scene_moments:
+        readings, renders = [], []
+        for scene in scenes:
+            values = whole_image_values(scene.dataset, scene.bands, scene.radiometry, scene.tile_px, scene.tile_m)
+            readings.append(extractor.standardized_by(*moments(values)))
+            renders.append(SceneRenders(values, extractor.input_std))
+        return SceneInputs(readings, renders if config.photometric_augmentation else None)
+    return SceneInputs([extractor] * len(scenes), None)
+
+
 def _check_config(config: ProxyTrainingConfig) -> None:
     """Refuse, before any reading, settings that cannot train a useful network."""
     if config.epochs < 1:
@@ -222,7 +274,8 @@ def _light_classes(config: ProxyTrainingConfig, tiles: TileSet) -> LightClasses:
     """Split in spatial blocks (by ground position, so dates of one place stay together),
     then classes from the training tiles only."""
     train, val = spatial_block_split(
-        tiles.x / tiles.tile_m, -tiles.y / tiles.tile_m, config.block_size_tiles, config.val_fraction, config.seed
+        tiles.x / tiles.tile_m, -tiles.y / tiles.tile_m, config.block_size_tiles, config.val_fraction,
+        config.seed if config.split_seed is None else config.split_seed,
     )
     binning = (
         "fixed" if config.thresholds
@@ -268,17 +321,19 @@ def _network(
             means, stds = old_extractor.band_means, old_extractor.band_stds
         else:
             stds = stds / old_extractor.input_std
-        return CnnExtractor(network, means, stds, input_std=old_extractor.input_std), reused
+        return CnnExtractor(network, means, stds, input_std=old_extractor.input_std,
+                            input_reading=config.input_reading), reused
     if config.architecture == SMALL_CNN:
         network = ProxyCNN(n_bands, classes.n_classes, config.width, config.feature_dim)
-        return CnnExtractor(network, means, stds), []
+        return CnnExtractor(network, means, stds, input_reading=config.input_reading), []
     network = EfficientNetProxy(n_bands, classes.n_classes, config.frozen_blocks)
     reused = []
     if config.imagenet_start:
         from ..extractors.imagenet import imagenet_state_dict
 
         reused = network.load_imagenet(imagenet_state_dict())
-    return CnnExtractor(network, means, stds / IMAGENET_INPUT_STD, input_std=IMAGENET_INPUT_STD), reused
+    return CnnExtractor(network, means, stds / IMAGENET_INPUT_STD, input_std=IMAGENET_INPUT_STD,
+                        input_reading=config.input_reading), reused
 
 
 @dataclass(frozen=True)
@@ -286,6 +341,7 @@ class _Fitting:
     """What every training and validation step uses."""
 
     extractor: CnnExtractor
+    inputs: SceneInputs  # how the network reads each scene
     stream: TileStream
     labels: torch.Tensor
     loss_fn: nn.Module
@@ -295,23 +351,39 @@ class _Fitting:
     device: torch.device
     batch_size: int
 
-    def logits(self, pixels: torch.Tensor, valid: torch.Tensor, augment: bool) -> torch.Tensor:
-        """The network's output on a batch (randomly turned and flipped with ``augment``)."""
-        x = self.extractor.standardize(pixels.to(self.device), valid.to(self.device))
+    def logits(self, idx: np.ndarray, pixels: torch.Tensor, valid: torch.Tensor, augment: bool) -> torch.Tensor:
+        """The network's output on the tiles ``idx`` (randomly turned, flipped and, with
+        photometric augmentation, stretched with ``augment``)."""
+        x = self._inputs(idx, pixels.to(self.device), valid.to(self.device), augment)
         if self.device.type == "cuda":
             x = x.contiguous(memory_format=torch.channels_last)
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.device.type == "cuda"):
             return self.extractor.network(_augment(x, self.generator) if augment else x).float()
 
+    def _inputs(self, idx: np.ndarray, pixels: torch.Tensor, valid: torch.Tensor, augment: bool) -> torch.Tensor:
+        """The batch standardized, each tile as the network reads its scene (with
+        ``augment`` and photometric augmentation: as a random render of its scene)."""
+        scene = self.stream.tiles.scene[idx]
+        renders = self.inputs.renders if augment else None
+        gammas = None if renders is None else random_gammas(len(idx), pixels.shape[1], self.generator)
+        x = torch.empty(pixels.shape, dtype=torch.float32, device=pixels.device)
+        for s in np.unique(scene):
+            rows = np.flatnonzero(scene == s)
+            at = torch.as_tensor(rows, device=pixels.device)
+            x[at] = (self.inputs.readings[int(s)].standardize(pixels[at], valid[at]) if renders is None
+                     else renders[int(s)].standardize(pixels[at], valid[at], gammas[torch.as_tensor(rows)]))
+        return x
+
 
 def _epochs(
     config: ProxyTrainingConfig, device: torch.device, stream: TileStream, classes: LightClasses,
-    extractor: CnnExtractor, phase: Phase, status: StatusCallback | None,
+    inputs: SceneInputs, phase: Phase, status: StatusCallback | None,
 ) -> EpochHistory:
     """Softmax + cross-entropy weighted against class imbalance, Adam on the weights that
     are not frozen with the learning rate decaying to 0 along a cosine (the last epochs
     settle instead of jumping between minima); validation on the held-out blocks after
-    each epoch."""
+    each epoch. ``inputs``: how the network reads each scene."""
+    extractor = inputs.readings[0]
     network = extractor.network.to(device)
     if device.type == "cuda":
         network.to(memory_format=torch.channels_last)
@@ -319,6 +391,7 @@ def _epochs(
     steps = config.epochs * -(-classes.train.size // config.batch_size)
     fitting = _Fitting(
         extractor=extractor,
+        inputs=inputs,
         stream=stream,
         labels=torch.as_tensor(classes.labels, dtype=torch.long),
         loss_fn=nn.CrossEntropyLoss(weight=torch.as_tensor(classes.weights, dtype=torch.float32, device=device)),
@@ -369,7 +442,7 @@ def _train_epoch(fitting: _Fitting, train: np.ndarray, phase: Phase, epoch: int,
         phase.check_canceled()
         if idx.size < 2:  # batch norm needs two samples
             continue
-        logits = fitting.logits(pixels, valid, augment=True)
+        logits = fitting.logits(idx, pixels, valid, augment=True)
         target = fitting.labels[torch.as_tensor(idx)].to(fitting.device)
         loss = fitting.loss_fn(logits, target)
         fitting.optimiser.zero_grad()
@@ -391,7 +464,7 @@ def _evaluate(fitting: _Fitting, idx: np.ndarray, n_classes: int, phase: Phase) 
     with torch.inference_mode():
         for sel, pixels, valid in fitting.stream.batches(idx, fitting.batch_size):
             phase.check_canceled()
-            logits = fitting.logits(pixels, valid, augment=False)
+            logits = fitting.logits(sel, pixels, valid, augment=False)
             target = fitting.labels[torch.as_tensor(sel)].to(fitting.device)
             total += float(fitting.loss_fn(logits, target)) * sel.size
             np.add.at(confusion, (target.cpu().numpy(), logits.argmax(1).cpu().numpy()), 1)
@@ -434,8 +507,12 @@ def _proxy_report(
         "tiles": {"total": len(tiles), "train": n_train, "val": n_val, "left_out_as_buffer": int(len(tiles) - n_train - n_val)},
         "tile_size_px": imagery.tile_px,
         "tile_size_m": config.tile_size_m,
+        "input_reading": config.input_reading,
+        "photometric_augmentation": config.photometric_augmentation,
         "classes": {"edges": [float(e) for e in classes.edges], "binning": classes.binning,
                     "train_counts": classes.counts.tolist(), "loss_weights": [round(float(w), 4) for w in classes.weights]},
+        "seed": config.seed,
+        "threads": torch.get_num_threads() if config.threads is None else config.threads,
         "epochs": history.epochs,
         "held_out": held_out_scores(history.confusion, classes.counts),
         "confusion_matrix_val": {"rows": "true class", "columns": "predicted class", "matrix": history.confusion.tolist()},
@@ -473,6 +550,7 @@ def _proxy_model(
             "nightlights": lights.kind(),
             **({"labels": BUNDLED_LABELS} if lights.bundled else {}),
             "epochs": config.epochs, "batch_size": config.batch_size, "learning_rate": config.learning_rate,
-            "seed": config.seed,
+            "seed": config.seed, "input_reading": config.input_reading,
+            "photometric_augmentation": config.photometric_augmentation,
         },
     )

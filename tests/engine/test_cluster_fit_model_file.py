@@ -1,11 +1,14 @@
 """The survey fit with a model file's extractor (the bundled Kinshasa CNN) reads the image
 as a map does: the model's bands by name, the same radiometry, and the same scene
-standardization with its note. On a GENERATED raster made from the bundled Parana sample
+standardization (with its note, for a network of the older reading, which standardizes a
+scene by its own statistics only where its radiometry differs; the bundled network reads
+every scene so). On a GENERATED raster made from the bundled Parana sample
 (Landsat 8 Level-1 DN, bands blue, green, red): a crop converted to reflectance, its bands
 stored as SR_B3, SR_B2, SR_B4 (green, blue, red), so that band numbers 1, 2, 3 would feed
 GREEN as RED. The outcome is random: no score here means anything."""
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -21,7 +24,8 @@ from poverty_mapper.core.imagery.tile_reader import TileReader
 from poverty_mapper.core.inference.estimate import tile_features
 from poverty_mapper.core.imagery.executors import LocalExecutor
 from poverty_mapper.core.inference.predict import PredictRequest, predict_poverty_map
-from poverty_mapper.core.models.model_file import load_model
+from poverty_mapper.core.extractors.cnn import CnnExtractor
+from poverty_mapper.core.models.model_file import load_model, save_model
 from poverty_mapper.core.training import clusters as clusters_module
 from poverty_mapper.core.training.clusters import Cluster, ClusterFitConfig, fit_clusters
 
@@ -90,10 +94,18 @@ def _box_features(job, path, cluster: Cluster, i: int, band_indexes=None, extrac
 
 
 @pytest.fixture(scope="module")
-def fit_and_map(reflectance_image, tmp_path_factory, monkeypatch_module):
-    """The fit with the CNN's extractor (its features of each cluster kept), and a map of
-    the whole image with the same model (its job kept)."""
-    folder = tmp_path_factory.mktemp("fit_cnn_out")
+def older_cnn(tmp_path_factory):
+    """The bundled network as a model file of the older reading (training-tile statistics,
+    the scene's own only for another radiometry), as model files made before it are."""
+    model = load_model(CNN)
+    e = model.extractor
+    older = dataclasses.replace(model, extractor=CnnExtractor(e.network, e.band_means, e.band_stds, input_std=e.input_std))
+    return save_model(older, tmp_path_factory.mktemp("older") / "older_cnn.povmodel")
+
+
+def _fit_and_map(model_path, image, folder, monkeypatch_module):
+    """The fit with ``model_path``'s extractor (its features of each cluster kept), and a
+    map of the whole image with the same model (its job kept)."""
     kept = []
 
     def features_of(*args, **kw):
@@ -103,14 +115,20 @@ def fit_and_map(reflectance_image, tmp_path_factory, monkeypatch_module):
     features_of.__wrapped__ = clusters_module.features_of
     monkeypatch_module.setattr(clusters_module, "features_of", features_of)
     result = fit_clusters(ClusterFitConfig(
-        str(reflectance_image), _clusters(reflectance_image), str(folder / "fit.povmodel"), extractor_path=str(CNN),
+        str(image), _clusters(image), str(folder / "fit.povmodel"), extractor_path=str(model_path),
         box_size_m=BOX_M, fold_distance_m=0.0, n_folds=3, device="cpu", report_path=str(folder / "fit.json"),
     ))
     executor = _KeepsTheJob()
     mapped = predict_poverty_map(
-        PredictRequest(str(reflectance_image), str(folder / "map.tif"), load_model(CNN), device="cpu"), executor=executor,
+        PredictRequest(str(image), str(folder / "map.tif"), load_model(model_path), device="cpu"), executor=executor,
     )
     return result, kept[0], executor.job, mapped, folder
+
+
+@pytest.fixture(scope="module")
+def fit_and_map(reflectance_image, older_cnn, tmp_path_factory, monkeypatch_module):
+    """The older reading's fit and map."""
+    return _fit_and_map(older_cnn, reflectance_image, tmp_path_factory.mktemp("fit_cnn_out"), monkeypatch_module)
 
 
 @pytest.fixture(scope="module")
@@ -124,7 +142,7 @@ def test_the_fit_reads_the_model_bands_by_name_as_the_map_does(fit_and_map):
     assert job.band_indexes == BY_NAME
     fitted = load_model(folder / "fit.povmodel")
     assert fitted.band_indexes == BY_NAME and fitted.bands == ("RED", "GREEN", "BLUE")
-    assert result.report.extractor.startswith("cnn from kinshasa_cnn.povmodel")
+    assert result.report.extractor.startswith("cnn from older_cnn.povmodel")
 
 
 def test_the_fit_features_of_each_cluster_are_the_map_features_of_its_box(fit_and_map, reflectance_image):

@@ -94,6 +94,26 @@ def test_cnn_features_recover_the_planted_relation(world, proxy, tmp_path):
     assert np.corrcoef(estimate[ok], density[ok])[0, 1] ** 2 > 0.7
 
 
+def test_a_network_fit_chooses_its_columns_on_inner_folds(world, proxy, tmp_path):
+    """A network's features: each outer fold chooses the regression's columns (features,
+    principal components or the network's class scores) on its inner folds; the model file
+    keeps a ridge on the features and names the final choice."""
+    _, out = proxy
+    base = dict(image_path=str(world.image_path), clusters=_clusters(world), outcome_name="generated wealth",
+                extractor_path=str(out / "proxy.povmodel"), box_size_m=BOX_M)
+    chosen = fit_clusters(ClusterFitConfig(model_path=str(tmp_path / "chosen.povmodel"), **base))
+    plain = fit_clusters(ClusterFitConfig(model_path=str(tmp_path / "plain.povmodel"), choose_columns=False, **base))
+    names = {"features", "pca k=2", "pca k=4", "pca k=8", "pca k=16", "head"}
+    assert {f.columns for f in chosen.report.cv.folds} <= names and all(f.columns for f in chosen.report.cv.folds)
+    assert not any(f.columns for f in plain.report.cv.folds)
+    assert "principal components" in chosen.report.cv.protocol and "principal" not in plain.report.cv.protocol
+    model = load_model(tmp_path / "chosen.povmodel")
+    assert model.regressor.cv_scores["columns"]["chosen"] in names
+    assert set(model.regressor.cv_scores["columns"]["R2_by_columns"]) == names
+    assert model.regressor.n_features == model.extractor.n_features
+    assert chosen.report.cv.pooled.r2 >= 0.8
+
+
 def test_shuffled_outcomes_score_near_zero(world, proxy, tmp_path):
     _, out = proxy
     shuffled = np.random.default_rng(1).permutation([c[2] for c in world.clusters])
