@@ -44,6 +44,7 @@ from poverty_mapper.core.imagery.radiometry import PRESETS  # noqa: E402
 from poverty_mapper.core.imagery.tile_reader import TileReader  # noqa: E402
 from poverty_mapper.core.models.model_file import load_model  # noqa: E402
 from poverty_mapper.core.models.scene_check import check_scene  # noqa: E402
+from poverty_mapper.core.models.scene_reading import scene_read_model  # noqa: E402
 from poverty_mapper.core.models.scene_domain import SIZE_CLASSES, random_rectangle, sample_positions  # noqa: E402
 from poverty_mapper.core.models.scene_reference import (  # noqa: E402
     TrainingRaster, scene_domain_of, tile_estimates, whole_grid,
@@ -55,6 +56,11 @@ SEED = 12345  # not the calibration's
 MIN_VALID = 0.5
 
 
+def _read(model, raster: TrainingRaster, transform=None):
+    """``model`` as a run reads ``raster`` (rendered by ``transform``)."""
+    return scene_read_model(raster.ds, model, raster.bands, raster.radiometry, transform)
+
+
 def shift_lines(model, rasters: dict[str, TrainingRaster], with_shift: bool) -> None:
     """The check of every generated render of every date, as a run on the whole render."""
     for date, raster in rasters.items():
@@ -64,12 +70,14 @@ def shift_lines(model, rasters: dict[str, TrainingRaster], with_shift: bool) -> 
         windows = [grid.tile_window(int(r), int(c)) for r, c in cells]
         reader = TileReader(raster.ds, raster.bands, model.tile_size_px, raster.radiometry)
         windows = [w for w in windows if reader.read_dn(w)[1].mean() >= MIN_VALID]  # those the check reads
-        base = tile_estimates(model, raster, windows) if with_shift else None
+        # a network that reads each scene by its own statistics reads each render by its own
+        base = tile_estimates(_read(model, raster), raster, windows) if with_shift else None
         for name, tables in renders(band_histograms(raster.ds)).items():
             transform = apply_tables(tables)
-            check = check_scene(raster.ds, raster.bands, raster.radiometry, model, model, grid, mask, MIN_VALID, transform)
+            used = _read(model, raster, transform)
+            check = check_scene(raster.ds, raster.bands, raster.radiometry, model, used, grid, mask, MIN_VALID, transform)
             shift = "" if base is None else \
-                f" shift={float(np.mean(tile_estimates(model, raster, windows, transform) - base)):+.2f}"
+                f" shift={float(np.mean(tile_estimates(used, raster, windows, transform) - base)):+.2f}"
             sys.stdout.write(
                 f"dataset=kinshasa_shift variant={date}_{name} alarm={int(check.alarm)} statistic={check.statistic:.2f} "
                 f"threshold={check.threshold:.2f}{shift}\n"
@@ -87,7 +95,8 @@ def region_alarms(model, rasters: list[TrainingRaster], n_regions: int, seed: in
         top, left, height, width = random_rectangle(grid.shape, rng)
         mask = np.zeros(grid.shape, bool)
         mask[top:top + height, left:left + width] = True
-        check = check_scene(raster.ds, raster.bands, raster.radiometry, model, model, grid, mask, MIN_VALID)
+        check = check_scene(raster.ds, raster.bands, raster.radiometry, model, _read(model, raster), grid, mask,
+                            MIN_VALID)
         if check.statistic is not None:
             out.append((int(mask.sum()), check.alarm))
     return out

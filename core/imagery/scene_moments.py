@@ -14,7 +14,7 @@ estimate does not depend on the region asked for.
 """
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import rasterio
@@ -32,9 +32,11 @@ SCENE_MOMENTS = "scene_moments"
 
 def whole_image_values(
     ds: rasterio.io.DatasetReader, bands: Sequence[int], radiometry: Radiometry, tile_px: int, tile_m: float,
+    dn_transform: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> list[np.ndarray]:
     """Each band's valid values (in ``radiometry``'s units) in up to :data:`SAMPLE_TILES`
-    tiles spread evenly over the whole image's map grid."""
+    tiles spread evenly over the whole image's map grid (``dn_transform``: applied to the
+    digital numbers first, e.g. a generated render)."""
     region = region_window(ds.transform, ds.width, ds.height, None)
     grid = tile_grid_for(ds.transform, ds.crs, region, tile_m, None, aligned=True)
     cells = [(r, c) for r in range(grid.shape[0]) for c in range(grid.shape[1])]
@@ -42,7 +44,8 @@ def whole_image_values(
     reader = TileReader(ds, tuple(bands), tile_px, radiometry)
     per_band: list[list[np.ndarray]] = [[] for _ in bands]
     for i in pick:
-        values, valid = reader.read(grid.tile_window(*cells[int(i)]))
+        dn, valid = reader.read_dn(grid.tile_window(*cells[int(i)]))
+        values = radiometry.apply(dn if dn_transform is None else dn_transform(dn))
         if valid.any():
             for b in range(len(bands)):
                 per_band[b].append(np.asarray(values[b][valid], np.float64))
@@ -61,6 +64,7 @@ def moments(values: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
 
 def whole_image_moments(
     ds: rasterio.io.DatasetReader, bands: Sequence[int], radiometry: Radiometry, tile_px: int, tile_m: float,
+    dn_transform: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """The mean and standard deviation of the image's bands (:func:`whole_image_values`)."""
-    return moments(whole_image_values(ds, bands, radiometry, tile_px, tile_m))
+    return moments(whole_image_values(ds, bands, radiometry, tile_px, tile_m, dn_transform))

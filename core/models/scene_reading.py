@@ -72,14 +72,16 @@ def scene_reading(
 
 
 def scene_read_model(
-    ds: rasterio.io.DatasetReader, model: PovertyModel, bands: tuple[int, ...], radiometry: Radiometry
+    ds: rasterio.io.DatasetReader, model: PovertyModel, bands: tuple[int, ...], radiometry: Radiometry,
+    dn_transform=None,
 ) -> PovertyModel:
     """``model`` standardizing this image's bands by the whole image's own mean and spread
     (whatever the region mapped), as its network was trained; a model without a scene
-    reading of its own as it is."""
+    reading of its own as it is. ``dn_transform``: a generated render of the image (applied
+    to its digital numbers), for measurements."""
     if not model.extractor.reads_scene_moments:
         return model
-    mean, std = whole_image_moments(ds, bands, radiometry, model.tile_size_px, model.tile_size_m)
+    mean, std = whole_image_moments(ds, bands, radiometry, model.tile_size_px, model.tile_size_m, dn_transform)
     return scene_standardized(model, mean, std)
 
 

@@ -20,6 +20,7 @@ from rasterio.windows import Window
 
 from poverty_mapper.core.imagery.box_tiles import box_tiles
 from poverty_mapper.core.imagery.radiometry import LANDSAT_C1_L1
+from poverty_mapper.core.imagery.scene_moments import whole_image_moments
 from poverty_mapper.core.imagery.tile_reader import TileReader
 from poverty_mapper.core.inference.estimate import tile_features
 from poverty_mapper.core.imagery.executors import LocalExecutor
@@ -36,6 +37,7 @@ CROP = Window(200, 200, 640, 640)  # 19.2 km a side
 STORED = ((2, "SR_B3"), (1, "SR_B2"), (3, "SR_B4"))
 BY_NAME = (3, 1, 2)  # RED, GREEN, BLUE of the generated file
 BOX_M = 4_300.0
+FEATURES_OF = clusters_module.features_of  # the fit's own, kept by the fixtures' wrapper
 
 
 @pytest.fixture(scope="module")
@@ -109,10 +111,9 @@ def _fit_and_map(model_path, image, folder, monkeypatch_module):
     kept = []
 
     def features_of(*args, **kw):
-        kept.append(clusters_module.features_of.__wrapped__(*args, **kw))
+        kept.append(FEATURES_OF(*args, **kw))
         return kept[-1]
 
-    features_of.__wrapped__ = clusters_module.features_of
     monkeypatch_module.setattr(clusters_module, "features_of", features_of)
     result = fit_clusters(ClusterFitConfig(
         str(image), _clusters(image), str(folder / "fit.povmodel"), extractor_path=str(model_path),
@@ -175,3 +176,26 @@ def test_the_scene_standardization_and_its_note_are_the_map_s(fit_and_map):
     fitted = load_model(folder / "fit.povmodel")
     assert fitted.radiometry == "reflectance"
     np.testing.assert_array_equal(fitted.extractor.band_means, job.model.extractor.band_means)
+
+
+@pytest.fixture(scope="module")
+def bundled_fit_and_map(reflectance_image, tmp_path_factory, monkeypatch_module):
+    return _fit_and_map(CNN, reflectance_image, tmp_path_factory.mktemp("fit_bundled_cnn"), monkeypatch_module)
+
+
+def test_the_bundled_network_reads_every_scene_by_the_whole_image_s_moments(bundled_fit_and_map, reflectance_image):
+    """The bundled network standardizes any scene by the whole image's mean and spread,
+    in the fit as in the map, with no note (it is how the network reads every scene)."""
+    result, features, job, mapped, _ = bundled_fit_and_map
+    trained = load_model(CNN)
+    assert trained.extractor.reads_scene_moments
+    with rasterio.open(reflectance_image) as ds:
+        mean, std = whole_image_moments(ds, BY_NAME, job.radiometry, trained.tile_size_px, trained.tile_size_m)
+    np.testing.assert_allclose(job.model.extractor.band_means, mean)
+    np.testing.assert_allclose(job.model.extractor.band_stds, std / trained.extractor.input_std)
+    np.testing.assert_array_equal(features.extractor.band_means, job.model.extractor.band_means)
+    assert not any("standardized" in n for n in list(mapped.notes) + list(result.notes))
+    clusters = _clusters(reflectance_image)
+    for i in (0, 11):
+        np.testing.assert_allclose(features.features[i], _box_features(job, reflectance_image, clusters[i], i),
+                                   rtol=1e-4, atol=1e-4)
