@@ -22,7 +22,6 @@ import torch
 from torch import nn
 
 from ..errors import PovertyMapperError
-from ..imagery.scene_moments import SCENE_MOMENTS
 from .base import FeatureExtractor
 
 # How a network's input is made from a tile's values: standardized by the training tiles'
@@ -30,6 +29,7 @@ from .base import FeatureExtractor
 # radiometry differs), or by the whole scene's own mean and spread, always
 # (:mod:`..imagery.scene_moments`).
 TRAINING_STATISTICS = "training_statistics"
+SCENE_MOMENTS = "scene_moments"
 INPUT_READINGS = (TRAINING_STATISTICS, SCENE_MOMENTS)
 
 

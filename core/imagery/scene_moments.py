@@ -25,9 +25,6 @@ from .tile_reader import TileReader
 from .tiling import region_window, tile_grid_for
 
 SAMPLE_TILES = 96
-# How a network reads a scene, in the name a model file records: each band standardized by
-# the whole scene's mean and spread.
-SCENE_MOMENTS = "scene_moments"
 
 
 def whole_image_values(

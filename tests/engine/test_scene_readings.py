@@ -13,8 +13,7 @@ import rasterio
 import torch
 
 from poverty_mapper.core.errors import PovertyMapperError
-from poverty_mapper.core.extractors.cnn import CnnExtractor
-from poverty_mapper.core.imagery.scene_moments import SCENE_MOMENTS
+from poverty_mapper.core.extractors.cnn import SCENE_MOMENTS, CnnExtractor
 from poverty_mapper.core.inference.predict import PredictRequest, predict_poverty_map
 from poverty_mapper.core.models.model_file import load_model, save_model
 from helpers import CNN_SCENE_SIZE, cnn_model, cnn_scene
