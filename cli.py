@@ -90,13 +90,21 @@ def build_parser() -> argparse.ArgumentParser:
         prog="poverty-mapper", description="Poverty maps from satellite imagery, without QGIS.",
         epilog="Each command has its own --help.",
     )
-    commands = parser.add_subparsers(dest="command", required=True, metavar="{predict,fit,trainproxy,info}")
+    commands = parser.add_subparsers(dest="command", required=True,
+                                     metavar="{predict,fit,trainproxy,info,install-lights}")
     _add_predict_command(commands)
     _add_fit_command(commands)
     _add_trainproxy_command(commands)
     info = commands.add_parser("info", help="print a model's card", description="Prints a .povmodel file's model card.")
     info.add_argument("model", help="a .povmodel file")
     info.set_defaults(run=_info)
+    install = commands.add_parser(
+        "install-lights", help="set up the bundled night lights beside an installed plugin",
+        description="Checks that FILE is the bundled night-lights file this plugin was built with (its SHA-256) and "
+                    "copies it to the plugin's data folder ($POVERTY_MAPPER_DATA, else the user's data folder).",
+    )
+    install.add_argument("file", help="the downloaded blackmarble2016_africa_luminance.tif")
+    install.set_defaults(run=_install_lights)
     return parser
 
 
@@ -425,6 +433,12 @@ def _info(args, progress, is_canceled) -> None:
     from .core.models.model_file import load_model
 
     print(load_model(args.model).card())
+
+
+def _install_lights(args, progress, is_canceled) -> None:
+    from .core.imagery.lights_file import install_lights
+
+    print(f"The bundled night lights are set up: {install_lights(args.file)}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

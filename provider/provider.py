@@ -9,6 +9,7 @@ from qgis.PyQt.QtGui import QIcon
 from . import message_log
 from .aggregate_algorithm import AggregateAlgorithm
 from .fit_clusters_algorithm import FitClustersAlgorithm
+from .install_lights_algorithm import InstallLightsAlgorithm
 from .predict_algorithm import PredictAlgorithm
 from .to_polygons_algorithm import ToPolygonsAlgorithm
 from .train_proxy_algorithm import TrainProxyAlgorithm
@@ -57,7 +58,8 @@ class PovertyMapperProvider(QgsProcessingProvider):
 
     def loadAlgorithms(self) -> None:  # noqa: N802 (QGIS API)
         for algorithm in (
-            TrainProxyAlgorithm(), FitClustersAlgorithm(), PredictAlgorithm(), ToPolygonsAlgorithm(), AggregateAlgorithm()
+            TrainProxyAlgorithm(), FitClustersAlgorithm(), PredictAlgorithm(), ToPolygonsAlgorithm(), AggregateAlgorithm(),
+            InstallLightsAlgorithm(),
         ):
             self.addAlgorithm(algorithm)
         for key, path in EXAMPLE_MODELS.items():

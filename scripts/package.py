@@ -1,4 +1,4 @@
-"""Build the plugin zip for the QGIS plugin repository.
+"""Build the plugin zip for the QGIS plugin repository, and the night-lights data file beside it.
 
     python scripts/package.py [--out dist]
 
@@ -6,11 +6,19 @@ Takes the files git tracks (so no build leftovers, caches or local outputs), kee
 only what the plugin needs at run time, and writes dist/poverty_mapper-<version>.zip
 with everything under a top folder ``poverty_mapper/``. Entries are sorted and carry a
 fixed timestamp, so the same sources give the same zip.
+
+The bundled night lights (58 MB) do not fit the repository's 25 MB: they are copied beside
+the zip as dist/blackmarble2016_africa_luminance.tif, the release's second file, which an
+analyst installs with "Install the bundled night lights" (Processing) or
+``poverty-mapper install-lights`` (core.imagery.lights_file checks it by its SHA-256).
 """
 from __future__ import annotations
 
 import argparse
 import configparser
+import hashlib
+import json
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -27,6 +35,8 @@ INCLUDE_FILES = ("metadata.txt", "__init__.py", "plugin.py", "dependencies.py", 
 # separate data file (resources/lights/README.md).
 EXCLUDE_PREFIXES: tuple[str, ...] = ("resources/lights/blackmarble2016_africa_luminance.tif",)
 ZIP_TIME = (1980, 1, 1, 0, 0, 0)
+LIGHTS_FILE = "blackmarble2016_africa_luminance.tif"
+LIGHTS_RECORD = "blackmarble2016_africa_luminance.json"
 
 
 def plugin_files() -> list[str]:
@@ -62,11 +72,26 @@ def build(out_dir: Path) -> Path:
     return target
 
 
+def release_lights(out_dir: Path) -> Path:
+    """The night-lights data file beside the zip, checked against its recorded SHA-256."""
+    source = ROOT / "resources" / "lights" / LIGHTS_FILE
+    record = json.loads((ROOT / "resources" / "lights" / LIGHTS_RECORD).read_text(encoding="utf-8"))
+    target = out_dir / LIGHTS_FILE
+    tmp = target.with_suffix(".partial")
+    shutil.copyfile(source, tmp)
+    if hashlib.sha256(tmp.read_bytes()).hexdigest() != record["sha256"]:
+        tmp.unlink()
+        raise SystemExit(f"{source} is not the file its record names: rebuild it (make lights)")
+    tmp.replace(target)
+    return target
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=ROOT / "dist")
-    target = build(parser.parse_args().out)
-    sys.stdout.write(f"{target} ({target.stat().st_size / 1e6:.1f} MB)\n")
+    out = parser.parse_args().out
+    for target in (build(out), release_lights(out)):
+        sys.stdout.write(f"{target} ({target.stat().st_size / 1e6:.1f} MB)\n")
     return 0
 
 

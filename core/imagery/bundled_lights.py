@@ -25,9 +25,9 @@ from rasterio.warp import transform_bounds
 from rasterio.windows import Window
 
 from ..errors import PovertyMapperError
+from .lights_file import SHIPPED_LIGHTS, lights_path, missing_lights_message
 
-PLUGIN_ROOT = Path(__file__).resolve().parents[2]
-BUNDLED_LIGHTS_PATH = PLUGIN_ROOT / "resources" / "lights" / "blackmarble2016_africa_luminance.tif"
+BUNDLED_LIGHTS_PATH = SHIPPED_LIGHTS  # the source tree's copy (an installed plugin: lights_file.lights_path())
 LIGHTS_YEAR = 2016
 LIGHTS_NAME = "NASA Black Marble 2016 night lights (luminance)"
 LIGHTS_CRS = "EPSG:3857"
@@ -85,9 +85,10 @@ class BundledLights:
     """Windowed reads of the bundled lights. Use as a context manager or call :meth:`close`."""
 
     def __init__(self, path: str | Path | None = None):
-        self.path = Path(path) if path is not None else BUNDLED_LIGHTS_PATH
+        self.path = Path(path) if path is not None else lights_path()
         if not self.path.is_file():
             raise PovertyMapperError(
+                missing_lights_message() if path is None else
                 f"The bundled night lights are missing ({self.path}). Rebuild them with "
                 "`python scripts/build_africa_lights.py <clone of github.com/freetiler/nasa-blackmarble>` "
                 "or give a night-lights layer of your own."

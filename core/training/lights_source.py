@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-from ..imagery.bundled_lights import BUNDLED_LIGHTS_PATH, BundledLights, OutsideCoverage
+from ..imagery.bundled_lights import BundledLights, OutsideCoverage
+from ..imagery.lights_file import lights_path
 from ..imagery.nightlights import describe_lights
 
 BUNDLED_LABELS = "labels from the bundled NASA Black Marble 2016 lights"
@@ -42,8 +43,8 @@ def training_lights(path: str | None) -> TrainingLights:
     """The layer given; else the bundled lights (refused with a message where they are missing)."""
     if path:
         return TrainingLights(path, False)
-    BundledLights().close()  # says how to rebuild them, or to give a layer, where the file is missing
-    return TrainingLights(str(BUNDLED_LIGHTS_PATH), True)
+    BundledLights().close()  # says how to set them up, or to give a layer, where the file is missing
+    return TrainingLights(str(lights_path()), True)
 
 
 def check_bundled_cover(regions: Sequence[tuple[tuple[float, float, float, float], object, str]]) -> None:

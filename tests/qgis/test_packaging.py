@@ -58,6 +58,17 @@ def test_zip_fits_the_plugin_repository_and_names_the_separate_lights(tmp_path):
     assert {"resources/lights/README.md", "resources/lights/blackmarble2016_africa_luminance.json"} <= inside
 
 
+def test_the_lights_go_beside_the_zip_with_their_checksum(tmp_path):
+    import hashlib
+    import json
+
+    target = package.release_lights(tmp_path)
+    record = json.loads((ROOT / "resources/lights/blackmarble2016_africa_luminance.json").read_text())
+    assert target.parent == tmp_path and target.name == "blackmarble2016_africa_luminance.tif"
+    assert hashlib.sha256(target.read_bytes()).hexdigest() == record["sha256"]
+    assert not list(tmp_path.glob("*.partial"))
+
+
 def test_zip_installs_and_loads_in_qgis(tmp_path, qgis_iface, qgis_processing):
     with zipfile.ZipFile(package.build(tmp_path)) as zf:
         zf.extractall(tmp_path / "plugins")

@@ -33,6 +33,7 @@ ENGINE_FIELDS = {
     }),
     "aggregate": (None, {}),
     "topolygons": (None, {}),
+    "installlights": (None, {}),
 }
 # What an option of a choice parameter gives the engine, option by option (the tables
 # the algorithms read their choices with).
