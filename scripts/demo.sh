@@ -3,8 +3,8 @@
 # algorithm with nothing but a region (Rwanda's extent: no image, no model) and the bundled
 # default, the Africa night-lights model (NASA Black Marble 2016, shipped with the plugin);
 # then on the bundled real Landsat 8 scene with the RGB example model and with
-# the bundled Kinshasa CNN (trained on 8-bit renders: this Level-1 scene is read through
-# its radiometry and standardized by its own band statistics, which the run reports).
+# the bundled Kinshasa CNN (it reads every scene, this Level-1 one too, standardized by
+# the scene's own band statistics).
 set -euo pipefail
 out=out/demo
 mkdir -p "$out"
