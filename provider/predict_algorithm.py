@@ -108,8 +108,8 @@ class PredictAlgorithm(PovertyAlgorithm):
                 "resources/models/default.povmodel (Landsat blue, green, red histograms) is an example only: "
                 "it carries nothing to another country (about 0 out of country). "
                 "The plugin also bundles resources/models/kinshasa_cnn.povmodel in its folder: the night-light "
-                "CNN of the method, fitted on 44 DHS clusters of Kinshasa (for 8-bit true-colour Landsat at "
-                "about 38 m; other radiometries are standardized by the scene). Fit your own on local survey "
+                "CNN of the method, fitted on 44 DHS clusters of Kinshasa (for true-colour Landsat-like imagery at "
+                "about 38 m; every scene is standardized by its own band statistics). Fit your own on local survey "
                 "clusters for other places or imagery."
             ),
         )
