@@ -1,7 +1,9 @@
 """How a model reads a raster, the same for a map and for a survey fit with the model's
-extractor: the raster's band for each of the model's bands, found by name, and, for a
-CNN trained on imagery of another radiometry, each band standardized by this scene's
-own statistics (:mod:`.scene_statistics`), with the note that says so."""
+extractor: the raster's band for each of the model's bands, found by name; for a network
+that reads every scene by its own statistics (``scene_moments``), each band standardized
+by the whole image's mean and spread, always (:func:`scene_read_model`); for an older CNN
+trained on imagery of another radiometry, each band standardized by this scene's own
+statistics (:mod:`.scene_statistics`), with the note that says so."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -49,10 +51,11 @@ def scene_reading(
     ds: rasterio.io.DatasetReader, model: PovertyModel, bands: tuple[int, ...], radiometry: Radiometry,
     grid: TileGrid, region_cells: np.ndarray, screen: SurfaceScreen | None,
 ) -> SceneReading:
-    """How ``model`` reads the cells ``region_cells`` of ``grid``. A CNN trained on imagery
-    of another radiometry (:func:`needs_scene_standardization`) standardizes each band by
-    the mean and spread of the region's cells, water and cloud left out; otherwise the
-    model reads the scene as it is."""
+    """How ``model`` reads the cells ``region_cells`` of ``grid``. A network that reads
+    every scene by its own statistics standardizes each band by the whole image's mean and
+    spread (:func:`scene_read_model`, whatever the region); an older CNN trained on imagery
+    of another radiometry (:func:`needs_scene_standardization`) by the mean and spread of
+    the region's cells, water and cloud left out; otherwise the model reads the scene as it is."""
     preset = np.zeros(grid.shape, np.uint8)
     if model.extractor.reads_scene_moments:
         return SceneReading(scene_read_model(ds, model, bands, radiometry), preset, screen, ())
