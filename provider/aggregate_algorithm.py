@@ -25,11 +25,11 @@ from qgis.core import (
 from qgis.PyQt.QtCore import QVariant
 
 from ..core.errors import PovertyMapperError
-from ..core.maps.zonal import ZoneStats, check_poverty_map, estimate_quantity, is_index
+from ..core.maps.zonal import ZoneStats, is_index
 from ..core.maps.zonal_worker import IsolatedEstimateMap
 from ..dependencies import qgis_python
 from .base import PovertyAlgorithm
-from .layer_inputs import raster_file_path
+from .layer_inputs import raster_file_path, read_poverty_map_tags
 from .sinks import atomic_sink
 from .styling import write_estimate_polygons_style
 
@@ -134,9 +134,12 @@ class AggregateAlgorithm(PovertyAlgorithm):
         )
 
     def prepareAlgorithm(self, parameters, context: QgsProcessingContext, feedback: QgsProcessingFeedback) -> bool:  # noqa: N802
-        """Resolve the raster layers into file paths here, in the main thread."""
+        """Resolve the raster layers into file paths and read the map's tags here, in the main
+        thread (the task's worker thread then touches the files only through the separate
+        process of the statistics)."""
         layer = self.parameterAsRasterLayer(parameters, self.INPUT, context)
         self._raster_path = raster_file_path(layer)
+        self._map_tags = read_poverty_map_tags(self._raster_path)
         population = self.parameterAsRasterLayer(parameters, self.POPULATION, context)
         self._population_path = raster_file_path(population) if population is not None else None
         return True
@@ -150,9 +153,7 @@ class AggregateAlgorithm(PovertyAlgorithm):
                 self.tr("The polygons have no coordinate reference system, so they cannot be placed on the map; "
                         "set it in the layer's properties (Source > Assigned CRS) and run again.")
             )
-        with self.user_errors():
-            check_poverty_map(self._raster_path)
-            quantity, unit = estimate_quantity(self._raster_path)
+        quantity, unit = self._map_tags.checked()
         line = self._poverty_line(parameters, context, quantity, unit)
         # In a separate Python process: inside QGIS the GEOS, GDAL and PROJ that wheels bundle
         # clash with QGIS's own (core/maps/zonal_worker.py).

@@ -30,6 +30,7 @@ from qgis.core import (
 from qgis.PyQt.QtCore import QCoreApplication, QVariant
 
 from ..core.errors import PovertyMapperError
+from ..core.maps.zonal import check_poverty_map, estimate_quantity
 from ..core.training.survey_inputs import Cluster, check_survey_fields
 
 
@@ -321,3 +322,28 @@ def count_not_points(source) -> int:
         1 for f in source.getFeatures()
         if not f.geometry().isNull() and QgsWkbTypes.geometryType(f.geometry().wkbType()) != QgsWkbTypes.PointGeometry
     )
+
+
+@dataclass(frozen=True)
+class PovertyMapTags:
+    """What an estimate raster says it holds, read in ``prepareAlgorithm`` (the main thread)
+    and used in ``processAlgorithm``, where a refusal is raised so Processing shows its message."""
+
+    quantity: str | None
+    unit: str | None
+    refusal: str | None
+
+    def checked(self) -> tuple[str | None, str | None]:
+        """(quantity, unit), or the refusal as a Processing error."""
+        if self.refusal is not None:
+            raise QgsProcessingException(self.refusal)
+        return self.quantity, self.unit
+
+
+def read_poverty_map_tags(path: str) -> PovertyMapTags:
+    """The QUANTITY and UNIT tags of a map of this plugin, or why ``path`` is not one."""
+    try:
+        check_poverty_map(path)
+        return PovertyMapTags(*estimate_quantity(path), None)
+    except PovertyMapperError as exc:
+        return PovertyMapTags(None, None, str(exc))

@@ -23,9 +23,9 @@ from qgis.core import (
 )
 from qgis.PyQt.QtCore import QVariant
 
-from ..core.maps.zonal import CELL_BANDS, cell_bands_at, check_poverty_map, estimate_quantity
+from ..core.maps.zonal import CELL_BANDS, cell_bands_at
 from .base import PovertyAlgorithm
-from .layer_inputs import raster_file_path
+from .layer_inputs import raster_file_path, read_poverty_map_tags
 from .sinks import atomic_sink
 from .styling import write_estimate_polygons_style
 
@@ -110,18 +110,17 @@ class ToPolygonsAlgorithm(PovertyAlgorithm):
         return name
 
     def prepareAlgorithm(self, parameters, context: QgsProcessingContext, feedback: QgsProcessingFeedback) -> bool:  # noqa: N802
-        """Resolve the layer into plain values here, in the main thread."""
+        """Resolve the layer into plain values and read the map's tags here, in the main thread."""
         layer = self.parameterAsRasterLayer(parameters, self.INPUT, context)
         self._raster_path = raster_file_path(layer)
         self._crs = layer.crs()
+        self._map_tags = read_poverty_map_tags(self._raster_path)
         return True
 
     def processAlgorithm(self, parameters, context: QgsProcessingContext, feedback: QgsProcessingFeedback) -> dict:  # noqa: N802
         raster_path = self._raster_path
         name = self.field_name(parameters, context, feedback)
-        with self.user_errors():
-            check_poverty_map(raster_path)
-            quantity, unit = estimate_quantity(raster_path)
+        quantity, unit = self._map_tags.checked()
 
         fields = QgsFields()
         fields.append(QgsField(name, QVariant.Double, "double", 24, 15))  # all a float32 holds, in a shapefile too
