@@ -33,7 +33,7 @@ from .outputs import write_training_outputs
 from .proxy_outputs import held_out_scores, proxy_model, proxy_report
 from .plots import plot_training
 from .progress import CancelCheck, Phase, PhasedProgress, ProgressCallback
-from .render_augmentation import SceneRenders, random_gammas
+from .render_augmentation import SceneRenders, random_curves
 from .proxy_tiles import (
     TileSet,
     TileStream,
@@ -349,13 +349,13 @@ class _Fitting:
         ``augment`` and photometric augmentation: as a random render of its scene)."""
         scene = self.stream.tiles.scene[idx]
         renders = self.inputs.renders if augment else None
-        gammas = None if renders is None else random_gammas(len(idx), pixels.shape[1], self.generator)
+        curves = None if renders is None else random_curves(len(idx), pixels.shape[1], self.generator)
         x = torch.empty(pixels.shape, dtype=torch.float32, device=pixels.device)
         for s in np.unique(scene):
             rows = np.flatnonzero(scene == s)
             at = torch.as_tensor(rows, device=pixels.device)
             x[at] = (self.inputs.readings[int(s)].standardize(pixels[at], valid[at]) if renders is None
-                     else renders[int(s)].standardize(pixels[at], valid[at], gammas[torch.as_tensor(rows)]))
+                     else renders[int(s)].standardize(pixels[at], valid[at], curves[torch.as_tensor(rows)]))
         return x
 
 

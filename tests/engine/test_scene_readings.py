@@ -129,6 +129,32 @@ def test_a_render_augmentation_at_gamma_1_is_the_mapping_standardization():
                                mapped_render.standardize(pixels ** GAMMAS[k], valid), atol=1e-4)
 
 
+def test_a_render_augmentation_can_equalize_the_histogram_as_a_map_of_that_render_reads_it():
+    """The equalization curve of the augmentation is the scene's own distribution function
+    (an "equalize" render maps each value to its rank), and its standardization is the
+    mapping standardization of the equalized scene."""
+    from poverty_mapper.core.training.render_augmentation import CURVE_BLENDS, SceneRenders
+
+    rng = np.random.default_rng(5)
+    values = [rng.beta(2, 5, 40_000), rng.beta(3, 3, 40_000), rng.beta(5, 2, 40_000)]
+    renders = SceneRenders(values, input_std=0.5)
+    full = int(np.flatnonzero(CURVE_BLENDS == 1.0)[0])
+    pixels = torch.as_tensor(np.stack([v[:1024].reshape(32, 32) for v in values])[None], dtype=torch.float32)
+    ranks = [np.searchsorted(np.sort(v), v, side="right") / v.size for v in values]
+    rendered = renders.render(pixels, torch.full((1, 3), full))
+    expected = np.stack([r[:1024].reshape(32, 32) for r in ranks])[None]
+    np.testing.assert_allclose(rendered, expected, atol=2e-3)
+    # equalized values spread evenly over [0, 1]: their moments are those of a uniform
+    np.testing.assert_allclose(renders.means[full], 0.5, atol=0.01)
+    np.testing.assert_allclose(renders.stds[full] * 0.5, 12 ** -0.5, atol=0.01)
+    e = _reading(SCENE_MOMENTS).extractor
+    mapped = CnnExtractor(e.network, e.band_means, e.band_stds, input_std=0.5, input_reading=SCENE_MOMENTS) \
+        .standardized_by(np.array([r.mean() for r in ranks]), np.array([r.std() for r in ranks]))
+    valid = torch.ones(1, 32, 32, dtype=torch.bool)
+    np.testing.assert_allclose(renders.standardize(pixels, valid, torch.full((1, 3), full)),
+                               mapped.standardize(torch.as_tensor(expected, dtype=torch.float32), valid), atol=0.03)
+
+
 def test_proxy_training_reads_scenes_by_their_moments_and_says_so(tmp_path):
     from poverty_mapper.core.training.proxy import ProxyTrainingConfig, train_proxy
     from generated_world import make_world
