@@ -30,6 +30,7 @@ from .export_panel import ExportPanel
 from .image_panel import ImageChoice, ImagePanel
 from .model_panel import ModelPanel, reads_imagery
 from .notes_area import NotesArea
+from .lights_install_row import LightsInstallRow
 from .nightlights_panel import NightLightsPanel
 from .messages import LOG_TAG, RunMessages
 from .processing_run import CollectingFeedback, ProcessingRun
@@ -130,6 +131,8 @@ class PovertyDock(QDockWidget, FORM_CLASS):
         self.modelPanel = ModelPanel(self.scrollContents)
         self.nightlightsPanel = NightLightsPanel(self.scrollContents)
         self.modelPanel.add_below_choice(self.nightlightsPanel)  # above the model's summary
+        self.lightsInstallRow = LightsInstallRow(self.scrollContents)  # a zip install without the lights file
+        self.modelPanel.add_below_choice(self.lightsInstallRow)
         self.optionsPanel = RunOptionsPanel(self.scrollContents)
         self.exportPanel = ExportPanel(iface, self.scrollContents)
         self.sampleRow = SampleDataRow(self.scrollContents)
@@ -143,6 +146,7 @@ class PovertyDock(QDockWidget, FORM_CLASS):
         self._show_model_bands()
         self.modelPanel.modelChanged.connect(self._show_model_bands)
         self.nightlightsPanel.layerCombo.layerChanged.connect(self._show_run_state)
+        self.lightsInstallRow.installed.connect(self._lights_installed)
         self.imagePanel.layerCombo.layerChanged.connect(self._show_run_state)
         self.regionPanel.regionCombo.currentIndexChanged.connect(self._show_run_state)
         self.sampleRow.loadButton.clicked.connect(self.load_sample_data)
@@ -165,7 +169,8 @@ class PovertyDock(QDockWidget, FORM_CLASS):
 
     def problem(self) -> str | None:
         """What the user must fix before a run, or None."""
-        panels = (self.imagePanel, self.modelPanel, self.nightlightsPanel, self.regionPanel, self.optionsPanel)
+        panels = (self.imagePanel, self.modelPanel, self.nightlightsPanel, self.lightsInstallRow, self.regionPanel,
+                  self.optionsPanel)
         return next(filter(None, (panel.problem() for panel in panels)), None) or self._region_problem()
 
     def _maps_the_region_alone(self) -> bool:
@@ -185,12 +190,13 @@ class PovertyDock(QDockWidget, FORM_CLASS):
         self.imagePanel.set_model_bands(  # NIGHTLIGHTS: its own layer
             image_bands(info.bands) if info else (), info.tile_size_m if info else None)
         self.nightlightsPanel.set_model(info)
+        self.lightsInstallRow.set_model(info)
         self._show_run_state()
 
     def _show_run_state(self) -> None:
         """Run is disabled, with a one-line reason, while the model waits for its night lights
         or, with no image, for a region."""
-        hint = self.nightlightsPanel.run_hint()
+        hint = self.nightlightsPanel.run_hint() or self.lightsInstallRow.run_hint()
         if hint is None and self._region_problem():
             hint = tr("To run: choose a region (the map extent, a rectangle, polygons) or an image.")
         self.runHint.setText(hint or "")
@@ -342,6 +348,16 @@ class PovertyDock(QDockWidget, FORM_CLASS):
         self.progressLabel.clear()
         self.statusLabel.setText(message)
         self._report_failure(message, details)
+
+    def _lights_installed(self, ok: bool, where_or_why: str) -> None:
+        if ok:
+            text = tr("The bundled night lights are set up: {}").format(where_or_why)
+            self.statusLabel.setText(text)
+            self.messages.push(text, Qgis.MessageLevel.Success, duration=10)
+        else:
+            self.statusLabel.setText(where_or_why)
+            self._show_error(where_or_why)
+        self._show_run_state()
 
     def _show_error(self, message: str, details: str = "") -> None:
         """The message bar says what to fix; the log panel keeps the details."""

@@ -96,3 +96,42 @@ def test_a_region_outside_africa_says_so_and_leaves_no_file(make_dock, qgis_ifac
     assert expected in dock.statusLabel.text()
     assert any(expected in m for m in qgis_iface.messageBar().get_messages(Qgis.MessageLevel.Critical))
     assert not out.exists() and list(tmp_path.iterdir()) == []
+
+
+def test_a_zip_install_without_the_lights_file_installs_it_from_the_dock(make_dock, qtbot, qgis_iface, monkeypatch,
+                                                                         tmp_path):
+    """A plugin from the zip has no lights raster: the dock says so under the default model,
+    keeps Run disabled, refuses another file with the check's message, and installs the
+    downloaded file through Processing, after which it maps."""
+    from poverty_mapper.core.imagery import lights_file
+    from poverty_mapper.core.imagery.lights_file import SHIPPED_LIGHTS, installed_lights_path
+
+    monkeypatch.setenv("POVERTY_MAPPER_DATA", str(tmp_path / "data"))
+    monkeypatch.setattr(lights_file, "SHIPPED_LIGHTS", tmp_path / "plugin" / SHIPPED_LIGHTS.name)
+    dock = make_dock()
+    row = dock.lightsInstallRow
+    assert not row.isHidden() and "not set up" in row.label.text()
+    x, y = KINSHASA_UTM
+    show_on_canvas(qgis_iface, QgsRectangle(x - 10_000, y - 10_000, x + 10_000, y + 10_000), UTM_33S)
+    choose(dock.regionPanel.regionCombo, "canvas")
+    assert not dock.runButton.isEnabled()
+    assert dock.runHint.text() == "To run: install the bundled night lights (under the model), or choose another model."
+
+    other = tmp_path / SHIPPED_LIGHTS.name
+    other.write_bytes(b"0" * 1000)
+    monkeypatch.setattr(row, "choose_file", lambda: str(other))
+    with qtbot.waitSignal(row.installed, timeout=60_000) as refused:
+        row.installButton.click()
+    assert refused.args[0] is False and "not the bundled night lights" in refused.args[1]
+    assert not installed_lights_path().exists() and not row.isHidden() and not dock.runButton.isEnabled()
+
+    monkeypatch.setattr(row, "choose_file", lambda: str(SHIPPED_LIGHTS))
+    with qtbot.waitSignal(row.installed, timeout=60_000) as done:
+        row.installButton.click()
+    assert done.args == [True, str(installed_lights_path())]
+    assert installed_lights_path().is_file() and lights_file.lights_path() == installed_lights_path()
+    assert row.isHidden() and dock.runButton.isEnabled()
+    assert dock.statusLabel.text().startswith("The bundled night lights are set up")
+
+    choose(dock.modelPanel.modelCombo, "rgb_histogram")  # a model of imagery needs no lights
+    assert row.isHidden()
