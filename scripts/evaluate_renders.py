@@ -35,7 +35,7 @@ clusters' asset wealth, the map read as the mean of its cells whose centre lies 
 The bundled model's regression was fitted on these 44 clusters (on the 2013 scene): the
 r² is in-sample for the regression, not an out-of-fold score (make eval's
 ``dataset=kinshasa_dhs`` lines are). The bundled network reads each scene by its own mean
-and spread and was trained on random gamma renders of its two dates
+and spread and was trained on random gamma and histogram-equalization renders of its two dates
 (docs/proxy_training.md); no setting was chosen on these lines.
 """
 from __future__ import annotations

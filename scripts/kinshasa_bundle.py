@@ -17,12 +17,13 @@ from poverty_mapper.evaluation import kinshasa  # noqa: E402
 from poverty_mapper.core.models.model_file import load_model, save_model  # noqa: E402
 from poverty_mapper.core.training.clusters import fit_clusters  # noqa: E402
 
-NAME = "Kinshasa CNN (EfficientNet-Lite0, DHS wealth) v2"
+NAME = "Kinshasa CNN (EfficientNet-Lite0, DHS wealth) v3"
 USE = (
     "one city region (Kinshasa and Brazzaville) and 44 survey clusters, 37 of them urban: "
     "indicative for comparing neighbourhoods of a Central African city on Landsat-like true "
     "colour imagery at about 38 m. Every scene is standardized by its own mean and spread per "
-    "band (the network was trained so, on two dates and random gamma renders), so another "
+    "band (the network was trained so, on two dates and random gamma and histogram-equalization "
+    "renders), so another "
     "linear stretch or product level changes little; elsewhere the estimates are untested, and "
     "rural estimates rest on 7 clusters."
 )

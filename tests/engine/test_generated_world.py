@@ -166,14 +166,21 @@ def imagenet_proxy(world, tmp_path_factory):
     return result, out / "proxy.povmodel"
 
 
-def test_imagenet_started_network_learns_above_chance(imagenet_proxy):
+def test_imagenet_started_network_learns_above_chance(world, imagenet_proxy, tmp_path):
     report = imagenet_proxy[0].report
     assert report["network"] == {**report["network"], "architecture": "efficientnet_lite0", "start": "ImageNet"}
-    held_out = report["held_out"]
-    # Reading the scene by its own statistics with gamma renders, 8 epochs on this GENERATED
-    # world held out 0.56-0.70 over seeds 0-2 (4 epochs: 0.44-0.53; the training tiles'
-    # statistics, 4 epochs: 0.32-0.84): well above chance, by a margin any seed kept.
-    assert held_out["balanced_accuracy"] > held_out["chance"] + 0.2, held_out
+    # One run is one draw: on this GENERATED world, 8 epochs held out balanced accuracy
+    # 0.57-0.83 over seeds 0-4 here (AMD Zen 4), 0.42-0.91 with AVX2 kernels (0.47-0.89 with
+    # gamma renders alone), so any one seed falls below chance + 0.2 now and then. The
+    # median of three seeds stayed above 0.7 on both kinds of kernel.
+    runs = [report["held_out"]]
+    for seed in (1, 2):
+        config = ProxyTrainingConfig(image_path=str(world.image_path), nightlights_path=str(world.lights_path),
+                                     model_path=str(tmp_path / f"proxy{seed}.povmodel"), tile_size_m=EFFICIENTNET_TILE_M,
+                                     epochs=8, batch_size=32, block_size_tiles=3, frozen_blocks=3, device="cpu", seed=seed)
+        runs.append(train_proxy(config).report["held_out"])
+    median = float(np.median([run["balanced_accuracy"] for run in runs]))
+    assert median > runs[0]["chance"] + 0.2, runs
 
 
 def test_imagenet_started_features_recover_the_planted_relation(world, imagenet_proxy, tmp_path):
