@@ -30,7 +30,7 @@ from qgis.core import (
 from qgis.PyQt.QtCore import QCoreApplication, QVariant
 
 from ..core.errors import PovertyMapperError
-from ..core.maps.zonal import check_poverty_map, estimate_quantity
+from ..core.maps.zonal import check_poverty_map
 from ..core.training.survey_inputs import Cluster, check_survey_fields
 
 
@@ -343,7 +343,6 @@ class PovertyMapTags:
 def read_poverty_map_tags(path: str) -> PovertyMapTags:
     """The QUANTITY and UNIT tags of a map of this plugin, or why ``path`` is not one."""
     try:
-        check_poverty_map(path)
-        return PovertyMapTags(*estimate_quantity(path), None)
+        return PovertyMapTags(*check_poverty_map(path), None)
     except PovertyMapperError as exc:
         return PovertyMapTags(None, None, str(exc))

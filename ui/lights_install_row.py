@@ -9,6 +9,7 @@ from qgis.PyQt.QtWidgets import QFileDialog, QHBoxLayout, QLabel, QPushButton, Q
 
 from ..core.imagery.lights_file import LIGHTS_FILE, lights_path
 from ..core.models.model_file import ModelInfo
+from .model_panel import reads_imagery
 from .processing_run import ProcessingRun
 
 INSTALL_ALGORITHM_ID = "povertymapper:installlights"
@@ -16,10 +17,6 @@ INSTALL_ALGORITHM_ID = "povertymapper:installlights"
 
 def tr(text: str) -> str:
     return QCoreApplication.translate("LightsInstallRow", text)
-
-
-def maps_from_bundled_lights(info: ModelInfo | None) -> bool:
-    return info is not None and info.extractor_kind == "bundled_lights"
 
 
 class LightsInstallRow(QWidget):
@@ -47,7 +44,7 @@ class LightsInstallRow(QWidget):
     @property
     def needed(self) -> bool:
         """The chosen model maps from the bundled lights, and they are in neither place."""
-        return maps_from_bundled_lights(self._info) and not lights_path().is_file()
+        return not reads_imagery(self._info) and not lights_path().is_file()
 
     def set_model(self, info: ModelInfo | None) -> None:
         self._info = info

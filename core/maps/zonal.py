@@ -96,13 +96,6 @@ class _Sums:
         )
 
 
-def estimate_quantity(raster_path: str) -> tuple[str | None, str | None]:
-    """What an estimate raster holds: its QUANTITY and UNIT tags (None when absent)."""
-    with _open(raster_path) as ds:
-        tags = ds.tags()
-    return tags.get("QUANTITY") or None, tags.get("UNIT") or None
-
-
 # Bands 2 and 3 of the plugin's maps, found by their descriptions: the quality code (0
 # within the survey outcomes' range, 1 extrapolation, 3 out of the model's domain) and the
 # half-width of the 80 % interval.
@@ -137,8 +130,9 @@ def estimate_lights(raster_path: str) -> str | None:
         return lights_from_tags(ds.tags())
 
 
-def check_poverty_map(raster_path: str) -> None:
-    """Refuse a raster that is not an estimate raster of this plugin (e.g. the satellite image)."""
+def check_poverty_map(raster_path: str) -> tuple[str, str | None]:
+    """What an estimate raster of this plugin holds: its QUANTITY and UNIT tags (the unit None
+    when absent); a raster without a QUANTITY (e.g. the satellite image) is refused."""
     with _open(raster_path) as ds:
         tags = ds.tags()
     if not tags.get("QUANTITY"):
@@ -147,6 +141,7 @@ def check_poverty_map(raster_path: str) -> None:
             "'Predict poverty map' carries. Choose the estimate raster written by 'Predict poverty map', "
             "not the satellite image or another raster."
         )
+    return tags["QUANTITY"], tags.get("UNIT") or None
 
 
 def is_index(quantity: str | None, unit: str | None) -> bool:
