@@ -9,9 +9,13 @@ cell) and tested with plain spectral rules on reflectance (the run's radiometry)
 - water: NDWI = (GREEN - NIR) / (GREEN + NIR) > 0 (McFeeters 1996). Needs a green and a
   near-infrared band; imagery without NIR is not searched for water (the run says so).
 - cloud: bright, white and hazy, the whiteness and haze tests of Fmask (Zhu & Woodcock
-  2012) with a brightness floor: mean visible reflectance above :data:`CLOUD_BRIGHTNESS`
-  (:data:`CLOUD_BRIGHTNESS_8BIT` for 8-bit display imagery, whose stretch makes ordinary
-  roofs bright), sum of |band - mean| / mean below 0.7, BLUE - 0.5 RED > 0.08.
+  2012) with a brightness floor: mean visible reflectance above :data:`CLOUD_BRIGHTNESS`,
+  sum of |band - mean| / mean below 0.7, BLUE - 0.5 RED > 0.08. For 8-bit display imagery
+  the floor is the scene's own: every visible band within :data:`TOP_TOLERANCE` levels of
+  the highest level that band reaches in the whole image (:func:`eight_bit_cloud_floor`).
+  A display render clips cloud at its top level whatever its stretch, while a fixed floor
+  followed the stretch: a histogram equalization lifted bright roofs above it, a gain of
+  0.8 put cloud below it.
 
 A cell where at least :data:`MOSTLY` of the valid samples are water (cloud) gets no
 estimate and the quality code for water (cloud). These are screening rules, not a
@@ -36,7 +40,10 @@ from .tiling import TileGrid
 SAMPLES = 16  # samples per cell side
 MOSTLY = 0.5  # share of a cell's valid samples that makes it water (cloud)
 CLOUD_BRIGHTNESS = 0.3
-CLOUD_BRIGHTNESS_8BIT = 0.8
+TOP_TOLERANCE = 5  # 8-bit levels below a band's top level that still count as clipped
+TOP_SHARE = 1e-4  # share of the sampled pixels a band's top level must hold (not a stray pixel)
+TOP_WINDOWS = 8  # windows per side sampled over the whole image for the 8-bit top levels
+TOP_WINDOW_PX = 64
 CLOUD_WHITENESS = 0.7
 HAZE_OFFSET = 0.08
 # Cell rows per strip of the samples' layout: where a cell's samples fall on the raster
@@ -111,10 +118,44 @@ def surface_screen(
         ys[r0 * SAMPLES:r1 * SAMPLES] = _axis(window.row_off, window.height, (r1 - r0) * SAMPLES, ds.height)
         if xs is None:  # the same for every strip: the strips span the grid's columns
             xs = _axis(window.col_off, window.width, grid.width * SAMPLES, ds.width)
-    brightness = CLOUD_BRIGHTNESS_8BIT if radiometry.key == EIGHT_BIT.key else CLOUD_BRIGHTNESS
     fill = radiometry.fill_value if ds.nodata is None else None
+    floor = None
+    if radiometry.key == EIGHT_BIT.key and bands.can_see_cloud:
+        floor = eight_bit_cloud_floor(ds, bands, radiometry, fill)
     all_valid = all(ds.mask_flag_enums[b - 1] == [MaskFlags.all_valid] for b in bands.wanted)
-    return SurfaceScreen(bands, radiometry, brightness, water_code, cloud_code, fill, all_valid, xs, ys)
+    return SurfaceScreen(bands, radiometry, floor, water_code, cloud_code, fill, all_valid, xs, ys)
+
+
+def eight_bit_cloud_floor(
+    ds: rasterio.io.DatasetReader, bands: SurfaceBands, radiometry: Radiometry, fill: float | None
+) -> tuple[float, float, float]:
+    """Per visible band (blue, green, red), in ``radiometry``'s units: the level
+    :data:`TOP_TOLERANCE` below the highest level that at least :data:`TOP_SHARE` of the
+    valid pixels reach, in :data:`TOP_WINDOWS` x :data:`TOP_WINDOWS` windows spread evenly
+    over the whole image (the same for any region asked for; a cloud the windows miss only
+    lowers the top, which the cloud still reaches)."""
+    wanted = [bands.blue, bands.green, bands.red]
+    values: list[np.ndarray] = []
+    size_y, size_x = min(TOP_WINDOW_PX, ds.height), min(TOP_WINDOW_PX, ds.width)
+    for y in np.linspace(0, ds.height - size_y, TOP_WINDOWS).round().astype(int):
+        for x in np.linspace(0, ds.width - size_x, TOP_WINDOWS).round().astype(int):
+            window = Window(int(x), int(y), size_x, size_y)
+            try:
+                dn = ds.read(wanted, window=window)
+                valid = np.all(ds.read_masks(wanted, window=window) > 0, axis=0)
+            except RasterioError as exc:
+                raise PovertyMapperError(
+                    f"Cannot read the raster {ds.name} (looking for cloud): {exc.__cause__ or exc}. The file is "
+                    "damaged or incomplete (e.g. a copy or download cut short); copy or export it again."
+                ) from exc
+            if fill is not None:
+                valid &= ~np.all(dn == fill, axis=0)
+            values.append(dn[:, valid])
+    dn = np.concatenate(values, axis=1)
+    if dn.shape[1] == 0:
+        return (np.inf, np.inf, np.inf)  # nothing valid sampled: no cloud can be told
+    tops = np.quantile(dn.astype(np.float64), 1.0 - TOP_SHARE, axis=1, method="inverted_cdf")
+    return tuple(float(v) for v in radiometry.apply(tops - TOP_TOLERANCE))
 
 
 def surface_codes(
@@ -141,7 +182,7 @@ class SurfaceScreen:
 
     bands: SurfaceBands
     radiometry: Radiometry
-    brightness: float
+    cloud_floor: tuple[float, float, float] | None  # blue, green, red (8-bit imagery); None: CLOUD_BRIGHTNESS
     water_code: int
     cloud_code: int
     fill_value: float | None  # a DN that is fill in every band (the file declares no nodata)
@@ -239,7 +280,11 @@ class SurfaceScreen:
                 b, g, r = band[bands.blue], band[bands.green], band[bands.red]
                 mean = (b + g + r) / 3.0
                 white = (np.abs(b - mean) + np.abs(g - mean) + np.abs(r - mean)) / mean < CLOUD_WHITENESS
-                cloud = valid & (mean > self.brightness) & white & (b - 0.5 * r > HAZE_OFFSET)
+                if self.cloud_floor is None:
+                    bright = mean > CLOUD_BRIGHTNESS
+                else:
+                    bright = (b >= self.cloud_floor[0]) & (g >= self.cloud_floor[1]) & (r >= self.cloud_floor[2])
+                cloud = valid & bright & white & (b - 0.5 * r > HAZE_OFFSET)
                 share = cloud.sum(axis=(1, 2)) / np.maximum(n_valid, 1)
                 codes[(n_valid > 0) & (share >= MOSTLY) & (codes == 0)] = self.cloud_code
         return codes

@@ -37,7 +37,8 @@ def reference_codes(ds, grid, cell_mask, bands, radiometry, water_code=QUALITY_W
     samples = surface.SAMPLES
     codes = np.zeros(grid.shape, np.uint8)
     wanted = bands.wanted
-    brightness = surface.CLOUD_BRIGHTNESS_8BIT if radiometry.key == EIGHT_BIT.key else surface.CLOUD_BRIGHTNESS
+    fill = radiometry.fill_value if ds.nodata is None else None
+    floor = surface.eight_bit_cloud_floor(ds, bands, radiometry, fill) if radiometry.key == EIGHT_BIT.key else None
     rows = np.flatnonzero(cell_mask.any(axis=1))
     for r0 in range(int(rows[0]), int(rows[-1]) + 1, 32):
         r1 = min(r0 + 32, grid.height)
@@ -64,7 +65,9 @@ def reference_codes(ds, grid, cell_mask, bands, radiometry, water_code=QUALITY_W
                 b, g, r = band[bands.blue], band[bands.green], band[bands.red]
                 mean = (b + g + r) / 3.0
                 white = (np.abs(b - mean) + np.abs(g - mean) + np.abs(r - mean)) / mean < 0.7
-                cloud = valid & (mean > brightness) & white & (b - 0.5 * r > 0.08)
+                bright = mean > surface.CLOUD_BRIGHTNESS if floor is None else (
+                    (b >= floor[0]) & (g >= floor[1]) & (r >= floor[2]))
+                cloud = valid & bright & white & (b - 0.5 * r > 0.08)
                 share = cloud.reshape(cells).sum(axis=(1, 3)) / np.maximum(n_valid, 1)
                 codes[r0:r1][(n_valid > 0) & (share >= 0.5) & (codes[r0:r1] == 0)] = cloud_code
     return np.where(cell_mask, codes, 0).astype(np.uint8)
