@@ -9,7 +9,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import rasterio
-from affine import Affine
 from rasterio.enums import Resampling
 from rasterio.windows import from_bounds
 
