@@ -156,12 +156,14 @@ def pipeline(path: Path, model: PovertyModel, device: str, rows: int | None, exe
     request = PredictRequest(str(path), str(out), model, bounds=bounds, radiometry="eight_bit", device=device, **options)
     if device == "cuda":
         torch.cuda.reset_peak_memory_stats()
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), time.process_time()
     result = predict_poverty_map(request, executor=executor)
     if device == "cuda":
         torch.cuda.synchronize()
     seconds = time.perf_counter() - t0
     stats = _rates(result.n_cells, seconds)
+    # this process's CPU time (all its threads) per wall second: the cores a local run keeps busy
+    stats["cores_busy"] = round((time.process_time() - cpu0) / seconds, 2)
     plan = thread_plan(torch.device(device), model.extractor, options.get("read_workers"))
     stats["batch_size"] = options.get("batch_size") or auto_batch_size(torch.device(device), model.extractor)
     stats["read_workers"] = plan.read_workers if executor is None else 0  # a Dask worker reads in its task
@@ -204,8 +206,13 @@ def dask_workers(path: Path, models: dict, device: str, rows: int, repeats: int)
         local = results[name]["local"]["tiles_per_s"]
         one, two = (results[name][f"dask_{n}_workers"]["tiles_per_s"] for n in (1, 2))
         results[name]["ratios"] = {"dask_1_vs_local": round(one / local, 3), "dask_2_vs_local": round(two / local, 3),
-                                   "dask_2_vs_dask_1": round(two / one, 3)}
+                                   "dask_2_vs_dask_1": round(two / one, 3),
+                                   "dask_2_ceiling": round(min(2, cores_here()) / results[name]["local"]["cores_busy"], 3)}
     return results
+
+
+def cores_here() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def print_dask(results: dict) -> None:
@@ -216,6 +223,9 @@ def print_dask(results: dict) -> None:
             ratio = "" if what == "local" else f"{rows['ratios'][what.replace('_workers', '') + '_vs_local']:.2f} x local"
             label = f"{name} {what.replace('_', ' ')}"
             sys.stdout.write(f"{label:36} {stats['tiles']:>6} {stats['tiles_per_s']:>9.1f} {stats['megapixels_per_s']:>8.1f}  {ratio}\n")
+        # Two workers can at best use two of this machine's cores where the local run used cores_busy of them.
+        sys.stdout.write(f"{name + ' local run keeps busy':36} {rows['local']['cores_busy']:>6.2f} cores; 2 workers on "
+                         f"{cores_here()} cores can reach at most {rows['ratios']['dask_2_ceiling']:.2f} x local\n")
 
 
 def peak_memory(path: Path, device: str, model_path: Path) -> float:

@@ -323,5 +323,5 @@ class DaskExecutor:
     def results(self, work: TileWork, batches: Iterable[Any], is_canceled: CancelCheck) -> Iterator[tuple[Any, Any]]:
         """(batch, result) for every batch, as they complete on the workers (see :class:`DaskRun`)."""
         with scheduler_client(self.scheduler, self.connect_timeout_s) as client, \
-                DaskRun(client, work.at_paths(worker_path), self.batches_per_thread) as run:
+                DaskRun(client, work.at_paths(worker_path).for_workers(), self.batches_per_thread) as run:
             yield from run.results(batches, is_canceled)

@@ -30,6 +30,12 @@ class TileWork:
         """The same work reading each of its paths as ``where(path)``."""
         raise NotImplementedError
 
+    def for_workers(self) -> "TileWork":
+        """The same work as a cluster's workers run it, each of their threads one batch at a
+        time: no threads of its own beyond the worker's (the cluster's threads are its
+        parallelism; threads of the work's own on top oversubscribe the worker's cores)."""
+        return self
+
     def open_reader(self, read_ahead: bool) -> Any:
         """The reader (with a ``close``); ``read_ahead``: it may read ahead in threads of its
         own (here), else it reads in the calling thread (a worker's thread)."""

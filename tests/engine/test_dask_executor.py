@@ -5,6 +5,8 @@ a scheduler that cannot be reached, or imagery the workers cannot open, is refus
 what to do."""
 from __future__ import annotations
 
+import copy
+import dataclasses
 import os
 import sys
 import time
@@ -16,13 +18,14 @@ import torch
 from distributed import Client, LocalCluster
 
 from poverty_mapper.core.errors import Canceled, PovertyMapperError
+from poverty_mapper.core.extractors.cnn import CnnExtractor
 from poverty_mapper.core.extractors.histogram import HistogramExtractor
 from poverty_mapper.core.imagery.dask_run import DaskExecutor
 from poverty_mapper.core.imagery.executors import LocalExecutor
 from poverty_mapper.core.imagery.tile_work import TileWork
 from poverty_mapper.core.inference.predict import PredictRequest, predict_poverty_map
 from poverty_mapper.core.inference.writer import NODATA
-from helpers import scene_model, raster  # noqa: F401 (raster: fixtures)
+from helpers import CNN_SCENE_SIZE, cnn_model, cnn_scene, scene_model, raster  # noqa: F401 (raster: fixtures)
 
 
 class DyingHistogram(HistogramExtractor):
@@ -399,3 +402,32 @@ def test_the_workers_screen_water_and_cloud_and_the_map_is_the_local_one(tmp_pat
     with rasterio.open(tmp_path / "dask.tif") as a, rasterio.open(tmp_path / "local.tif") as b:
         assert np.array_equal(a.read(2), b.read(2))
         _assert_same_map(a.read(), b.read())
+
+
+class ThreadCountingCnn(CnnExtractor):
+    """A CNN extractor that notes PyTorch's thread count at each batch, a file per batch in ``folder``."""
+
+    folder = ""
+
+    def extract_dn(self, dn, valid, radiometry):
+        note = os.path.join(self.folder, f"{os.getpid()}-{time.monotonic_ns()}")
+        with open(note, "w", encoding="utf-8") as f:
+            f.write(str(torch.get_num_threads()))
+        return super().extract_dn(dn, valid, radiometry)
+
+
+def test_a_worker_runs_the_network_in_its_own_threads_not_the_clients_plan(tmp_path, client):
+    """The client's plan gives a network every core of the client's machine (2 threads on
+    2 cores); run so in each of 2 single-threaded workers on the same 2 cores, the small CNN
+    mapped at a quarter of the local speed. A worker keeps the one PyTorch thread per worker
+    thread that Dask gives it."""
+    model = cnn_model()
+    counting = copy.copy(model.extractor)
+    counting.__class__, counting.folder = ThreadCountingCnn, str(tmp_path)
+    model = dataclasses.replace(model, extractor=counting)
+    rng = np.random.default_rng(3)
+    scene = cnn_scene(tmp_path / "scene.tif", rng.integers(0, 255, (3, CNN_SCENE_SIZE, CNN_SCENE_SIZE), dtype=np.uint8))
+    result, _, _ = _map(scene, tmp_path / "dask.tif", model, DaskExecutor(client), batch_size=4)
+    notes = [p.read_text() for p in tmp_path.iterdir() if p.suffix == ""]
+    assert result.n_estimated > 0 and len(notes) >= 2
+    assert set(notes) == {str(client.run(torch.get_num_threads)[next(iter(client.nthreads()))])} == {"1"}
