@@ -14,8 +14,13 @@ process may use, wall time per tile, best of 3, all in one run:
 - ``torchscript``: the folded network traced, frozen and optimized for inference;
 - ``compile``: the folded network through ``torch.compile`` (inductor, frozen weights;
   needs a C++ compiler, and its first call's compile time is printed);
-- ``int8`` (small CNN only): PyTorch's x86 static quantization (per-channel int8 weights,
-  activations calibrated on 4 other batches); EfficientNet's "same" padding does not trace.
+- ``int8``: for the small CNN PyTorch's x86 static quantization through FX (per-channel
+  int8 weights, activations calibrated on 4 other batches); EfficientNet's "same" padding
+  does not trace, so for it the folded network is run with PyTorch's quantized operators
+  directly (``int8_x86`` and ``int8_onednn``, the two quantized engines of x86 CPUs):
+  per-channel int8 weights, ReLU6 outputs on the fixed scale 6/255, the input, the
+  projections and the residual sums on ranges calibrated on the same 4 batches. (PyTorch
+  warns that its quantized tensors are deprecated and will be removed.)
 
 Each path's ratio to ``pipeline`` (above 1: faster) and its features' relative difference
 from float32 (norm of the difference / norm) are printed:
@@ -99,6 +104,69 @@ def other_paths(network: torch.nn.Module, x: torch.Tensor, calibration: list[tor
     return paths
 
 
+def _quantized_conv(conv, out_range: tuple[float, float] | None):
+    """A folded convolution as (packed int8 weights, kernel, stride, output scale, zero
+    point, fused ReLU6); ``out_range`` None: a ReLU6 output (scale 6/255: the clip is the
+    quantization's own)."""
+    w = conv.weight.detach().float()
+    scales = (w.abs().amax(dim=(1, 2, 3)).clamp(min=1e-8) / 127).double()
+    wq = torch.quantize_per_channel(w, scales, torch.zeros(len(scales), dtype=torch.long), 0, torch.qint8)
+    k, s = conv.kernel_size[0], conv.stride[0]
+    packed = torch.ops.quantized.conv2d_prepack(wq, conv.bias.detach().float(), [s, s],
+                                                [(k - 1) // 2] * 2 if s == 1 else [0, 0], [1, 1], conv.groups)
+    return (packed, k, s, *(_affine(out_range) if out_range else (6 / 255, 0)), out_range is None)
+
+
+def _affine(value_range: tuple[float, float]) -> tuple[float, int]:
+    low, high = min(value_range[0], 0.0), max(value_range[1], 0.0)
+    scale = max(high - low, 1e-6) / 255
+    return scale, int(round(-low / scale))
+
+
+def efficientnet_int8(network, calibration: list[torch.Tensor], engine: str):
+    """EfficientNet-Lite0's folded feature path on PyTorch's quantized operators (``engine``)."""
+    from poverty_mapper.core.extractors.efficientnet import same_padding
+
+    torch.backends.quantized.engine = engine
+    backbone = network.fused_features()
+    relu6 = lambda conv, x: torch.clamp(conv(x), 0, 6)  # noqa: E731
+    ranges: dict[str, list[float]] = {}
+
+    def seen(name: str, t: torch.Tensor) -> torch.Tensor:
+        low, high = ranges.setdefault(name, [float("inf"), float("-inf")])
+        ranges[name] = [min(low, float(t.min())), max(high, float(t.max()))]
+        return t
+
+    with torch.no_grad():  # the float network on the calibration batches, noting each range
+        for x in calibration:
+            x = relu6(backbone._conv_stem, seen("input", x))
+            for i, b in enumerate(backbone._blocks):
+                h = relu6(b._expand_conv, x) if hasattr(b, "_expand_conv") else x
+                h = seen(f"project{i}", b._project_conv(relu6(b._depthwise_conv, h)))
+                x = seen(f"sum{i}", h + x) if b.skip else h
+    stem, head = _quantized_conv(backbone._conv_stem, None), _quantized_conv(backbone._conv_head, None)
+    blocks = [(_quantized_conv(b._expand_conv, None) if hasattr(b, "_expand_conv") else None,
+               _quantized_conv(b._depthwise_conv, None), _quantized_conv(b._project_conv, ranges[f"project{i}"]),
+               _affine(ranges[f"sum{i}"]) if b.skip else None) for i, b in enumerate(backbone._blocks)]
+    in_scale, in_zero = _affine(ranges["input"])
+
+    def conv(x, layer):
+        packed, k, s, scale, zero, relu = layer
+        op = torch.ops.quantized.conv2d_relu if relu else torch.ops.quantized.conv2d
+        return op(same_padding(x, k, s) if s != 1 else x, packed, scale, zero)
+
+    def run(x: torch.Tensor) -> torch.Tensor:
+        torch.backends.quantized.engine = engine  # the engine the weights were packed for
+        x = torch.quantize_per_tensor(x.contiguous(memory_format=torch.channels_last), in_scale, in_zero, torch.quint8)
+        x = conv(x, stem)
+        for expand, depthwise, project, residual in blocks:
+            h = conv(conv(conv(x, expand) if expand else x, depthwise), project)
+            x = torch.ops.quantized.add(h, x, *residual) if residual else h
+        return conv(x, head).dequantize().mean((2, 3))
+
+    return run
+
+
 def main() -> int:
     sys.stdout.write(describe_cpu(cpu_description()) + f"; PyTorch threads {torch.get_num_threads()}\n")
     large = generated_raster(16384)
@@ -117,7 +185,13 @@ def main() -> int:
             }
             x = naive.standardize(pixels, valid)
             calibration = [naive.standardize(p, v) for p, v in others]
-            for path, (run, prepare_s) in other_paths(naive.network, x, calibration, int8=name == "cnn").items():
+            paths = other_paths(naive.network, x, calibration, int8=name == "cnn")
+            if name == "efficientnet":
+                for engine in ("x86", "onednn"):
+                    start = time.perf_counter()
+                    quantized = efficientnet_int8(naive.network, calibration, engine)
+                    paths[f"int8_{engine}"] = (lambda q=quantized: q(x), time.perf_counter() - start)
+            for path, (run, prepare_s) in paths.items():
                 features = run()
                 results[path] = (per_tile_ms(run, repeats), difference(features, reference))
                 sys.stdout.write(f"  {name} {path}: prepared in {prepare_s:.1f} s\n")
