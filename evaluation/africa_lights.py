@@ -170,6 +170,11 @@ class CountryCoverage:
     # The interval's half-width made to depend on the estimate: q of each third of the
     # calibration estimates (low, middle, high), applied by the third an estimate falls in.
     coverage_by_estimate: float = float("nan")
+    # q with each calibration country weighing the same, whatever its number of clusters.
+    coverage_countries_equal: float = float("nan")
+    # q of |residual| / the spread of its country's estimates, times the held-out country's
+    # spread of estimates (known without its survey): a country-level scale.
+    coverage_by_spread: float = float("nan")
 
 
 def coverage_by_country(x: np.ndarray, survey: DhsSurvey, loco: OutOfCountry,
@@ -192,8 +197,30 @@ def coverage_by_country(x: np.ndarray, survey: DhsSurvey, loco: OutOfCountry,
             coverage=float(np.mean(miss <= q)), coverage_widened=float(np.mean(miss <= q * scale)),
             n=int(held.sum()), coverage_by_estimate=float(np.mean(miss <= _by_estimate(
                 survey.wealth[~held], loco.calibration_residuals[str(country)], loco.pred[held], level))),
+            **_by_country_weights(survey, held, loco, miss, level),
         )
     return out
+
+
+def _by_country_weights(survey: DhsSurvey, held: np.ndarray, loco: OutOfCountry, miss: np.ndarray, level: float) -> dict:
+    """The held-out country's coverage with the calibration countries weighing the same,
+    and with residuals scaled by their country's spread of estimates (see :class:`CountryCoverage`)."""
+    residuals = loco.calibration_residuals[str(survey.countries[held][0])]
+    countries = np.asarray(survey.countries)[~held].astype(str)
+    estimates = survey.wealth[~held] - residuals
+    weight, spread = np.empty(residuals.size), np.empty(residuals.size)
+    for other in np.unique(countries):
+        rows = countries == other
+        weight[rows], spread[rows] = 1.0 / rows.sum(), np.std(estimates[rows])
+    equal = _weighted_quantile(np.abs(residuals), weight, level)
+    scaled = _weighted_quantile(np.abs(residuals) / spread, weight, level) * np.std(loco.pred[held])
+    return {"coverage_countries_equal": float(np.mean(miss <= equal)), "coverage_by_spread": float(np.mean(miss <= scaled))}
+
+
+def _weighted_quantile(values: np.ndarray, weights: np.ndarray, level: float) -> float:
+    order = np.argsort(values)
+    cumulative = np.cumsum(weights[order]) / weights.sum()
+    return float(values[order][min(np.searchsorted(cumulative, level), values.size - 1)])
 
 
 def _by_estimate(y_calibration: np.ndarray, residuals: np.ndarray, estimates: np.ndarray, level: float) -> np.ndarray:

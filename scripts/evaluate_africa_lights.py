@@ -104,7 +104,8 @@ def country_lines(survey: al.DhsSurvey, x: np.ndarray, name: str, loco) -> list[
         f"alpha={loco.alphas[c]:.4g} n={v.n}"
         for c, v in coverage.items()
     ]
-    for interval, attr in (("plain", "coverage"), ("widened", "coverage_widened"), ("by_estimate", "coverage_by_estimate")):
+    for interval, attr in (("plain", "coverage"), ("widened", "coverage_widened"), ("by_estimate", "coverage_by_estimate"),
+                           ("countries_equal", "coverage_countries_equal"), ("by_spread", "coverage_by_spread")):
         values = {c: getattr(v, attr) for c, v in coverage.items()}
         missed = [c for c, v in values.items() if not 0.75 <= v <= 0.85]
         inside = sum(v * coverage[c].n for c, v in values.items()) / sum(v.n for v in coverage.values())
