@@ -40,7 +40,7 @@ def test_the_lines_name_each_variant_and_country(real_data, tmp_path, capsys):
     assert sorted(countries) == sorted(COUNTRIES)
     assert all(f"variant={default} " in line and "coverage80=" in line for line in out if line.startswith("dataset=dhs_country"))
     intervals = [line for line in out if line.startswith(f"dataset=dhs_interval variant={default} ")]
-    assert [re.search(r"interval=(\w+)", line).group(1) for line in intervals] == ["plain", "widened", "by_estimate"]
+    assert [re.search(r"interval=(\w+)", line).group(1) for line in intervals] == ["plain", "widened", "by_estimate", "countries_equal", "by_spread"]
     assert all(re.search(r"countries_75_85=\d/3 ", line) for line in intervals)
 
 
