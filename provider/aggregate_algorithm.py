@@ -134,9 +134,14 @@ class AggregateAlgorithm(PovertyAlgorithm):
         )
 
     def prepareAlgorithm(self, parameters, context: QgsProcessingContext, feedback: QgsProcessingFeedback) -> bool:  # noqa: N802
-        """Resolve the raster layers into file paths and read the map's tags here, in the main
-        thread (the task's worker thread then touches the files only through the separate
-        process of the statistics)."""
+        """Resolve the raster layers into file paths, read the map's tags and take the
+        polygons' feature source here, in the main thread, as every other algorithm of the
+        plugin takes its layers: the task's worker thread then reads only that source (a
+        copy of the layer's features, made to be read in another thread) and the files,
+        through the separate process of the statistics. (Taken in the worker thread, the
+        source looked the layer up in the project from there; the dock's aggregate crashed
+        QGIS about once in 20 runs of the dock tests.)"""
+        self._source = self.parameterAsSource(parameters, self.POLYGONS, context)
         layer = self.parameterAsRasterLayer(parameters, self.INPUT, context)
         self._raster_path = raster_file_path(layer)
         self._map_tags = read_poverty_map_tags(self._raster_path)
@@ -145,7 +150,7 @@ class AggregateAlgorithm(PovertyAlgorithm):
         return True
 
     def processAlgorithm(self, parameters, context: QgsProcessingContext, feedback: QgsProcessingFeedback) -> dict:  # noqa: N802
-        source = self.parameterAsSource(parameters, self.POLYGONS, context)
+        source, self._source = self._source, None  # released with this run
         if source is None:
             raise QgsProcessingException(self.tr("Choose a polygon layer (e.g. districts)."))
         if not source.sourceCrs().isValid():
