@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 
 from _bootstrap import ROOT, import_plugin_package
-from bench_checks import check_targets, cpu_description, describe_cpu, report_targets
+from bench_checks import check_targets, cores_here, cpu_description, describe_cpu, report_targets
 
 import_plugin_package()
 import numpy as np  # noqa: E402
@@ -209,10 +209,6 @@ def dask_workers(path: Path, models: dict, device: str, rows: int, repeats: int)
                                    "dask_2_vs_dask_1": round(two / one, 3),
                                    "dask_2_ceiling": round(min(2, cores_here()) / results[name]["local"]["cores_busy"], 3)}
     return results
-
-
-def cores_here() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def print_dask(results: dict) -> None:

@@ -36,11 +36,16 @@ def cpu_description(cpuinfo: str | None = None) -> dict:
         capability = "unknown"
     return {
         "model": fields.get("model name") or platform.processor() or "unknown",
-        "cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+        "cores": cores_here(),
         "flags": {flag: flag in flags for flag in FLAGS},
         "torch_capability": capability,
         "emulation": {name: os.environ[name] for name in EMULATION if name in os.environ},
     }
+
+
+def cores_here() -> int:
+    """The cores this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def describe_cpu(cpu: dict) -> str:

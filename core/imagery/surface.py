@@ -144,10 +144,7 @@ def eight_bit_cloud_floor(
                 dn = ds.read(wanted, window=window)
                 valid = np.all(ds.read_masks(wanted, window=window) > 0, axis=0)
             except RasterioError as exc:
-                raise PovertyMapperError(
-                    f"Cannot read the raster {ds.name} (looking for cloud): {exc.__cause__ or exc}. The file is "
-                    "damaged or incomplete (e.g. a copy or download cut short); copy or export it again."
-                ) from exc
+                raise _unreadable(ds, exc, "looking for cloud") from exc
             if fill is not None:
                 valid &= ~np.all(dn == fill, axis=0)
             values.append(dn[:, valid])
@@ -258,10 +255,7 @@ class SurfaceScreen:
                 masks = ds.read_masks(self.bands.wanted, window=window)
                 ok = inside & np.all(masks[:, rows, cols] > 0, axis=0)
         except RasterioError as exc:
-            raise PovertyMapperError(
-                f"Cannot read the raster {ds.name} (looking for water and cloud): {exc.__cause__ or exc}. The "
-                "file is damaged or incomplete (e.g. a copy or download cut short); copy or export it again."
-            ) from exc
+            raise _unreadable(ds, exc, "looking for water and cloud") from exc
         dn[...] = np.where(inside, block[:, rows, cols], 0)
         valid[...] = ok
 
@@ -311,6 +305,13 @@ class TileSource:
         out[...] = self.dn[i][index[:, None, None], rows[None, :, None], cols[None, None, :]]
         valid[...] = True
         return True
+
+
+def _unreadable(ds, exc: RasterioError, doing: str) -> PovertyMapperError:
+    return PovertyMapperError(
+        f"Cannot read the raster {ds.name} ({doing}): {exc.__cause__ or exc}. The file is damaged or incomplete "
+        "(e.g. a copy or download cut short); copy or export it again."
+    )
 
 
 def _strip_window(ds, grid: TileGrid, r0: int, r1: int) -> Window:
